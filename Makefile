@@ -1,0 +1,28 @@
+# The two commands of the README. Each does all of its own set-up on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+# CPU torch is pinned (its wheel is cached locally; an unpinned torch pulls a multi-GB CUDA build).
+$(STAMP): $(PY) pyproject.toml
+	$(PY) -m pip install -q -e '.[test,gpu,plots]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/cascade demo
+
+test: $(STAMP)
+	TRITON_INTERPRET=1 $(PY) -m pytest -q -n 2 tests
+
+bench: $(STAMP)
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,269 @@
+"""The Cascade IR: an immutable description of a cascade of extended Einsums.
+
+Every node is a frozen dataclass. Source spans ride along for error messages but are excluded from
+equality and hashing, so a cascade printed and parsed back compares equal to the original.
+
+One expression family serves three contexts:
+* size expressions (``M / M0``) over rank and parameter names,
+* index expressions (``m1*M0 + m0``, ``h / G``) over index variables and sizes, where ``/`` is
+  integer (floor) division,
+* value expressions (``exp(QK[b,h,p,m] - GM[b,h,p])``), where ``/`` is real division and a bare
+  index variable stands for its integer value.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator, Union
+
+REDUCERS = ("sum", "max", "min", "prod")
+
+# Scalar functions of the value language, with their arity.
+FUNCTIONS = {
+    "exp": 1, "log": 1, "sqrt": 1, "abs": 1, "relu": 1, "sigmoid": 1, "tanh": 1, "elu": 1,
+    "silu": 1, "gelu": 1, "softplus": 1, "recip": 1, "square": 1, "floor": 1, "ceil": 1,
+    "max": 2, "min": 2, "pow": 2,
+}
+
+COMPARISONS = ("<", "<=", ">", ">=", "==", "!=")
+ARITHMETIC = ("+", "-", "*", "/", "%")
+LOGICAL = ("and", "or")
+
+
+@dataclass(frozen=True)
+class Span:
+    """A region of a source file (1-based lines and columns; end column exclusive)."""
+
+    file: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+
+def _span() -> Span | None:
+    return field(default=None, compare=False, repr=False)
+
+
+# ---------------------------------------------------------------- expressions
+
+
+@dataclass(frozen=True)
+class Num:
+    value: float | int
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class Name:
+    """A bare name: an index variable (lower case) or a rank/parameter size (upper case)."""
+
+    name: str
+    span: Span | None = _span()
+
+    @property
+    def is_index(self) -> bool:
+        return self.name[0].islower()
+
+
+@dataclass(frozen=True)
+class Access:
+    """A tensor read (or, on a left-hand side, a write) ``T[i, j+1, k/G]``."""
+
+    tensor: str
+    indices: tuple["Expr", ...]
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class Unary:
+    op: str  # "-" or "not"
+    operand: "Expr"
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class Binary:
+    op: str  # arithmetic, comparison or logical operator
+    lhs: "Expr"
+    rhs: "Expr"
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class Call:
+    func: str
+    args: tuple["Expr", ...]
+    span: Span | None = _span()
+
+
+Expr = Union[Num, Name, Access, Unary, Binary, Call]
+
+
+def walk(expr: Expr) -> Iterator[Expr]:
+    """Pre-order traversal of an expression tree."""
+    yield expr
+    if isinstance(expr, Access):
+        for index in expr.indices:
+            yield from walk(index)
+    elif isinstance(expr, Unary):
+        yield from walk(expr.operand)
+    elif isinstance(expr, Binary):
+        yield from walk(expr.lhs)
+        yield from walk(expr.rhs)
+    elif isinstance(expr, Call):
+        for arg in expr.args:
+            yield from walk(arg)
+
+
+def index_vars(expr: Expr | None) -> tuple[str, ...]:
+    """Index variables used anywhere in ``expr``, in order of first appearance."""
+    if expr is None:
+        return ()
+    seen: dict[str, None] = {}
+    for node in walk(expr):
+        if isinstance(node, Name) and node.is_index:
+            seen.setdefault(node.name)
+    return tuple(seen)
+
+
+def accesses(expr: Expr | None) -> tuple[Access, ...]:
+    if expr is None:
+        return ()
+    return tuple(node for node in walk(expr) if isinstance(node, Access))
+
+
+# ---------------------------------------------------------------- declarations
+
+
+@dataclass(frozen=True)
+class SizeDecl:
+    """``rank M = 1024`` or ``param W = 64``: a named integer with a default value.
+
+    Ranks give extents to index variables (index ``m1`` ranges over rank ``M1``); parameters are
+    integers used in expressions only.
+    """
+
+    name: str
+    default: Expr
+    is_rank: bool = True
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class Split:
+    """``split M = M1 * M0``: M1 = ceil(M / M0); points past M in the last tile are empty."""
+
+    rank: str
+    outer: str
+    inner: str
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class TensorDecl:
+    """An input or output declaration; each axis is named by the index of its rank."""
+
+    name: str
+    axes: tuple[str, ...]  # index names, e.g. ("b", "h", "p", "e"); axis k has rank axes[k].upper()
+    span: Span | None = _span()
+
+    @property
+    def ranks(self) -> tuple[str, ...]:
+        return tuple(axis.upper() for axis in self.axes)
+
+
+@dataclass(frozen=True)
+class Einsum:
+    """``OUT[lhs] = reducer[reduced] body where predicate``.
+
+    ``reducer`` is None for a pure map (no reduced index); an Einsum written without a reducer but
+    with indices missing from its output is normalised by the parser to ``reducer="sum"`` with
+    ``implicit_sum=True`` so that it prints back the way it was written.
+    """
+
+    output: Access
+    body: Expr
+    reducer: str | None = None
+    reduced: tuple[str, ...] = ()
+    where: Expr | None = None
+    implicit_sum: bool = False
+    span: Span | None = _span()
+
+    @property
+    def name(self) -> str:
+        return self.output.tensor
+
+    @property
+    def iteration_space(self) -> tuple[str, ...]:
+        """Every index variable of the Einsum: output indices first, then reduced ones."""
+        seen: dict[str, None] = {}
+        for expr in (*self.output.indices, self.body, self.where):
+            for var in index_vars(expr):
+                seen.setdefault(var)
+        for var in self.reduced:
+            seen.setdefault(var)
+        return tuple(seen)
+
+    @property
+    def output_vars(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for index in self.output.indices:
+            for var in index_vars(index):
+                seen.setdefault(var)
+        return tuple(seen)
+
+    def reads(self) -> tuple[Access, ...]:
+        return accesses(self.body) + accesses(self.where)
+
+
+@dataclass(frozen=True)
+class Cascade:
+    """An ordered list of Einsums with the declarations they need."""
+
+    sizes: tuple[SizeDecl, ...]
+    splits: tuple[Split, ...]
+    inputs: tuple[TensorDecl, ...]
+    outputs: tuple[TensorDecl, ...]
+    einsums: tuple[Einsum, ...]
+    name: str = field(default="cascade", compare=False)
+    source: str | None = field(default=None, compare=False, repr=False)
+
+    # Convenience lookups (derived, never stored).
+    def size_decl(self, name: str) -> SizeDecl | None:
+        return next((s for s in self.sizes if s.name == name), None)
+
+    def split_of(self, rank: str) -> Split | None:
+        """The split that defines ``rank`` as an outer or inner part, if any."""
+        return next((s for s in self.splits if rank in (s.outer, s.inner)), None)
+
+    def split_for(self, rank: str) -> Split | None:
+        """The split that divides ``rank`` itself, if any."""
+        return next((s for s in self.splits if s.rank == rank), None)
+
+    def rank_names(self) -> tuple[str, ...]:
+        names = [s.name for s in self.sizes if s.is_rank]
+        for split in self.splits:
+            names.append(split.outer)
+        return tuple(names)
+
+    def input(self, name: str) -> TensorDecl | None:
+        return next((t for t in self.inputs if t.name == name), None)
+
+    def output(self, name: str) -> TensorDecl | None:
+        return next((t for t in self.outputs if t.name == name), None)
+
+    def definitions(self, tensor: str) -> tuple[Einsum, ...]:
+        return tuple(e for e in self.einsums if e.output.tensor == tensor)
+
+    def tensor_names(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for decl in self.inputs:
+            seen.setdefault(decl.name)
+        for einsum in self.einsums:
+            seen.setdefault(einsum.output.tensor)
+        return tuple(seen)
+
+    def replace_einsums(self, einsums) -> "Cascade":
+        from dataclasses import replace
+
+        return replace(self, einsums=tuple(einsums))

@@ -1,0 +1,261 @@
+"""Text to IR: the lark grammar in ``cascade.lark`` plus a transformer that builds frozen IR nodes."""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import lark
+from lark import Token, Transformer, v_args
+
+from .errors import CascadeError
+from .ir import (Access, Binary, Call, Cascade, Einsum, Name, Num, SizeDecl, Span, Split,
+                 TensorDecl, Unary, index_vars)
+
+_GRAMMAR = Path(__file__).with_name("cascade.lark")
+
+# What the user probably meant, for the tokens lark reports as expected.
+_TOKEN_WORDS = {
+    "RSQB": "']'", "LSQB": "'['", "RPAR": "')'", "LPAR": "'('", "COMMA": "','", "EQUAL": "'='",
+    "NAME": "a name", "NUMBER": "a number", "_NL": "end of line", "$END": "end of file",
+    "STAR": "'*'", "ADD_OP": "'+' or '-'", "MUL_OP": "'*', '/' or '%'", "COMP": "a comparison",
+    "WHERE": "'where'", "MINUS": "'-'", "INF": "'inf'", "SUM": "'sum'", "MAX": "'max'",
+    "MIN": "'min'", "PROD": "'prod'", "NOT": "'not'",
+}
+
+
+class _BracketNewlines:
+    """Post-lexer: drops newlines inside (), [] so long expressions may span lines."""
+
+    always_accept = ("_NL",)
+
+    def process(self, stream):
+        depth = 0
+        for token in stream:
+            if token.type in ("LPAR", "LSQB"):
+                depth += 1
+            elif token.type in ("RPAR", "RSQB"):
+                depth = max(0, depth - 1)
+            elif token.type == "_NL" and depth > 0:
+                continue
+            yield token
+
+
+@functools.lru_cache(maxsize=1)
+def _lark() -> lark.Lark:
+    return lark.Lark(_GRAMMAR.read_text(), start="program", parser="lalr",
+                     propagate_positions=True, postlex=_BracketNewlines(), maybe_placeholders=True)
+
+
+def _span_of(file: str, item) -> Span | None:
+    if isinstance(item, Token):
+        if item.line is None:
+            return None
+        return Span(file, item.line, item.column, item.end_line or item.line,
+                    item.end_column or item.column + len(item))
+    meta = getattr(item, "meta", item)
+    if getattr(meta, "empty", True):
+        return None
+    return Span(file, meta.line, meta.column, meta.end_line, meta.end_column)
+
+
+class _ToIR(Transformer):
+    def __init__(self, file: str):
+        super().__init__()
+        self.file = file
+
+    def _span(self, item) -> Span | None:
+        return _span_of(self.file, item)
+
+    # -- expressions
+    def number(self, children):
+        (tok,) = children
+        text = str(tok)
+        value: float | int = int(text) if text.isdigit() else float(text)
+        return Num(value, span=self._span(tok))
+
+    def inf(self, children):
+        return Num(float("inf"), span=self._span(children[0]))
+
+    def name(self, children):
+        (tok,) = children
+        return Name(str(tok), span=self._span(tok))
+
+    @v_args(meta=True)
+    def access(self, meta, children):
+        name, *indices = children
+        indices = tuple(i for i in indices if i is not None)
+        return Access(str(name), indices, span=_span_of(self.file, meta))
+
+    def fname(self, children):
+        return children[0]
+
+    @v_args(meta=True)
+    def call(self, meta, children):
+        fname, *args = children
+        args = tuple(a for a in args if a is not None)
+        return Call(str(fname), args, span=_span_of(self.file, meta))
+
+    @v_args(meta=True)
+    def neg(self, meta, children):
+        (operand,) = children
+        return Unary("-", operand, span=_span_of(self.file, meta))
+
+    @v_args(meta=True)
+    def not_op(self, meta, children):
+        (operand,) = children
+        return Unary("not", operand, span=_span_of(self.file, meta))
+
+    @v_args(meta=True)
+    def binop(self, meta, children):
+        lhs, op, rhs = children
+        return Binary(str(op), lhs, rhs, span=_span_of(self.file, meta))
+
+    compare = binop
+
+    @v_args(meta=True)
+    def and_op(self, meta, children):
+        lhs, rhs = children
+        return Binary("and", lhs, rhs, span=_span_of(self.file, meta))
+
+    @v_args(meta=True)
+    def or_op(self, meta, children):
+        lhs, rhs = children
+        return Binary("or", lhs, rhs, span=_span_of(self.file, meta))
+
+    # -- statements
+    def reducer(self, children):
+        return children[0]
+
+    @v_args(meta=True)
+    def reduction(self, meta, children):
+        reducer, *rest = children
+        *names, body = rest
+        return ("reduction", str(reducer), tuple(str(n) for n in names), body,
+                [self._span(n) for n in names])
+
+    @v_args(meta=True)
+    def einsum(self, meta, children):
+        output, rhs, where = children
+        span = _span_of(self.file, meta)
+        if isinstance(rhs, tuple) and rhs and rhs[0] == "reduction":
+            _, reducer, reduced, body, _spans = rhs
+            return Einsum(output, body, reducer, reduced, where, span=span)
+        body = rhs
+        # A plain Einsum: indices missing from the output are summed, as in numpy.einsum.
+        out_vars = set()
+        for index in output.indices:
+            out_vars.update(index_vars(index))
+        free = tuple(v for v in index_vars(body) if v not in out_vars)
+        if free:
+            return Einsum(output, body, "sum", free, where, implicit_sum=True, span=span)
+        return Einsum(output, body, None, (), where, span=span)
+
+    @v_args(meta=True)
+    def size_item(self, meta, children):
+        name, value = children
+        return (str(name), value, _span_of(self.file, meta))
+
+    def size_stmt(self, children):
+        keyword, *items = children
+        is_rank = str(keyword) == "rank"
+        return [SizeDecl(name, value, is_rank, span=span) for name, value, span in items]
+
+    @v_args(meta=True)
+    def split_stmt(self, meta, children):
+        rank, outer, inner = (str(c) for c in children)
+        return [Split(rank, outer, inner, span=_span_of(self.file, meta))]
+
+    @v_args(meta=True)
+    def tensor_sig(self, meta, children):
+        name, *axes = children
+        axes = tuple(str(a) for a in axes if a is not None)
+        return TensorDecl(str(name), axes, span=_span_of(self.file, meta))
+
+    def tensor_stmt(self, children):
+        keyword, *sigs = children
+        return [(str(keyword), sig) for sig in sigs]
+
+    def program(self, children):
+        return [c for c in children if c is not None]
+
+
+def parse(text: str, file: str = "<string>", name: str | None = None) -> Cascade:
+    """Parse cascade text into an (unverified) IR. Raises CascadeError on syntax errors."""
+    try:
+        tree = _lark().parse(text)
+    except lark.exceptions.UnexpectedInput as exc:
+        raise _syntax_error(exc, text, file) from None
+    statements = _ToIR(file).transform(tree)
+
+    sizes, splits, inputs, outputs, einsums = [], [], [], [], []
+    for stmt in statements:
+        if isinstance(stmt, Einsum):
+            einsums.append(stmt)
+            continue
+        for item in stmt:
+            if isinstance(item, SizeDecl):
+                sizes.append(item)
+            elif isinstance(item, Split):
+                splits.append(item)
+            else:
+                keyword, decl = item
+                (inputs if keyword == "input" else outputs).append(decl)
+    if name is None:
+        name = Path(file).stem if file and not file.startswith("<") else "cascade"
+    return Cascade(tuple(sizes), tuple(splits), tuple(inputs), tuple(outputs), tuple(einsums),
+                   name=name, source=text)
+
+
+def parse_file(path: str | Path) -> Cascade:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise CascadeError(f"no such file: {path}", hint="check the path of the cascade file",
+                           file=str(path)) from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        raise CascadeError(f"cannot read {path}: {exc.__class__.__name__}", file=str(path)) from None
+    return parse(text, str(path))
+
+
+def _syntax_error(exc: lark.exceptions.UnexpectedInput, text: str, file: str) -> CascadeError:
+    line = getattr(exc, "line", None)
+    column = getattr(exc, "column", None)
+    if line is None or line < 1:  # unexpected end of input
+        lines = text.splitlines() or [""]
+        line, column = len(lines), len(lines[-1]) + 1
+    span = Span(file, line, column, line, column + 1)
+    expected = sorted(getattr(exc, "expected", None) or getattr(exc, "allowed", None) or [])
+    words = [_TOKEN_WORDS.get(t, t.lower() if t.isupper() else repr(t)) for t in expected
+             if not t.startswith("__")]
+    if isinstance(exc, lark.exceptions.UnexpectedCharacters):
+        char = text.splitlines()[line - 1][column - 1] if line <= len(text.splitlines()) else "?"
+        message = f"unexpected character {char!r}"
+        hint = "names are letters, digits and '_'; operators are + - * / % and comparisons"
+    elif isinstance(exc, lark.exceptions.UnexpectedEOF):
+        message = "unexpected end of file"
+        hint = "the last statement is incomplete"
+    else:
+        token = exc.token
+        shown = "end of line" if token.type == "_NL" else (
+            "end of file" if token.type == "$END" else repr(str(token)))
+        message = f"unexpected {shown}"
+        hint = _hint_for(token, words, text, line)
+    if words and "expected" not in (hint or ""):
+        hint = (hint + "; " if hint else "") + "expected " + ", ".join(words[:6])
+    return CascadeError(message, span, hint, source=text, file=file)
+
+
+def _hint_for(token: Token, words: list[str], text: str, line: int) -> str | None:
+    source_line = text.splitlines()[line - 1] if 0 < line <= len(text.splitlines()) else ""
+    if token.type in ("SUM", "MAX", "MIN", "PROD") or (
+            token.type == "LSQB" and any(r in source_line for r in ("sum[", "max[", "min[", "prod["))):
+        return ("a reduction must be the whole right-hand side; define its result as a tensor of "
+                "its own and use that")
+    if token.type == "_NL" and source_line.count("[") > source_line.count("]"):
+        return "a '[' is not closed"
+    if token.type == "_NL" and source_line.count("(") > source_line.count(")"):
+        return "a '(' is not closed"
+    if token.type == "EQUAL":
+        return "use '==' to compare; '=' defines a tensor or a size"
+    return None

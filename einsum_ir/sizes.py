@@ -1,0 +1,103 @@
+"""Resolving rank and parameter sizes: defaults, command-line overrides, splits."""
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+from .errors import CascadeError
+from .ir import Binary, Call, Cascade, Expr, Name, Num, Unary
+
+
+def eval_int(expr: Expr, env: Mapping[str, int], *, what: str = "size") -> int:
+    """Evaluates an integer expression over named integers (``/`` must divide exactly)."""
+    if isinstance(expr, Num):
+        if isinstance(expr.value, float) and not float(expr.value).is_integer():
+            raise CascadeError(f"a {what} must be an integer, not {expr.value}", expr.span)
+        return int(expr.value)
+    if isinstance(expr, Name):
+        if expr.name not in env:
+            raise CascadeError(f"unknown size {expr.name!r} in a {what}", expr.span,
+                               "declare it with 'rank' or 'param' before it is used")
+        return env[expr.name]
+    if isinstance(expr, Unary) and expr.op == "-":
+        return -eval_int(expr.operand, env, what=what)
+    if isinstance(expr, Binary) and expr.op in ("+", "-", "*", "/", "%"):
+        lhs, rhs = eval_int(expr.lhs, env, what=what), eval_int(expr.rhs, env, what=what)
+        if expr.op == "+":
+            return lhs + rhs
+        if expr.op == "-":
+            return lhs - rhs
+        if expr.op == "*":
+            return lhs * rhs
+        if rhs == 0:
+            raise CascadeError(f"division by zero in a {what}", expr.span)
+        if expr.op == "%":
+            return lhs % rhs
+        if lhs % rhs:
+            raise CascadeError(f"{lhs} is not divisible by {rhs} in a {what}", expr.span,
+                               "choose sizes that divide exactly (for tiles use 'split')")
+        return lhs // rhs
+    if isinstance(expr, Call) and expr.func in ("min", "max") and len(expr.args) == 2:
+        values = [eval_int(a, env, what=what) for a in expr.args]
+        return min(values) if expr.func == "min" else max(values)
+    raise CascadeError(f"a {what} must be an integer expression of sizes", getattr(expr, "span", None))
+
+
+def _names_in(expr: Expr) -> set[str]:
+    from .ir import walk
+
+    return {n.name for n in walk(expr) if isinstance(n, Name)}
+
+
+def resolve_sizes(cascade: Cascade, overrides: Mapping[str, int] | None = None) -> dict[str, int]:
+    """Every rank and parameter size (splits included) for the given overrides.
+
+    Declarations may refer to each other in any order; overrides replace defaults. A split's outer
+    rank is ceil(rank / inner): the last tile may be partial, its missing points are empty.
+    """
+    overrides = dict(overrides or {})
+    known = {d.name for d in cascade.sizes} | {s.outer for s in cascade.splits}
+    for name in overrides:
+        if name not in known:
+            raise CascadeError(f"--set {name}: no rank or parameter named {name!r}",
+                               hint="known names: " + ", ".join(sorted(known)))
+    for split in cascade.splits:
+        if split.outer in overrides:
+            raise CascadeError(f"--set {split.outer}: {split.outer} is derived from the split "
+                               f"{split.rank} = {split.outer} * {split.inner}",
+                               hint=f"set {split.inner} (the tile size) instead")
+    env: dict[str, int] = {}
+    pending = {d.name: d for d in cascade.sizes}
+    splits = list(cascade.splits)
+    while pending or splits:
+        progressed = False
+        for name, decl in list(pending.items()):
+            if name in overrides:
+                env[name] = int(overrides[name])
+            elif _names_in(decl.default) <= env.keys():
+                env[name] = eval_int(decl.default, env)
+            else:
+                continue
+            if env[name] <= 0 and decl.is_rank:
+                raise CascadeError(f"rank {name} must be positive, got {env[name]}", decl.span)
+            del pending[name]
+            progressed = True
+        for split in list(splits):
+            if split.rank in env and split.inner in env:
+                env[split.outer] = math.ceil(env[split.rank] / env[split.inner])
+                splits.remove(split)
+                progressed = True
+        if not progressed:
+            decl = next(iter(pending.values()), None)
+            if decl is not None:
+                missing = sorted(_names_in(decl.default) - env.keys() - pending.keys()
+                                 - {s.outer for s in splits})
+                if missing:
+                    raise CascadeError(f"unknown size {missing[0]!r} in the size of {decl.name}",
+                                       decl.span, "declare it with 'rank' or 'param'")
+                raise CascadeError(f"the size of {decl.name} depends on itself", decl.span,
+                                   "size declarations must not form a cycle")
+            split = splits[0]
+            raise CascadeError(f"split {split.rank} = {split.outer} * {split.inner}: "
+                               f"{split.rank} or {split.inner} is not a declared rank", split.span)
+    return env
