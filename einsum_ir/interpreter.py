@@ -264,7 +264,8 @@ class _Evaluator:
         factors = [self._factor(f) for f in _product_factors(einsum.body)]
         if einsum.where is not None:
             pred = self.eval_pred(einsum.where)
-            factors.append(LArr(pred.labels, pred.values.astype(self.dtype)))
+            # The predicate decides which points exist; it contributes no value.
+            factors.append(LArr(pred.labels, np.ones(pred.values.shape, dtype=self.dtype), pred.values))
             masked = True
         else:
             masked = False

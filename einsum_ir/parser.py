@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 
 import lark
@@ -228,22 +229,27 @@ def _syntax_error(exc: lark.exceptions.UnexpectedInput, text: str, file: str) ->
     expected = sorted(getattr(exc, "expected", None) or getattr(exc, "allowed", None) or [])
     words = [_TOKEN_WORDS.get(t, t.lower() if t.isupper() else repr(t)) for t in expected
              if not t.startswith("__")]
+    nested = _nested_reduction(text, line, column)
     if isinstance(exc, lark.exceptions.UnexpectedCharacters):
         char = text.splitlines()[line - 1][column - 1] if line <= len(text.splitlines()) else "?"
         message = f"unexpected character {char!r}"
         hint = "names are letters, digits and '_'; operators are + - * / % and comparisons"
     elif isinstance(exc, lark.exceptions.UnexpectedEOF):
         message = "unexpected end of file"
-        hint = "the last statement is incomplete"
+        hint = _unbalanced(text) or "the last statement is incomplete"
     else:
         token = exc.token
         shown = "end of line" if token.type == "_NL" else (
             "end of file" if token.type == "$END" else repr(str(token)))
         message = f"unexpected {shown}"
         hint = _hint_for(token, words, text, line)
-    if words and "expected" not in (hint or ""):
+        if token.type == "$END" and _unbalanced(text):
+            message, hint = "unexpected end of file", _unbalanced(text)
+    if nested:
+        hint = None
+    if words and not nested and "is not closed" not in (hint or "") and "'=='" not in (hint or ""):
         hint = (hint + "; " if hint else "") + "expected " + ", ".join(words[:6])
-    return CascadeError(message, span, hint, source=text, file=file)
+    return CascadeError(message, span, nested or hint, source=text, file=file)
 
 
 def _hint_for(token: Token, words: list[str], text: str, line: int) -> str | None:
@@ -258,4 +264,28 @@ def _hint_for(token: Token, words: list[str], text: str, line: int) -> str | Non
         return "a '(' is not closed"
     if token.type == "EQUAL":
         return "use '==' to compare; '=' defines a tensor or a size"
+    return None
+
+
+_REDUCTION = re.compile(r"\b(sum|max|min|prod)\s*\[")
+
+
+def _nested_reduction(text: str, line: int, column: int) -> str | None:
+    """A reducer used inside an expression rather than as the whole right-hand side."""
+    lines = text.splitlines()
+    if not 0 < line <= len(lines):
+        return None
+    source = lines[line - 1][: max(column - 1, 0)]
+    _, eq, rhs = source.partition("=")
+    match = _REDUCTION.search(rhs) if eq else None
+    if match and rhs[: match.start()].strip():
+        return ("a reduction must be the whole right-hand side; define its result as a tensor "
+                "of its own and use that")
+    return None
+
+
+def _unbalanced(text: str) -> str | None:
+    for opening, closing in (("[", "]"), ("(", ")")):
+        if text.count(opening) > text.count(closing):
+            return f"a '{opening}' is not closed"
     return None

@@ -268,7 +268,8 @@ class _Checker:
                                "known functions: " + ", ".join(sorted(FUNCTIONS)))
                 if len(node.args) != FUNCTIONS[node.func]:
                     raise _err(f"{node.func} takes {FUNCTIONS[node.func]} argument(s), "
-                               f"got {len(node.args)}", node)
+                               f"got {len(node.args)}", node,
+                               "max and min take two arguments; for a reduction write max[i] X[..., i]")
             elif isinstance(node, Access):
                 self._check_access(node)
 
@@ -316,7 +317,8 @@ class _Checker:
                        "for example: where m <= p")
         for node in walk(expr):
             if isinstance(node, Access):
-                raise _err("a 'where' predicate is over indices only; it cannot read tensors", node)
+                raise _err("a 'where' predicate is over indices only; it cannot read tensors", node,
+                           "masks that depend on data (top-k, routing) are not supported yet")
             if isinstance(node, Call) and node.func not in ("abs", "min", "max"):
                 raise _err(f"function {node.func!r} cannot be used in a predicate", node,
                            "predicates use integer arithmetic, abs, min and max")
