@@ -36,17 +36,20 @@ def load_inputs(path: str) -> dict[str, np.ndarray]:
 def run(args) -> int:
     cascade = parse_file(args.file)
     analysis = analyze(cascade)
-    sizes = resolve_sizes(cascade, parse_assignments(args.set))
+    overrides = parse_assignments(args.set)
+    sizes = resolve_sizes(cascade, overrides)
     dtype = np.dtype(args.dtype)
     if args.inputs:
         inputs = load_inputs(args.inputs)
-        unknown = sorted(set(inputs) - {d.name for d in cascade.inputs})
+        # Files written by `cascade eval` hold outputs too: those are ignored, other names are typos.
+        unknown = sorted(set(inputs) - set(analysis.shapes))
+        inputs = {k: v for k, v in inputs.items() if cascade.input(k)}
         if unknown:
             raise CascadeError(f"{args.inputs}: {unknown[0]} is not an input of {args.file}",
                                hint="inputs: " + ", ".join(d.name for d in cascade.inputs))
     else:
         inputs = random_inputs(cascade, sizes, args.seed, dtype)
-    outputs = evaluate(cascade, inputs, sizes, dtype=dtype, analysis=analysis)
+    outputs = evaluate(cascade, inputs, overrides, dtype=dtype, analysis=analysis)
     out_path = Path(args.out)
     if out_path.parent and not out_path.parent.exists():
         raise CascadeError(f"--out {args.out}: directory {out_path.parent} does not exist")
