@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     except CascadeError as exc:
         print(exc.render(), file=sys.stderr)
         return 1
+    except MemoryError:
+        print("cascade: error: out of memory; try smaller sizes (--set P=...)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
