@@ -1,0 +1,327 @@
+"""Which points exist: the structural sparsity of every tensor under predicates and split tails.
+
+The reference interpreter decides existence while it computes values. The analyses need the same
+decision without the values, for large sizes: this module propagates boolean *existence masks*
+only, with the interpreter's rules (design.md section 3):
+
+* a ``where`` predicate removes points from an Einsum's iteration space;
+* ``+``, ``max`` and ``min`` keep the points either operand has (union); every other operator and
+  function keeps the points all its operands have (intersection);
+* a read outside a tensor's extent (the tail of a split that does not divide its rank) is empty;
+* a reduction's output point exists when any of its reduced points exists.
+
+Masks are kept over the index variables that actually carry structure (those of predicates and of
+non-trivial index expressions); every other variable is dense and is accounted for by multiplying
+with its extent. A causal cascade therefore costs one P x M boolean array per masked tensor, never
+an array over the full B x H x P x M x E iteration space, and never a Python loop over points.
+Recurrences are stepped along their iterative rank (one vectorised step per tile), as the
+interpreter steps them.
+
+Value-dependent emptiness (``-inf - -inf``) is not modelled: the analysis is structural.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+
+from ..ir import Access, Binary, Call, Einsum, Expr, Name, Num, Unary
+from ..verifier import Analysis
+
+_UNION = {"+", "max", "min"}
+_CMP = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
+        "==": np.equal, "!=": np.not_equal}
+
+
+@dataclass(frozen=True)
+class Mask:
+    """A boolean array over named index variables (one full-extent axis per label)."""
+
+    labels: tuple[str, ...]
+    values: np.ndarray
+
+
+def einsum_key(analysis: Analysis, einsum: Einsum) -> str:
+    """The name analyses use for an Einsum: its tensor, or ``T.init`` for an initial value."""
+    rec = analysis.recurrences.get(einsum.name)
+    if rec is not None and einsum is rec.init:
+        return f"{einsum.name}.init"
+    return einsum.name
+
+
+def _labels(*labels_lists) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for labels in labels_lists:
+        for label in labels:
+            seen.setdefault(label)
+    return tuple(seen)
+
+
+class ExistenceEvaluator:
+    """Propagates existence masks through a verified cascade for given sizes.
+
+    After :meth:`run`, ``points[key]`` is the number of existing points of each Einsum's iteration
+    space (summed over the steps of a recurrence), ``out_points[key]`` the number of output points
+    it writes, and ``dense[key]`` whether every point of its iteration space exists.
+    """
+
+    def __init__(self, analysis: Analysis, sizes: Mapping[str, int]):
+        self.a = analysis
+        self.c = analysis.cascade
+        self.sizes = dict(sizes)
+        self.store: dict[str, np.ndarray | None] = {d.name: None for d in self.c.inputs}
+        self.fixed: dict[str, int] = {}
+        self.points: dict[str, int] = {}
+        self.out_points: dict[str, int] = {}
+        self.dense: dict[str, bool] = {}
+
+    # ------------------------------------------------------------------ helpers
+    def extent(self, var: str) -> int:
+        return self.sizes[var.upper()]
+
+    def axis_extents(self, tensor: str) -> tuple[int, ...]:
+        return tuple(self.sizes[a.rank] + a.extra for a in self.a.shapes[tensor])
+
+    def _full(self, mask: Mask, labels: tuple[str, ...]) -> np.ndarray:
+        """``mask`` transposed and broadcast to full extents over ``labels``."""
+        perm = [mask.labels.index(l) for l in labels if l in mask.labels]
+        values = np.transpose(mask.values, perm) if perm != list(range(len(perm))) else mask.values
+        shape = [self.extent(l) if l in mask.labels else 1 for l in labels]
+        values = values.reshape(shape)
+        return np.broadcast_to(values, tuple(self.extent(l) for l in labels))
+
+    def _int(self, expr: Expr) -> tuple[tuple[str, ...], np.ndarray]:
+        """Integer index arithmetic (``/`` floors), as labelled arrays."""
+        if isinstance(expr, Num):
+            return (), np.asarray(int(expr.value))
+        if isinstance(expr, Name):
+            if not expr.is_index:
+                return (), np.asarray(self.sizes[expr.name])
+            if expr.name in self.fixed:
+                return (), np.asarray(self.fixed[expr.name])
+            return (expr.name,), np.arange(self.extent(expr.name))
+        if isinstance(expr, Unary) and expr.op == "-":
+            labels, values = self._int(expr.operand)
+            return labels, -values
+        if isinstance(expr, Call) and expr.func in ("abs", "min", "max"):
+            parts = [self._int(a) for a in expr.args]
+            labels = _labels(*(p[0] for p in parts))
+            arrays = [self._align(p, labels) for p in parts]
+            fn = {"abs": np.abs, "min": np.minimum, "max": np.maximum}[expr.func]
+            return labels, fn(*arrays)
+        if isinstance(expr, Binary):
+            lhs, rhs = self._int(expr.lhs), self._int(expr.rhs)
+            labels = _labels(lhs[0], rhs[0])
+            a, b = self._align(lhs, labels), self._align(rhs, labels)
+            op = expr.op
+            if op in ("/", "%"):
+                safe = np.where(b == 0, 1, b)
+                return labels, (a // safe if op == "/" else a % safe)
+            if op in _CMP:
+                return labels, _CMP[op](a, b)
+            if op in ("and", "or"):
+                return labels, (a & b) if op == "and" else (a | b)
+            return labels, {"+": np.add, "-": np.subtract, "*": np.multiply}[op](a, b)
+        if isinstance(expr, Unary) and expr.op == "not":
+            labels, values = self._int(expr.operand)
+            return labels, ~values.astype(bool)
+        raise TypeError(f"not an index expression: {expr!r}")
+
+    @staticmethod
+    def _align(part, labels) -> np.ndarray:
+        plabels, values = part
+        perm = [plabels.index(l) for l in labels if l in plabels]
+        values = np.transpose(values, perm) if perm != list(range(len(perm))) else values
+        return values.reshape([values.shape[perm.index(plabels.index(l))] if l in plabels else 1
+                               for l in labels]) if plabels else values.reshape([1] * len(labels))
+
+    def _mask(self, part) -> Mask:
+        labels, values = part
+        values = np.asarray(values, dtype=bool)
+        target = tuple(self.extent(l) for l in labels)
+        return Mask(labels, np.broadcast_to(values.reshape(values.shape or ()), target)
+                    if labels else values)
+
+    # ------------------------------------------------------------------ existence
+    def _and(self, a: Mask | None, b: Mask | None) -> Mask | None:
+        if a is None:
+            return b
+        if b is None:
+            return a
+        labels = _labels(a.labels, b.labels)
+        return Mask(labels, self._full(a, labels) & self._full(b, labels))
+
+    def _or(self, a: Mask | None, b: Mask | None) -> Mask | None:
+        if a is None or b is None:
+            return None
+        labels = _labels(a.labels, b.labels)
+        return Mask(labels, self._full(a, labels) | self._full(b, labels))
+
+    def exists(self, expr: Expr | None) -> Mask | None:
+        """The points at which ``expr`` has a value (None: all of them)."""
+        if expr is None or isinstance(expr, (Num, Name)):
+            return None
+        if isinstance(expr, Access):
+            return self.read(expr)
+        if isinstance(expr, Unary):
+            return self.exists(expr.operand)
+        if isinstance(expr, Binary):
+            if expr.op in ("and", "or"):
+                return None
+            combine = self._or if expr.op in _UNION else self._and
+            return combine(self.exists(expr.lhs), self.exists(expr.rhs))
+        if isinstance(expr, Call):
+            masks = [self.exists(arg) for arg in expr.args]
+            if len(masks) == 1:
+                return masks[0]
+            combine = self._or if expr.func in _UNION else self._and
+            return combine(*masks)
+        raise TypeError(f"not an expression: {expr!r}")
+
+    def predicate(self, expr: Expr) -> Mask:
+        labels, values = self._int(expr)
+        values = np.asarray(values, dtype=bool)
+        if not labels:
+            return Mask((), values)
+        return self._mask((labels, values))
+
+    def read(self, access: Access) -> Mask | None:
+        stored = self.store[access.tensor]
+        extents = self.axis_extents(access.tensor)
+        index_parts = []  # per axis: labelled index array, or None when no gather is needed
+        valid = None
+        for k, index in enumerate(access.indices):
+            stored_axis = stored is not None and stored.shape[k] > 1
+            trivial = (isinstance(index, Name) and index.is_index and index.name not in self.fixed
+                       and self.extent(index.name) <= extents[k])
+            if trivial and not stored_axis:
+                index_parts.append(None)
+                continue
+            part = self._int(index)
+            index_parts.append(part)
+            if not trivial:
+                ok = (part[0], (part[1] >= 0) & (part[1] < extents[k]))
+                valid = self._and(valid, self._mask(ok))
+        if stored is None:
+            return valid
+        labels = _labels(*(p[0] for p in index_parts if p is not None))
+        idx = []
+        for k, part in enumerate(index_parts):
+            if stored.shape[k] == 1:
+                idx.append(np.zeros([1] * len(labels), dtype=np.intp))
+            else:
+                arr = self._align(part, labels)
+                idx.append(np.clip(arr, 0, stored.shape[k] - 1))
+        gathered = stored[tuple(idx)] if idx else stored
+        if not labels:
+            gathered = np.asarray(gathered).reshape(())
+            if not gathered:
+                return Mask((), np.asarray(False))
+            return valid
+        mask = self._mask((labels, gathered))
+        return self._and(mask, valid)
+
+    # ------------------------------------------------------------------ einsums
+    def run(self) -> "ExistenceEvaluator":
+        for group, var in zip(self.a.order, self.a.step_vars):
+            if var is None:
+                self.run_einsum(group[0])
+                continue
+            for i in range(self.extent(var)):
+                self.fixed = {var: i}
+                for einsum in group:
+                    self.run_einsum(einsum)
+            self.fixed = {}
+        return self
+
+    def run_einsum(self, einsum: Einsum) -> None:
+        key = einsum_key(self.a, einsum)
+        mask = self.exists(einsum.body)
+        if einsum.where is not None:
+            mask = self._and(mask, self.predicate(einsum.where))
+        space = [v for v in einsum.iteration_space if v not in self.fixed]
+        out_vars = [v for v in einsum.output_vars if v not in self.fixed]
+        full = math.prod(self.extent(v) for v in space)
+        if mask is None:
+            points, out, out_points = full, None, math.prod(self.extent(v) for v in out_vars)
+        elif not mask.labels:
+            points = full if bool(mask.values) else 0
+            out = None if points else Mask((), np.asarray(False))
+            out_points = math.prod(self.extent(v) for v in out_vars) if points else 0
+        else:
+            rest = math.prod(self.extent(v) for v in space if v not in mask.labels)
+            points = int(np.count_nonzero(mask.values)) * rest
+            reduce_axes = tuple(k for k, l in enumerate(mask.labels) if l not in out_vars)
+            kept = tuple(l for l in mask.labels if l in out_vars)
+            values = mask.values.any(axis=reduce_axes) if reduce_axes else mask.values
+            out = Mask(kept, values)
+            out_points = (int(np.count_nonzero(values))
+                          * math.prod(self.extent(v) for v in out_vars if v not in kept))
+        self.points[key] = self.points.get(key, 0) + points
+        self.out_points[key] = self.out_points.get(key, 0) + out_points
+        self.dense[key] = self.dense.get(key, True) and points == full
+        self._write(einsum, out)
+
+    def _write(self, einsum: Einsum, out: Mask | None) -> None:
+        tensor = einsum.name
+        recurrent = tensor in self.a.recurrences
+        if not recurrent and out is None:
+            self.store[tensor] = None
+            return
+        extents = self.axis_extents(tensor)
+        if recurrent and self.store.get(tensor) is None:
+            axis = self.a.recurrences[tensor].axis
+            shape = [1] * len(extents)
+            shape[axis] = extents[axis]
+            self.store[tensor] = np.zeros(shape, dtype=bool)
+        current = self.store.get(tensor)
+        if current is None:
+            current = np.zeros([1] * len(extents), dtype=bool)
+        slicer, labels, needs_full = [], [], []
+        for k, index in enumerate(einsum.output.indices):
+            if isinstance(index, Num):
+                slicer.append(int(index.value))
+                needs_full.append(True)
+            elif isinstance(index, Name):
+                if index.name in self.fixed:
+                    slicer.append(self.fixed[index.name])
+                    needs_full.append(True)
+                else:
+                    n = self.extent(index.name)
+                    slicer.append(slice(0, n))
+                    labels.append(index.name)
+                    needs_full.append(n != extents[k] or (out is not None and index.name in out.labels))
+            else:  # var + 1
+                var = index.lhs.name
+                if var in self.fixed:
+                    slicer.append(self.fixed[var] + 1)
+                else:
+                    slicer.append(slice(1, self.extent(var) + 1))
+                    labels.append(var)
+                needs_full.append(True)
+        shape = tuple(extents[k] if needs_full[k] or current.shape[k] > 1 else 1
+                      for k in range(len(extents)))
+        if shape != current.shape:
+            current = np.broadcast_to(current, shape).copy()
+        target = tuple(s if shape[k] > 1 or not isinstance(s, slice) else slice(None)
+                       for k, s in enumerate(slicer))
+        region = current[target]
+        if out is None:
+            region[...] = True
+        elif not out.labels:
+            region[...] = bool(out.values)
+        else:
+            full = self._full(out, tuple(labels))
+            for i in range(len(labels)):
+                if region.shape[i] == 1 and full.shape[i] > 1:
+                    full = full.take([0], axis=i)
+            region[...] = full
+        current[target] = region
+        self.store[tensor] = current
+
+
+def existence(analysis: Analysis, sizes: Mapping[str, int]) -> ExistenceEvaluator:
+    """Runs the existence propagation and returns the evaluator (masks in ``store``)."""
+    return ExistenceEvaluator(analysis, sizes).run()

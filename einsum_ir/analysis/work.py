@@ -1,0 +1,241 @@
+"""Work: how many operations of each class every Einsum performs.
+
+Counting rules (one count per *existing* point; masked points and split tails do no work):
+
+* A sum whose body is a product of two or more tensor factors (a contraction) counts one ``mac``
+  per point of its iteration space; each further factor adds a ``mul`` (``div`` for a divisor).
+  Constant factors (``/ sqrt(E)``) are hoisted out of the sum: one ``mul`` per output point.
+* Any other sum counts one ``add`` per point; a ``max`` or ``min`` reduction one ``max``; a
+  ``prod`` reduction one ``mul``.
+* Operators inside the body count once per point: ``+``/``-`` are ``add``, ``*`` is ``mul``, ``/``
+  is ``div``, comparisons are ``cmp``, binary ``max``/``min`` are ``max``, ``exp`` is ``exp``,
+  every other function (``log``, ``sqrt``, ``elu``, ...) and ``%`` is ``other``.
+  Subexpressions without tensors or indices are constants (folded, free); a unary minus is free;
+  index arithmetic inside accesses and ``where`` predicates is address/loop work and not counted.
+* An initial value of a recurrence (``RM[b,h,p,0] = -inf``) is reported as ``RM.init``.
+
+``points`` are exact under masks for the given sizes (vectorised over the predicate's index space,
+see :mod:`einsum_ir.analysis.existence`). ``symbolic`` gives closed forms in the rank symbols for
+every Einsum that no ``where`` predicate reaches and that is dense at the given sizes; a split's
+outer rank is ``ceiling(M / M0)``. Where both exist they agree exactly.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import sympy
+
+from ..ir import Access, Binary, Call, Cascade, Einsum, Expr, Name, Num, Unary, walk
+from ..sizes import resolve_sizes
+from ..verifier import Analysis, analyze
+from .existence import einsum_key, existence
+
+OP_CLASSES = ("mac", "add", "mul", "max", "exp", "div", "cmp", "other")
+
+
+@dataclass(frozen=True)
+class WorkReport:
+    """Operation counts of a cascade for one set of sizes.
+
+    ``per_einsum[key][op]`` with ``key`` the Einsum's output tensor (``T.init`` for an initial
+    value) and ``op`` one of :data:`OP_CLASSES` (every class present, zeros included);
+    ``points[key]`` the existing points of its iteration space; ``total[op]`` the sums;
+    ``symbolic[key][op]`` closed forms (sympy) where available, else None when no Einsum has one.
+    """
+
+    per_einsum: dict[str, dict[str, int]]
+    points: dict[str, int]
+    total: dict[str, int]
+    symbolic: dict[str, dict[str, sympy.Expr]] | None
+    sizes: dict[str, int] = field(default_factory=dict)
+    output_points: dict[str, int] = field(default_factory=dict)
+    symbolic_points: dict[str, sympy.Expr] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {
+            "sizes": dict(self.sizes),
+            "per_einsum": self.per_einsum,
+            "points": self.points,
+            "total": self.total,
+            "symbolic": None if self.symbolic is None else {
+                k: {op: str(v) for op, v in ops.items()} for k, ops in self.symbolic.items()},
+        }
+
+
+# ---------------------------------------------------------------------- operation profiles
+
+
+def _is_constant(expr: Expr) -> bool:
+    return not any(isinstance(n, Access) or (isinstance(n, Name) and n.is_index) for n in walk(expr))
+
+
+_BINARY_CLASS = {"+": "add", "-": "add", "*": "mul", "/": "div", "%": "other",
+                 "<": "cmp", "<=": "cmp", ">": "cmp", ">=": "cmp", "==": "cmp", "!=": "cmp",
+                 "and": "other", "or": "other"}
+_CALL_CLASS = {"exp": "exp", "max": "max", "min": "max", "recip": "div"}
+
+
+def expr_ops(expr: Expr, counts: Counter | None = None) -> Counter:
+    """Operations of one evaluation of a value expression (constants folded)."""
+    counts = Counter() if counts is None else counts
+    if _is_constant(expr) or isinstance(expr, (Access, Name, Num)):
+        return counts
+    if isinstance(expr, Unary):
+        if expr.op == "not":
+            counts["other"] += 1
+        return expr_ops(expr.operand, counts)
+    if isinstance(expr, Binary):
+        counts[_BINARY_CLASS[expr.op]] += 1
+        expr_ops(expr.lhs, counts)
+        return expr_ops(expr.rhs, counts)
+    if isinstance(expr, Call):
+        counts[_CALL_CLASS.get(expr.func, "other")] += 1
+        for arg in expr.args:
+            expr_ops(arg, counts)
+        return counts
+    return counts
+
+
+def _factors(expr: Expr, divisor: bool = False) -> list[tuple[Expr, bool]]:
+    """A product split into (factor, is_divisor) pairs."""
+    if isinstance(expr, Binary) and expr.op == "*":
+        return _factors(expr.lhs, divisor) + _factors(expr.rhs, divisor)
+    if isinstance(expr, Binary) and expr.op == "/" and not divisor:
+        return _factors(expr.lhs) + [(expr.rhs, True)]
+    if isinstance(expr, Unary) and expr.op == "-":
+        return _factors(expr.operand, divisor)
+    return [(expr, divisor)]
+
+
+def einsum_profile(einsum: Einsum) -> tuple[Counter, Counter]:
+    """Operations per existing iteration point and per existing output point."""
+    per_point, per_output = Counter(), Counter()
+    if einsum.reducer == "sum":
+        factors = _factors(einsum.body)
+        variable = [(f, d) for f, d in factors if not _is_constant(f)]
+        constant = [(f, d) for f, d in factors if _is_constant(f)]
+        plain = [f for f, d in variable if not d]
+        if len(plain) >= 2:
+            per_point["mac"] += 1
+            per_point["mul"] += len(plain) - 2
+        else:
+            per_point["add"] += 1
+        per_point["div"] += sum(1 for _, d in variable if d)
+        if constant:
+            per_output["mul"] += 1
+        for f, _ in variable:
+            expr_ops(f, per_point)
+    else:
+        expr_ops(einsum.body, per_point)
+        if einsum.reducer in ("max", "min"):
+            per_point["max"] += 1
+        elif einsum.reducer == "prod":
+            per_point["mul"] += 1
+    return per_point, per_output
+
+
+# ---------------------------------------------------------------------- symbols
+
+
+def rank_symbols(cascade: Cascade, env: Mapping[str, int] | None = None) -> dict[str, sympy.Expr]:
+    """A sympy expression for every rank and parameter: a symbol, or its defining expression.
+
+    A split's outer rank is ``M / M0`` where the tile divides its rank at the sizes ``env`` (or
+    when no sizes are given), else ``ceiling(M / M0)``.
+    """
+    symbols: dict[str, sympy.Expr] = {}
+    decls = {d.name: d for d in cascade.sizes}
+
+    def conv(expr: Expr) -> sympy.Expr:
+        if isinstance(expr, Num):
+            return sympy.Integer(int(expr.value))
+        if isinstance(expr, Name):
+            return sym(expr.name)
+        if isinstance(expr, Unary) and expr.op == "-":
+            return -conv(expr.operand)
+        if isinstance(expr, Binary) and expr.op in ("+", "-", "*", "/", "%"):
+            a, b = conv(expr.lhs), conv(expr.rhs)
+            return {"+": a + b, "-": a - b, "*": a * b, "/": a / b, "%": sympy.Mod(a, b)}[expr.op]
+        if isinstance(expr, Call) and expr.func in ("min", "max"):
+            args = [conv(x) for x in expr.args]
+            return sympy.Min(*args) if expr.func == "min" else sympy.Max(*args)
+        raise ValueError(expr)
+
+    def sym(name: str) -> sympy.Expr:
+        if name in symbols:
+            return symbols[name]
+        split = next((s for s in cascade.splits if s.outer == name), None)
+        if split is not None:
+            ratio = sym(split.rank) / sym(split.inner)
+            divides = env is None or env[split.rank] % env[split.inner] == 0
+            value = ratio if divides else sympy.ceiling(ratio)
+        elif name in decls and not isinstance(decls[name].default, Num):
+            symbols[name] = sympy.Symbol(name, positive=True, integer=True)  # cycle guard
+            try:
+                value = conv(decls[name].default)
+            except ValueError:
+                value = symbols[name]
+        else:
+            value = sympy.Symbol(name, positive=True, integer=True)
+        symbols[name] = value
+        return value
+
+    for name in [*decls, *(s.outer for s in cascade.splits)]:
+        sym(name)
+    return symbols
+
+
+def _tainted(cascade: Cascade) -> set[str]:
+    """Tensors that a ``where`` predicate reaches (directly or through their operands)."""
+    tainted: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for einsum in cascade.einsums:
+            if einsum.name in tainted:
+                continue
+            if einsum.where is not None or any(a.tensor in tainted for a in einsum.reads()):
+                tainted.add(einsum.name)
+                changed = True
+    return tainted
+
+
+# ---------------------------------------------------------------------- the report
+
+
+def count_work(cascade: Cascade, sizes: Mapping[str, int] | None = None, *,
+               analysis: Analysis | None = None) -> WorkReport:
+    """Counts the work of ``cascade``.
+
+    ``sizes`` are overrides of the declared defaults (as ``--set`` gives them), or a full size
+    table from :func:`einsum_ir.resolve_sizes`.
+    """
+    analysis = analysis or analyze(cascade)
+    known = {d.name for d in cascade.sizes}
+    overrides = {k: v for k, v in (sizes or {}).items() if k in known}
+    env = resolve_sizes(cascade, overrides)
+    ev = existence(analysis, env)
+    symbols = rank_symbols(cascade, env)
+    tainted = _tainted(cascade)
+
+    per_einsum: dict[str, dict[str, int]] = {}
+    symbolic: dict[str, dict[str, sympy.Expr]] = {}
+    symbolic_points: dict[str, sympy.Expr] = {}
+    for einsum in cascade.einsums:
+        key = einsum_key(analysis, einsum)
+        per_point, per_output = einsum_profile(einsum)
+        points, outs = ev.points.get(key, 0), ev.out_points.get(key, 0)
+        per_einsum[key] = {op: per_point[op] * points + per_output[op] * outs for op in OP_CLASSES}
+        if ev.dense.get(key, False) and einsum.name not in tainted:
+            n = math.prod([symbols[v.upper()] for v in einsum.iteration_space], start=sympy.Integer(1))
+            o = math.prod([symbols[v.upper()] for v in einsum.output_vars], start=sympy.Integer(1))
+            symbolic_points[key] = n
+            symbolic[key] = {op: sympy.expand(per_point[op] * n + per_output[op] * o)
+                             for op in OP_CLASSES}
+    total = {op: sum(counts[op] for counts in per_einsum.values()) for op in OP_CLASSES}
+    return WorkReport(per_einsum=per_einsum, points=dict(ev.points), total=total,
+                      symbolic=symbolic or None, sizes=env, output_points=dict(ev.out_points),
+                      symbolic_points=symbolic_points)
