@@ -310,21 +310,133 @@ def _contraction(c: Einsum, target: Access, m: str, rows) -> Expr:
 
 
 def _match_online(analysis: Analysis, tile_rank: str | None) -> _Match:
-    """The 2-pass online-normaliser form: a running max and denominator, then a second pass."""
+    """The 2-pass online-normaliser form: a running max and denominator, then a second pass.
+
+    Matches ``A[o, m] = exp(s - RM[o, M1]) / RD[o, M1]`` and ``Y = sum[m] A * rest``, where RM is
+    a running max and RD a running denominator over the tiles ``m1`` of ``split M = M1 * M0``
+    (``RD[o, m1+1] = PRM[o, m1] * RD[o, m1] + ...`` with ``PRM = exp(RM[o, m1] - RM[o, m1+1])``) and
+    ``SLN[o, m1, m0] = exp(s_t - RM[o, m1+1])`` is the tile's numerator.
+    """
+    cascade, recs = analysis.cascade, analysis.recurrences
+    pos = {id(e): k for k, e in enumerate(cascade.einsums)}
+    reasons = []
+    for a in cascade.einsums:
+        body = a.body
+        if not (a.reducer is None and isinstance(body, Binary) and body.op == "/"
+                and isinstance(body.lhs, Call) and body.lhs.func == "exp"
+                and isinstance(body.lhs.args[0], Binary) and body.lhs.args[0].op == "-"
+                and isinstance(body.lhs.args[0].rhs, Access) and isinstance(body.rhs, Access)):
+            continue
+        score, rm_final, rd_final = body.lhs.args[0].lhs, body.lhs.args[0].rhs, body.rhs
+        rm_rec, rd_rec = recs.get(rm_final.tensor), recs.get(rd_final.tensor)
+        if rm_rec is None or rd_rec is None:
+            continue
+        outer = rm_rec.var.upper()
+        split = next((sp for sp in cascade.splits if sp.outer == outer), None)
+        if split is None or rd_rec.var != rm_rec.var:
+            continue
+        if tile_rank is not None and split.rank != tile_rank:
+            continue
+        m, m1, m0 = split.rank.lower(), split.outer.lower(), split.inner.lower()
+        try:
+            rows = tuple(i.name for k, i in enumerate(rm_final.indices) if k != rm_rec.axis
+                         if isinstance(i, Name))
+            if (len(rows) != len(rm_final.indices) - 1
+                    or rm_final.indices[rm_rec.axis] != Name(split.outer)
+                    or rd_final != Access(rd_final.tensor, _at(rm_final.indices, rd_rec.axis,
+                                                               Name(split.outer)))
+                    or rd_rec.axis != rm_rec.axis):
+                raise NotApplicable(f"{a.name} must read the final iterates {rm_final.tensor}"
+                                    f"[..., {split.outer}] and {rd_final.tensor}[..., "
+                                    f"{split.outer}] at the same row indices")
+            if not _plain(a.output) or set(a.output_vars) != set(rows) | {m}:
+                raise NotApplicable(f"{a.name} must be indexed by the rows and {m}")
+            rm_at = lambda i: Access(rm_final.tensor, _at(rm_final.indices, rm_rec.axis, i))  # noqa: E731
+            rd_at = lambda i: Access(rd_final.tensor, _at(rm_final.indices, rm_rec.axis, i))  # noqa: E731
+            nxt = Binary("+", Name(m1), Num(1))
+            prm_body = Call("exp", (Binary("-", rm_at(Name(m1)), rm_at(nxt)),))
+            prms = [e for e in cascade.einsums if e.body == prm_body and e.reducer is None
+                    and e.output.indices == (*[Name(r) for r in rows], Name(m1))]
+            if not prms:
+                raise NotApplicable(f"no correction factor exp({rm_final.tensor}[..., {m1}] - "
+                                    f"{rm_final.tensor}[..., {m1}+1]) to rescale a running "
+                                    f"numerator with")
+            prm = prms[0]
+            rd_update = rd_rec.update.body
+            terms = _sum_terms(rd_update)
+            scaled = [t for t in terms if _is_scaled_by(cascade, t, prm.output, rd_at(Name(m1)))]
+            if len(terms) != 2 or len(scaled) != 1:
+                raise NotApplicable(f"the running denominator {rd_final.tensor} must be "
+                                    f"{prm.name} * {rd_final.tensor}[..., {m1}] plus the tile's sum")
+            builder = _Builder(analysis, None, None)
+            builder.set_split(split.rank, split.outer, split.inner, retiled={})
+            s_t = builder.tile(score)
+            sln_body = Call("exp", (Binary("-", s_t, rm_at(nxt)),))
+            slns = [e for e in cascade.einsums if e.body == sln_body and e.reducer is None
+                    and e.output.indices == (*[Name(r) for r in rows], Name(m1), Name(m0))]
+            if not slns:
+                raise NotApplicable(f"no tile numerator exp(s_t - {rm_final.tensor}[..., {m1}+1]) "
+                                    f"matching {a.name}'s score on the tiles of {split.rank}")
+            sln = slns[0]
+            cs = readers(cascade, a.name)
+            if cascade.output(a.name) is not None or len(cs) != 1:
+                raise NotApplicable(f"{a.name} must be contracted over {m} by exactly one Einsum")
+            c = cs[0]
+            rest = _contraction(c, a.output, m, rows)
+            return _Match("online", m, rows, score, None, None, None,
+                          conjunction([a.where, c.where]), _row_conjuncts(c.where, m), rest,
+                          Access(_PLACEHOLDER, ()), c.output, _extras(c, rows),
+                          (pos[id(a)], pos[id(c)]), pos[id(c)],
+                          online={"SLN": sln.output, "PRM": prm.name, "RD": rd_final.tensor,
+                                  "outer": split.outer, "inner": split.inner})
+        except NotApplicable as exc:
+            reasons.append(str(exc))
+    if reasons:
+        raise NotApplicable(reasons[0])
     raise NotApplicable("")
+
+
+def _at(indices, axis, value):
+    out = list(indices)
+    out[axis] = value
+    return tuple(out)
+
+
+def _sum_terms(expr: Expr) -> list[Expr]:
+    if isinstance(expr, Binary) and expr.op == "+":
+        return _sum_terms(expr.lhs) + _sum_terms(expr.rhs)
+    return [expr]
+
+
+def _is_scaled_by(cascade: Cascade, term: Expr, prm: Access, rd_prev: Access) -> bool:
+    """``term`` is PRM * RD[.., m1], directly or through a tensor defined so (SPD)."""
+    want = {Binary("*", prm, rd_prev), Binary("*", rd_prev, prm)}
+    if term in want:
+        return True
+    if isinstance(term, Access):
+        defs = cascade.definitions(term.tensor)
+        return (len(defs) == 1 and defs[0].reducer is None and defs[0].body in want
+                and defs[0].output == term)
+    return False
 
 
 # ---------------------------------------------------------------------- building
 
 
 class _Builder:
-    def __init__(self, analysis: Analysis, match: _Match, tile_size: int | None):
+    def __init__(self, analysis: Analysis, match: _Match | None, tile_size: int | None):
         self.a = analysis
         self.c = analysis.cascade
         self.mt = match
         self.tile_size = tile_size
         self.taken = taken_names(self.c)
-        self.rank = match.m.upper()
+        self.rank = match.m.upper() if match is not None else None
+
+    def set_split(self, rank: str, outer: str, inner: str, retiled: dict[str, int]) -> None:
+        self.rank, self.outer, self.inner = rank, outer, inner
+        self.m1, self.m0 = outer.lower(), inner.lower()
+        self.composite = Binary("+", Binary("*", Name(self.m1), Name(inner)), Name(self.m0))
+        self.retiled = retiled
 
     # the split -------------------------------------------------------------------------
     def _split(self):
@@ -348,12 +460,17 @@ class _Builder:
 
     def build(self) -> Cascade:
         mt = self.mt
-        sizes, splits, outer, inner = self._split()
-        m1, m0 = outer.lower(), inner.lower()
-        self.m1, self.m0, self.outer, self.inner = m1, m0, outer, inner
-        self.composite = Binary("+", Binary("*", Name(m1), Name(inner)), Name(m0))
-        retiled = self._retile_set()
-        self.retiled = retiled
+        if mt.kind == "online":
+            sizes, splits = self.c.sizes, self.c.splits
+            if self.tile_size is not None:
+                sizes = tuple(replace(d, default=Num(self.tile_size))
+                              if d.name == mt.online["inner"] else d for d in sizes)
+            self.set_split(self.rank, mt.online["outer"], mt.online["inner"], {})
+        else:
+            sizes, splits, outer, inner = self._split()
+            self.set_split(self.rank, outer, inner, {})
+            self.retiled = self._retile_set()
+        retiled = self.retiled
 
         einsums = list(self.c.einsums)
         new: list[Einsum | None] = []
@@ -416,9 +533,13 @@ class _Builder:
         """``expr`` on the split indices: retiled reads take (m1, m0), every other m is m1*M0+m0."""
         if expr is None:
             return None
-        m = self.mt.m
+        m = self.rank.lower()
+        inner = Name(self.inner)
 
         def fn(node):
+            if isinstance(node, Binary) and node.op in ("/", "%") and node.lhs == Name(m) \
+                    and node.rhs == inner:  # (m1*M0 + m0) / M0 == m1, and % M0 == m0
+                return Name(self.m1 if node.op == "/" else self.m0)
             if isinstance(node, Access) and node.tensor in self.retiled:
                 axis = self.retiled[node.tensor]
                 indices = []
@@ -469,8 +590,34 @@ class _Builder:
         return replace(e, output=Access(e.name, tuple(indices)), body=body, where=where, span=None)
 
     # the 1-pass block ------------------------------------------------------------------
+    def _online_block(self) -> list[Einsum]:
+        """Completes a running max and denominator with a running numerator (2-pass -> 1-pass)."""
+        mt, m1 = self.mt, self.m1
+        rows, x = list(mt.rows), list(mt.extras)
+        names = {n: fresh(n, self.taken) for n in ("SPNV", "SLNV", "RNV")}
+        SPNV, SLNV, RNV = names["SPNV"], names["SLNV"], names["RNV"]
+        sln = mt.online["SLN"]
+        prm = access(mt.online["PRM"], *rows, m1)
+        rd = mt.online["RD"]
+        self._safe_tensors = frozenset({sln.tensor})
+        slnv_body = transform(self.tile(mt.rest), lambda n: sln if n == mt.placeholder else None)
+        rnv = lambda i: access(RNV, *rows, i, *x)  # noqa: E731
+        rd_rec = self.a.recurrences[rd]
+        rd_final = Access(rd, _at(rd_rec.update.output.indices, rd_rec.axis, Name(self.outer)))
+        return [
+            Einsum(access(SPNV, *rows, m1, *x), Binary("*", prm, rnv(m1))),
+            Einsum(access(SLNV, *rows, m1, *x), slnv_body, "sum", (self.m0,),
+                   self.tile(mt.c_where)),
+            Einsum(rnv(Num(0)), Num(0)),
+            Einsum(rnv(plus_one(m1)), Binary("+", access(SPNV, *rows, m1, *x),
+                                             access(SLNV, *rows, m1, *x))),
+            Einsum(mt.out, Binary("/", rnv(Name(self.outer)), rd_final), where=mt.final_where),
+        ]
+
     def _block(self) -> list[Einsum]:
         mt, m1, m0 = self.mt, self.m1, self.m0
+        if mt.kind == "online":
+            return self._online_block()
         rows = list(mt.rows)
         x = list(mt.extras)
         names = {n: fresh(n, self.taken) for n in
