@@ -1,0 +1,1656 @@
+"""Generic lowering of a cascade to Triton source (design.md section 6).
+
+The lowering does not pattern-match attention variants. It assigns every index variable a *role*
+and turns every Einsum into tile operations:
+
+* roles: ranks that lead the inputs' layouts (``b``, ``h``) form the launch grid (one value per
+  program); the last axes of the inputs and outputs (``e``, ``f``) are *full* tiles; the rank the
+  reductions and recurrences walk (the key rank ``M``, or the chunk rank ``N``) is *streamed* by a
+  loop; the remaining un-reduced rank (``p``, or a chunk's ``c``) is the *row* tile and the
+  remaining reduced one (``m0``, ``d``) the *column* tile;
+* a sum of a product of two 2-D tiles over a shared axis -> ``tl.dot``; other reductions along a
+  tile axis -> ``tl.sum``/``tl.max``/``tl.min``; element-wise maps -> Triton expressions;
+* recurrences along the streamed rank -> loop-carried values; reductions over the streamed rank ->
+  loop-carried accumulators; a tensor needed after the reduction it depends on is finished gets a
+  later loop (3-pass code gives three loops; the online-softmax rewrite makes it one);
+* ``where`` predicates -> ``tl.where`` validity masks applied at reductions, plus loop bounds
+  derived from the predicate by interval arithmetic, so blocks whose points are all empty are never
+  visited (causal stops at the diagonal, a sliding window visits only the window's blocks);
+* affine index expressions -> pointer arithmetic (``h // G``, ``n*C + c``).
+
+Empty points follow the interpreter: reductions see only existing points, a reduction over nothing
+leaves the reducer's identity, ``inf - inf`` is guarded, and an empty output element is stored as 0.
+
+Reductions that do not involve the row rank (the state of linear attention) go to a first kernel
+(phase 0) whose results are written to scratch memory and read by the main kernel.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+from einsum_ir.errors import CascadeError
+from einsum_ir.ir import (Access, Binary, Call, Cascade, Einsum, Expr, Name, Num, Unary,
+                          index_vars, walk)
+from einsum_ir.printer import format_cascade
+from einsum_ir.verifier import Analysis, analyze
+
+LOG2E = 1.4426950408889634
+IDENTITY = {"sum": "0.0", "max": "float('-inf')", "min": "float('inf')", "prod": "1.0"}
+
+
+def _err(msg, node=None, hint=None):
+    return CascadeError(msg, getattr(node, "span", None), hint)
+
+
+def pow2(n: int) -> int:
+    return 1 << max(0, (int(n) - 1).bit_length())
+
+
+# ------------------------------------------------------------------------------------------ values
+
+
+@dataclass(frozen=True)
+class Idx:
+    """An integer index value: Triton code over physical axes (None axes = scalar)."""
+
+    code: str
+    axes: tuple = ()
+    variant: bool = False
+    composite: tuple | None = None  # (outer Idx, size, inner Idx) for x = outer*size + inner
+
+
+@dataclass(frozen=True)
+class Tile:
+    code: str
+    axes: tuple = ()
+    kind: str = "f32"  # f32 | native | int
+    terms: frozenset = frozenset()  # validity conjuncts: (code, axes)
+    zero_terms: frozenset = frozenset()  # conjuncts outside which the value is known to be 0
+    may_inf: bool = False
+    variant: bool = False
+    src: str | None = None  # pointer whose element type a native tile has
+
+
+@dataclass
+class Config:
+    """Tile sizes and launch parameters (the GPU mapping's choices)."""
+
+    block_r: int = 64
+    block_c: int = 64
+    num_warps: int = 4
+    num_stages: int = 2
+
+
+# ------------------------------------------------------------------------------------------ roles
+
+
+@dataclass
+class Roles:
+    batch: list  # grid vars in order
+    full: list  # full-tile vars
+    stream_rank: str | None
+    role: dict  # var -> role string
+    block: dict  # var -> (block constexpr name, block size, extent code, extent is runtime)
+    row: str | None
+
+
+class Lowering:
+    def __init__(self, cascade: Cascade, sizes: dict, config: Config):
+        self.c = cascade
+        self.a: Analysis = analyze(cascade)
+        self.sizes = dict(sizes)
+        self.cfg = config
+        self.defs = {}
+        for e in cascade.einsums:
+            self.defs.setdefault(e.name, []).append(e)
+        self.inputs = {d.name: d for d in cascade.inputs}
+        self.outputs = {d.name: d for d in cascade.outputs}
+        self.aliases = {d.name: d.default.name for d in cascade.sizes
+                        if d.is_rank and isinstance(d.default, Name)}
+        self._roles()
+
+    # ----------------------------------------------------------------- sizes and ranks
+    def root(self, rank: str) -> str:
+        seen = set()
+        while rank in self.aliases and rank not in seen:
+            seen.add(rank)
+            rank = self.aliases[rank]
+        return rank
+
+    def split_outer_of(self, rank):
+        return next((s for s in self.c.splits if s.outer == rank), None)
+
+    def split_inner_of(self, rank):
+        return next((s for s in self.c.splits if s.inner == rank), None)
+
+    def all_vars(self):
+        seen = {}
+        for e in self.c.einsums:
+            for v in e.iteration_space:
+                seen.setdefault(v, e)
+        return seen
+
+    def _roles(self):
+        c = self.c
+        inputs2 = [d for d in c.inputs if len(d.axes) >= 2]
+        batch_ranks, full_ranks = set(), set()
+        for d in inputs2:
+            full_ranks.add(self.root(d.ranks[-1]))
+            batch_ranks.update(self.root(r) for r in d.ranks[:-2])
+        for d in c.outputs:
+            full_ranks.add(self.root(d.ranks[-1]))
+        vars_ = self.all_vars()
+        reduced = set()
+        for e in c.einsums:
+            reduced.update(e.reduced)
+        rec_vars = {r.var for r in self.a.recurrences.values()}
+        full = [v for v in vars_ if self.root(v.upper()) in full_ranks]
+        batch = [v for v in vars_ if self.root(v.upper()) in batch_ranks and v not in full]
+        # the streamed rank
+        stream = None
+        if rec_vars:
+            if len(rec_vars) > 1:
+                raise _err("recurrences over more than one index (" + ", ".join(sorted(rec_vars))
+                           + ") are outside the Triton lowering's reach",
+                           next(iter(self.a.recurrences.values())).update)
+            (rv,) = rec_vars
+            split = self.split_outer_of(rv.upper())
+            if split is None:
+                raise _err(f"the recurrence index {rv} must be the outer part of a split "
+                           f"(split X = {rv.upper()} * X0) for the Triton lowering",
+                           next(iter(self.a.recurrences.values())).update)
+            stream = self.root(split.rank)
+        else:
+            cands = {self.root(v.upper()) for v in reduced if v not in full and v not in batch}
+            cands = {r for r in cands if not self.split_inner_of(r)} or cands
+            if len(cands) > 1:
+                e = next(e for e in c.einsums if e.reduced)
+                raise _err("reductions over several sequence ranks (" + ", ".join(sorted(cands))
+                           + ") are outside the Triton lowering's reach", e)
+            stream = next(iter(cands)) if cands else None
+        role, block = {}, {}
+        rows = []
+        for v in vars_:
+            rank = v.upper()
+            if v in batch:
+                role[v] = "batch"
+            elif v in full:
+                role[v] = "full"
+                ext = self.sizes[rank]
+                block[v] = (f"BLOCK_{rank}", pow2(max(ext, 16)), str(ext), False)
+            elif v in rec_vars:
+                role[v] = "stream_outer"
+            elif stream is not None and self.root(rank) == stream and not self.split_inner_of(rank):
+                role[v] = "stream_plain" if v in reduced else "reshape"
+                if v in reduced:
+                    block[v] = (f"BLOCK_{rank}", self.cfg.block_c, rank, True)
+            elif v in reduced:
+                role[v] = "col"
+                ext = self.sizes[rank]
+                block[v] = (f"BLOCK_{rank}", pow2(max(ext, 16)), str(ext), False)
+            else:
+                role[v] = "row"
+                rows.append(v)
+        if len(rows) > 1:
+            e = vars_[rows[1]]
+            raise _err(f"more than one row rank ({', '.join(rows)}): the Triton lowering tiles one "
+                       f"rank per program besides the streamed one", e)
+        row = rows[0] if rows else None
+        if row is not None:
+            rank = row.upper()
+            s = self.split_inner_of(rank)
+            if s is not None and self.root(s.rank) == stream:
+                role[row] = "chunk_row"
+                ext = self.sizes[rank]
+                block[row] = (f"BLOCK_{rank}", pow2(max(ext, 16)), str(ext), False)
+            else:
+                block[row] = (f"BLOCK_{rank}", self.cfg.block_r, rank, True)
+        for v, r in role.items():  # split inner of a streamed split: its block is the split size
+            if r == "col":
+                s = self.split_inner_of(v.upper())
+                if s is not None and self.root(s.rank) == stream:
+                    ext = self.sizes[v.upper()]
+                    if pow2(ext) != ext or ext < 16:
+                        raise _err(f"the tile size {v.upper()} = {ext} of split {s.rank} = "
+                                   f"{s.outer} * {s.inner} must be a power of two >= 16 for "
+                                   f"Triton", s)
+        self.roles = Roles(batch, full, stream, role, block, row)
+
+    # axis ordering: row, column, full
+    def axis_key(self, label):
+        r = self.roles.role.get(label)
+        order = {"row": 0, "chunk_row": 0, "col": 1, "stream_plain": 1, "full": 2}
+        return (order.get(r, 3), label)
+
+    def order(self, axes) -> tuple:
+        return tuple(sorted(set(axes), key=self.axis_key))
+
+    def is_baked(self, name: str) -> bool:
+        """Sizes baked into the kernel: parameters, full dims, tile (split inner) sizes."""
+        d = self.c.size_decl(name)
+        if d is not None and not d.is_rank:
+            return True
+        if self.split_outer_of(name):
+            return False
+        vars_with = [v for v, r in self.roles.role.items() if v.upper() == name]
+        if any(self.roles.role[v] in ("full", "col", "chunk_row") for v in vars_with):
+            return True
+        if self.split_inner_of(name):
+            return True
+        if not vars_with:
+            # a rank only used in sizes: baked unless an input axis has it
+            return not any(self.root(r) == self.root(name) for d in self.c.inputs for r in d.ranks)
+        return False
+
+
+# ------------------------------------------------------------------------------------- code gen
+
+
+class KernelGen:
+    """Emits one @triton.jit kernel (one phase)."""
+
+    def __init__(self, low: Lowering, name: str, units: list, phase_reads: dict, stores: list,
+                 scratch_out: list):
+        self.low = low
+        self.name = name
+        self.units = units  # list of loops: (style, [Einsum units])
+        self.phase_reads = phase_reads  # tensor -> scratch decl axes (read as memory)
+        self.stores = stores  # output Einsums stored after loops
+        self.scratch_out = scratch_out  # tensors this phase writes to scratch
+        self.lines: list[str] = []
+        self.loop_lines: list[str] | None = None
+        self.counter = {}
+        self.memo_inv: dict = {}
+        self.memo_var: dict = {}
+        self.carried: dict = {}  # tensor -> var name of the carried (old) value
+        self.newval: dict = {}  # tensor -> var name of the value after this step
+        self.finals: dict = {}  # tensor -> Tile of the finished value
+        self.pointers: list[str] = []  # tensor pointer args
+        self.strides: dict = {}  # tensor -> list of stride arg names
+        self.size_args: list[str] = []
+        self.bind: dict = {}  # var -> Idx in the current context
+        self.loop_style = None
+        self.loop_var_names: set = set()
+        self.uses_it = False
+        self.evens: set = set()
+        self.has_row = True
+
+    # ----------------------------------------------------------------- emission helpers
+    def fresh(self, hint: str) -> str:
+        hint = "".join(ch if ch.isalnum() else "_" for ch in hint.lower()) or "t"
+        n = self.counter.get(hint, 0)
+        self.counter[hint] = n + 1
+        return hint if n == 0 else f"{hint}_{n}"
+
+    def emit(self, hint: str, code: str, variant: bool) -> str:
+        name = self.fresh(hint)
+        target = self.loop_lines if (variant and self.loop_lines is not None) else self.lines
+        target.append(f"{name} = {code}")
+        return name
+
+    def stmt(self, code: str, variant: bool = True):
+        target = self.loop_lines if (variant and self.loop_lines is not None) else self.lines
+        target.append(code)
+
+    def size_code(self, name: str) -> str:
+        low = self.low
+        if name in low.sizes and low.is_baked(name):
+            return str(low.sizes[name])
+        s = low.split_outer_of(name)
+        if s is not None:
+            inner = self.size_code(s.inner)
+            return f"tl.cdiv({self.size_code(s.rank)}, {inner})"
+        d = low.c.size_decl(name)
+        if d is not None and d.is_rank and not any(
+                low.root(r) == low.root(name) for t in low.c.inputs for r in t.ranks) and \
+                not isinstance(d.default, Num):
+            return "(" + self.int_code_of_size(d.default) + ")"
+        root = low.root(name)
+        if root != name and not any(name in t.ranks for t in low.c.inputs):
+            return self.size_code(root)
+        if name not in self.size_args:
+            self.size_args.append(name)
+        return name
+
+    def int_code_of_size(self, expr: Expr) -> str:
+        if isinstance(expr, Num):
+            return str(int(expr.value))
+        if isinstance(expr, Name):
+            return self.size_code(expr.name)
+        if isinstance(expr, Binary):
+            op = "//" if expr.op == "/" else expr.op
+            return f"({self.int_code_of_size(expr.lhs)} {op} {self.int_code_of_size(expr.rhs)})"
+        if isinstance(expr, Unary) and expr.op == "-":
+            return f"(-{self.int_code_of_size(expr.operand)})"
+        raise _err("unsupported size expression", expr)
+
+    def shape_of(self, axes) -> str:
+        return "[" + ", ".join(self.low.roles.block[self.axis_var(a)][0] for a in axes) + "]"
+
+    def axis_var(self, label):
+        return label
+
+    def bcast(self, code: str, axes: tuple, target: tuple) -> str:
+        if tuple(axes) == tuple(target) or not axes:
+            return code
+        if len(target) == 2 and len(axes) == 1:
+            return f"{code}[:, None]" if axes[0] == target[0] else f"{code}[None, :]"
+        if len(target) == 2 and tuple(axes) == (target[1], target[0]):
+            return f"tl.trans({code})"
+        raise CascadeError(f"cannot broadcast a tile over {axes} to {target}")
+
+    def need2d(self, axes, node):
+        if len(axes) > 2:
+            raise _err(f"this expression needs a {len(axes)}-D tile over "
+                       f"{', '.join(axes)}; the Triton lowering handles 2-D tiles", node,
+                       "contract or reduce earlier so that each value spans at most two tile ranks")
+
+    # ----------------------------------------------------------------- index values
+    def default_bind(self, var: str, node=None) -> Idx:
+        low = self.low
+        role = low.roles.role.get(var)
+        if var in self.bind:
+            return self.bind[var]
+        if role == "batch":
+            return Idx(f"{var}_idx")
+        if role in ("full", "col", "chunk_row"):
+            blk = low.roles.block[var][0]
+            name = f"offs_{var}"
+            key = ("offs", var)
+            if key not in self.memo_inv:
+                self.lines.append(f"{name} = tl.arange(0, {blk})")
+                self.memo_inv[key] = name
+            return Idx(name, (var,))
+        if role == "row":
+            return Idx(f"offs_{var}", (var,))
+        raise _err(f"index {var} ({role or 'unknown role'}) cannot be used here by the Triton "
+                   f"lowering", node)
+
+    def eval_int(self, expr: Expr) -> Idx:
+        if isinstance(expr, Num):
+            return Idx(str(int(expr.value)))
+        if isinstance(expr, Name):
+            if expr.is_index:
+                return self.default_bind(expr.name, expr)
+            return Idx(self.size_code(expr.name))
+        if isinstance(expr, Unary) and expr.op == "-":
+            i = self.eval_int(expr.operand)
+            return Idx(f"(-{i.code})", i.axes, i.variant)
+        if isinstance(expr, Binary) and expr.op in ("+", "-", "*", "/", "%"):
+            a, b = self.eval_int(expr.lhs), self.eval_int(expr.rhs)
+            if expr.op in ("/", "%") and a.composite is not None and not b.axes:
+                outer, size, inner = a.composite
+                if b.code == str(size):
+                    return outer if expr.op == "/" else inner
+            axes = self.low.order(a.axes + b.axes)
+            self.need2d(axes, expr)
+            op = {"/": "//"}.get(expr.op, expr.op)
+            code = f"({self.bcast(a.code, a.axes, axes)} {op} {self.bcast(b.code, b.axes, axes)})"
+            return Idx(code, axes, a.variant or b.variant)
+        if isinstance(expr, Call) and expr.func in ("min", "max", "abs"):
+            args = [self.eval_int(x) for x in expr.args]
+            axes = self.low.order(sum((x.axes for x in args), ()))
+            codes = [self.bcast(x.code, x.axes, axes) for x in args]
+            fn = {"min": "tl.minimum", "max": "tl.maximum", "abs": "tl.abs"}[expr.func]
+            return Idx(f"{fn}({', '.join(codes)})", axes, any(x.variant for x in args))
+        raise _err("this index expression is outside the Triton lowering's reach", expr)
+
+    def eval_pred(self, expr: Expr) -> Idx:
+        if isinstance(expr, Unary) and expr.op == "not":
+            i = self.eval_pred(expr.operand)
+            return Idx(f"(~{i.code})" if i.axes else f"(not {i.code})", i.axes, i.variant)
+        if isinstance(expr, Binary) and expr.op in ("and", "or", "<", "<=", ">", ">=", "==", "!="):
+            ev = self.eval_pred if expr.op in ("and", "or") else self.eval_int
+            a, b = ev(expr.lhs), ev(expr.rhs)
+            axes = self.low.order(a.axes + b.axes)
+            self.need2d(axes, expr)
+            op = {"and": "&", "or": "|"}.get(expr.op, expr.op)
+            code = f"({self.bcast(a.code, a.axes, axes)} {op} {self.bcast(b.code, b.axes, axes)})"
+            return Idx(code, axes, a.variant or b.variant)
+        return self.eval_int(expr)
+
+    # ----------------------------------------------------------------- values
+    def f32(self, t: Tile) -> str:
+        if t.kind == "native":
+            return f"{t.code}.to(tl.float32)"
+        if t.kind == "int":
+            return f"{t.code}.to(tl.float32)" if t.axes else f"({t.code} * 1.0)"
+        return t.code
+
+    def eval_value(self, expr: Expr) -> Tile:
+        if isinstance(expr, Num):
+            v = float(expr.value)
+            if math.isinf(v):
+                return Tile("float('inf')" if v > 0 else "float('-inf')", may_inf=True)
+            return Tile(repr(v))
+        if isinstance(expr, Name):
+            i = self.eval_int(expr)
+            if not i.axes:
+                return Tile(f"({i.code} * 1.0)", variant=i.variant)
+            return Tile(i.code, i.axes, kind="int", variant=i.variant)
+        if isinstance(expr, Access):
+            return self.read(expr)
+        if isinstance(expr, Unary):
+            t = self.eval_value(expr.operand)
+            if expr.op == "-":
+                return replace(t, code=f"(-{self.f32(t)})", kind="f32", zero_terms=t.zero_terms,
+                               src=None)
+            return replace(t, code=f"tl.where({self.f32(t)} == 0, 1.0, 0.0)", kind="f32",
+                           zero_terms=frozenset(), src=None)
+        if isinstance(expr, Binary):
+            if expr.op in ("and", "or", "<", "<=", ">", ">=", "==", "!="):
+                try:
+                    p = self.eval_pred(expr)
+                    return Tile(f"tl.where({p.code}, 1.0, 0.0)" if p.axes else
+                                f"(1.0 if {p.code} else 0.0)", p.axes, variant=p.variant)
+                except CascadeError:
+                    a, b = self.eval_value(expr.lhs), self.eval_value(expr.rhs)
+                    return self.binary(expr.op, a, b, expr)
+            return self.binary(expr.op, self.eval_value(expr.lhs), self.eval_value(expr.rhs), expr)
+        if isinstance(expr, Call):
+            args = [self.eval_value(a) for a in expr.args]
+            if len(args) == 2:
+                return self.binary(expr.func, args[0], args[1], expr)
+            return self.unary(expr.func, args[0], expr)
+        raise _err("unsupported expression", expr)
+
+    def unary(self, fn: str, t: Tile, node) -> Tile:
+        x = self.f32(t)
+        if t.axes or t.variant:
+            x = self.emit(fn + "_in", x, t.variant) if not _simple(x) else x
+        table = {
+            "exp": f"tl.exp2({x} * {LOG2E})",
+            "log": f"tl.log({x})",
+            "sqrt": f"tl.sqrt({x})",
+            "abs": f"tl.abs({x})",
+            "relu": f"tl.maximum({x}, 0.0)",
+            "sigmoid": f"(1.0 / (1.0 + tl.exp2(-{x} * {LOG2E})))",
+            "tanh": f"(1.0 - 2.0 / (tl.exp2({x} * {2 * LOG2E}) + 1.0))",
+            "elu": f"tl.where({x} > 0, {x}, tl.exp2(tl.minimum({x}, 0.0) * {LOG2E}) - 1.0)",
+            "silu": f"({x} / (1.0 + tl.exp2(-{x} * {LOG2E})))",
+            "gelu": f"(0.5 * {x} * (2.0 - 2.0 / (tl.exp2(({x} + 0.044715 * {x} * {x} * {x}) * "
+                    f"{2 * LOG2E * math.sqrt(2 / math.pi)}) + 1.0)))",
+            "softplus": f"tl.where({x} > 20.0, {x}, tl.log(1.0 + tl.exp2({x} * {LOG2E})))",
+            "recip": f"(1.0 / {x})",
+            "square": f"({x} * {x})",
+            "floor": f"tl.floor({x})",
+            "ceil": f"tl.ceil({x})",
+        }
+        if fn not in table:
+            raise _err(f"function {fn!r} is outside the Triton lowering's reach", node)
+        if not t.axes and not t.variant and _is_const(x):
+            return Tile(repr(_const_fold(fn, float(eval(x)))))
+        zero = t.zero_terms if fn in ("relu", "abs", "sqrt", "square", "silu", "tanh") else frozenset()
+        may_inf = t.may_inf and fn not in ("exp", "sigmoid", "tanh")
+        return Tile(table[fn], t.axes, "f32", t.terms, zero, may_inf, t.variant)
+
+    def binary(self, op: str, a: Tile, b: Tile, node) -> Tile:
+        axes = self.low.order(a.axes + b.axes)
+        self.need2d(axes, node)
+        union = op in ("+", "max", "min")
+        if union:
+            terms = a.terms & b.terms if (a.terms and b.terms) else frozenset()
+            if not a.terms or not b.terms:
+                terms = frozenset()
+        else:
+            terms = a.terms | b.terms
+        x, y = self.f32(a), self.f32(b)
+        if not a.axes and not b.axes and not a.variant and not b.variant and _is_const(x) and _is_const(y):
+            try:
+                return Tile(repr(_const_binary(op, float(eval(x)), float(eval(y)))))
+            except (ZeroDivisionError, ValueError, OverflowError):
+                pass
+        x, y = self.bcast(x, a.axes, axes), self.bcast(y, b.axes, axes)
+        may_inf = a.may_inf or b.may_inf
+        zero = frozenset()
+        if op == "+":
+            code = f"({x} + {y})"
+        elif op == "-":
+            if a.may_inf and b.may_inf:  # inf - inf is undefined: an empty history contributes 0
+                code = f"tl.where({x} == {y}, 0.0, {x} - {y})"
+            else:
+                code = f"({x} - {y})"
+        elif op == "*":
+            code = f"({x} * {y})"
+            zero = a.zero_terms | b.zero_terms
+        elif op == "/" and not b.axes and _is_const(y) and float(eval(y)) != 0:
+            code = f"({x} * {1.0 / float(eval(y))!r})"
+            zero = a.zero_terms
+        elif op == "/":
+            code = f"({x} / {y})"
+            zero = a.zero_terms
+        elif op == "max":
+            code = f"tl.maximum({x}, {y})"
+            may_inf = a.may_inf and b.may_inf
+        elif op == "min":
+            code = f"tl.minimum({x}, {y})"
+            may_inf = a.may_inf and b.may_inf
+        elif op == "pow":
+            code = f"tl.exp2(tl.log2({x}) * {y})"
+        elif op == "%":
+            code = f"({x} % {y})"
+        elif op in ("<", "<=", ">", ">=", "==", "!="):
+            code = f"tl.where({x} {op} {y}, 1.0, 0.0)"
+        else:
+            raise _err(f"operator {op!r} is outside the Triton lowering's reach", node)
+        return Tile(code, axes, "f32", terms, zero, may_inf, a.variant or b.variant)
+
+    def materialize(self, t: Tile, hint: str) -> Tile:
+        if _simple(t.code) or not t.axes and not t.variant and _is_const(t.code):
+            return t
+        return replace(t, code=self.emit(hint, t.code, t.variant))
+
+    # ----------------------------------------------------------------- reads
+    def read(self, acc: Access) -> Tile:
+        low = self.low
+        name = acc.tensor
+        if name in low.inputs or name in self.phase_reads:
+            return self.load(acc)
+        rec = low.a.recurrences.get(name)
+        if rec is not None:
+            index = acc.indices[rec.axis]
+            step = rec.var
+            if isinstance(index, Name) and not index.is_index:
+                if name not in self.finals:
+                    raise _err(f"{name} is read at its final iterate before its recurrence is "
+                               f"lowered", acc)
+                self.check_same(acc, rec.update, skip=rec.axis)
+                return self.finals[name]
+            if isinstance(index, Name) and index.name == step:
+                if name not in self.carried:
+                    raise _err(f"{name}[..., {step}] is read outside its recurrence loop", acc)
+                self.check_same(acc, rec.update, skip=rec.axis)
+                axes = self.rec_axes(rec)
+                return Tile(self.carried[name], axes, may_inf=True, variant=True)
+            if (isinstance(index, Binary) and index.op == "+" and isinstance(index.lhs, Name)
+                    and index.lhs.name == step and isinstance(index.rhs, Num) and index.rhs.value == 1):
+                self.check_same(acc, rec.update, skip=rec.axis)
+                return self.rec_update(name)
+            raise _err(f"{name} is read at an index the Triton lowering cannot map onto its "
+                       f"recurrence loop (use {step}, {step}+1 or the final {step.upper()})", acc)
+        if name in self.finals:  # a finished stream reduction
+            defs = low.defs[name]
+            self.check_same(acc, defs[0])
+            return self.finals[name]
+        (einsum,) = low.defs[name]
+        if einsum in self.stream_reductions():
+            raise _err(f"{name} is read before the loop that reduces it has finished", acc)
+        return self.inline(einsum, acc)
+
+    def check_same(self, acc: Access, einsum: Einsum, skip=None):
+        for k, (i, j) in enumerate(zip(acc.indices, einsum.output.indices)):
+            if k == skip:
+                continue
+            vi = self.eval_int(i)
+            vj = self.eval_int(j) if isinstance(j, Name) else None
+            if vj is None or vi.code != vj.code:
+                raise _err(f"{acc.tensor} is finished in a loop and read here at a shifted index; "
+                           f"the Triton lowering keeps only this program's own values", acc)
+
+    def rec_axes(self, rec) -> tuple:
+        axes = []
+        for k, i in enumerate(rec.update.output.indices):
+            if k == rec.axis:
+                continue
+            axes += list(self.eval_int(i).axes)
+        return self.low.order(axes)
+
+    def inline(self, einsum: Einsum, acc: Access) -> Tile:
+        """Evaluates ``einsum`` at the access's indices (recomputed, never stored)."""
+        bound = {}
+        for i, j in zip(acc.indices, einsum.output.indices):
+            if not (isinstance(j, Name) and j.is_index):
+                raise _err(f"{einsum.name} cannot be inlined at this access", acc)
+            bound[j.name] = self.eval_int(i)
+        key = (einsum.name, tuple((v, b.code, b.axes) for v, b in sorted(bound.items())))
+        for memo in (self.memo_var, self.memo_inv):
+            if key in memo:
+                return memo[key]
+        saved = self.bind
+        self.bind = {**{k: v for k, v in saved.items() if k not in einsum.reduced}, **bound}
+        for v in einsum.reduced:
+            self.bind.pop(v, None)
+        try:
+            t = self.einsum_value(einsum)
+        finally:
+            self.bind = saved
+        t = self.materialize(t, einsum.name)
+        (self.memo_var if t.variant else self.memo_inv)[key] = t
+        return t
+
+    def load(self, acc: Access) -> Tile:
+        low = self.low
+        name = acc.tensor
+        idx = [self.eval_int(i) for i in acc.indices]
+        axes = low.order(sum((i.axes for i in idx), ()))
+        self.need2d(axes, acc)
+        key = ("load", name, tuple((i.code, i.axes) for i in idx))
+        for memo in (self.memo_var, self.memo_inv):
+            if key in memo:
+                return memo[key]
+        ptr = self.pointer(name)
+        strides = self.strides[name]
+        if name in low.inputs:
+            ranks = low.inputs[name].ranks
+        else:
+            ranks = tuple(self.phase_reads[name])
+        parts, terms = [], []
+        for k, i in enumerate(idx):
+            parts.append(f"{self.bcast(i.code, i.axes, axes)} * {strides[k]}")
+            if i.axes:
+                ext = self.size_code(ranks[k])
+                blk = None
+                if len(i.axes) == 1 and _is_ident(i.code, i.axes[0]):
+                    var = i.axes[0]
+                    b = low.roles.block.get(var)
+                    blk = b
+                    if b and not b[3] and str(b[1]) == str(low.sizes.get(ranks[k])) and \
+                            self.size_code(ranks[k]) == b[2]:
+                        continue  # full tile exactly covers the axis: no mask
+                term = f"({i.code} < {ext})"
+                if "-" in i.code:
+                    term = f"(({i.code} >= 0) & ({i.code} < {ext}))"
+                elif low.roles.role.get(i.axes[0]) == "stream_plain":
+                    term = f"(({i.code} < {ext}) | EVEN_{i.axes[0].upper()})"
+                    self.evens.add(i.axes[0].upper())
+                if not _simple(term):
+                    mkey = ("mask", term)
+                    memo = self.memo_var if i.variant else self.memo_inv
+                    if mkey not in memo:
+                        memo[mkey] = self.emit(f"in_{ranks[k].lower()}", term, i.variant)
+                    term = memo[mkey]
+                terms.append((term, i.axes))
+        mask_parts = [self.bcast(t, a, axes) for t, a in terms]
+        offs = " + ".join(parts)
+        variant = any(i.variant for i in idx)
+        if mask_parts:
+            code = f"tl.load({ptr} + {offs}, mask={' & '.join(mask_parts)}, other=0.0)"
+        else:
+            code = f"tl.load({ptr} + {offs})"
+        var = self.emit(name, code, variant)
+        kind = "native" if name in low.inputs else "f32"
+        t = Tile(var, axes, kind, frozenset(terms), frozenset(terms), False, variant,
+                 src=ptr if kind == "native" else None)
+        (self.memo_var if variant else self.memo_inv)[key] = t
+        return t
+
+    def pointer(self, name: str) -> str:
+        ptr = f"{name}_ptr"
+        if ptr not in self.pointers:
+            self.pointers.append(ptr)
+            n = len(self.low.inputs[name].axes) if name in self.low.inputs else (
+                len(self.phase_reads.get(name) or self.low.outputs[name].axes)
+                if name in self.phase_reads or name in self.low.outputs else
+                len(self.scratch_axes(name)))
+            self.strides[name] = [f"stride_{name}_{k}" for k in range(n)]
+        return ptr
+
+    def scratch_axes(self, name):
+        (e,) = self.low.defs[name]
+        return [i.name.upper() for i in e.output.indices]
+
+    # ----------------------------------------------------------------- einsums
+    def stream_reductions(self):
+        return self.low.stream_reductions
+
+    def einsum_value(self, einsum: Einsum, stream_var: str | None = None) -> Tile:
+        """The value of ``einsum`` in the current bindings; a reduction over ``stream_var`` is
+        reduced only along this block's tile (the caller accumulates across iterations)."""
+        pred = None
+        if einsum.where is not None:
+            pred = self.eval_pred(einsum.where)
+        reduced = [v for v in einsum.reduced]
+        if not reduced:
+            t = self.eval_value(einsum.body)
+            if pred is not None:
+                t = self.mask(t, pred)
+            return t
+        if len(reduced) > 1:
+            raise _err("a reduction over several indices is outside the Triton lowering's reach; "
+                       "split it into one Einsum per index", einsum)
+        (r,) = reduced
+        rb = self.default_bind(r, einsum)
+        if len(rb.axes) != 1:
+            raise _err(f"the reduction over {r} is outside the Triton lowering's reach", einsum)
+        ax = rb.axes[0]
+        if einsum.reducer == "sum":
+            dot = self.try_dot(einsum, ax, pred)
+            if dot is not None:
+                return dot
+        t = self.eval_value(einsum.body)
+        if pred is not None:
+            t = self.mask(t, pred)
+        if ax not in t.axes:
+            raise _err(f"the reduced index {r} does not vary in this tile", einsum)
+        need = [tm for tm in t.terms if ax in tm[1]]
+        if einsum.reducer == "sum":
+            need = [tm for tm in need if tm not in t.zero_terms]
+        x = self.f32(t)
+        if need:
+            m = " & ".join(self.bcast(c, a, t.axes) for c, a in need)
+            x = f"tl.where({m}, {x}, {IDENTITY[einsum.reducer]})"
+        fn = {"sum": "tl.sum", "max": "tl.max", "min": "tl.min"}.get(einsum.reducer)
+        if fn is None:
+            raise _err(f"the reducer {einsum.reducer} is outside the Triton lowering's reach",
+                       einsum)
+        axis = t.axes.index(ax)
+        out_axes = tuple(a for a in t.axes if a != ax)
+        terms = frozenset(tm for tm in t.terms if ax not in tm[1])
+        return Tile(f"{fn}({x}, axis={axis})", out_axes, "f32", terms, frozenset(),
+                    einsum.reducer in ("max", "min") and bool(need) or t.may_inf, t.variant)
+
+    def mask(self, t: Tile, pred: Idx) -> Tile:
+        return replace(t, terms=t.terms | {(pred.code, pred.axes)}, variant=t.variant or pred.variant)
+
+    def try_dot(self, einsum: Einsum, ax: str, pred: Idx | None) -> Tile | None:
+        factors = _factors(einsum.body)
+        tiles = [(self.eval_value(f), inv) for f, inv in factors]
+        with_ax = [k for k, (t, inv) in enumerate(tiles) if ax in t.axes]
+        if len(with_ax) != 2:
+            return None
+        (ka, ta_inv), (kb, tb_inv) = tiles[with_ax[0]], tiles[with_ax[1]]
+        if ta_inv or tb_inv or len(ka.axes) != 2 or len(kb.axes) != 2:
+            return None
+        oa = next(a for a in ka.axes if a != ax)
+        ob = next(a for a in kb.axes if a != ax)
+        if oa == ob:
+            return None
+        for other, inv in (tiles[k] for k in range(len(tiles)) if k not in with_ax):
+            if ax in other.axes:
+                return None
+        lo = self.low
+        for a in (oa, ob, ax):
+            blk = lo.roles.block.get(a)
+            if blk and blk[1] < 16:
+                raise _err(f"tl.dot needs tiles of at least 16 along {a} (got {blk[1]})", einsum)
+        # operands in [other, ax] / [ax, other] order, validity zeroed where needed
+        def operand(t: Tile, first: bool, other_t: Tile):
+            need = [tm for tm in t.terms if ax in tm[1] and tm not in t.zero_terms]
+            if pred is not None and ax in pred.axes:
+                need.append((pred.code, pred.axes))
+            code = t.code
+            if t.kind == "int":
+                code = f"{code}.to(tl.float32)"
+            if need:
+                m = " & ".join(self.bcast(c, a, t.axes) for c, a in need)
+                code = f"tl.where({m}, {code}, 0.0)"
+            # dtype: computed fp32 operands meet a native operand in its dtype
+            if t.kind != "native" and other_t.kind == "native":
+                code = f"{code}.to({other_t.src}.dtype.element_ty)"
+            want = (oa, ax) if first else (ax, ob)
+            if tuple(t.axes) != want:
+                code = f"tl.trans({code})"
+            return code
+        ca = operand(ka, True, kb)
+        cb = operand(kb, False, ka)
+        out = (oa, ob)
+        code = f"tl.dot({ca}, {cb})"
+        axes = lo.order(out)
+        if axes != out:
+            code = f"tl.trans({code})"
+        variant = ka.variant or kb.variant or (pred is not None and pred.variant)
+        t = Tile(code, axes, "f32", frozenset(tm for tm in ka.terms | kb.terms if ax not in tm[1]),
+                 frozenset(), False, variant)
+        t = self.materialize(t, einsum.name)
+        for k, (other, inv) in enumerate(tiles):
+            if k in with_ax:
+                continue
+            t = self.binary("/" if inv else "*", t, other, einsum)
+        if pred is not None and ax not in pred.axes:
+            t = self.mask(t, pred)
+        elif pred is not None:
+            rest = Idx(pred.code, pred.axes, pred.variant)
+            t = replace(t, variant=t.variant or rest.variant)
+        return t
+
+    # ----------------------------------------------------------------- recurrences
+    def rec_update(self, name: str) -> Tile:
+        if name in self.newval:
+            return self.newval[name]
+        if name not in self.carried:
+            raise _err(f"{name}[..., {self.low.a.recurrences[name].var}+1] is read outside its "
+                       f"recurrence loop", self.low.a.recurrences[name].update)
+        rec = self.low.a.recurrences[name]
+        t = self.einsum_value(rec.update)
+        axes = self.rec_axes(rec)
+        code = self.f32(t)
+        if tuple(t.axes) != tuple(axes):
+            code = f"tl.broadcast_to({self.bcast(code, t.axes, axes) if t.axes else code}, " \
+                   f"{self.shape_of(axes)})"
+        var = self.emit(name.lower() + "_next", code, True)
+        may_inf = t.may_inf
+        out = Tile(var, axes, "f32", frozenset(), frozenset(), may_inf, True)
+        self.newval[name] = out
+        return out
+
+
+# ----------------------------------------------------------------------------------- utilities
+
+
+def _simple(code: str) -> bool:
+    return code.replace("_", "").isalnum()
+
+
+def _is_ident(code, var):
+    return var is not None and code == f"offs_{var}"
+
+
+def _is_const(code: str) -> bool:
+    try:
+        float(eval(code, {"__builtins__": {}}, {"float": float}))
+        return True
+    except Exception:
+        return False
+
+
+def _const_fold(fn, x):
+    import math as m
+    table = {"exp": m.exp, "log": m.log, "sqrt": m.sqrt, "abs": abs, "relu": lambda v: max(v, 0.0),
+             "tanh": m.tanh, "recip": lambda v: 1 / v, "square": lambda v: v * v,
+             "sigmoid": lambda v: 1 / (1 + m.exp(-v)), "floor": m.floor, "ceil": m.ceil}
+    return float(table[fn](x)) if fn in table else x
+
+
+def _const_binary(op, x, y):
+    return {"+": x + y, "-": x - y, "*": x * y}.get(op) if op in "+-*" else (
+        x / y if op == "/" else max(x, y) if op == "max" else min(x, y) if op == "min" else
+        x ** y if op == "pow" else (_ for _ in ()).throw(ValueError()))
+
+
+def _factors(expr: Expr, inv=False) -> list:
+    if isinstance(expr, Binary) and expr.op == "*":
+        return _factors(expr.lhs, inv) + _factors(expr.rhs, inv)
+    if isinstance(expr, Binary) and expr.op == "/" and not inv:
+        return _factors(expr.lhs, inv) + [(expr.rhs, True)]
+    return [(expr, inv)]
+
+
+# ------------------------------------------------------------------------------ loop bounds
+
+
+def _lin(expr: Expr, low: Lowering):
+    """A linear form {var: coef, '#': [(coef, code)], '1': const} of an index expression, or None."""
+    if isinstance(expr, Num):
+        return {"1": int(expr.value)} if float(expr.value).is_integer() else None
+    if isinstance(expr, Name):
+        if expr.is_index:
+            return {expr.name: 1}
+        if low.is_baked(expr.name) and expr.name in low.sizes:
+            return {"1": int(low.sizes[expr.name])}
+        return {"#": [(1, expr.name)]}
+    if isinstance(expr, Unary) and expr.op == "-":
+        inner = _lin(expr.operand, low)
+        return None if inner is None else _scale(inner, -1)
+    if isinstance(expr, Binary) and expr.op in ("+", "-"):
+        a, b = _lin(expr.lhs, low), _lin(expr.rhs, low)
+        if a is None or b is None:
+            return None
+        return _add(a, _scale(b, -1) if expr.op == "-" else b)
+    if isinstance(expr, Binary) and expr.op == "*":
+        a, b = _lin(expr.lhs, low), _lin(expr.rhs, low)
+        if a is None or b is None:
+            return None
+        for x, y in ((a, b), (b, a)):
+            if set(x) <= {"1"}:
+                return _scale(y, x.get("1", 0))
+        return None
+    return None
+
+
+def _scale(f, k):
+    out = {}
+    for key, v in f.items():
+        out[key] = [(c * k, code) for c, code in v] if key == "#" else v * k
+    return out
+
+
+def _add(a, b):
+    out = dict(a)
+    for key, v in b.items():
+        if key == "#":
+            out["#"] = out.get("#", []) + v
+        else:
+            out[key] = out.get(key, 0) + v
+    return out
+
+
+def _clauses(pred: Expr, low: Lowering):
+    """Disjunctive form: a list of conjunctions, each a list of linear forms f with f <= 0.
+    None when the predicate is outside the linear fragment (then no bound is derived)."""
+    if isinstance(pred, Binary) and pred.op == "and":
+        a, b = _clauses(pred.lhs, low), _clauses(pred.rhs, low)
+        if a is None:
+            return b
+        if b is None:
+            return a
+        return [x + y for x in a for y in b]
+    if isinstance(pred, Binary) and pred.op == "or":
+        a, b = _clauses(pred.lhs, low), _clauses(pred.rhs, low)
+        return None if a is None or b is None else a + b
+    if isinstance(pred, Binary) and pred.op in ("<", "<=", ">", ">=", "=="):
+        lhs, rhs, op = pred.lhs, pred.rhs, pred.op
+        if op in (">", ">="):
+            lhs, rhs, op = rhs, lhs, {">": "<", ">=": "<="}[op]
+        if isinstance(lhs, Call) and lhs.func == "abs" and op in ("<", "<="):
+            x = lhs.args[0]
+            return _clauses(Binary("and", Binary(op, x, rhs), Binary(op, Unary("-", x), rhs)), low)
+        a, b = _lin(lhs, low), _lin(rhs, low)
+        if a is None or b is None:
+            return None
+        f = _add(a, _scale(b, -1))
+        if op == "<":
+            f = _add(f, {"1": 1})
+        if op == "==":
+            return [[f, _scale(f, -1)]]
+        return [[f]]
+    return None
+
+
+# --------------------------------------------------------------------------------- planning
+
+
+@dataclass
+class Loop:
+    level: int
+    style: str  # "split" (outer var stepped, inner tile) or "plain" (tiled stream var)
+    var: str  # the stepped var (m1 / n) or the plain var (m)
+    units: list = field(default_factory=list)  # ("rec", group) | ("sred", einsum)
+    outputs: list = field(default_factory=list)  # output Einsums stored inside the loop
+
+
+class Planner:
+    def __init__(self, low: Lowering):
+        self.low = low
+        a = low.a
+        self.rec_groups = [g for g, v in zip(a.order, a.step_vars) if v is not None]
+        self.rec_of = {}
+        for g in self.rec_groups:
+            for e in g:
+                self.rec_of[e.name] = g
+        low.stream_reductions = [e for e in low.c.einsums if e.reducer and any(
+            low.roles.role.get(v) == "stream_plain" for v in e.reduced)]
+        self.sred = {e.name: e for e in low.stream_reductions}
+        self.loop_of: dict = {}  # unit key -> level
+        self._level_cache = {}
+
+    def unit_level(self, key):
+        if key in self.loop_of:
+            return self.loop_of[key]
+        if key in self.rec_of:
+            group = self.rec_of[key]
+            own = {e.name for e in group}
+            lvl = 0
+            for e in group:
+                lvl = max(lvl, self.reads_level(e, own))
+            for e in group:
+                self.loop_of[e.name] = lvl
+            return lvl
+        e = self.sred[key]
+        self.loop_of[key] = lvl = self.reads_level(e, set())
+        return lvl
+
+    def reads_level(self, einsum, own) -> int:
+        lvl = 0
+        for acc in einsum.reads():
+            lvl = max(lvl, self.access_level(acc, own))
+        return lvl
+
+    def access_level(self, acc, own) -> int:
+        low, t = self.low, acc.tensor
+        if t in low.inputs:
+            return 0
+        if t in self.rec_of and t not in low.a.recurrences:
+            return 0 if t in own else self.unit_level(t)
+        if t in self.rec_of:
+            rec = low.a.recurrences[t]
+            idx = acc.indices[rec.axis]
+            final = isinstance(idx, Name) and not idx.is_index
+            if t in own and not final:
+                return 0
+            return self.unit_level(t) + (1 if final else 0)
+        if t in self.sred:
+            return self.unit_level(t) + 1
+        (e,) = low.defs[t]
+        return self.reads_level(e, own)
+
+    def iterates_row(self, einsum, seen=None) -> bool:
+        row = self.low.roles.row
+        if row is None or self.low.roles.role[row] != "row":
+            return False
+        seen = seen or set()
+        if row in einsum.iteration_space:
+            return True
+        for acc in einsum.reads():
+            t = acc.tensor
+            if t in self.low.inputs or t in seen:
+                continue
+            seen.add(t)
+            for e in self.low.defs[t]:
+                if self.iterates_row(e, seen):
+                    return True
+        return False
+
+    def plan(self):
+        low = self.low
+        units = []
+        for g in self.rec_groups:
+            units.append(("rec", g))
+        for e in low.stream_reductions:
+            units.append(("sred", e))
+        phases = {0: [], 1: []}
+        two_phase = low.roles.row is not None and low.roles.role[low.roles.row] == "row"
+        for kind, u in units:
+            einsums = u if kind == "rec" else [u]
+            lvl = self.unit_level(einsums[0].name)
+            if two_phase and not any(self.iterates_row(e) for e in einsums):
+                phases[0].append((lvl, kind, u))
+            else:
+                phases[1].append((lvl, kind, u))
+        if not phases[0]:
+            phases = {1: phases[1]}
+        out = {}
+        for ph, lst in phases.items():
+            loops: list[Loop] = []
+            for lvl, kind, u in sorted(lst, key=lambda x: x[0]):
+                if kind == "rec":
+                    var = low.a.recurrences[u[0].name].var if u[0].name in low.a.recurrences else \
+                        next(low.a.recurrences[e.name].var for e in u if e.name in low.a.recurrences)
+                    style = "split"
+                else:
+                    var = next(v for v in u.reduced if low.roles.role.get(v) == "stream_plain")
+                    style = "plain"
+                loop = next((lp for lp in loops if lp.level == lvl and lp.style == style
+                             and lp.var == var), None)
+                if loop is None:
+                    loop = Loop(lvl, style, var)
+                    loops.append(loop)
+                loop.units.append((kind, u))
+            out[ph] = loops
+        # outputs
+        final_phase = max(out) if out else 1
+        out.setdefault(final_phase, [])
+        post = []
+        for d in low.c.outputs:
+            (e,) = [x for x in low.defs[d.name] if not (d.name in low.a.recurrences)] or [None]
+            if e is None:
+                raise _err(f"output {d.name} is a recurrence; write its final iterate to an output",
+                           d)
+            stream_out = [v for v in e.output_vars if low.roles.role.get(v) in
+                          ("stream_outer", "stream_plain", "reshape")]
+            if e.name in self.sred:
+                post.append(e)
+            elif stream_out:
+                v = stream_out[0]
+                role = low.roles.role[v]
+                style = "plain" if role == "stream_plain" else "split"
+                lvl = self.reads_level(e, set())
+                loops = out[final_phase]
+                loop = next((lp for lp in loops if lp.level == lvl and lp.style == style), None)
+                if loop is None:
+                    var = v if style == "plain" else next(
+                        (r.var for r in low.a.recurrences.values()), None)
+                    if var is None:
+                        raise _err(f"output {d.name} iterates the streamed rank; the Triton "
+                                   f"lowering cannot place it in a loop", e)
+                    loop = Loop(lvl, style, var)
+                    loops.append(loop)
+                loop.outputs.append(e)
+            else:
+                post.append(e)
+        for ph in out:
+            out[ph].sort(key=lambda lp: lp.level)
+        return out, post
+
+
+# ------------------------------------------------------------------------------- the kernels
+
+
+class PhaseGen(KernelGen):
+    def run(self, loops: list, post: list, store_finals: list):
+        low = self.low
+        roles = low.roles
+        head = []
+        # program ids: rows (axis 0) and batch (axis 1)
+        if roles.row and roles.role[roles.row] == "row" and self.has_row:
+            v = roles.row
+            head.append(f"pid_r = tl.program_id(0)")
+            head.append(f"offs_{v} = pid_r * {roles.block[v][0]} + tl.arange(0, {roles.block[v][0]})")
+            self.memo_inv[("offs", v)] = f"offs_{v}"
+        if roles.batch:
+            head.append("pid_b = tl.program_id(1)")
+            rem = "pid_b"
+            for k, v in enumerate(reversed(roles.batch)):
+                ext = self.size_code(v.upper())
+                if k == len(roles.batch) - 1:
+                    head.append(f"{v}_idx = {rem}")
+                else:
+                    head.append(f"{v}_idx = {rem} % {ext}")
+                    head.append(f"rem_{k} = {rem} // {ext}")
+                    rem = f"rem_{k}"
+        self.lines = head
+        for k, loop in enumerate(loops):
+            self.emit_loop(k, loop)
+        # after the loops: outputs and scratch
+        for e in post:
+            self.store_einsum(e)
+        for name in store_finals:
+            self.store_scratch(name)
+        return self.lines
+
+    # ----------------------------------------------------------------- loops
+    def loop_bounds(self, k: int, loop: Loop):
+        low = self.low
+        roles = low.roles
+        if loop.style == "split":
+            split = low.split_outer_of(loop.var.upper())
+            inner_var = next((v for v, r in roles.role.items() if v.upper() == split.inner
+                              and r in ("col", "chunk_row")), None)
+            count = f"tl.cdiv({self.size_code(split.rank)}, {self.size_code(split.inner)})"
+            blk_coef = None
+        else:
+            blk = roles.block[loop.var][0]
+            count = f"tl.cdiv({self.size_code(loop.var.upper())}, {blk})"
+            inner_var = None
+        lo, hi = "0", count
+        if loop.outputs:
+            return lo, hi, []
+        # predicates of Einsums evaluated in this loop bound its range
+        closure = self.loop_closure(loop)
+        preds = [e for e in closure if e.where is not None]
+        if not preds:
+            return lo, hi, []
+        ranges = []
+        for e in preds:
+            r = self.pred_range(e, loop)
+            ranges.append((e, r))
+        # every unit must read some predicated Einsum with a range
+        for kind, u in loop.units:
+            einsums = u if kind == "rec" else [u]
+            cl = set()
+            for x in einsums:
+                cl |= {y.name for y in self.closure_of(x)}
+            if not any(e.name in cl and r is not None for e, r in ranges):
+                return lo, hi, []
+        los = [r[0] for _, r in ranges if r is not None]
+        his = [r[1] for _, r in ranges if r is not None]
+        notes = [f"{e.name}: where {_fmt(e.where)}" for e, r in ranges if r is not None]
+        if any(x is None for x in los):
+            los = []
+        if any(x is None for x in his):
+            his = []
+        if los:
+            lo = los[0] if len(los) == 1 else "tl.minimum(" + ", ".join(los) + ")" \
+                if len(los) == 2 else _nest("tl.minimum", los)
+            lo = f"tl.maximum({lo}, 0)"
+        if his:
+            h = his[0] if len(his) == 1 else _nest("tl.maximum", his)
+            hi = f"tl.minimum({h}, {count})"
+        return lo, hi, notes
+
+    def closure_of(self, einsum, seen=None):
+        seen = seen if seen is not None else {}
+        if einsum.name in seen:
+            return seen.values()
+        seen[einsum.name] = einsum
+        for acc in einsum.reads():
+            t = acc.tensor
+            if t in self.low.inputs:
+                continue
+            for e in self.low.defs[t]:
+                if e.name in self.low.a.recurrences and e.name != einsum.name:
+                    continue
+                if e.name in getattr(self.low, "stream_red_names", ()):
+                    continue
+                self.closure_of(e, seen)
+        return list(seen.values())
+
+    def loop_closure(self, loop):
+        seen = {}
+        for kind, u in loop.units:
+            for e in (u if kind == "rec" else [u]):
+                self.closure_of(e, seen)
+        return list(seen.values())
+
+    def pred_range(self, einsum, loop):
+        """(lo, hi) code of the loop counter range that may meet ``einsum``'s predicate."""
+        low = self.low
+        roles = low.roles
+        clauses = _clauses(einsum.where, low)
+        if clauses is None:
+            return None
+        if loop.style == "split":
+            split = low.split_outer_of(loop.var.upper())
+        results = []
+        for conj in clauses:
+            lo_c, hi_c = [], []
+            for f in conj:
+                A = 0
+                rest_lo = []  # code terms of the minimum of the rest
+                const = f.get("1", 0)
+                ok = True
+                for key, coef in f.items():
+                    if key in ("1",) or coef == 0:
+                        continue
+                    if key == "#":
+                        rest_lo += [f"({c}) * {self.size_code(code)}" for c, code in coef]
+                        continue
+                    role = roles.role.get(key)
+                    if loop.style == "split" and key == loop.var:
+                        A += coef
+                        continue
+                    if loop.style == "plain" and key == loop.var:
+                        blk = roles.block[key][0]
+                        A_code = f"{coef} * {blk}"
+                        A += coef * self._blk_value(key)
+                        lo_v, hi_v = 0, self._blk_value(key) - 1
+                        const += coef * (lo_v if coef > 0 else hi_v)
+                        continue
+                    if role == "batch":
+                        rest_lo.append(f"{coef} * {key}_idx")
+                        continue
+                    if role == "row":
+                        blk = roles.block[key][0]
+                        lo_v = f"pid_r * {blk}"
+                        hi_v = f"(pid_r * {blk} + {blk} - 1)"
+                        rest_lo.append(f"{coef} * {lo_v if coef > 0 else hi_v}")
+                        continue
+                    if role in ("col", "chunk_row", "full"):
+                        ext = low.sizes[key.upper()]
+                        const += coef * (0 if coef > 0 else ext - 1)
+                        continue
+                    ok = False
+                if not ok:
+                    continue
+                rest = " + ".join(rest_lo + [str(const)])
+                if A > 0:  # A*it + rest <= 0  ->  it <= floor(-rest / A)
+                    hi_c.append(f"(tl.maximum(-({rest}) + {A}, 0) // {A})")
+                elif A < 0:  # it >= ceil(rest / -A)
+                    lo_c.append(f"((tl.maximum({rest}, 0) + {-A - 1}) // {-A})")
+            results.append((_nest("tl.maximum", lo_c) if lo_c else "0",
+                            _nest("tl.minimum", hi_c) if hi_c else None))
+        if len(results) == 1:
+            return results[0]
+        # a disjunction: the hull of its parts
+        los = [r[0] for r in results]
+        his = [r[1] for r in results]
+        return (_nest("tl.minimum", los), None if any(h is None for h in his) else _nest("tl.maximum", his))
+
+    def _blk_value(self, var):
+        return int(self.low.roles.block[var][1])
+
+    def emit_loop(self, k: int, loop: Loop):
+        low = self.low
+        roles = low.roles
+        lo, hi, notes = self.loop_bounds(k, loop)
+        desc = ", ".join(sorted({e.name for kind, u in loop.units
+                                 for e in (u if kind == "rec" else [u])} | {e.name for e in loop.outputs}))
+        self.lines.append("")
+        self.lines.append(f"# loop {k} over the streamed rank ({loop.var}, {loop.style}): {desc}")
+        for n in notes:
+            self.lines.append(f"# bounds derived from {n}")
+        # initial values of carried state
+        self.carried = {}
+        accs = {}
+        for kind, u in loop.units:
+            if kind == "rec":
+                for e in u:
+                    if e.name in low.a.recurrences and e.name not in self.carried:
+                        rec = low.a.recurrences[e.name]
+                        init = self.einsum_value(rec.init)
+                        axes = self.rec_axes(rec)
+                        code = self.f32(init)
+                        code = f"tl.zeros({self.shape_of(axes)}, tl.float32) + " \
+                               f"{self.bcast(code, init.axes, axes) if init.axes else code}" \
+                            if axes else code
+                        name = self.emit(e.name.lower(), code, False)
+                        self.carried[e.name] = name
+            else:
+                e = u
+                axes = low.order(sum((self.eval_int(i).axes for i in e.output.indices), ()))
+                name = self.emit(e.name.lower() + "_acc",
+                                 f"tl.full({self.shape_of(axes)}, {IDENTITY[e.reducer]}, tl.float32)"
+                                 if axes else IDENTITY[e.reducer], False)
+                accs[e.name] = (name, axes)
+        lo_n = self.emit(f"lo_{k}", lo, False)
+        hi_n = self.emit(f"hi_{k}", hi, False)
+        header = f"for it in range({lo_n}, {hi_n}):"
+        self.loop_lines = []
+        self.memo_var = {}
+        self.newval = {}
+        saved = dict(self.bind)
+        if loop.style == "split":
+            self.bind[loop.var] = Idx("it", (), True)
+            split = low.split_outer_of(loop.var.upper())
+            for v, r in roles.role.items():
+                if r == "reshape" and v.upper() == split.rank:
+                    inner_v = next(x for x, rr in roles.role.items()
+                                   if x.upper() == split.inner and rr in ("chunk_row", "col"))
+                    inner = self.default_bind(inner_v)
+                    size = self.size_code(split.inner)
+                    self.bind[v] = Idx(f"(it * {size} + {inner.code})", inner.axes, True,
+                                       (Idx("it", (), True), size, inner))
+        else:
+            v = loop.var
+            blk = roles.block[v][0]
+            local = self.fresh(f"arange_{v}")
+            self.loop_lines.append(f"offs_{v} = it * {blk} + tl.arange(0, {blk})")
+            if ("arange", v) not in self.memo_inv:
+                self.lines.append(f"{local} = tl.arange(0, {blk})")
+                self.memo_inv[("arange", v)] = local
+            self.bind[v] = Idx(f"offs_{v}", (v,), True,
+                               (Idx("it", (), True), blk, Idx(self.memo_inv[("arange", v)], (v,))))
+        # the body
+        for kind, u in loop.units:
+            if kind == "rec":
+                for e in u:
+                    if e.name in low.a.recurrences:
+                        self.rec_update(e.name)
+                    else:
+                        pass  # plain members are inlined on demand
+            else:
+                e = u
+                name, axes = accs[e.name]
+                t = self.einsum_value(e, stream_var=loop.var)
+                part = self.f32(t)
+                if tuple(t.axes) != tuple(axes):
+                    part = self.bcast(part, t.axes, axes)
+                op = {"sum": f"{name} + {part}", "max": f"tl.maximum({name}, {part})",
+                      "min": f"tl.minimum({name}, {part})", "prod": f"{name} * {part}"}[e.reducer]
+                self.loop_lines.append(f"{name} = {op}")
+        for e in loop.outputs:
+            self.store_einsum(e, in_loop=True)
+        for name, var in self.carried.items():
+            if name in self.newval:
+                self.loop_lines.append(f"{var} = {self.newval[name].code}")
+        self.lines.append(header)
+        self.lines += ["    " + x for x in self.loop_lines]
+        self.loop_lines = None
+        self.memo_var = {}
+        self.bind = saved
+        # finished values
+        for name, var in self.carried.items():
+            rec = low.a.recurrences[name]
+            self.finals[name] = Tile(var, self.rec_axes(rec), "f32", may_inf=True)
+        for kind, u in loop.units:
+            if kind == "sred":
+                name, axes = accs[u.name]
+                self.finals[u.name] = Tile(name, axes, "f32", may_inf=u.reducer in ("max", "min"))
+        self.carried = {}
+        self.newval = {}
+
+    # ----------------------------------------------------------------- stores
+    def store_einsum(self, e: Einsum, in_loop=False):
+        low = self.low
+        if e.name in self.finals:
+            t = self.finals[e.name]
+        else:
+            t = self.einsum_value(e)
+        self.store(e.name, e.output.indices, t, cast=True, in_loop=in_loop)
+
+    def store_scratch(self, name: str):
+        (e,) = [x for x in self.low.defs[name]] if name not in self.low.a.recurrences else \
+            [self.low.a.recurrences[name].update]
+        t = self.finals[name]
+        idx = [i for k, i in enumerate(e.output.indices)
+               if name not in self.low.a.recurrences or k != self.low.a.recurrences[name].axis]
+        self.store(name, idx, t, cast=False)
+
+    def store(self, name, indices, t: Tile, cast: bool, in_loop=False):
+        low = self.low
+        idx = [self.eval_int(i) for i in indices]
+        axes = low.order(sum((i.axes for i in idx), ()))
+        ptr = self.pointer(name)
+        strides = self.strides[name]
+        ranks = [d for d in (low.outputs[name].ranks if name in low.outputs else
+                             self.scratch_axes(name))]
+        parts, terms = [], []
+        for k, i in enumerate(idx):
+            parts.append(f"{self.bcast(i.code, i.axes, axes)} * {strides[k]}")
+            if i.axes:
+                ext = self.size_code(ranks[k])
+                var = i.axes[0] if len(i.axes) == 1 and _is_ident(i.code, i.axes[0]) else None
+                b = low.roles.block.get(var) if var else None
+                if b and not b[3] and str(b[1]) == str(low.sizes.get(ranks[k])):
+                    continue
+                terms.append(self.bcast(f"({i.code} < {ext})", i.axes, axes))
+        value = self.f32(t)
+        if tuple(t.axes) != tuple(axes):
+            if not set(t.axes) <= set(axes):
+                raise CascadeError(f"cannot store {name}: its value spans {t.axes}")
+            value = self.bcast(value, t.axes, axes) if t.axes else value
+            value = f"tl.broadcast_to({value}, {self.shape_of(axes)})" if axes else value
+        v = self.emit(name.lower() + "_out", value, in_loop)
+        if cast:
+            v2 = self.emit(name.lower() + "_val",
+                           f"tl.where({v} == {v}, {v}, 0.0).to({ptr}.dtype.element_ty)", in_loop)
+        else:
+            v2 = v
+        mask = f", mask={' & '.join(terms)}" if terms else ""
+        self.stmt(f"tl.store({ptr} + {' + '.join(parts)}, {v2}{mask})", in_loop)
+
+
+def _nest(fn, items):
+    items = list(items)
+    if len(items) == 1:
+        return items[0]
+    out = items[0]
+    for x in items[1:]:
+        out = f"{fn}({out}, {x})"
+    return out
+
+
+def _fmt(expr):
+    from einsum_ir.printer import format_expr
+    return format_expr(expr)
+
+
+# ------------------------------------------------------------------------------ the module
+
+
+@dataclass
+class Generated:
+    source: str
+    phases: list  # [{"kernel", "grid_row", "pointers", "sizes"}]
+    roles: Roles
+    config: Config
+    tunable: dict  # block constexpr name -> default
+
+
+def generate(cascade: Cascade, sizes: dict, config: Config | None = None, *,
+             mapping_note: str = "", original: Cascade | None = None) -> Generated:
+    config = config or Config()
+    low = Lowering(cascade, sizes, config)
+    planner = Planner(low)
+    low.stream_red_names = {e.name for e in low.stream_reductions}
+    phases, post = planner.plan()
+    roles = low.roles
+    kernels = []
+    finals_from = {}
+    phase_keys = sorted(phases)
+    for ph in phase_keys:
+        loops = phases[ph]
+        last = ph == phase_keys[-1]
+        phase_reads = {}
+        if last:
+            for name, ph0 in finals_from.items():
+                phase_reads[name] = ph0
+        store_finals = []
+        if not last:
+            for lp in loops:
+                for kind, u in lp.units:
+                    for e in (u if kind == "rec" else [u]):
+                        if e.name in low.a.recurrences or kind == "sred":
+                            if e.name not in store_finals:
+                                store_finals.append(e.name)
+        gen = PhaseGen(low, f"_phase{ph}", loops, phase_reads, post if last else [], store_finals)
+        gen.has_row = last or any(planner.iterates_row(e) for lp in loops for _, u in lp.units
+                                  for e in (u if isinstance(u, tuple) else [u]))
+        if not last:
+            gen.has_row = False
+        lines = gen.run(loops, post if last else [], store_finals)
+        if not last:
+            for name in store_finals:
+                rec = low.a.recurrences.get(name)
+                e = rec.update if rec else low.defs[name][0]
+                axes = [i for k, i in enumerate(e.output.indices) if not rec or k != rec.axis]
+                finals_from[name] = [i.name.upper() for i in axes]
+        kernels.append((gen, lines, store_finals))
+    return _assemble(low, kernels, finals_from, config, mapping_note, original)
+
+
+def _assemble(low: Lowering, kernels, scratch, config: Config, mapping_note, original):
+    roles = low.roles
+    c = low.c
+    src = []
+    text = format_cascade(original or c).rstrip().splitlines()
+    src.append('"""Generated by cascade (Triton backend). Do not edit by hand.')
+    src.append("")
+    src.append(f"Cascade {c.name}:")
+    src += ["    " + line for line in text]
+    if original is not None and original is not c:
+        src.append("")
+        src.append("after the online-softmax rewrite:")
+        src += ["    " + line for line in format_cascade(c).rstrip().splitlines()]
+    src.append("")
+    src.append("Mapping:")
+    src.append(f"    launch grid: axis 0 = blocks of the row rank "
+               f"{(roles.row or '-').upper() if roles.row and roles.role[roles.row] == 'row' else '-'}"
+               f", axis 1 = {' x '.join(v.upper() for v in roles.batch) or '1'}")
+    src.append(f"    streamed rank: {roles.stream_rank or '-'}; full tiles: "
+               f"{', '.join(v.upper() for v in roles.full) or '-'}")
+    blocks = {}
+    for v, (name, size, ext, runtime) in roles.block.items():
+        blocks[name] = size
+    src.append("    tiles: " + ", ".join(f"{k}={v}" for k, v in blocks.items())
+               + f"; num_warps={config.num_warps}, num_stages={config.num_stages}")
+    if mapping_note:
+        for line in mapping_note.splitlines():
+            src.append("    " + line)
+    src.append('"""')
+    src.append("import torch")
+    src.append("import triton")
+    src.append("import triton.language as tl")
+    src.append("")
+    baked = {k: v for k, v in low.sizes.items() if low.is_baked(k)}
+    src.append(f"BAKED_SIZES = {baked!r}  # sizes compiled into the kernels")
+    tunable = {}
+    if roles.row and roles.role[roles.row] == "row":
+        tunable[roles.block[roles.row][0]] = config.block_r
+    for v, r in roles.role.items():
+        if r == "stream_plain":
+            tunable[roles.block[v][0]] = config.block_c
+    fixed_blocks = {k: v for k, v in blocks.items() if k not in tunable}
+    src.append(f"FIXED_BLOCKS = {fixed_blocks!r}")
+    src.append(f"CONFIG = {dict(tunable, num_warps=config.num_warps, num_stages=config.num_stages)!r}")
+    src.append("")
+    metas = []
+    for gen, lines, store_finals in kernels:
+        consts = sorted({b for b in blocks if re.search(rf"\b{b}\b", "\n".join(lines))})
+        evens = sorted(gen.evens)
+        args = list(gen.pointers)
+        for p in gen.pointers:
+            args += gen.strides[p[:-4]]
+        args += gen.size_args
+        args += [f"{k}: tl.constexpr" for k in consts]
+        args += [f"EVEN_{k}: tl.constexpr" for k in evens]
+        src.append("@triton.jit")
+        src.append(f"def {gen.name}(")
+        for a in args:
+            src.append(f"    {a},")
+        src.append("):")
+        for line in lines:
+            src.append("    " + line if line else "")
+        src.append("")
+        src.append("")
+        metas.append({"kernel": gen.name, "pointers": [p[:-4] for p in gen.pointers],
+                      "sizes": list(gen.size_args), "consts": consts, "evens": evens,
+                      "row": roles.row if gen.has_row and roles.row and roles.role[roles.row] == "row" else None})
+    src += _host(low, metas, scratch)
+    return Generated("\n".join(src) + "\n", metas, roles, config, tunable)
+
+
+def _host(low: Lowering, metas, scratch) -> list:
+    c = low.c
+    roles = low.roles
+    out = []
+    ins = [d.name for d in c.inputs]
+    out.append(f"def forward({', '.join(ins)}, *, config=None):")
+    out.append('    """Runs the cascade on torch tensors; returns {output name: tensor}."""')
+    out.append("    cfg = dict(CONFIG, **(config or {}))")
+    out.append("    sizes = dict(BAKED_SIZES)")
+    for d in c.inputs:
+        out.append(f"    _shape({d.name}, {d.name!r}, {list(d.ranks)!r}, sizes)")
+    # ranks defined by expressions of others
+    for d in c.sizes:
+        if d.is_rank and not isinstance(d.default, Num):
+            code = _py_size(d.default)
+            out.append(f"    _derive(sizes, {d.name!r}, lambda s: {code})")
+    first = next((d.name for d in c.inputs if len(d.axes) >= 2), c.inputs[0].name)
+    out.append(f"    device, dtype = {first}.device, {first}.dtype")
+    for d in c.outputs:
+        shape = ", ".join(f"sizes[{r!r}]" for r in d.ranks)
+        out.append(f"    {d.name} = torch.empty(({shape},), device=device, dtype=dtype)")
+    for name, ranks in scratch.items():
+        shape = ", ".join(f"sizes[{r!r}]" for r in ranks)
+        out.append(f"    {name} = torch.empty(({shape},), device=device, dtype=torch.float32)")
+    batch = " * ".join(f"sizes[{v.upper()!r}]" for v in roles.batch) or "1"
+    for m in metas:
+        if m["row"]:
+            blk = roles.block[m["row"]][0]
+            out.append(f"    grid = (triton.cdiv(sizes[{m['row'].upper()!r}], cfg[{blk!r}]), {batch})")
+        else:
+            out.append(f"    grid = (1, {batch})")
+        args = [p for p in m["pointers"]]
+        args += [f"*{p}.stride()" for p in m["pointers"]]
+        args += [f"sizes[{s!r}]" for s in m["sizes"]]
+        kw = [f"{k}=cfg.get({k!r}, FIXED_BLOCKS.get({k!r}))" for k in m["consts"]]
+        for e in m["evens"]:
+            blk = f"BLOCK_{e}"
+            kw.append(f"EVEN_{e}=sizes[{e!r}] % cfg.get({blk!r}, FIXED_BLOCKS.get({blk!r})) == 0")
+        kw += ["num_warps=cfg['num_warps']", "num_stages=cfg['num_stages']"]
+        out.append(f"    {m['kernel']}[grid](")
+        for a in args + kw:
+            out.append(f"        {a},")
+        out.append("    )")
+    out.append("    return {" + ", ".join(f"{d.name!r}: {d.name}" for d in c.outputs) + "}")
+    out.append("")
+    out.append("")
+    out.append('''def _shape(t, name, ranks, sizes):
+    if t.dim() != len(ranks):
+        raise ValueError(f"{name} must have {len(ranks)} dimensions ({', '.join(ranks)}), "
+                         f"got shape {tuple(t.shape)}")
+    for k, (rank, n) in enumerate(zip(ranks, t.shape)):
+        if rank in sizes and sizes[rank] != n:
+            raise ValueError(f"{name}: axis {k} is rank {rank} = {sizes[rank]}, got {n}")
+        sizes[rank] = int(n)
+
+
+def _derive(sizes, rank, fn):
+    try:
+        value = fn(sizes)
+    except KeyError:
+        return
+    if rank in sizes and sizes[rank] != value:
+        raise ValueError(f"rank {rank} must be {value} here, got {sizes[rank]}")
+    sizes[rank] = value
+''')
+    return out
+
+
+def _py_size(expr: Expr) -> str:
+    if isinstance(expr, Num):
+        return str(int(expr.value))
+    if isinstance(expr, Name):
+        return f"s[{expr.name!r}]"
+    if isinstance(expr, Binary):
+        op = "//" if expr.op == "/" else expr.op
+        return f"({_py_size(expr.lhs)} {op} {_py_size(expr.rhs)})"
+    if isinstance(expr, Unary):
+        return f"(-{_py_size(expr.operand)})"
+    if isinstance(expr, Call):
+        return f"{expr.func}({', '.join(_py_size(a) for a in expr.args)})"
+    raise CascadeError("unsupported size expression", getattr(expr, "span", None))
+
+
+import re  # noqa: E402
