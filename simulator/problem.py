@@ -1,0 +1,174 @@
+"""A cascade at fixed sizes, prepared for the cost model: shapes, recurrences, work per Einsum.
+
+Counts come from :func:`einsum_ir.analysis.work.count_work` (exact under masks). Two choices of the
+accelerator model are made here and documented in docs/accelerator.md:
+
+* A constant scale hoisted out of a contraction (``/ sqrt(E)``) is folded into an operand and costs
+  nothing on the array (the FuseMax artifact's cascades omit it, fusemax.md 2).
+* Initial values of recurrences (``RM[...,0] = -inf``) are register initialisations, not work.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from einsum_ir import analyze
+from einsum_ir.analysis.existence import einsum_key
+from einsum_ir.analysis.work import count_work, einsum_profile
+from einsum_ir.ir import Access, Binary, Call, Cascade, Einsum, Name, index_vars, walk
+from einsum_ir.sizes import resolve_sizes
+
+
+@dataclass
+class EinsumInfo:
+    key: str
+    einsum: Einsum
+    vars: tuple  # iteration space (index variables)
+    reduced: tuple
+    reducer: str | None
+    per_point: Counter  # op class -> count per existing point
+    exp_sub: int  # exp(a - b) patterns per point (a unit with an 'exp_sub' op fuses them)
+    points: int  # existing points (masks applied)
+    dense_points: int
+    reads: dict  # tensor -> set of index variables used to read it
+    out_vars: tuple
+    carried: dict  # tensor -> True when read at the previous step of its recurrence
+    final: set  # tensors whose final iterate is read (e.g. RNV[M1])
+
+    @property
+    def density(self) -> float:
+        return self.points / self.dense_points if self.dense_points else 0.0
+
+
+@dataclass
+class Problem:
+    cascade: Cascade
+    sizes: dict
+    analysis: object
+    infos: dict  # key -> EinsumInfo (initial values excluded)
+    order: tuple  # keys in program order
+    shapes: dict  # tensor -> tuple of (rank, extent)
+    recurrences: dict  # tensor -> (axis, var)
+    consumers: dict = field(default_factory=dict)  # tensor -> [keys]
+    producer: dict = field(default_factory=dict)  # tensor -> key
+
+    def tensor_words(self, tensor: str, final_only: bool = True) -> int:
+        """Elements of a tensor (a recurrence counts its final iterate only)."""
+        dims = self.shapes[tensor]
+        rec = self.recurrences.get(tensor)
+        n = 1
+        for k, (_, extent) in enumerate(dims):
+            if rec is not None and k == rec[0] and final_only:
+                continue
+            n *= extent
+        return n
+
+    def is_input(self, tensor: str) -> bool:
+        return self.cascade.input(tensor) is not None
+
+    def is_output(self, tensor: str) -> bool:
+        return self.cascade.output(tensor) is not None
+
+
+def _exp_sub(expr) -> int:
+    n = 0
+    for node in walk(expr):
+        if isinstance(node, Call) and node.func == "exp" and len(node.args) == 1 \
+                and isinstance(node.args[0], Binary) and node.args[0].op in ("+", "-"):
+            n += 1
+    return n
+
+
+def _reduced_sizes(cascade: Cascade, sizes: dict, cap: int = 4096) -> dict:
+    """Sizes scaled down (ratios kept) so that masks of huge problems fit in memory."""
+    decls = {d.name for d in cascade.sizes if d.is_rank}
+    big = max((v for k, v in sizes.items() if k in decls), default=1)
+    if big <= cap:
+        return dict(sizes)
+    factor = big // cap
+    out = {}
+    for k, v in sizes.items():
+        if k in decls and v >= cap and v % factor == 0:
+            out[k] = v // factor
+        elif k in decls:
+            out[k] = v
+    return out
+
+
+def build_problem(cascade: Cascade, overrides: dict | None = None) -> Problem:
+    analysis = analyze(cascade)
+    known = {d.name for d in cascade.sizes}
+    overrides = {k: v for k, v in (overrides or {}).items() if k in known}
+    sizes = resolve_sizes(cascade, overrides)
+    try:
+        work = count_work(cascade, overrides, analysis=analysis)
+        points = work.points
+        scale = None
+    except MemoryError:
+        # A masked problem too large for exact existence masks: measure the density at sizes
+        # scaled down by a common factor and apply it to the dense point counts.
+        small = _reduced_sizes(cascade, {k: sizes[k] for k in known})
+        work = count_work(cascade, small, analysis=analysis)
+        points = None
+        scale = work
+    recurrences = {t: (r.axis, r.var) for t, r in analysis.recurrences.items()}
+    shapes = {t: tuple((a.rank, sizes[a.rank] + a.extra) for a in axes)
+              for t, axes in analysis.shapes.items()}
+    infos = {}
+    order = []
+    for einsum in cascade.einsums:
+        key = einsum_key(analysis, einsum)
+        if key.endswith(".init"):
+            continue
+        per_point, _per_output = einsum_profile(einsum)
+        vars_ = einsum.iteration_space
+        dense = math.prod(sizes[v.upper()] for v in vars_)
+        if points is not None:
+            pts = points.get(key, 0)
+        else:
+            small_sizes = scale.sizes
+            small_dense = math.prod(small_sizes[v.upper()] for v in vars_)
+            pts = round(dense * scale.points.get(key, 0) / small_dense) if small_dense else 0
+        reads: dict = {}
+        carried: dict = {}
+        final: set = set()
+        for acc in einsum.reads():
+            vs = set()
+            for idx in acc.indices:
+                vs.update(index_vars(idx))
+            reads.setdefault(acc.tensor, set()).update(vs)
+            rec = recurrences.get(acc.tensor)
+            if rec is not None:
+                idx = acc.indices[rec[0]]
+                if isinstance(idx, Name) and idx.is_index:
+                    carried[acc.tensor] = True
+                elif isinstance(idx, Name):
+                    final.add(acc.tensor)
+        infos[key] = EinsumInfo(key, einsum, vars_, tuple(einsum.reduced), einsum.reducer,
+                                per_point, _exp_sub(einsum.body), pts, dense, reads,
+                                einsum.output_vars, carried, final)
+        order.append(key)
+    prob = Problem(cascade, sizes, analysis, infos, tuple(order), shapes, recurrences)
+    for key in order:
+        prob.producer[infos[key].einsum.name] = key
+        for t in infos[key].reads:
+            prob.consumers.setdefault(t, []).append(key)
+    return prob
+
+
+_CACHE: dict = {}
+
+
+def problem_for(cascade: Cascade, overrides: dict | None = None) -> Problem:
+    """Memoised :func:`build_problem` (the mapper and the study evaluate many mappings)."""
+    key = (id(cascade), tuple(sorted((overrides or {}).items())))
+    hit = _CACHE.get(key)
+    if hit is not None and hit[0] is cascade:
+        return hit[1]
+    prob = build_problem(cascade, overrides)
+    if len(_CACHE) > 512:
+        _CACHE.clear()
+    _CACHE[key] = (cascade, prob)
+    return prob
