@@ -1179,6 +1179,7 @@ class PhaseGen(KernelGen):
             los = []
         if any(x is None for x in his):
             his = []
+        los = [x for x in los if x != "0"]
         if los:
             lo = los[0] if len(los) == 1 else "tl.minimum(" + ", ".join(los) + ")" \
                 if len(los) == 2 else _nest("tl.minimum", los)
@@ -1241,10 +1242,10 @@ class PhaseGen(KernelGen):
                         continue
                     if loop.style == "plain" and key == loop.var:
                         blk = roles.block[key][0]
-                        A_code = f"{coef} * {blk}"
-                        A += coef * self._blk_value(key)
-                        lo_v, hi_v = 0, self._blk_value(key) - 1
-                        const += coef * (lo_v if coef > 0 else hi_v)
+                        A += coef
+                        plain_blk = blk
+                        if coef < 0:
+                            rest_lo.append(f"{coef} * ({blk} - 1)")
                         continue
                     if role == "batch":
                         rest_lo.append(f"{coef} * {key}_idx")
@@ -1263,10 +1264,14 @@ class PhaseGen(KernelGen):
                 if not ok:
                     continue
                 rest = " + ".join(rest_lo + [str(const)])
+                if loop.style == "plain" and A != 0:
+                    a_pos = f"{abs(A)} * {plain_blk}" if abs(A) != 1 else plain_blk
+                else:
+                    a_pos = str(abs(A))
                 if A > 0:  # A*it + rest <= 0  ->  it <= floor(-rest / A)
-                    hi_c.append(f"(tl.maximum(-({rest}) + {A}, 0) // {A})")
+                    hi_c.append(f"(tl.maximum({a_pos} - ({rest}), 0) // ({a_pos}))")
                 elif A < 0:  # it >= ceil(rest / -A)
-                    lo_c.append(f"((tl.maximum({rest}, 0) + {-A - 1}) // {-A})")
+                    lo_c.append(f"((tl.maximum({rest}, 0) + {a_pos} - 1) // ({a_pos}))")
             results.append((_nest("tl.maximum", lo_c) if lo_c else "0",
                             _nest("tl.minimum", hi_c) if hi_c else None))
         if len(results) == 1:
