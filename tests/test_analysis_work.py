@@ -164,3 +164,102 @@ def test_cli_work_table_and_json(capsys):
     assert info["per_einsum"]["AV"]["mac"] == math.prod([1, 2, 256, 256, 64])
     assert main(["work", EX + "mha_3pass.ein"]) == 0
     assert "closed forms:" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------- generic brute force
+
+
+def _int(expr, point, env):
+    """Integer/boolean value of an index expression or predicate at one point (plain Python)."""
+    from einsum_ir.ir import Binary, Call, Name, Num, Unary
+
+    if isinstance(expr, Num):
+        return int(expr.value)
+    if isinstance(expr, Name):
+        return point[expr.name] if expr.is_index else env[expr.name]
+    if isinstance(expr, Unary):
+        v = _int(expr.operand, point, env)
+        return -v if expr.op == "-" else (not v)
+    if isinstance(expr, Call):
+        args = [_int(a, point, env) for a in expr.args]
+        return {"abs": lambda x: abs(x), "min": min, "max": max}[expr.func](*args)
+    a, b = _int(expr.lhs, point, env), _int(expr.rhs, point, env)
+    return {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b, "/": lambda: a // b,
+            "%": lambda: a % b, "<": lambda: a < b, "<=": lambda: a <= b, ">": lambda: a > b,
+            ">=": lambda: a >= b, "==": lambda: a == b, "!=": lambda: a != b,
+            "and": lambda: a and b, "or": lambda: a or b}[expr.op]()
+
+
+def brute_force_points(cascade, sizes):
+    """Existing points of every Einsum by enumerating every point with the union/intersection
+    rules (independent of the vectorised analysis)."""
+    from einsum_ir import analyze, resolve_sizes
+    from einsum_ir.ir import Access, Binary, Call, Name, Num, Unary
+
+    analysis = analyze(cascade)
+    env = resolve_sizes(cascade, sizes)
+    inputs = {d.name for d in cascade.inputs}
+    exists = {}
+
+    def shape(t):
+        return [env[a.rank] + a.extra for a in analysis.shapes[t]]
+
+    def ex(expr, point):
+        if isinstance(expr, (Num, Name)):
+            return True
+        if isinstance(expr, Access):
+            idx = tuple(_int(i, point, env) for i in expr.indices)
+            if not all(0 <= i < n for i, n in zip(idx, shape(expr.tensor))):
+                return False
+            return expr.tensor in inputs or idx in exists.get(expr.tensor, set())
+        if isinstance(expr, Unary):
+            return ex(expr.operand, point)
+        if isinstance(expr, Binary):
+            if expr.op in ("and", "or"):
+                return True
+            a, b = ex(expr.lhs, point), ex(expr.rhs, point)
+            return (a or b) if expr.op in ("+", "max", "min") else (a and b)
+        parts = [ex(a, point) for a in expr.args]
+        if len(parts) == 2 and expr.func in ("max", "min"):
+            return any(parts)
+        return all(parts)
+
+    points = {}
+    for group, var in zip(analysis.order, analysis.step_vars):
+        for step in ([None] if var is None else range(env[var.upper()])):
+            for e in group:
+                rec = analysis.recurrences.get(e.name)
+                key = e.name + (".init" if rec is not None and e is rec.init else "")
+                names = [v for v in e.iteration_space if v != var]
+                for values in itertools.product(*(range(env[v.upper()]) for v in names)):
+                    point = dict(zip(names, values))
+                    if var is not None:
+                        point[var] = step
+                    if ex(e.body, point) and (e.where is None or _int(e.where, point, env)):
+                        points[key] = points.get(key, 0) + 1
+                        out = tuple(_int(i, point, env) for i in e.output.indices)
+                        exists.setdefault(e.name, set()).add(out)
+                points.setdefault(key, 0)
+    return points
+
+
+SMALL = dict(B=1, H=2, P=5, M=7, E=2, F=2)
+
+
+@pytest.mark.parametrize("name, sizes", [
+    ("mha_3pass", SMALL), ("causal", SMALL), ("causal", {**SMALL, "P": 9, "M": 4}),
+    ("sliding_window", {**SMALL, "W": 2}), ("gqa", {**SMALL, "H": 4, "G": 2}),
+    ("mha_1pass", {**SMALL, "M0": 3}), ("mha_2pass", {**SMALL, "M0": 3}),
+    ("mha_2pass_deferred", SMALL), ("linear_causal_chunked", dict(P=6, C=2, E=2, F=2)),
+])
+def test_points_match_generic_brute_force(name, sizes):
+    cascade = load(EX + name + ".ein")
+    assert count_work(cascade, sizes).points == brute_force_points(cascade, sizes)
+
+
+def test_points_match_brute_force_after_the_rewrite_with_a_ragged_tile():
+    from einsum_ir.passes import online_softmax
+
+    cascade = online_softmax(load(EX + "sliding_window.ein"), tile_size=3)
+    sizes = {**SMALL, "M": 8, "W": 3}
+    assert count_work(cascade, sizes).points == brute_force_points(cascade, sizes)
