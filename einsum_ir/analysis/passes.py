@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from ..errors import CascadeError
-from ..ir import Cascade, Einsum, Name, index_vars
+from ..ir import Cascade, Name, index_vars
 from ..verifier import Analysis, analyze
 from .existence import einsum_key
 

@@ -41,6 +41,10 @@ cascade. A tile that does not divide the rank leaves empty points in the last ti
 end of a tensor are empty; an Einsum whose emptiness there is not implied by such a read gets the
 guard ``where m1*M0 + m0 < M``.
 
+``rewrite_online_softmax(...).roles`` names, per rewrite, the tensor playing each role above
+(and ``rank``, ``outer``, ``inner``, ``rows``, ``extras``, ``retiled``), so that a backend can lower
+the block without matching it again.
+
 A softmax whose rank is already split and that keeps a running max and denominator (the 2-pass
 online-normaliser form) is completed the same way: its second pass
 ``A[o, m] = exp(s - RM[o, M1]) / RD[o, M1]``, ``Y = sum[m] A * rest`` becomes the running numerator
@@ -54,7 +58,7 @@ from ..errors import CascadeError
 from ..ir import Access, Binary, Call, Cascade, Einsum, Expr, Name, Num, SizeDecl, Split
 from ..verifier import Analysis, analyze
 from .rewrite import (NEG_INF, access, conjunction, conjuncts, fresh, mentions, plus_one, readers,
-                      substitute, taken_names, transform)
+                      taken_names, transform)
 
 DEFAULT_TILE = 64
 
@@ -69,6 +73,10 @@ class RewriteResult:
     changed: bool
     reason: str | None  # why nothing changed (None when the rewrite applied)
     rewritten: tuple[str, ...] = ()  # the outputs whose softmax was rewritten
+    # per rewrite, the role of every tensor and index of the 1-pass block, for backends:
+    # {"output", "rank", "outer", "inner", "rows", "extras", "retiled", "LM", "RM", "SLN", "PRM",
+    #  "SPD", "SLD", "RD", "SPNV", "SLNV", "RNV"} (names as chosen in the new cascade)
+    roles: tuple[dict, ...] = ()
 
 
 def online_softmax(cascade: Cascade, tile_rank: str | None = None,
@@ -93,7 +101,7 @@ def rewrite_online_softmax(cascade: Cascade, tile_rank: str | None = None,
     """The rewrite with its outcome: the new cascade, whether it changed, and why not."""
     if tile_size is not None and (not isinstance(tile_size, int) or tile_size <= 0):
         raise CascadeError(f"the tile size must be a positive integer, got {tile_size!r}")
-    current, done, first_reason = cascade, [], None
+    current, done, roles, first_reason = cascade, [], [], None
     while True:
         analysis = analyze(current)
         try:
@@ -102,14 +110,16 @@ def rewrite_online_softmax(cascade: Cascade, tile_rank: str | None = None,
             if not done:
                 first_reason = str(exc)
             break
-        current = _Builder(analysis, match, tile_size).build()
+        builder = _Builder(analysis, match, tile_size)
+        current = builder.build()
         done.append(match.out_name)
+        roles.append(builder.roles)
         if len(done) > 64:  # every rewrite removes a max over an unsplit rank; a guard anyway
             break
     if not done:
         return RewriteResult(cascade, False, first_reason)
     analyze(current)
-    return RewriteResult(current, True, None, tuple(done))
+    return RewriteResult(current, True, None, tuple(done), tuple(roles))
 
 
 # ---------------------------------------------------------------------- matching
@@ -590,11 +600,35 @@ class _Builder:
         return replace(e, output=Access(e.name, tuple(indices)), body=body, where=where, span=None)
 
     # the 1-pass block ------------------------------------------------------------------
+    def _record(self, names: dict) -> None:
+        mt = self.mt
+        self.roles = {"output": mt.out.tensor, "rank": self.rank, "outer": self.outer,
+                      "inner": self.inner, "rows": tuple(mt.rows), "extras": tuple(mt.extras),
+                      "retiled": tuple(self.retiled), **names}
+
+    def _online_roles(self) -> dict:
+        """The tensors of an existing running max and denominator, by role."""
+        mt, recs = self.mt, self.a.recurrences
+        sln = mt.online["SLN"]
+        rd = mt.online["RD"]
+        sln_def = next(e for e in self.c.einsums if e.output == sln)
+        rm = next((a.tensor for a in _accesses(sln_def.body) if a.tensor in recs), None)
+        lm = next((a.tensor for a in recs[rm].update.reads() if a.tensor != rm), None)
+        spd = next((a.tensor for a in recs[rd].update.reads()
+                    if a.tensor != rd and a.tensor not in (sln.tensor,)
+                    and any(x.tensor == mt.online["PRM"] for d in self.c.definitions(a.tensor)
+                            for x in d.reads())), None)
+        sld = next((e.name for e in self.c.einsums if e.reducer == "sum" and e.body == sln),
+                   None)
+        return {"SLN": sln.tensor, "PRM": mt.online["PRM"], "RD": rd, "RM": rm, "LM": lm,
+                "SPD": spd, "SLD": sld}
+
     def _online_block(self) -> list[Einsum]:
         """Completes a running max and denominator with a running numerator (2-pass -> 1-pass)."""
         mt, m1 = self.mt, self.m1
         rows, x = list(mt.rows), list(mt.extras)
         names = {n: fresh(n, self.taken) for n in ("SPNV", "SLNV", "RNV")}
+        self._record({**names, **self._online_roles()})
         SPNV, SLNV, RNV = names["SPNV"], names["SLNV"], names["RNV"]
         sln = mt.online["SLN"]
         prm = access(mt.online["PRM"], *rows, m1)
@@ -622,6 +656,7 @@ class _Builder:
         x = list(mt.extras)
         names = {n: fresh(n, self.taken) for n in
                  ("LM", "RM", "SLN", "PRM", "SPD", "SLD", "RD", "SPNV", "SLNV", "RNV")}
+        self._record(names)
         LM, RM, SLN, PRM, SPD, SLD, RD, SPNV, SLNV, RNV = (names[n] for n in names)
         s_t = self.tile(mt.score)
         score_guard = self._guard(s_t)
