@@ -273,7 +273,10 @@ class KernelGen:
         self.loop_style = None
         self.loop_var_names: set = set()
         self.uses_it = False
-        self.evens: set = set()
+        self.evens: dict = {}
+        self.cur_block = None
+        self.variant_codes: set = set()
+        self.loop_names: set = set()
         self.has_row = True
 
     # ----------------------------------------------------------------- emission helpers
@@ -285,6 +288,8 @@ class KernelGen:
 
     def emit(self, hint: str, code: str, variant: bool) -> str:
         name = self.fresh(hint)
+        if variant and self.loop_lines is not None:
+            self.loop_names.add(name)
         target = self.loop_lines if (variant and self.loop_lines is not None) else self.lines
         target.append(f"{name} = {code}")
         return name
@@ -651,9 +656,11 @@ class KernelGen:
                 term = f"({i.code} < {ext})"
                 if "-" in i.code:
                     term = f"(({i.code} >= 0) & ({i.code} < {ext}))"
-                elif low.roles.role.get(i.axes[0]) == "stream_plain":
-                    term = f"(({i.code} < {ext}) | EVEN_{i.axes[0].upper()})"
-                    self.evens.add(i.axes[0].upper())
+                if (low.root(ranks[k]) == low.roles.stream_rank and self.cur_block
+                        and i.variant and "-" not in i.code):
+                    rank = ranks[k]
+                    term = f"(({i.code} < {ext}) | EVEN_{rank})"
+                    self.evens.setdefault(rank, set()).add(self.cur_block)
                 if not _simple(term):
                     mkey = ("mask", term)
                     memo = self.memo_var if i.variant else self.memo_inv
@@ -728,7 +735,7 @@ class KernelGen:
             need = [tm for tm in need if tm not in t.zero_terms]
         x = self.f32(t)
         if need:
-            m = " & ".join(self.bcast(c, a, t.axes) for c, a in need)
+            m = self.mask_var(need, t.axes)
             x = f"tl.where({m}, {x}, {IDENTITY[einsum.reducer]})"
         fn = {"sum": "tl.sum", "max": "tl.max", "min": "tl.min"}.get(einsum.reducer)
         if fn is None:
@@ -739,6 +746,19 @@ class KernelGen:
         terms = frozenset(tm for tm in t.terms if ax not in tm[1])
         return Tile(f"{fn}({x}, axis={axis})", out_axes, "f32", terms, frozenset(),
                     einsum.reducer in ("max", "min") and bool(need) or t.may_inf, t.variant)
+
+    def mask_var(self, need, axes) -> str:
+        """The conjunction of validity terms over ``axes``, computed once per scope."""
+        need = sorted(set(need))
+        code = " & ".join(self.bcast(c, a, axes) for c, a in need)
+        if len(need) == 1 and _simple(code):
+            return code
+        variant = self.loop_lines is not None and any(_mentions_loop(c, self) for c, _ in need)
+        key = ("validity", code)
+        memo = self.memo_var if variant else self.memo_inv
+        if key not in memo:
+            memo[key] = self.emit("valid", code, variant)
+        return memo[key]
 
     def mask(self, t: Tile, pred: Idx) -> Tile:
         return replace(t, terms=t.terms | {(pred.code, pred.axes)}, variant=t.variant or pred.variant)
@@ -773,7 +793,7 @@ class KernelGen:
             if t.kind == "int":
                 code = f"{code}.to(tl.float32)"
             if need:
-                m = " & ".join(self.bcast(c, a, t.axes) for c, a in need)
+                m = self.mask_var(need, t.axes)
                 code = f"tl.where({m}, {code}, 0.0)"
             # dtype: computed fp32 operands meet a native operand in its dtype
             if t.kind != "native" and other_t.kind == "native":
@@ -826,6 +846,15 @@ class KernelGen:
 
 
 # ----------------------------------------------------------------------------------- utilities
+
+
+def _mentions_loop(code: str, gen) -> bool:
+    """Whether ``code`` depends on the loop counter or a per-iteration name."""
+    import re as _re
+    names = set(_re.findall(r"[A-Za-z_][A-Za-z0-9_]*", code))
+    if "it" in names:
+        return True
+    return any(n in gen.loop_names for n in names)
 
 
 def _simple(code: str) -> bool:
@@ -1320,6 +1349,12 @@ class PhaseGen(KernelGen):
         lo_n = self.emit(f"lo_{k}", lo, False)
         hi_n = self.emit(f"hi_{k}", hi, False)
         header = f"for it in range({lo_n}, {hi_n}):"
+        if loop.style == "plain":
+            self.cur_block = roles.block[loop.var][0]
+        else:
+            split = low.split_outer_of(loop.var.upper())
+            self.cur_block = next((roles.block[v][0] for v, r in roles.role.items()
+                                   if v.upper() == split.inner and v in roles.block), None)
         self.loop_lines = []
         self.memo_var = {}
         self.newval = {}
@@ -1340,6 +1375,7 @@ class PhaseGen(KernelGen):
             blk = roles.block[v][0]
             local = self.fresh(f"arange_{v}")
             self.loop_lines.append(f"offs_{v} = it * {blk} + tl.arange(0, {blk})")
+            self.loop_names.add(f"offs_{v}")
             if ("arange", v) not in self.memo_inv:
                 self.lines.append(f"{local} = tl.arange(0, {blk})")
                 self.memo_inv[("arange", v)] = local
@@ -1368,6 +1404,7 @@ class PhaseGen(KernelGen):
         for name, var in self.carried.items():
             if name in self.newval:
                 self.loop_lines.append(f"{var} = {self.newval[name].code}")
+        self.cur_block = None
         self.lines.append(header)
         self.lines += ["    " + x for x in self.loop_lines]
         self.loop_lines = None
@@ -1552,7 +1589,7 @@ def _assemble(low: Lowering, kernels, scratch, config: Config, mapping_note, ori
     metas = []
     for gen, lines, store_finals in kernels:
         consts = sorted({b for b in blocks if re.search(rf"\b{b}\b", "\n".join(lines))})
-        evens = sorted(gen.evens)
+        evens = dict(sorted(gen.evens.items()))
         args = list(gen.pointers)
         for p in gen.pointers:
             args += gen.strides[p[:-4]]
@@ -1610,9 +1647,10 @@ def _host(low: Lowering, metas, scratch) -> list:
         args += [f"*{p}.stride()" for p in m["pointers"]]
         args += [f"sizes[{s!r}]" for s in m["sizes"]]
         kw = [f"{k}=cfg.get({k!r}, FIXED_BLOCKS.get({k!r}))" for k in m["consts"]]
-        for e in m["evens"]:
-            blk = f"BLOCK_{e}"
-            kw.append(f"EVEN_{e}=sizes[{e!r}] % cfg.get({blk!r}, FIXED_BLOCKS.get({blk!r})) == 0")
+        for e, blks in m["evens"].items():
+            cond = " and ".join(f"sizes[{e!r}] % cfg.get({b!r}, FIXED_BLOCKS.get({b!r})) == 0"
+                                for b in sorted(blks))
+            kw.append(f"EVEN_{e}=bool({cond})")
         kw += ["num_warps=cfg['num_warps']", "num_stages=cfg['num_stages']"]
         out.append(f"    {m['kernel']}[grid](")
         for a in args + kw:
