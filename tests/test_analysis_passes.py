@@ -51,6 +51,9 @@ def test_extra_pass_costs_name_the_crossing_tensors_and_the_reread_inputs():
     assert (c3.index, c3.crossing, c3.reread) == (3, ("SN",), ("K",))
     assert c2.keep_bytes == 1 * 2 * 128 * 512 * 2  # B*H*P*M at 2 bytes
     assert c2.reread_bytes == 1 * 2 * 512 * 64 * 2  # K: B*H*M*E
+    assert c2.keep_bytes_per_row == 512 * 2  # one row of QK: M values
+    assert count_passes(load(EX + "mha_2pass.ein"), sizes={"M": 512}).costs[0].keep_bytes_per_row \
+        == 512 * 2  # QK[b,h,p,m1,m0]: a row is M1 x M0
     # final iterates (RM[.., M1]) are per-row values, not streamed tensors
     assert count_passes(load(EX + "mha_2pass.ein")).costs[0].crossing == ("QK",)
 

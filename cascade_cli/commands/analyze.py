@@ -92,10 +92,13 @@ def run_passes(args) -> int:
     if streamed:
         print(f"  (not iterating {report.rank}: {' '.join(streamed)})")
     for cost in report.costs:
-        print(f"  pass {cost.index} needs {', '.join(cost.crossing)} from an earlier pass: keep "
-              f"{'it' if len(cost.crossing) == 1 else 'them'} on chip ({_bytes(cost.keep_bytes)} "
-              f"at {args.dtype}, grows with {report.rank}) or recompute, re-reading "
-              f"{', '.join(cost.reread) or 'nothing'} ({_bytes(cost.reread_bytes)} more traffic)")
+        them = "it" if len(cost.crossing) == 1 else "them"
+        print(f"  pass {cost.index} needs {', '.join(cost.crossing)} from pass {cost.index - 1} or "
+              f"earlier: keep {them} on chip ({_bytes(cost.keep_bytes_per_row)} per row, "
+              f"{_bytes(cost.keep_bytes)} in all at {args.dtype}; grows with "
+              f"{report.sequence_rank}) or recompute {them}, re-reading "
+              f"{', '.join(cost.reread) or 'nothing'} ({_bytes(cost.reread_bytes)} more traffic "
+              f"per pass, grows with {report.sequence_rank})")
     for note in report.notes:
         print(f"  note: {note}")
     return 0

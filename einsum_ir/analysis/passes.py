@@ -35,6 +35,7 @@ class PassCost:
     index: int
     crossing: tuple[str, ...]  # S-indexed tensors produced earlier and read in this pass
     keep_bytes: int  # on-chip storage to keep them (grows with S)
+    keep_bytes_per_row: int  # the same per row (per point of their axes that do not cover S)
     reread: tuple[str, ...]  # S-indexed inputs re-read to recompute them instead
     reread_bytes: int  # memory traffic of that re-reading (grows with S)
 
@@ -52,6 +53,7 @@ class PassReport:
     inner_passes: int | None = None  # traversals of the inner rank within one tile
     inner_tile: int | None = None  # its size
     notes: tuple[str, ...] = field(default=())
+    sequence_rank: str = ""  # the rank whose length the costs grow with (M for S = M1)
 
     def to_json(self) -> dict:
         return {
@@ -59,7 +61,9 @@ class PassReport:
             "passes": self.passes,
             "per_einsum": dict(self.per_einsum),
             "iterates": dict(self.iterates),
+            "sequence_rank": self.sequence_rank,
             "costs": [{"pass": c.index, "crossing": list(c.crossing), "keep_bytes": c.keep_bytes,
+                       "keep_bytes_per_row": c.keep_bytes_per_row,
                        "reread": list(c.reread), "reread_bytes": c.reread_bytes}
                       for c in self.costs],
             "inner": None if self.inner_rank is None else {
@@ -164,10 +168,11 @@ def count_passes(cascade: Cascade, rank: str | None = None, sizes: Mapping[str, 
                          f"{inner_rank}) is revisited {inner_passes} times within each {rank} "
                          f"tile: bounded storage of one tile ({inner_tile} points per row), "
                          f"independent of {outer_split.rank}")
+    sequence = outer_split.rank if outer_split is not None else rank
     if passes == 1:
-        notes.append(f"1 pass over {rank}: on-chip state per row does not grow with {rank}")
+        notes.append(f"1 pass over {rank}: on-chip state per row does not grow with {sequence}")
     return PassReport(rank, passes, per_einsum, iterates, tuple(costs), inner_rank, inner_passes,
-                      inner_tile, tuple(notes))
+                      inner_tile, tuple(notes), sequence)
 
 
 def _sizes(cascade: Cascade, sizes) -> dict[str, int]:
@@ -248,8 +253,12 @@ def _costs(analysis: Analysis, rank: str, per_einsum, sizes, dtype_bytes) -> lis
         return any(a.rank in cover and any(_var_covers(v, cover) for v in index_vars(i))
                    for a, i in zip(analysis.shapes[access.tensor], access.indices))
 
-    def nbytes(tensor: str) -> int:
-        return math.prod(env[a.rank] + a.extra for a in analysis.shapes[tensor]) * dtype_bytes
+    # the axes of one row: S and every part of it (M1 and M0 for S = M1)
+    family = cover | {sp.inner for sp in cascade.splits if sp.rank in cover}
+
+    def nbytes(tensor: str, streamed_only: bool = False) -> int:
+        return math.prod(env[a.rank] + a.extra for a in analysis.shapes[tensor]
+                         if not streamed_only or a.rank in family) * dtype_bytes
 
     def sources(tensor: str, seen: set[str]) -> set[str]:
         """S-indexed inputs that ``tensor`` is computed from."""
@@ -281,5 +290,6 @@ def _costs(analysis: Analysis, rank: str, per_einsum, sizes, dtype_bytes) -> lis
         for t in crossing:
             reread |= sources(t, set())
         costs.append(PassCost(k, tuple(crossing), sum(nbytes(t) for t in crossing),
+                              sum(nbytes(t, True) for t in crossing),
                               tuple(sorted(reread)), sum(nbytes(t) for t in reread)))
     return costs
