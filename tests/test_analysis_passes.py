@@ -117,3 +117,12 @@ def test_footprint_bytes_and_live_set():
 def test_cli_footprint(capsys):
     assert main(["footprint", EX + "causal.ein", "--dtype", "float32"]) == 0
     assert "peak" in capsys.readouterr().out
+
+
+def test_demo_section_runs(capsys):
+    from cascade_cli.commands.analyze import demo_section
+
+    demo_section(EX)
+    out = capsys.readouterr().out
+    assert "mha_2pass.ein            2 passes over M1" in out
+    assert "(0.500 of dense)" in out and out.count("3 -> 1 pass") == 4
