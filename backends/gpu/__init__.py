@@ -1,0 +1,5 @@
+"""GPU targets (YAML), the GPU mapping and its cost model (design.md section 6)."""
+from .arch import GPUArch, load_gpu_arch
+from .mapping import GPUMapping, choose_mapping
+
+__all__ = ["GPUArch", "GPUMapping", "choose_mapping", "load_gpu_arch"]

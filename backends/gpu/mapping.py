@@ -1,0 +1,320 @@
+"""The GPU mapping and its cost model.
+
+A mapping fixes what the Triton lowering leaves open: the row tile (``block_r``: queries per
+program), the column tile (``block_c``: keys per loop step, or the chunk size of a chunked
+recurrence), the warps per program and the software-pipelining stages. The lowering itself fixes
+the rest from the cascade (launch grid = leading ranks x row blocks, streamed rank, full tiles).
+
+The model walks the *planned kernel*, not the attention formula: for every loop of every phase it
+counts, per loop step and per program,
+
+* tensor-core FLOPs: each Einsum lowered to ``tl.dot`` (2 x the points of its tile space);
+* vector work: the element-wise and reduction operations of the other Einsums, with ``exp`` and
+  the other transcendental functions on the special-function units and the rest on FP32 lanes;
+* memory: the bytes of the input tiles the step loads (and, once per program, the others and the
+  stores);
+
+and the number of loop steps each program really makes (the blocks its predicate-derived bounds
+visit, evaluated per row block, so causal counts half and a sliding window counts the window).
+Time is ``max(tensor + (1 - overlap) * vector, vector, memory)`` over the chip's rates (tensor
+cores at an efficiency that plain ``tl.dot`` loops reach), divided by the wave-quantisation
+efficiency of the launch; candidates that exceed the shared memory of a block or the registers of a
+thread are rejected. This is a model: it ranks mappings and predicts a time; on a GPU the
+benchmark prints it next to the measured time.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from einsum_ir.analysis.work import expr_ops
+from einsum_ir.ir import Access, Cascade, walk
+
+from backends.triton.lower import Config, Lowering, Planner, _clauses, _factors, pow2
+
+from .arch import GPUArch, load_gpu_arch
+
+TC_EFFICIENCY = 0.65  # fraction of tensor-core peak a plain tl.dot loop sustains
+OVERLAP = 0.5  # fraction of vector work hidden under tensor-core work
+DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
+SFU_FUNCS = ("exp", "other")
+
+
+@dataclass
+class GPUMapping:
+    config: Config
+    arch: GPUArch
+    dtype: str
+    predicted_s: float
+    breakdown: dict = field(default_factory=dict)
+    considered: int = 0
+    grid: str = ""
+    stream: str = ""
+
+    def describe(self) -> str:
+        b = self.breakdown
+        return (f"mapping chosen by the GPU cost model for {self.arch.name}, {self.dtype}: "
+                f"block_r={self.config.block_r}, block_c={self.config.block_c}, "
+                f"num_warps={self.config.num_warps}, num_stages={self.config.num_stages} "
+                f"({self.considered} candidates)\n"
+                f"predicted {self.predicted_s * 1e3:.4f} ms: tensor cores "
+                f"{b.get('tensor_s', 0) * 1e3:.4f} ms, vector {b.get('vector_s', 0) * 1e3:.4f} ms "
+                f"(exp {b.get('sfu_s', 0) * 1e3:.4f} ms), memory {b.get('memory_s', 0) * 1e3:.4f} ms, "
+                f"{b.get('programs', 0)} programs, {b.get('steps', 0)} loop steps, "
+                f"wave efficiency {b.get('wave_eff', 1):.2f}")
+
+
+def choose_mapping(cascade: Cascade, sizes: dict, *, dtype: str = "float16", arch=None,
+                   overrides: dict | None = None, interpret: bool = False) -> GPUMapping:
+    """The mapping with the least predicted time (``overrides`` pin some choices)."""
+    from backends.triton.api import prepare, stream_split_inner
+
+    gpu = arch if isinstance(arch, GPUArch) else load_gpu_arch(arch)
+    overrides = dict(overrides or {})
+    low_c, _ = prepare(cascade, overrides.get("block_c"), True)
+    inner = stream_split_inner(low_c)
+    rows = [64, 128]
+    cols = [32, 64, 128]
+    warps = [4, 8]
+    stages = [2, 3]
+    if interpret:  # the interpreter's cost is per program and loop step: big tiles, few programs
+        rows = [_clamp(pow2(max(sizes.values() or [16])), 16, 64)]
+        rows = [64]
+        cols = [64]
+        warps, stages = [4], [1]
+    rows = [overrides["block_r"]] if "block_r" in overrides else rows
+    cols = [overrides["block_c"]] if "block_c" in overrides else cols
+    warps = [overrides["num_warps"]] if "num_warps" in overrides else warps
+    stages = [overrides["num_stages"]] if "num_stages" in overrides else stages
+    best, count, fallback = None, 0, None
+    for bc in cols:
+        for br in rows:
+            for w in warps:
+                for st in stages:
+                    cfg = Config(br, bc, w, st)
+                    try:
+                        m = predict(low_c, sizes, cfg, gpu, dtype, inner)
+                    except Exception:  # a candidate the lowering rejects (e.g. tiles < 16)
+                        continue
+                    count += 1
+                    if m.breakdown.get("fits", True):
+                        if best is None or m.predicted_s < best.predicted_s * 0.98:
+                            best = m
+                    elif fallback is None or m.predicted_s < fallback.predicted_s:
+                        fallback = m
+    best = best or fallback
+    if best is None:  # nothing could be modelled: defaults
+        cfg = Config(overrides.get("block_r", 64), overrides.get("block_c", 64),
+                     overrides.get("num_warps", 4), overrides.get("num_stages", 2))
+        return GPUMapping(cfg, gpu, dtype, float("nan"), {}, 0)
+    best.considered = count
+    return best
+
+
+def _clamp(x, lo, hi):
+    return max(lo, min(hi, x))
+
+
+def predict(cascade: Cascade, sizes: dict, cfg: Config, gpu: GPUArch, dtype: str,
+            inner: str | None = None) -> GPUMapping:
+    """The predicted time of ``cascade`` under one mapping."""
+    from einsum_ir.sizes import resolve_sizes
+
+    over = {k: v for k, v in sizes.items() if cascade.size_decl(k) is not None}
+    if inner is not None:
+        over[inner] = cfg.block_c
+    full = resolve_sizes(cascade, over)
+    low = Lowering(cascade, full, cfg)
+    planner = Planner(low)
+    low.stream_red_names = {e.name for e in low.stream_reductions}
+    phases, post = planner.plan()
+    roles = low.roles
+    nbytes = DTYPE_BYTES.get(dtype, 2)
+
+    def blk(var):
+        r = roles.role.get(var)
+        if r in ("batch", "stream_outer", None):
+            return 1
+        if r == "reshape":
+            return 1
+        return int(roles.block[var][1]) if var in roles.block else 1
+
+    batch = 1
+    for v in roles.batch:
+        batch *= full[v.upper()]
+    row = roles.row if roles.row and roles.role[roles.row] == "row" else None
+    n_row = math.ceil(full[row.upper()] / cfg.block_r) if row else 1
+    tensor = vec = sfu = 0.0
+    mem_stream = mem_once = 0.0
+    steps_total = 0
+    smem = regs = 0
+    programs_max = 0
+    last_phase = max(phases) if phases else 1
+    for ph, loops in phases.items():
+        has_row = row is not None and ph == last_phase
+        programs = batch * (n_row if has_row else 1)
+        programs_max = max(programs_max, programs)
+        for loop in loops:
+            einsums = _closure(low, loop)
+            steps = _steps(low, loop, full, cfg, n_row if has_row else 1) * batch
+            steps_total += steps
+            t_it = v_it = s_it = b_it = 0.0
+            tile_bytes = 0
+            for e in einsums:
+                pts = 1
+                for v in e.iteration_space:
+                    pts *= blk(v)
+                facs = [f for f, inv in _factors(e.body) if any(isinstance(n, Access) for n in walk(f))]
+                if e.reducer == "sum" and len(facs) >= 2:
+                    t_it += 2 * pts
+                    out_pts = pts // max(1, blk(e.reduced[0]))
+                    v_it += out_pts
+                    continue
+                ops = expr_ops(e.body)
+                s_it += pts * sum(ops.get(k, 0) for k in SFU_FUNCS)
+                v_it += pts * (sum(ops.values()) - sum(ops.get(k, 0) for k in SFU_FUNCS) + 1)
+                if e.where is not None:
+                    v_it += 2 * pts
+            for e in einsums:
+                for acc in e.reads():
+                    if acc.tensor in low.inputs:
+                        size = 1
+                        for idx in acc.indices:
+                            for n in walk(idx):
+                                if getattr(n, "is_index", False) and n.name in e.iteration_space:
+                                    size *= blk(n.name)
+                                    break
+                        if any(getattr(n, "name", None) == loop.var or
+                               roles.role.get(getattr(n, "name", "")) in ("stream_plain", "col")
+                               for idx in acc.indices for n in walk(idx)):
+                            b_it += size * nbytes
+                            tile_bytes += size * nbytes
+                        else:
+                            mem_once += size * nbytes * programs / max(1, steps / max(1, programs)) \
+                                if False else 0
+            tensor += steps * t_it
+            vec += steps * v_it
+            sfu += steps * s_it
+            mem_stream += steps * b_it
+            smem = max(smem, cfg.num_stages * tile_bytes)
+        # once per program: row tiles of the inputs and the outputs
+    for d in list(cascade.inputs) + list(cascade.outputs):
+        n = nbytes
+        for r in d.ranks:
+            n *= full.get(r, 1)
+        mem_once += n
+    # registers: fp32 accumulators and score tiles per thread
+    acc_elems = cfg.block_r * sum(blk(v) for v in roles.full) + 2 * cfg.block_r * cfg.block_c
+    regs = acc_elems / (32 * cfg.num_warps) + 40
+    smem += cfg.block_r * sum(blk(v) for v in roles.full) * nbytes // 2
+    fits = smem <= gpu.smem_bytes_per_block and regs <= gpu.max_registers_per_thread
+    occ = max(1, min(gpu.smem_bytes_per_sm // max(1, smem),
+                     gpu.registers_per_sm // max(1, int(regs) * 32 * cfg.num_warps),
+                     gpu.max_threads_per_sm // (32 * cfg.num_warps)))
+    slots = gpu.sm_count * occ
+    waves = math.ceil(programs_max / slots) if programs_max else 1
+    wave_eff = programs_max / (waves * slots) if programs_max else 1.0
+    wave_eff = max(wave_eff, min(1.0, programs_max / gpu.sm_count)) if programs_max >= gpu.sm_count \
+        else programs_max / gpu.sm_count
+    reuse = min(n_row, 8) if row else 1
+    tensor_s = tensor / (gpu.tensor_flops(dtype) * TC_EFFICIENCY)
+    sfu_s = sfu / gpu.sfu_ops()
+    vector_s = vec / gpu.fp32_flops() + sfu_s
+    memory_s = (mem_once + mem_stream / reuse) / gpu.hbm()
+    busy = max(tensor_s + (1 - OVERLAP) * vector_s, vector_s, memory_s)
+    total = busy / max(wave_eff, 1e-3) + gpu.launch_overhead_s * len(phases)
+    if not fits:
+        total *= 4  # spills or no launch: heavily penalised
+    breakdown = dict(tensor_s=tensor_s, vector_s=vector_s, sfu_s=sfu_s, memory_s=memory_s,
+                     programs=programs_max, steps=steps_total, wave_eff=wave_eff, smem=smem,
+                     regs=regs, fits=fits, flops=tensor)
+    return GPUMapping(cfg, gpu, dtype, total, breakdown, 1,
+                      grid=f"{n_row} row blocks x {batch}", stream=str(roles.stream_rank))
+
+
+def _closure(low: Lowering, loop) -> list:
+    seen = {}
+
+    def visit(e):
+        if e.name in seen:
+            return
+        seen[e.name] = e
+        for acc in e.reads():
+            t = acc.tensor
+            if t in low.inputs:
+                continue
+            for d in low.defs[t]:
+                if d.name in low.a.recurrences and d is not e:
+                    continue
+                if d.name in low.stream_red_names and d is not e:
+                    continue
+                visit(d)
+
+    for kind, u in loop.units:
+        for e in (u if kind == "rec" else [u]):
+            visit(e)
+    for e in loop.outputs:
+        visit(e)
+    return [e for e in seen.values() if not _is_init(low, e)]
+
+
+def _is_init(low, e):
+    rec = low.a.recurrences.get(e.name)
+    return rec is not None and rec.init is e
+
+
+def _steps(low: Lowering, loop, full: dict, cfg: Config, n_row: int) -> int:
+    """Loop steps summed over the row blocks, under the predicate-derived bounds."""
+    roles = low.roles
+    if loop.style == "split":
+        split = low.split_outer_of(loop.var.upper())
+        tile = full[split.inner]
+        count = math.ceil(full[split.rank] / tile)
+    else:
+        tile = cfg.block_c
+        count = math.ceil(full[loop.var.upper()] / tile)
+    preds = [e for e in _closure(low, loop) if e.where is not None]
+    if not preds or loop.outputs:
+        return count * n_row
+    clause_sets = [_clauses(e.where, low) for e in preds]
+    if any(c is None for c in clause_sets):
+        return count * n_row
+    total = 0
+    row = roles.row if roles.row and roles.role[roles.row] == "row" else None
+    for r in range(n_row):
+        lo_r, hi_r = r * cfg.block_r, r * cfg.block_r + cfg.block_r - 1
+        for it in range(count):
+            if any(_feasible(cs, low, loop, it, tile, lo_r, hi_r, row) for cs in clause_sets):
+                total += 1
+    return total
+
+
+def _feasible(clauses, low, loop, it, tile, lo_r, hi_r, row) -> bool:
+    roles = low.roles
+    for conj in clauses:
+        ok = True
+        for f in conj:
+            v = f.get("1", 0)
+            for key, coef in f.items():
+                if key in ("1", "#") or coef == 0:
+                    continue
+                role = roles.role.get(key)
+                if key == loop.var and loop.style == "split":
+                    lo = hi = it
+                elif key == loop.var:
+                    lo, hi = it * tile, it * tile + tile - 1
+                elif key == row:
+                    lo, hi = lo_r, hi_r
+                elif role in ("col", "chunk_row", "full"):
+                    lo, hi = 0, low.sizes[key.upper()] - 1
+                else:
+                    lo, hi = -10 ** 9, 10 ** 9
+                v += coef * (lo if coef > 0 else hi)
+            for coef, name in f.get("#", []):
+                v += coef * low.sizes.get(name, 0)
+            if v > 0:
+                ok = False
+                break
+        if ok:
+            return True
+    return False

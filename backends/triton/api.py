@@ -1,0 +1,212 @@
+"""Python API of the Triton backend: compile a cascade once, call it on torch tensors.
+
+    from backends.triton import compile_cascade
+    attn = compile_cascade("examples/attention/causal.ein")
+    out = attn(Q=q, K=k, V=v)["AV"]
+
+Rank sizes come from the tensors' shapes; parameters (``W``, ``G``, ``C``, ...) and the mapping
+(``block_r``, ``block_c``, ``num_warps``, ``num_stages``) from keyword arguments. A softmax written
+in 3-pass (or 2-pass) form goes through the online-softmax rewrite first, so it runs as one fused
+loop. Kernels are generated once per (cascade, compile-time sizes, mapping) and cached in memory
+and on disk (``$CASCADE_CACHE`` or ``~/.cache/cascade/triton``).
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from einsum_ir import Cascade, analyze, load, resolve_sizes
+from einsum_ir.errors import CascadeError
+
+from .lower import Config, Generated, generate
+
+_MODULES: dict = {}
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("CASCADE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache",
+                                                           "cascade")
+    path = Path(root) / "triton"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def prepare(cascade: Cascade, tile: int | None = None, rewrite: bool = True):
+    """The cascade the kernel is generated from: the online-softmax rewrite where it applies."""
+    if not rewrite:
+        return cascade, None
+    try:
+        from einsum_ir.passes import online_softmax, online_softmax_reason
+    except ImportError:  # the pass is not available: multi-loop lowering still works
+        return cascade, "online-softmax pass not available"
+    try:
+        out = online_softmax(cascade, tile_size=tile)
+    except CascadeError as exc:
+        return cascade, f"online-softmax did not apply: {exc.message}"
+    if out is cascade:
+        return cascade, online_softmax_reason(cascade)
+    analyze(out)
+    return out, None
+
+
+def stream_split_inner(cascade: Cascade) -> str | None:
+    """The tile rank of a split whose outer rank is stepped by a recurrence (``M0``, ``C``)."""
+    analysis = analyze(cascade)
+    for rec in analysis.recurrences.values():
+        split = next((s for s in cascade.splits if s.outer == rec.var.upper()), None)
+        if split is not None:
+            return split.inner
+    return None
+
+
+def generate_for(cascade: Cascade, sizes: dict, config: Config, *, rewrite: bool = True,
+                 user_params: dict | None = None, mapping_note: str = "") -> tuple[Generated, Cascade]:
+    """Rewrites (when it applies) and lowers ``cascade`` for concrete sizes."""
+    user_params = dict(user_params or {})
+    low_c, note = prepare(cascade, config.block_c, rewrite)
+    if note and low_c is cascade and any(e.reducer == "max" for e in cascade.einsums):
+        mapping_note = (mapping_note + "\n" if mapping_note else "") + f"rewrite: {note}"
+    inner = stream_split_inner(low_c)
+    overrides = {k: v for k, v in sizes.items()
+                 if low_c.size_decl(k) is not None}
+    if inner is not None and inner not in user_params:
+        overrides[inner] = config.block_c if low_c is not cascade or inner in ("M0",) and False \
+            else overrides.get(inner, config.block_c)
+        if low_c is not cascade:
+            overrides[inner] = config.block_c
+    full = resolve_sizes(low_c, overrides)
+    gen = generate(low_c, full, config, mapping_note=mapping_note,
+                   original=cascade if low_c is not cascade else None)
+    return gen, low_c
+
+
+def load_module(source: str, name: str = "kernel"):
+    """Imports generated source from a file (triton.jit needs the source on disk)."""
+    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+    if digest in _MODULES:
+        return _MODULES[digest]
+    path = cache_dir() / f"{name}_{digest}.py"
+    if not path.exists() or path.read_text() != source:
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(source)
+        os.replace(tmp, path)
+    spec = importlib.util.spec_from_file_location(f"cascade_kernel_{digest}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    _MODULES[digest] = module
+    return module
+
+
+@dataclass
+class CompiledCascade:
+    """A cascade compiled for the Triton backend; call it with tensors by name."""
+
+    cascade: Cascade
+    params: dict
+    config: dict
+    rewrite: bool = True
+    arch: str | None = None
+
+    def __post_init__(self):
+        self._cache: dict = {}
+        self.last: Generated | None = None
+        self.last_plan = None
+
+    # the sizes a call implies
+    def sizes_of(self, tensors: dict) -> dict:
+        sizes = {}
+        names = {d.name for d in self.cascade.inputs}
+        missing = sorted(names - set(tensors))
+        if missing:
+            raise CascadeError(f"missing input tensor {missing[0]}",
+                               hint="inputs: " + ", ".join(d.name for d in self.cascade.inputs))
+        extra = sorted(set(tensors) - names)
+        if extra:
+            raise CascadeError(f"{extra[0]} is not an input of {self.cascade.name}",
+                               hint="inputs: " + ", ".join(d.name for d in self.cascade.inputs))
+        for d in self.cascade.inputs:
+            t = tensors[d.name]
+            if t.dim() != len(d.axes):
+                raise CascadeError(f"{d.name} must have {len(d.axes)} dimensions "
+                                   f"({', '.join(d.ranks)}), got shape {tuple(t.shape)}")
+            for rank, n in zip(d.ranks, t.shape):
+                if rank in sizes and sizes[rank] != n:
+                    raise CascadeError(f"{d.name}: rank {rank} is {sizes[rank]} elsewhere, "
+                                       f"got {n}")
+                sizes[rank] = int(n)
+        sizes.update(self.params)
+        return resolve_sizes(self.cascade, {k: v for k, v in sizes.items()
+                                            if self.cascade.size_decl(k) is not None})
+
+    def plan(self, sizes: dict, dtype: str):
+        """The mapping (tiles, warps, stages) for these sizes, from the GPU cost model."""
+        from backends.gpu.mapping import choose_mapping
+
+        return choose_mapping(self.cascade, sizes, dtype=dtype, arch=self.arch,
+                              overrides=self.config, interpret=interpreting())
+
+    def kernel(self, sizes: dict, dtype: str = "float16"):
+        plan = self.plan(sizes, dtype)
+        cfg = plan.config
+        key = (tuple(sorted(sizes.items())), cfg.block_r, cfg.block_c, cfg.num_warps,
+               cfg.num_stages, dtype)
+        if key not in self._cache:
+            gen, _ = generate_for(self.cascade, sizes, cfg, rewrite=self.rewrite,
+                                  user_params=self.params, mapping_note=plan.describe())
+            module = load_module(gen.source, self.cascade.name)
+            self._cache[key] = (gen, module, plan)
+        gen, module, plan = self._cache[key]
+        self.last, self.last_plan = gen, plan
+        return gen, module
+
+    def source(self, **sizes_or_params) -> str:
+        sizes = resolve_sizes(self.cascade, {**self.params, **sizes_or_params})
+        gen, _ = self.kernel(sizes)
+        return gen.source
+
+    def __call__(self, **tensors):
+        import torch
+
+        sizes = self.sizes_of(tensors)
+        first = next(iter(tensors.values()))
+        dtype = str(first.dtype).replace("torch.", "")
+        if first.device.type == "cpu" and not interpreting():
+            raise CascadeError("the tensors are on the CPU: move them to a GPU, or set "
+                               "TRITON_INTERPRET=1 (before importing triton) to run the kernels "
+                               "in Triton's interpreter")
+        _, module = self.kernel(sizes, dtype)
+        ins = {k: v for k, v in tensors.items()}
+        with torch.no_grad():
+            return module.forward(**ins)
+
+
+def compile_cascade(cascade_or_path, *, block_r: int | None = None, block_c: int | None = None,
+                    num_warps: int | None = None, num_stages: int | None = None,
+                    rewrite: bool = True, arch: str | None = None, **params) -> CompiledCascade:
+    """Compiles a cascade (an IR object or a ``.ein`` path) into a callable on torch tensors.
+
+    ``params`` set parameters and ranks that the tensors do not determine (``W=256``, ``G=8``,
+    ``C=64``); ``block_r``/``block_c``/``num_warps``/``num_stages`` override the mapping the GPU
+    cost model chooses (``arch``: ``h100``, ``h200``, ``a100`` or a YAML path; default from the
+    device, else H100).
+    """
+    cascade = load(cascade_or_path) if isinstance(cascade_or_path, (str, os.PathLike)) \
+        else cascade_or_path
+    analyze(cascade)
+    known = {d.name for d in cascade.sizes}
+    for k in params:
+        if k not in known:
+            raise CascadeError(f"{k}={params[k]}: no rank or parameter named {k!r} in "
+                               f"{cascade.name}", hint="known names: " + ", ".join(sorted(known)))
+    config = {k: v for k, v in dict(block_r=block_r, block_c=block_c, num_warps=num_warps,
+                                    num_stages=num_stages).items() if v is not None}
+    return CompiledCascade(cascade, {k: int(v) for k, v in params.items()}, config, rewrite, arch)
