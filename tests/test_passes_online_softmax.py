@@ -208,6 +208,9 @@ def test_two_softmaxes_are_both_rewritten():
     (lambda t: t.replace("exp(QK[b,h,p,m] - GM[b,h,p])", "exp(2 * QK[b,h,p,m] - GM[b,h,p])"),
      "exp(s - GM"),
     (lambda t: t.replace("sum[m] SN[b,h,p,m]", "sum[m] SN[b,h,p,m] * 2"), "denominator"),
+    (lambda t: t.replace("max[m] QK[b,h,p,m]", "max[m] QK[b,h,p,m] where m < p"),
+     "masked at least like GM"),
+    (lambda t: t.replace("sum[m] SN[b,h,p,m]", "sum[m] SN[b,h,p,m] where m < p"), "subset"),
 ])
 def test_not_applicable_leaves_the_cascade_alone_and_says_why(edit, reason):
     cascade = loads(edit(open(EX + "mha_3pass.ein").read()))

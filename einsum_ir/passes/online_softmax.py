@@ -9,7 +9,10 @@ What it matches (any tensor and rank names; ``o`` are the row indices, ``m`` the
     Y[o, x]  = sum[m] A[o, m] * rest(o, m, x)        [where c]     /  deferred division:
                   SNV[o, x] = sum[m] SN[o, m] * rest(o, m, x);  Y[o, x] = SNV[o, x] / SD[o]
 
-GM, SN, SD, A (SNV) must be read only inside the pattern and must not be outputs. ``s`` is any
+GM, SN, SD, A (SNV) must be read only inside the pattern and must not be outputs. The conjuncts of
+``g`` and ``d`` must also appear in ``n`` (true when the mask sits on the score, or on every Einsum
+of the softmax): then every numerator point sees a finite running max and the running
+denominator sums what SD sums. ``s`` is any
 score expression (a scaled QK, a biased score, ...); ``rest`` any product (V, V[b, h / G, m, f]).
 
 What it produces (FuseMax's 1-pass cascade, FlashAttention-2's recurrence): the rank M is split
@@ -243,6 +246,11 @@ def _match_softmax(analysis: Analysis, gm: Einsum) -> _Match:
     if not _plain(sn.output) or set(sn.output_vars) != set(rows) | {m}:
         raise NotApplicable(f"{sn.name} must be indexed by {gm.name}'s indices and {m}")
     _only_readers(cascade, gm.name, [sn], "the row max")
+    # Every numerator point must see a finite running max: SN masked at least like the max.
+    sn_parts = conjuncts(sn.where)
+    if any(part not in sn_parts for part in conjuncts(gm.where)):
+        raise NotApplicable(f"{sn.name} must be masked at least like {gm.name} (repeat "
+                            f"{gm.name}'s 'where' on {sn.name}, or move it to the score)")
 
     sn_readers = readers(cascade, sn.name)
     sds = [e for e in sn_readers if e.reducer == "sum" and e.reduced == (m,) and e.body == sn.output
@@ -251,6 +259,9 @@ def _match_softmax(analysis: Analysis, gm: Einsum) -> _Match:
         raise NotApplicable(f"no single denominator sum[{m}] {sn.name}[...] over the rows of "
                             f"{gm.name}")
     sd = sds[0]
+    if any(part not in sn_parts for part in conjuncts(sd.where)):
+        raise NotApplicable(f"{sd.name} sums a subset of {sn.name} (its 'where' is not on "
+                            f"{sn.name}); the running denominator would differ")
     others = [e for e in sn_readers if e is not sd]
     if len(others) != 1:
         raise NotApplicable(f"{sn.name} must be read by its sum and by one more Einsum (a "
