@@ -263,3 +263,52 @@ def test_points_match_brute_force_after_the_rewrite_with_a_ragged_tile():
     cascade = online_softmax(load(EX + "sliding_window.ein"), tile_size=3)
     sizes = {**SMALL, "M": 8, "W": 3}
     assert count_work(cascade, sizes).points == brute_force_points(cascade, sizes)
+
+
+# ---------------------------------------------------------------------- hypothesis
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_ATOMS = ["{m} <= p", "{m} < p + W", "p - W < {m}", "(p + {m}) % 3 != 0", "abs(p - {m}) <= W",
+          "{m} * 2 >= p", "max(p, {m}) < W + 3", "p != 2"]
+
+
+@st.composite
+def masked_cascades(draw):
+    atoms = draw(st.lists(st.sampled_from(_ATOMS), min_size=1, max_size=3))
+    joins = [draw(st.sampled_from([" and ", " or "])) for _ in atoms[1:]]
+    split = draw(st.booleans())
+    pred = atoms[0] + "".join(j + a for j, a in zip(joins, atoms[1:]))
+    pred = pred.replace("{m}", "(m1*M0 + m0)" if split else "m")
+    where_on = draw(st.sampled_from(["score", "max", "both"]))
+    union = draw(st.booleans())
+    text = f"""
+rank P = 4, M = 5, E = 2
+param W = 1
+{"rank M0 = 2" if split else ""}
+{"split M = M1 * M0" if split else ""}
+input Q[p,e], K[m,e], B[p]
+output Y[p], Z[p]
+S[{'p,m1,m0' if split else 'p,m'}] = sum[e] Q[p,e] * K[{'m1*M0 + m0' if split else 'm'},e]"""
+    text += f" where {pred}\n" if where_on != "max" else "\n"
+    idx = "p,m1,m0" if split else "p,m"
+    red = "m1,m0" if split else "m"
+    text += f"Y[p] = max[{red}] S[{idx}]" + (f" where {pred}\n" if where_on != "score" else "\n")
+    text += f"Z[p] = sum[{red}] exp(S[{idx}] - Y[p])" + (" + B[p]\n" if union else "\n")
+    sizes = {"P": draw(st.integers(1, 6)), "M": draw(st.integers(1, 7)),
+             "W": draw(st.integers(0, 3))}
+    if split:
+        sizes["M0"] = draw(st.integers(1, 4))
+    return loads(text), sizes
+
+
+@settings(max_examples=40, deadline=None)
+@given(masked_cascades())
+def test_random_masks_match_brute_force(case):
+    cascade, sizes = case
+    report = count_work(cascade, sizes)
+    assert report.points == brute_force_points(cascade, sizes)
+    for key, forms in (report.symbolic or {}).items():
+        env = {sympy.Symbol(k, positive=True, integer=True): v for k, v in report.sizes.items()}
+        assert all(int(f.subs(env)) == report.per_einsum[key][op] for op, f in forms.items())
