@@ -731,6 +731,9 @@ class KernelGen:
         if ax not in t.axes:
             raise _err(f"the reduced index {r} does not vary in this tile", einsum)
         need = [tm for tm in t.terms if ax in tm[1]]
+        bt = self.bound_term(r)
+        if bt is not None and bt not in need:
+            need.append(bt)
         if einsum.reducer == "sum":
             need = [tm for tm in need if tm not in t.zero_terms]
         x = self.f32(t)
@@ -746,6 +749,34 @@ class KernelGen:
         terms = frozenset(tm for tm in t.terms if ax not in tm[1])
         return Tile(f"{fn}({x}, axis={axis})", out_axes, "f32", terms, frozenset(),
                     einsum.reducer in ("max", "min") and bool(need) or t.may_inf, t.variant)
+
+    def bound_term(self, var: str):
+        """The validity of ``var``'s padded tile positions (None when the tile has no padding)."""
+        low = self.low
+        role = low.roles.role.get(var)
+        b = self.default_bind(var)
+        if len(b.axes) != 1 or b.code != f"offs_{var}":
+            return None
+        rank = var.upper()
+        if role == "stream_plain":
+            ext = self.size_code(rank)
+            code = f"(({b.code} < {ext}) | EVEN_{rank})"
+            if self.cur_block:
+                self.evens.setdefault(rank, set()).add(self.cur_block)
+            else:
+                code = f"({b.code} < {ext})"
+        elif role in ("full", "col", "chunk_row"):
+            blk = low.roles.block[var]
+            if int(blk[1]) == int(low.sizes[rank]):
+                return None
+            code = f"({b.code} < {self.size_code(rank)})"
+        else:
+            return None
+        mkey = ("mask", code)
+        memo = self.memo_var if b.variant else self.memo_inv
+        if mkey not in memo:
+            memo[mkey] = self.emit(f"in_{rank.lower()}", code, b.variant)
+        return (memo[mkey], b.axes)
 
     def mask_var(self, need, axes) -> str:
         """The conjunction of validity terms over ``axes``, computed once per scope."""
@@ -785,10 +816,19 @@ class KernelGen:
             if blk and blk[1] < 16:
                 raise _err(f"tl.dot needs tiles of at least 16 along {a} (got {blk[1]})", einsum)
         # operands in [other, ax] / [ax, other] order, validity zeroed where needed
+        bound = self.bound_term(einsum.reduced[0])
+        zeroed = set()
+
         def operand(t: Tile, first: bool, other_t: Tile):
-            need = [tm for tm in t.terms if ax in tm[1] and tm not in t.zero_terms]
+            need = [tm for tm in t.terms if ax in tm[1]]
+            if bound is not None and bound not in need:
+                need.append(bound)
             if pred is not None and ax in pred.axes:
                 need.append((pred.code, pred.axes))
+            # a product is zero where either factor is: one zeroed operand is enough
+            need = [tm for tm in need if tm not in t.zero_terms and tm not in other_t.zero_terms
+                    and tm not in zeroed]
+            zeroed.update(need)
             code = t.code
             if t.kind == "int":
                 code = f"{code}.to(tl.float32)"
