@@ -4,11 +4,12 @@ A pass is a pure function ``Cascade -> Cascade`` (or a frozen dataclass holding 
 ``__call__``). A pass that does not apply returns its input unchanged; a pass object that can say
 why has ``explain(cascade) -> str | None``. A pipeline is a list of passes, run in order by
 :func:`run_pipeline`, which verifies the cascade after every pass when ``verify`` is set (tests
-and debugging do). Passes are registered by name in :data:`REGISTRY` for the command line
+and ``CASCADE_DEBUG=1`` do). Passes are registered by name in :data:`REGISTRY` for the command line
 (``cascade show --after PASS``, ``cascade rewrite --pass PASS``).
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
@@ -78,8 +79,13 @@ def get_pass(name: str, **options) -> Pass:
         raise CascadeError(f"pass {name}: bad options {options}: {exc}") from None
 
 
-def run_pipeline(cascade: Cascade, passes: Sequence[Pass], *, verify: bool = False) -> Cascade:
-    """Runs ``passes`` in order; with ``verify`` the verifier checks the result of every pass."""
+def run_pipeline(cascade: Cascade, passes: Sequence[Pass], *, verify: bool | None = None) -> Cascade:
+    """Runs ``passes`` in order; with ``verify`` the verifier checks the result of every pass.
+
+    ``verify`` defaults to on in debug mode (``CASCADE_DEBUG=1``, as for the command line).
+    """
+    if verify is None:
+        verify = os.environ.get("CASCADE_DEBUG", "") not in ("", "0")
     for p in passes:
         cascade = p(cascade)
         if verify:

@@ -58,7 +58,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ..errors import CascadeError
-from ..ir import Access, Binary, Call, Cascade, Einsum, Expr, Name, Num, SizeDecl, Split
+from ..ir import Access, Binary, Call, Cascade, Einsum, Expr, Name, Num, SizeDecl, Split, Unary
 from ..verifier import Analysis, analyze
 from .rewrite import (NEG_INF, access, conjunction, conjuncts, fresh, mentions, plus_one, readers,
                       taken_names, transform)
@@ -597,7 +597,7 @@ class _Builder:
         if isinstance(expr, Call):
             parts = [self._tail_safe(a) for a in expr.args]
             return all(parts) if expr.func in ("max", "min") and len(parts) == 2 else any(parts)
-        if hasattr(expr, "operand"):
+        if isinstance(expr, Unary):
             return self._tail_safe(expr.operand)
         return False
 
