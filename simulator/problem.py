@@ -81,19 +81,37 @@ def _exp_sub(expr) -> int:
     return n
 
 
-def _reduced_sizes(cascade: Cascade, sizes: dict, cap: int = 4096) -> dict:
-    """Sizes scaled down (ratios kept) so that masks of huge problems fit in memory."""
-    decls = {d.name for d in cascade.sizes if d.is_rank}
-    big = max((v for k, v in sizes.items() if k in decls), default=1)
-    if big <= cap:
-        return dict(sizes)
-    factor = big // cap
+def _structural_sizes(cascade: Cascade, sizes: dict, cap: int = 2048) -> dict:
+    """Sizes at which masks are counted: ranks that no predicate or index expression involves are
+    dense (set to 1; they multiply every count alike), the others are kept, or scaled down by a
+    common factor when large (the density is then that of the scaled problem: exact for the
+    shapes of the examples up to a relative error of about 1/cap)."""
+    involved: set = set()
+    for e in cascade.einsums:
+        if e.where is not None:
+            involved |= {v.upper() for v in index_vars(e.where)}
+        for acc in (*e.reads(), e.output):
+            for idx in acc.indices:
+                vs = index_vars(idx)
+                if not isinstance(idx, Name) and vs:
+                    involved |= {v.upper() for v in vs}
+    for sp in cascade.splits:
+        if {sp.rank, sp.outer, sp.inner} & involved:
+            involved |= {sp.rank, sp.inner}
+            involved.discard(sp.outer)
+    decls = {d.name: d for d in cascade.sizes}
     out = {}
-    for k, v in sizes.items():
-        if k in decls and v >= cap and v % factor == 0:
-            out[k] = v // factor
-        elif k in decls:
-            out[k] = v
+    big = max((sizes[r] for r in involved if r in decls), default=1)
+    factor = max(1, big // cap)
+    inner = {sp.inner for sp in cascade.splits}
+    for name, decl in decls.items():
+        if not decl.is_rank:
+            out[name] = sizes[name]
+        elif name in involved:
+            v = sizes[name]
+            out[name] = v // factor if (name not in inner and v >= cap and v % factor == 0) else v
+        else:
+            out[name] = 1
     return out
 
 
@@ -102,17 +120,17 @@ def build_problem(cascade: Cascade, overrides: dict | None = None) -> Problem:
     known = {d.name for d in cascade.sizes}
     overrides = {k: v for k, v in (overrides or {}).items() if k in known}
     sizes = resolve_sizes(cascade, overrides)
-    try:
-        work = count_work(cascade, overrides, analysis=analysis)
-        points = work.points
-        scale = None
-    except MemoryError:
-        # A masked problem too large for exact existence masks: measure the density at sizes
-        # scaled down by a common factor and apply it to the dense point counts.
-        small = _reduced_sizes(cascade, {k: sizes[k] for k in known})
-        work = count_work(cascade, small, analysis=analysis)
+    dense = all(e.where is None for e in cascade.einsums) and all(
+        sizes[sp.rank] % sizes[sp.inner] == 0 for sp in cascade.splits)
+    scale = None
+    if dense:
+        # No predicate and no ragged split tail: every point exists (closed form, O(1) in sizes).
+        points = {einsum_key(analysis, e): math.prod(sizes[v.upper()] for v in e.iteration_space)
+                  for e in cascade.einsums}
+    else:
+        small = _structural_sizes(cascade, sizes)
+        scale = count_work(cascade, small, analysis=analysis)
         points = None
-        scale = work
     recurrences = {t: (r.axis, r.var) for t, r in analysis.recurrences.items()}
     shapes = {t: tuple((a.rank, sizes[a.rank] + a.extra) for a in axes)
               for t, axes in analysis.shapes.items()}
