@@ -181,11 +181,12 @@ def run_rewrite(args) -> int:
             tiles = {k: v for k, v in assignments.items() if k in split_inner}
             if tiles:
                 options["tile_size"] = next(iter(tiles.values()))
-    elif new_sizes or args.rank:
-        name = next(iter(new_sizes), None)
-        raise CascadeError(f"--set {name}: no rank or parameter named {name!r}" if name else
-                           f"--rank is an option of online-softmax only",
+    elif new_sizes:
+        name = next(iter(new_sizes))
+        raise CascadeError(f"--set {name}: no rank or parameter named {name!r}",
                            hint="declared sizes: " + ", ".join(sorted(declared)))
+    elif args.rank:
+        raise CascadeError("--rank is an option of --pass online-softmax only")
     try:
         result = run_named_pass(cascade, args.pass_name, None, **options)
     except CascadeError as exc:
