@@ -320,3 +320,14 @@ def test_random_cascades_keep_their_meaning_under_every_pass(case, seed):
         assert rewritten is cascade and "output" in online_softmax_reason(cascade)
     else:
         assert count_passes(rewritten).passes == 1
+
+
+def test_new_names_avoid_existing_ranks_and_tensors():
+    text = open(EX + "mha_3pass.ein").read().replace(
+        "rank B = 1", "rank M1 = 3\nparam M0 = 2\nrank B = 1").replace(
+        "input  Q[b,h,p,e]", "input LM[m1], Q[b,h,p,e]")
+    cascade = loads(text)
+    out = rewrite(cascade, tile_size=5)
+    assert out.splits[-1].outer == "M1_2" and out.splits[-1].inner == "M0_2"
+    assert "LM_2" in {e.name for e in out.einsums}
+    assert_same_meaning(cascade, out, {"P": 9, "M": 21, "E": 3, "F": 2})
