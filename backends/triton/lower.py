@@ -1541,6 +1541,13 @@ class Generated:
 
 def generate(cascade: Cascade, sizes: dict, config: Config | None = None, *,
              mapping_note: str = "", original: Cascade | None = None) -> Generated:
+    try:
+        return _generate(cascade, sizes, config, mapping_note, original)
+    except CascadeError as exc:
+        raise exc.with_source((original or cascade).source or cascade.source)
+
+
+def _generate(cascade, sizes, config, mapping_note, original):
     config = config or Config()
     low = Lowering(cascade, sizes, config)
     planner = Planner(low)
