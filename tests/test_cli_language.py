@@ -69,3 +69,16 @@ def test_console_script_reports_located_error(tmp_path):
     assert proc.returncode == 1
     assert f"{bad}:4:10: error: index q has no extent" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_show_after_pass_accepts_sizes_of_new_ranks(capsys):
+    assert main(["show", EX + "mha_3pass.ein", "--after", "online-softmax", "--set", "M0=32",
+                 "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["ranks"]["M0"] == 32 and info["ranks"]["M1"] == 8
+    assert "RM" in info["recurrences"]
+
+
+def test_show_after_unknown_size_is_an_error(capsys):
+    assert main(["show", EX + "mha_3pass.ein", "--after", "online-softmax", "--set", "Z=3"]) == 1
+    assert "no rank or parameter named 'Z'" in capsys.readouterr().err

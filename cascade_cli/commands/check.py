@@ -66,13 +66,21 @@ def describe(cascade, analysis, sizes) -> dict:
 
 
 def run_show(args) -> int:
-    cascade, analysis, sizes = load_with_sizes(args)
-    if args.after:
-        from einsum_ir.passes import run_named_pass  # provided by the analyses/rewrites work
+    if not args.after:
+        cascade, analysis, sizes = load_with_sizes(args)
+    else:
+        from einsum_ir.passes import run_named_pass
 
+        # --set may name ranks the pass creates (the tile rank M0 of online-softmax): those
+        # apply to the rewritten cascade only.
+        cascade = parse_file(args.file)
+        analyze(cascade)
+        overrides = parse_assignments(args.set)
+        known = set(cascade.rank_names()) | {d.name for d in cascade.sizes}
+        sizes = resolve_sizes(cascade, {k: v for k, v in overrides.items() if k in known})
         cascade = run_named_pass(cascade, args.after, sizes)
         analysis = analyze(cascade)
-        sizes = resolve_sizes(cascade, parse_assignments(args.set))
+        sizes = resolve_sizes(cascade, overrides)
     info = describe(cascade, analysis, sizes)
     if args.json:
         print(json.dumps(info, indent=2))

@@ -54,7 +54,13 @@ def language_section(folder: Path) -> None:
                   f"finite {bool(np.isfinite(value).all())}")
 
 
-SECTIONS = [language_section]
+def analyses_section(folder: Path) -> None:
+    from .analyze import demo_section
+
+    demo_section(folder)
+
+
+SECTIONS = [language_section, analyses_section]
 
 
 def run(args) -> int:
