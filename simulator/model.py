@@ -429,6 +429,58 @@ def default_keep(prob: Problem, mapping: Mapping, loops: Loops, group: Group, bo
     return keep
 
 
+def buffer_terms(prob: Problem, loops: Loops, group: Group, t: str, produced: bool, wb: int):
+    """(bytes held in the buffer, words read from it, words written to it) for tensor ``t``."""
+    keys = group.einsums
+    all_loops = group.loops + group.buffer_loops
+    tv = _tensor_vars(prob, t, keys)
+    whole = _whole_along(prob, t, keys) if produced else set()
+    tile = _tile_words(prob, loops, tv, group.loops, whole)
+    footprint = tile * (1 - group.spill.get(t, 0.0)) * wb
+    per_iter_tile = _tile_words(prob, loops, tv, all_loops)
+    reads = writes = 0.0
+    for k in keys:
+        info = prob.infos[k]
+        n_k = 1
+        for name in all_loops:
+            if loops.var(name) in info.vars:
+                n_k *= loops.extent(name)
+        if t in info.reads:
+            reads += n_k * per_iter_tile * info.density
+        if info.einsum.name == t:
+            writes += n_k * per_iter_tile * info.density
+    return footprint, reads, writes
+
+
+def group_traffic(prob: Problem, arch: Arch, loops: Loops, group: Group, group_of: dict):
+    """Off-chip bytes (read, written) of a group, and its boundary tensors (in, out)."""
+    wb = arch.word_bytes
+    keys = group.einsums
+    produced = {prob.infos[k].einsum.name for k in keys}
+    reads = set()
+    for k in keys:
+        reads |= set(prob.infos[k].reads)
+    boundary_in = {t for t in reads if t not in produced}
+    boundary_out = set()
+    for t in produced:
+        if prob.is_output(t) or any(group_of.get(c) != group.name for c in prob.consumers.get(t, [])):
+            boundary_out.add(t)
+    dram_read = dram_write = 0.0
+    for t in boundary_in:
+        tv = _tensor_vars(prob, t, keys)
+        dram_read += prob.tensor_words(t) * wb * _refetch(loops, group.loops, tv)
+    for t in boundary_out:
+        dram_write += prob.tensor_words(t) * wb
+    for t, s in group.spill.items():
+        if t not in produced:
+            raise CascadeError(f"mapping: group {group.name}: spill.{t}: {t} is not produced in the group")
+        words = prob.tensor_words(t)
+        density = prob.infos[prob.producer[t]].density
+        dram_write += s * words * density * wb
+        dram_read += s * words * density * wb
+    return dram_read, dram_write, boundary_in, boundary_out, produced
+
+
 def simulate_problem(prob: Problem, arch: Arch, mapping: Mapping, form: str = "") -> Report:
     loops = Loops(prob, mapping)
     grouped = [k for g in mapping.groups for k in g.einsums]
@@ -482,28 +534,8 @@ def simulate_problem(prob: Problem, arch: Arch, mapping: Mapping, form: str = ""
             window = sequential_window(prob, keys, costs, per_iter, group.order, units, epilogue)
             compute = window * n_iter
         # off-chip traffic
-        produced = {prob.infos[k].einsum.name for k in keys}
-        reads = set()
-        for k in keys:
-            reads |= set(prob.infos[k].reads)
-        boundary_in = {t for t in reads if t not in produced}
-        boundary_out = set()
-        for t in produced:
-            if prob.is_output(t) or any(group_of.get(c) != group.name for c in prob.consumers.get(t, [])):
-                boundary_out.add(t)
-        dram_read = dram_write = 0.0
-        for t in boundary_in:
-            tv = _tensor_vars(prob, t, keys)
-            dram_read += prob.tensor_words(t) * wb * _refetch(loops, group.loops, tv)
-        for t in boundary_out:
-            dram_write += prob.tensor_words(t) * wb
-        for t, s in group.spill.items():
-            if t not in produced:
-                raise CascadeError(f"mapping: group {group.name}: spill.{t}: {t} is not produced in the group")
-            words = prob.tensor_words(t)
-            density = prob.infos[prob.producer[t]].density
-            dram_write += s * words * density * wb
-            dram_read += s * words * density * wb
+        dram_read, dram_write, boundary_in, boundary_out, produced = group_traffic(
+            prob, arch, loops, group, group_of)
         bw = arch.offchip.bandwidth
         memory = (dram_read + dram_write) / bw * arch.clock_hz if bw else 0.0
         # on-chip buffer: capacity and accesses
@@ -515,21 +547,10 @@ def simulate_problem(prob: Problem, arch: Arch, mapping: Mapping, form: str = ""
         for t, level in keep.items():
             if level != "GLB":
                 continue
-            tv = _tensor_vars(prob, t, keys)
-            whole = _whole_along(prob, t, keys) if t in produced else set()
-            tile = _tile_words(prob, loops, tv, group.loops, whole)
-            footprint += tile * (1 - group.spill.get(t, 0.0)) * wb
-            per_iter_tile = _tile_words(prob, loops, tv, all_loops)
-            for k in keys:
-                info = prob.infos[k]
-                n_k = 1
-                for name in all_loops:
-                    if loops.var(name) in info.vars:
-                        n_k *= loops.extent(name)
-                if t in info.reads:
-                    glb_read += n_k * per_iter_tile * info.density
-                if info.einsum.name == t:
-                    glb_write += n_k * per_iter_tile * info.density
+            fp, r, w = buffer_terms(prob, loops, group, t, t in produced, wb)
+            footprint += fp
+            glb_read += r
+            glb_write += w
         if arch.buffer and arch.buffer.capacity is not None and footprint > arch.buffer.capacity:
             raise Infeasible(f"mapping: group {group.name} needs {footprint / 2**20:.2f} MiB in "
                              f"{arch.buffer.name} but it holds {arch.buffer.capacity / 2**20:.2f} MiB",
