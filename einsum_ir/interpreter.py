@@ -369,15 +369,10 @@ class _Evaluator:
 
     def run(self) -> None:
         with np.errstate(all="ignore"):
-            for group, var in zip(self.a.order, self.a.step_vars):
-                if var is None:
-                    self.run_einsum(group[0])
-                    continue
-                for i in range(self.extent(var)):
-                    self.fixed = {var: i}
-                    for einsum in group:
-                        self.run_einsum(einsum)
-                self.fixed = {}
+            for einsum, fixed in self.a.schedule(self.sizes):
+                self.fixed = fixed
+                self.run_einsum(einsum)
+            self.fixed = {}
 
 
 def _has_index(expr: Expr, fixed) -> bool:

@@ -48,6 +48,17 @@ class Analysis:
     def rank_of(self, var: str) -> str:
         return var.upper()
 
+    def schedule(self, sizes):
+        """The evaluation order, one Einsum at a time, each with the recurrence index it is
+        stepped at (``{var: i}``; empty outside recurrences)."""
+        for group, var in zip(self.order, self.step_vars):
+            if var is None:
+                yield group[0], {}
+                continue
+            for i in range(sizes[var.upper()]):
+                for einsum in group:
+                    yield einsum, {var: i}
+
     @cached_property
     def producers(self) -> dict:
         out: dict[str, list[Einsum]] = {}

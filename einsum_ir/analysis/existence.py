@@ -225,15 +225,10 @@ class ExistenceEvaluator:
 
     # ------------------------------------------------------------------ einsums
     def run(self) -> "ExistenceEvaluator":
-        for group, var in zip(self.a.order, self.a.step_vars):
-            if var is None:
-                self.run_einsum(group[0])
-                continue
-            for i in range(self.extent(var)):
-                self.fixed = {var: i}
-                for einsum in group:
-                    self.run_einsum(einsum)
-            self.fixed = {}
+        for einsum, fixed in self.a.schedule(self.sizes):
+            self.fixed = fixed
+            self.run_einsum(einsum)
+        self.fixed = {}
         return self
 
     def run_einsum(self, einsum: Einsum) -> None:
