@@ -1,0 +1,362 @@
+"""GPU benchmark of the Triton kernels generated from the example cascades.
+
+    PYTHONPATH=. python bench/attention_gpu.py            # the full grid (tens of minutes)
+    PYTHONPATH=. python bench/attention_gpu.py --quick    # a few shapes, a smoke run
+    PYTHONPATH=. python bench/attention_gpu.py --dry-run  # list the cases; needs no GPU
+
+For each case it times our kernel (the one ``compile_cascade`` builds from
+``examples/attention/*.ein``, the same code path the interpreter-lane tests run), torch SDPA (its
+flash, cuDNN and memory-efficient backends where present), FlexAttention (``torch.compile``-d,
+with a block mask) and eager PyTorch, and reports TFLOP/s (4·B·H·P·M·D, exact under the mask)
+next to the GPU cost model's predicted time. It also measures the first-call compile time against
+FlexAttention's. Results go to ``bench/results/<device>-<date>.json`` (one record per case) and a
+markdown table of ratios next to it.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EX = ROOT / "examples" / "attention"
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="a few small shapes only")
+    p.add_argument("--dry-run", action="store_true", help="list the cases and exit (no GPU needed)")
+    p.add_argument("--variants", default="dense,causal,sliding,gqa,alibi,softcap,linear,compile",
+                   help="comma-separated subset of: dense, causal, sliding, gqa, alibi, softcap, "
+                        "linear, compile")
+    p.add_argument("--seq-lens", default="1024,2048,4096,8192,16384")
+    p.add_argument("--head-dims", default="64,128")
+    p.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float16"))
+    p.add_argument("--tokens", type=int, default=16384, help="batch x sequence (default 16K)")
+    p.add_argument("--eager-max", type=int, default=8192,
+                   help="skip eager PyTorch above this sequence length (memory)")
+    p.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    p.add_argument("--arch", default=None, help="GPU target for the cost model (default: detect)")
+    return p.parse_args(argv)
+
+
+def cases(args):
+    seqs = [int(s) for s in args.seq_lens.split(",")]
+    dims = [int(d) for d in args.head_dims.split(",")]
+    if args.quick:
+        seqs, dims = [s for s in seqs if s <= 4096][:2] or seqs[:1], dims
+    want = set(args.variants.split(","))
+    out = []
+    for d in dims:
+        heads = 2048 // d  # hidden size 2048, as in the FlashAttention-3 figures
+        for n in seqs:
+            b = max(1, args.tokens // n)
+            for v in ("dense", "causal"):
+                if v in want:
+                    out.append(dict(variant=v, seq_len=n, head_dim=d, B=b, H=heads))
+            if "alibi" in want:
+                out.append(dict(variant="alibi", seq_len=n, head_dim=d, B=b, H=heads))
+            if "softcap" in want:
+                out.append(dict(variant="softcap", seq_len=n, head_dim=d, B=b, H=heads))
+            if "gqa" in want and heads % 8 == 0:
+                out.append(dict(variant="gqa8", seq_len=n, head_dim=d, B=b, H=heads, G=8))
+    for w in (256, 1024):
+        if "sliding" in want:
+            for n in [s for s in seqs if s >= 4096] or seqs[-1:]:
+                out.append(dict(variant=f"sliding{w}", seq_len=n, head_dim=128, B=1, H=16, W=w))
+    if "linear" in want:
+        for n in seqs:
+            out.append(dict(variant="linear", seq_len=n, head_dim=64, B=max(1, args.tokens // n),
+                            H=16))
+            out.append(dict(variant="linear_causal", seq_len=n, head_dim=64,
+                            B=max(1, args.tokens // n), H=16, C=64))
+    return out
+
+
+def flops(case) -> float:
+    b, h, n, d = case["B"], case["H"], case["seq_len"], case["head_dim"]
+    v = case["variant"]
+    if v in ("causal", "alibi"):
+        pairs = n * (n + 1) / 2
+    elif v.startswith("sliding"):
+        w = case["W"]
+        pairs = sum(min(w, p + 1) for p in range(n))
+    elif v == "linear":
+        return 2 * 2 * b * h * n * d * d  # state and query products
+    elif v == "linear_causal":
+        c = case["C"]
+        return 2 * b * h * n * d * d * 2 + 2 * 2 * b * h * n * c * d
+    else:
+        pairs = n * n
+    return 4 * b * h * pairs * d
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    todo = cases(args)
+    if args.dry_run:
+        for c in todo:
+            print(json.dumps(c))
+        print(f"{len(todo)} cases")
+        return 0
+    try:
+        import torch
+    except ImportError:
+        print("bench/attention_gpu.py: torch is not installed; this benchmark needs torch, triton "
+              "and a CUDA GPU", file=sys.stderr)
+        return 2
+    if not torch.cuda.is_available():
+        print("bench/attention_gpu.py: no CUDA GPU found. This benchmark times kernels on a GPU; "
+              "run it on a GPU machine with `PYTHONPATH=. python bench/attention_gpu.py`. "
+              "(Without a GPU, the same kernels are checked under TRITON_INTERPRET=1 by "
+              "tests/test_triton_*.py.)", file=sys.stderr)
+        return 2
+    return run(args, todo)
+
+
+# ----------------------------------------------------------------------------------- timing
+
+
+def bench_ms(fn) -> float:
+    import torch
+    try:
+        from triton.testing import do_bench
+        return float(do_bench(fn, warmup=25, rep=100))
+    except Exception:  # fall back to CUDA events
+        for _ in range(5):
+            fn()
+        torch.cuda.synchronize()
+        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s.record()
+        for _ in range(20):
+            fn()
+        e.record()
+        torch.cuda.synchronize()
+        return s.elapsed_time(e) / 20
+
+
+def _try(fn):
+    import torch
+    try:
+        return bench_ms(fn)
+    except Exception as exc:  # a baseline that is missing or runs out of memory
+        torch.cuda.empty_cache()
+        return None if not os.environ.get("BENCH_DEBUG") else print("  baseline failed:", exc)
+
+
+def run(args, todo) -> int:
+    import torch
+    import torch.nn.functional as F
+
+    from backends.gpu.arch import detect_arch_name
+    from backends.triton import compile_cascade, torch_ref
+
+    device = torch.cuda.get_device_name()
+    arch = args.arch or detect_arch_name(device)
+    dtype = getattr(torch, args.dtype)
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+    except ImportError:
+        SDPBackend = sdpa_kernel = None
+    try:
+        from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+        flex = torch.compile(flex_attention, dynamic=False)
+    except Exception:
+        flex = create_block_mask = None
+    records = []
+    compiled = {}
+
+    def ours_for(case):
+        v = case["variant"]
+        file, params = {
+            "dense": ("mha_3pass", {}), "causal": ("causal", {}), "alibi": ("alibi", {}),
+            "softcap": ("softcap", {"CAP": 20}), "gqa8": ("gqa", {"G": 8}),
+            "linear": ("linear", {}), "linear_causal": ("linear_causal_chunked", {"C": case.get("C", 64)}),
+        }.get(v) or ("sliding_window", {"W": case.get("W")})
+        key = (file, tuple(sorted(params.items())))
+        if key not in compiled:
+            compiled[key] = compile_cascade(EX / f"{file}.ein", arch=arch, **params)
+        return compiled[key]
+
+    for case in todo:
+        v, n, d, b, h = case["variant"], case["seq_len"], case["head_dim"], case["B"], case["H"]
+        hk = h // case.get("G", 1)
+        g = torch.Generator(device="cuda").manual_seed(0)
+        q = torch.randn(b, h, n, d, device="cuda", dtype=dtype, generator=g)
+        k = torch.randn(b, hk, n, d, device="cuda", dtype=dtype, generator=g)
+        vv = torch.randn(b, hk, n, d, device="cuda", dtype=dtype, generator=g)
+        tensors = dict(Q=q, K=k, V=vv)
+        slope = None
+        if v == "alibi":
+            slope = torch.tensor([2 ** (-8 * (i + 1) / h) for i in range(h)], device="cuda",
+                                 dtype=dtype)
+            tensors["Slope"] = slope
+        if v.startswith("linear"):
+            for t in ("Q", "K"):
+                tensors[t] = tensors[t] * 0.5
+        fn = ours_for(case)
+        rec = dict(variant=v, seq_len=n, head_dim=d, dtype=args.dtype, batch=b, heads=h,
+                   device=device)
+        try:
+            fn(**tensors)
+            torch.cuda.synchronize()
+            rec["ours_ms"] = bench_ms(lambda: fn(**tensors))
+            rec["predicted_ms"] = fn.last_plan.predicted_s * 1e3 if fn.last_plan else None
+            rec["mapping"] = fn.last_plan.describe().splitlines()[0] if fn.last_plan else None
+        except Exception as exc:
+            rec["ours_ms"] = None
+            rec["error"] = f"{type(exc).__name__}: {exc}"[:300]
+        rec["ours_tflops"] = flops(case) / (rec["ours_ms"] * 1e-3) / 1e12 if rec.get("ours_ms") else None
+        # baselines
+        kind = {"causal": "causal", "alibi": "causal"}.get(v, "sliding" if v.startswith("sliding")
+                                                           else "dense")
+        W = case.get("W")
+        if not v.startswith("linear"):
+            is_causal = kind == "causal"
+            simple = v in ("dense", "causal")
+            if SDPBackend is not None and simple:
+                for name, be in (("sdpa_ms", SDPBackend.FLASH_ATTENTION),
+                                 ("sdpa_cudnn_ms", getattr(SDPBackend, "CUDNN_ATTENTION", None)),
+                                 ("sdpa_efficient_ms", SDPBackend.EFFICIENT_ATTENTION)):
+                    if be is None:
+                        continue
+                    def sd(be=be):
+                        with sdpa_kernel(be):
+                            return F.scaled_dot_product_attention(q, k, vv, is_causal=is_causal)
+                    rec[name] = _try(sd)
+            elif v == "gqa8":
+                rec["sdpa_ms"] = _try(lambda: F.scaled_dot_product_attention(q, k, vv,
+                                                                            enable_gqa=True))
+            if flex is not None:
+                rec["flex_ms"] = _try(_flex_call(flex, create_block_mask, q, k, vv, v, kind, W,
+                                                 slope, case))
+            if n <= args.eager_max:
+                rec["eager_ms"] = _try(lambda: torch_ref.softmax_attention(
+                    q, k, vv, kind=kind if v != "alibi" else "dense", W=W, G=case.get("G", 1),
+                    slope=slope, cap=20.0 if v == "softcap" else None))
+        else:
+            ref = torch_ref.linear_attention if v == "linear" else \
+                (lambda a, b_, c: torch_ref.chunked_causal_linear_attention(a, b_, c, case["C"]))
+            if n <= args.eager_max or v == "linear":
+                rec["eager_ms"] = _try(lambda: ref(tensors["Q"], tensors["K"], vv))
+        records.append(rec)
+        print(_line(rec), flush=True)
+        del q, k, vv, tensors
+        torch.cuda.empty_cache()
+    if "compile" in args.variants.split(","):
+        records.append(_compile_times(arch, dtype, flex, create_block_mask, device))
+        print(_line(records[-1]), flush=True)
+    return _write(records, device, args)
+
+
+def _flex_call(flex, create_block_mask, q, k, v, variant, kind, W, slope, case):
+    b, h, n = q.shape[0], q.shape[1], q.shape[2]
+    mask_mod = None
+    if kind == "causal":
+        def mask_mod(b_, h_, qi, ki):
+            return qi >= ki
+    elif kind == "sliding":
+        def mask_mod(b_, h_, qi, ki):
+            return (qi - W < ki) & (ki <= qi)
+    score_mod = None
+    if variant == "alibi":
+        def score_mod(s, b_, h_, qi, ki):
+            return s - slope[h_] * (qi - ki)
+    elif variant == "softcap":
+        def score_mod(s, b_, h_, qi, ki):
+            return 20.0 * torch_tanh(s / 20.0)
+    block_mask = create_block_mask(mask_mod, None, None, n, n, device="cuda") if mask_mod else None
+    gqa = variant == "gqa8"
+    return lambda: flex(q, k, v, score_mod=score_mod, block_mask=block_mask, enable_gqa=gqa)
+
+
+def torch_tanh(x):
+    import torch
+    return torch.tanh(x)
+
+
+def _compile_times(arch, dtype, flex, create_block_mask, device):
+    """First-call time (code generation + Triton JIT) of our causal kernel vs FlexAttention's."""
+    import torch
+
+    from backends.triton import compile_cascade
+
+    rec = dict(variant="compile_time", seq_len=4096, head_dim=128, dtype=str(dtype)[6:],
+               device=device)
+    q = torch.randn(1, 16, 4096, 128, device="cuda", dtype=dtype)
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["CASCADE_CACHE"] = tmp
+        os.environ["TRITON_CACHE_DIR"] = os.path.join(tmp, "triton")
+        t0 = time.perf_counter()
+        fn = compile_cascade(EX / "causal.ein", arch=arch)
+        fn(Q=q, K=q, V=q)
+        torch.cuda.synchronize()
+        rec["ours_first_call_s"] = time.perf_counter() - t0
+        if flex is not None:
+            torch._dynamo.reset()
+            t0 = time.perf_counter()
+            bm = create_block_mask(lambda b, h, qi, ki: qi >= ki, None, None, 4096, 4096,
+                                   device="cuda")
+            flex(q, q, q, block_mask=bm)
+            torch.cuda.synchronize()
+            rec["flex_first_call_s"] = time.perf_counter() - t0
+    return rec
+
+
+def _line(rec):
+    def f(x):
+        return "-" if x is None else f"{x:.3f}"
+    if rec["variant"] == "compile_time":
+        return (f"compile time: ours {f(rec.get('ours_first_call_s'))} s, "
+                f"FlexAttention {f(rec.get('flex_first_call_s'))} s")
+    return (f"{rec['variant']:>14} N={rec['seq_len']:>6} D={rec['head_dim']:>3}: ours "
+            f"{f(rec.get('ours_ms'))} ms ({f(rec.get('ours_tflops'))} TFLOP/s, predicted "
+            f"{f(rec.get('predicted_ms'))} ms) | sdpa {f(rec.get('sdpa_ms'))} | flex "
+            f"{f(rec.get('flex_ms'))} | eager {f(rec.get('eager_ms'))}"
+            + (f" | error {rec['error']}" if rec.get("error") else ""))
+
+
+def _write(records, device, args) -> int:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    slug = "".join(ch if ch.isalnum() else "-" for ch in device).strip("-").lower()
+    stem = out / f"{slug}-{_dt.date.today().isoformat()}"
+    stem.with_suffix(".json").write_text(json.dumps(records, indent=1))
+    lines = ["| variant | N | D | ours ms | TFLOP/s | predicted ms | vs SDPA flash | vs cuDNN | "
+             "vs Flex | vs eager |", "|---|---|---|---|---|---|---|---|---|---|"]
+
+    def ratio(rec, key):
+        a, b = rec.get(key), rec.get("ours_ms")
+        return f"{a / b:.2f}x" if a and b else "-"
+
+    for r in records:
+        if r["variant"] == "compile_time":
+            continue
+        def f(x):
+            return "-" if x is None else f"{x:.3f}"
+        lines.append(f"| {r['variant']} | {r['seq_len']} | {r['head_dim']} | {f(r.get('ours_ms'))} "
+                     f"| {f(r.get('ours_tflops'))} | {f(r.get('predicted_ms'))} | "
+                     f"{ratio(r, 'sdpa_ms')} | {ratio(r, 'sdpa_cudnn_ms')} | {ratio(r, 'flex_ms')} | "
+                     f"{ratio(r, 'eager_ms')} |")
+    ct = next((r for r in records if r["variant"] == "compile_time"), None)
+    if ct:
+        lines.append("")
+        lines.append(f"First call (generation + JIT) of the causal kernel: ours "
+                     f"{ct.get('ours_first_call_s', float('nan')):.2f} s, FlexAttention "
+                     f"{ct.get('flex_first_call_s', float('nan')):.2f} s.")
+    lines.append("")
+    lines.append("Ratios are baseline time / our time (above 1 means we are faster).")
+    stem.with_suffix(".md").write_text(f"# Attention on {device}\n\n" + "\n".join(lines) + "\n")
+    print(f"wrote {stem.with_suffix('.json')} and {stem.with_suffix('.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
