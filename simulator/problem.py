@@ -115,6 +115,24 @@ def _structural_sizes(cascade: Cascade, sizes: dict, cap: int = 2048) -> dict:
     return out
 
 
+def _skip_empty_steps(infos: dict, recurrences: dict) -> None:
+    """A recurrence step where nothing from outside the recurrence exists (a fully masked key tile
+    of a causal cascade) leaves the running state unchanged: the model does not run it. Einsums of
+    the recurrence chain (updates, and Einsums reading a previous step) then cost the step density
+    of the Einsums that feed the recurrence, at most their own."""
+    for var in {v for _, v in recurrences.values()}:
+        chain = {k for k, i in infos.items()
+                 if var in i.vars and (i.carried or i.einsum.name in recurrences)}
+        feeders = [i.density for k, i in infos.items() if var in i.vars and k not in chain]
+        if not feeders:
+            continue
+        step = max(feeders)
+        for k in chain:
+            info = infos[k]
+            if info.density > step:
+                info.points = min(info.points, round(info.dense_points * step))
+
+
 def build_problem(cascade: Cascade, overrides: dict | None = None) -> Problem:
     analysis = analyze(cascade)
     known = {d.name for d in cascade.sizes}
@@ -168,6 +186,7 @@ def build_problem(cascade: Cascade, overrides: dict | None = None) -> Problem:
                                 per_point, _exp_sub(einsum.body), pts, dense, reads,
                                 einsum.output_vars, carried, final)
         order.append(key)
+    _skip_empty_steps(infos, recurrences)
     prob = Problem(cascade, sizes, analysis, infos, tuple(order), shapes, recurrences)
     for key in order:
         prob.producer[infos[key].einsum.name] = key

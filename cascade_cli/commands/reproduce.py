@@ -1,0 +1,64 @@
+"""``cascade reproduce fusemax [--json FILE] [--plots DIR]``: the FuseMax evaluation, end to end."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from einsum_ir.errors import CascadeError
+
+STUDIES = ("fusemax",)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("reproduce", help="reproduce a paper's evaluation with the cost model")
+    p.add_argument("study", choices=STUDIES, help="which study (fusemax: Nayak et al., MICRO 2024)")
+    p.add_argument("--json", metavar="FILE", help="write the records (a JSON list) here")
+    p.add_argument("--plots", metavar="DIR", help="write figures like the paper's Figs. 6-12 here")
+    p.add_argument("--models", metavar="M,...", help="subset of BERT,TrXL,T5,XLM")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from simulator.fusemax_study import (CONFIGS, attention_point, format_tables, headline,
+                                         run_study)
+    from simulator.workloads import MODELS, SEQ_LENS
+
+    models = list(MODELS)
+    if args.models:
+        models = [m.strip() for m in args.models.split(",") if m.strip()]
+        bad = [m for m in models if m not in MODELS]
+        if bad:
+            raise CascadeError(f"--models: unknown model {bad[0]!r}", hint="models: " + ", ".join(MODELS))
+    for target in (args.json, args.plots):
+        if target:
+            parent = Path(target).parent if target == args.json else Path(target)
+            if target == args.json and parent and not parent.exists():
+                raise CascadeError(f"--json {args.json}: directory {parent} does not exist")
+    t0 = time.perf_counter()
+    bar = None
+    total = len(models) * len(SEQ_LENS) + len(models) * 6
+    if not args.no_progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc="fusemax study", unit="point", leave=False)
+    records = run_study(models=models, progress=(bar.update if bar else None))
+    if bar:
+        bar.close()
+    seconds = time.perf_counter() - t0
+    print(format_tables(records))
+    print(f"\n{len(records)} records in {seconds:.2f} s")
+    if args.json:
+        Path(args.json).write_text(json.dumps(records, indent=1))
+        print(f"wrote {args.json}")
+    if args.plots:
+        from simulator.plots import write_plots
+
+        activity = {}
+        for config in CONFIGS:
+            _, rep = attention_point("BERT", 1024, config)
+            activity[config] = {e.key: e.cycles / rep.cycles for e in rep.einsums if e.unit == "2d"}
+        for path in write_plots(records, args.plots, activity):
+            print(f"wrote {path}")
+    return 0

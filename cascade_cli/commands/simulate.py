@@ -1,0 +1,151 @@
+"""``cascade simulate FILE --arch A.yaml`` and ``cascade map FILE --arch A.yaml``.
+
+``simulate`` estimates latency, energy, traffic, area and utilization of a cascade on a spatial
+accelerator with a given mapping (``--mapping``) or with the best one the mapper finds. ``map``
+runs the mapper and prints (or saves) the best mappings and the latency/energy Pareto front.
+"""
+from __future__ import annotations
+
+import json
+
+from einsum_ir import parse_file
+from einsum_ir.errors import CascadeError
+
+from ..options import add_set_option, parse_assignments
+
+
+def _add_arch(p) -> None:
+    p.add_argument("--arch", required=True, metavar="A.yaml",
+                   help="architecture spec (a path, or a built-in name: fusemax, flat, unfused, edge)")
+    p.add_argument("--arch-set", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a variable of the architecture spec (repeatable), e.g. pe_dim=128")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("simulate", help="estimate latency/energy/area of a cascade on an accelerator")
+    p.add_argument("file")
+    _add_arch(p)
+    p.add_argument("--mapping", metavar="M.yaml", help="a saved mapping (default: search for one)")
+    add_set_option(p)
+    p.add_argument("--objective", choices=("latency", "energy", "edp"), default="latency",
+                   help="what the mapper optimises when no --mapping is given (default latency)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=run_simulate)
+
+    p = sub.add_parser("map", help="search mappings of a cascade onto an accelerator")
+    p.add_argument("file")
+    _add_arch(p)
+    add_set_option(p)
+    p.add_argument("--objective", choices=("latency", "energy", "edp"), default="latency")
+    p.add_argument("--top", type=int, default=3, metavar="K", help="how many mappings to show")
+    p.add_argument("--save", metavar="M.yaml", help="write the best mapping here")
+    p.add_argument("--min-parallelism", type=float, default=1.0, metavar="F",
+                   help="bind an Einsum to a unit only if it keeps this fraction of its PEs busy "
+                        "(default 1.0; 0 lets low-parallelism Einsums share a large array)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run_map)
+
+
+def _load(args):
+    from mapper.arch import parse_arch_sets, resolve_arch
+
+    cascade = parse_file(args.file)
+    from einsum_ir import analyze
+
+    analyze(cascade)
+    sizes = parse_assignments(args.set)
+    arch = resolve_arch(args.arch, parse_arch_sets(args.arch_set))
+    return cascade, sizes, arch
+
+
+def _summary(report) -> str:
+    lines = [f"arch {report.arch}; simulated form: {report.form or 'as written'}",
+             f"latency   {report.latency_s:.6g} s ({report.cycles:,.0f} cycles)",
+             f"energy    {report.energy_J:.6g} J  (" + ", ".join(
+                 f"{k} {v * 1e-12:.4g} J" for k, v in report.energy_breakdown.items()) + ")",
+             f"traffic   " + ", ".join(f"{k} {v:,.0f} B" for k, v in report.traffic.items()),
+             f"area      {report.area_mm2:.2f} mm^2",
+             "utilization " + ", ".join(f"{u} {v:.4f}" for u, v in report.utilization.items())]
+    for g in report.groups:
+        lines.append(f"group {g.name} [{g.mode}]: {g.iterations:,} tiles, compute {g.compute_cycles:,.0f}"
+                     f" / memory {g.memory_cycles:,.0f} cycles ({g.bound}-bound), buffer "
+                     f"{g.footprint / 2**20:.3f} MiB")
+    lines.append(f"{'einsum':8} {'unit':5} {'points':>18} {'busy cycles':>16} {'cyc/tile':>9} {'energy J':>10}")
+    for e in report.einsums:
+        lines.append(f"{e.key:8} {e.unit:5} {e.points:18,} {e.cycles:16,.0f} {e.per_iteration:9.4g} "
+                     f"{e.energy_pJ * 1e-12:10.4g}")
+    return "\n".join(lines)
+
+
+def run_simulate(args) -> int:
+    from mapper.mapping import load_mapping
+    from simulator.model import simulate
+    from simulator.search import search
+
+    cascade, sizes, arch = _load(args)
+    searched = None
+    if args.mapping:
+        mapping = load_mapping(args.mapping)
+        form = mapping.form or "as written"
+        if "online-softmax" in form:
+            from einsum_ir.passes import online_softmax
+
+            cascade = online_softmax(cascade)
+        report = simulate(cascade, arch, mapping, sizes, form)
+    else:
+        searched = search(cascade, arch, sizes, objective=args.objective, top=1)
+        mapping, report = searched.best[0]
+    if args.json:
+        out = report.to_json()
+        out["searched"] = searched is not None
+        if searched is not None:
+            out["mapper"] = {"evaluated": searched.evaluated, "seconds": searched.seconds,
+                             "forms_tried": searched.forms_tried}
+        print(json.dumps(out, indent=2))
+        return 0
+    print(_summary(report))
+    if searched is not None:
+        print(f"mapping (found by the mapper: {searched.evaluated:,} mappings in "
+              f"{searched.seconds:.2f} s; forms tried: {', '.join(searched.forms_tried)}):")
+    else:
+        print("mapping:")
+    print("  " + mapping.describe().replace("\n", "\n  "))
+    return 0
+
+
+def run_map(args) -> int:
+    from simulator.search import search
+
+    cascade, sizes, arch = _load(args)
+    if args.top < 1:
+        raise CascadeError("--top must be at least 1")
+    result = search(cascade, arch, sizes, objective=args.objective, top=args.top,
+                    progress=not args.no_progress and not args.json,
+                    min_parallelism=args.min_parallelism)
+    if args.save:
+        result.best[0][0].save(args.save)
+    if args.json:
+        print(json.dumps({
+            "objective": args.objective, "form": result.form, "forms_tried": result.forms_tried,
+            "evaluated": result.evaluated, "feasible": result.feasible, "seconds": result.seconds,
+            "mappings_per_s": result.rate,
+            "pareto_front": [{"latency_s": a, "energy_J": b} for a, b in result.front],
+            "best": [{"latency_s": r.latency_s, "cycles": r.cycles, "energy_J": r.energy_J,
+                      "traffic_bytes": r.traffic_bytes, "utilization": r.utilization,
+                      "mapping": m.to_dict()} for m, r in result.best],
+            "saved": args.save}, indent=2))
+        return 0
+    print(f"{result.evaluated:,} mappings evaluated ({result.feasible:,} fit) in {result.seconds:.2f} s "
+          f"({result.rate:,.0f}/s); forms tried: {', '.join(result.forms_tried)}")
+    for i, (m, r) in enumerate(result.best, 1):
+        print(f"#{i}: latency {r.latency_s:.6g} s ({r.cycles:,.0f} cycles), energy {r.energy_J:.6g} J, "
+              f"traffic {r.traffic_bytes:,.0f} B, util " +
+              ", ".join(f"{u} {v:.3f}" for u, v in r.utilization.items()) + f"; form: {m.form}")
+        print("    " + m.describe().replace("\n", "\n    "))
+    print("Pareto front (latency s, energy J): " +
+          ", ".join(f"({a:.4g}, {b:.4g})" for a, b in result.front[:8]) +
+          (" ..." if len(result.front) > 8 else ""))
+    if args.save:
+        print(f"saved the best mapping to {args.save}")
+    return 0
