@@ -70,6 +70,8 @@ class Tile:
     may_inf: bool = False
     variant: bool = False
     src: str | None = None  # pointer whose element type a native tile has
+    lin: tuple | None = None  # (base code, c): the value is base * c (c a constant)
+    diff: tuple | None = None  # (a, b): the value is a - b (no inf - inf guard needed)
 
 
 @dataclass
@@ -461,6 +463,18 @@ class KernelGen:
         raise _err("unsupported expression", expr)
 
     def unary(self, fn: str, t: Tile, node) -> Tile:
+        if fn == "exp" and t.diff is not None and t.axes:
+            # exp(base * c - b) = exp2(base * (c * log2 e) - b * log2 e): one FMA per element,
+            # the scale of the scores folded into the exponent (FlashAttention's qk_scale)
+            a, b = t.diff
+            if a.lin is not None and a.axes == t.axes and len(b.axes) < len(t.axes):
+                base, c = a.lin
+                y = self.f32(b)
+                yb = self.bcast(f"({y} * {LOG2E})" if b.axes or not _is_const(y)
+                                else repr(float(eval(y)) * LOG2E), b.axes, t.axes) if b.axes \
+                    else f"({y} * {LOG2E})"
+                code = f"tl.exp2({base} * {c * LOG2E!r} - {yb})"
+                return Tile(code, t.axes, "f32", t.terms, frozenset(), False, t.variant)
         x = self.f32(t)
         if t.axes or t.variant:
             x = self.emit(fn + "_in", x, t.variant) if not _simple(x) else x
@@ -516,12 +530,22 @@ class KernelGen:
                 code = f"tl.where({x} == {y}, 0.0, {x} - {y})"
             else:
                 code = f"({x} - {y})"
+                out = Tile(code, axes, "f32", terms, zero, may_inf, a.variant or b.variant)
+                return replace(out, diff=(a, b))
         elif op == "*":
             code = f"({x} * {y})"
+            zero = a.zero_terms | b.zero_terms
+            for t, c in ((a, b), (b, a)):
+                if t.axes and t.kind == "f32" and _simple(t.code) and not c.axes and _is_const(c.code):
+                    out = Tile(code, axes, "f32", terms, zero, may_inf, a.variant or b.variant)
+                    return replace(out, lin=(t.code, float(eval(c.code))))
             zero = a.zero_terms | b.zero_terms
         elif op == "/" and not b.axes and _is_const(y) and float(eval(y)) != 0:
             code = f"({x} * {1.0 / float(eval(y))!r})"
             zero = a.zero_terms
+            if a.axes and a.kind == "f32" and _simple(a.code):
+                out = Tile(code, axes, "f32", terms, zero, may_inf, a.variant or b.variant)
+                return replace(out, lin=(a.code, 1.0 / float(eval(y))))
         elif op == "/":
             code = f"({x} / {y})"
             zero = a.zero_terms
@@ -740,6 +764,17 @@ class KernelGen:
         if need:
             m = self.mask_var(need, t.axes)
             x = f"tl.where({m}, {x}, {IDENTITY[einsum.reducer]})"
+        if (einsum.reducer in ("max", "min") and t.lin is not None and t.lin[1] > 0
+                and not any(tm[0] == x for tm in need)):
+            base, c = t.lin
+            inner = base if not need else f"tl.where({self.mask_var(need, t.axes)}, {base}, " \
+                                          f"{IDENTITY[einsum.reducer]})"
+            fn = "tl.max" if einsum.reducer == "max" else "tl.min"
+            axis = t.axes.index(ax)
+            out_axes = tuple(a for a in t.axes if a != ax)
+            terms = frozenset(tm for tm in t.terms if ax not in tm[1])
+            return Tile(f"({fn}({inner}, axis={axis}) * {c!r})", out_axes, "f32", terms,
+                        frozenset(), bool(need) or t.may_inf, t.variant)
         fn = {"sum": "tl.sum", "max": "tl.max", "min": "tl.min"}.get(einsum.reducer)
         if fn is None:
             raise _err(f"the reducer {einsum.reducer} is outside the Triton lowering's reach",
