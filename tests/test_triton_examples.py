@@ -29,11 +29,13 @@ CASES = [
     ("mha_2pass_deferred", dict(P=33, M=70), dict(block_c=32)),
     ("mha_1pass", dict(P=64, M=100, M0=32), {}),
     ("mha_1pass", dict(P=40, M=50, E=128, F=128, M0=32), {}),  # head dim 128
+    ("mha_3pass", dict(P=50, M=45, E=48, F=40), dict(block_c=32)),  # head dims not powers of 2
     ("causal", dict(P=72, M=72), dict(block_r=32, block_c=32)),
     ("causal", dict(P=40, M=100), dict(block_c=32)),  # cross-attention P != M
     ("sliding_window", dict(P=100, M=100, W=20), dict(block_r=32, block_c=16)),
     ("sliding_window", dict(P=90, M=40, W=16), dict(block_r=32, block_c=16)),  # empty rows
     ("gqa", dict(H=4, G=2, P=40, M=56), dict(block_c=32)),
+    ("gqa", dict(H=6, G=3, P=30, M=50, E=32, F=32), dict(block_c=32)),
     ("alibi", dict(P=60, M=60), dict(block_r=32, block_c=32)),
     ("softcap", dict(P=50, M=70), dict(block_c=32)),
     ("linear", dict(P=70, M=50), dict(block_c=32)),

@@ -158,6 +158,9 @@ def predict(cascade: Cascade, sizes: dict, cfg: Config, gpu: GPUArch, dtype: str
     for ph, loops in phases.items():
         has_row = row is not None and ph == last_phase
         programs = batch * (n_row if has_row else 1)
+        if ph != last_phase and len(loops) == 1:  # a state phase split across programs
+            programs = batch * max(1, min(math.ceil(full.get(str(roles.stream_rank), 1) /
+                                                    cfg.block_c), -(-4 * gpu.sm_count // batch)))
         programs_max = max(programs_max, programs)
         for loop in loops:
             einsums = _closure(low, loop)

@@ -277,6 +277,7 @@ class KernelGen:
         self.uses_it = False
         self.evens: dict = {}
         self.cur_block = None
+        self.split_stream = False
         self.variant_codes: set = set()
         self.loop_names: set = set()
         self.has_row = True
@@ -1423,6 +1424,13 @@ class PhaseGen(KernelGen):
                 accs[e.name] = (name, axes)
         lo_n = self.emit(f"lo_{k}", lo, False)
         hi_n = self.emit(f"hi_{k}", hi, False)
+        if self.split_stream:
+            self.lines.append(f"# this program reduces one of NSPLIT slices of the loop")
+            self.lines.append(f"chunk_{k} = tl.cdiv({hi_n} - {lo_n}, NSPLIT)")
+            self.lines.append(f"{lo_n} = {lo_n} + tl.program_id(0) * chunk_{k}")
+            self.lines.append(f"{hi_n} = tl.minimum({lo_n} + chunk_{k}, {hi_n})")
+            if "NSPLIT" not in self.size_args:
+                self.size_args.append("NSPLIT")
         header = f"for it in range({lo_n}, {hi_n}):"
         if loop.style == "plain":
             self.cur_block = roles.block[loop.var][0]
@@ -1544,7 +1552,8 @@ class PhaseGen(KernelGen):
         else:
             v2 = v
         mask = f", mask={' & '.join(terms)}" if terms else ""
-        self.stmt(f"tl.store({ptr} + {' + '.join(parts)}, {v2}{mask})", in_loop)
+        op = "tl.atomic_add" if (self.split_stream and not cast) else "tl.store"
+        self.stmt(f"{op}({ptr} + {' + '.join(parts)}, {v2}{mask})", in_loop)
 
 
 def _nest(fn, items):
@@ -1608,6 +1617,10 @@ def _generate(cascade, sizes, config, mapping_note, original):
                             if e.name not in store_finals:
                                 store_finals.append(e.name)
         gen = PhaseGen(low, f"_phase{ph}", loops, phase_reads, post if last else [], store_finals)
+        # a state phase made only of sums over the streamed rank splits that rank across
+        # programs (grid axis 0) and adds the partial sums atomically
+        gen.split_stream = (not last and len(loops) == 1 and all(
+            kind == "sred" and u.reducer == "sum" for kind, u in loops[0].units))
         gen.has_row = last or any(planner.iterates_row(e) for lp in loops for _, u in lp.units
                                   for e in (u if isinstance(u, tuple) else [u]))
         if not last:
@@ -1687,7 +1700,15 @@ def _assemble(low: Lowering, kernels, scratch, config: Config, mapping_note, ori
             src.append("    " + line if line else "")
         src.append("")
         src.append("")
-        metas.append({"kernel": gen.name, "pointers": [p[:-4] for p in gen.pointers],
+        split = None
+        if gen.split_stream:
+            lp = gen.units[0]
+            if lp.style == "plain":
+                split = (lp.var.upper(), roles.block[lp.var][0])
+            else:
+                sp = low.split_outer_of(lp.var.upper())
+                split = (sp.rank, next(roles.block[v][0] for v in roles.block if v.upper() == sp.inner))
+        metas.append({"split": split, "kernel": gen.name, "pointers": [p[:-4] for p in gen.pointers],
                       "sizes": list(gen.size_args), "consts": consts, "evens": evens,
                       "row": roles.row if gen.has_row and roles.row and roles.role[roles.row] == "row" else None})
     src += _host(low, metas, scratch)
@@ -1717,12 +1738,17 @@ def _host(low: Lowering, metas, scratch) -> list:
         out.append(f"    {d.name} = torch.empty(({shape},), device=device, dtype=dtype)")
     for name, ranks in scratch.items():
         shape = ", ".join(f"sizes[{r!r}]" for r in ranks)
-        out.append(f"    {name} = torch.empty(({shape},), device=device, dtype=torch.float32)")
+        out.append(f"    {name} = torch.zeros(({shape},), device=device, dtype=torch.float32)")
     batch = " * ".join(f"sizes[{v.upper()!r}]" for v in roles.batch) or "1"
     for m in metas:
         if m["row"]:
             blk = roles.block[m["row"]][0]
             out.append(f"    grid = (triton.cdiv(sizes[{m['row'].upper()!r}], cfg[{blk!r}]), {batch})")
+        elif m.get("split"):
+            rank, blk = m["split"]
+            out.append(f"    steps = triton.cdiv(sizes[{rank!r}], cfg.get({blk!r}, FIXED_BLOCKS.get({blk!r})))")
+            out.append(f"    sizes['NSPLIT'] = _nsplit(steps, {batch})")
+            out.append(f"    grid = (sizes['NSPLIT'], {batch})")
         else:
             out.append(f"    grid = (1, {batch})")
         args = [p for p in m["pointers"]]
@@ -1749,6 +1775,14 @@ def _host(low: Lowering, metas, scratch) -> list:
         if rank in sizes and sizes[rank] != n:
             raise ValueError(f"{name}: axis {k} is rank {rank} = {sizes[rank]}, got {n}")
         sizes[rank] = int(n)
+
+
+def _nsplit(steps, programs):
+    """Slices of a split state phase: enough programs to fill a GPU (2 under the interpreter)."""
+    import os
+    if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
+        return max(1, min(steps, 2))
+    return max(1, min(steps, -(-4 * 132 // max(1, programs))))
 
 
 def _derive(sizes, rank, fn):
