@@ -104,7 +104,7 @@ def test_generated_module_has_a_readable_header_and_no_driver_query():
 def test_linear_attention_has_a_state_phase_and_chunked_is_one_sequential_loop():
     src = compile_cascade("examples/attention/linear.ein").source()
     assert src.count("@triton.jit") == 2  # phase 0: the state KV, KS; phase 1: the queries
-    assert "KV = torch.empty" in src
+    assert "KV = torch.zeros" in src and "tl.atomic_add(KV_ptr" in src
     src = compile_cascade("examples/attention/linear_causal_chunked.ein").source()
     assert src.count("@triton.jit") == 1
     body = _kernel_body(src)
