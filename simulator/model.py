@@ -239,6 +239,14 @@ def _tensor_vars(prob: Problem, tensor: str, keys) -> set:
 def _whole_along(prob: Problem, tensor: str, keys: tuple) -> set:
     """Variables along which an intermediate must be kept whole: a consumer of it needs a full
     reduction over that variable of something computed from it (the pass structure)."""
+    cache = prob.__dict__.setdefault("_whole_cache", {})
+    key = (tensor, tuple(keys))
+    if key not in cache:
+        cache[key] = frozenset(_whole_along_uncached(prob, tensor, tuple(keys)))
+    return set(cache[key])
+
+
+def _whole_along_uncached(prob: Problem, tensor: str, keys: tuple) -> set:
     g = nx.DiGraph()
     g.add_nodes_from(keys)
     names = {prob.infos[k].einsum.name: k for k in keys}
