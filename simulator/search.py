@@ -177,6 +177,7 @@ def search(cascade, arch, sizes: dict | None = None, objective: str = "latency",
     forms_tried = []
     bar = None
     work_items = []
+    missing_ops = None
     for form, casc in _forms(cascade, allow_rewrite):
         analysis = analyze(casc)
         base = dict(sizes or {})
@@ -194,14 +195,21 @@ def search(cascade, arch, sizes: dict | None = None, objective: str = "latency",
         for k in keys:
             units_for[k] = capable_units(arch, prob.infos[k].einsum)
             if not units_for[k]:
+                need = sorted(op for op, n in prob.infos[k].per_point.items() if n)
+                missing_ops = missing_ops or (k, need)
                 break
         else:
             forms_tried.append(form)
             for spatial, tile_sizes in _spatial_options(casc, prob.sizes, arch):
                 work_items.append((form, casc, prob, keys, units_for, spatial, tile_sizes, split_sizes))
     if not work_items:
-        raise CascadeError(f"no unit of {arch.name} can run some Einsum of this cascade",
-                           hint="check the operations each unit supports in the architecture spec")
+        if missing_ops:
+            k, need = missing_ops
+            raise CascadeError(f"no unit of {arch.name} can run {k}: it needs the operation classes "
+                               f"{', '.join(need)}",
+                               hint=f"add the missing classes under units[*].ops of {arch.path} "
+                                    "('other' covers elu, log, sqrt, ...)")
+        raise CascadeError(f"no unit of {arch.name} can run this cascade")
     if progress and len(work_items) > 1:
         from tqdm import tqdm
 
