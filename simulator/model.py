@@ -443,6 +443,13 @@ def buffer_terms(prob: Problem, loops: Loops, group: Group, t: str, produced: bo
     all_loops = group.loops + group.buffer_loops
     tv = _tensor_vars(prob, t, keys)
     whole = _whole_along(prob, t, keys) if produced else set()
+    if whole:
+        # kept whole along v: every off-chip loop nested inside v's outermost loop also runs
+        # while the tensor is held, so it is kept whole along that loop's variable too
+        names = list(group.loops)
+        first = min((i for i, n in enumerate(names) if loops.var(n) in whole), default=None)
+        if first is not None:
+            whole = set(whole) | {loops.var(n) for n in names[first + 1:] if loops.var(n) in tv}
     tile = _tile_words(prob, loops, tv, group.loops, whole)
     footprint = tile * (1 - group.spill.get(t, 0.0)) * wb
     per_iter_tile = _tile_words(prob, loops, tv, all_loops)
