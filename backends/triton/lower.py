@@ -72,6 +72,8 @@ class Tile:
     src: str | None = None  # pointer whose element type a native tile has
     lin: tuple | None = None  # (base code, c): the value is base * c (c a constant)
     diff: tuple | None = None  # (a, b): the value is a - b (no inf - inf guard needed)
+    ninf_terms: frozenset = frozenset()  # conjuncts outside which the value is -inf
+    max_of: frozenset = frozenset()  # codes of tiles this row value bounds from above (a max)
 
 
 @dataclass
@@ -219,6 +221,21 @@ class Lowering:
                                    f"Triton", s)
         self.roles = Roles(batch, full, stream, role, block, row)
 
+    def feeds_max(self, name: str, seen=None) -> bool:
+        """Whether a max reduction reads ``name`` through element-wise Einsums."""
+        seen = seen if seen is not None else set()
+        if name in seen:
+            return False
+        seen.add(name)
+        for e in self.c.einsums:
+            if any(acc.tensor == name for acc in e.reads()):
+                if e.reducer == "max":
+                    return True
+                if e.reducer is None and e.name not in self.a.recurrences and \
+                        self.feeds_max(e.name, seen):
+                    return True
+        return False
+
     # axis ordering: row, column, full
     def axis_key(self, label):
         r = self.roles.role.get(label)
@@ -278,6 +295,7 @@ class KernelGen:
         self.evens: dict = {}
         self.cur_block = None
         self.split_stream = False
+        self.pad_terms: set = set()
         self.variant_codes: set = set()
         self.loop_names: set = set()
         self.has_row = True
@@ -475,7 +493,7 @@ class KernelGen:
                                 else repr(float(eval(y)) * LOG2E), b.axes, t.axes) if b.axes \
                     else f"({y} * {LOG2E})"
                 code = f"tl.exp2({base} * {c * LOG2E!r} - {yb})"
-                return Tile(code, t.axes, "f32", t.terms, frozenset(), False, t.variant)
+                return Tile(code, t.axes, "f32", t.terms, t.ninf_terms, False, t.variant)
         x = self.f32(t)
         if t.axes or t.variant:
             x = self.emit(fn + "_in", x, t.variant) if not _simple(x) else x
@@ -502,6 +520,8 @@ class KernelGen:
         if not t.axes and not t.variant and _is_const(x):
             return Tile(repr(_const_fold(fn, float(eval(x)))))
         zero = t.zero_terms if fn in ("relu", "abs", "sqrt", "square", "silu", "tanh") else frozenset()
+        if fn in ("exp", "sigmoid"):
+            zero = t.ninf_terms  # exp(-inf) = 0
         may_inf = t.may_inf and fn not in ("exp", "sigmoid", "tanh")
         return Tile(table[fn], t.axes, "f32", t.terms, zero, may_inf, t.variant)
 
@@ -521,38 +541,80 @@ class KernelGen:
                 return Tile(repr(_const_binary(op, float(eval(x)), float(eval(y)))))
             except (ZeroDivisionError, ValueError, OverflowError):
                 pass
+        ninf = frozenset()
+        if a.ninf_terms and op in ("+", "-") and not b.may_inf and not b.ninf_terms:
+            ninf = a.ninf_terms  # -inf - finite = -inf
+        if (a.ninf_terms and op == "-" and b.may_inf and len(b.axes) == len(a.axes) - 1
+                and set(b.axes) < set(a.axes) and _bounded_by(a, b)):
+            # b is a running max of a's row: where b is -inf no point of the row exists, so
+            # b -> 0 there is exact and keeps -inf - b = -inf (FlashAttention's safe max)
+            safe = self.emit(f"{_name_of(b.code)}_safe",
+                             f"tl.where({self.f32(b)} == float('-inf'), 0.0, {self.f32(b)})",
+                             b.variant)
+            b = replace(b, code=safe, may_inf=False, max_of=frozenset())
+            y = safe
+            ninf = a.ninf_terms
         x, y = self.bcast(x, a.axes, axes), self.bcast(y, b.axes, axes)
         may_inf = a.may_inf or b.may_inf
         zero = frozenset()
-        if op == "+":
-            code = f"({x} + {y})"
+        if op in _UNION:
+            code = {"+": f"({x} + {y})", "max": f"tl.maximum({x}, {y})",
+                    "min": f"tl.minimum({x}, {y})"}[op]
+            # a union op keeps the side that exists where the other is empty (design.md 3);
+            # padding positions are outside every iteration space and need no select
+            sa = [tm for tm in a.terms if tm[0] not in self.pad_terms]
+            sb = [tm for tm in b.terms if tm[0] not in self.pad_terms]
+            if sa and not sb:
+                code = f"tl.where({self.mask_var(sa, axes)}, {code}, {y})"
+                ninf = frozenset()
+            elif sb and not sa:
+                code = f"tl.where({self.mask_var(sb, axes)}, {code}, {x})"
+                ninf = frozenset()
+            elif sa and sb:
+                ma, mb = self.mask_var(sa, axes), self.mask_var(sb, axes)
+                code = f"tl.where({ma} & {mb}, {code}, tl.where({ma}, {x}, {y}))"
+                ninf = frozenset()
+            if op == "+":
+                return Tile(code, axes, "f32", terms, zero, may_inf, a.variant or b.variant,
+                            ninf_terms=ninf)
+            return Tile(code, axes, "f32", terms, zero, a.may_inf and b.may_inf,
+                        a.variant or b.variant, max_of=a.max_of | b.max_of if op == "max"
+                        else frozenset())
         elif op == "-":
             if a.may_inf and b.may_inf:  # inf - inf is undefined: an empty history contributes 0
                 code = f"tl.where({x} == {y}, 0.0, {x} - {y})"
             else:
                 code = f"({x} - {y})"
-                out = Tile(code, axes, "f32", terms, zero, may_inf, a.variant or b.variant)
+                out = Tile(code, axes, "f32", terms, zero, may_inf, a.variant or b.variant,
+                           ninf_terms=ninf)
                 return replace(out, diff=(a, b))
         elif op == "*":
             code = f"({x} * {y})"
             zero = a.zero_terms | b.zero_terms
             for t, c in ((a, b), (b, a)):
                 if t.axes and t.kind == "f32" and _simple(t.code) and not c.axes and _is_const(c.code):
-                    out = Tile(code, axes, "f32", terms, zero, may_inf, a.variant or b.variant)
-                    return replace(out, lin=(t.code, float(eval(c.code))))
+                    k = float(eval(c.code))
+                    out = Tile(code, axes, "f32", terms, zero, may_inf, a.variant or b.variant,
+                               ninf_terms=t.ninf_terms if k > 0 else frozenset(),
+                               max_of=t.max_of if k > 0 else frozenset())
+                    return replace(out, lin=(t.code, k))
             zero = a.zero_terms | b.zero_terms
         elif op == "/" and not b.axes and _is_const(y) and float(eval(y)) != 0:
             code = f"({x} * {1.0 / float(eval(y))!r})"
             zero = a.zero_terms
             if a.axes and a.kind == "f32" and _simple(a.code):
-                out = Tile(code, axes, "f32", terms, zero, may_inf, a.variant or b.variant)
-                return replace(out, lin=(a.code, 1.0 / float(eval(y))))
+                k = 1.0 / float(eval(y))
+                out = Tile(code, axes, "f32", terms, zero, may_inf, a.variant or b.variant,
+                           ninf_terms=a.ninf_terms if k > 0 else frozenset())
+                return replace(out, lin=(a.code, k))
         elif op == "/":
             code = f"({x} / {y})"
             zero = a.zero_terms
         elif op == "max":
             code = f"tl.maximum({x}, {y})"
             may_inf = a.may_inf and b.may_inf
+            return Tile(code, axes, "f32", terms, zero, may_inf, a.variant or b.variant,
+                        max_of=a.max_of | b.max_of)
         elif op == "min":
             code = f"tl.minimum({x}, {y})"
             may_inf = a.may_inf and b.may_inf
@@ -686,12 +748,15 @@ class KernelGen:
                     rank = ranks[k]
                     term = f"(({i.code} < {ext}) | EVEN_{rank})"
                     self.evens.setdefault(rank, set()).add(self.cur_block)
+                padding = "-" not in i.code and len(i.axes) == 1 and _is_ident(i.code, i.axes[0])
                 if not _simple(term):
                     mkey = ("mask", term)
                     memo = self.memo_var if i.variant else self.memo_inv
                     if mkey not in memo:
                         memo[mkey] = self.emit(f"in_{ranks[k].lower()}", term, i.variant)
                     term = memo[mkey]
+                if padding:
+                    self.pad_terms.add(term)
                 terms.append((term, i.axes))
         mask_parts = [self.bcast(t, a, axes) for t, a in terms]
         offs = " + ".join(parts)
@@ -761,6 +826,10 @@ class KernelGen:
             need.append(bt)
         if einsum.reducer == "sum":
             need = [tm for tm in need if tm not in t.zero_terms]
+        if einsum.reducer == "max":
+            need = [tm for tm in need if tm not in t.ninf_terms]
+        max_of = frozenset({t.code} | ({t.lin[0]} if t.lin else set())) \
+            if einsum.reducer == "max" else frozenset()
         x = self.f32(t)
         if need:
             m = self.mask_var(need, t.axes)
@@ -775,7 +844,8 @@ class KernelGen:
             out_axes = tuple(a for a in t.axes if a != ax)
             terms = frozenset(tm for tm in t.terms if ax not in tm[1])
             return Tile(f"({fn}({inner}, axis={axis}) * {c!r})", out_axes, "f32", terms,
-                        frozenset(), bool(need) or t.may_inf, t.variant)
+                        frozenset(), bool(need) or t.may_inf or bool(t.ninf_terms), t.variant,
+                        max_of=max_of)
         fn = {"sum": "tl.sum", "max": "tl.max", "min": "tl.min"}.get(einsum.reducer)
         if fn is None:
             raise _err(f"the reducer {einsum.reducer} is outside the Triton lowering's reach",
@@ -784,7 +854,8 @@ class KernelGen:
         out_axes = tuple(a for a in t.axes if a != ax)
         terms = frozenset(tm for tm in t.terms if ax not in tm[1])
         return Tile(f"{fn}({x}, axis={axis})", out_axes, "f32", terms, frozenset(),
-                    einsum.reducer in ("max", "min") and bool(need) or t.may_inf, t.variant)
+                    einsum.reducer in ("max", "min") and (bool(need) or bool(t.ninf_terms))
+                    or t.may_inf, t.variant, max_of=max_of)
 
     def bound_term(self, var: str):
         """The validity of ``var``'s padded tile positions (None when the tile has no padding)."""
@@ -812,6 +883,7 @@ class KernelGen:
         memo = self.memo_var if b.variant else self.memo_inv
         if mkey not in memo:
             memo[mkey] = self.emit(f"in_{rank.lower()}", code, b.variant)
+        self.pad_terms.add(memo[mkey])
         return (memo[mkey], b.axes)
 
     def mask_var(self, need, axes) -> str:
@@ -886,8 +958,14 @@ class KernelGen:
         if axes != out:
             code = f"tl.trans({code})"
         variant = ka.variant or kb.variant or (pred is not None and pred.variant)
-        t = Tile(code, axes, "f32", frozenset(tm for tm in ka.terms | kb.terms if ax not in tm[1]),
-                 frozenset(), False, variant)
+        terms = frozenset(tm for tm in ka.terms | kb.terms if ax not in tm[1])
+        ninf = frozenset()
+        if pred is not None and ax not in pred.axes and lo.feeds_max(einsum.name):
+            # masked scores are -inf at the source, so the max needs no mask and exp gives 0
+            rows = {v for v, r in lo.roles.role.items() if r in ("row", "chunk_row")}
+            ninf = frozenset(tm for tm in terms | {(pred.code, pred.axes)} if set(tm[1]) - rows)
+            code = f"tl.where({self.mask_var(list(ninf), axes)}, {code}, float('-inf'))"
+        t = Tile(code, axes, "f32", terms, frozenset(), False, variant, ninf_terms=ninf)
         t = self.materialize(t, einsum.name)
         for k, (other, inv) in enumerate(tiles):
             if k in with_ax:
@@ -916,12 +994,80 @@ class KernelGen:
                    f"{self.shape_of(axes)})"
         var = self.emit(name.lower() + "_next", code, True)
         may_inf = t.may_inf
-        out = Tile(var, axes, "f32", frozenset(), frozenset(), may_inf, True)
+        out = Tile(var, axes, "f32", frozenset(), frozenset(), may_inf, True, max_of=t.max_of)
         self.newval[name] = out
         return out
 
 
 # ----------------------------------------------------------------------------------- utilities
+
+
+_TOP = object()  # the neutral "empty-if" set of a recurrence's carried value
+
+
+def _meet(a, b):  # union ops: empty only where both sides are
+    if a is _TOP:
+        return b
+    if b is _TOP:
+        return a
+    return a & b
+
+
+def _join(a, b):  # intersecting ops: empty where either side is
+    if a is _TOP or b is _TOP:
+        return _TOP
+    return a | b
+
+
+_UNION = ("+", "max", "min")
+
+
+def _empties_expr(low, expr, own, cache):
+    if isinstance(expr, Access):
+        t = expr.tensor
+        if t in own and t in low.a.recurrences:
+            return _TOP
+        if t in low.inputs or t in getattr(low, "stream_red_names", ()) or \
+                t in low.a.recurrences:
+            return frozenset()
+        (d,) = low.defs[t]
+        return _empties_einsum(low, d, own, cache)
+    if isinstance(expr, Unary):
+        return _empties_expr(low, expr.operand, own, cache)
+    if isinstance(expr, Binary):
+        a = _empties_expr(low, expr.lhs, own, cache)
+        b = _empties_expr(low, expr.rhs, own, cache)
+        return _meet(a, b) if expr.op in _UNION else _join(a, b)
+    if isinstance(expr, Call):
+        sets = [_empties_expr(low, x, own, cache) for x in expr.args]
+        out = sets[0]
+        for x in sets[1:]:
+            out = _meet(out, x) if expr.func in ("max", "min") else _join(out, x)
+        return out
+    return frozenset()
+
+
+def _empties_einsum(low, e, own, cache, top=True):
+    key = (e.name, e.output, frozenset(own))
+    if key in cache:
+        return cache[key]
+    cache[key] = frozenset()  # cycles: nothing
+    out = _empties_expr(low, e.body, own, cache)
+    if e.where is not None:
+        out = _join(out, frozenset({e.name}))
+    cache[key] = out
+    return out
+
+
+def _bounded_by(a: Tile, b: Tile) -> bool:
+    codes = {a.code} | ({a.lin[0]} if a.lin else set())
+    return bool(codes & b.max_of)
+
+
+def _name_of(code: str) -> str:
+    import re as _re
+    m = _re.match(r"[A-Za-z_][A-Za-z0-9_]*", code)
+    return m.group(0) if m else "row"
 
 
 def _mentions_loop(code: str, gen) -> bool:
@@ -1260,37 +1406,51 @@ class PhaseGen(KernelGen):
         lo, hi = "0", count
         if loop.outputs:
             return lo, hi, []
-        # predicates of Einsums evaluated in this loop bound its range
-        closure = self.loop_closure(loop)
-        preds = [e for e in closure if e.where is not None]
-        if not preds:
-            return lo, hi, []
-        ranges = []
-        for e in preds:
-            r = self.pred_range(e, loop)
-            ranges.append((e, r))
-        # every unit must read some predicated Einsum with a range
+        # A block may be skipped when every unit's contribution there is empty. A unit's
+        # contribution is empty where any Einsum of its "empty-if" set is (intersecting ops
+        # propagate emptiness, union ops only when both sides are empty; a recurrence's own
+        # carried value is neutral: an update whose local parts are empty keeps the state).
+        targets = []
         for kind, u in loop.units:
-            einsums = u if kind == "rec" else [u]
-            cl = set()
-            for x in einsums:
-                cl |= {y.name for y in self.closure_of(x)}
-            if not any(e.name in cl and r is not None for e, r in ranges):
+            if kind == "rec":
+                own = {e.name for e in u}
+                targets += [(e, own) for e in u if e.name in low.a.recurrences
+                            and low.a.recurrences[e.name].update is e]
+            else:
+                targets.append((u, set()))
+        cache = {}
+        los, his, notes = [], [], []
+        for e, own in targets:
+            deps = _empties_einsum(low, e, own, cache, top=False)
+            if deps is _TOP or not deps:
                 return lo, hi, []
-        los = [r[0] for _, r in ranges if r is not None]
-        his = [r[1] for _, r in ranges if r is not None]
-        notes = [f"{e.name}: where {_fmt(e.where)}" for e, r in ranges if r is not None]
-        if any(x is None for x in los):
-            los = []
+            u_lo, u_hi = [], []
+            for name in sorted(deps):
+                pe = low.defs[name][0]
+                r = self.pred_range(pe, loop)
+                if r is None:
+                    continue
+                note = f"{name}: where {_fmt(pe.where)}"
+                if note not in notes:
+                    notes.append(note)
+                if r[0] != "0":
+                    u_lo.append(r[0])
+                if r[1] is not None:
+                    u_hi.append(r[1])
+            if not u_lo and not u_hi:
+                return lo, hi, []
+            los.append(_nest("tl.maximum", u_lo) if u_lo else "0")
+            his.append(_nest("tl.minimum", u_hi) if u_hi else None)
         if any(x is None for x in his):
             his = []
-        los = [x for x in los if x != "0"]
+        if "0" in los:
+            los = []
         if los:
-            lo = los[0] if len(los) == 1 else "tl.minimum(" + ", ".join(los) + ")" \
-                if len(los) == 2 else _nest("tl.minimum", los)
+            lo = _nest("tl.minimum", sorted(set(los)))
             lo = f"tl.maximum({lo}, 0)"
+        his = sorted(set(his))
         if his:
-            h = his[0] if len(his) == 1 else _nest("tl.maximum", his)
+            h = _nest("tl.maximum", his)
             hi = f"tl.minimum({h}, {count})"
         return lo, hi, notes
 
