@@ -174,7 +174,6 @@ def _sequential(prob, keys, costs, dur, n_iter, coords_of, runs_at, preds, group
     total = 0.0
     busy = {u: 0.0 for u in units}
     for it in range(n_iter + 1):
-        coords = coords_of(min(it, n_iter - 1))
         end = {}
         free = {u: 0.0 for u in units}
         pos = {u: 0 for u in units}

@@ -22,10 +22,7 @@ End-to-end adds the layer's linear layers as GEMMs (compute-bound, one group eac
 """
 from __future__ import annotations
 
-import json
 import math
-import time
-from pathlib import Path
 
 from mapper.arch import resolve_arch
 from mapper.builders import multi_group, pow2_divisors, single_group
@@ -44,26 +41,6 @@ ARCH_ORDER = {"2d": ["QK", "LM", "SLN", "SLD", "SLNV"],
 
 def _arch(name: str, overrides: dict | None = None):
     return resolve_arch(name, overrides)
-
-
-def _largest_fitting(make, candidates):
-    last = None
-    for p1 in candidates:
-        mapping = make(p1)
-        try:
-            return mapping, make.simulate(mapping)
-        except Infeasible as exc:
-            last = exc
-    raise last
-
-
-class _Maker:
-    def __init__(self, build, sim):
-        self.build = build
-        self.simulate = sim
-
-    def __call__(self, p1):
-        return self.build(p1)
 
 
 def one_pass_mapping(binding_2d, pe: int, p1: int, mode: str = "pipelined", order=None):

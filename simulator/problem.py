@@ -12,12 +12,11 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 from einsum_ir import analyze
 from einsum_ir.analysis.existence import einsum_key
 from einsum_ir.analysis.work import count_work, einsum_profile
-from einsum_ir.ir import Access, Binary, Call, Cascade, Einsum, Name, index_vars, walk
+from einsum_ir.ir import Binary, Call, Cascade, Einsum, Name, index_vars, walk
 from einsum_ir.sizes import resolve_sizes
 
 

@@ -11,7 +11,6 @@ The cost of one search is independent of the sequence length: sizes enter only a
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 
@@ -129,7 +128,6 @@ def _tilings(cascade, prob, keys, tile_sizes: dict, batch: list, spill_levels) -
     for r, d in tile_sizes.items():
         ks = pow2_divisors(max(1, prob.sizes[r] // d))
         per_rank.append([(r, k, d) for k in ks])
-    whole = set()
     names = {prob.infos[k].einsum.name for k in keys}
     out = []
     for combo in _product(per_rank):
@@ -179,7 +177,7 @@ def search(cascade, arch, sizes: dict | None = None, objective: str = "latency",
     work_items = []
     missing_ops = None
     for form, casc in _forms(cascade, allow_rewrite):
-        analysis = analyze(casc)
+        analyze(casc)
         base = dict(sizes or {})
         split_sizes = {}
         max_dim = max(max(u.dims) for u in arch.units)

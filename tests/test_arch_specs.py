@@ -1,6 +1,5 @@
 """Architecture specs: the shipped ones load with the paper's numbers; bad specs get errors that
 name the file and the path of the field."""
-import copy
 import subprocess
 import sys
 from pathlib import Path

@@ -11,7 +11,7 @@ from einsum_ir.errors import CascadeError
 from mapper.arch import resolve_arch
 from mapper.mapping import load_mapping, mapping_from_dict
 from mapper.space import pareto_front
-from simulator.model import simulate, simulate_problem
+from simulator.model import simulate
 from simulator.search import search
 from simulator.workloads import cascade
 

@@ -1,13 +1,9 @@
 """The FuseMax worked points (fusemax.md section 4) come out exactly from the general model, and
 the headline means of the study are reproduced."""
-import math
-
 import pytest
 
-from simulator.fusemax_study import (CONFIGS, attention_point, headline, linear_point, run_study)
+from simulator.fusemax_study import attention_point, headline, linear_point, run_study
 from simulator.workloads import cascade
-
-F = 940e6
 
 
 def test_fusemax_bert_1k_exact():
@@ -89,3 +85,12 @@ def test_causal_costs_about_half():
     causal = search(cascade("causal"), arch, sizes, top=1).best[0][1]
     assert "online-softmax" in causal.form
     assert causal.cycles / dense.cycles == pytest.approx(0.5, abs=0.01)
+
+
+def test_scale_invariance_at4():
+    """AT-4: latency depends only on M/PE and P/PE: a 4x smaller array (per dimension) at a
+    sequence 4x shorter costs the same cycles as the full array at the full length."""
+    for model in ("BERT", "XLM"):
+        small = attention_point(model, 1 << 16, "FuseMax", pe_dim=64)[1]
+        full = attention_point(model, 1 << 18, "FuseMax", pe_dim=256)[1]
+        assert small.cycles == full.cycles

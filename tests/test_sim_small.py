@@ -1,6 +1,4 @@
 """Hand-worked small cases, Timeloop exercise cases, the cycle-level check, and invariants."""
-import math
-
 import pytest
 from hypothesis import given, settings, strategies as st
 

@@ -21,8 +21,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from simulator.fusemax_study import (CONFIGS, attention_point, format_tables, headline,
-                                         run_study)
+    from simulator.fusemax_study import CONFIGS, attention_point, format_tables, run_study
     from simulator.workloads import MODELS, SEQ_LENS
 
     models = list(MODELS)

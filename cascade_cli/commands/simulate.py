@@ -64,7 +64,7 @@ def _summary(report) -> str:
              f"latency   {report.latency_s:.6g} s ({report.cycles:,.0f} cycles)",
              f"energy    {report.energy_J:.6g} J  (" + ", ".join(
                  f"{k} {v * 1e-12:.4g} J" for k, v in report.energy_breakdown.items()) + ")",
-             f"traffic   " + ", ".join(f"{k} {v:,.0f} B" for k, v in report.traffic.items()),
+             "traffic   " + ", ".join(f"{k} {v:,.0f} B" for k, v in report.traffic.items()),
              f"area      {report.area_mm2:.2f} mm^2",
              "utilization " + ", ".join(f"{u} {v:.4f}" for u, v in report.utilization.items())]
     for g in report.groups:
