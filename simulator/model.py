@@ -195,6 +195,10 @@ def einsum_cost(prob: Problem, arch: Arch, mapping: Mapping, loops: Loops, key: 
     used_pes = 1
     latency = 0.0
     for dim, name in zip(unit.dims, em.spatial):
+        if name not in loops.parts and name not in prob.sizes:
+            raise CascadeError(f"mapping: einsums.{key}.spatial: no rank or tile part named {name!r}",
+                               hint="spread a rank of the cascade (M0) or a tile part declared "
+                                    "under tiles: (P0)")
         var = loops.var(name)
         if var in info.vars:
             ext = prob.sizes[var.upper()]

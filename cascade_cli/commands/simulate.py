@@ -55,6 +55,9 @@ def _load(args):
 
     analyze(cascade)
     sizes = parse_assignments(args.set)
+    from einsum_ir import resolve_sizes
+
+    resolve_sizes(cascade, sizes)  # unknown or derived names are errors here
     arch = resolve_arch(args.arch, parse_arch_sets(args.arch_set))
     return cascade, sizes, arch
 
