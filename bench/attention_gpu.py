@@ -246,6 +246,26 @@ def run(args, todo) -> int:
                 (lambda a, b_, c: torch_ref.chunked_causal_linear_attention(a, b_, c, case["C"]))
             if n <= args.eager_max or v == "linear":
                 rec["eager_ms"] = _try(lambda: ref(tensors["Q"], tensors["K"], vv))
+        # agreement with a baseline on this very case (bf16 noise is about 1e-2)
+        try:
+            if rec.get("ours_ms") is not None:
+                mine = fn(**tensors)["AV"].float()
+                if v.startswith("linear"):
+                    other = (torch_ref.linear_attention if v == "linear" else
+                             (lambda a, b_, c: torch_ref.chunked_causal_linear_attention(
+                                 a, b_, c, case["C"])))(tensors["Q"].float(), tensors["K"].float(),
+                                                        vv.float())
+                elif n <= 4096:
+                    other = torch_ref.softmax_attention(
+                        q.float(), k.float(), vv.float(), kind=kind if v != "alibi" else "dense",
+                        W=W, G=case.get("G", 1), slope=None if slope is None else slope.float(),
+                        cap=20.0 if v == "softcap" else None)
+                else:
+                    other = None
+                if other is not None:
+                    rec["max_abs_diff_vs_fp32_eager"] = (mine - other.float()).abs().max().item()
+        except Exception as exc:  # out of memory for the fp32 reference: skip the check
+            rec["check_error"] = f"{type(exc).__name__}"
         records.append(rec)
         print(_line(rec), flush=True)
         del q, k, vv, tensors
@@ -320,6 +340,8 @@ def _line(rec):
             f"{f(rec.get('ours_ms'))} ms ({f(rec.get('ours_tflops'))} TFLOP/s, predicted "
             f"{f(rec.get('predicted_ms'))} ms) | sdpa {f(rec.get('sdpa_ms'))} | flex "
             f"{f(rec.get('flex_ms'))} | eager {f(rec.get('eager_ms'))}"
+            + (f" | max diff {rec['max_abs_diff_vs_fp32_eager']:.2e}"
+               if rec.get("max_abs_diff_vs_fp32_eager") is not None else "")
             + (f" | error {rec['error']}" if rec.get("error") else ""))
 
 

@@ -151,7 +151,18 @@ class CompiledCascade:
         """The mapping (tiles, warps, stages) for these sizes, from the GPU cost model."""
         from backends.gpu.mapping import choose_mapping
 
-        return choose_mapping(self.cascade, sizes, dtype=dtype, arch=self.arch,
+        arch = self.arch
+        if arch is None and not interpreting():
+            try:
+                import torch
+
+                if torch.cuda.is_available():
+                    from backends.gpu.arch import detect_arch_name
+
+                    arch = detect_arch_name(torch.cuda.get_device_name())
+            except ImportError:
+                pass
+        return choose_mapping(self.cascade, sizes, dtype=dtype, arch=arch,
                               overrides=self.config, interpret=interpreting())
 
     def kernel(self, sizes: dict, dtype: str = "float16"):
