@@ -137,9 +137,7 @@ def _tilings(cascade, prob, keys, tile_sizes: dict, batch: list, spill_levels) -
         for order in perms(reuse):
             loops = tuple(batch) + order
             # intermediates a later pass needs whole along an off-chip loop may be spilled
-            loop_vars = set()
-            for n in loops:
-                loop_vars.add(n[0].lower() if n[:-1] in tiles or n in [f"{r}2" for r in tiles] else n.lower())
+            loop_vars = {n[:-1].lower() if n[:-1] in tiles else n.lower() for n in loops}
             spillable = sorted(t for t in names if _whole_along(prob, t, keys) & loop_vars)
             levels = spill_levels if spillable else (0.0,)
             for s in levels:
