@@ -10,6 +10,10 @@ their whole per-tile work (not amortised). ``pipelined`` groups dispatch, whenev
 the oldest ready instance (tiles overlap freely); ``sequential`` groups run one tile at a time,
 each unit in the mapping's order, ``X@prev`` running X of the previous tile.
 
+Off-chip transfers are events too: each tile's share of the group's traffic is a transfer on an
+off-chip channel that runs ahead of compute (prefetch; in sequential groups the next tile's
+transfer overlaps the current tile), and a tile's instances wait for its transfer.
+
 Pipeline fill and drain are simulated, which the analytical steady state leaves out; on problems
 with many tiles the two agree closely (the tests require 1%). Cost grows with the number of tiles,
 so this is for small problems only.
@@ -23,24 +27,25 @@ import math
 from mapper.arch import Arch
 from mapper.mapping import Mapping
 
-from .model import (Loops, _dependence_graph, _step_var, einsum_cost)
+from .model import Loops, _dependence_graph, _step_var, einsum_cost, group_traffic
 from .problem import Problem
 
 
 def simulate_events(prob: Problem, arch: Arch, mapping: Mapping, max_instances: int = 2_000_000) -> dict:
     """Cycle count (and per-unit busy cycles) of ``mapping`` by event-driven simulation."""
     loops = Loops(prob, mapping)
+    group_of = {k: g.name for g in mapping.groups for k in g.einsums}
     total = 0.0
     busy: dict = {}
     for group in mapping.groups:
-        cycles, b = _simulate_group(prob, arch, mapping, loops, group, max_instances)
+        cycles, b = _simulate_group(prob, arch, mapping, loops, group, max_instances, group_of)
         total += cycles
         for u, v in b.items():
             busy[u] = busy.get(u, 0.0) + v
     return {"cycles": total, "busy": busy}
 
 
-def _simulate_group(prob, arch, mapping, loops, group, max_instances):
+def _simulate_group(prob, arch, mapping, loops, group, max_instances, group_of):
     keys = group.einsums
     all_loops = list(group.loops + group.buffer_loops)
     extents = [loops.extent(n) for n in all_loops]
@@ -50,6 +55,11 @@ def _simulate_group(prob, arch, mapping, loops, group, max_instances):
     iterates = {k: [v in prob.infos[k].vars for v in lvars] for k in keys}
     n_inst = {k: math.prod(e for e, it in zip(extents, iterates[k]) if it) for k in keys}
     dur = {k: costs[k].cycles / n_inst[k] for k in keys}
+    # off-chip transfers: one load per tile on the off-chip channel, which runs ahead of compute
+    # (prefetching, as the analytical overlap assumes); every instance of a tile waits for it
+    dr, dw, *_ = group_traffic(prob, arch, loops, group, group_of)
+    bw = arch.offchip.bandwidth
+    per_tile_mem = (dr + dw) / bw * arch.clock_hz / n_iter if bw else 0.0
     if sum(n_inst.values()) > max_instances:
         raise ValueError("problem too large for the event-driven simulation")
     step = _step_var(prob, keys)
@@ -79,7 +89,8 @@ def _simulate_group(prob, arch, mapping, loops, group, max_instances):
 
     order = {k: i for i, k in enumerate(keys)}
     if group.mode == "sequential":
-        return _sequential(prob, keys, costs, dur, n_iter, coords_of, runs_at, preds, group, step, lvars)
+        return _sequential(prob, keys, costs, dur, n_iter, coords_of, runs_at, preds, group, step,
+                           lvars, per_tile_mem)
     # instances: (einsum, canonical coords)
     insts = {}
     for it in range(n_iter):
@@ -87,8 +98,35 @@ def _simulate_group(prob, arch, mapping, loops, group, max_instances):
         for k in keys:
             if runs_at(k, c):
                 insts[(k, tuple(c))] = it
+    if per_tile_mem > 0:
+        loads = {}
+        for it in range(n_iter):
+            c = tuple(coords_of(it))
+            loads[("@offchip", c)] = it
+        costs = dict(costs)
+        dur = dict(dur)
+        dur["@offchip"] = per_tile_mem
+
+        class _Chan:
+            unit = "@offchip"
+            latency = 0.0
+
+        costs["@offchip"] = _Chan()
+        order = dict(order)
+        order["@offchip"] = -1
     succ = {i: [] for i in insts}
     npred = {i: 0 for i in insts}
+    if per_tile_mem > 0:
+        for i in loads:
+            succ[i] = []
+            npred[i] = 0
+        for (k, c), it in insts.items():
+            full = tuple(coords_of(it))
+            succ[("@offchip", full)].append((k, c))
+            npred[(k, c)] += 1
+        insts.update(loads)
+        preds = dict(preds)
+        preds["@offchip"] = []
     step_pos = [j for j, v in enumerate(lvars) if v == step]
     for (k, c), it in insts.items():
         for x, carried, final in preds[k]:
@@ -106,7 +144,7 @@ def _simulate_group(prob, arch, mapping, loops, group, max_instances):
             succ[pinst].append((k, c))
             npred[(k, c)] += 1
     ready_at = {i: 0.0 for i in insts}
-    units = sorted({costs[k].unit for k in keys})
+    units = sorted({costs[k].unit for k in keys} | ({"@offchip"} if per_tile_mem > 0 else set()))
     waiting = {u: [] for u in units}  # (ready time, key) not yet ready
     ready = {u: [] for u in units}  # (iteration, program order) ready
     counter = itertools.count()
@@ -153,10 +191,12 @@ def _simulate_group(prob, arch, mapping, loops, group, max_instances):
                 npred[s] -= 1
                 if npred[s] == 0:
                     heapq.heappush(waiting[costs[s[0]].unit], (ready_at[s], next(counter), s))
+    busy.pop("@offchip", None)
     return end_time, busy
 
 
-def _sequential(prob, keys, costs, dur, n_iter, coords_of, runs_at, preds, group, step, lvars):
+def _sequential(prob, keys, costs, dur, n_iter, coords_of, runs_at, preds, group, step, lvars,
+                per_tile_mem=0.0):
     """One tile at a time; within a tile each unit follows the mapping's order (X@prev runs the
     previous tile's X); epilogue Einsums run at full length in the tile where they fall."""
     units = sorted({costs[k].unit for k in keys})
@@ -213,5 +253,7 @@ def _sequential(prob, keys, costs, dur, n_iter, coords_of, runs_at, preds, group
                 progressed = True
             if not progressed:
                 raise ValueError("unit orders deadlock")
-        total += max(end.values()) if end else 0.0
+        window = max(end.values()) if end else 0.0
+        # the next tile's transfer overlaps this tile (double buffering)
+        total += max(window, per_tile_mem if it < n_iter else 0.0)
     return total, busy
