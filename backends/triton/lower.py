@@ -74,6 +74,7 @@ class Tile:
     diff: tuple | None = None  # (a, b): the value is a - b (no inf - inf guard needed)
     ninf_terms: frozenset = frozenset()  # conjuncts outside which the value is -inf
     max_of: frozenset = frozenset()  # codes of tiles this row value bounds from above (a max)
+    dot: tuple | None = None  # (a, b): the value is tl.dot(a, b), so "+ acc" can accumulate in it
 
 
 @dataclass
@@ -575,6 +576,13 @@ class KernelGen:
                 code = f"tl.where({ma} & {mb}, {code}, tl.where({ma}, {x}, {y}))"
                 ninf = frozenset()
             if op == "+":
+                if not sa and not sb:
+                    # acc + tl.dot(a, b) accumulates in the dot (FlashAttention's acc update)
+                    for d, other, oc in ((b, a, x), (a, b, y)):
+                        if d.dot is not None and tuple(d.axes) == tuple(axes) and \
+                                tuple(other.axes) == tuple(axes) and other.kind == "f32":
+                            code = f"tl.dot({d.dot[0]}, {d.dot[1]}, {oc})"
+                            break
                 return Tile(code, axes, "f32", terms, zero, may_inf, a.variant or b.variant,
                             ninf_terms=ninf)
             return Tile(code, axes, "f32", terms, zero, a.may_inf and b.may_inf,
@@ -967,6 +975,8 @@ class KernelGen:
             code = f"tl.where({self.mask_var(list(ninf), axes)}, {code}, float('-inf'))"
         t = Tile(code, axes, "f32", terms, frozenset(), False, variant, ninf_terms=ninf)
         t = self.materialize(t, einsum.name)
+        if not ninf and code.startswith("tl.dot(") and axes == out:
+            t = replace(t, dot=(ca, cb))
         for k, (other, inv) in enumerate(tiles):
             if k in with_ax:
                 continue
