@@ -60,11 +60,52 @@ def analyses_section(folder: Path) -> None:
     demo_section(folder)
 
 
-SECTIONS = [language_section, analyses_section]
+def _run(argv: list[str]) -> None:
+    from ..main import main
+
+    print("\n$ cascade " + " ".join(argv))
+    code = main(argv)
+    if code:
+        raise SystemExit(code)
+
+
+def accelerator_section(folder: Path) -> None:
+    _title("4. the spatial accelerator: FuseMax's cascade on FuseMax, mapped by the mapper")
+    bert_1k = ["--set", "B=64", "--set", "H=12", "--set", "P=1K", "--set", "M=1K"]
+    _run(["simulate", str(folder / "mha_1pass.ein"), "--arch", "fusemax", *bert_1k, "--set", "M0=256"])
+    _title("5. one line each: 3-pass on FLAT vs FuseMax, dense vs causal (mapper's best mappings)")
+    from mapper.arch import resolve_arch
+    from simulator.search import search
+
+    bert = {"B": 64, "H": 12}
+    for file, arch, tokens in (("mha_3pass", "flat", 1024), ("mha_3pass", "fusemax", 1024),
+                               ("mha_3pass", "fusemax", 16384), ("causal", "fusemax", 16384)):
+        cascade = load(folder / f"{file}.ein")
+        sizes = {**bert, "P": tokens, "M": tokens}
+        mapping, report = search(cascade, resolve_arch(arch, {}), sizes, objective="latency").best[0]
+        print(f"  {file + '.ein':15} on {arch:8} BERT {tokens // 1024:>2}K: {report.latency_s * 1e3:9.3f} ms, "
+              f"{report.energy_J:7.2f} J, util 2d {report.utilization.get('2d', 0):.3f}  "
+              f"[{report.form or 'as written'}]")
+
+
+def gpu_section(folder: Path) -> None:
+    _title("6. GPU kernels: the causal 3-pass cascade as one fused Triton kernel")
+    print("(no GPU here: Triton's interpreter runs the generated kernel on the CPU)")
+    _run(["run", str(folder / "causal.ein"), "--target", "triton", "--set", "P=96", "--set", "M=96",
+          "--set", "E=32", "--set", "F=32", "--dtype", "float16", "--check"])
+    _run(["run", str(folder / "sliding_window.ein"), "--target", "triton", "--set", "P=100",
+          "--set", "M=100", "--set", "W=24", "--set", "E=32", "--set", "F=32", "--check"])
+
+
+SECTIONS = [language_section, analyses_section, accelerator_section, gpu_section]
 
 
 def run(args) -> int:
     folder = Path(args.examples)
+    try:  # shorter command lines in the transcript
+        folder = folder.resolve().relative_to(Path.cwd())
+    except ValueError:
+        pass
     for section in SECTIONS:
         section(folder)
     print()
