@@ -60,3 +60,17 @@ def test_compiles_for_sm80_fp16(name):
     assert builds and all(b["uses_mma"] for b in builds)
     if name == "causal":
         assert all(b["stack_bytes"] == 0 for b in builds)  # head dim 64: no register spills
+
+
+def test_mapping_can_reject_spilling_candidates(tmp_path):
+    out = tmp_path / "k.py"
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["PYTHONPATH"] = os.getcwd()
+    r = subprocess.run([sys.executable, "-m", "cascade_cli", "compile", "examples/attention/causal.ein",
+                        "--set", "E=128", "--set", "F=128", "--set", "P=4096", "--set", "M=4096",
+                        "--check-spills", "-o", str(out)], capture_output=True, text=True, env=env,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    if "compiled for the target" not in r.stderr:
+        pytest.skip("Triton's ptxas is not available")
+    assert "0 bytes spilled" in r.stderr and "0 bytes spilled" in out.read_text()

@@ -61,12 +61,19 @@ class GPUMapping:
                 f"{b.get('tensor_s', 0) * 1e3:.4f} ms, vector {b.get('vector_s', 0) * 1e3:.4f} ms "
                 f"(exp {b.get('sfu_s', 0) * 1e3:.4f} ms), memory {b.get('memory_s', 0) * 1e3:.4f} ms, "
                 f"{b.get('programs', 0)} programs, {b.get('steps', 0)} loop steps, "
-                f"wave efficiency {b.get('wave_eff', 1):.2f}")
+                f"wave efficiency {b.get('wave_eff', 1):.2f}"
+                + (f"; compiled for the target: {b['registers']} registers, "
+                   f"{b['spill_bytes']} bytes spilled" if "registers" in b else ""))
 
 
 def choose_mapping(cascade: Cascade, sizes: dict, *, dtype: str = "float16", arch=None,
-                   overrides: dict | None = None, interpret: bool = False) -> GPUMapping:
-    """The mapping with the least predicted time (``overrides`` pin some choices)."""
+                   overrides: dict | None = None, interpret: bool = False,
+                   check_spills: bool = False) -> GPUMapping:
+    """The mapping with the least predicted time (``overrides`` pin some choices).
+
+    With ``check_spills`` the best candidates are compiled ahead of time for the target (with
+    Triton's ptxas, no GPU needed) and the first one whose kernels spill no registers is taken.
+    """
     from backends.triton.api import prepare, stream_split_inner
 
     gpu = arch if isinstance(arch, GPUArch) else load_gpu_arch(arch)
@@ -87,6 +94,7 @@ def choose_mapping(cascade: Cascade, sizes: dict, *, dtype: str = "float16", arc
     warps = [overrides["num_warps"]] if "num_warps" in overrides else warps
     stages = [overrides["num_stages"]] if "num_stages" in overrides else stages
     best, count, fallback = None, 0, None
+    ranked = []
     # the Triton tutorial's configuration first: another must be predicted clearly faster
     head = max([v for k, v in sizes.items() if k in ("E", "F")] or [64])
     pref = (128, 64, 8 if head >= 128 else 4, 3)
@@ -102,18 +110,46 @@ def choose_mapping(cascade: Cascade, sizes: dict, *, dtype: str = "float16", arc
                     except Exception:  # a candidate the lowering rejects (e.g. tiles < 16)
                         continue
                     count += 1
+                    ranked.append(m)
                     if m.breakdown.get("fits", True):
                         if best is None or m.predicted_s < best.predicted_s * 0.97:
                             best = m
                     elif fallback is None or m.predicted_s < fallback.predicted_s:
                         fallback = m
     best = best or fallback
+    if check_spills and best is not None and not interpret:
+        best = _without_spills(cascade, sizes, dtype, gpu, best, ranked) or best
     if best is None:  # nothing could be modelled: defaults
         cfg = Config(overrides.get("block_r", 64), overrides.get("block_c", 64),
                      overrides.get("num_warps", 4), overrides.get("num_stages", 2))
         return GPUMapping(cfg, gpu, dtype, float("nan"), {}, 0)
     best.considered = count
     return best
+
+
+def _without_spills(cascade, sizes, dtype, gpu, best, ranked, tries: int = 6):
+    """The fastest predicted candidate whose compiled kernels use no spill stack."""
+    import os
+
+    from backends.triton import aot
+    from backends.triton.api import generate_for
+
+    if not aot.available() or os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
+        return None
+    cc = 80 if gpu.tensor_core_flops_per_clk_per_sm.get("float16", 0) <= 2048 else 90
+    order = [best] + sorted((m for m in ranked if m is not best and m.breakdown.get("fits")),
+                            key=lambda m: m.predicted_s)
+    for m in order[:tries]:
+        try:
+            gen, _ = generate_for(cascade, sizes, m.config)
+            builds = aot.compile_source(gen.source, dtype, cc)
+        except Exception:
+            continue
+        m.breakdown["registers"] = max((b.registers or 0) for b in builds)
+        m.breakdown["spill_bytes"] = max((b.stack_bytes or 0) for b in builds)
+        if m.breakdown["spill_bytes"] == 0:
+            return m
+    return None
 
 
 def _clamp(x, lo, hi):

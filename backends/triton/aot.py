@@ -50,6 +50,9 @@ def compile_source(source: str, dtype: str = "bfloat16", capability: int = 90,
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*TRITON_DEFAULT_FP_FUSION.*")
     if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
         raise RuntimeError("ahead-of-time compilation needs TRITON_INTERPRET unset")
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as fh:

@@ -42,6 +42,9 @@ def register(sub) -> None:
     _common(p)
     p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="bfloat16",
                    help="input dtype the mapping is chosen for (default bfloat16)")
+    p.add_argument("--check-spills", action="store_true",
+                   help="compile the best candidate mappings ahead of time for the target (no GPU "
+                        "needed) and take the fastest predicted one that spills no registers")
     p.add_argument("-o", "--output", metavar="KERNEL.py",
                    help="where to write the module (default: standard output)")
     p.set_defaults(func=run_compile)
@@ -82,7 +85,7 @@ def run_compile(args) -> int:
 
     cascade, sets, sizes = _load(args)
     plan = choose_mapping(cascade, sizes, dtype=args.dtype, arch=args.arch,
-                          overrides=_overrides(args))
+                          overrides=_overrides(args), check_spills=args.check_spills)
     gen, _ = generate_for(cascade, sizes, plan.config, rewrite=not args.no_rewrite,
                           user_params=sets, mapping_note=plan.describe())
     if args.output:
