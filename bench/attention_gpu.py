@@ -44,6 +44,8 @@ def parse_args(argv=None):
                    help="skip eager PyTorch above this sequence length (memory)")
     p.add_argument("--out", default=str(ROOT / "bench" / "results"))
     p.add_argument("--arch", default=None, help="GPU target for the cost model (default: detect)")
+    p.add_argument("--check-spills", action="store_true",
+                   help="let the mapping reject tile configurations whose kernels spill registers")
     return p.parse_args(argv)
 
 
@@ -182,7 +184,8 @@ def run(args, todo) -> int:
         }.get(v) or ("sliding_window", {"W": case.get("W")})
         key = (file, tuple(sorted(params.items())))
         if key not in compiled:
-            compiled[key] = compile_cascade(EX / f"{file}.ein", arch=arch, **params)
+            compiled[key] = compile_cascade(EX / f"{file}.ein", arch=arch,
+                                            check_spills=args.check_spills, **params)
         return compiled[key]
 
     for case in todo:

@@ -115,6 +115,7 @@ class CompiledCascade:
     config: dict
     rewrite: bool = True
     arch: str | None = None
+    check_spills: bool = False
 
     def __post_init__(self):
         self._cache: dict = {}
@@ -163,7 +164,8 @@ class CompiledCascade:
             except ImportError:
                 pass
         return choose_mapping(self.cascade, sizes, dtype=dtype, arch=arch,
-                              overrides=self.config, interpret=interpreting())
+                              overrides=self.config, interpret=interpreting(),
+                              check_spills=self.check_spills)
 
     def kernel(self, sizes: dict, dtype: str = "float16"):
         plan = self.plan(sizes, dtype)
@@ -202,13 +204,15 @@ class CompiledCascade:
 
 def compile_cascade(cascade_or_path, *, block_r: int | None = None, block_c: int | None = None,
                     num_warps: int | None = None, num_stages: int | None = None,
-                    rewrite: bool = True, arch: str | None = None, **params) -> CompiledCascade:
+                    rewrite: bool = True, arch: str | None = None, check_spills: bool = False,
+                    **params) -> CompiledCascade:
     """Compiles a cascade (an IR object or a ``.ein`` path) into a callable on torch tensors.
 
     ``params`` set parameters and ranks that the tensors do not determine (``W=256``, ``G=8``,
     ``C=64``); ``block_r``/``block_c``/``num_warps``/``num_stages`` override the mapping the GPU
     cost model chooses (``arch``: ``h100``, ``h200``, ``a100`` or a YAML path; default from the
-    device, else H100).
+    device, else H100). ``check_spills`` compiles the best candidate mappings ahead of time and
+    takes the fastest predicted one that spills no registers (a few seconds, once per shape).
     """
     cascade = load(cascade_or_path) if isinstance(cascade_or_path, (str, os.PathLike)) \
         else cascade_or_path
@@ -220,4 +224,5 @@ def compile_cascade(cascade_or_path, *, block_r: int | None = None, block_c: int
                                f"{cascade.name}", hint="known names: " + ", ".join(sorted(known)))
     config = {k: v for k, v in dict(block_r=block_r, block_c=block_c, num_warps=num_warps,
                                     num_stages=num_stages).items() if v is not None}
-    return CompiledCascade(cascade, {k: int(v) for k, v in params.items()}, config, rewrite, arch)
+    return CompiledCascade(cascade, {k: int(v) for k, v in params.items()}, config, rewrite, arch,
+                           check_spills)
