@@ -10,6 +10,10 @@ inner, then the buffer level's), what each level keeps, and how the group's unit
 * ``sequential``: one tile at a time (a barrier between tiles); within a tile the units follow their
   ``order`` (an entry ``X@prev`` runs X of the previous tile at the start of this one).
 
+``keep`` says where a tensor lives: ``GLB`` (the buffer), ``PE`` (registers), or the off-chip
+level's name (``DRAM``: not buffered, streamed into the array for every tile that uses it).
+``inplace`` (default true) lets an element-wise map overwrite the dead intermediate it reads.
+
 Tiling: ``tiles: {P: {P1: 4, P0: 256}}`` splits rank P into P2 x P1 x P0 (the outermost part, P2, is
 derived: ceil(P / (P1 * P0))). Loop names are ranks of the cascade (``B``, ``M1``) or tile parts.
 """
@@ -41,6 +45,7 @@ class Group:
     keep: dict = field(default_factory=dict)  # tensor -> level name ("GLB", "PE")
     spill: dict = field(default_factory=dict)  # tensor -> fraction written to and read back from DRAM
     order: dict = field(default_factory=dict)  # unit -> [Einsum or Einsum@prev], sequential only
+    inplace: bool = True  # an element-wise map may overwrite the dead intermediate it reads
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,8 @@ class Mapping:
                 gd["spill"] = {k: float(v) for k, v in g.spill.items()}
             if g.order:
                 gd["order"] = {u: list(v) for u, v in g.order.items()}
+            if not g.inplace:
+                gd["inplace"] = False
             groups.append(gd)
         out["groups"] = groups
         return out
@@ -167,7 +174,8 @@ def mapping_from_dict(data, file: str = "<mapping>") -> Mapping:
         path = f"groups[{i}]"
         if not isinstance(node, dict):
             raise _err(file, path, "expected a mapping")
-        gallowed = {"name", "einsums", "mode", "loops", "buffer_loops", "keep", "spill", "order"}
+        gallowed = {"name", "einsums", "mode", "loops", "buffer_loops", "keep", "spill", "order",
+                    "inplace"}
         for key in node:
             if key not in gallowed:
                 raise _err(file, f"{path}.{key}", "unknown field", "allowed: " + ", ".join(sorted(gallowed)))
@@ -194,6 +202,9 @@ def mapping_from_dict(data, file: str = "<mapping>") -> Mapping:
         keep = node.get("keep") or {}
         if not isinstance(keep, dict):
             raise _err(file, f"{path}.keep", "expected a mapping of tensor names to level names")
+        inplace = node.get("inplace", True)
+        if not isinstance(inplace, bool):
+            raise _err(file, f"{path}.inplace", f"expected true or false, got {inplace!r}")
         order = node.get("order") or {}
         if not isinstance(order, dict):
             raise _err(file, f"{path}.order", "expected a mapping of unit names to Einsum lists")
@@ -201,7 +212,7 @@ def mapping_from_dict(data, file: str = "<mapping>") -> Mapping:
                             tuple(node.get("loops") or ()), tuple(node.get("buffer_loops") or ()),
                             {str(k): str(v) for k, v in keep.items()},
                             {str(k): float(v) for k, v in spill.items()},
-                            {str(k): list(v) for k, v in order.items()}))
+                            {str(k): list(v) for k, v in order.items()}, inplace))
     return Mapping(einsums, tuple(groups), tiles, dict(sizes), str(data.get("cascade", "")),
                    str(data.get("arch", "")), str(data.get("form", "")), str(data.get("note", "")))
 

@@ -484,9 +484,21 @@ def group_traffic(prob: Problem, arch: Arch, loops: Loops, group: Group, group_o
     for t in produced:
         if prob.is_output(t) or any(group_of.get(c) != group.name for c in prob.consumers.get(t, [])):
             boundary_out.add(t)
-    dram_read = dram_write = 0.0
+    dram_read = dram_write = bypass = 0.0
+    all_loops = group.loops + group.buffer_loops
     for t in boundary_in:
         tv = _tensor_vars(prob, t, keys)
+        if group.keep.get(t) == arch.offchip.name:
+            # not kept in the buffer: streamed from off-chip into the array for every tile that
+            # uses it (every loop that does not index it repeats the stream)
+            factor = 1
+            for name in all_loops:
+                if loops.var(name) not in tv:
+                    factor *= loops.extent(name)
+            moved = prob.tensor_words(t) * wb * factor
+            bypass += moved
+            dram_read += moved
+            continue
         dram_read += prob.tensor_words(t) * wb * _refetch(loops, group.loops, tv)
     for t in boundary_out:
         dram_write += prob.tensor_words(t) * wb
@@ -497,7 +509,32 @@ def group_traffic(prob: Problem, arch: Arch, loops: Loops, group: Group, group_o
         density = prob.infos[prob.producer[t]].density
         dram_write += s * words * density * wb
         dram_read += s * words * density * wb
-    return dram_read, dram_write, boundary_in, boundary_out, produced
+    return dram_read, dram_write, boundary_in, boundary_out, produced, bypass
+
+
+def inplace_pairs(prob: Problem, keys: tuple) -> list:
+    """(new, old) intermediates where ``new`` may take ``old``'s buffer space: ``new`` is an
+    element-wise map (no reduction) over exactly ``old``'s indices and the last reader of ``old``
+    in the group (the softmax numerator overwriting the scores, the probabilities the numerator)."""
+    cache = prob.__dict__.setdefault("_inplace_cache", {})
+    if keys in cache:
+        return cache[keys]
+    names = {prob.infos[k].einsum.name: k for k in keys}
+    out = []
+    for k in keys:
+        info = prob.infos[k]
+        if info.reduced or info.einsum.name in prob.recurrences:
+            continue
+        for old, vs in info.reads.items():
+            if old not in names or old in prob.recurrences or prob.is_output(old):
+                continue
+            if set(vs) != set(info.out_vars) or set(prob.infos[names[old]].out_vars) != set(vs):
+                continue
+            readers = [r for r in keys if old in prob.infos[r].reads]
+            if readers and readers[-1] == k:
+                out.append((info.einsum.name, old))
+    cache[keys] = out
+    return out
 
 
 def simulate_problem(prob: Problem, arch: Arch, mapping: Mapping, form: str = "") -> Report:
@@ -553,7 +590,7 @@ def simulate_problem(prob: Problem, arch: Arch, mapping: Mapping, form: str = ""
             window = sequential_window(prob, keys, costs, per_iter, group.order, units, epilogue)
             compute = window * n_iter
         # off-chip traffic
-        dram_read, dram_write, boundary_in, boundary_out, produced = group_traffic(
+        dram_read, dram_write, boundary_in, boundary_out, produced, bypass = group_traffic(
             prob, arch, loops, group, group_of)
         bw = arch.offchip.bandwidth
         memory = (dram_read + dram_write) / bw * arch.clock_hz if bw else 0.0
@@ -562,14 +599,19 @@ def simulate_problem(prob: Problem, arch: Arch, mapping: Mapping, form: str = ""
         keep.update(group.keep)
         footprint = 0.0
         glb_read = (dram_write) / wb  # drained to off-chip through the buffer
-        glb_write = (dram_read) / wb  # filled from off-chip
+        glb_write = (dram_read - bypass) / wb  # filled from off-chip
+        held = {}
         for t, level in keep.items():
             if level != "GLB":
                 continue
             fp, r, w = buffer_terms(prob, loops, group, t, t in produced, wb)
+            held[t] = fp
             footprint += fp
             glb_read += r
             glb_write += w
+        for new, old in (inplace_pairs(prob, group.einsums) if group.inplace else ()):
+            if new in held and old in held:
+                footprint -= min(held[new], held[old])
         if arch.buffer and arch.buffer.capacity is not None and footprint > arch.buffer.capacity:
             raise Infeasible(f"mapping: group {group.name} needs {footprint / 2**20:.2f} MiB in "
                              f"{arch.buffer.name} but it holds {arch.buffer.capacity / 2**20:.2f} MiB",

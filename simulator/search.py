@@ -24,7 +24,7 @@ from mapper.mapping import EinsumMap, Group, Mapping
 from mapper.space import (Tiling, bindings, capable_units, pareto_front, perms, rank)
 
 from .model import (Infeasible, Loops, _dependence_graph, _step_var, _whole_along, buffer_terms,
-                    einsum_cost, group_traffic, simulate_problem)
+                    einsum_cost, group_traffic, inplace_pairs, simulate_problem)
 from .problem import problem_for
 
 
@@ -280,22 +280,27 @@ def search(cascade, arch, sizes: dict | None = None, objective: str = "latency",
                 val = (TB[:, idx].sum(axis=1) + n_iter * lat_b[:, idx].sum(axis=1)) / (tok * distance)
                 rec = np.maximum(rec, val)
             compute = np.maximum(busy.max(axis=1), rec)
-            dr, dw, b_in, b_out, prod_set = group_traffic(prob, arch, loops, group, {k: "fused" for k in keys})
+            dr, dw, b_in, b_out, prod_set, byp = group_traffic(prob, arch, loops, group, {k: "fused" for k in keys})
             mem = (dr + dw) / arch.offchip.bandwidth * arch.clock_hz
             wb = arch.word_bytes
             fp = np.zeros(nb)
             gr = np.full(nb, dw / wb)
-            gw = np.full(nb, dr / wb)
+            gw = np.full(nb, (dr - byp) / wb)
             forced = set(b_in)
             for t in prod_set:
                 if t in prob.recurrences or (_whole_along(prob, t, keys) & {loops.var(n) for n in tiling.loops}):
                     if t not in b_out:
                         forced.add(t)
+            held = {}
             for t in forced:
                 f, r, w = buffer_terms(prob, loops, group, t, t in prod_set, wb)
+                held[t] = f
                 fp += f
                 gr += r
                 gw += w
+            for new, old in inplace_pairs(prob, tuple(keys)):
+                if new in held and old in held:
+                    fp -= min(held[new], held[old])
             for t, pi in produced.items():
                 if t in forced or t in b_out:
                     continue

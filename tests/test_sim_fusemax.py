@@ -28,6 +28,21 @@ def test_ablation_worked_points_exact(config, cycles, seconds):
         assert r.utilization["2d"] == 64 / 512
 
 
+def test_flat_traffic_follows_its_streamed_inputs():
+    """FLAT at BERT 1K keeps Q, K and V off chip (FLAT's own choice) and streams them for every
+    256-tile that uses them: Q once per key tile (x4), K and V once per query tile (x4), AV once:
+    13 x 100,663,296 B. From 256K the score rows go to DRAM: written and read back (QK and the
+    numerator), 4 passes of B*H*M*P*2 bytes, plus K and V once per 1024-query tile."""
+    q = 64 * 12 * 1024 * 64 * 2
+    assert attention_point("BERT", 1024, "FLAT")[1].traffic_bytes == 13 * q
+    n = 1 << 18
+    s = 64 * 12 * n * n * 2
+    kv = 2 * 64 * 12 * n * 64 * 2
+    r = attention_point("BERT", n, "FLAT")[1]
+    assert r.traffic_bytes == 4 * s + kv * (n // 1024) + kv  # + Q and AV once
+    assert r.groups[0].bound == "memory"
+
+
 def test_linear_layers_bert_1k_exact():
     _, r = linear_point("BERT", 1024, "FuseMax")
     b, p, d, h, e, s = 64, 1024, 768, 12, 64, 3072
