@@ -51,9 +51,13 @@ class GPUMapping:
     grid: str = ""
     stream: str = ""
 
+    interpret: bool = False
+
     def describe(self) -> str:
         b = self.breakdown
-        return (f"mapping chosen by the GPU cost model for {self.arch.name}, {self.dtype}: "
+        how = (f"interpreter mapping (fixed tiles; the model's prediction is for {self.arch.name})"
+               if self.interpret else f"mapping chosen by the GPU cost model for {self.arch.name}")
+        return (f"{how}, {self.dtype}: "
                 f"block_r={self.config.block_r}, block_c={self.config.block_c}, "
                 f"num_warps={self.config.num_warps}, num_stages={self.config.num_stages} "
                 f"({self.considered} candidates)\n"
@@ -124,6 +128,7 @@ def choose_mapping(cascade: Cascade, sizes: dict, *, dtype: str = "float16", arc
                      overrides.get("num_warps", 4), overrides.get("num_stages", 2))
         return GPUMapping(cfg, gpu, dtype, float("nan"), {}, 0)
     best.considered = count
+    best.interpret = interpret
     return best
 
 
