@@ -139,6 +139,20 @@ class Loops:
             self.parts[outer] = (rank, math.ceil(prob.sizes[rank] / inner))
             for part, size in parts.items():
                 self.parts[part] = (rank, size)
+        self._var: dict = {}
+        self._iters: dict = {}
+
+    def iterations(self, info, loop_names: tuple) -> int:
+        """Tiles an Einsum runs: the product of the loops over its iteration space (memoised)."""
+        key = (info.key, loop_names)
+        n = self._iters.get(key)
+        if n is None:
+            n = 1
+            for name in loop_names:
+                if self.var(name) in info.vars:
+                    n *= self.extent(name)
+            self._iters[key] = n
+        return n
 
     def extent(self, name: str) -> int:
         if name in self.parts:
@@ -149,9 +163,11 @@ class Loops:
                            hint="loops name cascade ranks (B, M1) or tile parts declared under tiles:")
 
     def var(self, name: str) -> str:
-        if name in self.parts:
-            return self.parts[name][0].lower()
-        return name.lower()
+        v = self._var.get(name)
+        if v is None:
+            v = self.parts[name][0].lower() if name in self.parts else name.lower()
+            self._var[name] = v
+        return v
 
 
 # ------------------------------------------------------------------------------ per Einsum
@@ -460,10 +476,9 @@ def buffer_terms(prob: Problem, loops: Loops, group: Group, t: str, produced: bo
     reads = writes = 0.0
     for k in keys:
         info = prob.infos[k]
-        n_k = 1
-        for name in all_loops:
-            if loops.var(name) in info.vars:
-                n_k *= loops.extent(name)
+        if t not in info.reads and info.einsum.name != t:
+            continue
+        n_k = loops.iterations(info, all_loops)
         if t in info.reads:
             reads += n_k * per_iter_tile * info.density
         if info.einsum.name == t:

@@ -210,6 +210,7 @@ def search(cascade, arch, sizes: dict | None = None, objective: str = "latency",
         from tqdm import tqdm
 
         bar = tqdm(total=len(work_items), desc="mapping", unit="space", leave=False)
+    memo: dict = {}
     for form, casc, prob, keys, units_for, spatial, tile_sizes, split_sizes in work_items:
         batch = _batch_ranks(casc)
         tilings = _tilings(casc, prob, keys, tile_sizes, batch, spill_levels)
@@ -260,6 +261,24 @@ def search(cascade, arch, sizes: dict | None = None, objective: str = "latency",
         for u in unit_names:
             for name in spatial.get(u, ()):
                 spatial_vars[u].add(loops0.var(name))
+        wb = arch.word_bytes
+        relayout = {}
+        for t, pi in produced.items():
+            tv = set(prob.infos[keys[pi]].out_vars)
+            for k in keys:
+                if t in prob.infos[k].reads:
+                    tv |= prob.infos[k].reads[t]
+            mask = np.zeros(nb, dtype=bool)
+            for ci, k in enumerate(keys):
+                if t not in prob.infos[k].reads:
+                    continue
+                for a in range(nu):
+                    for c in range(nu):
+                        if a == c or not ((spatial_vars[unit_names[a]] ^ spatial_vars[unit_names[c]]) & tv):
+                            continue
+                        mask |= (B[:, pi] == a) & (B[:, ci] == c)
+            if mask.any():
+                relayout[t] = mask
         for tiling in tilings:
             mapping = _mapping_for(keys, B[0], unit_names, spatial, tiling, "pipelined",
                                    split_sizes, form, casc.name, arch.name)
@@ -280,49 +299,41 @@ def search(cascade, arch, sizes: dict | None = None, objective: str = "latency",
                 val = (TB[:, idx].sum(axis=1) + n_iter * lat_b[:, idx].sum(axis=1)) / (tok * distance)
                 rec = np.maximum(rec, val)
             compute = np.maximum(busy.max(axis=1), rec)
-            dr, dw, b_in, b_out, prod_set, byp = group_traffic(prob, arch, loops, group, {k: "fused" for k in keys})
-            mem = (dr + dw) / arch.offchip.bandwidth * arch.clock_hz
-            wb = arch.word_bytes
-            fp = np.zeros(nb)
-            gr = np.full(nb, dw / wb)
-            gw = np.full(nb, (dr - byp) / wb)
-            forced = set(b_in)
-            for t in prod_set:
-                if t in prob.recurrences or (_whole_along(prob, t, keys) & {loops.var(n) for n in tiling.loops}):
-                    if t not in b_out:
+            tkey = (id(prob), tiling.describe(), tuple(sorted(tiling.spill.items())))
+            hit = memo.get(tkey)
+            if hit is None:
+                dr, dw, b_in, b_out, prod_set, byp = group_traffic(prob, arch, loops, group,
+                                                                   {k: "fused" for k in keys})
+                forced = set(b_in)
+                loop_vars = {loops.var(n) for n in tiling.loops}
+                for t in prod_set:
+                    if t not in b_out and (t in prob.recurrences or _whole_along(prob, t, keys) & loop_vars):
                         forced.add(t)
-            held = {}
-            for t in forced:
-                f, r, w = buffer_terms(prob, loops, group, t, t in prod_set, wb)
-                held[t] = f
-                fp += f
-                gr += r
-                gw += w
-            for new, old in inplace_pairs(prob, tuple(keys)):
-                if new in held and old in held:
-                    fp -= min(held[new], held[old])
-            for t, pi in produced.items():
-                if t in forced or t in b_out:
-                    continue
-                tv = set()
-                for k in keys:
-                    if t in prob.infos[k].reads:
-                        tv |= prob.infos[k].reads[t]
-                tv |= set(prob.infos[keys[pi]].out_vars)
-                mask = np.zeros(nb, dtype=bool)
-                for ci, k in enumerate(keys):
-                    if t not in prob.infos[k].reads:
-                        continue
-                    for a in range(nu):
-                        for c in range(nu):
-                            if a == c or not ((spatial_vars[unit_names[a]] ^ spatial_vars[unit_names[c]]) & tv):
-                                continue
-                            mask |= (B[:, pi] == a) & (B[:, ci] == c)
-                if mask.any():
-                    f, r, w = buffer_terms(prob, loops, group, t, True, wb)
-                    fp += mask * f
-                    gr += mask * r
-                    gw += mask * w
+                held = {}
+                base = [0.0, dw / wb, (dr - byp) / wb]
+                for t in forced:
+                    f, r, w = buffer_terms(prob, loops, group, t, t in prod_set, wb)
+                    held[t] = f
+                    base[0] += f
+                    base[1] += r
+                    base[2] += w
+                for new, old in inplace_pairs(prob, tuple(keys)):
+                    if new in held and old in held:
+                        base[0] -= min(held[new], held[old])
+                optional = {t: buffer_terms(prob, loops, group, t, True, wb)
+                            for t in relayout if t not in forced and t not in b_out}
+                hit = (dr, dw, base, optional)
+                memo[tkey] = hit
+            dr, dw, base, optional = hit
+            mem = (dr + dw) / arch.offchip.bandwidth * arch.clock_hz
+            fp = np.full(nb, base[0])
+            gr = np.full(nb, base[1])
+            gw = np.full(nb, base[2])
+            for t, (f, r, w) in optional.items():
+                mask = relayout[t]
+                fp += mask * f
+                gr += mask * r
+                gw += mask * w
             cap = arch.buffer.capacity if arch.buffer else None
             ok = fp <= cap if cap is not None else np.ones(nb, dtype=bool)
             cyc = np.maximum(compute, mem)
