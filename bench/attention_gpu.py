@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
-import math
 import os
 import sys
 import tempfile
@@ -271,7 +270,7 @@ def run(args, todo) -> int:
             rec["check_error"] = f"{type(exc).__name__}"
         records.append(rec)
         print(_line(rec), flush=True)
-        del q, k, vv, tensors
+        q = k = vv = tensors = None  # free the inputs before the next case
         torch.cuda.empty_cache()
     if "compile" in args.variants.split(","):
         records.append(_compile_times(arch, dtype, flex, create_block_mask, device))
@@ -280,15 +279,14 @@ def run(args, todo) -> int:
 
 
 def _flex_call(flex, create_block_mask, q, k, v, variant, kind, W, slope, case):
-    b, h, n = q.shape[0], q.shape[1], q.shape[2]
-    mask_mod = None
+    n = q.shape[2]
+    mask_mod = score_mod = None
     if kind == "causal":
         def mask_mod(b_, h_, qi, ki):
             return qi >= ki
     elif kind == "sliding":
         def mask_mod(b_, h_, qi, ki):
             return (qi - W < ki) & (ki <= qi)
-    score_mod = None
     if variant == "alibi":
         def score_mod(s, b_, h_, qi, ki):
             return s - slope[h_] * (qi - ki)

@@ -37,7 +37,7 @@ def _tool(name: str) -> str | None:
 
 def available() -> bool:
     try:
-        import triton  # noqa: F401
+        import triton  # noqa: F401  (the ptxas it ships is what we need)
     except ImportError:
         return False
     return _tool("ptxas") is not None

@@ -30,8 +30,7 @@ import math
 from dataclasses import dataclass, field, replace
 
 from einsum_ir.errors import CascadeError
-from einsum_ir.ir import (Access, Binary, Call, Cascade, Einsum, Expr, Name, Num, Unary,
-                          index_vars, walk)
+from einsum_ir.ir import Access, Binary, Call, Cascade, Einsum, Expr, Name, Num, Unary
 from einsum_ir.printer import format_cascade
 from einsum_ir.verifier import Analysis, analyze
 
@@ -740,11 +739,9 @@ class KernelGen:
             parts.append(f"{self.bcast(i.code, i.axes, axes)} * {strides[k]}")
             if i.axes:
                 ext = self.size_code(ranks[k])
-                blk = None
                 if len(i.axes) == 1 and _is_ident(i.code, i.axes[0]):
                     var = i.axes[0]
                     b = low.roles.block.get(var)
-                    blk = b
                     if b and not b[3] and str(b[1]) == str(low.sizes.get(ranks[k])) and \
                             self.size_code(ranks[k]) == b[2]:
                         continue  # full tile exactly covers the axis: no mask
@@ -1375,7 +1372,7 @@ class PhaseGen(KernelGen):
         # program ids: rows (axis 0) and batch (axis 1)
         if roles.row and roles.role[roles.row] == "row" and self.has_row:
             v = roles.row
-            head.append(f"pid_r = tl.program_id(0)")
+            head.append("pid_r = tl.program_id(0)")
             head.append(f"offs_{v} = pid_r * {roles.block[v][0]} + tl.arange(0, {roles.block[v][0]})")
             self.memo_inv[("offs", v)] = f"offs_{v}"
         if roles.batch:
@@ -1405,14 +1402,10 @@ class PhaseGen(KernelGen):
         roles = low.roles
         if loop.style == "split":
             split = low.split_outer_of(loop.var.upper())
-            inner_var = next((v for v, r in roles.role.items() if v.upper() == split.inner
-                              and r in ("col", "chunk_row")), None)
             count = f"tl.cdiv({self.size_code(split.rank)}, {self.size_code(split.inner)})"
-            blk_coef = None
         else:
             blk = roles.block[loop.var][0]
             count = f"tl.cdiv({self.size_code(loop.var.upper())}, {blk})"
-            inner_var = None
         lo, hi = "0", count
         if loop.outputs:
             return lo, hi, []
@@ -1495,8 +1488,6 @@ class PhaseGen(KernelGen):
         clauses = _clauses(einsum.where, low)
         if clauses is None:
             return None
-        if loop.style == "split":
-            split = low.split_outer_of(loop.var.upper())
         results = []
         for conj in clauses:
             lo_c, hi_c = [], []
@@ -1595,7 +1586,7 @@ class PhaseGen(KernelGen):
         lo_n = self.emit(f"lo_{k}", lo, False)
         hi_n = self.emit(f"hi_{k}", hi, False)
         if self.split_stream:
-            self.lines.append(f"# this program reduces one of NSPLIT slices of the loop")
+            self.lines.append("# this program reduces one of NSPLIT slices of the loop")
             self.lines.append(f"chunk_{k} = tl.cdiv({hi_n} - {lo_n}, NSPLIT)")
             self.lines.append(f"{lo_n} = {lo_n} + tl.program_id(0) * chunk_{k}")
             self.lines.append(f"{hi_n} = tl.minimum({lo_n} + chunk_{k}, {hi_n})")
@@ -1676,7 +1667,6 @@ class PhaseGen(KernelGen):
 
     # ----------------------------------------------------------------- stores
     def store_einsum(self, e: Einsum, in_loop=False):
-        low = self.low
         if e.name in self.finals:
             t = self.finals[e.name]
         else:
@@ -1767,7 +1757,6 @@ def _generate(cascade, sizes, config, mapping_note, original):
     planner = Planner(low)
     low.stream_red_names = {e.name for e in low.stream_reductions}
     phases, post = planner.plan()
-    roles = low.roles
     kernels = []
     finals_from = {}
     phase_keys = sorted(phases)
