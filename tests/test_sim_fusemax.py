@@ -66,6 +66,9 @@ def test_p1_choice_and_buffer_independence():
     assert got == [4, 16, 64, 128, 128, 128]
     xlm = [attention_point("XLM", n, "FuseMax")[0].tiles["P"]["P1"] for n in (1 << 10, 1 << 16, 1 << 20)]
     assert xlm == [4, 64, 64]
+    # +Cascade also holds a QK and an SLN row per query: (E + F + 2 + 512) * 2 B per query
+    cas = [attention_point("BERT", n, "+Cascade")[0].tiles["P"]["P1"] for n in (1 << 10, 1 << 14, 1 << 20)]
+    assert cas == [4, 64, 64]
     big = attention_point("BERT", 1 << 18, "FuseMax")[1]
     small = attention_point("BERT", 1 << 18, "FuseMax", arch_overrides={"glb_bytes": 256 * 1024})[1]
     assert small.cycles == big.cycles
