@@ -70,13 +70,17 @@ def _batch_ranks(cascade) -> list:
 
 def _spatial_candidates(cascade, sizes, dim: int) -> list:
     """Names that can be spread across ``dim`` PEs: a split's inner rank of that size, or the
-    innermost tile (``R0``) of an unsplit rank at least that large."""
+    innermost tile (``R0``) of an unsplit rank at least that large. Batch ranks (in every input
+    and output) are left to the outer loops: spreading them gives no reuse."""
+    batch = set(_batch_ranks(cascade))
     split_src = {s.rank for s in cascade.splits}
     split_outer = {s.outer for s in cascade.splits}
     split_inner = {s.inner for s in cascade.splits}
     out = []
     for r in cascade.rank_names():
         ext = sizes[r]
+        if r in batch:
+            continue
         if r in split_inner:
             if ext == dim:
                 out.append((r, r, None))
@@ -134,7 +138,8 @@ def _tilings(cascade, prob, keys, tile_sizes: dict, batch: list, spill_levels) -
         tiles = {r: {f"{r}1": k, f"{r}0": d} for r, k, d in combo}
         reuse = [f"{r}2" for r, _, _ in combo] + split_outer
         buffer_loops = tuple(f"{r}1" for r, _, _ in combo)
-        for order in perms(reuse):
+        orders = perms(reuse) if len(reuse) <= 3 else [tuple(reuse), tuple(reversed(reuse))]
+        for order in orders:
             loops = tuple(batch) + order
             # intermediates a later pass needs whole along an off-chip loop may be spilled
             loop_vars = {n[:-1].lower() if n[:-1] in tiles else n.lower() for n in loops}
@@ -321,7 +326,7 @@ def search(cascade, arch, sizes: dict | None = None, objective: str = "latency",
                     if new in held and old in held:
                         base[0] -= min(held[new], held[old])
                 optional = {t: buffer_terms(prob, loops, group, t, True, wb)
-                            for t in relayout if t not in forced and t not in b_out}
+                            for t in prod_set if t not in forced and t not in b_out}
                 hit = (dr, dw, base, optional)
                 memo[tkey] = hit
             dr, dw, base, optional = hit
@@ -330,7 +335,9 @@ def search(cascade, arch, sizes: dict | None = None, objective: str = "latency",
             gr = np.full(nb, base[1])
             gw = np.full(nb, base[2])
             for t, (f, r, w) in optional.items():
-                mask = relayout[t]
+                mask = relayout.get(t)
+                if mask is None:
+                    continue
                 fp += mask * f
                 gr += mask * r
                 gw += mask * w
