@@ -119,3 +119,16 @@ def test_cli_map_and_simulate(tmp_path):
     out = subprocess.run([sys.executable, "-m", "cascade_cli", "simulate", *common, "--mapping",
                           str(tmp_path / "none.yaml")], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 1 and "no such mapping file" in out.stderr
+
+
+@pytest.mark.parametrize("name", ["mha_3pass", "causal", "gqa", "linear", "softcap"])
+def test_every_example_maps_on_the_edge_design(name):
+    """Small arrays have more candidate spatial ranks; every shipped example maps and re-simulates."""
+    path = ROOT / "examples" / "attention" / f"{name}.ein"
+    if not path.exists():
+        pytest.skip(f"{name}.ein is not shipped")
+    from einsum_ir import load
+
+    r = search(load(path), resolve_arch("edge"), {"P": 256, "M": 256}, top=1)
+    mapping, report = r.best[0]
+    assert report.cycles > 0 and all(0 <= u <= 1 + 1e-12 for u in report.utilization.values())
