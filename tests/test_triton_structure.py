@@ -108,10 +108,18 @@ def test_linear_attention_has_a_state_phase_and_chunked_is_one_sequential_loop()
     src = compile_cascade("examples/attention/linear.ein").source()
     assert src.count("@triton.jit") == 2  # phase 0: the state KV, KS; phase 1: the queries
     assert "KV = torch.zeros" in src and "tl.atomic_add(KV_ptr" in src
+    # the chunk state S[n+1] = S[n] + KVC[n] is a running sum of independent increments:
+    # increments for all chunks in parallel, an exclusive prefix sum, then all chunks in parallel
     src = compile_cascade("examples/attention/linear_causal_chunked.ein").source()
-    assert src.count("@triton.jit") == 1
-    body = _kernel_body(src)
-    assert body.count("for it in range(") == 1 and "lo_0 = 0" in body
+    assert src.count("@triton.jit") == 2
+    assert "S_pre = torch.cumsum(S_inc, dim=2) - S_inc" in src
+    assert src.count("lo_0 = tl.program_id(0)") == 2
+    # without the scan: one kernel whose loop carries the state from chunk to chunk
+    from backends.triton.lower import Config, generate
+    from einsum_ir import load, resolve_sizes
+    c = load("examples/attention/linear_causal_chunked.ein")
+    seq = generate(c, resolve_sizes(c, {}), Config(64, 64, scan=False)).source
+    assert seq.count("@triton.jit") == 1 and "lo_0 = 0" in seq and "s = s_next" in seq
 
 
 def test_a_union_with_a_masked_score_visits_every_block_and_matches(tmp_path):

@@ -62,6 +62,9 @@ def compile_source(source: str, dtype: str = "bfloat16", capability: int = 90,
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     blocks = {**module.FIXED_BLOCKS, **module.CONFIG}
+    head = re.search(r"def forward\(([^*)]*)", source).group(1)
+    user = {a.strip() for a in head.split(",") if a.strip()}  # the inputs
+    user |= set(re.findall(r"^    (\w+) = torch\.empty\(.*dtype=dtype\)$", source, re.M))
     out = []
     for name in sorted(dir(module)):
         kernel = getattr(module, name)
@@ -73,8 +76,8 @@ def compile_source(source: str, dtype: str = "bfloat16", capability: int = 90,
                 signature[p.name] = "constexpr"
                 constants[p.name] = True if p.name.startswith("EVEN_") else blocks[p.name]
             elif p.name.endswith("_ptr"):
-                scratch = f"{p.name[:-4]} = torch.zeros" in source
-                signature[p.name] = "*fp32" if scratch else f"*{DTYPES[dtype]}"
+                signature[p.name] = f"*{DTYPES[dtype]}" if p.name[:-4] in user \
+                    else "*fp32"  # scratch memory of the backend is fp32
             else:
                 signature[p.name] = "i32"
         build = triton.compile(ASTSource(kernel, signature, constants),

@@ -84,6 +84,7 @@ class Config:
     block_c: int = 64
     num_warps: int = 4
     num_stages: int = 2
+    scan: bool = True  # running sums of independent increments: all steps in parallel
 
 
 # ------------------------------------------------------------------------------------------ roles
@@ -296,6 +297,10 @@ class KernelGen:
         self.cur_block = None
         self.split_stream = False
         self.pad_terms: set = set()
+        self.parallel = False  # one loop step per program (grid axis 0), no carried state
+        self.scan_inc: list = []  # (recurrence, update Einsum, increment expr): store increments
+        self.scan_pre: set = set()  # recurrences read from their exclusive prefix in memory
+        self.extra_ranks: dict = {}  # scratch tensors of the scan: name -> ranks
         self.variant_codes: set = set()
         self.loop_names: set = set()
         self.has_row = True
@@ -656,6 +661,9 @@ class KernelGen:
                                f"lowered", acc)
                 self.check_same(acc, rec.update, skip=rec.axis)
                 return self.finals[name]
+            if isinstance(index, Name) and index.name == step and name in self.scan_pre:
+                # the state before step n: the exclusive prefix sum computed between kernels
+                return self.load(Access(f"{name}_pre", acc.indices, acc.span))
             if isinstance(index, Name) and index.name == step:
                 if name not in self.carried:
                     raise _err(f"{name}[..., {step}] is read outside its recurrence loop", acc)
@@ -781,6 +789,10 @@ class KernelGen:
         ptr = f"{name}_ptr"
         if ptr not in self.pointers:
             self.pointers.append(ptr)
+            if name in self.extra_ranks:
+                self.strides[name] = [f"stride_{name}_{k}"
+                                      for k in range(len(self.extra_ranks[name]))]
+                return ptr
             n = len(self.low.inputs[name].axes) if name in self.low.inputs else (
                 len(self.phase_reads.get(name) or self.low.outputs[name].axes)
                 if name in self.phase_reads or name in self.low.outputs else
@@ -1555,11 +1567,20 @@ class PhaseGen(KernelGen):
         roles = low.roles
         lo, hi, notes = self.loop_bounds(k, loop)
         desc = ", ".join(sorted({e.name for kind, u in loop.units
-                                 for e in (u if kind == "rec" else [u])} | {e.name for e in loop.outputs}))
+                                 for e in (u if kind == "rec" else [u])} | {e.name for e in loop.outputs}
+                                | {f"{n}_inc" for n, _, _ in self.scan_inc}))
         self.lines.append("")
         self.lines.append(f"# loop {k} over the streamed rank ({loop.var}, {loop.style}): {desc}")
-        for n in notes:
-            self.lines.append(f"# bounds derived from {n}")
+        if self.parallel:
+            lo = "tl.program_id(0)"
+            self.lines.append("# one step per program: the programs of grid axis 0 run the steps "
+                              "in parallel")
+            if self.scan_pre:
+                self.lines.append("# the state before each step is read from its prefix sum ("
+                                  + ", ".join(f"{n}_pre" for n in sorted(self.scan_pre)) + ")")
+        else:
+            for n in notes:
+                self.lines.append(f"# bounds derived from {n}")
         # initial values of carried state
         self.carried = {}
         accs = {}
@@ -1584,7 +1605,7 @@ class PhaseGen(KernelGen):
                                  if axes else IDENTITY[e.reducer], False)
                 accs[e.name] = (name, axes)
         lo_n = self.emit(f"lo_{k}", lo, False)
-        hi_n = self.emit(f"hi_{k}", hi, False)
+        hi_n = self.emit(f"hi_{k}", f"{lo_n} + 1" if self.parallel else hi, False)
         if self.split_stream:
             self.lines.append("# this program reduces one of NSPLIT slices of the loop")
             self.lines.append(f"chunk_{k} = tl.cdiv({hi_n} - {lo_n}, NSPLIT)")
@@ -1643,6 +1664,10 @@ class PhaseGen(KernelGen):
                 op = {"sum": f"{name} + {part}", "max": f"tl.maximum({name}, {part})",
                       "min": f"tl.minimum({name}, {part})", "prod": f"{name} * {part}"}[e.reducer]
                 self.loop_lines.append(f"{name} = {op}")
+        for name, upd, inc in self.scan_inc:
+            rec = low.a.recurrences[name]
+            idx = [Name(rec.var) if k == rec.axis else i for k, i in enumerate(upd.output.indices)]
+            self.store(f"{name}_inc", idx, self.eval_value(inc), cast=False, in_loop=True)
         for e in loop.outputs:
             self.store_einsum(e, in_loop=True)
         for name, var in self.carried.items():
@@ -1688,6 +1713,7 @@ class PhaseGen(KernelGen):
         ptr = self.pointer(name)
         strides = self.strides[name]
         ranks = [d for d in (low.outputs[name].ranks if name in low.outputs else
+                             self.extra_ranks[name] if name in self.extra_ranks else
                              self.scratch_axes(name))]
         parts, terms = [], []
         for k, i in enumerate(idx):
@@ -1757,6 +1783,15 @@ def _generate(cascade, sizes, config, mapping_note, original):
     planner = Planner(low)
     low.stream_red_names = {e.name for e in low.stream_reductions}
     phases, post = planner.plan()
+    scan = _scan_plan(low, phases, post) if config.scan else None
+    if scan is not None:
+        try:
+            return _generate_scan(low, phases, post, scan, config, mapping_note, original)
+        except CascadeError:
+            low = Lowering(cascade, sizes, config)  # fall back to the sequential loop
+            planner = Planner(low)
+            low.stream_red_names = {e.name for e in low.stream_reductions}
+            phases, post = planner.plan()
     kernels = []
     finals_from = {}
     phase_keys = sorted(phases)
@@ -1795,7 +1830,104 @@ def _generate(cascade, sizes, config, mapping_note, original):
     return _assemble(low, kernels, finals_from, config, mapping_note, original)
 
 
-def _assemble(low: Lowering, kernels, scratch, config: Config, mapping_note, original):
+def _scan_plan(low: Lowering, phases, post):
+    """Recurrences that are running sums of independent increments, ``S[n+1] = S[n] + X[n]``,
+    can run all steps in parallel: increments, an exclusive prefix sum, then the steps again
+    reading ``S[n]`` from memory (the chunked form of flash-linear-attention). Returns
+    ``[(tensor, update, X)]`` when every recurrence of the cascade has that form."""
+    roles = low.roles
+    if list(phases) != [1] or len(phases[1]) != 1 or post:
+        return None
+    loop = phases[1][0]
+    if loop.style != "split" or not loop.units or any(k != "rec" for k, _ in loop.units):
+        return None
+    if roles.row is not None and roles.role[roles.row] == "row":
+        return None  # grid axis 0 is taken by row blocks
+    recs = low.a.recurrences
+    plan = []
+    for _, group in loop.units:
+        for e in group:
+            if e.name not in recs:
+                return None
+            rec = recs[e.name]
+            if e is not rec.update:
+                continue
+            if not isinstance(rec.init.body, Num):
+                return None
+            body = e.body
+            if not (isinstance(body, Binary) and body.op == "+"):
+                return None
+            carried = [i if k != rec.axis else Name(rec.var) for k, i in enumerate(e.output.indices)]
+            own = [side for side in (body.lhs, body.rhs) if isinstance(side, Access)
+                   and side.tensor == e.name and list(side.indices) == carried]
+            if len(own) != 1:
+                return None
+            inc = body.rhs if own[0] is body.lhs else body.lhs
+            if _reads_recurrence(low, inc):
+                return None
+            plan.append((e.name, e, inc))
+    # every other read of a recurrence must be of the state before the step
+    for e in low.c.einsums:
+        for acc in e.reads():
+            rec = recs.get(acc.tensor)
+            if rec is None or e is rec.update:
+                continue
+            idx = acc.indices[rec.axis]
+            if not (isinstance(idx, Name) and idx.name == rec.var):
+                return None
+    return plan or None
+
+
+def _reads_recurrence(low, expr, seen=None) -> bool:
+    seen = seen if seen is not None else set()
+    for node in walk_expr(expr):
+        if isinstance(node, Access):
+            t = node.tensor
+            if t in low.a.recurrences:
+                return True
+            if t in low.inputs or t in seen:
+                continue
+            seen.add(t)
+            for d in low.defs.get(t, ()):
+                if _reads_recurrence(low, d.body, seen):
+                    return True
+    return False
+
+
+def walk_expr(expr):
+    from einsum_ir.ir import walk
+    return walk(expr)
+
+
+def _generate_scan(low, phases, post, scan, config, mapping_note, original):
+    loop = phases[1][0]
+    recs = low.a.recurrences
+    ranks = {}
+    for name, upd, inc in scan:
+        rec = recs[name]
+        ranks[name] = [rec.var.upper() if k == rec.axis else i.name.upper()
+                       for k, i in enumerate(upd.output.indices)]
+    inc_loop = Loop(loop.level, loop.style, loop.var)
+    gen_inc = PhaseGen(low, "_phase_increments", [inc_loop], {}, [], [])
+    gen_inc.parallel = True
+    gen_inc.has_row = False
+    gen_inc.scan_inc = scan
+    gen_inc.extra_ranks = {f"{n}_inc": r for n, r in ranks.items()}
+    lines_inc = gen_inc.run([inc_loop], [], [])
+    main_loop = Loop(loop.level, loop.style, loop.var, [], list(loop.outputs))
+    reads = {f"{n}_pre": r for n, r in ranks.items()}
+    gen = PhaseGen(low, "_phase_steps", [main_loop], reads, [], [])
+    gen.parallel = True
+    gen.has_row = False
+    gen.scan_pre = {n for n, _, _ in scan}
+    lines = gen.run([main_loop], [], [])
+    scan_meta = [(n, ranks[n], recs[n].axis, float(recs[n].init.body.value)) for n, _, _ in scan]
+    return _assemble(low, [(gen_inc, lines_inc, []), (gen, lines, [])], {}, config, mapping_note,
+                     original, scan=scan_meta)
+
+
+def _assemble(low: Lowering, kernels, scratch, config: Config, mapping_note, original,
+              scan=None):
     roles = low.roles
     c = low.c
     src = []
@@ -1870,8 +2002,17 @@ def _assemble(low: Lowering, kernels, scratch, config: Config, mapping_note, ori
         metas.append({"split": split, "kernel": gen.name, "pointers": [p[:-4] for p in gen.pointers],
                       "sizes": list(gen.size_args), "consts": consts, "evens": evens,
                       "row": roles.row if gen.has_row and roles.row and roles.role[roles.row] == "row" else None})
+    if scan:
+        for m in metas:
+            split = low.split_outer_of(gen_loop_var(kernels).upper())
+            m["parallel"] = (split.rank, split.inner)
+        metas[0]["scan"] = scan
     src += _host(low, metas, scratch)
     return Generated("\n".join(src) + "\n", metas, roles, config, tunable)
+
+
+def gen_loop_var(kernels):
+    return kernels[0][0].units[0].var
 
 
 def _host(low: Lowering, metas, scratch) -> list:
@@ -1890,6 +2031,8 @@ def _host(low: Lowering, metas, scratch) -> list:
         if d.is_rank and not isinstance(d.default, Num):
             code = _py_size(d.default)
             out.append(f"    _derive(sizes, {d.name!r}, lambda s: {code})")
+    for sp in c.splits:
+        out.append(f"    sizes[{sp.outer!r}] = -(-sizes[{sp.rank!r}] // sizes[{sp.inner!r}])")
     first = next((d.name for d in c.inputs if len(d.axes) >= 2), c.inputs[0].name)
     out.append(f"    device, dtype = {first}.device, {first}.dtype")
     for d in c.outputs:
@@ -1900,7 +2043,13 @@ def _host(low: Lowering, metas, scratch) -> list:
         out.append(f"    {name} = torch.zeros(({shape},), device=device, dtype=torch.float32)")
     batch = " * ".join(f"sizes[{v.upper()!r}]" for v in roles.batch) or "1"
     for m in metas:
-        if m["row"]:
+        for name, ranks, axis, init in m.get("scan", ()):
+            shape = ", ".join(f"sizes[{r!r}]" for r in ranks)
+            out.append(f"    {name}_inc = torch.empty(({shape},), device=device, dtype=torch.float32)")
+        if m.get("parallel"):
+            rank, inner = m["parallel"]
+            out.append(f"    grid = (triton.cdiv(sizes[{rank!r}], sizes[{inner!r}]), {batch})")
+        elif m["row"]:
             blk = roles.block[m["row"]][0]
             out.append(f"    grid = (triton.cdiv(sizes[{m['row'].upper()!r}], cfg[{blk!r}]), {batch})")
         elif m.get("split"):
@@ -1923,6 +2072,10 @@ def _host(low: Lowering, metas, scratch) -> list:
         for a in args + kw:
             out.append(f"        {a},")
         out.append("    )")
+        for name, ranks, axis, init in m.get("scan", ()):
+            out.append(f"    # the state before each step: exclusive prefix sum of the increments")
+            out.append(f"    {name}_pre = torch.cumsum({name}_inc, dim={axis}) - {name}_inc"
+                       + (f" + {init!r}" if init else ""))
     out.append("    return {" + ", ".join(f"{d.name!r}: {d.name}" for d in c.outputs) + "}")
     out.append("")
     out.append("")
