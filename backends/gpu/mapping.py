@@ -260,6 +260,9 @@ def predict(cascade: Cascade, sizes: dict, cfg: Config, gpu: GPUArch, dtype: str
     occ = max(1, min(gpu.smem_bytes_per_sm // max(1, smem),
                      gpu.registers_per_sm // max(1, int(regs) * 32 * cfg.num_warps),
                      gpu.max_threads_per_sm // (32 * cfg.num_warps)))
+    from backends.triton.lower import _scan_plan
+    if cfg.scan and _scan_plan(low, phases, post):  # all chunks run in parallel
+        programs_max = max(programs_max, steps_total)
     slots = gpu.sm_count * occ
     waves = math.ceil(programs_max / slots) if programs_max else 1
     wave_eff = programs_max / (waves * slots) if programs_max else 1.0
