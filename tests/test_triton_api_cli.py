@@ -105,3 +105,15 @@ def test_cli_run_check():
     if not torch.cuda.is_available():
         r = _cascade("run", "examples/attention/causal.ein", "--dtype", "bfloat16", "--check")
         assert r.returncode == 1 and "bfloat16" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_batches_heads_and_strided_views():
+    """B > 1, H > 1 and [B, N, H, D] tensors viewed as [B, H, N, D] (strides, not copies)."""
+    fn = compile_cascade("examples/attention/causal.ein", block_r=16, block_c=16)
+    g = torch.Generator().manual_seed(3)
+    q, k, v = (torch.randn(2, 37, 3, 16, generator=g).to(DEVICE).transpose(1, 2) for _ in range(3))
+    assert not q.is_contiguous()
+    out = fn(Q=q, K=k, V=v)["AV"]
+    mask = torch.ones(37, 37, dtype=torch.bool, device=DEVICE).tril()
+    ref = torch.softmax(((q @ k.transpose(-1, -2)) / 4).masked_fill(~mask, float("-inf")), -1) @ v
+    assert torch.allclose(out, ref, atol=1e-5)
