@@ -1505,14 +1505,14 @@ class PhaseGen(KernelGen):
             lo_c, hi_c = [], []
             for f in conj:
                 A = 0
-                rest_lo = []  # code terms of the minimum of the rest
+                terms = []  # (int coefficient, code): the minimum of the rest over the block
                 const = f.get("1", 0)
                 ok = True
                 for key, coef in f.items():
                     if key in ("1",) or coef == 0:
                         continue
                     if key == "#":
-                        rest_lo += [f"({c}) * {self.size_code(code)}" for c, code in coef]
+                        terms += [(c, self.size_code(code)) for c, code in coef]
                         continue
                     role = roles.role.get(key)
                     if loop.style == "split" and key == loop.var:
@@ -1522,17 +1522,19 @@ class PhaseGen(KernelGen):
                         blk = roles.block[key][0]
                         A += coef
                         plain_blk = blk
-                        if coef < 0:
-                            rest_lo.append(f"{coef} * ({blk} - 1)")
+                        if coef < 0:  # the block's last position
+                            terms.append((coef, blk))
+                            const -= coef
                         continue
                     if role == "batch":
-                        rest_lo.append(f"{coef} * {key}_idx")
+                        terms.append((coef, f"{key}_idx"))
                         continue
-                    if role == "row":
+                    if role == "row":  # rows pid_r * BLOCK .. pid_r * BLOCK + BLOCK - 1
                         blk = roles.block[key][0]
-                        lo_v = f"pid_r * {blk}"
-                        hi_v = f"(pid_r * {blk} + {blk} - 1)"
-                        rest_lo.append(f"{coef} * {lo_v if coef > 0 else hi_v}")
+                        terms.append((coef, f"pid_r * {blk}"))
+                        if coef < 0:
+                            terms.append((coef, blk))
+                            const -= coef
                         continue
                     if role in ("col", "chunk_row", "full"):
                         ext = low.sizes[key.upper()]
@@ -1541,15 +1543,18 @@ class PhaseGen(KernelGen):
                     ok = False
                 if not ok:
                     continue
-                rest = " + ".join(rest_lo + [str(const)])
                 if loop.style == "plain" and A != 0:
+                    a_terms, a_const = [(abs(A), plain_blk)], 0
                     a_pos = f"{abs(A)} * {plain_blk}" if abs(A) != 1 else plain_blk
                 else:
+                    a_terms, a_const = [], abs(A)
                     a_pos = str(abs(A))
-                if A > 0:  # A*it + rest <= 0  ->  it <= floor(-rest / A)
-                    hi_c.append(f"(tl.maximum({a_pos} - ({rest}), 0) // ({a_pos}))")
+                if A > 0:  # A*it + rest <= 0  ->  it <= floor(-rest / A): hi = (A - rest) // A
+                    num = _lin_code([(-c, x) for c, x in terms] + a_terms, -const + a_const)
+                    hi_c.append(f"(tl.maximum({num}, 0) // {a_pos})")
                 elif A < 0:  # it >= ceil(rest / -A)
-                    lo_c.append(f"((tl.maximum({rest}, 0) + {a_pos} - 1) // ({a_pos}))")
+                    num = _lin_code(terms, const)
+                    lo_c.append(f"((tl.maximum({num}, 0) + {a_pos} - 1) // {a_pos})")
             results.append((_nest("tl.maximum", lo_c) if lo_c else "0",
                             _nest("tl.minimum", hi_c) if hi_c else None))
         if len(results) == 1:
@@ -1740,6 +1745,25 @@ class PhaseGen(KernelGen):
         mask = f", mask={' & '.join(terms)}" if terms else ""
         op = "tl.atomic_add" if (self.split_stream and not cast) else "tl.store"
         self.stmt(f"{op}({ptr} + {' + '.join(parts)}, {v2}{mask})", in_loop)
+
+
+def _lin_code(terms, const) -> str:
+    """Readable code of sum(coef * code) + const."""
+    merged = {}
+    for c, x in terms:
+        merged[x] = merged.get(x, 0) + c
+    out = ""
+    for x, c in merged.items():
+        if c == 0:
+            continue
+        mag = "" if abs(c) == 1 else f"{abs(c)} * "
+        out += (" - " if c < 0 else " + ") + mag + x
+    if const:
+        out += (" - " if const < 0 else " + ") + str(abs(const))
+    out = out.strip()
+    if not out:
+        return "0"
+    return out[2:] if out.startswith("+ ") else "-" + out[2:]
 
 
 def _nest(fn, items):
