@@ -70,17 +70,34 @@ def compile_source(source: str, dtype: str = "bfloat16", capability: int = 90,
         kernel = getattr(module, name)
         if not isinstance(kernel, triton.runtime.jit.JITFunction):
             continue
-        signature, constants = {}, {}
+        # the specialisation Triton's JIT applies to contiguous [.., N, D] tensors: 16-byte
+        # aligned pointers, strides divisible by 16, and a last stride of 1 (a constant)
+        signature, constants, attrs = {}, {}, {}
+        last = {}
         for p in kernel.params:
+            m = re.match(r"stride_(\w+)_(\d+)$", p.name)
+            if m:
+                last[m.group(1)] = max(last.get(m.group(1), 0), int(m.group(2)))
+        for index, p in enumerate(kernel.params):
+            m = re.match(r"stride_(\w+)_(\d+)$", p.name)
+            if m and not p.is_constexpr:
+                if int(m.group(2)) == last[m.group(1)]:
+                    signature[p.name] = "constexpr"
+                    constants[p.name] = 1
+                else:
+                    signature[p.name] = "i32"
+                    attrs[(index,)] = [["tt.divisibility", 16]]
+                continue
             if p.is_constexpr:
                 signature[p.name] = "constexpr"
                 constants[p.name] = True if p.name.startswith("EVEN_") else blocks[p.name]
             elif p.name.endswith("_ptr"):
                 signature[p.name] = f"*{DTYPES[dtype]}" if p.name[:-4] in user \
                     else "*fp32"  # scratch memory of the backend is fp32
+                attrs[(index,)] = [["tt.divisibility", 16]]
             else:
                 signature[p.name] = "i32"
-        build = triton.compile(ASTSource(kernel, signature, constants),
+        build = triton.compile(ASTSource(kernel, signature, constants, attrs),
                                target=GPUTarget("cuda", capability, 32),
                                options={"num_warps": module.CONFIG["num_warps"],
                                         "num_stages": module.CONFIG["num_stages"]})

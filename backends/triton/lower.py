@@ -301,6 +301,8 @@ class KernelGen:
         self.scan_inc: list = []  # (recurrence, update Einsum, increment expr): store increments
         self.scan_pre: set = set()  # recurrences read from their exclusive prefix in memory
         self.extra_ranks: dict = {}  # scratch tensors of the scan: name -> ranks
+        self.cur_loop = None
+        self.bound_codes: dict = {}  # mask variable of a streamed rank's bound -> (rank, block)
         self.variant_codes: set = set()
         self.loop_names: set = set()
         self.has_row = True
@@ -754,6 +756,7 @@ class KernelGen:
                             self.size_code(ranks[k]) == b[2]:
                         continue  # full tile exactly covers the axis: no mask
                 term = f"({i.code} < {ext})"
+                stream_bound = None
                 if "-" in i.code:
                     term = f"(({i.code} >= 0) & ({i.code} < {ext}))"
                 if (low.root(ranks[k]) == low.roles.stream_rank and self.cur_block
@@ -761,6 +764,7 @@ class KernelGen:
                     rank = ranks[k]
                     term = f"(({i.code} < {ext}) | EVEN_{rank})"
                     self.evens.setdefault(rank, set()).add(self.cur_block)
+                    stream_bound = (rank, self.cur_block)
                 padding = "-" not in i.code and len(i.axes) == 1 and _is_ident(i.code, i.axes[0])
                 if not _simple(term):
                     mkey = ("mask", term)
@@ -770,6 +774,8 @@ class KernelGen:
                     term = memo[mkey]
                 if padding:
                     self.pad_terms.add(term)
+                if stream_bound is not None:
+                    self.bound_codes[term] = stream_bound
                 terms.append((term, i.axes))
         mask_parts = [self.bcast(t, a, axes) for t, a in terms]
         offs = " + ".join(parts)
@@ -901,6 +907,8 @@ class KernelGen:
         if mkey not in memo:
             memo[mkey] = self.emit(f"in_{rank.lower()}", code, b.variant)
         self.pad_terms.add(memo[mkey])
+        if role == "stream_plain" and self.cur_block:
+            self.bound_codes[memo[mkey]] = (rank, self.cur_block)
         return (memo[mkey], b.axes)
 
     def mask_var(self, need, axes) -> str:
@@ -981,7 +989,17 @@ class KernelGen:
             # masked scores are -inf at the source, so the max needs no mask and exp gives 0
             rows = {v for v, r in lo.roles.role.items() if r in ("row", "chunk_row")}
             ninf = frozenset(tm for tm in terms | {(pred.code, pred.axes)} if set(tm[1]) - rows)
-            code = f"tl.where({self.mask_var(list(ninf), axes)}, {code}, float('-inf'))"
+            cond = self.partial_block_condition(einsum, pred, ninf)
+            if cond is None:
+                code = f"tl.where({self.mask_var(list(ninf), axes)}, {code}, float('-inf'))"
+            else:
+                # blocks that the predicate covers entirely skip the mask (FlexAttention's full
+                # blocks, the tutorial's off-band stage), in the same loop
+                var = self.emit(einsum.name, code, True)
+                mask = " & ".join(self.bcast(c, a, axes) for c, a in sorted(ninf))
+                self.loop_lines.append(f"if {cond}:  # a block the predicate cuts")
+                self.loop_lines.append(f"    {var} = tl.where({mask}, {var}, float('-inf'))")
+                code = var
         t = Tile(code, axes, "f32", terms, frozenset(), False, variant, ninf_terms=ninf)
         t = self.materialize(t, einsum.name)
         if not ninf and code.startswith("tl.dot(") and axes == out:
@@ -1493,13 +1511,44 @@ class PhaseGen(KernelGen):
                 self.closure_of(e, seen)
         return list(seen.values())
 
-    def pred_range(self, einsum, loop):
-        """(lo, hi) code of the loop counter range that may meet ``einsum``'s predicate."""
+    def partial_block_condition(self, einsum, pred, ninf):
+        """Code of "this loop step needs the mask", or None to mask every step."""
+        low = self.low
+        loop = self.cur_loop
+        if loop is None or self.loop_lines is None or self.parallel:
+            return None
+        full = self.pred_range(einsum, loop, full=True)
+        if full is None:
+            return None
+        parts = []
+        if full[0] != "0":
+            parts.append(f"(it < {self.emit('full_lo', full[0], False)})")
+        if full[1] is not None:
+            parts.append(f"(it >= {self.emit('full_hi', full[1], False)})")
+        if not parts:
+            return None
+        for code, axes in ninf:
+            if code == pred.code:
+                continue
+            if code in self.bound_codes:
+                rank, blk = self.bound_codes[code]
+                parts.append(f"((it + 1) * {blk} > {self.size_code(rank)})")
+                continue
+            return None  # another kind of emptiness: mask every step
+        return " | ".join(parts)
+
+    def pred_range(self, einsum, loop, full: bool = False):
+        """(lo, hi) code of the loop counter range that may meet ``einsum``'s predicate; with
+        ``full``, the range where every point of the block meets it (None: unknown)."""
         low = self.low
         roles = low.roles
         clauses = _clauses(einsum.where, low)
         if clauses is None:
             return None
+        if full:
+            if len(clauses) != 1:
+                return None
+            clauses = clauses[:1]
         results = []
         for conj in clauses:
             lo_c, hi_c = [], []
@@ -1522,7 +1571,7 @@ class PhaseGen(KernelGen):
                         blk = roles.block[key][0]
                         A += coef
                         plain_blk = blk
-                        if coef < 0:  # the block's last position
+                        if (coef < 0) != full:  # the block's last position
                             terms.append((coef, blk))
                             const -= coef
                         continue
@@ -1532,16 +1581,18 @@ class PhaseGen(KernelGen):
                     if role == "row":  # rows pid_r * BLOCK .. pid_r * BLOCK + BLOCK - 1
                         blk = roles.block[key][0]
                         terms.append((coef, f"pid_r * {blk}"))
-                        if coef < 0:
+                        if (coef < 0) != full:
                             terms.append((coef, blk))
                             const -= coef
                         continue
                     if role in ("col", "chunk_row", "full"):
                         ext = low.sizes[key.upper()]
-                        const += coef * (0 if coef > 0 else ext - 1)
+                        const += coef * (0 if (coef > 0) != full else ext - 1)
                         continue
                     ok = False
                 if not ok:
+                    if full:
+                        return None
                     continue
                 if loop.style == "plain" and A != 0:
                     a_terms, a_const = [(abs(A), plain_blk)], 0
@@ -1619,6 +1670,7 @@ class PhaseGen(KernelGen):
             if "NSPLIT" not in self.size_args:
                 self.size_args.append("NSPLIT")
         header = f"for it in range({lo_n}, {hi_n}):"
+        self.cur_loop = loop
         if loop.style == "plain":
             self.cur_block = roles.block[loop.var][0]
         else:
@@ -1679,6 +1731,7 @@ class PhaseGen(KernelGen):
             if name in self.newval:
                 self.loop_lines.append(f"{var} = {self.newval[name].code}")
         self.cur_block = None
+        self.cur_loop = None
         self.lines.append(header)
         self.lines += ["    " + x for x in self.loop_lines]
         self.loop_lines = None
@@ -1737,9 +1790,12 @@ class PhaseGen(KernelGen):
             value = self.bcast(value, t.axes, axes) if t.axes else value
             value = f"tl.broadcast_to({value}, {self.shape_of(axes)})" if axes else value
         v = self.emit(name.lower() + "_out", value, in_loop)
-        if cast:
+        if cast and any(e.where is not None for e in low.c.einsums):
+            # a row whose points are all empty ends as 0 / 0: stored as 0 (design.md 3)
             v2 = self.emit(name.lower() + "_val",
                            f"tl.where({v} == {v}, {v}, 0.0).to({ptr}.dtype.element_ty)", in_loop)
+        elif cast:
+            v2 = self.emit(name.lower() + "_val", f"{v}.to({ptr}.dtype.element_ty)", in_loop)
         else:
             v2 = v
         mask = f", mask={' & '.join(terms)}" if terms else ""
