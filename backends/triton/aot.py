@@ -97,10 +97,15 @@ def compile_source(source: str, dtype: str = "bfloat16", capability: int = 90,
                 attrs[(index,)] = [["tt.divisibility", 16]]
             else:
                 signature[p.name] = "i32"
-        build = triton.compile(ASTSource(kernel, signature, constants, attrs),
-                               target=GPUTarget("cuda", capability, 32),
-                               options={"num_warps": module.CONFIG["num_warps"],
-                                        "num_stages": module.CONFIG["num_stages"]})
+        options = {"num_warps": module.CONFIG["num_warps"],
+                   "num_stages": module.CONFIG["num_stages"]}
+        target = GPUTarget("cuda", capability, 32)
+        try:
+            build = triton.compile(ASTSource(kernel, signature, constants, attrs), target=target,
+                                   options=options)
+        except (TypeError, KeyError, AttributeError):  # another Triton's attribute format
+            build = triton.compile(ASTSource(kernel, signature, constants), target=target,
+                                   options=options)
         regs = stack = None
         tool = _tool("cuobjdump")
         if tool:
