@@ -117,3 +117,32 @@ def test_batches_heads_and_strided_views():
     mask = torch.ones(37, 37, dtype=torch.bool, device=DEVICE).tril()
     ref = torch.softmax(((q @ k.transpose(-1, -2)) / 4).masked_fill(~mask, float("-inf")), -1) @ v
     assert torch.allclose(out, ref, atol=1e-5)
+
+
+def test_a_refused_launch_retries_with_a_smaller_mapping(monkeypatch):
+    """On a GPU, Triton raises OutOfResources when shared memory runs out; the API then retries
+    with fewer stages and smaller tiles instead of failing."""
+    fn = compile_cascade("examples/attention/causal.ein", block_r=32, block_c=32, num_stages=2)
+    q = torch.randn(1, 1, 40, 16, device=DEVICE)
+    ref = fn(Q=q, K=q, V=q)["AV"]
+
+    class OutOfResources(Exception):
+        pass
+
+    calls = []
+    orig = fn.kernel
+
+    def kernel(sizes, dtype="float16", shrink=0):
+        gen, module = orig(sizes, dtype, shrink)
+        calls.append(shrink)
+        if shrink == 0:
+            class Refuses:
+                @staticmethod
+                def forward(**t):
+                    raise OutOfResources("shared memory")
+            return gen, Refuses
+        return gen, module
+
+    monkeypatch.setattr(fn, "kernel", kernel)
+    out = fn(Q=q, K=q, V=q)["AV"]
+    assert calls[:2] == [0, 1] and torch.allclose(out, ref, atol=1e-6)

@@ -28,7 +28,7 @@ import math
 from dataclasses import dataclass, field
 
 from einsum_ir.analysis.work import expr_ops
-from einsum_ir.ir import Access, Cascade, walk
+from einsum_ir.ir import Access, Cascade, index_vars, walk
 
 from backends.triton.lower import Config, Lowering, Planner, _clauses, _factors, pow2
 
@@ -196,6 +196,10 @@ def predict(cascade: Cascade, sizes: dict, cfg: Config, gpu: GPUArch, dtype: str
     smem = regs = 0
     programs_max = 0
     last_phase = max(phases) if phases else 1
+    from backends.triton.lower import _scan_plan
+    scan = bool(cfg.scan and _scan_plan(low, phases, post))
+    scratch = {e.name for e in low.stream_reductions} | (
+        set(low.a.recurrences) if len(phases) > 1 else set())
     for ph, loops in phases.items():
         has_row = row is not None and ph == last_phase
         programs = batch * (n_row if has_row else 1)
@@ -224,28 +228,36 @@ def predict(cascade: Cascade, sizes: dict, cfg: Config, gpu: GPUArch, dtype: str
                 v_it += pts * (sum(ops.values()) - sum(ops.get(k, 0) for k in SFU_FUNCS) + 1)
                 if e.where is not None:
                     v_it += 2 * pts
+            seen_tiles = set()
+            invariant_bytes = 0
             for e in einsums:
                 for acc in e.reads():
-                    if acc.tensor in low.inputs:
-                        size = 1
-                        for idx in acc.indices:
-                            for n in walk(idx):
-                                if getattr(n, "is_index", False) and n.name in e.iteration_space:
-                                    size *= blk(n.name)
-                                    break
-                        if any(getattr(n, "name", None) == loop.var or
-                               roles.role.get(getattr(n, "name", "")) in ("stream_plain", "col")
-                               for idx in acc.indices for n in walk(idx)):
-                            b_it += size * nbytes
-                            tile_bytes += size * nbytes
-                        else:
-                            mem_once += size * nbytes * programs / max(1, steps / max(1, programs)) \
-                                if False else 0
+                    scanned = acc.tensor in low.a.recurrences and scan
+                    if acc.tensor not in low.inputs and acc.tensor not in scratch and not scanned:
+                        continue
+                    key = (acc.tensor, tuple(str(i) for i in acc.indices))
+                    if key in seen_tiles:
+                        continue
+                    seen_tiles.add(key)
+                    width = nbytes if acc.tensor in low.inputs else 4  # scratch is fp32
+                    size = 1
+                    for idx in acc.indices:
+                        for v in index_vars(idx):
+                            if v in e.iteration_space:
+                                size *= blk(v)
+                    streamed = any(getattr(n, "name", None) == loop.var or
+                                   roles.role.get(getattr(n, "name", "")) in ("stream_plain", "col")
+                                   for idx in acc.indices for n in walk(idx))
+                    if streamed or scan:
+                        b_it += size * width
+                        tile_bytes += size * width  # multi-buffered by the pipeline
+                    else:
+                        invariant_bytes += size * width  # loaded once, kept in shared memory
             tensor += steps * t_it
             vec += steps * v_it
             sfu += steps * s_it
             mem_stream += steps * b_it
-            smem = max(smem, cfg.num_stages * tile_bytes)
+            smem = max(smem, cfg.num_stages * tile_bytes + invariant_bytes)
         # once per program: row tiles of the inputs and the outputs
     for d in list(cascade.inputs) + list(cascade.outputs):
         n = nbytes
@@ -255,13 +267,11 @@ def predict(cascade: Cascade, sizes: dict, cfg: Config, gpu: GPUArch, dtype: str
     # registers: fp32 accumulators and score tiles per thread
     acc_elems = cfg.block_r * sum(blk(v) for v in roles.full) + 2 * cfg.block_r * cfg.block_c
     regs = acc_elems / (32 * cfg.num_warps) + 40
-    smem += cfg.block_r * sum(blk(v) for v in roles.full) * nbytes // 2
     fits = smem <= gpu.smem_bytes_per_block and regs <= gpu.max_registers_per_thread
     occ = max(1, min(gpu.smem_bytes_per_sm // max(1, smem),
                      gpu.registers_per_sm // max(1, int(regs) * 32 * cfg.num_warps),
                      gpu.max_threads_per_sm // (32 * cfg.num_warps)))
-    from backends.triton.lower import _scan_plan
-    if cfg.scan and _scan_plan(low, phases, post):  # all chunks run in parallel
+    if scan:  # all chunks run in parallel
         programs_max = max(programs_max, steps_total)
     slots = gpu.sm_count * occ
     waves = math.ceil(programs_max / slots) if programs_max else 1

@@ -16,7 +16,7 @@ import hashlib
 import importlib.util
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from einsum_ir import Cascade, analyze, load, resolve_sizes
@@ -119,6 +119,7 @@ class CompiledCascade:
 
     def __post_init__(self):
         self._cache: dict = {}
+        self._shrink: dict = {}
         self.last: Generated | None = None
         self.last_plan = None
 
@@ -167,9 +168,12 @@ class CompiledCascade:
                               overrides=self.config, interpret=interpreting(),
                               check_spills=self.check_spills)
 
-    def kernel(self, sizes: dict, dtype: str = "float16"):
+    def kernel(self, sizes: dict, dtype: str = "float16", shrink: int = 0):
         plan = self.plan(sizes, dtype)
         cfg = plan.config
+        if shrink:  # the GPU refused the launch (shared memory): fewer stages, then smaller tiles
+            cfg = _shrunk(cfg, shrink)
+            plan = replace(plan, config=cfg)
         key = (tuple(sorted(sizes.items())), cfg.block_r, cfg.block_c, cfg.num_warps,
                cfg.num_stages, dtype)
         if key not in self._cache:
@@ -196,10 +200,31 @@ class CompiledCascade:
             raise CascadeError("the tensors are on the CPU: move them to a GPU, or set "
                                "TRITON_INTERPRET=1 (before importing triton) to run the kernels "
                                "in Triton's interpreter")
-        _, module = self.kernel(sizes, dtype)
         ins = {k: v for k, v in tensors.items()}
-        with torch.no_grad():
-            return module.forward(**ins)
+        shrink = self._shrink.get((tuple(sorted(sizes.items())), dtype), 0)
+        while True:
+            _, module = self.kernel(sizes, dtype, shrink)
+            try:
+                with torch.no_grad():
+                    return module.forward(**ins)
+            except Exception as exc:  # Triton's OutOfResources: the model misjudged the limits
+                if type(exc).__name__ != "OutOfResources" or shrink >= 6:
+                    raise
+                shrink += 1
+                self._shrink[(tuple(sorted(sizes.items())), dtype)] = shrink
+
+
+def _shrunk(cfg: Config, step: int) -> Config:
+    """The step-th fallback after a refused launch: fewer stages, then halved tiles."""
+    stages, block_c, block_r = cfg.num_stages, cfg.block_c, cfg.block_r
+    for _ in range(step):
+        if stages > 1:
+            stages -= 1
+        elif block_c > 16:
+            block_c //= 2
+        elif block_r > 16:
+            block_r //= 2
+    return Config(block_r, block_c, cfg.num_warps, stages, cfg.scan)
 
 
 def compile_cascade(cascade_or_path, *, block_r: int | None = None, block_c: int | None = None,
