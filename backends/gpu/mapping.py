@@ -87,7 +87,7 @@ def choose_mapping(cascade: Cascade, sizes: dict, *, dtype: str = "float16", arc
     rows = [64, 128]
     cols = [32, 64, 128]
     warps = [4, 8]
-    stages = [2, 3]
+    stages = [2, 3, 1]
     if interpret:  # the interpreter's cost is per program and loop step: big tiles, few programs
         rows = [_clamp(pow2(max(sizes.values() or [16])), 16, 64)]
         rows = [64]
@@ -118,8 +118,9 @@ def choose_mapping(cascade: Cascade, sizes: dict, *, dtype: str = "float16", arc
                     if m.breakdown.get("fits", True):
                         if best is None or m.predicted_s < best.predicted_s * 0.97:
                             best = m
-                    elif fallback is None or m.predicted_s < fallback.predicted_s:
-                        fallback = m
+                    elif fallback is None or (m.breakdown["smem"], m.predicted_s) < \
+                            (fallback.breakdown["smem"], fallback.predicted_s):
+                        fallback = m  # nothing fits: the least shared memory
     best = best or fallback
     if check_spills and best is not None and not interpret:
         best = _without_spills(cascade, sizes, dtype, gpu, best, ranked) or best
@@ -265,7 +266,11 @@ def predict(cascade: Cascade, sizes: dict, cfg: Config, gpu: GPUArch, dtype: str
             n *= full.get(r, 1)
         mem_once += n
     # registers: fp32 accumulators and score tiles per thread
-    acc_elems = cfg.block_r * sum(blk(v) for v in roles.full) + 2 * cfg.block_r * cfg.block_c
+    rows = blk(roles.row) if roles.row else 1
+    fulls = [blk(v) for v in roles.full]
+    acc_elems = rows * sum(fulls) + 2 * rows * cfg.block_c
+    if scan or len(phases) > 1:  # a state tile (E x F, fp32) read into registers
+        acc_elems += math.prod(sorted(fulls)[-2:]) if len(fulls) >= 2 else 0
     regs = acc_elems / (32 * cfg.num_warps) + 40
     fits = smem <= gpu.smem_bytes_per_block and regs <= gpu.max_registers_per_thread
     occ = max(1, min(gpu.smem_bytes_per_sm // max(1, smem),
@@ -286,6 +291,8 @@ def predict(cascade: Cascade, sizes: dict, cfg: Config, gpu: GPUArch, dtype: str
     vector_s = vec / gpu.fp32_flops() + sfu_s
     memory_s = (mem_once + mem_stream / reuse) / gpu.hbm()
     busy = max(tensor_s + (1 - OVERLAP) * vector_s, vector_s, memory_s)
+    if cfg.num_stages == 1:  # no software pipelining: loads do not overlap the math
+        busy = tensor_s + vector_s + memory_s
     total = busy / max(wave_eff, 1e-3) + gpu.launch_overhead_s * len(phases)
     if not fits:
         total *= 4  # spills or no launch: heavily penalised
