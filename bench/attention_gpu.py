@@ -32,6 +32,9 @@ def parse_args(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="a few small shapes only")
     p.add_argument("--dry-run", action="store_true", help="list the cases and exit (no GPU needed)")
+    p.add_argument("--predict", action="store_true",
+                   help="only the GPU cost model's predictions for every case (no GPU needed); "
+                        "writes bench/results/predicted-<arch>.md")
     p.add_argument("--variants", default="dense,causal,sliding,gqa,alibi,softcap,linear,compile",
                    help="comma-separated subset of: dense, causal, sliding, gqa, alibi, softcap, "
                         "linear, compile")
@@ -107,6 +110,8 @@ def main(argv=None) -> int:
             print(json.dumps(c))
         print(f"{len(todo)} cases")
         return 0
+    if args.predict:
+        return predict_only(args, todo)
     try:
         import torch
     except ImportError:
@@ -120,6 +125,51 @@ def main(argv=None) -> int:
               "tests/test_triton_*.py.)", file=sys.stderr)
         return 2
     return run(args, todo)
+
+
+def _case_file(case):
+    v = case["variant"]
+    return {
+        "dense": ("mha_3pass", {}), "causal": ("causal", {}), "alibi": ("alibi", {}),
+        "softcap": ("softcap", {"CAP": 20}), "gqa8": ("gqa", {"G": 8}),
+        "linear": ("linear", {}), "linear_causal": ("linear_causal_chunked", {"C": case.get("C", 64)}),
+    }.get(v) or ("sliding_window", {"W": case.get("W")})
+
+
+def predict_only(args, todo) -> int:
+    """The cost model's predicted time and TFLOP/s of every case: no GPU, no measurement."""
+    from backends.gpu.mapping import choose_mapping
+    from einsum_ir import load, resolve_sizes
+
+    arch = args.arch or "h100"
+    rows = ["| variant | N | D | B x H | mapping (block_r, block_c, warps, stages) | predicted ms | "
+            "predicted TFLOP/s |", "|---|---|---|---|---|---|---|"]
+    for case in todo:
+        file, params = _case_file(case)
+        cascade = load(EX / f"{file}.ein")
+        sizes = dict(B=case["B"], H=case["H"], P=case["seq_len"], E=case["head_dim"],
+                     F=case["head_dim"], **params)
+        if "M" in {d.name for d in cascade.sizes} and file != "linear_causal_chunked":
+            sizes["M"] = case["seq_len"]
+        if file == "gqa":
+            sizes["HK"] = case["H"] // case["G"]
+        full = resolve_sizes(cascade, sizes)
+        m = choose_mapping(cascade, full, dtype=args.dtype, arch=arch)
+        cfg = m.config
+        tflops = flops(case) / m.predicted_s / 1e12
+        rows.append(f"| {case['variant']} | {case['seq_len']} | {case['head_dim']} | "
+                    f"{case['B']} x {case['H']} | {cfg.block_r}, {cfg.block_c}, {cfg.num_warps}, "
+                    f"{cfg.num_stages} | {m.predicted_s * 1e3:.3f} | {tflops:.0f} |")
+        print(rows[-1], flush=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"predicted-{arch}.md"
+    path.write_text(f"# Predicted by the GPU cost model for {arch} ({args.dtype})\n\n"
+                    "Not measurements: the model's prediction for the mapping it chooses. "
+                    "Compare with the measured results the benchmark writes on a GPU.\n\n"
+                    + "\n".join(rows) + "\n")
+    print(f"wrote {path}")
+    return 0
 
 
 # ----------------------------------------------------------------------------------- timing
@@ -175,12 +225,7 @@ def run(args, todo) -> int:
     compiled = {}
 
     def ours_for(case):
-        v = case["variant"]
-        file, params = {
-            "dense": ("mha_3pass", {}), "causal": ("causal", {}), "alibi": ("alibi", {}),
-            "softcap": ("softcap", {"CAP": 20}), "gqa8": ("gqa", {"G": 8}),
-            "linear": ("linear", {}), "linear_causal": ("linear_causal_chunked", {"C": case.get("C", 64)}),
-        }.get(v) or ("sliding_window", {"W": case.get("W")})
+        file, params = _case_file(case)
         key = (file, tuple(sorted(params.items())))
         if key not in compiled:
             compiled[key] = compile_cascade(EX / f"{file}.ein", arch=arch,

@@ -36,3 +36,13 @@ def test_dry_run_and_no_gpu_message():
                            env={"PYTHONPATH": str(SCRIPT.parents[1]), "PATH": "/usr/bin"})
         assert r.returncode == 2
         assert "no CUDA GPU found" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_predict_mode_needs_no_gpu(tmp_path):
+    r = subprocess.run([sys.executable, str(SCRIPT), "--predict", "--variants", "causal,sliding",
+                        "--seq-lens", "1024,4096", "--head-dims", "64", "--out", str(tmp_path)],
+                       capture_output=True, text=True,
+                       env={"PYTHONPATH": str(SCRIPT.parents[1]), "PATH": "/usr/bin"}, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    text = (tmp_path / "predicted-h100.md").read_text()
+    assert "Not measurements" in text and "| causal | 1024 | 64 |" in text and "sliding256" in text
