@@ -341,6 +341,19 @@ def _step_var(prob: Problem, keys: tuple):
     return None
 
 
+def recurrence_distance(loops: Loops, loop_names, step) -> int:
+    """Iterations between two dependent steps of a recurrence over index ``step``: the product of
+    the extents of the loops inside the innermost loop that walks ``step`` (1 if none does)."""
+    distance = 1
+    if step is None:
+        return distance
+    positions = [i for i, name in enumerate(loop_names) if loops.var(name) == step]
+    if positions:
+        for name in loop_names[positions[-1] + 1:]:
+            distance *= loops.extent(name)
+    return distance
+
+
 def recurrence_bound(prob, keys, costs: dict, per_iter: dict, distance: int) -> float:
     g = nx.DiGraph()
     for x, y, carried, final in _dependence_graph(prob, keys):
@@ -588,13 +601,7 @@ def simulate_problem(prob: Problem, arch: Arch, mapping: Mapping, form: str = ""
             busy[c.unit] = busy.get(c.unit, 0.0) + c.cycles
         # recurrences: iterations between dependent steps
         step = _step_var(prob, keys)
-        all_loops = group.loops + group.buffer_loops
-        distance = 1
-        if step is not None:
-            idx = [i for i, n in enumerate(all_loops) if loops.var(n) == step]
-            if idx:
-                for name in all_loops[idx[-1] + 1:]:
-                    distance *= loops.extent(name)
+        distance = recurrence_distance(loops, group.loops + group.buffer_loops, step)
         rec = recurrence_bound(prob, keys, costs, per_iter, distance) * n_iter
         window = 0.0
         if group.mode == "pipelined":

@@ -23,7 +23,7 @@ from mapper.builders import pow2_divisors
 from mapper.mapping import EinsumMap, Group, Mapping
 from mapper.space import (Tiling, bindings, capable_units, pareto_front, perms, rank)
 
-from .model import (Infeasible, Loops, _dependence_graph, _step_var, _whole_along, buffer_terms,
+from .model import (Infeasible, Loops, _dependence_graph, _step_var, recurrence_distance, _whole_along, buffer_terms,
                     einsum_cost, group_traffic, inplace_pairs, simulate_problem)
 from .problem import problem_for
 
@@ -292,13 +292,7 @@ def search(cascade, arch, sizes: dict | None = None, objective: str = "latency",
             n_iter = 1
             for name in tiling.loops + tiling.buffer_loops:
                 n_iter *= loops.extent(name)
-            all_loops = tiling.loops + tiling.buffer_loops
-            distance = 1
-            if step is not None:
-                pos = [i for i, n in enumerate(all_loops) if loops.var(n) == step]
-                if pos:
-                    for name in all_loops[pos[-1] + 1:]:
-                        distance *= loops.extent(name)
+            distance = recurrence_distance(loops, tiling.loops + tiling.buffer_loops, step)
             rec = np.zeros(nb)
             for idx, tok in cycles:
                 val = (TB[:, idx].sum(axis=1) + n_iter * lat_b[:, idx].sum(axis=1)) / (tok * distance)

@@ -60,10 +60,9 @@ def register(sub) -> None:
 
 
 def _load(args):
-    cascade = parse_file(args.file)
-    analysis = analyze(cascade)
-    sizes = resolve_sizes(cascade, parse_assignments(args.set))
-    return cascade, analysis, sizes
+    from .check import load_with_sizes
+
+    return load_with_sizes(args)
 
 
 def _bytes(n: int) -> str:
