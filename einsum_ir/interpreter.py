@@ -338,24 +338,9 @@ class _Evaluator:
             self.store[tensor] = [np.zeros(shape, dtype=self.dtype),
                                   np.zeros(shape, dtype=bool) if partial else None]
         values, exists = self.store[tensor]
-        slicer, labels = [], []
-        for index in einsum.output.indices:
-            if isinstance(index, Num):
-                slicer.append(int(index.value))
-            elif isinstance(index, Name):
-                if index.name in self.fixed:
-                    slicer.append(self.fixed[index.name])
-                else:
-                    slicer.append(slice(0, self.extent(index.name)))
-                    labels.append(index.name)
-            else:  # var + 1
-                var = index.lhs.name
-                if var in self.fixed:
-                    slicer.append(self.fixed[var] + 1)
-                else:
-                    slicer.append(slice(1, self.extent(var) + 1))
-                    labels.append(var)
-        labels = tuple(labels)
+        slots = self.a.output_slots(einsum, self.fixed, self.sizes)
+        slicer = [slot for slot, _ in slots]
+        labels = tuple(label for _, label in slots if label is not None)
         v, e = _align(result, labels, self.sizes_for(labels), full=True)
         values[tuple(slicer)] = v
         if e is None:

@@ -59,6 +59,22 @@ class Analysis:
                 for einsum in group:
                     yield einsum, {var: i}
 
+    @staticmethod
+    def output_slots(einsum: Einsum, fixed, sizes) -> list:
+        """Where ``einsum`` writes: per output axis, an index or a slice, with the index variable
+        the slice walks (None for a fixed position: an initial value, or a stepped recurrence)."""
+        slots = []
+        for index in einsum.output.indices:
+            if isinstance(index, Num):
+                slots.append((int(index.value), None))
+                continue
+            var, offset = (index.name, 0) if isinstance(index, Name) else (index.lhs.name, 1)
+            if var in fixed:
+                slots.append((fixed[var] + offset, None))
+            else:
+                slots.append((slice(offset, sizes[var.upper()] + offset), var))
+        return slots
+
     @cached_property
     def producers(self) -> dict:
         out: dict[str, list[Einsum]] = {}

@@ -274,28 +274,15 @@ class ExistenceEvaluator:
         current = self.store.get(tensor)
         if current is None:
             current = np.zeros([1] * len(extents), dtype=bool)
-        slicer, labels, needs_full = [], [], []
-        for k, index in enumerate(einsum.output.indices):
-            if isinstance(index, Num):
-                slicer.append(int(index.value))
-                needs_full.append(True)
-            elif isinstance(index, Name):
-                if index.name in self.fixed:
-                    slicer.append(self.fixed[index.name])
-                    needs_full.append(True)
-                else:
-                    n = self.extent(index.name)
-                    slicer.append(slice(0, n))
-                    labels.append(index.name)
-                    needs_full.append(n != extents[k] or (out is not None and index.name in out.labels))
-            else:  # var + 1
-                var = index.lhs.name
-                if var in self.fixed:
-                    slicer.append(self.fixed[var] + 1)
-                else:
-                    slicer.append(slice(1, self.extent(var) + 1))
-                    labels.append(var)
-                needs_full.append(True)
+        slots = self.a.output_slots(einsum, self.fixed, self.sizes)
+        slicer = [slot for slot, _ in slots]
+        labels = [label for _, label in slots if label is not None]
+        # An axis stays broadcast (size 1) only where a plain index covers it whole and the
+        # Einsum's existence does not vary along it.
+        needs_full = [label is None or not isinstance(index, Name)
+                      or self.extent(label) != extents[k]
+                      or (out is not None and label in out.labels)
+                      for k, ((_, label), index) in enumerate(zip(slots, einsum.output.indices))]
         shape = tuple(extents[k] if needs_full[k] or current.shape[k] > 1 else 1
                       for k in range(len(extents)))
         if shape != current.shape:
