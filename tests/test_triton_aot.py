@@ -10,10 +10,7 @@ import sys
 
 import pytest
 
-torch = pytest.importorskip("torch")
-if not torch.cuda.is_available():  # this process may run interpreter tests too
-    os.environ.setdefault("TRITON_INTERPRET", "1")
-pytest.importorskip("triton")
+import triton_lane  # noqa: E402,F401 (skips without torch/triton; sets TRITON_INTERPRET first)
 
 CASES = [("mha_3pass", {}), ("causal", {}), ("sliding_window", {"W": 256}), ("gqa", {"G": 8}),
          ("alibi", {}), ("softcap", {}), ("mha_2pass", {}), ("linear", {}),

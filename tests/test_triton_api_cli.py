@@ -6,16 +6,12 @@ import sys
 
 import pytest
 
-torch = pytest.importorskip("torch")
-if not torch.cuda.is_available():
-    os.environ.setdefault("TRITON_INTERPRET", "1")
-pytest.importorskip("triton")
+from triton_lane import DEVICE, torch  # noqa: E402 (sets TRITON_INTERPRET first)
 
 from backends.triton import compile_cascade  # noqa: E402
 from einsum_ir import loads  # noqa: E402
 from einsum_ir.errors import CascadeError  # noqa: E402
 
-DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 # the interpreter evaluates both sides of tl.where, so guarded inf - inf still warns
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 ENV = dict(os.environ, TRITON_INTERPRET=os.environ.get("TRITON_INTERPRET", "0"),

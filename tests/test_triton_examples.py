@@ -4,20 +4,15 @@ Runs on the CPU under ``TRITON_INTERPRET=1`` (set here before triton is imported
 GPU; the Makefile exports it too). Shapes are small and ragged (non-powers of two, P != M) so that
 partial tiles, masks and empty rows are exercised.
 """
-import os
 
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-if not torch.cuda.is_available():
-    os.environ.setdefault("TRITON_INTERPRET", "1")
-pytest.importorskip("triton")
+from triton_lane import DEVICE, torch  # noqa: E402 (sets TRITON_INTERPRET first)
 
 from backends.triton import compile_cascade  # noqa: E402
 from einsum_ir import evaluate, load, random_inputs, resolve_sizes  # noqa: E402
 
-DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 # the interpreter evaluates both sides of tl.where, so guarded inf - inf still warns
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 TOL = {torch.float32: 1e-4, torch.float16: 1e-2}

@@ -1,20 +1,15 @@
 """Random sizes, windows and tiles: the masked kernels always agree with the interpreter."""
-import os
 
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-if not torch.cuda.is_available():
-    os.environ.setdefault("TRITON_INTERPRET", "1")
-pytest.importorskip("triton")
+from triton_lane import DEVICE, torch  # noqa: E402 (sets TRITON_INTERPRET first)
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
 from backends.triton import compile_cascade  # noqa: E402
 from einsum_ir import evaluate, load, random_inputs, resolve_sizes  # noqa: E402
 
-DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 _COMPILED = {}
 

@@ -5,16 +5,12 @@ key blocks they visit must be exactly the blocks that meet the predicate (no ful
 visited, no needed block is skipped).
 """
 import math
-import os
 import re
 import types
 
 import pytest
 
-torch = pytest.importorskip("torch")
-if not torch.cuda.is_available():
-    os.environ.setdefault("TRITON_INTERPRET", "1")
-pytest.importorskip("triton")
+import triton_lane  # noqa: E402,F401 (skips without torch/triton; sets TRITON_INTERPRET first)
 
 from backends.triton import compile_cascade  # noqa: E402
 
@@ -125,13 +121,9 @@ def test_linear_attention_has_a_state_phase_and_chunked_is_one_sequential_loop()
 def test_a_union_with_a_masked_score_visits_every_block_and_matches(tmp_path):
     """``QK + Bias`` is a union (design.md 3): masked scores come back as the bias, so no block
     may be skipped; the kernel agrees with the interpreter."""
-    import os
-
     import numpy as np
     import torch
 
-    if not torch.cuda.is_available():
-        os.environ.setdefault("TRITON_INTERPRET", "1")
     from einsum_ir import evaluate, loads, random_inputs, resolve_sizes
 
     text = open("examples/attention/causal.ein").read().replace(
