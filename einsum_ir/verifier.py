@@ -7,6 +7,7 @@ backends share: tensor shapes, recurrences and the evaluation order.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections import OrderedDict
 from functools import cached_property
 
 import networkx as nx
@@ -100,11 +101,28 @@ def _lhs_kind(index: Expr):
 
 
 def analyze(cascade: Cascade) -> Analysis:
-    """Verifies ``cascade`` and returns its derived structure."""
+    """Verifies ``cascade`` and returns its derived structure, computed once per cascade object.
+
+    The cache is keyed by identity: consumers still relate Einsums of the facts to those of the
+    cascade they hold by identity, so an equal cascade built elsewhere gets its own facts.
+    """
+    key = id(cascade)
+    hit = _FACTS.get(key)
+    if hit is not None and hit.cascade is cascade:
+        _FACTS.move_to_end(key)
+        return hit
     try:
-        return _Checker(cascade).run()
+        facts = _Checker(cascade).run()
     except CascadeError as exc:
         raise exc.with_source(cascade.source)
+    _FACTS[key] = facts
+    if len(_FACTS) > _FACTS_LIMIT:
+        _FACTS.popitem(last=False)
+    return facts
+
+
+_FACTS: OrderedDict[int, Analysis] = OrderedDict()  # id(cascade) -> facts (holds the cascade)
+_FACTS_LIMIT = 256
 
 
 def verify(cascade: Cascade) -> Cascade:

@@ -16,6 +16,8 @@ from typing import Callable, Mapping, Sequence
 from ..errors import CascadeError
 from ..ir import Cascade
 from ..verifier import analyze
+from .pipeline import (PIPELINES, PassSpec, Pipeline, Prepared, digest, pipeline, prepare,
+                       register_pipeline, replay)
 from .online_softmax import (NotApplicable, RewriteResult, online_softmax, online_softmax_reason,
                              rewrite_online_softmax)
 
@@ -110,11 +112,17 @@ def run_named_pass(cascade: Cascade, name: str, sizes: Mapping[str, int] | None 
     return out
 
 
+register_pipeline("as-written", lambda **_: Pipeline("as-written"))
+register_pipeline("one-pass", lambda tile_size=None, **_: Pipeline(
+    "one-pass", (OnlineSoftmax(tile_size=tile_size),)))
+
 _HINTS = {
     "online-softmax": "the pattern is GM = max[m] s; SN = exp(s - GM); SD = sum[m] SN; "
                       "A = SN / SD; Y = sum[m] A * V (or SNV = sum[m] SN * V; Y = SNV / SD)",
 }
 
-__all__ = ["DeadEinsums", "NotApplicable", "OnlineSoftmax", "Pass", "REGISTRY", "RewriteResult",
+__all__ = ["DeadEinsums", "NotApplicable", "OnlineSoftmax", "PIPELINES", "Pass", "PassSpec",
+           "Pipeline", "Prepared", "REGISTRY", "RewriteResult", "digest", "pipeline", "prepare",
+           "register_pipeline", "replay",
            "get_pass", "online_softmax", "online_softmax_reason", "rewrite_online_softmax",
            "run_named_pass", "run_pipeline"]
