@@ -79,6 +79,7 @@ def installed(tmp_path_factory):
     return venv / "bin", env, wheel
 
 
+@pytest.mark.slow
 def test_wheel_contains_the_code_and_the_builtins(installed):
     names = set(zipfile.ZipFile(installed[2]).namelist())
     for folder, pattern in DATA.items():
@@ -90,6 +91,7 @@ def test_wheel_contains_the_code_and_the_builtins(installed):
     assert not any(n.startswith(("tests/", "bench/", "examples/")) for n in names)
 
 
+@pytest.mark.slow
 def test_installed_copy_is_imported_not_the_checkout(installed, tmp_path):
     bin_dir, env, _ = installed
     probe = ("import importlib.metadata as m, einsum_ir, cascade_cli, backends\n"
@@ -106,6 +108,7 @@ def test_installed_copy_is_imported_not_the_checkout(installed, tmp_path):
     assert ours == metadata
 
 
+@pytest.mark.slow
 def test_installed_cascade_runs_demo_simulate_compile(installed, tmp_path):
     bin_dir, env, _ = installed
     cascade = str(bin_dir / "cascade")
