@@ -18,6 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from einsum_ir.resources import BuiltinKind, builtin_dir  # noqa: E402
 from mapper.arch import resolve_arch  # noqa: E402
 import simulator.fusemax_study as study  # noqa: E402
 
@@ -27,7 +28,7 @@ PAPER = {"attention": 0.787, "end2end": 0.833}
 
 def headline_with_divider(pj: float) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        for spec in (ROOT / "examples" / "archs").glob("*.yaml"):
+        for spec in builtin_dir(BuiltinKind.ARCH).glob("*.yaml"):
             text = re.sub(r"^(\s*div:\s*)36\.25\b", rf"\g<1>{pj}", spec.read_text(), flags=re.M)
             (Path(tmp) / spec.name).write_text(text)
         original = study._arch

@@ -23,8 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from einsum_ir.resources import BuiltinKind, builtin_dir
+
 ROOT = Path(__file__).resolve().parents[1]
-EX = ROOT / "examples" / "attention"
+EX = builtin_dir(BuiltinKind.CASCADE)
 
 
 def parse_args(argv=None):

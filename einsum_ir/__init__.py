@@ -6,6 +6,7 @@ from .parser import parse, parse_file
 from .printer import format_cascade
 from .sizes import resolve_sizes
 from .verifier import Analysis, analyze, verify
+from .version import __version__
 
 
 def load(path) -> Cascade:
@@ -23,4 +24,4 @@ def loads(text: str, file: str = "<string>") -> Cascade:
 
 __all__ = ["Analysis", "Cascade", "CascadeError", "Diagnostic", "Einsum", "analyze", "evaluate",
            "format_cascade", "load", "loads", "parse", "parse_file", "random_inputs",
-           "resolve_sizes", "verify"]
+           "resolve_sizes", "verify", "__version__"]

@@ -11,6 +11,7 @@ from lark import Token, Transformer, v_args
 from .errors import CascadeError
 from .ir import (Access, Binary, Call, Cascade, Einsum, Name, Num, SizeDecl, Span, Split,
                  TensorDecl, Unary, index_vars)
+from .resources import BuiltinKind, resolve_spec
 
 _GRAMMAR = Path(__file__).with_name("cascade.lark")
 
@@ -208,7 +209,7 @@ def parse(text: str, file: str = "<string>", name: str | None = None) -> Cascade
 
 
 def parse_file(path: str | Path) -> Cascade:
-    path = Path(path)
+    path = resolve_spec(BuiltinKind.CASCADE, str(path))  # a file, or a built-in example's name
     try:
         text = path.read_text()
     except FileNotFoundError:

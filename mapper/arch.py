@@ -14,6 +14,7 @@ from typing import Any, Mapping
 import yaml
 
 from einsum_ir.errors import CascadeError
+from einsum_ir.resources import BuiltinKind, builtin_names, resolve_spec
 
 from .expr import evaluate
 
@@ -163,7 +164,7 @@ def load_arch(path: str | Path, overrides: Mapping[str, float] | None = None) ->
         text = path.read_text()
     except FileNotFoundError:
         raise CascadeError(f"no such architecture file: {file}",
-                           hint="built-ins live in examples/archs/ (fusemax, flat, unfused, edge)") from None
+                           hint="built-ins: " + ", ".join(builtin_names(BuiltinKind.ARCH))) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -287,17 +288,9 @@ def arch_from_dict(data, file: str = "<arch>", overrides: Mapping[str, float] | 
                 tuple(area), str(data.get("description", "")), str(data.get("provenance", "")), data)
 
 
-def builtin_arch_path(name: str) -> Path:
-    root = Path(__file__).resolve().parent.parent / "examples" / "archs"
-    return root / f"{name}.yaml"
-
-
 def resolve_arch(spec: str, overrides: Mapping[str, float] | None = None) -> Arch:
     """A path, or the name of a built-in spec (``fusemax``)."""
-    path = Path(spec)
-    if not path.exists() and not spec.endswith((".yaml", ".yml")):
-        path = builtin_arch_path(spec)
-    return load_arch(path, overrides)
+    return load_arch(resolve_spec(BuiltinKind.ARCH, spec), overrides)
 
 
 def parse_arch_sets(items) -> dict:

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 
 from einsum_ir import load, loads
+from einsum_ir.resources import BuiltinKind, builtin_dir
 
-ROOT = Path(__file__).resolve().parent.parent
-ATTENTION = ROOT / "examples" / "attention"
+ATTENTION = builtin_dir(BuiltinKind.CASCADE)
 
 # model -> (H, E = F, D, S); B = 64 for every model.
 MODELS = {

@@ -1,6 +1,6 @@
 """GPU targets: SM count, clock, throughputs by dtype, on-chip limits, memory bandwidth.
 
-Loaded from YAML (``examples/archs/h100.yaml`` and friends) with errors that name the path of the
+Loaded from YAML (``examples/gpus/h100.yaml`` and friends) with errors that name the path of the
 offending field, e.g. ``h100.yaml: tensor_core_flops_per_clk_per_sm.float16: must be a positive
 number``.
 """
@@ -13,9 +13,8 @@ from pathlib import Path
 import yaml
 
 from einsum_ir.errors import CascadeError
+from einsum_ir.resources import BuiltinKind, builtin_names, resolve_spec
 
-ARCH_DIR = Path(__file__).resolve().parents[2] / "examples" / "archs"
-BUILTIN = {"h100": "h100.yaml", "h200": "h200.yaml", "a100": "a100.yaml"}
 
 _NUMBERS = ("sm_count", "clock_ghz", "fp32_flops_per_clk_per_sm", "sfu_ops_per_clk_per_sm",
             "smem_bytes_per_sm", "smem_bytes_per_block", "registers_per_sm",
@@ -63,7 +62,7 @@ def _fail(file: str, path: str, message: str, hint: str | None = None):
 
 def parse_gpu_arch(data, file: str = "<arch>") -> GPUArch:
     if not isinstance(data, dict):
-        _fail(file, "(top level)", "must be a mapping of fields", "see examples/archs/h100.yaml")
+        _fail(file, "(top level)", "must be a mapping of fields", "see examples/gpus/h100.yaml")
     kind = data.get("kind", "gpu")
     if kind != "gpu":
         _fail(file, "kind", f"is {kind!r}; the Triton backend needs a GPU target (kind: gpu)")
@@ -112,11 +111,10 @@ def _positive(v, file, path):
 def load_gpu_arch(name_or_path: str | os.PathLike | None = None) -> GPUArch:
     """A built-in target (``h100``, ``h200``, ``a100``) or a YAML file."""
     name_or_path = name_or_path or "h100"
-    key = str(name_or_path).lower()
-    path = ARCH_DIR / BUILTIN[key] if key in BUILTIN else Path(name_or_path)
+    path = resolve_spec(BuiltinKind.GPU, str(name_or_path))
     if not path.exists():
         raise CascadeError(f"no GPU target {name_or_path!r}",
-                           hint="built-ins: " + ", ".join(BUILTIN) + ", or a YAML path")
+                           hint="built-ins: " + ", ".join(builtin_names(BuiltinKind.GPU)) + ", or a YAML path")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:

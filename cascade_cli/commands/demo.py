@@ -7,8 +7,9 @@ import numpy as np
 
 from einsum_ir import analyze, evaluate, load, random_inputs, resolve_sizes
 from einsum_ir.printer import format_einsum
+from einsum_ir.resources import BuiltinKind, builtin_dir
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "attention"
+EXAMPLES = builtin_dir(BuiltinKind.CASCADE)
 
 
 def register(sub) -> None:

@@ -10,13 +10,15 @@ import json
 
 from einsum_ir import parse_file
 from einsum_ir.errors import CascadeError
+from einsum_ir.resources import BuiltinKind, builtin_names
 
 from ..options import add_set_option, parse_assignments
 
 
 def _add_arch(p) -> None:
     p.add_argument("--arch", required=True, metavar="A.yaml",
-                   help="architecture spec (a path, or a built-in name: fusemax, flat, unfused, edge)")
+                   help="architecture spec (a path, or a built-in name: "
+                        + ", ".join(builtin_names(BuiltinKind.ARCH)) + ")")
     p.add_argument("--arch-set", action="append", default=[], metavar="NAME=VALUE",
                    help="override a variable of the architecture spec (repeatable), e.g. pe_dim=128")
 
