@@ -1,38 +1,105 @@
 """Entry point of the ``cascade`` command. Subcommands live in ``cascade_cli/commands/*.py``.
 
-Each command module defines ``register(subparsers)``, which adds its parser and sets
-``func=callable(args) -> int``. Bad input raises CascadeError, printed as a located diagnostic with
-exit code 1; other exceptions are internal errors (traceback only with CASCADE_DEBUG=1).
+Each command module defines ``register(subparsers)``, which adds its parsers and sets
+``func=callable(args) -> int``. Command modules import numpy, sympy, networkx and torch inside
+their functions, so that ``--help`` and ``check`` start fast. Bad input raises CascadeError,
+printed as a located diagnostic with exit code 1; other exceptions are internal errors (exit 2
+like a usage error, with the traceback only under CASCADE_DEBUG=1).
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import os
-import pkgutil
 import sys
 import traceback
 
 from einsum_ir.errors import CascadeError
 
-from . import commands
+from . import version
+from .options import parse_bytes
+
+# The commands in the order of the workflow, with one example each.
+GROUPS = (
+    ("the language", (
+        ("check", "cascade check examples/attention/causal.ein"),
+        ("show", "cascade show examples/attention/gqa.ein --json"),
+        ("eval", "cascade eval examples/attention/causal.ein --set P=64 --out out.npz"),
+    )),
+    ("target-free analyses and rewrites", (
+        ("passes", "cascade passes examples/attention/mha_3pass.ein"),
+        ("work", "cascade work examples/attention/causal.ein --set P=1K"),
+        ("footprint", "cascade footprint examples/attention/causal.ein --dtype float16"),
+        ("rewrite", "cascade rewrite examples/attention/mha_3pass.ein --pass online-softmax"),
+    )),
+    ("accelerator model", (
+        ("simulate", "cascade simulate examples/attention/causal.ein --arch fusemax"),
+        ("map", "cascade map examples/attention/mha_3pass.ein --arch fusemax --save best.yaml"),
+        ("reproduce", "cascade reproduce fusemax --plots plots/"),
+    )),
+    ("GPU (Triton)", (
+        ("compile", "cascade compile examples/attention/causal.ein -o kernel.py"),
+        ("run", "cascade run examples/attention/causal.ein --dtype float32 --check"),
+    )),
+    ("tour", (
+        ("demo", "cascade demo"),
+    )),
+)
+MODULES = ("check", "eval", "analyze", "simulate", "reproduce", "compile", "demo")
+
+EXIT_CODES = """exit status:
+  0  success
+  1  bad input: the diagnostic names the file, line and column, or the option
+  2  usage error (unknown option, missing argument), or an internal error
+  3  `run --check`: the kernel does not match the reference interpreter
+  130  interrupted"""
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # argparse's own errors: same shape as ours, exit 1
+    def error(self, message):  # argparse's own errors: same shape as ours, exit 2 (usage)
         self.print_usage(sys.stderr)
         print(f"{self.prog}: error: {message}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(2)
+
+
+class _Version(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"cascade {version()}")
+        parser.exit()
+
+
+def _command_list(helps: dict[str, str]) -> str:
+    lines = ["commands, in the order of the workflow:"]
+    for title, commands in GROUPS:
+        lines.append(f"\n  {title}:")
+        for name, example in commands:
+            lines.append(f"    {name:10} {helps.get(name, '')}")
+            lines.append(f"    {'':10}   e.g. {example}")
+    lines.append("\nFILE is a cascade file, or - for standard input. "
+                 "`cascade COMMAND --help` for a command's options.\n")
+    return "\n".join(lines) + "\n" + EXIT_CODES
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="cascade", description="Compile, analyse, simulate and generate kernels "
-                     "for attention written as cascades of extended Einsums.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"{commands.__name__}.{info.name}")
-        if hasattr(module, "register"):
-            module.register(sub)
+    parser = _Parser(prog="cascade", formatter_class=argparse.RawDescriptionHelpFormatter,
+                     description="Compile, analyse, simulate and generate kernels for attention "
+                     "written as cascades of extended Einsums.")
+    parser.add_argument("--version", action=_Version, nargs=0, help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser,
+                                help="one of the commands below")
+    for name in MODULES:
+        importlib.import_module(f"{__package__}.commands.{name}").register(sub)
+    helps = {action.dest: action.help for action in sub._choices_actions}
+    sub._choices_actions.clear()  # listed in workflow order in the epilog instead
+    parser.epilog = _command_list(helps)
+    examples = {name: example for _, commands in GROUPS for name, example in commands}
+    for name, command in sub.choices.items():
+        command.formatter_class = argparse.RawDescriptionHelpFormatter
+        command.epilog = f"example:\n  {examples[name]}\n\n{EXIT_CODES}"
+        if name != "demo" and name != "reproduce":
+            command.add_argument("--max-memory", metavar="BYTES", type=parse_bytes,
+                                 default=None, help="refuse to evaluate when one array or all "
+                                 "tensors together would take more (default 4G)")
     return parser
 
 
@@ -41,14 +108,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
-        return 1
+        return 2
     try:
-        return int(args.func(args) or 0)
+        return _run(args)
     except CascadeError as exc:
+        if exc.span is None and exc.file is None and getattr(args, "file", None):
+            exc.file = "<stdin>" if args.file == "-" else args.file
         print(exc.render(), file=sys.stderr)
         return 1
     except MemoryError:
-        print("cascade: error: out of memory; try smaller sizes (--set P=...)", file=sys.stderr)
+        print("cascade: error: out of memory\nhint: try smaller sizes (--set P=...)",
+              file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -61,6 +131,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cascade: internal error: {exc.__class__.__name__}: {exc}\n"
               "(set CASCADE_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
         return 2
+
+
+def _run(args) -> int:
+    if getattr(args, "max_memory", None) is None:
+        return int(args.func(args) or 0)
+    from einsum_ir.labelled import max_memory
+
+    token = max_memory.set(args.max_memory)
+    try:
+        return int(args.func(args) or 0)
+    finally:
+        max_memory.reset(token)
 
 
 if __name__ == "__main__":

@@ -51,7 +51,8 @@ class _BracketNewlines:
 
 @functools.lru_cache(maxsize=1)
 def _lark() -> lark.Lark:
-    return lark.Lark(_GRAMMAR.read_text(), start="program", parser="lalr",
+    # cache=True keeps the built LALR tables in the temporary directory (start-up time).
+    return lark.Lark(_GRAMMAR.read_text(), start="program", parser="lalr", cache=True,
                      propagate_positions=True, postlex=_BracketNewlines(), maybe_placeholders=True)
 
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-import networkx as nx
-
 from .errors import CascadeError
+from .graphs import find_cycle, smallest_first_order, strongly_connected
 from .ir import (COMPARISONS, FUNCTIONS, LOGICAL, Access, Binary, Call, Cascade, Einsum, Expr,
                  Name, Num, Unary, index_vars, walk)
 
@@ -368,12 +367,9 @@ class _Checker:
 
     # ------------------------------------------------------------------ order
     def _evaluation_order(self, recurrences):
-        graph = nx.DiGraph()
-        lag0 = nx.DiGraph()
         einsums = list(self.c.einsums)
-        for k in range(len(einsums)):
-            graph.add_node(k)
-            lag0.add_node(k)
+        graph: dict[int, dict[int, None]] = {k: {} for k in range(len(einsums))}
+        lag0: dict[int, dict[int, None]] = {k: {} for k in range(len(einsums))}
         writer: dict[str, list[int]] = {}
         for k, einsum in enumerate(einsums):
             writer.setdefault(einsum.name, []).append(k)
@@ -381,37 +377,41 @@ class _Checker:
             for access in einsum.reads():
                 for j in writer.get(access.tensor, []):
                     rec = recurrences.get(access.tensor)
+                    graph[j][k] = None
                     if rec is not None and einsums[j] is rec.init and k != j:
                         # Reads of the initial value depend on the init Einsum only.
-                        graph.add_edge(j, k)
-                        lag0.add_edge(j, k)
+                        lag0[j][k] = None
                         continue
-                    graph.add_edge(j, k)
                     carried = (rec is not None and einsums[j] is rec.update
                                and _is_var(access.indices[rec.axis], rec.var))
                     if not carried:
-                        lag0.add_edge(j, k)
-        try:
-            cycle = nx.find_cycle(lag0)
-        except nx.NetworkXNoCycle:
-            cycle = None
+                        lag0[j][k] = None
+        succ = {k: list(v) for k, v in graph.items()}
+        succ0 = {k: list(v) for k, v in lag0.items()}
+        cycle = find_cycle(len(einsums), succ0)
         if cycle:
-            names = [einsums[a].name for a, _ in cycle]
-            first = einsums[cycle[0][0]]
-            raise _err("dependency cycle: " + " -> ".join(names + [names[0]]), first,
+            names = [einsums[a].name for a in cycle]
+            raise _err("dependency cycle: " + " -> ".join(names + [names[0]]), einsums[cycle[0]],
                        "a tensor may read its own previous iterate only, as in "
                        "X[..., i+1] = f(X[..., i])")
-        condensed = nx.condensation(graph)
+        components = [tuple(sorted(c)) for c in strongly_connected(len(einsums), succ)]
+        component_of = {m: c for c in components for m in c}
+
+        def component_succ(component):
+            return list({component_of[t]: None for m in component for t in succ[m]
+                         if component_of[t] != component})
+
         order, step_vars = [], []
-        for comp in nx.lexicographical_topological_sort(condensed, key=lambda n: min(condensed.nodes[n]["members"])):
-            members = sorted(condensed.nodes[comp]["members"])
-            recurrent = len(members) > 1 or graph.has_edge(members[0], members[0])
+        for members in smallest_first_order(components, component_succ, key=min):
+            recurrent = len(members) > 1 or members[0] in graph[members[0]]
             if not recurrent:
                 order.append((einsums[members[0]],))
                 step_vars.append(None)
                 continue
-            sub = lag0.subgraph(members)
-            ordered = list(nx.lexicographical_topological_sort(sub))
+            inside = set(members)
+            ordered = smallest_first_order(
+                list(members), lambda m, inside=inside: [t for t in succ0[m] if t in inside],
+                key=lambda m: m)
             vars_ = {recurrences[einsums[m].name].var for m in members
                      if einsums[m].name in recurrences and recurrences[einsums[m].name].update is einsums[m]}
             if len(vars_) != 1:

@@ -4,7 +4,7 @@
 ``forward(**tensors) -> dict`` launcher) whose header names the cascade and the mapping the GPU
 cost model chose. ``run`` compiles, runs on a GPU if there is one (else under Triton's interpreter,
 ``TRITON_INTERPRET=1``, on the CPU), compares with the float64 reference interpreter and prints the
-max error; ``--check`` makes a mismatch exit with status 1.
+max error; ``--check`` makes a mismatch exit with status 3.
 """
 from __future__ import annotations
 
@@ -12,16 +12,18 @@ import os
 import sys
 import time
 
-from einsum_ir import analyze, parse_file, resolve_sizes
+from einsum_ir import analyze, resolve_sizes
 from einsum_ir.errors import CascadeError
 
-from ..options import add_set_option, parse_assignments
+from ..io import read_cascade, write_output
+from ..options import add_file_argument, add_set_option, parse_assignments
 
+MISMATCH = 3  # the exit status of `run --check` when the kernel and the reference differ
 TOLERANCE = {"float32": 1e-4, "float16": 1e-2, "bfloat16": 4e-2}  # x max(1, max |reference|)
 
 
 def _common(p) -> None:
-    p.add_argument("file")
+    add_file_argument(p)
     p.add_argument("--target", choices=("triton",), default="triton",
                    help="code generator (default: triton)")
     add_set_option(p)
@@ -54,7 +56,7 @@ def register(sub) -> None:
     p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--check", action="store_true",
-                   help="exit with status 1 when the error exceeds the tolerance")
+                   help="exit with status 3 when the error exceeds the tolerance")
     p.add_argument("--tol", type=float, default=None,
                    help="tolerance on max |out - ref| / max(1, max |ref|) (default by dtype)")
     p.set_defaults(func=run_run)
@@ -72,7 +74,7 @@ def _overrides(args) -> dict:
 
 
 def _load(args):
-    cascade = parse_file(args.file)
+    cascade = read_cascade(args.file)
     analyze(cascade)
     sets = parse_assignments(args.set)
     sizes = resolve_sizes(cascade, sets)
@@ -89,11 +91,7 @@ def run_compile(args) -> int:
     gen, _ = generate_for(cascade, sizes, plan.config, rewrite=not args.no_rewrite,
                           user_params=sets, mapping_note=plan.describe())
     if args.output:
-        try:
-            with open(args.output, "w") as fh:
-                fh.write(gen.source)
-        except OSError as exc:
-            raise CascadeError(f"-o {args.output}: cannot write: {exc.strerror}") from None
+        write_output("-o", args.output, gen.source)
         print(f"wrote {args.output}: {gen.source.count('@triton.jit')} kernel(s); "
               f"{plan.describe().splitlines()[-1]}", file=sys.stderr)
     else:
@@ -169,7 +167,7 @@ def run_run(args) -> int:
     if not ok and args.check:
         print(f"{args.file}: error: the Triton kernel does not match the reference interpreter",
               file=sys.stderr)
-        return 1
+        return MISMATCH
     return 0
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from einsum_ir.errors import CascadeError
 
+from ..io import output_errors, write_output
+
 STUDIES = ("fusemax",)
 
 
@@ -49,7 +51,7 @@ def run(args) -> int:
     print(format_tables(records))
     print(f"\n{len(records)} records in {seconds:.2f} s")
     if args.json:
-        Path(args.json).write_text(json.dumps(records, indent=1))
+        write_output("--json", args.json, json.dumps(records, indent=1))
         print(f"wrote {args.json}")
     if args.plots:
         from simulator.plots import write_plots
@@ -58,6 +60,8 @@ def run(args) -> int:
         for config in CONFIGS:
             _, rep = attention_point("BERT", 1024, config)
             activity[config] = {e.key: e.cycles / rep.cycles for e in rep.einsums if e.unit == "2d"}
-        for path in write_plots(records, args.plots, activity):
+        with output_errors("--plots", args.plots):
+            written = write_plots(records, args.plots, activity)
+        for path in written:
             print(f"wrote {path}")
     return 0
