@@ -5,7 +5,9 @@ def version() -> str:
     """The installed distribution's version (looked up only when asked: it costs start-up)."""
     from importlib import metadata
 
-    try:
-        return metadata.version("cascade")
-    except metadata.PackageNotFoundError:  # a source tree that is not installed
-        return "unknown (not installed)"
+    for distribution in ("cascade-einsum", "cascade"):
+        try:
+            return metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            continue
+    return "unknown (not installed)"  # a source tree that is not installed

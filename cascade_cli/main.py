@@ -19,33 +19,36 @@ from einsum_ir.errors import CascadeError
 from . import version
 from .options import parse_bytes
 
-# The commands in the order of the workflow, with one example each.
+# The commands in the order of the workflow: (name, module in commands/, example).
 GROUPS = (
     ("the language", (
-        ("check", "cascade check examples/attention/causal.ein"),
-        ("show", "cascade show examples/attention/gqa.ein --json"),
-        ("eval", "cascade eval examples/attention/causal.ein --set P=64 --out out.npz"),
+        ("check", "check", "cascade check examples/attention/causal.ein"),
+        ("show", "check", "cascade show examples/attention/gqa.ein --json"),
+        ("eval", "eval", "cascade eval examples/attention/causal.ein --set P=64 --out out.npz"),
     )),
     ("target-free analyses and rewrites", (
-        ("passes", "cascade passes examples/attention/mha_3pass.ein"),
-        ("work", "cascade work examples/attention/causal.ein --set P=1K"),
-        ("footprint", "cascade footprint examples/attention/causal.ein --dtype float16"),
-        ("rewrite", "cascade rewrite examples/attention/mha_3pass.ein --pass online-softmax"),
+        ("passes", "analyze", "cascade passes examples/attention/mha_3pass.ein"),
+        ("work", "analyze", "cascade work examples/attention/causal.ein --set P=1K"),
+        ("footprint", "analyze", "cascade footprint examples/attention/causal.ein --dtype float16"),
+        ("rewrite", "analyze",
+         "cascade rewrite examples/attention/mha_3pass.ein --pass online-softmax"),
     )),
     ("accelerator model", (
-        ("simulate", "cascade simulate examples/attention/causal.ein --arch fusemax"),
-        ("map", "cascade map examples/attention/mha_3pass.ein --arch fusemax --save best.yaml"),
-        ("reproduce", "cascade reproduce fusemax --plots plots/"),
+        ("simulate", "simulate", "cascade simulate examples/attention/causal.ein --arch fusemax"),
+        ("map", "simulate",
+         "cascade map examples/attention/mha_3pass.ein --arch fusemax --save best.yaml"),
+        ("reproduce", "reproduce", "cascade reproduce fusemax --plots plots/"),
     )),
     ("GPU (Triton)", (
-        ("compile", "cascade compile examples/attention/causal.ein -o kernel.py"),
-        ("run", "cascade run examples/attention/causal.ein --dtype float32 --check"),
+        ("compile", "compile", "cascade compile examples/attention/causal.ein -o kernel.py"),
+        ("run", "compile", "cascade run examples/attention/causal.ein --dtype float32 --check"),
     )),
     ("tour", (
-        ("demo", "cascade demo"),
+        ("demo", "demo", "cascade demo"),
     )),
 )
-MODULES = ("check", "eval", "analyze", "simulate", "reproduce", "compile", "demo")
+MODULE_OF = {name: module for _, commands in GROUPS for name, module, _ in commands}
+EXAMPLE_OF = {name: example for _, commands in GROUPS for name, _, example in commands}
 
 EXIT_CODES = """exit status:
   0  success
@@ -72,7 +75,7 @@ def _command_list(helps: dict[str, str]) -> str:
     lines = ["commands, in the order of the workflow:"]
     for title, commands in GROUPS:
         lines.append(f"\n  {title}:")
-        for name, example in commands:
+        for name, _, example in commands:
             lines.append(f"    {name:10} {helps.get(name, '')}")
             lines.append(f"    {'':10}   e.g. {example}")
     lines.append("\nFILE is a cascade file, or - for standard input. "
@@ -80,31 +83,33 @@ def _command_list(helps: dict[str, str]) -> str:
     return "\n".join(lines) + "\n" + EXIT_CODES
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or (faster to import) of ``command``'s module only."""
     parser = _Parser(prog="cascade", formatter_class=argparse.RawDescriptionHelpFormatter,
                      description="Compile, analyse, simulate and generate kernels for attention "
                      "written as cascades of extended Einsums.")
     parser.add_argument("--version", action=_Version, nargs=0, help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser,
                                 help="one of the commands below")
-    for name in MODULES:
-        importlib.import_module(f"{__package__}.commands.{name}").register(sub)
+    modules = [MODULE_OF[command]] if command in MODULE_OF else list(dict.fromkeys(MODULE_OF.values()))
+    for module in modules:
+        importlib.import_module(f"{__package__}.commands.{module}").register(sub)
     helps = {action.dest: action.help for action in sub._choices_actions}
     sub._choices_actions.clear()  # listed in workflow order in the epilog instead
     parser.epilog = _command_list(helps)
-    examples = {name: example for _, commands in GROUPS for name, example in commands}
-    for name, command in sub.choices.items():
-        command.formatter_class = argparse.RawDescriptionHelpFormatter
-        command.epilog = f"example:\n  {examples[name]}\n\n{EXIT_CODES}"
-        if name != "demo" and name != "reproduce":
-            command.add_argument("--max-memory", metavar="BYTES", type=parse_bytes,
+    for name, subparser in sub.choices.items():
+        subparser.formatter_class = argparse.RawDescriptionHelpFormatter
+        subparser.epilog = f"example:\n  {EXAMPLE_OF[name]}\n\n{EXIT_CODES}"
+        if name not in ("demo", "reproduce"):
+            subparser.add_argument("--max-memory", metavar="BYTES", type=parse_bytes,
                                  default=None, help="refuse to evaluate when one array or all "
                                  "tensors together would take more (default 4G)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -40,6 +40,13 @@ def _span_of(analysis: Analysis, tensor: str):
 def check_budget(analysis: Analysis, sizes: Mapping[str, int], itemsize: int) -> int:
     """Raises CascadeError when evaluating at ``sizes`` would exceed the memory limit; returns
     the bytes the tensors take."""
+    try:
+        return _check(analysis, sizes, itemsize)
+    except CascadeError as exc:
+        raise exc.with_source(analysis.cascade.source) from None
+
+
+def _check(analysis: Analysis, sizes: Mapping[str, int], itemsize: int) -> int:
     limit = max_memory.get()
     total = 0
     for tensor in analysis.shapes:
