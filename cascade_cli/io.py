@@ -39,18 +39,20 @@ def load_cascade(args):
 
 @contextlib.contextmanager
 def output_errors(option: str, path: str | os.PathLike) -> Iterator[None]:
-    """Turns a failure to write ``path`` (given with ``option``) into a CascadeError."""
+    """Turns a failure to write ``path`` (given with ``option``) into a CascadeError located
+    by the option (``--out o.npz: error: ...``)."""
+    where = f"{option} {path}"
     try:
         yield
     except IsADirectoryError:
-        raise CascadeError(f"{option} {path}: is a directory", hint="give a file name") from None
+        raise CascadeError("is a directory", hint="give a file name", file=where) from None
     except FileNotFoundError:
-        raise CascadeError(f"{option} {path}: directory {Path(path).parent} does not exist",
-                           hint="create the directory first") from None
+        raise CascadeError(f"directory {Path(path).parent} does not exist",
+                           hint="create the directory first", file=where) from None
     except OSError as exc:
         reason = exc.strerror or exc.__class__.__name__
-        raise CascadeError(f"{option} {path}: cannot write: {reason}",
-                           hint="choose a path you can write to") from None
+        raise CascadeError(f"cannot write: {reason}", hint="choose a path you can write to",
+                           file=where) from None
 
 
 def write_output(option: str, path: str | os.PathLike, data: str | bytes) -> None:
@@ -66,7 +68,7 @@ def write_npz(option: str, path: str, arrays: dict) -> None:
     import numpy as np
 
     if not path.endswith(".npz"):
-        raise CascadeError(f"{option} {path}: the file name must end in .npz",
+        raise CascadeError("the file name must end in .npz", file=f"{option} {path}",
                            hint=f"for example {option} {Path(path).with_suffix('.npz')}")
     with output_errors(option, path), open(path, "wb") as fh:
         np.savez(fh, **arrays)
@@ -78,27 +80,27 @@ def read_npz(option: str, path: str) -> dict:
 
     import numpy as np
 
+    where = f"{option} {path}"
     try:
         size = os.stat(path).st_size
         if os.path.isdir(path):
             raise IsADirectoryError(path)
     except FileNotFoundError:
-        raise CascadeError(f"{option} {path}: no such file", hint=f"{option} takes an .npz file "
-                           "such as one written by `cascade eval --out`") from None
+        raise CascadeError("no such file", hint=f"{option} takes an .npz file such as one "
+                           "written by `cascade eval --out`", file=where) from None
     except OSError as exc:
-        raise CascadeError(f"{option} {path}: cannot read: {exc.strerror or 'is a directory'}",
-                           hint=f"{option} takes an .npz file") from None
+        raise CascadeError(f"cannot read: {exc.strerror or 'is a directory'}",
+                           hint=f"{option} takes an .npz file", file=where) from None
     if size > MAX_INPUT_BYTES:
-        raise CascadeError(f"{option} {path}: the file is larger than "
-                           f"{MAX_INPUT_BYTES // 2 ** 30} GiB", hint="use smaller inputs")
+        raise CascadeError(f"the file is larger than {MAX_INPUT_BYTES // 2 ** 30} GiB",
+                           hint="use smaller inputs", file=where)
     hint = "save named arrays with numpy.savez(path, Q=..., K=...)"
     try:
         data = np.load(path, allow_pickle=False)
         if not isinstance(data, np.lib.npyio.NpzFile):
-            raise CascadeError(f"{option} {path}: a single array, not an .npz archive of named "
-                               "arrays", hint=hint)
+            raise CascadeError("a single array, not an .npz archive of named arrays",
+                               hint=hint, file=where)
         with data:
             return {name: data[name] for name in data.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise CascadeError(f"{option} {path}: not a readable .npz file ({exc})",
-                           hint=hint) from None
+        raise CascadeError(f"not a readable .npz file ({exc})", hint=hint, file=where) from None

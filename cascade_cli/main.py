@@ -117,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run(args)
     except CascadeError as exc:
-        if exc.span is None and exc.file is None and getattr(args, "file", None):
+        if (exc.span is None and exc.file is None and getattr(args, "file", None)
+                and not exc.message.startswith("-")):  # an option's error names the option
             exc.file = "<stdin>" if args.file == "-" else args.file
         print(exc.render(), file=sys.stderr)
         return 1

@@ -34,8 +34,9 @@ def _inputs(args, cascade, analysis, sizes, dtype):
     # Files written by `cascade eval` hold outputs too: those are ignored, other names are typos.
     unknown = sorted(set(inputs) - set(analysis.shapes))
     if unknown:
-        raise CascadeError(f"--inputs {args.inputs}: {unknown[0]} is not an input of {args.file}",
-                           hint="inputs: " + ", ".join(d.name for d in cascade.inputs))
+        raise CascadeError(f"{unknown[0]} is not an input of {args.file}",
+                           hint="inputs: " + ", ".join(d.name for d in cascade.inputs),
+                           file=f"--inputs {args.inputs}")
     return {k: v for k, v in inputs.items() if cascade.input(k)}
 
 
