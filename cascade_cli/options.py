@@ -22,7 +22,8 @@ def parse_assignments(items: list[str] | None, flag: str = "--set") -> dict[str,
             if scale and text[:-1].isdigit():
                 out[name.strip()] = int(text[:-1]) * scale
             else:
-                raise CascadeError(f"{flag} {item}: {value!r} is not an integer") from None
+                raise CascadeError(f"{flag} {item}: {value!r} is not an integer",
+                                   hint=f"for example {flag} {name.strip()}=1024 or =4K") from None
     return out
 
 

@@ -76,7 +76,8 @@ class _Evaluator:
     # ---------------------------------------------------------------- reads
     def read(self, access: Access) -> LArr:
         if access.tensor not in self.store:
-            raise CascadeError(f"{access.tensor} is read before it is computed", access.span)
+            raise CascadeError(f"{access.tensor} is read before it is computed", access.span,
+                               "define it by an earlier Einsum")
         values, exists = self.store[access.tensor]
         # Fast path: distinct plain variables (or fixed ones) within the axis extents: a view.
         plain = True
@@ -154,7 +155,8 @@ class _Evaluator:
                 return self._binary(expr.func, *args)
             (arg,) = args
             return LArr(arg.labels, _UNARY[expr.func](arg.values), arg.exists)
-        raise CascadeError("unsupported expression", getattr(expr, "span", None))
+        raise CascadeError("unsupported expression", getattr(expr, "span", None),
+                           "see the README's language section for the expressions")
 
     def _binary(self, op: str, lhs: LArr, rhs: LArr) -> LArr:
         labels = union_labels(lhs.labels, rhs.labels)

@@ -185,7 +185,8 @@ def run_rewrite(args) -> int:
         raise CascadeError(f"--set {name}: no rank or parameter named {name!r}",
                            hint="declared sizes: " + ", ".join(sorted(declared)))
     elif args.rank:
-        raise CascadeError("--rank is an option of --pass online-softmax only")
+        raise CascadeError("--rank is an option of --pass online-softmax only",
+                           hint="drop --rank, or use --pass online-softmax")
     try:
         result = run_named_pass(cascade, args.pass_name, None, **options)
     except CascadeError as exc:
