@@ -101,6 +101,18 @@ def read_npz(option: str, path: str) -> dict:
             raise CascadeError("a single array, not an .npz archive of named arrays",
                                hint=hint, file=where)
         with data:
+            _check_unpacked_size(option, path, data)
             return {name: data[name] for name in data.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
         raise CascadeError(f"not a readable .npz file ({exc})", hint=hint, file=where) from None
+
+
+def _check_unpacked_size(option: str, path: str, data) -> None:
+    """Refuses an archive whose arrays would unpack to more than --max-memory (a zip bomb)."""
+    from einsum_ir.labelled import format_bytes, max_memory
+
+    unpacked = sum(info.file_size for info in data.zip.infolist())
+    if unpacked > max_memory.get():
+        raise CascadeError(f"the arrays unpack to {format_bytes(unpacked)}, more than the limit of "
+                           f"{format_bytes(max_memory.get())}", file=f"{option} {path}",
+                           hint="use smaller inputs or raise --max-memory")

@@ -163,3 +163,12 @@ def test_help_imports_no_numpy():
              "assert not heavy, heavy\n")
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_inputs_that_unpack_beyond_the_memory_limit(capsys, tmp_path):
+    path = tmp_path / "bomb.npz"
+    np.savez_compressed(path, Q=np.zeros((1, 2, 8, 64 * 1024)))
+    assert path.stat().st_size < 64 * 1024
+    code, _, err = run_cli(capsys, "eval", CAUSAL, *SMALL, "--inputs", str(path),
+                           "--max-memory", "1M")
+    assert code == 1 and "unpack to 8 MiB" in err and err.startswith(f"--inputs {path}: error:")
