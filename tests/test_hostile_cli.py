@@ -172,3 +172,11 @@ def test_inputs_that_unpack_beyond_the_memory_limit(capsys, tmp_path):
     code, _, err = run_cli(capsys, "eval", CAUSAL, *SMALL, "--inputs", str(path),
                            "--max-memory", "1M")
     assert code == 1 and "unpack to 8 MiB" in err and err.startswith(f"--inputs {path}: error:")
+
+
+@pytest.mark.parametrize("option", ["--plots", "--json"])
+def test_reproduce_refuses_an_unwritable_output_before_the_study(capsys, tmp_path, option):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, _, err = run_cli(capsys, "reproduce", "fusemax", option, str(blocker / "sub"))
+    assert code == 1 and err.startswith(f"{option} {blocker / 'sub'}: error:") and "hint:" in err

@@ -32,11 +32,12 @@ def run(args) -> int:
         bad = [m for m in models if m not in MODELS]
         if bad:
             raise CascadeError(f"--models: unknown model {bad[0]!r}", hint="models: " + ", ".join(MODELS))
-    for target in (args.json, args.plots):
-        if target:
-            parent = Path(target).parent if target == args.json else Path(target)
-            if target == args.json and parent and not parent.exists():
-                raise CascadeError(f"--json {args.json}: directory {parent} does not exist")
+    if args.json and not Path(args.json).parent.is_dir():
+        raise CascadeError(f"{Path(args.json).parent} is not a directory",
+                           file=f"--json {args.json}", hint="create the directory first")
+    if args.plots:  # before the study: a bad folder should not cost its minutes
+        with output_errors("--plots", args.plots):
+            Path(args.plots).mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     bar = None
     total = len(models) * len(SEQ_LENS) + len(models) * 6
