@@ -39,6 +39,13 @@ KEYWORDS = ("rank", "param", "split", "input", "output", "sum", "max", "min", "p
 PUNCTUATION = ("[", "]", "(", ")", ",", "=", "+", "-", "*", "/", "%", "<", "<=", "==", "!=",
                "\n", "#", "\\\n", ".", ":", ";")
 CONTROL = ("\x00", "\x0b", "\x0c", "\r", "\t", "\u2028", "\u2029", "\x85", "\ufeff", "\x1b[31m")
+# Well-formed but hostile index expressions and predicates: reach the interpreter and analyses.
+HOSTILE_INDEX = ("m % 0", "m / 0", "p + 9223372036854775807", "-m", "m * 4611686018427387904",
+                 "m / (p - p)", "p - 9223372036854775807 - 9", "abs(-9223372036854775807 - 1)",
+                 "2.5", "1e400", "M * M * M * M")
+HOSTILE_WHERE = (" where p + 9223372036854775807 > m", " where m % 0 == 0", " where 1e400 > p",
+                 " where p * 4611686018427387904 * 4 > 0", " where not p", " where m <= p or m",
+                 " where p / (m - m) < 1")
 HUGE = ("9" * 5000, "1e400", "4611686018427387904", "9223372036854775807", "-9223372036854775808",
         "0", "-1", "1e-400", "0.5", "2 * 9223372036854775807", "1K")
 
@@ -75,8 +82,10 @@ def mutate(text: str, rng: random.Random) -> str | bytes:
     """One mutant of ``text``: a str, or bytes when the mutation is not valid UTF-8."""
     tokens = _tokens(text)
     raw: bytes | None = None
+    # A third of the mutants stay well-formed, so that they reach the interpreter and analyses.
+    semantic = rng.random() < 0.35
     for _ in range(rng.randint(1, 3)):
-        op = rng.randrange(10)
+        op = rng.choice((6, 9, 10)) if semantic else rng.randrange(12)
         k = rng.randrange(len(tokens)) if tokens else 0
         if op == 0 and tokens:
             del tokens[k]
@@ -98,6 +107,12 @@ def mutate(text: str, rng: random.Random) -> str | bytes:
             tokens.insert(k, _deep(rng))
         elif op == 8:
             tokens[k:k + 1] = [rng.choice(KEYWORDS)]
+        elif op == 9:
+            _hostile_index(tokens, rng)
+        elif op == 10:
+            ends = [i for i, t in enumerate(tokens) if "\n" in t and i > 0 and "=" in "".join(
+                tokens[max(0, i - 30):i])]
+            tokens.insert(rng.choice(ends) if ends else len(tokens), rng.choice(HOSTILE_WHERE))
         else:
             names = [i for i, t in enumerate(tokens) if t[:1].isalpha()]
             if names:
@@ -108,6 +123,18 @@ def mutate(text: str, rng: random.Random) -> str | bytes:
     data = result.encode("utf-8")
     at = rng.randrange(len(data) + 1)
     return data[:at] + raw + data[at:]
+
+
+def _hostile_index(tokens: list[str], rng: random.Random) -> None:
+    """Replaces one index variable inside brackets by a hostile index expression."""
+    depth, spots = 0, []
+    for i, token in enumerate(tokens):
+        depth += token == "["
+        depth -= token == "]"
+        if depth > 0 and token[:1].islower():
+            spots.append(i)
+    if spots:
+        tokens[rng.choice(spots)] = rng.choice(HOSTILE_INDEX)
 
 
 _LOCATED = re.compile(r"^(?P<where>.+?)(?::\d+:\d+)?: error: ")

@@ -13,8 +13,8 @@ _SPEC.loader.exec_module(fuzz)
 
 
 @pytest.mark.parametrize("commands,count,seed", [
-    (("check",), 300, 11),
-    (("eval", "work", "passes"), 40, 12),
+    (("check",), 200, 11),
+    (("eval", "work", "passes"), 30, 12),
 ])
 def test_mutated_cascades_give_located_diagnostics(tmp_path, commands, count, seed):
     summary = fuzz.campaign(count, seed, commands, folder=str(tmp_path))
