@@ -5,7 +5,8 @@
 Each mutant is an example from examples/attention/ with one to three mutations (delete, insert,
 duplicate or swap tokens, random bytes, control characters, huge numbers, deep nesting, keywords),
 run in-process through ``cascade_cli.main.main`` for every command. A run passes when it exits 0,
-or exits 1 with a located diagnostic (``FILE:LINE:COL: error:`` or ``FILE: error:``) and a hint.
+or exits 1 with a located diagnostic (``FILE:LINE:COL: error:`` with the source line and a caret,
+or ``FILE: error:``) and a hint.
 Exit 2 (an internal error), a diagnostic without location or hint, or a run over 30 s is a finding.
 The summary (counts per exit code, findings with the input that caused them) goes to
 bench/results/fuzz_inputs.json. tests/test_hostile_fuzz.py runs a bounded campaign in `make test`.
@@ -153,6 +154,10 @@ def classify(code: int, err: str, path: str) -> str | None:
         return "diagnostic without a location"
     if "\nhint: " not in err:
         return "diagnostic without a hint"
+    lines = err.splitlines()
+    if re.match(r".+:\d+:\d+: error: ", first) and not (
+            len(lines) > 2 and lines[1].startswith("  ") and "^" in lines[2]):
+        return "located diagnostic without the source line and caret"
     return None
 
 

@@ -27,6 +27,9 @@ def test_classify_flags_what_the_campaign_must_catch():
     assert fuzz.classify(2, "cascade: internal error: RecursionError", "x.ein") == "exit 2"
     assert fuzz.classify(1, "error: oops\nhint: h", "x.ein") == "diagnostic without a location"
     assert fuzz.classify(1, "x.ein:1:2: error: oops", "x.ein") == "diagnostic without a hint"
+    assert fuzz.classify(1, "x.ein:1:2: error: oops\nhint: h", "x.ein").startswith(
+        "located diagnostic without the source line")
+    assert fuzz.classify(1, "x.ein: error: oops\nhint: h", "x.ein") is None
     assert fuzz.classify(1, "x.ein:1:2: error: oops\n  a\n  ^\nhint: h", "x.ein") is None
 
 

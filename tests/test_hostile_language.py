@@ -158,6 +158,7 @@ def test_division_by_zero_in_a_predicate_reaches_the_analyses(tmp_path, capsys):
         code, _, err = run_cli(capsys, command, path)
         assert code == 1 and "by zero" in err
         assert_located(err, path, 4)
+        assert "  O[p,m] = A[p,m] where m % (p - p) == 0" in err  # the source line is quoted
 
 
 def test_float_literal_in_a_predicate(tmp_path, capsys):

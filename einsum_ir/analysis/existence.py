@@ -27,6 +27,7 @@ from typing import Mapping
 
 import numpy as np
 
+from ..errors import CascadeError
 from ..ir import Access, Binary, Call, Einsum, Expr, Name, Num, Unary
 from ..labelled import IndexEvaluator, LArr, align, ensure_fits, union_labels
 from ..verifier import Analysis
@@ -262,4 +263,7 @@ class ExistenceEvaluator:
 
 def existence(analysis: Analysis, sizes: Mapping[str, int]) -> ExistenceEvaluator:
     """Runs the existence propagation and returns the evaluator (masks in ``store``)."""
-    return ExistenceEvaluator(analysis, sizes).run()
+    try:
+        return ExistenceEvaluator(analysis, sizes).run()
+    except CascadeError as exc:
+        raise exc.with_source(analysis.cascade.source) from None
