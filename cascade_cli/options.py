@@ -44,8 +44,8 @@ def parse_bytes(text: str) -> int:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an amount of memory "
                                          "(for example 4G or 512M)") from None
-    if not 0 < amount < 2 ** 60:
-        raise argparse.ArgumentTypeError(f"{text!r}: the amount must be positive")
+    if not 0 < amount * _BYTE_UNITS[unit] < 2 ** 60:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a positive amount below 1024 PiB")
     return int(amount * _BYTE_UNITS[unit])
 
 

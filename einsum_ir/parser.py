@@ -19,7 +19,7 @@ _GRAMMAR = Path(__file__).with_name("cascade.lark")
 # interpreter, analyses, code generation) walk expressions recursively, so the nesting depth of an
 # expression is bounded here, once, with a located error.
 MAX_DEPTH = 200
-MAX_SOURCE_BYTES = 1 << 20
+MAX_SOURCE_BYTES = 256 * 1024  # about 10,000 statements: checked in seconds
 MAX_INT_LITERAL = 2 ** 63 - 1
 
 # What the user probably meant, for the tokens lark reports as expected.
