@@ -180,3 +180,17 @@ def test_reproduce_refuses_an_unwritable_output_before_the_study(capsys, tmp_pat
     blocker.write_text("")
     code, _, err = run_cli(capsys, "reproduce", "fusemax", option, str(blocker / "sub"))
     assert code == 1 and err.startswith(f"{option} {blocker / 'sub'}: error:") and "hint:" in err
+
+
+@pytest.mark.parametrize("value,expected", [("4G", 4 * 2 ** 30), ("512M", 512 * 2 ** 20),
+                                            ("1.5GiB", 3 * 2 ** 29), ("2kb", 2048), ("100", 100)])
+def test_max_memory_amounts(value, expected):
+    from cascade_cli.options import parse_bytes
+
+    assert parse_bytes(value) == expected
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "1e30T", "lots"])
+def test_bad_max_memory_is_a_usage_error(capsys, value):
+    code, _, err = run_cli(capsys, "check", CAUSAL, "--max-memory", value)
+    assert code == 2 and "--max-memory" in err
