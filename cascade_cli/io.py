@@ -19,7 +19,12 @@ def read_cascade(path: str):
     """Parses the cascade file at ``path``, or standard input for ``-`` (unverified IR)."""
     if path != STDIN:
         return parse_file(path)
-    data = sys.stdin.buffer.read(MAX_SOURCE_BYTES + 1)
+    stream = getattr(sys.stdin, "buffer", None)  # a text-only stdin (a test harness) has none
+    if sys.stdin is None:
+        raise CascadeError("standard input is closed", file="<stdin>",
+                           hint="give the cascade file's path instead of -")
+    data = (stream.read(MAX_SOURCE_BYTES + 1) if stream is not None
+            else sys.stdin.read(MAX_SOURCE_BYTES + 1).encode("utf-8"))
     return parse(decode_source(data, "<stdin>"), "<stdin>")
 
 
