@@ -144,17 +144,9 @@ class IndexEvaluator:
         self.sizes = sizes
         self.fixed = fixed or {}
 
-    def __call__(self, expr: Expr) -> LArr:  # noqa: C901 - one case per node kind
-        if isinstance(expr, Num):
-            return LArr((), np.asarray(integer_literal(expr), dtype=np.int64))
-        if isinstance(expr, Name):
-            if not expr.is_index:
-                return LArr((), np.asarray(self.sizes[expr.name], dtype=np.int64))
-            if expr.name in self.fixed:
-                return LArr((), np.asarray(self.fixed[expr.name], dtype=np.int64))
-            extent = self.sizes[expr.name.upper()]
-            ensure_fits((extent,), 8, f"the range of index {expr.name}", expr.span)
-            return LArr((expr.name,), np.arange(extent, dtype=np.int64))
+    def __call__(self, expr: Expr) -> LArr:
+        if isinstance(expr, (Num, Name)):
+            return self._leaf(expr)
         if isinstance(expr, Unary):
             inner = self(expr.operand)
             if expr.op == "not":
@@ -162,13 +154,7 @@ class IndexEvaluator:
             zero = np.zeros((), dtype=np.int64)
             return LArr(inner.labels, _checked("-", zero, inner.values, expr.span))
         if isinstance(expr, Call) and expr.func in ("abs", "min", "max"):
-            args = [self(a) for a in expr.args]
-            labels = union_labels(*(a.labels for a in args))
-            vals = [align(a, labels)[0] for a in args]
-            if expr.func == "abs":
-                zero = np.zeros((), dtype=np.int64)
-                return LArr(labels, np.maximum(vals[0], _checked("-", zero, vals[0], expr.span)))
-            return LArr(labels, (np.minimum if expr.func == "min" else np.maximum)(*vals))
+            return self._call(expr)
         if isinstance(expr, Binary):
             lhs, rhs = self(expr.lhs), self(expr.rhs)
             labels = union_labels(lhs.labels, rhs.labels)
@@ -176,6 +162,26 @@ class IndexEvaluator:
             return LArr(labels, self._binary(expr, a, b))
         raise CascadeError("not an index or predicate expression", getattr(expr, "span", None),
                            "indices and predicates use integers, index variables and sizes")
+
+    def _leaf(self, expr: Num | Name) -> LArr:
+        if isinstance(expr, Num):
+            return LArr((), np.asarray(integer_literal(expr), dtype=np.int64))
+        if not expr.is_index:
+            return LArr((), np.asarray(self.sizes[expr.name], dtype=np.int64))
+        if expr.name in self.fixed:
+            return LArr((), np.asarray(self.fixed[expr.name], dtype=np.int64))
+        extent = self.sizes[expr.name.upper()]
+        ensure_fits((extent,), 8, f"the range of index {expr.name}", expr.span)
+        return LArr((expr.name,), np.arange(extent, dtype=np.int64))
+
+    def _call(self, expr: Call) -> LArr:
+        args = [self(a) for a in expr.args]
+        labels = union_labels(*(a.labels for a in args))
+        vals = [align(a, labels)[0] for a in args]
+        if expr.func == "abs":
+            zero = np.zeros((), dtype=np.int64)
+            return LArr(labels, np.maximum(vals[0], _checked("-", zero, vals[0], expr.span)))
+        return LArr(labels, (np.minimum if expr.func == "min" else np.maximum)(*vals))
 
     @staticmethod
     def _binary(expr: Binary, a: np.ndarray, b: np.ndarray) -> np.ndarray:
