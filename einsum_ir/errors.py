@@ -18,25 +18,49 @@ class Diagnostic:
             head = f"{file}: error: {self.message}" if file else f"error: {self.message}"
             return head + (f"\nhint: {self.hint}" if self.hint else "")
         lines = [f"{span.file}:{span.line}:{span.column}: error: {self.message}"]
-        text = _source_line(source, span.line)
+        text = source_line(source, span.line)
         if text is not None:
             width = 1
             if span.end_line == span.line and span.end_column > span.column:
                 width = span.end_column - span.column
+            text, column = _window(_displayed(text), span.column)
+            width = max(1, min(width, len(text) - column + 1))
             lines.append(f"  {text}")
-            lines.append("  " + " " * (span.column - 1) + "^" + "~" * (width - 1))
+            lines.append("  " + " " * (column - 1) + "^" + "~" * (width - 1))
         if self.hint:
             lines.append(f"hint: {self.hint}")
         return "\n".join(lines)
 
 
-def _source_line(source: str | None, line: int) -> str | None:
+def source_lines(source: str) -> list[str]:
+    """The lines of ``source`` as lark numbers them: only '\n' ends a line."""
+    return source.split("\n")
+
+
+def source_line(source: str | None, line: int) -> str | None:
+    """Line ``line`` (1-based, lark's numbering) without its line ending, or None."""
     if source is None:
         return None
-    lines = source.splitlines()
+    lines = source_lines(source)
     if 1 <= line <= len(lines):
-        return lines[line - 1].rstrip("\n").expandtabs(1)
+        return lines[line - 1].removesuffix("\r")
     return None
+
+
+def _displayed(text: str) -> str:
+    # One printable character per source character, so that the caret stays under its column.
+    return "".join(c if c.isprintable() else " " for c in text)
+
+
+def _window(text: str, column: int, width: int = 100) -> tuple[str, int]:
+    """A long line cut to about ``width`` characters around ``column`` (1-based)."""
+    if len(text) <= width:
+        return text, column
+    start = max(0, min(column - 1 - width // 2, len(text) - width))
+    piece = text[start:start + width]
+    prefix = "..." if start else ""
+    suffix = "..." if start + width < len(text) else ""
+    return prefix + piece + suffix, column - start + len(prefix)
 
 
 class CascadeError(Exception):

@@ -1,6 +1,6 @@
 """The reference interpreter: evaluates any verified cascade with numpy (float64 by default).
 
-Semantics (design.md section 3):
+Semantics (the README's language section states them for users):
 * Points that fail a ``where`` predicate do not exist (they are *empty*, not zero). A reduction
   reduces only the points that exist; a reduction over no point gives an empty point.
 * ``+``, binary ``max`` and ``min`` combine the points either operand has (a missing operand acts as
@@ -8,70 +8,34 @@ Semantics (design.md section 3):
   both exist), as in sparse tensor algebra.
 * An undefined result of arithmetic on infinities (``-inf - -inf``, ``0 * inf``) is empty: an empty
   history contributes nothing to a running max or sum, so a fully masked query row ends empty.
+  A ``sum`` or ``prod`` reduction whose result is undefined the same way (+inf and -inf among the
+  reduced points) is empty too.
+* Index and predicate arithmetic is checked int64 (see ``labelled.py``): an overflow or a zero
+  divisor is an error, never a wrap.
 * Accesses outside a tensor's extent (the tail of a split that does not divide its rank) read
   empty points.
 * Outputs are materialised with empty points as zeros.
 
-Values are carried as *labelled arrays*: a numpy array whose axes are named by index variables,
-plus an existence mask (None when every point exists). Sums of products go through ``np.einsum``
+Values are carried as labelled arrays (``labelled.py``). Sums of products go through ``np.einsum``
 so that a contraction never materialises its whole iteration space.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np
 
+from .budget import check_budget
 from .errors import CascadeError
-from .ir import Access, Binary, Call, Cascade, Einsum, Expr, Name, Num, Unary
+from .ir import Access, Binary, Call, Cascade, Einsum, Expr, Name, Num, Unary, walk
+from .labelled import IndexEvaluator, LArr, align, ensure_fits, union_labels
 from .sizes import resolve_sizes
 from .verifier import Analysis, analyze
 
 _IDENTITY = {"sum": 0.0, "max": -np.inf, "min": np.inf, "prod": 1.0}
 _UNION_OPS = {"+", "max", "min"}
-
-
-@dataclass
-class LArr:
-    """A labelled array: ``values`` has one axis per label; ``exists`` is None or a bool mask."""
-
-    labels: tuple[str, ...]
-    values: np.ndarray
-    exists: np.ndarray | None = None
-
-
-def _align(arr: LArr, labels: tuple[str, ...], sizes: Mapping[str, int] | None = None,
-           full: bool = False):
-    """Reorders and expands ``arr`` so that it broadcasts against ``labels``."""
-    perm = [arr.labels.index(l) for l in labels if l in arr.labels]
-    identity = perm == list(range(len(perm)))
-
-    def expand(a: np.ndarray) -> np.ndarray:
-        a = a if identity else np.transpose(a, perm)
-        shape, k = [1] * len(labels), 0
-        for i, label in enumerate(labels):
-            if label in arr.labels:
-                shape[i] = a.shape[k]
-                k += 1
-        return a.reshape(shape)
-
-    values = expand(arr.values)
-    exists = None if arr.exists is None else expand(arr.exists)
-    if full:
-        target = tuple(sizes[l] for l in labels)
-        values = np.broadcast_to(values, target)
-        if exists is not None:
-            exists = np.broadcast_to(exists, target)
-    return values, exists
-
-
-def _union_labels(*arrs: LArr) -> tuple[str, ...]:
-    seen: dict[str, None] = {}
-    for arr in arrs:
-        for label in arr.labels:
-            seen.setdefault(label)
-    return tuple(seen)
+# np.einsum names each axis by one letter.
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 def _and(a, b):
@@ -104,52 +68,16 @@ class _Evaluator:
 
     # ---------------------------------------------------------------- indices
     def eval_int(self, expr: Expr) -> LArr:
-        """Integer arithmetic over index variables (``/`` is floor division)."""
-        if isinstance(expr, Num):
-            return LArr((), np.asarray(int(expr.value)))
-        if isinstance(expr, Name):
-            if expr.is_index:
-                if expr.name in self.fixed:
-                    return LArr((), np.asarray(self.fixed[expr.name]))
-                return LArr((expr.name,), np.arange(self.extent(expr.name)))
-            return LArr((), np.asarray(self.sizes[expr.name]))
-        if isinstance(expr, Unary) and expr.op == "-":
-            inner = self.eval_int(expr.operand)
-            return LArr(inner.labels, -inner.values)
-        if isinstance(expr, Call) and expr.func in ("abs", "min", "max"):
-            args = [self.eval_int(a) for a in expr.args]
-            labels = _union_labels(*args)
-            vals = [_align(a, labels)[0] for a in args]
-            fn = {"abs": np.abs, "min": np.minimum, "max": np.maximum}[expr.func]
-            return LArr(labels, fn(*vals))
-        if isinstance(expr, Binary):
-            lhs, rhs = self.eval_int(expr.lhs), self.eval_int(expr.rhs)
-            labels = _union_labels(lhs, rhs)
-            a, b = _align(lhs, labels)[0], _align(rhs, labels)[0]
-            op = expr.op
-            if op in ("/", "%"):
-                safe = np.where(b == 0, 1, b)
-                out = a // safe if op == "/" else a % safe
-            else:
-                out = _INT_OPS[op](a, b)
-            return LArr(labels, out)
-        raise CascadeError("unsupported index expression", getattr(expr, "span", None))
+        """Integer arithmetic over index variables (checked int64; ``/`` floors)."""
+        return IndexEvaluator(self.sizes, self.fixed)(expr)
 
-    def eval_pred(self, expr: Expr) -> LArr:
-        if isinstance(expr, Unary) and expr.op == "not":
-            inner = self.eval_pred(expr.operand)
-            return LArr(inner.labels, ~inner.values)
-        if isinstance(expr, Binary) and expr.op in ("and", "or"):
-            lhs, rhs = self.eval_pred(expr.lhs), self.eval_pred(expr.rhs)
-            labels = _union_labels(lhs, rhs)
-            a, b = _align(lhs, labels)[0], _align(rhs, labels)[0]
-            return LArr(labels, (a & b) if expr.op == "and" else (a | b))
-        return self.eval_int(expr)  # a comparison: _INT_OPS gives booleans
+    eval_pred = eval_int  # comparisons and logic give booleans
 
     # ---------------------------------------------------------------- reads
     def read(self, access: Access) -> LArr:
         if access.tensor not in self.store:
-            raise CascadeError(f"{access.tensor} is read before it is computed", access.span)
+            raise CascadeError(f"{access.tensor} is read before it is computed", access.span,
+                               "define it by an earlier Einsum")
         values, exists = self.store[access.tensor]
         # Fast path: distinct plain variables (or fixed ones) within the axis extents: a view.
         plain = True
@@ -185,8 +113,8 @@ class _Evaluator:
             return LArr(tuple(labels), v, e)
         # General path: gather through broadcast integer index arrays.
         idx = [self.eval_int(index) for index in access.indices]
-        labels_t = _union_labels(*idx)
-        arrays = [_align(i, labels_t)[0] for i in idx]
+        labels_t = union_labels(*(i.labels for i in idx))
+        arrays = [align(i, labels_t)[0] for i in idx]
         valid = None
         clipped = []
         for k, arr in enumerate(arrays):
@@ -227,12 +155,13 @@ class _Evaluator:
                 return self._binary(expr.func, *args)
             (arg,) = args
             return LArr(arg.labels, _UNARY[expr.func](arg.values), arg.exists)
-        raise CascadeError("unsupported expression", getattr(expr, "span", None))
+        raise CascadeError("unsupported expression", getattr(expr, "span", None),
+                           "see the README's language section for the expressions")
 
     def _binary(self, op: str, lhs: LArr, rhs: LArr) -> LArr:
-        labels = _union_labels(lhs, rhs)
-        a, ea = _align(lhs, labels)
-        b, eb = _align(rhs, labels)
+        labels = union_labels(lhs.labels, rhs.labels)
+        a, ea = align(lhs, labels)
+        b, eb = align(rhs, labels)
         out = _VALUE_OPS[op](a, b)
         if op in _COMPARE:
             out = out.astype(self.dtype)
@@ -271,21 +200,23 @@ class _Evaluator:
             masked = False
         masked = masked or any(f.exists is not None for f in factors)
         letters: dict[str, str] = {}
-        for f in factors:
-            for l in f.labels:
-                letters.setdefault(l, chr(ord("a") + len(letters)) if len(letters) < 26
-                                   else chr(ord("A") + len(letters) - 26))
+        for label in union_labels(*(f.labels for f in factors)):
+            if len(letters) == len(_LETTERS):
+                raise CascadeError(f"{einsum.name}: an Einsum over more than {len(_LETTERS)} "
+                                   "index variables cannot be evaluated", einsum.span,
+                                   "split it into Einsums over fewer index variables")
+            letters[label] = _LETTERS[len(letters)]
         present_out = tuple(l for l in out_labels if l in letters)
         spec = ",".join("".join(letters[l] for l in f.labels) for f in factors)
         spec += "->" + "".join(letters[l] for l in present_out)
         vals = [np.where(f.exists, f.values, 0) if f.exists is not None else f.values for f in factors]
         values = np.einsum(spec, *vals, optimize=len(factors) > 2)
-        exists = None
+        exists = _undefined_sums(values, spec, vals, reduced)
         if masked:
             masks = [f.exists.astype(self.dtype) if f.exists is not None
                      else np.ones((1,) * len(f.labels), dtype=self.dtype) for f in factors]
-            masks = [np.broadcast_to(m, f.values.shape) for m, f in zip(masks, factors)]
-            exists = np.einsum(spec, *masks, optimize=len(factors) > 2) > 0
+            masks = [np.broadcast_to(m, f.values.shape) for m, f in zip(masks, factors, strict=True)]
+            exists = _and(exists, np.einsum(spec, *masks, optimize=len(factors) > 2) > 0)
         elif any(self.extent(r) == 0 for r in reduced):
             exists = np.zeros(values.shape, dtype=bool)
         return LArr(present_out, np.asarray(values, dtype=self.dtype),
@@ -302,9 +233,9 @@ class _Evaluator:
         body = self.eval_value(einsum.body)
         if einsum.where is not None:
             pred = self.eval_pred(einsum.where)
-            labels = _union_labels(body, pred)
-            v, e = _align(body, labels)
-            p, _ = _align(pred, labels)
+            labels = union_labels(body.labels, pred.labels)
+            v, e = align(body, labels)
+            p, _ = align(pred, labels)
             target = np.broadcast_shapes(v.shape, p.shape)
             exists = np.broadcast_to(p, target) if e is None else (e & p)
             body = LArr(labels, np.broadcast_to(v, target), exists)
@@ -313,7 +244,9 @@ class _Evaluator:
         labels = tuple(out_labels) + tuple(reduced)
         extra = tuple(l for l in body.labels if l not in labels)
         assert not extra, extra
-        v, e = _align(body, labels, self.sizes_for(labels), full=True)
+        ensure_fits([self.extent(label) for label in labels], self.dtype.itemsize,
+                    f"the iteration space of {einsum.name}", einsum.span)
+        v, e = align(body, labels, self.sizes_for(labels), full=True)
         axes = tuple(range(len(out_labels), len(labels)))
         if e is not None:
             v = np.where(e, v, _IDENTITY[einsum.reducer])
@@ -325,6 +258,11 @@ class _Evaluator:
             exists = np.zeros(values.shape, dtype=bool)
         else:
             exists = None
+        if einsum.reducer in ("sum", "prod"):
+            # inf + -inf and 0 * inf inside the reduction: as for '+' and '*', the point is empty
+            fresh = np.isnan(values) & ~np.any(np.isnan(v), axis=axes)
+            if fresh.any():
+                exists = ~fresh if exists is None else (exists & ~fresh)
         return LArr(tuple(out_labels), np.asarray(values, dtype=self.dtype), exists)
 
     def sizes_for(self, labels) -> dict[str, int]:
@@ -341,7 +279,7 @@ class _Evaluator:
         slots = self.a.output_slots(einsum, self.fixed, self.sizes)
         slicer = [slot for slot, _ in slots]
         labels = tuple(label for _, label in slots if label is not None)
-        v, e = _align(result, labels, self.sizes_for(labels), full=True)
+        v, e = align(result, labels, self.sizes_for(labels), full=True)
         values[tuple(slicer)] = v
         if e is None:
             if exists is not None:
@@ -360,9 +298,17 @@ class _Evaluator:
             self.fixed = {}
 
 
-def _has_index(expr: Expr, fixed) -> bool:
-    from .ir import walk
+def _undefined_sums(values, spec: str, factors, reduced) -> np.ndarray | None:
+    """Points where a sum of products is NaN although no factor is (inf - inf, 0 * inf): empty,
+    the rule '+' and '*' follow. None when there is none."""
+    if not reduced or not np.isnan(values).any():
+        return None
+    nan_in = np.einsum(spec, *[np.isnan(f).astype(np.float64) for f in factors]) > 0
+    fresh = np.isnan(values) & ~nan_in
+    return ~fresh if fresh.any() else None
 
+
+def _has_index(expr: Expr, fixed) -> bool:
     return any(isinstance(n, Name) and n.is_index and n.name not in fixed for n in walk(expr))
 
 
@@ -410,9 +356,14 @@ def input_shapes(cascade: Cascade, sizes: Mapping[str, int]) -> dict[str, tuple[
 
 def random_inputs(cascade: Cascade, sizes: Mapping[str, int], seed: int = 0,
                   dtype=np.float64) -> dict[str, np.ndarray]:
+    if seed < 0:
+        raise CascadeError(f"the seed must be a non-negative integer, got {seed}",
+                           hint="use --seed 0 or any positive integer")
     rng = np.random.default_rng(seed)
-    return {name: rng.standard_normal(shape).astype(dtype)
-            for name, shape in input_shapes(cascade, sizes).items()}
+    shapes = input_shapes(cascade, sizes)
+    for name, shape in shapes.items():
+        ensure_fits(shape, np.dtype(dtype).itemsize, f"input {name}", cascade.input(name).span)
+    return {name: rng.standard_normal(shape).astype(dtype) for name, shape in shapes.items()}
 
 
 def evaluate(cascade: Cascade, inputs: Mapping[str, np.ndarray] | None = None,
@@ -421,24 +372,24 @@ def evaluate(cascade: Cascade, inputs: Mapping[str, np.ndarray] | None = None,
     """Evaluates ``cascade`` and returns its outputs (empty points as zeros).
 
     ``sizes`` overrides rank and parameter defaults; inputs default to seeded standard normals.
-    With ``return_all`` every tensor is returned, intermediates included.
+    With ``return_all`` every tensor is returned, intermediates included. What will be allocated
+    is checked first against ``labelled.max_memory``.
     """
+    try:
+        return _evaluate(cascade, inputs, sizes, np.dtype(dtype), seed, return_all, analysis)
+    except CascadeError as exc:
+        raise exc.with_source(cascade.source) from None
+
+
+def _evaluate(cascade, inputs, sizes, dtype, seed, return_all, analysis):
     analysis = analysis or analyze(cascade)
     env = resolve_sizes(cascade, sizes)
+    check_budget(analysis, env, dtype.itemsize)
     if inputs is None:
         inputs = random_inputs(cascade, env, seed, dtype)
-    shapes = input_shapes(cascade, env)
-    ev = _Evaluator(analysis, env, np.dtype(dtype))
-    for name, shape in shapes.items():
-        if name not in inputs:
-            raise CascadeError(f"input {name} is missing", cascade.input(name).span,
-                               f"provide an array of shape {shape}")
-        arr = np.asarray(inputs[name], dtype=dtype)
-        if arr.shape != shape:
-            decl = cascade.input(name)
-            raise CascadeError(f"input {name} has shape {arr.shape}, expected {shape} "
-                               f"({name}[{', '.join(decl.axes)}])", decl.span)
-        ev.store[name] = [arr, None]
+    ev = _Evaluator(analysis, env, dtype)
+    for name, shape in input_shapes(cascade, env).items():
+        ev.store[name] = [_input_array(cascade, name, shape, inputs, dtype), None]
     ev.run()
     wanted = analysis.shapes.keys() if return_all else [d.name for d in cascade.outputs]
     out = {}
@@ -446,3 +397,19 @@ def evaluate(cascade: Cascade, inputs: Mapping[str, np.ndarray] | None = None,
         values, exists = ev.store[name]
         out[name] = values if exists is None else np.where(exists, values, 0).astype(dtype)
     return out
+
+
+def _input_array(cascade: Cascade, name: str, shape, inputs, dtype) -> np.ndarray:
+    decl = cascade.input(name)
+    if name not in inputs:
+        raise CascadeError(f"input {name} is missing", decl.span,
+                           f"provide an array of shape {shape}")
+    arr = np.asarray(inputs[name])
+    if arr.dtype.kind not in "biuf":
+        raise CascadeError(f"input {name} holds {arr.dtype} values, not real numbers", decl.span,
+                           "give an array of floats (or integers)")
+    if arr.shape != shape:
+        raise CascadeError(f"input {name} has shape {arr.shape}, expected {shape} "
+                           f"({name}[{', '.join(decl.axes)}])", decl.span,
+                           "give an array of the declared shape at these sizes")
+    return arr.astype(dtype, copy=False)

@@ -6,14 +6,22 @@ import re
 from pathlib import Path
 
 import lark
-from lark import Token, Transformer, v_args
+from lark import Token, v_args
+from lark.visitors import Transformer_NonRecursive
 
-from .errors import CascadeError
+from .errors import CascadeError, source_line, source_lines
 from .ir import (Access, Binary, Call, Cascade, Einsum, Name, Num, SizeDecl, Span, Split,
                  TensorDecl, Unary, index_vars)
 from .resources import BuiltinKind, resolve_spec
 
 _GRAMMAR = Path(__file__).with_name("cascade.lark")
+
+# Limits on what a cascade file may ask of the tools. Later stages (printer, verifier,
+# interpreter, analyses, code generation) walk expressions recursively, so the nesting depth of an
+# expression is bounded here, once, with a located error.
+MAX_DEPTH = 200
+MAX_SOURCE_BYTES = 256 * 1024  # about 10,000 statements: checked in seconds
+MAX_INT_LITERAL = 2 ** 63 - 1
 
 # What the user probably meant, for the tokens lark reports as expected.
 _TOKEN_WORDS = {
@@ -44,7 +52,8 @@ class _BracketNewlines:
 
 @functools.lru_cache(maxsize=1)
 def _lark() -> lark.Lark:
-    return lark.Lark(_GRAMMAR.read_text(), start="program", parser="lalr",
+    # cache=True keeps the built LALR tables in the temporary directory (start-up time).
+    return lark.Lark(_GRAMMAR.read_text(), start="program", parser="lalr", cache=True,
                      propagate_positions=True, postlex=_BracketNewlines(), maybe_placeholders=True)
 
 
@@ -60,7 +69,7 @@ def _span_of(file: str, item) -> Span | None:
     return Span(file, meta.line, meta.column, meta.end_line, meta.end_column)
 
 
-class _ToIR(Transformer):
+class _ToIR(Transformer_NonRecursive):  # iterative: deep input must not exhaust the stack
     def __init__(self, file: str):
         super().__init__()
         self.file = file
@@ -72,8 +81,13 @@ class _ToIR(Transformer):
     def number(self, children):
         (tok,) = children
         text = str(tok)
-        value: float | int = int(text) if text.isdigit() else float(text)
-        return Num(value, span=self._span(tok))
+        if not text.isdigit():
+            return Num(float(text), span=self._span(tok))
+        # Checked before int(): Python refuses to convert more than 4,300 digits.
+        if len(text.lstrip("0")) > 19 or int(text) > MAX_INT_LITERAL:
+            raise CascadeError(f"integer literal {_abbrev(text)} is too large", self._span(tok),
+                               "integers must be below 2^63; write a value as a float (1e30)")
+        return Num(int(text), span=self._span(tok))
 
     def inf(self, children):
         return Num(float("inf"), span=self._span(children[0]))
@@ -185,9 +199,14 @@ def parse(text: str, file: str = "<string>", name: str | None = None) -> Cascade
     """Parse cascade text into an (unverified) IR. Raises CascadeError on syntax errors."""
     try:
         tree = _lark().parse(text)
+        _check_depth(tree, file, text)
+        statements = _ToIR(file).transform(tree)
     except lark.exceptions.UnexpectedInput as exc:
         raise _syntax_error(exc, text, file) from None
-    statements = _ToIR(file).transform(tree)
+    except lark.exceptions.VisitError as exc:
+        if isinstance(exc.orig_exc, CascadeError):
+            raise exc.orig_exc.with_source(text) from None
+        raise
 
     sizes, splits, inputs, outputs, einsums = [], [], [], [], []
     for stmt in statements:
@@ -208,23 +227,68 @@ def parse(text: str, file: str = "<string>", name: str | None = None) -> Cascade
                    name=name, source=text)
 
 
+def _check_depth(tree: lark.Tree, file: str, text: str) -> None:
+    """Refuses an expression nested deeper than MAX_DEPTH (walked with an explicit stack)."""
+    stack = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise CascadeError(f"expression nested too deeply (more than {MAX_DEPTH} levels of "
+                               "operators, calls or brackets)", _span_of(file, node),
+                               "split it into intermediate tensors, one Einsum each",
+                               source=text, file=file)
+        stack.extend((child, depth + 1) for child in node.children if isinstance(child, lark.Tree))
+
+
 def parse_file(path: str | Path) -> Cascade:
-    path = resolve_spec(BuiltinKind.CASCADE, str(path))  # a file, or a built-in example's name
+    """Reads (at most MAX_SOURCE_BYTES of) a UTF-8 cascade file and parses it.
+
+    ``path`` is a file, or the name of a built-in example (``causal``).
+    """
+    path = Path(resolve_spec(BuiltinKind.CASCADE, str(path)))
     try:
-        text = path.read_text()
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_SOURCE_BYTES + 1)
     except FileNotFoundError:
         raise CascadeError(f"no such file: {path}", hint="check the path of the cascade file",
                            file=str(path)) from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
-        raise CascadeError(f"cannot read {path}: {exc.__class__.__name__}", file=str(path)) from None
-    return parse(text, str(path))
+    except IsADirectoryError:
+        raise CascadeError(f"{path} is a directory, not a cascade file",
+                           hint="give the path of a .ein file", file=str(path)) from None
+    except OSError as exc:
+        raise CascadeError(f"cannot read {path}: {exc.strerror or exc.__class__.__name__}",
+                           hint="check the file's permissions", file=str(path)) from None
+    return parse(decode_source(data, str(path)), str(path))
+
+
+def decode_source(data: bytes, file: str) -> str:
+    """Cascade text from the bytes of a file: at most MAX_SOURCE_BYTES, UTF-8."""
+    if len(data) > MAX_SOURCE_BYTES:
+        raise CascadeError(f"file is larger than {MAX_SOURCE_BYTES // 1024} KiB",
+                           hint="a cascade file is a few lines of text; is this the right file?",
+                           file=file)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        column = len(data[line_start:exc.start].decode("utf-8", "replace")) + 1
+        text = data.decode("utf-8", "replace")
+        raise CascadeError(f"not UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start}",
+                           Span(file, line, column, line, column + 1),
+                           "save the file as UTF-8", source=text, file=file) from None
+
+
+def _abbrev(text: str) -> str:
+    return text if len(text) <= 24 else f"{text[:10]}...{text[-6:]} ({len(text)} digits)"
 
 
 def _syntax_error(exc: lark.exceptions.UnexpectedInput, text: str, file: str) -> CascadeError:
+    # lark counts lines by '\n' only (not \v, \f, \r or U+2028 as str.splitlines() does).
+    lines = source_lines(text)
     line = getattr(exc, "line", None)
     column = getattr(exc, "column", None)
-    if line is None or line < 1:  # unexpected end of input
-        lines = text.splitlines() or [""]
+    if line is None or line < 1 or column is None or column < 1:  # unexpected end of input
         line, column = len(lines), len(lines[-1]) + 1
     span = Span(file, line, column, line, column + 1)
     expected = sorted(getattr(exc, "expected", None) or getattr(exc, "allowed", None) or [])
@@ -232,7 +296,8 @@ def _syntax_error(exc: lark.exceptions.UnexpectedInput, text: str, file: str) ->
              if not t.startswith("__")]
     nested = _nested_reduction(text, line, column)
     if isinstance(exc, lark.exceptions.UnexpectedCharacters):
-        char = text.splitlines()[line - 1][column - 1] if line <= len(text.splitlines()) else "?"
+        current = source_line(text, line) or ""
+        char = current[column - 1] if column <= len(current) else "?"
         message = f"unexpected character {char!r}"
         hint = "names are letters, digits and '_'; operators are + - * / % and comparisons"
     elif isinstance(exc, lark.exceptions.UnexpectedEOF):
@@ -250,11 +315,12 @@ def _syntax_error(exc: lark.exceptions.UnexpectedInput, text: str, file: str) ->
         hint = None
     if words and not nested and "is not closed" not in (hint or "") and "'=='" not in (hint or ""):
         hint = (hint + "; " if hint else "") + "expected " + ", ".join(words[:6])
-    return CascadeError(message, span, nested or hint, source=text, file=file)
+    return CascadeError(message, span, nested or hint or "check the statement's syntax",
+                        source=text, file=file)
 
 
 def _hint_for(token: Token, words: list[str], text: str, line: int) -> str | None:
-    source_line = text.splitlines()[line - 1] if 0 < line <= len(text.splitlines()) else ""
+    source_line = _line(text, line)
     if token.type in ("SUM", "MAX", "MIN", "PROD") or (
             token.type == "LSQB" and any(r in source_line for r in ("sum[", "max[", "min[", "prod["))):
         return ("a reduction must be the whole right-hand side; define its result as a tensor of "
@@ -273,10 +339,7 @@ _REDUCTION = re.compile(r"\b(sum|max|min|prod)\s*\[")
 
 def _nested_reduction(text: str, line: int, column: int) -> str | None:
     """A reducer used inside an expression rather than as the whole right-hand side."""
-    lines = text.splitlines()
-    if not 0 < line <= len(lines):
-        return None
-    source = lines[line - 1][: max(column - 1, 0)]
+    source = _line(text, line)[: max(column - 1, 0)]
     _, eq, rhs = source.partition("=")
     match = _REDUCTION.search(rhs) if eq else None
     if match and rhs[: match.start()].strip():
@@ -290,3 +353,7 @@ def _unbalanced(text: str) -> str | None:
         if text.count(opening) > text.count(closing):
             return f"a '{opening}' is not closed"
     return None
+
+
+def _line(text: str, line: int) -> str:
+    return source_line(text, line) or ""

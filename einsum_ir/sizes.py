@@ -1,7 +1,5 @@
 """Resolving rank and parameter sizes: defaults, command-line overrides, splits."""
 from __future__ import annotations
-
-import math
 from typing import Mapping
 
 from .errors import CascadeError
@@ -12,7 +10,8 @@ def eval_int(expr: Expr, env: Mapping[str, int], *, what: str = "size") -> int:
     """Evaluates an integer expression over named integers (``/`` must divide exactly)."""
     if isinstance(expr, Num):
         if isinstance(expr.value, float) and not float(expr.value).is_integer():
-            raise CascadeError(f"a {what} must be an integer, not {expr.value}", expr.span)
+            raise CascadeError(f"a {what} must be an integer, not {expr.value}", expr.span,
+                               "sizes are integers")
         return int(expr.value)
     if isinstance(expr, Name):
         if expr.name not in env:
@@ -30,7 +29,8 @@ def eval_int(expr: Expr, env: Mapping[str, int], *, what: str = "size") -> int:
         if expr.op == "*":
             return lhs * rhs
         if rhs == 0:
-            raise CascadeError(f"division by zero in a {what}", expr.span)
+            raise CascadeError(f"division by zero in a {what}", expr.span,
+                               "the divisor of a size must be non-zero")
         if expr.op == "%":
             return lhs % rhs
         if lhs % rhs:
@@ -40,7 +40,8 @@ def eval_int(expr: Expr, env: Mapping[str, int], *, what: str = "size") -> int:
     if isinstance(expr, Call) and expr.func in ("min", "max") and len(expr.args) == 2:
         values = [eval_int(a, env, what=what) for a in expr.args]
         return min(values) if expr.func == "min" else max(values)
-    raise CascadeError(f"a {what} must be an integer expression of sizes", getattr(expr, "span", None))
+    raise CascadeError(f"a {what} must be an integer expression of sizes", getattr(expr, "span", None),
+                       "use integers, sizes, + - * / % and min/max")
 
 
 def _names_in(expr: Expr) -> set[str]:
@@ -49,12 +50,32 @@ def _names_in(expr: Expr) -> set[str]:
     return {n.name for n in walk(expr) if isinstance(n, Name)}
 
 
+# Sizes are bounded so that products of a few of them stay exact in int64 index arithmetic.
+MAX_SIZE = 2 ** 40
+
+
 def resolve_sizes(cascade: Cascade, overrides: Mapping[str, int] | None = None) -> dict[str, int]:
     """Every rank and parameter size (splits included) for the given overrides.
 
     Declarations may refer to each other in any order; overrides replace defaults. A split's outer
     rank is ceil(rank / inner): the last tile may be partial, its missing points are empty.
+    Every size lies within +-MAX_SIZE.
     """
+    try:
+        return _resolve(cascade, overrides)
+    except CascadeError as exc:
+        raise exc.with_source(cascade.source) from None
+
+
+def _check_range(name: str, value: int, decl, overridden: bool) -> None:
+    if abs(value) > MAX_SIZE:
+        where = f"--set {name}" if overridden else f"the size of {name}"
+        raise CascadeError(f"{where}: {value} is out of range (at most 2^40 in magnitude)",
+                           None if overridden else decl.span,
+                           "a rank or parameter of this size cannot be evaluated or simulated")
+
+
+def _resolve(cascade: Cascade, overrides: Mapping[str, int] | None) -> dict[str, int]:
     overrides = dict(overrides or {})
     known = {d.name for d in cascade.sizes} | {s.outer for s in cascade.splits}
     for name in overrides:
@@ -78,13 +99,15 @@ def resolve_sizes(cascade: Cascade, overrides: Mapping[str, int] | None = None) 
                 env[name] = eval_int(decl.default, env)
             else:
                 continue
+            _check_range(name, env[name], decl, name in overrides)
             if env[name] <= 0 and decl.is_rank:
-                raise CascadeError(f"rank {name} must be positive, got {env[name]}", decl.span)
+                raise CascadeError(f"rank {name} must be positive, got {env[name]}", decl.span,
+                                   "a rank is the extent of an axis: 1 or more")
             del pending[name]
             progressed = True
         for split in list(splits):
             if split.rank in env and split.inner in env:
-                env[split.outer] = math.ceil(env[split.rank] / env[split.inner])
+                env[split.outer] = -(-env[split.rank] // env[split.inner])  # exact ceil
                 splits.remove(split)
                 progressed = True
         if not progressed:
@@ -99,5 +122,6 @@ def resolve_sizes(cascade: Cascade, overrides: Mapping[str, int] | None = None) 
                                    "size declarations must not form a cycle")
             split = splits[0]
             raise CascadeError(f"split {split.rank} = {split.outer} * {split.inner}: "
-                               f"{split.rank} or {split.inner} is not a declared rank", split.span)
+                               f"{split.rank} or {split.inner} is not a declared rank", split.span,
+                               "declare both with 'rank'")
     return env

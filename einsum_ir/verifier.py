@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from collections import OrderedDict
 from functools import cached_property
 
-import networkx as nx
-
 from .errors import CascadeError
+from .graphs import find_cycle, smallest_first_order, strongly_connected
 from .ir import (COMPARISONS, FUNCTIONS, LOGICAL, Access, Binary, Call, Cascade, Einsum, Expr,
                  Name, Num, Unary, index_vars, walk)
 
@@ -151,7 +150,7 @@ class _Checker:
         seen: dict[str, object] = {}
         for decl in self.c.sizes:
             if decl.name in seen:
-                raise _err(f"size {decl.name} is declared twice", decl)
+                raise _err(f"size {decl.name} is declared twice", decl, "keep one declaration")
             if decl.is_rank and not decl.name[0].isupper():
                 raise _err(f"rank {decl.name} must start with an upper-case letter", decl,
                            f"its index variable is the lower-case name ({decl.name.lower()})")
@@ -159,7 +158,8 @@ class _Checker:
             for node in walk(decl.default):
                 if isinstance(node, (Access, Call)) and not (
                         isinstance(node, Call) and node.func in ("min", "max")):
-                    raise _err(f"the size of {decl.name} must be an integer expression of sizes", node)
+                    raise _err(f"the size of {decl.name} must be an integer expression of sizes", node,
+                               "use integers, sizes, + - * / % and min/max")
                 if isinstance(node, Name) and node.name not in self.sizes and node.name not in {
                         s.outer for s in self.c.splits}:
                     raise _err(f"unknown size {node.name!r} in the size of {decl.name}", node,
@@ -176,7 +176,7 @@ class _Checker:
         tensors: dict[str, object] = {}
         for decl in (*self.c.inputs, *self.c.outputs):
             if decl.name in tensors and decl in self.c.inputs:
-                raise _err(f"tensor {decl.name} is declared twice", decl)
+                raise _err(f"tensor {decl.name} is declared twice", decl, "keep one declaration")
             tensors[decl.name] = decl
             if decl.name in self.sizes:
                 raise _err(f"{decl.name} is both a size and a tensor", decl, "rename one of them")
@@ -190,10 +190,12 @@ class _Checker:
         names_in = [d.name for d in self.c.inputs]
         names_out = [d.name for d in self.c.outputs]
         for name in set(names_in) & set(names_out):
-            raise _err(f"{name} is declared both input and output", self.c.output(name))
+            raise _err(f"{name} is declared both input and output", self.c.output(name),
+                       "an output is computed by an Einsum; rename one of them")
         for name in names_out:
             if names_out.count(name) > 1:
-                raise _err(f"output {name} is declared twice", self.c.output(name))
+                raise _err(f"output {name} is declared twice", self.c.output(name),
+                           "keep one declaration")
 
     # ------------------------------------------------------------------ shapes
     def _infer_shapes(self):
@@ -205,7 +207,8 @@ class _Checker:
                 raise _err(f"{einsum.name} is an input and cannot be defined here", einsum.output,
                            "rename the tensor this Einsum defines")
             if einsum.name in self.sizes:
-                raise _err(f"{einsum.name} is both a size and a tensor", einsum.output)
+                raise _err(f"{einsum.name} is both a size and a tensor", einsum.output,
+                           "rename one of them")
             by_tensor.setdefault(einsum.name, []).append(einsum)
 
         for tensor, defs in by_tensor.items():
@@ -216,7 +219,8 @@ class _Checker:
                     kind = _lhs_kind(index)
                     if kind is None:
                         raise _err(f"output index of {tensor} must be an index variable, "
-                                   f"'var+1' (a recurrence) or an integer (its initial value)", index)
+                                   f"'var+1' (a recurrence) or an integer (its initial value)", index,
+                                   "write expressions of indices on the right-hand side")
                     if kind[0] in ("var", "next") and kind[1].upper() not in self.ranks:
                         raise _err(f"index {kind[1]} has no extent", index,
                                    f"declare its rank: rank {kind[1].upper()} = ...")
@@ -225,7 +229,7 @@ class _Checker:
                 for var in vars_:
                     if vars_.count(var) > 1:
                         raise _err(f"index {var} appears twice in the output of {tensor}",
-                                   einsum.output)
+                                   einsum.output, "each output axis needs its own index")
                 kinds.append(row)
             updates = [(e, row) for e, row in zip(defs, kinds) if any(k[0] == "next" for k in row)]
             inits = [(e, row) for e, row in zip(defs, kinds) if any(k[0] == "const" for k in row)]
@@ -243,7 +247,8 @@ class _Checker:
             update, urow = updates[0]
             next_axes = [k for k, kind in enumerate(urow) if kind[0] == "next"]
             if len(next_axes) > 1:
-                raise _err(f"{tensor} recurs along more than one axis", update.output)
+                raise _err(f"{tensor} recurs along more than one axis", update.output,
+                           "step one axis with var+1; index the others plainly")
             axis = next_axes[0]
             if not inits:
                 var = urow[axis][1]
@@ -253,7 +258,8 @@ class _Checker:
             if len(irow) != len(urow) or irow[axis] != ("const", 0) or any(
                     a != b for k, (a, b) in enumerate(zip(irow, urow)) if k != axis):
                 raise _err(f"the initial value of {tensor} must use the update's indices, with 0 "
-                           f"on the iterative axis", init.output)
+                           f"on the iterative axis", init.output,
+                           f"for example {tensor}[..., 0] = ... for the update {tensor}[..., i+1]")
             shapes[tensor] = tuple(
                 Axis(kind[1].upper(), 1 if kind[0] == "next" else 0) for kind in urow)
             recurrences[tensor] = Recurrence(tensor, axis, urow[axis][1], init, update)
@@ -265,7 +271,8 @@ class _Checker:
         body_vars = set(index_vars(einsum.body))
         for node in walk(einsum.output):
             if isinstance(node, Name) and not node.is_index and node.name not in self.sizes:
-                raise _err(f"unknown size {node.name!r}", node)
+                raise _err(f"unknown size {node.name!r}", node,
+                           "declare it with 'rank' or 'param'; index variables are lower case")
         self._check_value(einsum.body)
         if einsum.reducer is not None:
             for var in einsum.reduced:
@@ -290,7 +297,7 @@ class _Checker:
             if extra:
                 var = sorted(extra)[0]
                 raise _err(f"the predicate uses index {var}, which the Einsum does not iterate",
-                           einsum.where)
+                           einsum.where, "a predicate may use the Einsum's own indices only")
 
     def _check_var(self, node: Name) -> None:
         if node.is_index:
@@ -337,9 +344,11 @@ class _Checker:
                 if isinstance(node, Name):
                     self._check_var(node)
                 if isinstance(node, Num) and not isinstance(node.value, int):
-                    raise _err("an index must be an integer expression", node)
+                    raise _err("an index must be an integer expression", node,
+                               "indices use index variables, sizes, integers and + - * / %")
                 if isinstance(node, Binary) and node.op not in ("+", "-", "*", "/", "%"):
-                    raise _err(f"operator {node.op!r} cannot be used in an index", node)
+                    raise _err(f"operator {node.op!r} cannot be used in an index", node,
+                               "indices use + - * / % only")
             if isinstance(index, Name) and index.is_index:
                 if self._root(index.name.upper()) != self._root(axis.rank):
                     raise _err(f"index {index.name} ranges over {index.name.upper()}, but axis "
@@ -379,19 +388,17 @@ class _Checker:
             shape = self.shapes[decl.name]
             if tuple(a.rank for a in shape) != decl.ranks or any(a.extra for a in shape):
                 raise _err(f"output {decl.name} is declared as {decl.name}[{', '.join(decl.axes)}] "
-                           f"but defined with other indices", defs[-1].output)
+                           f"but defined with other indices", defs[-1].output,
+                           "use the declared indices on the left-hand side")
         if not self.c.outputs:
             raise CascadeError("the cascade declares no output",
                                hint="add a line such as: output AV[b, h, p, f]")
 
     # ------------------------------------------------------------------ order
     def _evaluation_order(self, recurrences):
-        graph = nx.DiGraph()
-        lag0 = nx.DiGraph()
         einsums = list(self.c.einsums)
-        for k in range(len(einsums)):
-            graph.add_node(k)
-            lag0.add_node(k)
+        graph: dict[int, dict[int, None]] = {k: {} for k in range(len(einsums))}
+        lag0: dict[int, dict[int, None]] = {k: {} for k in range(len(einsums))}
         writer: dict[str, list[int]] = {}
         for k, einsum in enumerate(einsums):
             writer.setdefault(einsum.name, []).append(k)
@@ -399,47 +406,53 @@ class _Checker:
             for access in einsum.reads():
                 for j in writer.get(access.tensor, []):
                     rec = recurrences.get(access.tensor)
+                    graph[j][k] = None
                     if rec is not None and einsums[j] is rec.init and k != j:
                         # Reads of the initial value depend on the init Einsum only.
-                        graph.add_edge(j, k)
-                        lag0.add_edge(j, k)
+                        lag0[j][k] = None
                         continue
-                    graph.add_edge(j, k)
                     carried = (rec is not None and einsums[j] is rec.update
                                and _is_var(access.indices[rec.axis], rec.var))
                     if not carried:
-                        lag0.add_edge(j, k)
-        try:
-            cycle = nx.find_cycle(lag0)
-        except nx.NetworkXNoCycle:
-            cycle = None
+                        lag0[j][k] = None
+        succ = {k: list(v) for k, v in graph.items()}
+        succ0 = {k: list(v) for k, v in lag0.items()}
+        cycle = find_cycle(len(einsums), succ0)
         if cycle:
-            names = [einsums[a].name for a, _ in cycle]
-            first = einsums[cycle[0][0]]
-            raise _err("dependency cycle: " + " -> ".join(names + [names[0]]), first,
+            names = [einsums[a].name for a in cycle]
+            raise _err("dependency cycle: " + " -> ".join(names + [names[0]]), einsums[cycle[0]],
                        "a tensor may read its own previous iterate only, as in "
                        "X[..., i+1] = f(X[..., i])")
-        condensed = nx.condensation(graph)
+        components = [tuple(sorted(c)) for c in strongly_connected(len(einsums), succ)]
+        component_of = {m: c for c in components for m in c}
+
+        def component_succ(component):
+            return list({component_of[t]: None for m in component for t in succ[m]
+                         if component_of[t] != component})
+
         order, step_vars = [], []
-        for comp in nx.lexicographical_topological_sort(condensed, key=lambda n: min(condensed.nodes[n]["members"])):
-            members = sorted(condensed.nodes[comp]["members"])
-            recurrent = len(members) > 1 or graph.has_edge(members[0], members[0])
+        for members in smallest_first_order(components, component_succ, key=min):
+            recurrent = len(members) > 1 or members[0] in graph[members[0]]
             if not recurrent:
                 order.append((einsums[members[0]],))
                 step_vars.append(None)
                 continue
-            sub = lag0.subgraph(members)
-            ordered = list(nx.lexicographical_topological_sort(sub))
+            inside = set(members)
+            ordered = smallest_first_order(
+                list(members), lambda m, inside=inside: [t for t in succ0[m] if t in inside],
+                key=lambda m: m)
             vars_ = {recurrences[einsums[m].name].var for m in members
                      if einsums[m].name in recurrences and recurrences[einsums[m].name].update is einsums[m]}
             if len(vars_) != 1:
                 raise _err("these Einsums depend on each other through more than one recurrence "
-                           "index: " + ", ".join(einsums[m].name for m in members), einsums[members[0]])
+                           "index: " + ", ".join(einsums[m].name for m in members), einsums[members[0]],
+                           "each loop of dependencies must step one recurrence index")
             (var,) = vars_
             for m in members:
                 if var not in einsums[m].iteration_space:
                     raise _err(f"{einsums[m].name} takes part in the recurrence over {var} but does "
-                               f"not iterate {var}", einsums[m])
+                               f"not iterate {var}", einsums[m],
+                               f"index its tensors by {var} too")
             order.append(tuple(einsums[m] for m in ordered))
             step_vars.append(var)
         return tuple(order), tuple(step_vars)

@@ -97,7 +97,7 @@ def test_cli_run_check():
     assert "max |error|" in r.stdout and "-> ok" in r.stdout
     r = _cascade("run", "examples/attention/linear.ein", "--set", "P=24", "--set", "M=40",
                  "--check", "--tol", "1e-30")
-    assert r.returncode == 1 and "MISMATCH" in r.stdout
+    assert r.returncode == 3 and "MISMATCH" in r.stdout  # 3: a --check mismatch
     if not torch.cuda.is_available():
         r = _cascade("run", "examples/attention/causal.ein", "--dtype", "bfloat16", "--check")
         assert r.returncode == 1 and "bfloat16" in r.stderr and "Traceback" not in r.stderr
@@ -142,3 +142,15 @@ def test_a_refused_launch_retries_with_a_smaller_mapping(monkeypatch):
     monkeypatch.setattr(fn, "kernel", kernel)
     out = fn(Q=q, K=q, V=q)["AV"]
     assert calls[:2] == [0, 1] and torch.allclose(out, ref, atol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_cli_run_json():
+    import json
+
+    r = _cascade("run", "examples/attention/linear.ein", "--set", "P=24", "--set", "M=40",
+                 "--check", "--tol", "1e-30", "--json")
+    assert r.returncode == 3, r.stderr
+    info = json.loads(r.stdout)
+    assert info["ok"] is False and info["outputs"][0]["name"] == "AV"
+    assert info["outputs"][0]["max_error"] > 1e-30 and info["dtype"] == "float32"

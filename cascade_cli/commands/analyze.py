@@ -5,24 +5,21 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
-from einsum_ir import analyze, evaluate, format_cascade, parse, parse_file, resolve_sizes
-from einsum_ir.analysis import count_passes, count_work, footprint
+from einsum_ir import analyze, format_cascade, parse, resolve_sizes
 from einsum_ir.analysis.footprint import DTYPE_BYTES, dtype_bytes
-from einsum_ir.analysis.work import OP_CLASSES
 from einsum_ir.errors import CascadeError
 from einsum_ir.ir import Num
 from einsum_ir.passes import REGISTRY, run_named_pass
 
-from ..options import add_set_option, parse_assignments
+from ..io import load_cascade, output_errors, read_cascade
+from ..options import add_file_argument, add_set_option, parse_assignments
 
 _DTYPES = sorted(DTYPE_BYTES)
 
 
 def register(sub) -> None:
     p = sub.add_parser("passes", help="count the passes over the streamed rank (FuseMax's bound)")
-    p.add_argument("file")
+    add_file_argument(p)
     p.add_argument("--rank", metavar="R", help="the streamed rank (default: the rank the softmax "
                    "reduces over; after a split, its outer rank)")
     add_set_option(p)
@@ -32,20 +29,20 @@ def register(sub) -> None:
     p.set_defaults(func=run_passes)
 
     p = sub.add_parser("work", help="count operations per class (exact under masks)")
-    p.add_argument("file")
+    add_file_argument(p)
     add_set_option(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run_work)
 
     p = sub.add_parser("footprint", help="bytes of every tensor and the live set along the cascade")
-    p.add_argument("file")
+    add_file_argument(p)
     add_set_option(p)
     p.add_argument("--dtype", choices=_DTYPES, default="float16")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run_footprint)
 
     p = sub.add_parser("rewrite", help="apply a rewrite pass and print (or write) the cascade")
-    p.add_argument("file")
+    add_file_argument(p)
     p.add_argument("--pass", dest="pass_name", required=True, choices=sorted(REGISTRY),
                    help="the pass to apply")
     p.add_argument("--rank", metavar="R", help="online-softmax: only the softmax over rank R")
@@ -59,10 +56,7 @@ def register(sub) -> None:
     p.set_defaults(func=run_rewrite)
 
 
-def _load(args):
-    from .check import load_with_sizes
-
-    return load_with_sizes(args)
+_load = load_cascade
 
 
 def _bytes(n: int) -> str:
@@ -76,6 +70,8 @@ def _bytes(n: int) -> str:
 
 
 def run_passes(args) -> int:
+    from einsum_ir.analysis.passes import count_passes
+
     cascade, analysis, sizes = _load(args)
     report = count_passes(cascade, args.rank, sizes, dtype_bytes=dtype_bytes(args.dtype),
                           analysis=analysis)
@@ -107,6 +103,8 @@ def run_passes(args) -> int:
 
 
 def run_work(args) -> int:
+    from einsum_ir.analysis.work import OP_CLASSES, count_work
+
     cascade, analysis, sizes = _load(args)
     report = count_work(cascade, sizes, analysis=analysis)
     if args.json:
@@ -125,7 +123,7 @@ def run_work(args) -> int:
         if k == len(rows) - 1:
             print("  " + "  ".join("-" * w for w in widths))
         print("  " + "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
-                               for i, (cell, w) in enumerate(zip(row, widths))))
+                               for i, (cell, w) in enumerate(zip(row, widths, strict=True))))
     if report.symbolic:
         print("closed forms:")
         for key, forms in report.symbolic.items():
@@ -141,6 +139,8 @@ def run_work(args) -> int:
 
 
 def run_footprint(args) -> int:
+    from einsum_ir.analysis.footprint import footprint
+
     cascade, analysis, sizes = _load(args)
     fp = footprint(cascade, sizes, args.dtype, analysis=analysis)
     if args.json:
@@ -162,7 +162,7 @@ def run_footprint(args) -> int:
 
 
 def run_rewrite(args) -> int:
-    cascade = parse_file(args.file)
+    cascade = read_cascade(args.file)
     analyze(cascade)
     assignments = parse_assignments(args.set)
     declared = {d.name for d in cascade.sizes}
@@ -185,7 +185,8 @@ def run_rewrite(args) -> int:
         raise CascadeError(f"--set {name}: no rank or parameter named {name!r}",
                            hint="declared sizes: " + ", ".join(sorted(declared)))
     elif args.rank:
-        raise CascadeError("--rank is an option of --pass online-softmax only")
+        raise CascadeError("--rank is an option of --pass online-softmax only",
+                           hint="drop --rank, or use --pass online-softmax")
     try:
         result = run_named_pass(cascade, args.pass_name, None, **options)
     except CascadeError as exc:
@@ -208,9 +209,8 @@ def run_rewrite(args) -> int:
         _check(cascade, check, assignments)
     if args.output:
         out = Path(args.output)
-        if not out.parent.exists():
-            raise CascadeError(f"-o {args.output}: directory {out.parent} does not exist")
-        out.write_text(f"# {args.file} after --pass {args.pass_name}\n" + text)
+        with output_errors("-o", out):
+            out.write_text(f"# {args.file} after --pass {args.pass_name}\n" + text)
         print(f"wrote {out}")
     else:
         print(text, end="")
@@ -218,6 +218,10 @@ def run_rewrite(args) -> int:
 
 
 def _check(before, after, assignments) -> None:
+    import numpy as np
+
+    from einsum_ir import evaluate
+
     sizes = {k: v for k, v in assignments.items() if before.size_decl(k) is not None}
     env = resolve_sizes(before, sizes)
     small = {d.name: min(env[d.name], 48) for d in before.sizes
@@ -247,6 +251,10 @@ def _check(before, after, assignments) -> None:
 def demo_section(folder) -> None:
     """The analyses and the rewrite on the built-in examples (for ``cascade demo``)."""
     from einsum_ir import load
+    import numpy as np
+
+    from einsum_ir import evaluate
+    from einsum_ir.analysis import count_passes, count_work
     from einsum_ir.passes import rewrite_online_softmax
 
     folder = Path(folder)

@@ -3,36 +3,39 @@ from __future__ import annotations
 
 import json
 
-from einsum_ir import analyze, parse_file, resolve_sizes
 from einsum_ir.printer import format_einsum, format_expr
 
-from ..options import add_set_option, parse_assignments
+from ..io import load_cascade, read_cascade
+from ..options import add_file_argument, add_json_option, add_set_option, parse_assignments
 
 
 def register(sub) -> None:
     p = sub.add_parser("check", help="validate a cascade file and print a short summary")
-    p.add_argument("file")
+    add_file_argument(p)
     add_set_option(p)
+    add_json_option(p)
     p.set_defaults(func=run_check)
 
     p = sub.add_parser("show", help="print a cascade's tensors, ranks and Einsums")
-    p.add_argument("file")
+    add_file_argument(p)
     add_set_option(p)
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_json_option(p)
     p.add_argument("--after", metavar="PASS", help="show the cascade after a rewrite pass")
     p.set_defaults(func=run_show)
 
 
-def load_with_sizes(args):
-    cascade = parse_file(args.file)
-    analysis = analyze(cascade)
-    sizes = resolve_sizes(cascade, parse_assignments(args.set))
-    return cascade, analysis, sizes
+load_with_sizes = load_cascade  # the name the other command modules import
 
 
 def run_check(args) -> int:
-    cascade, analysis, sizes = load_with_sizes(args)
+    cascade, analysis, sizes = load_cascade(args)
     recurrent = sorted(analysis.recurrences)
+    if args.json:
+        print(json.dumps({"file": args.file, "ok": True, "einsums": len(cascade.einsums),
+                          "inputs": [d.name for d in cascade.inputs],
+                          "outputs": [d.name for d in cascade.outputs],
+                          "recurrences": recurrent, "sizes": sizes}, indent=2))
+        return 0
     print(f"{args.file}: ok: {len(cascade.einsums)} Einsums, inputs "
           f"{', '.join(d.name for d in cascade.inputs)}, outputs "
           f"{', '.join(d.name for d in cascade.outputs)}"
@@ -67,13 +70,14 @@ def describe(cascade, analysis, sizes) -> dict:
 
 def run_show(args) -> int:
     if not args.after:
-        cascade, analysis, sizes = load_with_sizes(args)
+        cascade, analysis, sizes = load_cascade(args)
     else:
+        from einsum_ir import analyze, resolve_sizes
         from einsum_ir.passes import run_named_pass
 
         # --set may name ranks the pass creates (the tile rank M0 of online-softmax): those
         # apply to the rewritten cascade only.
-        cascade = parse_file(args.file)
+        cascade = read_cascade(args.file)
         analyze(cascade)
         overrides = parse_assignments(args.set)
         known = set(cascade.rank_names()) | {d.name for d in cascade.sizes}

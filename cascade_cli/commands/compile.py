@@ -4,24 +4,27 @@
 ``forward(**tensors) -> dict`` launcher) whose header names the cascade and the mapping the GPU
 cost model chose. ``run`` compiles, runs on a GPU if there is one (else under Triton's interpreter,
 ``TRITON_INTERPRET=1``, on the CPU), compares with the float64 reference interpreter and prints the
-max error; ``--check`` makes a mismatch exit with status 1.
+max error; ``--check`` makes a mismatch exit with status 3.
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
 
-from einsum_ir import analyze, parse_file, resolve_sizes
+from einsum_ir import analyze, resolve_sizes
 from einsum_ir.errors import CascadeError
 
-from ..options import add_set_option, parse_assignments
+from ..io import read_cascade, write_output
+from ..options import add_file_argument, add_json_option, add_set_option, parse_assignments
 
+MISMATCH = 3  # the exit status of `run --check` when the kernel and the reference differ
 TOLERANCE = {"float32": 1e-4, "float16": 1e-2, "bfloat16": 4e-2}  # x max(1, max |reference|)
 
 
 def _common(p) -> None:
-    p.add_argument("file")
+    add_file_argument(p)
     p.add_argument("--target", choices=("triton",), default="triton",
                    help="code generator (default: triton)")
     add_set_option(p)
@@ -54,9 +57,10 @@ def register(sub) -> None:
     p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--check", action="store_true",
-                   help="exit with status 1 when the error exceeds the tolerance")
+                   help="exit with status 3 when the error exceeds the tolerance")
     p.add_argument("--tol", type=float, default=None,
                    help="tolerance on max |out - ref| / max(1, max |ref|) (default by dtype)")
+    add_json_option(p)
     p.set_defaults(func=run_run)
 
 
@@ -72,7 +76,7 @@ def _overrides(args) -> dict:
 
 
 def _load(args):
-    cascade = parse_file(args.file)
+    cascade = read_cascade(args.file)
     analyze(cascade)
     sets = parse_assignments(args.set)
     sizes = resolve_sizes(cascade, sets)
@@ -89,11 +93,7 @@ def run_compile(args) -> int:
     gen, _ = generate_for(cascade, sizes, plan.config, rewrite=not args.no_rewrite,
                           user_params=sets, mapping_note=plan.describe())
     if args.output:
-        try:
-            with open(args.output, "w") as fh:
-                fh.write(gen.source)
-        except OSError as exc:
-            raise CascadeError(f"-o {args.output}: cannot write: {exc.strerror}") from None
+        write_output("-o", args.output, gen.source)
         print(f"wrote {args.output}: {gen.source.count('@triton.jit')} kernel(s); "
               f"{plan.describe().splitlines()[-1]}", file=sys.stderr)
     else:
@@ -148,29 +148,41 @@ def run_run(args) -> int:
                    sets)
     plan = fn.last_plan
     where = "GPU " + torch.cuda.get_device_name() if gpu else "CPU (TRITON_INTERPRET=1)"
-    print(f"{args.file}: ran on {where}, {args.dtype}, first call {first:.2f} s")
-    if plan is not None:
-        print("  " + plan.describe().replace("\n", "\n  "))
-    if gpu:
-        ms = _time_gpu(lambda: fn(**tensors))
-        print(f"  measured {ms:.4f} ms per call (predicted {plan.predicted_s * 1e3:.4f} ms)")
+    ms = _time_gpu(lambda: fn(**tensors)) if gpu else None
     tol = args.tol if args.tol is not None else TOLERANCE[args.dtype]
-    ok = True
-    for name, value in out.items():
-        r = ref[name]
-        got = value.double().cpu().numpy()
-        err = float(np.abs(got - r).max()) if r.size else 0.0
-        scale = max(1.0, float(np.abs(r).max()) if r.size else 1.0)
-        finite = bool(np.isfinite(got).all())
-        good = finite and err <= tol * scale
-        ok &= good
-        print(f"  {name}: max |error| {err:.3e} (tolerance {tol * scale:.1e})"
-              f"{'' if finite else ', NOT FINITE'} -> {'ok' if good else 'MISMATCH'}")
+    results = [_compare(name, value.double().cpu().numpy(), ref[name], tol)
+               for name, value in out.items()]
+    ok = all(r["ok"] for r in results)
+    if args.json:
+        print(json.dumps({"file": args.file, "device": where, "dtype": args.dtype,
+                          "first_call_s": first, "measured_ms": ms,
+                          "predicted_ms": plan.predicted_s * 1e3 if plan is not None else None,
+                          "outputs": results, "ok": ok}, indent=2))
+    else:
+        print(f"{args.file}: ran on {where}, {args.dtype}, first call {first:.2f} s")
+        if plan is not None:
+            print("  " + plan.describe().replace("\n", "\n  "))
+        if ms is not None:
+            print(f"  measured {ms:.4f} ms per call (predicted {plan.predicted_s * 1e3:.4f} ms)")
+        for r in results:
+            print(f"  {r['name']}: max |error| {r['max_error']:.3e} (tolerance {r['tolerance']:.1e})"
+                  f"{'' if r['finite'] else ', NOT FINITE'} -> {'ok' if r['ok'] else 'MISMATCH'}")
     if not ok and args.check:
         print(f"{args.file}: error: the Triton kernel does not match the reference interpreter",
               file=sys.stderr)
-        return 1
+        return MISMATCH
     return 0
+
+
+def _compare(name: str, got, ref, tol: float) -> dict:
+    """One output against the reference: max |error| within tol x max(1, max |ref|)."""
+    import numpy as np
+
+    err = float(np.abs(got - ref).max()) if ref.size else 0.0
+    scale = max(1.0, float(np.abs(ref).max()) if ref.size else 1.0)
+    finite = bool(np.isfinite(got).all())
+    return {"name": name, "max_error": err, "tolerance": tol * scale, "finite": finite,
+            "ok": finite and err <= tol * scale}
 
 
 def _time_gpu(fn, reps: int = 20) -> float:

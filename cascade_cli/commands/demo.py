@@ -1,11 +1,10 @@
 """``cascade demo``: the main job on the built-in examples (what ``make demo`` runs)."""
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
-import numpy as np
-
-from einsum_ir import analyze, evaluate, load, random_inputs, resolve_sizes
+from einsum_ir import load
 from einsum_ir.printer import format_einsum
 from einsum_ir.resources import BuiltinKind, builtin_dir
 
@@ -23,6 +22,10 @@ def _title(text: str) -> None:
 
 
 def language_section(folder: Path) -> None:
+    import numpy as np
+
+    from einsum_ir import analyze, evaluate, random_inputs, resolve_sizes
+
     _title("1. the language: check and show the 3-pass and 1-pass softmax cascades")
     for name in ("mha_3pass", "mha_1pass"):
         path = folder / f"{name}.ein"
@@ -103,10 +106,8 @@ SECTIONS = [language_section, analyses_section, accelerator_section, gpu_section
 
 def run(args) -> int:
     folder = Path(args.examples)
-    try:  # shorter command lines in the transcript
+    with contextlib.suppress(ValueError):  # shorter command lines in the transcript
         folder = folder.resolve().relative_to(Path.cwd())
-    except ValueError:
-        pass
     for section in SECTIONS:
         section(folder)
     print()

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from einsum_ir.errors import CascadeError
 
+from ..io import output_errors, write_output
+
 STUDIES = ("fusemax",)
 
 
@@ -30,11 +32,12 @@ def run(args) -> int:
         bad = [m for m in models if m not in MODELS]
         if bad:
             raise CascadeError(f"--models: unknown model {bad[0]!r}", hint="models: " + ", ".join(MODELS))
-    for target in (args.json, args.plots):
-        if target:
-            parent = Path(target).parent if target == args.json else Path(target)
-            if target == args.json and parent and not parent.exists():
-                raise CascadeError(f"--json {args.json}: directory {parent} does not exist")
+    if args.json and not Path(args.json).parent.is_dir():
+        raise CascadeError(f"{Path(args.json).parent} is not a directory",
+                           file=f"--json {args.json}", hint="create the directory first")
+    if args.plots:  # before the study: a bad folder should not cost its minutes
+        with output_errors("--plots", args.plots):
+            Path(args.plots).mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     bar = None
     total = len(models) * len(SEQ_LENS) + len(models) * 6
@@ -49,7 +52,7 @@ def run(args) -> int:
     print(format_tables(records))
     print(f"\n{len(records)} records in {seconds:.2f} s")
     if args.json:
-        Path(args.json).write_text(json.dumps(records, indent=1))
+        write_output("--json", args.json, json.dumps(records, indent=1))
         print(f"wrote {args.json}")
     if args.plots:
         from simulator.plots import write_plots
@@ -58,6 +61,8 @@ def run(args) -> int:
         for config in CONFIGS:
             _, rep = attention_point("BERT", 1024, config)
             activity[config] = {e.key: e.cycles / rep.cycles for e in rep.einsums if e.unit == "2d"}
-        for path in write_plots(records, args.plots, activity):
+        with output_errors("--plots", args.plots):
+            written = write_plots(records, args.plots, activity)
+        for path in written:
             print(f"wrote {path}")
     return 0

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 
-from einsum_ir import parse_file
 from einsum_ir.errors import CascadeError
 from einsum_ir.resources import BuiltinKind, builtin_names
 
-from ..options import add_set_option, parse_assignments
+from ..io import output_errors, read_cascade
+from ..options import add_file_argument, add_set_option, parse_assignments
 
 
 def _add_arch(p) -> None:
@@ -25,7 +25,7 @@ def _add_arch(p) -> None:
 
 def register(sub) -> None:
     p = sub.add_parser("simulate", help="estimate latency/energy/area of a cascade on an accelerator")
-    p.add_argument("file")
+    add_file_argument(p)
     _add_arch(p)
     p.add_argument("--mapping", metavar="M.yaml", help="a saved mapping (default: search for one)")
     add_set_option(p)
@@ -35,7 +35,7 @@ def register(sub) -> None:
     p.set_defaults(func=run_simulate)
 
     p = sub.add_parser("map", help="search mappings of a cascade onto an accelerator")
-    p.add_argument("file")
+    add_file_argument(p)
     _add_arch(p)
     add_set_option(p)
     p.add_argument("--objective", choices=("latency", "energy", "edp"), default="latency")
@@ -52,7 +52,7 @@ def register(sub) -> None:
 def _load(args):
     from mapper.arch import parse_arch_sets, resolve_arch
 
-    cascade = parse_file(args.file)
+    cascade = read_cascade(args.file)
     from einsum_ir import analyze
 
     analyze(cascade)
@@ -129,7 +129,8 @@ def run_map(args) -> int:
                     progress=not args.no_progress and not args.json,
                     min_parallelism=args.min_parallelism)
     if args.save:
-        result.best[0][0].save(args.save)
+        with output_errors("--save", args.save):
+            result.best[0][0].save(args.save)
     if args.json:
         print(json.dumps({
             "objective": args.objective, "form": result.form, "forms_tried": result.forms_tried,

@@ -1,7 +1,21 @@
-"""Target-free analyses of a cascade: existence (masks), work, pass count, footprint."""
-from .footprint import Footprint, footprint
-from .passes import PassReport, count_passes, default_rank
-from .work import OP_CLASSES, WorkReport, count_work
+"""Target-free analyses of a cascade: existence (masks), work, pass count, footprint.
 
-__all__ = ["OP_CLASSES", "Footprint", "PassReport", "WorkReport", "count_passes", "count_work",
-           "default_rank", "footprint"]
+The names below are imported on first use, so that importing one analysis module does not import
+the others (``work`` needs sympy).
+"""
+import importlib
+
+# Imported now: the function shares its module's name, which a lazy lookup could not tell apart.
+from .footprint import Footprint as Footprint, footprint as footprint
+
+_WHERE = {"PassReport": "passes",
+          "count_passes": "passes", "default_rank": "passes", "OP_CLASSES": "work",
+          "WorkReport": "work", "count_work": "work"}
+
+__all__ = sorted([*_WHERE, "Footprint", "footprint"])
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)

@@ -2,7 +2,7 @@
 
 The reference interpreter decides existence while it computes values. The analyses need the same
 decision without the values, for large sizes: this module propagates boolean *existence masks*
-only, with the interpreter's rules (design.md section 3):
+only, with the interpreter's rules (stated in the README's language section):
 
 * a ``where`` predicate removes points from an Einsum's iteration space;
 * ``+``, ``max`` and ``min`` keep the points either operand has (union); every other operator and
@@ -27,12 +27,12 @@ from typing import Mapping
 
 import numpy as np
 
+from ..errors import CascadeError
 from ..ir import Access, Binary, Call, Einsum, Expr, Name, Num, Unary
+from ..labelled import IndexEvaluator, LArr, align, ensure_fits, union_labels
 from ..verifier import Analysis
 
 _UNION = {"+", "max", "min"}
-_CMP = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
-        "==": np.equal, "!=": np.not_equal}
 
 
 @dataclass(frozen=True)
@@ -49,14 +49,6 @@ def einsum_key(analysis: Analysis, einsum: Einsum) -> str:
     if rec is not None and einsum is rec.init:
         return f"{einsum.name}.init"
     return einsum.name
-
-
-def _labels(*labels_lists) -> tuple[str, ...]:
-    seen: dict[str, None] = {}
-    for labels in labels_lists:
-        for label in labels:
-            seen.setdefault(label)
-    return tuple(seen)
 
 
 class ExistenceEvaluator:
@@ -90,52 +82,17 @@ class ExistenceEvaluator:
         values = np.transpose(mask.values, perm) if perm != list(range(len(perm))) else mask.values
         shape = [self.extent(l) if l in mask.labels else 1 for l in labels]
         values = values.reshape(shape)
+        ensure_fits([self.extent(l) for l in labels], 1, "an existence mask")
         return np.broadcast_to(values, tuple(self.extent(l) for l in labels))
 
     def _int(self, expr: Expr) -> tuple[tuple[str, ...], np.ndarray]:
-        """Integer index arithmetic (``/`` floors), as labelled arrays."""
-        if isinstance(expr, Num):
-            return (), np.asarray(int(expr.value))
-        if isinstance(expr, Name):
-            if not expr.is_index:
-                return (), np.asarray(self.sizes[expr.name])
-            if expr.name in self.fixed:
-                return (), np.asarray(self.fixed[expr.name])
-            return (expr.name,), np.arange(self.extent(expr.name))
-        if isinstance(expr, Unary) and expr.op == "-":
-            labels, values = self._int(expr.operand)
-            return labels, -values
-        if isinstance(expr, Call) and expr.func in ("abs", "min", "max"):
-            parts = [self._int(a) for a in expr.args]
-            labels = _labels(*(p[0] for p in parts))
-            arrays = [self._align(p, labels) for p in parts]
-            fn = {"abs": np.abs, "min": np.minimum, "max": np.maximum}[expr.func]
-            return labels, fn(*arrays)
-        if isinstance(expr, Binary):
-            lhs, rhs = self._int(expr.lhs), self._int(expr.rhs)
-            labels = _labels(lhs[0], rhs[0])
-            a, b = self._align(lhs, labels), self._align(rhs, labels)
-            op = expr.op
-            if op in ("/", "%"):
-                safe = np.where(b == 0, 1, b)
-                return labels, (a // safe if op == "/" else a % safe)
-            if op in _CMP:
-                return labels, _CMP[op](a, b)
-            if op in ("and", "or"):
-                return labels, (a & b) if op == "and" else (a | b)
-            return labels, {"+": np.add, "-": np.subtract, "*": np.multiply}[op](a, b)
-        if isinstance(expr, Unary) and expr.op == "not":
-            labels, values = self._int(expr.operand)
-            return labels, ~values.astype(bool)
-        raise TypeError(f"not an index expression: {expr!r}")
+        """Integer index arithmetic (checked int64, ``/`` floors), as labelled arrays."""
+        arr = IndexEvaluator(self.sizes, self.fixed)(expr)
+        return arr.labels, arr.values
 
     @staticmethod
     def _align(part, labels) -> np.ndarray:
-        plabels, values = part
-        perm = [plabels.index(l) for l in labels if l in plabels]
-        values = np.transpose(values, perm) if perm != list(range(len(perm))) else values
-        return values.reshape([values.shape[perm.index(plabels.index(l))] if l in plabels else 1
-                               for l in labels]) if plabels else values.reshape([1] * len(labels))
+        return align(LArr(*part), labels)[0]
 
     def _mask(self, part) -> Mask:
         labels, values = part
@@ -150,13 +107,13 @@ class ExistenceEvaluator:
             return b
         if b is None:
             return a
-        labels = _labels(a.labels, b.labels)
+        labels = union_labels(a.labels, b.labels)
         return Mask(labels, self._full(a, labels) & self._full(b, labels))
 
     def _or(self, a: Mask | None, b: Mask | None) -> Mask | None:
         if a is None or b is None:
             return None
-        labels = _labels(a.labels, b.labels)
+        labels = union_labels(a.labels, b.labels)
         return Mask(labels, self._full(a, labels) | self._full(b, labels))
 
     def exists(self, expr: Expr | None) -> Mask | None:
@@ -206,7 +163,7 @@ class ExistenceEvaluator:
                 valid = self._and(valid, self._mask(ok))
         if stored is None:
             return valid
-        labels = _labels(*(p[0] for p in index_parts if p is not None))
+        labels = union_labels(*(p[0] for p in index_parts if p is not None))
         idx = []
         for k, part in enumerate(index_parts):
             if stored.shape[k] == 1:
@@ -282,7 +239,7 @@ class ExistenceEvaluator:
         needs_full = [label is None or not isinstance(index, Name)
                       or self.extent(label) != extents[k]
                       or (out is not None and label in out.labels)
-                      for k, ((_, label), index) in enumerate(zip(slots, einsum.output.indices))]
+                      for k, ((_, label), index) in enumerate(zip(slots, einsum.output.indices, strict=True))]
         shape = tuple(extents[k] if needs_full[k] or current.shape[k] > 1 else 1
                       for k in range(len(extents)))
         if shape != current.shape:
@@ -306,4 +263,7 @@ class ExistenceEvaluator:
 
 def existence(analysis: Analysis, sizes: Mapping[str, int]) -> ExistenceEvaluator:
     """Runs the existence propagation and returns the evaluator (masks in ``store``)."""
-    return ExistenceEvaluator(analysis, sizes).run()
+    try:
+        return ExistenceEvaluator(analysis, sizes).run()
+    except CascadeError as exc:
+        raise exc.with_source(analysis.cascade.source) from None

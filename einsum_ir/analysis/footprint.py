@@ -12,12 +12,9 @@ import math
 from dataclasses import dataclass
 from typing import Mapping
 
-import numpy as np
-
 from ..ir import Cascade
 from ..sizes import resolve_sizes
 from ..verifier import Analysis, analyze
-from .existence import einsum_key
 
 DTYPE_BYTES = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "fp8": 1, "int8": 1}
 
@@ -29,6 +26,8 @@ def dtype_bytes(dtype) -> int:
     name = str(dtype)
     if name in DTYPE_BYTES:
         return DTYPE_BYTES[name]
+    import numpy as np  # imported here: the command line lists DTYPE_BYTES without numpy
+
     return np.dtype(dtype).itemsize
 
 
@@ -73,6 +72,8 @@ def footprint(cascade: Cascade, sizes: Mapping[str, int] | None = None, dtype="f
     A tensor is live during a step when it exists by then and is read in that step or later (or
     is an output); the step's own output and operands are live during it.
     """
+    from .existence import einsum_key  # numpy, imported only when a footprint is computed
+
     analysis = analysis or analyze(cascade)
     known = {d.name for d in cascade.sizes}
     env = resolve_sizes(cascade, {k: v for k, v in (sizes or {}).items() if k in known})

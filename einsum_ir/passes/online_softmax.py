@@ -103,7 +103,8 @@ def rewrite_online_softmax(cascade: Cascade, tile_rank: str | None = None,
                            tile_size: int | None = None) -> RewriteResult:
     """The rewrite with its outcome: the new cascade, whether it changed, and why not."""
     if tile_size is not None and (not isinstance(tile_size, int) or tile_size <= 0):
-        raise CascadeError(f"the tile size must be a positive integer, got {tile_size!r}")
+        raise CascadeError(f"the tile size must be a positive integer, got {tile_size!r}",
+                           hint="for example --set M0=64")
     current, done, roles, first_reason = cascade, [], [], None
     while True:
         analysis = analyze(current)
