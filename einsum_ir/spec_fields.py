@@ -34,7 +34,7 @@ class Quantity:
 
 
 def _fmt(x: float) -> str:
-    if float(x).is_integer() and abs(x) < 1e7:
+    if float(x).is_integer() and abs(x) < 1e10:
         return str(int(x))
     return f"{x:.4g}"
 

@@ -193,6 +193,9 @@ def arch_from_dict(data, file: str = "<arch>", overrides: Mapping[str, float] | 
         units.append(_unit(ctx, unode, f"units[{i}]", actions, units))
     levels_node = ctx.nonempty_list(data["levels"], "levels", "memory levels, off-chip first")
     levels = tuple(_level(ctx, lnode, i) for i, lnode in enumerate(levels_node))
+    for i, level in enumerate(levels):  # mappings name levels in `keep`: one name, one level
+        if any(other.name == level.name for other in levels[:i]):
+            raise ctx.err(f"levels[{i}].name", f"level {level.name!r} is declared twice")
     area_node = data.get("area") or []
     if not isinstance(area_node, list):
         raise ctx.err("area", "expected a list of {name, count, um2}")

@@ -42,9 +42,12 @@ class _Eval:
         if isinstance(value, complex) or not math.isfinite(value):
             raise self.fail(f"{self.text!r} has no finite real value")
         if abs(value) > MAX_MAGNITUDE:
-            raise self.fail(f"{self.text!r} is too large (a value of magnitude over 2**100)",
-                            hint="spec quantities are bytes, Hz, pJ or um^2: far smaller")
+            raise self.too_large()
         return value
+
+    def too_large(self) -> CascadeError:
+        return self.fail(f"{self.text!r} is too large (a value of magnitude over 2**100)",
+                         hint="spec quantities are bytes, Hz, pJ or um^2: far smaller")
 
     def ev(self, node):
         if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) \
@@ -76,30 +79,34 @@ class _Eval:
                 raise self.fail(f"0 to a negative power in {self.text!r}")
             if a < 0 and b != int(b):
                 raise self.fail(f"a negative number to a fractional power in {self.text!r}")
-            if abs(a) > 1 and abs(b) * math.log2(abs(a)) > 100:  # |a ** b| > 2**100: refuse unseen
-                self.bounded(math.inf if b > 0 else 0.0)
+            if abs(a) > 1 and b * math.log2(abs(a)) > 100:  # |a ** b| > 2**100: refuse unseen
+                raise self.too_large()
         try:
             return self.bounded(_BIN[type(op)](a, b))
-        except (OverflowError, ZeroDivisionError):
-            raise self.fail(f"{self.text!r} has no finite real value") from None
+        except OverflowError:
+            raise self.too_large() from None
 
     def call(self, name: str, args: list):
         fn, least, most = _FUNCS[name]
         if len(args) < least or (most is not None and len(args) > most):
             count = f"{least}" if least == most else f"at least {least}"
-            raise self.fail(f"{name}() takes {count} argument{'s' if count != '1' else ''}, "
+            raise self.fail(f"{name}() takes {count} argument{'' if least == 1 else 's'}, "
                             f"got {len(args)} in {self.text!r}")
         if name == "log2" and args[0] <= 0:
             raise self.fail(f"log2 of a number that is not positive in {self.text!r}")
-        value = fn(*args) if name in ("min", "max") else fn(args[0])
+        value = fn(args) if name in ("min", "max") else fn(args[0])
         return self.bounded(value)
 
 
 def evaluate(value, env: Mapping[str, float], where: str) -> float:
-    """The numeric value of a spec field (``where`` names it in errors)."""
+    """The numeric value of a spec field (``where`` names it in errors). A number is returned as
+    it is (``inf`` and ``nan`` included: the caller checks the field's range); an expression's
+    value is always finite."""
     if isinstance(value, bool):
         raise CascadeError(f"{where}: expected a number, got {value!r}")
     if isinstance(value, (int, float)):
+        if not math.isfinite(value):  # YAML's .inf and .nan: the field's own check refuses them
+            return value
         return _Eval(repr(value), env, where).bounded(value)
     if not isinstance(value, str):
         raise CascadeError(f"{where}: expected a number or an expression, got {type(value).__name__}")
