@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import functools
 import io
 import json
 import math
@@ -166,7 +167,9 @@ def outcome(load, file: str, timeout: float = 30.0, *, field: bool = False) -> t
         signal.signal(signal.SIGALRM, old)
 
 
+@functools.lru_cache(maxsize=None)
 def builtin(name: str) -> dict:
+    """A built-in spec's data (callers mutate deep copies)."""
     return parse_yaml((ARCHS / f"{name}.yaml").read_text(), f"{name}.yaml")
 
 
