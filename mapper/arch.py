@@ -169,8 +169,11 @@ def load_arch(path: str | Path, overrides: Mapping[str, float] | None = None,
     """Loads and validates an architecture spec; ``overrides`` replace declared variables.
     ``label`` is how the user named it (``h100``) in the message for a GPU target."""
     path = Path(path)
-    data = load_yaml_mapping(path, "architecture", hint=_builtin_hint())
-    return arch_from_dict(data, str(path), overrides, label)
+    shown = str(path)
+    if path.is_absolute() and path.is_relative_to(_ROOT):  # built-ins: examples/archs/fusemax.yaml
+        shown = str(path.relative_to(_ROOT))
+    data = load_yaml_mapping(path, "architecture", file=shown, hint=_builtin_hint())
+    return arch_from_dict(data, shown, overrides, label)
 
 
 def arch_from_dict(data, file: str = "<arch>", overrides: Mapping[str, float] | None = None,
@@ -295,7 +298,8 @@ def _area(ctx: _Reader, node, path: str) -> tuple:
 
 # ------------------------------------------------------------------------------------ naming
 
-_ARCH_DIR = Path(__file__).resolve().parent.parent / "examples" / "archs"
+_ROOT = Path(__file__).resolve().parent.parent
+_ARCH_DIR = _ROOT / "examples" / "archs"
 
 
 def _kind_of(path: Path) -> str:
@@ -326,6 +330,9 @@ def resolve_arch(spec: str, overrides: Mapping[str, float] | None = None) -> Arc
         path = builtin_arch_path(spec)
         if not path.exists() and spec.isidentifier():
             path = _builtin_anywhere(spec) or path
+        if not path.exists():
+            raise CascadeError(f"--arch {spec}: no such file and no built-in architecture of that "
+                               "name", hint=_builtin_hint())
         return load_arch(path, overrides, label=spec)
     return load_arch(path, overrides)
 

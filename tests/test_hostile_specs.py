@@ -194,6 +194,14 @@ def test_gpu_fields_accept_expressions():
 # ------------------------------------------------------------------ the wrong kind of spec
 
 
+def test_unknown_name_and_builtin_paths_in_messages():
+    _refused(lambda: resolve_arch("nope"), "--arch nope: no such file and no built-in architecture",
+             "built-in architectures: cascade_ablation, edge, flat, fusemax, unfused")
+    _refused(lambda: resolve_arch("fusemax", {"pe_dim": -3}),
+             "error: examples/archs/fusemax.yaml: units[0].dims[0]: expected a positive integer, "
+             "got 'pe_dim' (= -3)")
+
+
 def test_gpu_target_given_to_simulate(capsys):
     _refused(lambda: resolve_arch("h100"), "h100 is a GPU target: use it with `cascade compile --arch`")
     _refused(lambda: load_arch(ARCHS / "a100.yaml"), "a100 is a GPU target: use it with `cascade compile")
