@@ -172,7 +172,8 @@ def load_arch(path: str | Path, overrides: Mapping[str, float] | None = None,
     shown = str(path)
     if path.is_absolute() and path.is_relative_to(_ROOT):  # built-ins: examples/archs/fusemax.yaml
         shown = str(path.relative_to(_ROOT))
-    data = load_yaml_mapping(path, "architecture", file=shown, hint=_builtin_hint())
+    hint = None if path.is_file() else _builtin_hint()  # the hint reads the built-ins: only if needed
+    data = load_yaml_mapping(path, "architecture", file=shown, hint=hint)
     return arch_from_dict(data, shown, overrides, label)
 
 
