@@ -3,22 +3,45 @@
 A spec is a YAML file (see ``examples/archs/fusemax.yaml``). Every numeric field may be an
 arithmetic expression over the spec's ``variables``, which ``--arch-set NAME=VALUE`` overrides.
 Every mistake is a :class:`CascadeError` whose message starts with the file and the path of the
-field, e.g. ``examples/archs/x.yaml: levels[1].bandwidth: expected a positive number``.
+field, e.g. ``examples/archs/x.yaml: levels[1].bandwidth: expected a positive number``. Values must
+be finite and lie in generous physical ranges (the table below, printed in the message when a value
+is outside it); integer fields refuse fractions.
+
+``description``, ``provenance`` and a unit's ``register_file`` (words, read/write pJ) are accepted
+and checked as documentation: the model does not charge the register file.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
-
-import yaml
+from typing import Mapping
 
 from einsum_ir.errors import CascadeError
-from einsum_ir.resources import BuiltinKind, builtin_names, resolve_spec
+from einsum_ir.resources import BuiltinKind, builtin_names, data_root, resolve_spec
+from einsum_ir.spec_fields import Quantity, SpecFile, join_path
+from einsum_ir.yaml_io import load_yaml_mapping
 
 from .expr import evaluate
 
 OP_CLASSES = ("mac", "add", "mul", "max", "exp", "div", "cmp", "other")
+FUSED_OPS = ("exp_sub",)  # fused patterns a unit may cost separately: exp(a - b) in one pass
+
+# Physical ranges: generous bounds on real designs, so nonsense and unit mistakes are refused.
+# 1 Hz and a few bytes per second are allowed so hand-worked specs can count in cycles.
+CLOCK_HZ = Quantity(1, 1e11, "Hz")
+WORD_BYTES = Quantity(1, 64, "bytes", integer=True)
+ENERGY_PJ = Quantity(0, 1e9, "pJ")
+PE_DIM = Quantity(1, 2 ** 16, "PEs", integer=True)
+CYCLES = Quantity(0, 1e6, "cycles", positive=True)
+ACTIONS_PER_OP = Quantity(0, 1e6, "actions", positive=True)
+HOP_CYCLES = Quantity(0, 1e6, "cycles")
+RF_WORDS = Quantity(0, 2 ** 30, "words", integer=True)
+CAPACITY = Quantity(1, 2 ** 60, "bytes")
+BANDWIDTH = Quantity(1, 1e16, "bytes/s")
+ACCESS_BYTES = Quantity(1, 2 ** 20, "bytes", integer=True)
+AREA_COUNT = Quantity(0, 2 ** 40, "instances", integer=True)
+AREA_UM2 = Quantity(0, 1e12, "um^2")
+VARIABLE = Quantity(-2.0 ** 100, 2.0 ** 100)
 
 
 @dataclass(frozen=True)
@@ -36,9 +59,6 @@ class Unit:
     name: str
     dims: tuple  # PEs along each dimension (rows, cols) or (n,)
     ops: dict  # op class -> OpCost; may include fused patterns such as "exp_sub"
-    register_words: int = 0
-    rf_read_pJ: float = 0.0
-    rf_write_pJ: float = 0.0
 
     @property
     def pes(self) -> int:
@@ -69,9 +89,6 @@ class Arch:
     levels: tuple  # outermost (off-chip) first
     actions: dict  # action -> pJ
     area: tuple  # (component, count, um2 each)
-    description: str = ""
-    provenance: str = ""
-    raw: dict = field(default_factory=dict, compare=False, repr=False)
 
     def unit(self, name: str) -> Unit:
         for u in self.units:
@@ -92,9 +109,6 @@ class Arch:
     def area_um2(self) -> float:
         return sum(count * um2 for _, count, um2 in self.area)
 
-    def area_breakdown(self) -> dict:
-        return {name: count * um2 for name, count, um2 in self.area}
-
     def to_json(self) -> dict:
         return {
             "name": self.name, "variables": dict(self.variables), "clock_hz": self.clock_hz,
@@ -113,187 +127,191 @@ class Arch:
 # ------------------------------------------------------------------------------------ loading
 
 
-class _Ctx:
+class _Reader(SpecFile):
+    """Reads the fields of one spec, evaluating expressions over its variables."""
+
     def __init__(self, file: str, env: dict):
-        self.file = file
+        super().__init__(file)
         self.env = env
 
-    def err(self, path: str, message: str, hint: str | None = None) -> CascadeError:
-        return CascadeError(f"{self.file}: {path}: {message}", hint=hint)
-
-    def num(self, node: Mapping, key: str, path: str, *, positive=True, allow_zero=False,
-            default: Any = ...) -> float:
+    def num(self, node: Mapping, key: str, path: str, q: Quantity, default=...):
+        where = join_path(path, key)
         if key not in node:
             if default is not ...:
                 return default
-            raise self.err(f"{path}.{key}" if path else key, "missing required field")
-        where = f"{self.file}: {path}.{key}" if path else f"{self.file}: {key}"
-        value = evaluate(node[key], self.env, where)
-        if not isinstance(value, (int, float)) or value != value:
-            raise self.err(f"{path}.{key}" if path else key, "expected a number")
-        if positive and (value < 0 or (value == 0 and not allow_zero)):
-            raise self.err(f"{path}.{key}" if path else key,
-                           f"expected a positive number, got {node[key]!r}"
-                           + (f" (= {value})" if isinstance(node[key], str) else ""))
-        return value
+            raise self.err(where, "missing required field")
+        value = evaluate(node[key], self.env, self.where(where))
+        return self.check(value, q, where, node[key])
 
-    def mapping(self, node, path: str) -> dict:
-        if not isinstance(node, dict):
-            raise self.err(path, f"expected a mapping, got {type(node).__name__}")
+    def nonempty_list(self, node, path: str, what: str) -> list:
+        if not isinstance(node, list) or not node:
+            raise self.err(path, f"expected a non-empty list of {what}")
         return node
 
-    def keys(self, node: dict, path: str, allowed: set, required: set = frozenset()) -> None:
-        for key in node:
-            if key not in allowed:
-                raise self.err(f"{path}.{key}" if path else str(key), "unknown field",
-                               hint="allowed fields: " + ", ".join(sorted(allowed)))
-        for key in required:
-            if key not in node:
-                raise self.err(f"{path}.{key}" if path else key, "missing required field")
+
+_TOP = {"name", "kind", "description", "provenance", "variables", "clock_hz", "word_bytes",
+        "actions", "units", "levels", "area"}
+_UNIT = {"name", "dims", "ops", "register_file", "description"}
+_OP = {"cycles", "actions", "hop_latency"}
+_LEVEL = {"name", "capacity", "bandwidth", "access_bytes", "read_pJ", "write_pJ", "description"}
+_AREA = {"name", "count", "um2"}
 
 
-_TOP = {"name", "description", "provenance", "variables", "clock_hz", "word_bytes", "actions",
-        "units", "levels", "area"}
+def _builtin_hint() -> str:
+    return "built-in architectures: " + ", ".join(_builtin_names()) + " (or a YAML path)"
 
 
-def load_arch(path: str | Path, overrides: Mapping[str, float] | None = None) -> Arch:
-    """Loads and validates an architecture spec; ``overrides`` replace declared variables."""
+def _builtin_names() -> list:
+    return list(builtin_names(BuiltinKind.ARCH))
+
+
+def load_arch(path: str | Path, overrides: Mapping[str, float] | None = None,
+              label: str | None = None) -> Arch:
+    """Loads and validates an architecture spec; ``overrides`` replace declared variables.
+    ``label`` is how the user named it (``h100``) in the message for a GPU target."""
     path = Path(path)
-    file = str(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise CascadeError(f"no such architecture file: {file}",
-                           hint="built-ins: " + ", ".join(builtin_names(BuiltinKind.ARCH))) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        raise CascadeError(f"{file}{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
-    return arch_from_dict(data, file, overrides)
+    shown = str(path)
+    root = data_root().parent
+    if path.is_absolute() and path.is_relative_to(root):  # built-ins: examples/archs/fusemax.yaml
+        shown = str(path.relative_to(root))
+    hint = None if path.is_file() else _builtin_hint()  # the hint reads the built-ins: only if needed
+    data = load_yaml_mapping(path, "architecture", file=shown, hint=hint)
+    return arch_from_dict(data, shown, overrides, label)
 
 
-def arch_from_dict(data, file: str = "<arch>", overrides: Mapping[str, float] | None = None) -> Arch:
-    ctx = _Ctx(file, {})
+def arch_from_dict(data, file: str = "<arch>", overrides: Mapping[str, float] | None = None,
+                   label: str | None = None) -> Arch:
+    ctx = _Reader(file, {})
     if not isinstance(data, dict):
         raise CascadeError(f"{file}: expected a mapping at the top level")
-    ctx.keys(data, "", _TOP, {"name", "clock_hz", "units", "levels", "actions"})
-    variables = data.get("variables") or {}
-    ctx.mapping(variables, "variables")
-    env: dict = {}
-    for key, value in variables.items():
-        if not isinstance(key, str) or not key.isidentifier():
-            raise ctx.err(f"variables.{key}", "a variable name must be an identifier")
-        env[key] = evaluate(value, env, f"{file}: variables.{key}")
-    for key, value in (overrides or {}).items():
-        if key not in env:
-            raise CascadeError(f"--arch-set {key}: {file} declares no variable {key!r}",
-                               hint="declared: " + (", ".join(sorted(env)) or "none"))
-        env[key] = value
-    ctx.env = env
-
-    name = data["name"]
-    if not isinstance(name, str) or not name:
-        raise ctx.err("name", "expected a non-empty string")
-    clock = ctx.num(data, "clock_hz", "")
-    word_bytes = int(ctx.num(data, "word_bytes", "", default=2))
-
-    actions_node = ctx.mapping(data["actions"], "actions")
-    actions = {str(k): ctx.num(actions_node, k, "actions", allow_zero=True) for k in actions_node}
-
-    units_node = data["units"]
-    if not isinstance(units_node, list) or not units_node:
-        raise ctx.err("units", "expected a non-empty list of compute units")
-    units = []
-    for i, unode in enumerate(units_node):
-        upath = f"units[{i}]"
-        ctx.mapping(unode, upath)
-        ctx.keys(unode, upath, {"name", "dims", "ops", "register_file", "description"},
-                 {"name", "dims", "ops"})
-        uname = unode["name"]
-        if not isinstance(uname, str) or not uname:
-            raise ctx.err(f"{upath}.name", "expected a non-empty string")
-        if any(u.name == uname for u in units):
-            raise ctx.err(f"{upath}.name", f"unit {uname!r} is declared twice")
-        dims_node = unode["dims"]
-        if not isinstance(dims_node, list) or not 1 <= len(dims_node) <= 2:
-            raise ctx.err(f"{upath}.dims", "expected a list of one or two PE counts, e.g. [256, 256]")
-        dims = []
-        for j, d in enumerate(dims_node):
-            v = evaluate(d, env, f"{file}: {upath}.dims[{j}]")
-            if not isinstance(v, int) or v <= 0:
-                raise ctx.err(f"{upath}.dims[{j}]", f"expected a positive integer, got {d!r}")
-            dims.append(v)
-        ops_node = ctx.mapping(unode["ops"], f"{upath}.ops")
-        ops = {}
-        for op, onode in ops_node.items():
-            opath = f"{upath}.ops.{op}"
-            if op not in OP_CLASSES and op != "exp_sub":
-                raise ctx.err(opath, f"unknown operation class {op!r}",
-                              hint="classes: " + ", ".join(OP_CLASSES) + ", exp_sub")
-            ctx.mapping(onode, opath)
-            ctx.keys(onode, opath, {"cycles", "actions", "hop_latency"}, {"cycles", "actions"})
-            cycles = ctx.num(onode, "cycles", opath)
-            acts_node = ctx.mapping(onode["actions"], f"{opath}.actions")
-            acts = {}
-            for act, count in acts_node.items():
-                if act not in actions:
-                    raise ctx.err(f"{opath}.actions.{act}", f"no energy for action {act!r}",
-                                  hint="declare it under 'actions:' (pJ per action)")
-                acts[act] = ctx.num(acts_node, act, f"{opath}.actions")
-            hop = ctx.num(onode, "hop_latency", opath, allow_zero=True, default=0)
-            ops[op] = OpCost(cycles, acts, hop)
-        rf = unode.get("register_file") or {}
-        ctx.mapping(rf, f"{upath}.register_file")
-        ctx.keys(rf, f"{upath}.register_file", {"words", "read_pJ", "write_pJ"})
-        units.append(Unit(uname, tuple(dims), ops,
-                          int(ctx.num(rf, "words", f"{upath}.register_file", allow_zero=True, default=0)),
-                          ctx.num(rf, "read_pJ", f"{upath}.register_file", allow_zero=True, default=0.0),
-                          ctx.num(rf, "write_pJ", f"{upath}.register_file", allow_zero=True, default=0.0)))
-
-    levels_node = data["levels"]
-    if not isinstance(levels_node, list) or not levels_node:
-        raise ctx.err("levels", "expected a list of memory levels, off-chip first")
-    levels = []
-    for i, lnode in enumerate(levels_node):
-        lpath = f"levels[{i}]"
-        ctx.mapping(lnode, lpath)
-        ctx.keys(lnode, lpath, {"name", "capacity", "bandwidth", "access_bytes", "read_pJ",
-                                "write_pJ", "description"}, {"name", "access_bytes", "read_pJ", "write_pJ"})
-        lname = lnode["name"]
-        if not isinstance(lname, str) or not lname:
-            raise ctx.err(f"{lpath}.name", "expected a non-empty string")
-        capacity = ctx.num(lnode, "capacity", lpath, default=None)
-        if i > 0 and capacity is None:
-            raise ctx.err(f"{lpath}.capacity", "missing required field (on-chip levels have a capacity)")
-        bandwidth = ctx.num(lnode, "bandwidth", lpath, default=None)
-        if i == 0 and bandwidth is None:
-            raise ctx.err(f"{lpath}.bandwidth", "missing required field (the off-chip bandwidth, bytes/s)")
-        levels.append(Level(lname, capacity, bandwidth, int(ctx.num(lnode, "access_bytes", lpath)),
-                            ctx.num(lnode, "read_pJ", lpath, allow_zero=True),
-                            ctx.num(lnode, "write_pJ", lpath, allow_zero=True)))
-
-    area = []
+    _check_kind(ctx, data, label or Path(file).stem)
+    ctx.keys(data, "", _TOP, ("name", "clock_hz", "units", "levels", "actions"))
+    ctx.env = _variables(ctx, data.get("variables"), overrides)
+    name = ctx.text(data, "name", "", max_len=200)
+    for key in ("description", "provenance"):
+        ctx.text(data, key, "", required=False)
+    clock = ctx.num(data, "clock_hz", "", CLOCK_HZ)
+    word_bytes = ctx.num(data, "word_bytes", "", WORD_BYTES, default=2)
+    actions_node = ctx.mapping(data["actions"], "actions", "{mac: 17.2, add: 8.3}")
+    actions = {str(k): ctx.num(actions_node, k, "actions", ENERGY_PJ) for k in actions_node}
+    units: list = []
+    for i, unode in enumerate(ctx.nonempty_list(data["units"], "units", "compute units")):
+        units.append(_unit(ctx, unode, f"units[{i}]", actions, units))
+    levels_node = ctx.nonempty_list(data["levels"], "levels", "memory levels, off-chip first")
+    levels = tuple(_level(ctx, lnode, i) for i, lnode in enumerate(levels_node))
+    for i, level in enumerate(levels):  # mappings name levels in `keep`: one name, one level
+        if any(other.name == level.name for other in levels[:i]):
+            raise ctx.err(f"levels[{i}].name", f"level {level.name!r} is declared twice")
     area_node = data.get("area") or []
     if not isinstance(area_node, list):
         raise ctx.err("area", "expected a list of {name, count, um2}")
-    for i, anode in enumerate(area_node):
-        apath = f"area[{i}]"
-        ctx.mapping(anode, apath)
-        ctx.keys(anode, apath, {"name", "count", "um2"}, {"name", "count", "um2"})
-        area.append((str(anode["name"]), ctx.num(anode, "count", apath, allow_zero=True),
-                     ctx.num(anode, "um2", apath, allow_zero=True)))
-    return Arch(name, file, env, clock, word_bytes, tuple(units), tuple(levels), actions,
-                tuple(area), str(data.get("description", "")), str(data.get("provenance", "")), data)
+    area = tuple(_area(ctx, anode, f"area[{i}]") for i, anode in enumerate(area_node))
+    return Arch(name, file, ctx.env, clock, word_bytes, tuple(units), levels, actions, area)
+
+
+def _check_kind(ctx: _Reader, data: dict, label: str) -> None:
+    kind = data.get("kind", "accelerator")
+    if kind == "gpu":
+        raise CascadeError(f"{ctx.file}: {label} is a GPU target: use it with `cascade compile "
+                           f"--arch`", hint="architectures for `cascade simulate` and `cascade map`: "
+                           + ", ".join(_builtin_names()))
+    if kind != "accelerator":
+        raise ctx.err("kind", f"expected 'accelerator' (or leave it out), got {kind!r}",
+                      hint="GPU targets (kind: gpu) go to `cascade compile --arch`")
+
+
+def _variables(ctx: _Reader, node, overrides: Mapping[str, float] | None) -> dict:
+    env: dict = {}
+    for key, value in ctx.mapping(node or {}, "variables", "{pe_dim: 256}").items():
+        if not isinstance(key, str) or not key.isidentifier():
+            raise ctx.err(f"variables.{key}", "a variable name must be an identifier")
+        env[key] = ctx.check(evaluate(value, env, ctx.where(f"variables.{key}")), VARIABLE,
+                             f"variables.{key}", value)
+    for key, value in (overrides or {}).items():
+        if key not in env:
+            raise CascadeError(f"--arch-set {key}: {ctx.file} declares no variable {key!r}",
+                               hint="declared: " + (", ".join(sorted(env)) or "none"))
+        env[key] = SpecFile("--arch-set").check(value, VARIABLE, key)
+    return env
+
+
+def _unit(ctx: _Reader, node, path: str, actions: dict, earlier: list) -> Unit:
+    ctx.mapping(node, path, "{name: 2d, dims: [256, 256], ops: {...}}")
+    ctx.keys(node, path, _UNIT, ("name", "dims", "ops"))
+    name = ctx.text(node, "name", path, max_len=100)
+    if any(u.name == name for u in earlier):
+        raise ctx.err(f"{path}.name", f"unit {name!r} is declared twice")
+    dims_node = node["dims"]
+    if not isinstance(dims_node, list) or not 1 <= len(dims_node) <= 2:
+        raise ctx.err(f"{path}.dims", "expected a list of one or two PE counts, e.g. [256, 256]")
+    dims = tuple(ctx.check(evaluate(d, ctx.env, ctx.where(f"{path}.dims[{j}]")), PE_DIM,
+                           f"{path}.dims[{j}]", d) for j, d in enumerate(dims_node))
+    ops = {}
+    for op, onode in ctx.mapping(node["ops"], f"{path}.ops", "{mac: {cycles: 1, actions: {mac: 1}}}").items():
+        ops[op] = _op(ctx, op, onode, f"{path}.ops.{op}", actions)
+    rf_path = f"{path}.register_file"
+    rf = ctx.mapping(node.get("register_file") or {}, rf_path, "{words: 16}")
+    ctx.keys(rf, rf_path, {"words", "read_pJ", "write_pJ"})
+    ctx.num(rf, "words", rf_path, RF_WORDS, default=0)
+    for key in ("read_pJ", "write_pJ"):
+        ctx.num(rf, key, rf_path, ENERGY_PJ, default=0.0)
+    ctx.text(node, "description", path, required=False)
+    return Unit(name, dims, ops)
+
+
+def _op(ctx: _Reader, op, node, path: str, actions: dict) -> OpCost:
+    if op not in OP_CLASSES and op not in FUSED_OPS:
+        raise ctx.err(path, f"unknown operation class {op!r}",
+                      hint="classes: " + ", ".join(OP_CLASSES + FUSED_OPS))
+    ctx.mapping(node, path, "{cycles: 1, actions: {mac: 1}}")
+    ctx.keys(node, path, _OP, ("cycles", "actions"))
+    cycles = ctx.num(node, "cycles", path, CYCLES)
+    acts_node = ctx.mapping(node["actions"], f"{path}.actions", "{mac: 1}")
+    acts = {}
+    for act in acts_node:
+        if act not in actions:
+            raise ctx.err(f"{path}.actions.{act}", f"no energy for action {act!r}",
+                          hint="declare it under 'actions:' (pJ per action)")
+        acts[act] = ctx.num(acts_node, act, f"{path}.actions", ACTIONS_PER_OP)
+    return OpCost(cycles, acts, ctx.num(node, "hop_latency", path, HOP_CYCLES, default=0))
+
+
+def _level(ctx: _Reader, node, i: int) -> Level:
+    path = f"levels[{i}]"
+    ctx.mapping(node, path, "{name: GLB, capacity: 2**20, access_bytes: 64, read_pJ: 1, write_pJ: 1}")
+    ctx.keys(node, path, _LEVEL, ("name", "access_bytes", "read_pJ", "write_pJ"))
+    name = ctx.text(node, "name", path, max_len=100)
+    capacity = ctx.num(node, "capacity", path, CAPACITY, default=None)
+    if i > 0 and capacity is None:
+        raise ctx.err(f"{path}.capacity", "missing required field (on-chip levels have a capacity)")
+    bandwidth = ctx.num(node, "bandwidth", path, BANDWIDTH, default=None)
+    if i == 0 and bandwidth is None:
+        raise ctx.err(f"{path}.bandwidth", "missing required field (the off-chip bandwidth, bytes/s)")
+    ctx.text(node, "description", path, required=False)
+    return Level(name, capacity, bandwidth, ctx.num(node, "access_bytes", path, ACCESS_BYTES),
+                 ctx.num(node, "read_pJ", path, ENERGY_PJ), ctx.num(node, "write_pJ", path, ENERGY_PJ))
+
+
+def _area(ctx: _Reader, node, path: str) -> tuple:
+    ctx.mapping(node, path, "{name: global_buffer, count: 1, um2: 94176256}")
+    ctx.keys(node, path, _AREA, _AREA)
+    return (ctx.text(node, "name", path, max_len=200), ctx.num(node, "count", path, AREA_COUNT),
+            ctx.num(node, "um2", path, AREA_UM2))
 
 
 def resolve_arch(spec: str, overrides: Mapping[str, float] | None = None) -> Arch:
-    """A path, or the name of a built-in spec (``fusemax``)."""
-    return load_arch(resolve_spec(BuiltinKind.ARCH, spec), overrides)
+    """A path, or the name of a built-in spec (``fusemax``); a GPU target's name is refused
+    with the command that takes it."""
+    path = resolve_spec(BuiltinKind.ARCH, spec)
+    if not path.exists() and spec == path.name and not path.suffix:
+        raise CascadeError(f"--arch {spec}: no such file and no built-in architecture of that "
+                           "name", hint=_builtin_hint())
+    return load_arch(path, overrides, label=spec if spec.isidentifier() else None)
 
 
 def parse_arch_sets(items) -> dict:
+    """``--arch-set NAME=VALUE`` items: integers (with ``_`` and a K/M/G binary suffix) or
+    finite floats."""
     out = {}
     for item in items or []:
         name, sep, value = item.partition("=")
@@ -302,11 +320,12 @@ def parse_arch_sets(items) -> dict:
                                hint="for example --arch-set pe_dim=128")
         text = value.strip().replace("_", "")
         try:
-            out[name.strip()] = int(text)
+            number = int(text)
         except ValueError:
             scale = {"K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}.get(text[-1:].upper())
             try:
-                out[name.strip()] = int(text[:-1]) * scale if scale else float(text)
+                number = int(text[:-1]) * scale if scale else float(text)
             except ValueError:
                 raise CascadeError(f"--arch-set {item}: {value!r} is not a number") from None
+        out[name.strip()] = SpecFile("--arch-set").check(number, VARIABLE, name.strip(), value)
     return out

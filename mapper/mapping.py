@@ -25,6 +25,7 @@ from pathlib import Path
 import yaml
 
 from einsum_ir.errors import CascadeError
+from einsum_ir.yaml_io import load_yaml_mapping
 
 MODES = ("pipelined", "sequential")
 
@@ -218,11 +219,5 @@ def mapping_from_dict(data, file: str = "<mapping>") -> Mapping:
 
 
 def load_mapping(path: str | Path) -> Mapping:
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise CascadeError(f"no such mapping file: {path}") from None
-    except yaml.YAMLError as exc:
-        raise CascadeError(f"{path}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    data = load_yaml_mapping(path, "mapping", hint="write one with `cascade map FILE --save M.yaml`")
     return mapping_from_dict(data, str(path))

@@ -77,7 +77,7 @@ def test_loaders_use_the_resolver():
     assert load("causal") == load(ROOT / "examples" / "attention" / "causal.ein")
     with pytest.raises(CascadeError, match="accelerator spec"):
         load_gpu_arch("flat")
-    with pytest.raises(CascadeError, match="no such architecture file") as exc:
+    with pytest.raises(CascadeError, match="no such file and no built-in architecture") as exc:
         resolve_arch("fusmax")
     assert "fusemax" in exc.value.diagnostic.hint and "h100" not in exc.value.diagnostic.hint
 
