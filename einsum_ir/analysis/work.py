@@ -29,6 +29,7 @@ from typing import Mapping
 import sympy
 
 from ..ir import Access, Binary, Call, Cascade, Einsum, Expr, Name, Num, Unary, walk
+from ..exprs import product_factors
 from ..sizes import resolve_sizes
 from ..verifier import Analysis, analyze
 from .existence import einsum_key, existence
@@ -99,22 +100,12 @@ def expr_ops(expr: Expr, counts: Counter | None = None) -> Counter:
     return counts
 
 
-def _factors(expr: Expr, divisor: bool = False) -> list[tuple[Expr, bool]]:
-    """A product split into (factor, is_divisor) pairs."""
-    if isinstance(expr, Binary) and expr.op == "*":
-        return _factors(expr.lhs, divisor) + _factors(expr.rhs, divisor)
-    if isinstance(expr, Binary) and expr.op == "/" and not divisor:
-        return _factors(expr.lhs) + [(expr.rhs, True)]
-    if isinstance(expr, Unary) and expr.op == "-":
-        return _factors(expr.operand, divisor)
-    return [(expr, divisor)]
-
-
 def einsum_profile(einsum: Einsum) -> tuple[Counter, Counter]:
     """Operations per existing iteration point and per existing output point."""
     per_point, per_output = Counter(), Counter()
     if einsum.reducer == "sum":
-        factors = _factors(einsum.body)
+        # A sign is free: -(a * b) costs what a * b costs.
+        factors = [(f.expr, f.divisor) for f in product_factors(einsum.body).factors]
         variable = [(f, d) for f, d in factors if not _is_constant(f)]
         constant = [(f, d) for f, d in factors if _is_constant(f)]
         plain = [f for f, d in variable if not d]
