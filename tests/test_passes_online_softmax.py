@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from einsum_ir import evaluate, format_cascade, load, loads, parse, random_inputs, resolve_sizes
 from einsum_ir.analysis import count_passes
 from einsum_ir.errors import CascadeError
+from einsum_ir.ir import Name, Role
 from einsum_ir.passes import (REGISTRY, DeadEinsums, OnlineSoftmax, get_pass, online_softmax,
                               online_softmax_reason, rewrite_online_softmax, run_named_pass,
                               run_pipeline)
@@ -78,13 +79,19 @@ def test_result_structure_is_regular():
     assert "split M = M1 * M0" in text and "rank M0 = 16" in text
     assert "K[b, h, m1 * M0 + m0, e] / sqrt(E) where m1 * M0 + m0 <= p" in text
     assert "AV[b, h, p, f] = RNV[b, h, p, M1, f] / RD[b, h, p, M1]" in text
-    (roles,) = rewrite_online_softmax(load(EX + "causal.ein")).roles
-    assert roles["rows"] == ("b", "h", "p") and roles["extras"] == ("f",)
-    assert (roles["rank"], roles["outer"], roles["inner"]) == ("M", "M1", "M0")
-    assert roles["retiled"] == ("QK",) and roles["RNV"] == "RNV"
-    (online,) = rewrite_online_softmax(load(EX + "mha_2pass.ein")).roles
-    assert {k: online[k] for k in ("LM", "RM", "SLN", "PRM", "SPD", "SLD", "RD")} == {
-        k: k for k in ("LM", "RM", "SLN", "PRM", "SPD", "SLD", "RD")}
+    # The rows, the extra index f and the retiled score QK are those of the written cascade.
+    qk = next(e for e in out.einsums if e.name == "QK")
+    assert qk.output.indices == tuple(Name(v) for v in ("b", "h", "p", "m1", "m0"))
+    rnv = next(e for e in out.einsums if e.name == "RNV" and e.id.role is Role.UPDATE)
+    assert [i.name for i in rnv.output.indices if isinstance(i, Name)] == ["b", "h", "p", "f"]
+    # The 2-pass form keeps its running max and denominator and adds only the numerator.
+    two = load(EX + "mha_2pass.ein")
+    done = rewrite_online_softmax(two)
+    assert done.rewritten == ("AV",)
+    kept = {e.id for e in two.einsums} & {e.id for e in done.cascade.einsums}
+    assert {eid.tensor for eid in kept} >= {"LM", "RM", "SLN", "PRM", "SPD", "SLD", "RD"}
+    assert {e.name for e in done.cascade.einsums} - {e.name for e in two.einsums} == {
+        "SPNV", "SLNV", "RNV"}
 
 
 BIASED = """
