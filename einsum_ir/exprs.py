@@ -37,8 +37,7 @@ def product_factors(expr: Expr) -> Product:
 
     * ``a * b`` splits into the factors of ``a`` and of ``b``;
     * ``a / b`` splits ``a`` and adds ``b`` as one divisor; a divisor is never split further
-      (``a / (b / c)`` has the divisor ``b / c``: its reciprocal is not a product of the parts
-      without flipping signs of divisors, which no consumer needs);
+      (``a / (b / c)`` has the one divisor ``b / c``, and ``a / -b`` the divisor ``-b``);
     * a unary minus anywhere along the product flips the sign (``-a * b`` and ``a * -b`` are
       ``negated`` products of ``a`` and ``b``): the sign is free for counting work and a factor
       of ``-1`` for evaluation;

@@ -131,7 +131,7 @@ def shapes_and_recurrences(cascade: Cascade) -> tuple[dict[str, tuple[Axis, ...]
         if update is None:
             shapes[tensor] = tuple(Axis(str(k.value).upper()) for k in out_indices(defs[0]))
             continue
-        init = next(e for e in defs if e is not update)
+        init = next(e for e in defs if e.id != update.id)
         kinds = out_indices(update)
         axis = next(k for k, kind in enumerate(kinds) if kind.kind == "next")
         shapes[tensor] = tuple(Axis(str(k.value).upper(), 1 if k.kind == "next" else 0)

@@ -172,7 +172,7 @@ def test_tail_guard_when_nothing_empties_the_last_tile():
 
 
 def test_score_with_other_readers_is_read_through_the_split():
-    cascade = loads(open(EX + "mha_3pass.ein").read().replace("output AV[b,h,p,f]",
+    cascade = loads(Path(EX + "mha_3pass.ein").read_text().replace("output AV[b,h,p,f]",
                                                               "output AV[b,h,p,f], QK[b,h,p,m]"))
     out = rewrite(cascade, tile_size=7)
     text = format_cascade(out)
@@ -220,7 +220,7 @@ def test_two_softmaxes_are_both_rewritten():
     (lambda t: t.replace("sum[m] SN[b,h,p,m]", "sum[m] SN[b,h,p,m] where m < p"), "subset"),
 ])
 def test_not_applicable_leaves_the_cascade_alone_and_says_why(edit, reason):
-    cascade = loads(edit(open(EX + "mha_3pass.ein").read()))
+    cascade = loads(edit(Path(EX + "mha_3pass.ein").read_text()))
     result = rewrite_online_softmax(cascade)
     assert not result.changed and result.cascade is cascade
     assert reason in result.reason
@@ -246,7 +246,7 @@ def test_framework_registry_pipeline_and_options():
     assert run_named_pass(cascade, "online-softmax", {"P": 256}) == load(EX + "mha_1pass.ein")
     with pytest.raises(CascadeError, match="unknown pass"):
         get_pass("nope")
-    dead = loads(open(EX + "mha_3pass.ein").read() + "X[b,h,p] = SD[b,h,p] * 2\n")
+    dead = loads(Path(EX + "mha_3pass.ein").read_text() + "X[b,h,p] = SD[b,h,p] * 2\n")
     assert [e.name for e in DeadEinsums()(dead).einsums] == [e.name for e in cascade.einsums]
 
 
@@ -330,7 +330,7 @@ def test_random_cascades_keep_their_meaning_under_every_pass(case, seed):
 
 
 def test_new_names_avoid_existing_ranks_and_tensors():
-    text = open(EX + "mha_3pass.ein").read().replace(
+    text = Path(EX + "mha_3pass.ein").read_text().replace(
         "rank B = 1", "rank M1 = 3\nparam M0 = 2\nrank B = 1").replace(
         "input  Q[b,h,p,e]", "input LM[m1], Q[b,h,p,e]")
     cascade = loads(text)

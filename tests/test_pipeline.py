@@ -64,7 +64,7 @@ def test_facts_are_computed_once_per_cascade():
     verifier._derive = counting
     try:
         for _ in range(5):
-            prepare(cascade, "as-written").facts
+            assert prepare(cascade, "as-written").facts.cascade is cascade
     finally:
         verifier._derive = original
     assert len(calls) == 1
