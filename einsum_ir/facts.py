@@ -13,7 +13,7 @@ from typing import Iterator, Mapping, NamedTuple
 
 import networkx as nx
 
-from .ir import Binary, Cascade, Einsum, EinsumId, Expr, Name, Num
+from .ir import Binary, Cascade, Einsum, Expr, Name, Num
 
 
 @dataclass(frozen=True)
@@ -215,8 +215,3 @@ def evaluation_steps(cascade: Cascade, deps: Dependences,
 
 def _is_var(index: Expr, var: str) -> bool:
     return isinstance(index, Name) and index.name == var
-
-
-def einsum_ids(analysis: Analysis) -> tuple[EinsumId, ...]:
-    """The ids of the cascade's Einsums, in the order written."""
-    return tuple(e.id for e in analysis.cascade.einsums)

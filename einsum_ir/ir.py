@@ -12,7 +12,7 @@ One expression family serves three contexts:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Iterator, Union
 
@@ -309,6 +309,4 @@ class Cascade:
         return tuple(seen)
 
     def replace_einsums(self, einsums) -> "Cascade":
-        from dataclasses import replace
-
         return replace(self, einsums=tuple(einsums))

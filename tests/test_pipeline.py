@@ -68,3 +68,23 @@ def test_facts_are_computed_once_per_cascade():
     finally:
         verifier._derive = original
     assert len(calls) == 1
+
+
+def test_run_pipeline_goes_through_pipeline_and_verifies_by_default():
+    from einsum_ir.passes import run_pipeline
+
+    @dataclass(frozen=True)
+    class DropAll:
+        """A broken pass: removes every Einsum, so the outputs are never defined."""
+
+        name = "drop-all"
+
+        def __call__(self, cascade):
+            return cascade.replace_einsums(())
+
+    cascade = load("examples/attention/mha_3pass.ein")
+    with pytest.raises(CascadeError, match="never defined"):
+        run_pipeline(cascade, [DropAll()])
+    assert run_pipeline(cascade, [DropAll()], verify=False).einsums == ()
+    prepared = Pipeline("p", (DropAll(),)).run(cascade, verify=False)
+    assert prepared.applied == (PassSpec("drop-all"),)
