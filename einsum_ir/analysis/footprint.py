@@ -16,7 +16,6 @@ from ..dtypes import DTYPE_BYTES, dtype_bytes
 from ..ir import Cascade
 from ..sizes import resolve_sizes
 from ..verifier import Analysis, analyze
-from .existence import einsum_key
 
 __all__ = ["DTYPE_BYTES", "Footprint", "LiveStep", "dtype_bytes", "footprint", "tensor_bytes"]
 
@@ -78,7 +77,7 @@ def footprint(cascade: Cascade, sizes: Mapping[str, int] | None = None, dtype="f
     for k, step in enumerate(analysis.steps):
         live = [t for t, b in born.items() if b <= k and (
             t in outputs or max(last_read.get(t, b), b) >= k)]
-        steps.append(LiveStep(k, tuple(einsum_key(analysis, e) for e in step.einsums), tuple(live),
+        steps.append(LiveStep(k, tuple(str(e.id) for e in step.einsums), tuple(live),
                               sum(sizes_of[t] for t in live)))
     peak = max(steps, key=lambda s: s.bytes) if steps else LiveStep(0, (), (), 0)
     return Footprint(nbytes, sizes_of, tuple(steps), peak.bytes, peak.index)

@@ -26,7 +26,6 @@ from ..errors import CascadeError
 from ..exprs import rank_root
 from ..ir import Cascade, index_vars
 from ..verifier import Analysis, analyze
-from .existence import einsum_key
 
 
 @dataclass(frozen=True)
@@ -214,7 +213,7 @@ def _passes(analysis: Analysis, cover: set[str]):
         # not iterate S runs at the end of its producers' pass and hands the wait on.
         p = needed if any(group_iterates.values()) else floor
         for einsum in group:
-            key = einsum_key(analysis, einsum)
+            key = str(einsum.id)
             per_einsum[key] = p
             iterates[key] = group_iterates[einsum.id]
             if group_iterates[einsum.id]:
@@ -289,7 +288,7 @@ class _Streamed:
         cascade = self.analysis.cascade
         out: dict[str, None] = {}
         for einsum in cascade.einsums:
-            if per_einsum.get(einsum_key(self.analysis, einsum)) != k:
+            if per_einsum.get(str(einsum.id)) != k:
                 continue
             for access in einsum.reads():
                 t = access.tensor

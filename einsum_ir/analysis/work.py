@@ -32,7 +32,7 @@ from ..errors import CascadeError
 from ..size_exprs import to_sympy
 from ..sizes import resolve_sizes
 from ..verifier import Analysis, analyze
-from .existence import einsum_key, existence
+from .existence import existence
 from .opclasses import OP_CLASSES, einsum_profile, expr_ops
 
 __all__ = ["OP_CLASSES", "WorkReport", "count_work", "einsum_profile", "expr_ops", "rank_symbols"]
@@ -139,7 +139,7 @@ def count_work(cascade: Cascade, sizes: Mapping[str, int] | None = None, *,
     symbolic: dict[str, dict[str, sympy.Expr]] = {}
     symbolic_points: dict[str, sympy.Expr] = {}
     for einsum in cascade.einsums:
-        key = einsum_key(analysis, einsum)
+        key = str(einsum.id)  # the report label: T, or T.init for an initial value
         per_point, per_output = einsum_profile(einsum)
         points, outs = ev.points.get(key, 0), ev.out_points.get(key, 0)
         per_einsum[key] = {op: per_point[op] * points + per_output[op] * outs for op in OP_CLASSES}
