@@ -7,7 +7,8 @@ import importlib
 
 _WHERE = {
     "CascadeError": "errors", "Diagnostic": "errors", "evaluate": "interpreter",
-    "random_inputs": "interpreter", "Cascade": "ir", "Einsum": "ir", "parse": "parser",
+    "random_inputs": "interpreter", "Cascade": "ir", "Einsum": "ir", "EinsumId": "ir",
+    "Role": "ir", "Loaded": "loading", "load_resolved": "loading", "parse": "parser",
     "parse_file": "parser", "format_cascade": "printer", "resolve_sizes": "sizes",
     "Analysis": "verifier", "analyze": "verifier", "verify": "verifier",
     "__version__": "version",

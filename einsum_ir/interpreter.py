@@ -27,6 +27,7 @@ import numpy as np
 
 from .budget import check_budget
 from .errors import CascadeError
+from .exprs import Factor, product_factors
 from .ir import Access, Binary, Call, Cascade, Einsum, Expr, Name, Num, Unary, walk
 from .labelled import IndexEvaluator, LArr, align, ensure_fits, union_labels
 from .sizes import resolve_sizes
@@ -190,7 +191,9 @@ class _Evaluator:
         self._write(einsum, result)
 
     def _contract(self, einsum: Einsum, out_labels, reduced) -> LArr:
-        factors = [self._factor(f) for f in _product_factors(einsum.body)]
+        product = product_factors(einsum.body)
+        sign = [Factor(Num(-1))] if product.negated else []
+        factors = [self._factor(f) for f in (*sign, *product.factors)]
         if einsum.where is not None:
             pred = self.eval_pred(einsum.where)
             # The predicate decides which points exist; it contributes no value.
@@ -222,12 +225,12 @@ class _Evaluator:
         return LArr(present_out, np.asarray(values, dtype=self.dtype),
                     None if exists is None else np.asarray(exists))
 
-    def _factor(self, factor) -> LArr:
-        if isinstance(factor, tuple):  # ("recip", expr)
-            inner = self.eval_value(factor[1])
+    def _factor(self, factor: Factor) -> LArr:
+        if factor.divisor:
+            inner = self.eval_value(factor.expr)
             with np.errstate(all="ignore"):
                 return LArr(inner.labels, 1.0 / inner.values, inner.exists)
-        return self.eval_value(factor)
+        return self.eval_value(factor.expr)
 
     def _map_reduce(self, einsum: Einsum, out_labels, reduced) -> LArr:
         body = self.eval_value(einsum.body)
@@ -310,16 +313,6 @@ def _undefined_sums(values, spec: str, factors, reduced) -> np.ndarray | None:
 
 def _has_index(expr: Expr, fixed) -> bool:
     return any(isinstance(n, Name) and n.is_index and n.name not in fixed for n in walk(expr))
-
-
-def _product_factors(expr: Expr) -> list:
-    if isinstance(expr, Binary) and expr.op == "*":
-        return _product_factors(expr.lhs) + _product_factors(expr.rhs)
-    if isinstance(expr, Binary) and expr.op == "/":
-        return _product_factors(expr.lhs) + [("recip", expr.rhs)]
-    if isinstance(expr, Unary) and expr.op == "-":
-        return [Num(-1)] + _product_factors(expr.operand)
-    return [expr]
 
 
 def _elu(x):

@@ -12,10 +12,9 @@ One expression family serves three contexts:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from enum import Enum
 from typing import Iterator, Union
-
-REDUCERS = ("sum", "max", "min", "prod")
 
 # Scalar functions of the value language, with their arity.
 FUNCTIONS = {
@@ -25,7 +24,6 @@ FUNCTIONS = {
 }
 
 COMPARISONS = ("<", "<=", ">", ">=", "==", "!=")
-ARITHMETIC = ("+", "-", "*", "/", "%")
 LOGICAL = ("and", "or")
 
 
@@ -215,6 +213,46 @@ class Einsum:
     def reads(self) -> tuple[Access, ...]:
         return accesses(self.body) + accesses(self.where)
 
+    @property
+    def role(self) -> Role:
+        """What this Einsum defines of its tensor: read off the output indices (an integer index
+        is an initial value, ``v+1`` a recurrence update, plain variables the one definition)."""
+        role = Role.DEF
+        for index in self.output.indices:
+            if isinstance(index, Num):
+                return Role.INIT
+            if isinstance(index, Binary):
+                role = Role.UPDATE
+        return role
+
+    @property
+    def id(self) -> EinsumId:
+        return EinsumId(self.output.tensor, self.role)
+
+
+class Role(Enum):
+    """The part an Einsum plays for its tensor."""
+
+    DEF = "def"  # the tensor's one definition
+    INIT = "init"  # the initial value of a recurrence (``RM[b, h, p, 0] = -inf``)
+    UPDATE = "update"  # the recurrence update (``RM[b, h, p, m1+1] = ...``)
+
+
+@dataclass(frozen=True)
+class EinsumId:
+    """The identity of an Einsum within a verified cascade: its tensor and its role.
+
+    A verified cascade defines each tensor once, or by an initial value plus one update, so no two
+    of its Einsums share an id. ``str`` gives the label reports use: the tensor's name, or
+    ``T.init`` for an initial value.
+    """
+
+    tensor: str
+    role: Role = Role.DEF
+
+    def __str__(self) -> str:
+        return f"{self.tensor}.init" if self.role is Role.INIT else self.tensor
+
 
 @dataclass(frozen=True)
 class Cascade:
@@ -232,10 +270,6 @@ class Cascade:
     def size_decl(self, name: str) -> SizeDecl | None:
         return next((s for s in self.sizes if s.name == name), None)
 
-    def split_of(self, rank: str) -> Split | None:
-        """The split that defines ``rank`` as an outer or inner part, if any."""
-        return next((s for s in self.splits if rank in (s.outer, s.inner)), None)
-
     def split_for(self, rank: str) -> Split | None:
         """The split that divides ``rank`` itself, if any."""
         return next((s for s in self.splits if s.rank == rank), None)
@@ -252,6 +286,17 @@ class Cascade:
     def output(self, name: str) -> TensorDecl | None:
         return next((t for t in self.outputs if t.name == name), None)
 
+    def einsum(self, eid: EinsumId) -> Einsum:
+        """The Einsum with id ``eid`` (KeyError if there is none)."""
+        for einsum in self.einsums:
+            if einsum.id == eid:
+                return einsum
+        raise KeyError(eid)
+
+    def positions(self) -> dict[EinsumId, int]:
+        """Each Einsum's position in :attr:`einsums`, by id."""
+        return {e.id: k for k, e in enumerate(self.einsums)}
+
     def definitions(self, tensor: str) -> tuple[Einsum, ...]:
         return tuple(e for e in self.einsums if e.output.tensor == tensor)
 
@@ -264,6 +309,4 @@ class Cascade:
         return tuple(seen)
 
     def replace_einsums(self, einsums) -> "Cascade":
-        from dataclasses import replace
-
         return replace(self, einsums=tuple(einsums))

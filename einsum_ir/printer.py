@@ -73,13 +73,10 @@ def _format_decl(decl: TensorDecl) -> str:
 
 def format_cascade(cascade: Cascade) -> str:
     lines = [f"# cascade {cascade.name}"]
-    ranks = [s for s in cascade.sizes if s.is_rank]
-    params = [s for s in cascade.sizes if not s.is_rank]
     # One declaration per line keeps the order, which matters for equality.
     for decl in cascade.sizes:
         keyword = "rank" if decl.is_rank else "param"
         lines.append(f"{keyword} {decl.name} = {format_expr(decl.default)}")
-    del ranks, params
     for split in cascade.splits:
         lines.append(f"split {split.rank} = {split.outer} * {split.inner}")
     if cascade.inputs:

@@ -3,45 +3,13 @@ from __future__ import annotations
 from typing import Mapping
 
 from .errors import CascadeError
-from .ir import Binary, Call, Cascade, Expr, Name, Num, Unary
+from .ir import Cascade, Expr, Name
+from .size_exprs import to_int
 
 
 def eval_int(expr: Expr, env: Mapping[str, int], *, what: str = "size") -> int:
     """Evaluates an integer expression over named integers (``/`` must divide exactly)."""
-    if isinstance(expr, Num):
-        if isinstance(expr.value, float) and not float(expr.value).is_integer():
-            raise CascadeError(f"a {what} must be an integer, not {expr.value}", expr.span,
-                               "sizes are integers")
-        return int(expr.value)
-    if isinstance(expr, Name):
-        if expr.name not in env:
-            raise CascadeError(f"unknown size {expr.name!r} in a {what}", expr.span,
-                               "declare it with 'rank' or 'param' before it is used")
-        return env[expr.name]
-    if isinstance(expr, Unary) and expr.op == "-":
-        return -eval_int(expr.operand, env, what=what)
-    if isinstance(expr, Binary) and expr.op in ("+", "-", "*", "/", "%"):
-        lhs, rhs = eval_int(expr.lhs, env, what=what), eval_int(expr.rhs, env, what=what)
-        if expr.op == "+":
-            return lhs + rhs
-        if expr.op == "-":
-            return lhs - rhs
-        if expr.op == "*":
-            return lhs * rhs
-        if rhs == 0:
-            raise CascadeError(f"division by zero in a {what}", expr.span,
-                               "the divisor of a size must be non-zero")
-        if expr.op == "%":
-            return lhs % rhs
-        if lhs % rhs:
-            raise CascadeError(f"{lhs} is not divisible by {rhs} in a {what}", expr.span,
-                               "choose sizes that divide exactly (for tiles use 'split')")
-        return lhs // rhs
-    if isinstance(expr, Call) and expr.func in ("min", "max") and len(expr.args) == 2:
-        values = [eval_int(a, env, what=what) for a in expr.args]
-        return min(values) if expr.func == "min" else max(values)
-    raise CascadeError(f"a {what} must be an integer expression of sizes", getattr(expr, "span", None),
-                       "use integers, sizes, + - * / % and min/max")
+    return to_int(expr, env, what=what)
 
 
 def _names_in(expr: Expr) -> set[str]:

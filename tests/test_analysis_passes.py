@@ -6,7 +6,7 @@ import pytest
 from cascade_cli.main import main
 from einsum_ir import load, loads
 from einsum_ir.analysis import count_passes, default_rank, footprint
-from einsum_ir.analysis.passes import covering_ranks
+from einsum_ir.analysis.passcount import covering_ranks
 from einsum_ir.errors import CascadeError
 
 EX = "examples/attention/"

@@ -3,6 +3,7 @@ import itertools
 import json
 import math
 import time
+from pathlib import Path
 
 import pytest
 import sympy
@@ -106,7 +107,7 @@ def test_chunked_linear_masks_brute_force():
 
 
 def test_split_1pass_with_causal_mask_brute_force():
-    text = open(EX + "mha_1pass.ein").read().replace(
+    text = Path(EX + "mha_1pass.ein").read_text().replace(
         "/ sqrt(E)\n", "/ sqrt(E) where m1*M0 + m0 <= p\n", 1)
     cascade = loads(text)
     sizes = dict(P=11, M=19, M0=4)
@@ -171,7 +172,7 @@ def test_cli_work_table_and_json(capsys):
 
 def _int(expr, point, env):
     """Integer/boolean value of an index expression or predicate at one point (plain Python)."""
-    from einsum_ir.ir import Binary, Call, Name, Num, Unary
+    from einsum_ir.ir import Call, Name, Num, Unary
 
     if isinstance(expr, Num):
         return int(expr.value)
@@ -190,11 +191,37 @@ def _int(expr, point, env):
             "and": lambda: a and b, "or": lambda: a or b}[expr.op]()
 
 
+def _brute_exists(expr, point, env, shape, inputs, exists):
+    """Whether ``expr`` exists at ``point`` by the union/intersection rules."""
+    from einsum_ir.ir import Access, Binary, Name, Num, Unary
+
+    def ex(e):
+        return _brute_exists(e, point, env, shape, inputs, exists)
+
+    if isinstance(expr, (Num, Name)):
+        return True
+    if isinstance(expr, Access):
+        idx = tuple(_int(i, point, env) for i in expr.indices)
+        if not all(0 <= i < n for i, n in zip(idx, shape(expr.tensor), strict=True)):
+            return False
+        return expr.tensor in inputs or idx in exists.get(expr.tensor, set())
+    if isinstance(expr, Unary):
+        return ex(expr.operand)
+    if isinstance(expr, Binary):
+        if expr.op in ("and", "or"):
+            return True
+        a, b = ex(expr.lhs), ex(expr.rhs)
+        return (a or b) if expr.op in ("+", "max", "min") else (a and b)
+    parts = [ex(a) for a in expr.args]
+    if len(parts) == 2 and expr.func in ("max", "min"):
+        return any(parts)
+    return all(parts)
+
+
 def brute_force_points(cascade, sizes):
     """Existing points of every Einsum by enumerating every point with the union/intersection
     rules (independent of the vectorised analysis)."""
     from einsum_ir import analyze, resolve_sizes
-    from einsum_ir.ir import Access, Binary, Call, Name, Num, Unary
 
     analysis = analyze(cascade)
     env = resolve_sizes(cascade, sizes)
@@ -205,34 +232,17 @@ def brute_force_points(cascade, sizes):
         return [env[a.rank] + a.extra for a in analysis.shapes[t]]
 
     def ex(expr, point):
-        if isinstance(expr, (Num, Name)):
-            return True
-        if isinstance(expr, Access):
-            idx = tuple(_int(i, point, env) for i in expr.indices)
-            if not all(0 <= i < n for i, n in zip(idx, shape(expr.tensor))):
-                return False
-            return expr.tensor in inputs or idx in exists.get(expr.tensor, set())
-        if isinstance(expr, Unary):
-            return ex(expr.operand, point)
-        if isinstance(expr, Binary):
-            if expr.op in ("and", "or"):
-                return True
-            a, b = ex(expr.lhs, point), ex(expr.rhs, point)
-            return (a or b) if expr.op in ("+", "max", "min") else (a and b)
-        parts = [ex(a, point) for a in expr.args]
-        if len(parts) == 2 and expr.func in ("max", "min"):
-            return any(parts)
-        return all(parts)
+        return _brute_exists(expr, point, env, shape, inputs, exists)
 
     points = {}
-    for group, var in zip(analysis.order, analysis.step_vars):
+    for group, var in zip(analysis.order, analysis.step_vars, strict=True):
         for step in ([None] if var is None else range(env[var.upper()])):
             for e in group:
                 rec = analysis.recurrences.get(e.name)
-                key = e.name + (".init" if rec is not None and e is rec.init else "")
+                key = e.name + (".init" if rec is not None and e == rec.init else "")
                 names = [v for v in e.iteration_space if v != var]
                 for values in itertools.product(*(range(env[v.upper()]) for v in names)):
-                    point = dict(zip(names, values))
+                    point = dict(zip(names, values, strict=True))
                     if var is not None:
                         point[var] = step
                     if ex(e.body, point) and (e.where is None or _int(e.where, point, env)):
@@ -279,7 +289,7 @@ def masked_cascades(draw):
     atoms = draw(st.lists(st.sampled_from(_ATOMS), min_size=1, max_size=3))
     joins = [draw(st.sampled_from([" and ", " or "])) for _ in atoms[1:]]
     split = draw(st.booleans())
-    pred = atoms[0] + "".join(j + a for j, a in zip(joins, atoms[1:]))
+    pred = atoms[0] + "".join(j + a for j, a in zip(joins, atoms[1:], strict=True))
     pred = pred.replace("{m}", "(m1*M0 + m0)" if split else "m")
     where_on = draw(st.sampled_from(["score", "max", "both"]))
     union = draw(st.booleans())

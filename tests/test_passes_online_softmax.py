@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from einsum_ir import evaluate, format_cascade, load, loads, parse, random_inputs, resolve_sizes
 from einsum_ir.analysis import count_passes
 from einsum_ir.errors import CascadeError
+from einsum_ir.ir import Name, Role
 from einsum_ir.passes import (REGISTRY, DeadEinsums, OnlineSoftmax, get_pass, online_softmax,
                               online_softmax_reason, rewrite_online_softmax, run_named_pass,
                               run_pipeline)
@@ -78,13 +79,19 @@ def test_result_structure_is_regular():
     assert "split M = M1 * M0" in text and "rank M0 = 16" in text
     assert "K[b, h, m1 * M0 + m0, e] / sqrt(E) where m1 * M0 + m0 <= p" in text
     assert "AV[b, h, p, f] = RNV[b, h, p, M1, f] / RD[b, h, p, M1]" in text
-    (roles,) = rewrite_online_softmax(load(EX + "causal.ein")).roles
-    assert roles["rows"] == ("b", "h", "p") and roles["extras"] == ("f",)
-    assert (roles["rank"], roles["outer"], roles["inner"]) == ("M", "M1", "M0")
-    assert roles["retiled"] == ("QK",) and roles["RNV"] == "RNV"
-    (online,) = rewrite_online_softmax(load(EX + "mha_2pass.ein")).roles
-    assert {k: online[k] for k in ("LM", "RM", "SLN", "PRM", "SPD", "SLD", "RD")} == {
-        k: k for k in ("LM", "RM", "SLN", "PRM", "SPD", "SLD", "RD")}
+    # The rows, the extra index f and the retiled score QK are those of the written cascade.
+    qk = next(e for e in out.einsums if e.name == "QK")
+    assert qk.output.indices == tuple(Name(v) for v in ("b", "h", "p", "m1", "m0"))
+    rnv = next(e for e in out.einsums if e.name == "RNV" and e.id.role is Role.UPDATE)
+    assert [i.name for i in rnv.output.indices if isinstance(i, Name)] == ["b", "h", "p", "f"]
+    # The 2-pass form keeps its running max and denominator and adds only the numerator.
+    two = load(EX + "mha_2pass.ein")
+    done = rewrite_online_softmax(two)
+    assert done.rewritten == ("AV",)
+    kept = {e.id for e in two.einsums} & {e.id for e in done.cascade.einsums}
+    assert {eid.tensor for eid in kept} >= {"LM", "RM", "SLN", "PRM", "SPD", "SLD", "RD"}
+    assert {e.name for e in done.cascade.einsums} - {e.name for e in two.einsums} == {
+        "SPNV", "SLNV", "RNV"}
 
 
 BIASED = """
@@ -165,7 +172,7 @@ def test_tail_guard_when_nothing_empties_the_last_tile():
 
 
 def test_score_with_other_readers_is_read_through_the_split():
-    cascade = loads(open(EX + "mha_3pass.ein").read().replace("output AV[b,h,p,f]",
+    cascade = loads(Path(EX + "mha_3pass.ein").read_text().replace("output AV[b,h,p,f]",
                                                               "output AV[b,h,p,f], QK[b,h,p,m]"))
     out = rewrite(cascade, tile_size=7)
     text = format_cascade(out)
@@ -213,7 +220,7 @@ def test_two_softmaxes_are_both_rewritten():
     (lambda t: t.replace("sum[m] SN[b,h,p,m]", "sum[m] SN[b,h,p,m] where m < p"), "subset"),
 ])
 def test_not_applicable_leaves_the_cascade_alone_and_says_why(edit, reason):
-    cascade = loads(edit(open(EX + "mha_3pass.ein").read()))
+    cascade = loads(edit(Path(EX + "mha_3pass.ein").read_text()))
     result = rewrite_online_softmax(cascade)
     assert not result.changed and result.cascade is cascade
     assert reason in result.reason
@@ -239,7 +246,7 @@ def test_framework_registry_pipeline_and_options():
     assert run_named_pass(cascade, "online-softmax", {"P": 256}) == load(EX + "mha_1pass.ein")
     with pytest.raises(CascadeError, match="unknown pass"):
         get_pass("nope")
-    dead = loads(open(EX + "mha_3pass.ein").read() + "X[b,h,p] = SD[b,h,p] * 2\n")
+    dead = loads(Path(EX + "mha_3pass.ein").read_text() + "X[b,h,p] = SD[b,h,p] * 2\n")
     assert [e.name for e in DeadEinsums()(dead).einsums] == [e.name for e in cascade.einsums]
 
 
@@ -323,7 +330,7 @@ def test_random_cascades_keep_their_meaning_under_every_pass(case, seed):
 
 
 def test_new_names_avoid_existing_ranks_and_tensors():
-    text = open(EX + "mha_3pass.ein").read().replace(
+    text = Path(EX + "mha_3pass.ein").read_text().replace(
         "rank B = 1", "rank M1 = 3\nparam M0 = 2\nrank B = 1").replace(
         "input  Q[b,h,p,e]", "input LM[m1], Q[b,h,p,e]")
     cascade = loads(text)

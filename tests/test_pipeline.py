@@ -55,16 +55,36 @@ def test_replay_refuses_a_pipeline_that_does_not_apply():
 def test_facts_are_computed_once_per_cascade():
     cascade = parse_file("examples/attention/sliding_window.ein")  # not verified yet
     calls = []
-    original = verifier._Checker.run
+    original = verifier._derive
 
-    def counting(self):
+    def counting(c):
         calls.append(1)
-        return original(self)
+        return original(c)
 
-    verifier._Checker.run = counting
+    verifier._derive = counting
     try:
         for _ in range(5):
-            prepare(cascade, "as-written").facts
+            assert prepare(cascade, "as-written").facts.cascade is cascade
     finally:
-        verifier._Checker.run = original
+        verifier._derive = original
     assert len(calls) == 1
+
+
+def test_run_pipeline_goes_through_pipeline_and_verifies_by_default():
+    from einsum_ir.passes import run_pipeline
+
+    @dataclass(frozen=True)
+    class DropAll:
+        """A broken pass: removes every Einsum, so the outputs are never defined."""
+
+        name = "drop-all"
+
+        def __call__(self, cascade):
+            return cascade.replace_einsums(())
+
+    cascade = load("examples/attention/mha_3pass.ein")
+    with pytest.raises(CascadeError, match="never defined"):
+        run_pipeline(cascade, [DropAll()])
+    assert run_pipeline(cascade, [DropAll()], verify=False).einsums == ()
+    prepared = Pipeline("p", (DropAll(),)).run(cascade, verify=False)
+    assert prepared.applied == (PassSpec("drop-all"),)

@@ -1,4 +1,5 @@
-"""Target-free analyses of a cascade: existence (masks), work, pass count, footprint.
+"""Target-free analyses of a cascade: existence (masks), work, pass count, footprint, and the
+operation classes they count in.
 
 The names below are imported on first use, so that importing one analysis module does not import
 the others (``work`` needs sympy).
@@ -8,8 +9,8 @@ import importlib
 # Imported now: the function shares its module's name, which a lazy lookup could not tell apart.
 from .footprint import Footprint as Footprint, footprint as footprint
 
-_WHERE = {"PassReport": "passes",
-          "count_passes": "passes", "default_rank": "passes", "OP_CLASSES": "work",
+_WHERE = {"PassReport": "passcount", "count_passes": "passcount", "default_rank": "passcount",
+          "OP_CLASSES": "opclasses", "einsum_profile": "opclasses", "expr_ops": "opclasses",
           "WorkReport": "work", "count_work": "work"}
 
 __all__ = sorted([*_WHERE, "Footprint", "footprint"])

@@ -44,11 +44,9 @@ class Mask:
 
 
 def einsum_key(analysis: Analysis, einsum: Einsum) -> str:
-    """The name analyses use for an Einsum: its tensor, or ``T.init`` for an initial value."""
-    rec = analysis.recurrences.get(einsum.name)
-    if rec is not None and einsum is rec.init:
-        return f"{einsum.name}.init"
-    return einsum.name
+    """The label reports use for an Einsum: ``str(einsum.id)`` (its tensor, or ``T.init`` for an
+    initial value). Code that needs the role reads ``einsum.id.role``, not the label."""
+    return str(einsum.id)
 
 
 class ExistenceEvaluator:

@@ -2,7 +2,7 @@
 
 Each tensor is counted at its full (dense) extent, as a buffer that holds it would be; an
 iterative axis holds R + 1 iterates. The live set is taken at every step of the evaluation order
-(``Analysis.order``: a plain Einsum, or one recurrence stepped over its rank): a tensor is live from
+(``Analysis.steps``: a plain Einsum, or one recurrence stepped over its rank): a tensor is live from
 the step that produces it (inputs: from the start) up to its last reader; outputs stay live to the
 end. This is the storage of an unfused evaluation; a fused mapping keeps only tiles of it.
 """
@@ -12,24 +12,12 @@ import math
 from dataclasses import dataclass
 from typing import Mapping
 
+from ..dtypes import DTYPE_BYTES, dtype_bytes
 from ..ir import Cascade
 from ..sizes import resolve_sizes
 from ..verifier import Analysis, analyze
 
-DTYPE_BYTES = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "fp8": 1, "int8": 1}
-
-
-def dtype_bytes(dtype) -> int:
-    """Bytes of one element: a name in :data:`DTYPE_BYTES` or anything numpy knows."""
-    if isinstance(dtype, int):
-        return dtype
-    name = str(dtype)
-    if name in DTYPE_BYTES:
-        return DTYPE_BYTES[name]
-    import numpy as np  # imported here: the command line lists DTYPE_BYTES without numpy
-
-    return np.dtype(dtype).itemsize
-
+__all__ = ["DTYPE_BYTES", "Footprint", "LiveStep", "dtype_bytes", "footprint", "tensor_bytes"]
 
 @dataclass(frozen=True)
 class LiveStep:
@@ -72,8 +60,6 @@ def footprint(cascade: Cascade, sizes: Mapping[str, int] | None = None, dtype="f
     A tensor is live during a step when it exists by then and is read in that step or later (or
     is an output); the step's own output and operands are live during it.
     """
-    from .existence import einsum_key  # numpy, imported only when a footprint is computed
-
     analysis = analysis or analyze(cascade)
     known = {d.name for d in cascade.sizes}
     env = resolve_sizes(cascade, {k: v for k, v in (sizes or {}).items() if k in known})
@@ -82,16 +68,16 @@ def footprint(cascade: Cascade, sizes: Mapping[str, int] | None = None, dtype="f
     outputs = {d.name for d in cascade.outputs}
     born = {d.name: -1 for d in cascade.inputs}
     last_read: dict[str, int] = {}
-    for k, group in enumerate(analysis.order):
-        for einsum in group:
+    for k, step in enumerate(analysis.steps):
+        for einsum in step.einsums:
             born.setdefault(einsum.name, k)
             for access in einsum.reads():
                 last_read[access.tensor] = max(last_read.get(access.tensor, -1), k)
     steps = []
-    for k, group in enumerate(analysis.order):
+    for k, step in enumerate(analysis.steps):
         live = [t for t, b in born.items() if b <= k and (
             t in outputs or max(last_read.get(t, b), b) >= k)]
-        steps.append(LiveStep(k, tuple(einsum_key(analysis, e) for e in group), tuple(live),
+        steps.append(LiveStep(k, tuple(str(e.id) for e in step.einsums), tuple(live),
                               sum(sizes_of[t] for t in live)))
     peak = max(steps, key=lambda s: s.bytes) if steps else LiveStep(0, (), (), 0)
     return Footprint(nbytes, sizes_of, tuple(steps), peak.bytes, peak.index)

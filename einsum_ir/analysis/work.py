@@ -22,19 +22,20 @@ outer rank is ``ceiling(M / M0)``. Where both exist they agree exactly.
 from __future__ import annotations
 
 import math
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Mapping
 
 import sympy
 
-from ..ir import Access, Binary, Call, Cascade, Einsum, Expr, Name, Num, Unary, walk
+from ..ir import Cascade, Num
+from ..errors import CascadeError
+from ..size_exprs import to_sympy
 from ..sizes import resolve_sizes
 from ..verifier import Analysis, analyze
-from .existence import einsum_key, existence
+from .existence import existence
+from .opclasses import OP_CLASSES, einsum_profile, expr_ops
 
-OP_CLASSES = ("mac", "add", "mul", "max", "exp", "div", "cmp", "other")
-
+__all__ = ["OP_CLASSES", "WorkReport", "count_work", "einsum_profile", "expr_ops", "rank_symbols"]
 
 @dataclass(frozen=True)
 class WorkReport:
@@ -65,78 +66,6 @@ class WorkReport:
         }
 
 
-# ---------------------------------------------------------------------- operation profiles
-
-
-def _is_constant(expr: Expr) -> bool:
-    return not any(isinstance(n, Access) or (isinstance(n, Name) and n.is_index) for n in walk(expr))
-
-
-_BINARY_CLASS = {"+": "add", "-": "add", "*": "mul", "/": "div", "%": "other",
-                 "<": "cmp", "<=": "cmp", ">": "cmp", ">=": "cmp", "==": "cmp", "!=": "cmp",
-                 "and": "other", "or": "other"}
-_CALL_CLASS = {"exp": "exp", "max": "max", "min": "max", "recip": "div"}
-
-
-def expr_ops(expr: Expr, counts: Counter | None = None) -> Counter:
-    """Operations of one evaluation of a value expression (constants folded)."""
-    counts = Counter() if counts is None else counts
-    if _is_constant(expr) or isinstance(expr, (Access, Name, Num)):
-        return counts
-    if isinstance(expr, Unary):
-        if expr.op == "not":
-            counts["other"] += 1
-        return expr_ops(expr.operand, counts)
-    if isinstance(expr, Binary):
-        counts[_BINARY_CLASS[expr.op]] += 1
-        expr_ops(expr.lhs, counts)
-        return expr_ops(expr.rhs, counts)
-    if isinstance(expr, Call):
-        counts[_CALL_CLASS.get(expr.func, "other")] += 1
-        for arg in expr.args:
-            expr_ops(arg, counts)
-        return counts
-    return counts
-
-
-def _factors(expr: Expr, divisor: bool = False) -> list[tuple[Expr, bool]]:
-    """A product split into (factor, is_divisor) pairs."""
-    if isinstance(expr, Binary) and expr.op == "*":
-        return _factors(expr.lhs, divisor) + _factors(expr.rhs, divisor)
-    if isinstance(expr, Binary) and expr.op == "/" and not divisor:
-        return _factors(expr.lhs) + [(expr.rhs, True)]
-    if isinstance(expr, Unary) and expr.op == "-":
-        return _factors(expr.operand, divisor)
-    return [(expr, divisor)]
-
-
-def einsum_profile(einsum: Einsum) -> tuple[Counter, Counter]:
-    """Operations per existing iteration point and per existing output point."""
-    per_point, per_output = Counter(), Counter()
-    if einsum.reducer == "sum":
-        factors = _factors(einsum.body)
-        variable = [(f, d) for f, d in factors if not _is_constant(f)]
-        constant = [(f, d) for f, d in factors if _is_constant(f)]
-        plain = [f for f, d in variable if not d]
-        if len(plain) >= 2:
-            per_point["mac"] += 1
-            per_point["mul"] += len(plain) - 2
-        else:
-            per_point["add"] += 1
-        per_point["div"] += sum(1 for _, d in variable if d)
-        if constant:
-            per_output["mul"] += 1
-        for f, _ in variable:
-            expr_ops(f, per_point)
-    else:
-        expr_ops(einsum.body, per_point)
-        if einsum.reducer in ("max", "min"):
-            per_point["max"] += 1
-        elif einsum.reducer == "prod":
-            per_point["mul"] += 1
-    return per_point, per_output
-
-
 # ---------------------------------------------------------------------- symbols
 
 
@@ -149,21 +78,6 @@ def rank_symbols(cascade: Cascade, env: Mapping[str, int] | None = None) -> dict
     symbols: dict[str, sympy.Expr] = {}
     decls = {d.name: d for d in cascade.sizes}
 
-    def conv(expr: Expr) -> sympy.Expr:
-        if isinstance(expr, Num):
-            return sympy.Integer(int(expr.value))
-        if isinstance(expr, Name):
-            return sym(expr.name)
-        if isinstance(expr, Unary) and expr.op == "-":
-            return -conv(expr.operand)
-        if isinstance(expr, Binary) and expr.op in ("+", "-", "*", "/", "%"):
-            a, b = conv(expr.lhs), conv(expr.rhs)
-            return {"+": a + b, "-": a - b, "*": a * b, "/": a / b, "%": sympy.Mod(a, b)}[expr.op]
-        if isinstance(expr, Call) and expr.func in ("min", "max"):
-            args = [conv(x) for x in expr.args]
-            return sympy.Min(*args) if expr.func == "min" else sympy.Max(*args)
-        raise ValueError(expr)
-
     def sym(name: str) -> sympy.Expr:
         if name in symbols:
             return symbols[name]
@@ -175,8 +89,8 @@ def rank_symbols(cascade: Cascade, env: Mapping[str, int] | None = None) -> dict
         elif name in decls and not isinstance(decls[name].default, Num):
             symbols[name] = sympy.Symbol(name, positive=True, integer=True)  # cycle guard
             try:
-                value = conv(decls[name].default)
-            except ValueError:
+                value = to_sympy(decls[name].default, sym)
+            except CascadeError:  # not integer arithmetic of sizes: keep the symbol
                 value = symbols[name]
         else:
             value = sympy.Symbol(name, positive=True, integer=True)
@@ -225,7 +139,7 @@ def count_work(cascade: Cascade, sizes: Mapping[str, int] | None = None, *,
     symbolic: dict[str, dict[str, sympy.Expr]] = {}
     symbolic_points: dict[str, sympy.Expr] = {}
     for einsum in cascade.einsums:
-        key = einsum_key(analysis, einsum)
+        key = str(einsum.id)  # the report label: T, or T.init for an initial value
         per_point, per_output = einsum_profile(einsum)
         points, outs = ev.points.get(key, 0), ev.out_points.get(key, 0)
         per_einsum[key] = {op: per_point[op] * points + per_output[op] * outs for op in OP_CLASSES}

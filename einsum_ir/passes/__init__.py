@@ -1,27 +1,23 @@
 """Rewrite passes over cascades, and the pipeline that runs them.
 
-A pass is a pure function ``Cascade -> Cascade`` (or a frozen dataclass holding its options, with
-``__call__``). A pass that does not apply returns its input unchanged; a pass object that can say
-why has ``explain(cascade) -> str | None``. A pipeline is a list of passes, run in order by
-:func:`run_pipeline`, which verifies the cascade after every pass when ``verify`` is set (tests
-and ``CASCADE_DEBUG=1`` do). Passes are registered by name in :data:`REGISTRY` for the command line
+A pass is a frozen dataclass holding its options, with a ``name`` and ``__call__(cascade)``. A
+pass that does not apply returns its input unchanged; a pass that can say why has
+``explain(cascade) -> str | None``. Passes run in a :class:`Pipeline` (:func:`run_pipeline` and
+:func:`run_named_pass` build one), which verifies the cascade after every pass. Passes are
+registered by name in :data:`REGISTRY` for saved pipelines and the command line
 (``cascade show --after PASS``, ``cascade rewrite --pass PASS``).
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 from ..errors import CascadeError
 from ..ir import Cascade
-from ..verifier import analyze
-from .pipeline import (PIPELINES, PassSpec, Pipeline, Prepared, digest, pipeline, prepare,
-                       register_pipeline, replay)
 from .online_softmax import (NotApplicable, RewriteResult, online_softmax, online_softmax_reason,
                              rewrite_online_softmax)
-
-Pass = Callable[[Cascade], Cascade]
+from .pipeline import (PIPELINES, Pass, PassSpec, Pipeline, Prepared, digest, pipeline, prepare,
+                       register_pipeline, replay)
 
 
 @dataclass(frozen=True)
@@ -81,18 +77,10 @@ def get_pass(name: str, **options) -> Pass:
         raise CascadeError(f"pass {name}: bad options {options}: {exc}") from None
 
 
-def run_pipeline(cascade: Cascade, passes: Sequence[Pass], *, verify: bool | None = None) -> Cascade:
-    """Runs ``passes`` in order; with ``verify`` the verifier checks the result of every pass.
-
-    ``verify`` defaults to on in debug mode (``CASCADE_DEBUG=1``, as for the command line).
-    """
-    if verify is None:
-        verify = os.environ.get("CASCADE_DEBUG", "") not in ("", "0")
-    for p in passes:
-        cascade = p(cascade)
-        if verify:
-            analyze(cascade)
-    return cascade
+def run_pipeline(cascade: Cascade, passes: Sequence[Pass], *, verify: bool = True) -> Cascade:
+    """Runs ``passes`` in order as one :class:`Pipeline` and returns the resulting cascade; with
+    ``verify`` (the default) the verifier checks the result of every pass."""
+    return Pipeline("custom", tuple(passes)).run(cascade, verify=verify).cascade
 
 
 def run_named_pass(cascade: Cascade, name: str, sizes: Mapping[str, int] | None = None,
@@ -102,14 +90,13 @@ def run_named_pass(cascade: Cascade, name: str, sizes: Mapping[str, int] | None 
     ``sizes`` (the resolved sizes of the command line) are accepted for passes that need them;
     ``options`` go to the pass (``tile_rank``, ``tile_size`` for online-softmax).
     """
-    p = get_pass(name, **options)
-    out = run_pipeline(cascade, [p], verify=True)
-    if out is cascade:
-        reason = p.explain(cascade) if hasattr(p, "explain") else None
+    prepared = Pipeline(name, (get_pass(name, **options),)).run(cascade)
+    if not prepared.applied:
+        reasons = [reason for _, reason in prepared.skipped if reason != "does not apply"]
         raise CascadeError(f"pass {name} does not apply to {cascade.name}"
-                           + (f": {reason}" if reason else ""),
+                           + (f": {reasons[0]}" if reasons else ""),
                            hint=_HINTS.get(name))
-    return out
+    return prepared.cascade
 
 
 register_pipeline("as-written", lambda **_: Pipeline("as-written"))

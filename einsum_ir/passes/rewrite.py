@@ -1,4 +1,4 @@
-"""Small helpers to rebuild IR: expression maps, index substitution, fresh names."""
+"""Small helpers to rebuild IR: expression maps, conjunctions, readers, fresh names."""
 from __future__ import annotations
 
 from typing import Callable, Iterable
@@ -20,13 +20,6 @@ def transform(expr: Expr, fn: Callable[[Expr], Expr | None]) -> Expr:
     if isinstance(expr, Call):
         return Call(expr.func, tuple(transform(a, fn) for a in expr.args), expr.span)
     return expr
-
-
-def substitute(expr: Expr | None, var: str, value: Expr) -> Expr | None:
-    """``expr`` with every use of index variable ``var`` replaced by ``value``."""
-    if expr is None:
-        return None
-    return transform(expr, lambda n: value if isinstance(n, Name) and n.name == var else None)
 
 
 def mentions(expr: Expr | None, var: str) -> bool:
