@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> int:
-    from mapper.arch import resolve_arch
+    from simulator.arch import resolve_arch
     from simulator import problem
     from simulator.fusemax_study import attention_point
     from simulator.search import search

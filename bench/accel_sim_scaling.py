@@ -25,7 +25,7 @@ def _time(fn, repeat=20):
 
 
 def main() -> int:
-    from mapper.arch import resolve_arch
+    from simulator.arch import resolve_arch
     from simulator import problem
     from simulator.fusemax_study import FUSEMAX_2D, one_pass_mapping
     from simulator.model import simulate

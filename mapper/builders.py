@@ -5,7 +5,7 @@ mappings. Nothing here is specific to attention: ranks and Einsums are named by 
 """
 from __future__ import annotations
 
-from .mapping import EinsumMap, Group, Mapping
+from simulator.mapping import EinsumMap, Group, Mapping
 
 
 def single_group(einsums, binding: dict, spatial: dict, *, tiles: dict | None = None,

@@ -24,8 +24,8 @@ import heapq
 import itertools
 import math
 
-from mapper.arch import Arch
-from mapper.mapping import Mapping
+from .arch import Arch
+from .mapping import Mapping
 
 from .model import Loops, _dependence_graph, _step_var, einsum_cost, group_traffic
 from .problem import Problem

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 
-from mapper.arch import resolve_arch
+from simulator.arch import resolve_arch
 from mapper.builders import multi_group, pow2_divisors, single_group
 
 from .model import Infeasible, simulate

@@ -30,8 +30,8 @@ import networkx as nx
 
 from einsum_ir.errors import CascadeError
 
-from mapper.arch import Arch, Unit
-from mapper.mapping import Group, Mapping, outer_part
+from .arch import Arch, Unit
+from .mapping import Group, Mapping, outer_part
 
 from .problem import EinsumInfo, Problem
 

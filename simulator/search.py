@@ -20,7 +20,7 @@ import numpy as np
 from einsum_ir import analyze
 from einsum_ir.errors import CascadeError
 from mapper.builders import pow2_divisors
-from mapper.mapping import EinsumMap, Group, Mapping
+from simulator.mapping import EinsumMap, Group, Mapping
 from mapper.space import (Tiling, bindings, capable_units, pareto_front, perms, rank)
 
 from .model import (Infeasible, Loops, _dependence_graph, _step_var, recurrence_distance, _whole_along, buffer_terms,

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from einsum_ir.errors import CascadeError
-from mapper.arch import resolve_arch
-from mapper.mapping import load_mapping, mapping_from_dict
+from simulator.arch import resolve_arch
+from simulator.mapping import load_mapping, mapping_from_dict
 from mapper.space import pareto_front
 from simulator.model import simulate
 from simulator.search import search

@@ -94,7 +94,7 @@ def test_headline_means():
 
 
 def test_causal_costs_about_half():
-    from mapper.arch import resolve_arch
+    from simulator.arch import resolve_arch
     from simulator.search import search
 
     arch = resolve_arch("fusemax")

@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from einsum_ir import loads
-from mapper.arch import arch_from_dict
+from simulator.arch import arch_from_dict
 from mapper.builders import single_group
 from simulator.eventsim import simulate_events
 from simulator.model import simulate, simulate_problem
@@ -170,7 +170,7 @@ def test_event_driven_agrees_with_analytical(config, gib_per_s):
     """Every tile of every Einsum (and every tile's off-chip transfer) as a separate event, on
     small problems (thousands of tiles): within 1% of the analytical steady state, compute-bound
     (400 GiB/s) and memory-bound (2 GiB/s)."""
-    from mapper.arch import resolve_arch
+    from simulator.arch import resolve_arch
     from simulator.fusemax_study import (ARCH_ORDER, CASCADE_2D, FUSEMAX_2D, flat_mapping,
                                          one_pass_mapping, unfused_mapping)
     from simulator.workloads import cascade
@@ -200,7 +200,7 @@ def test_event_driven_agrees_with_analytical(config, gib_per_s):
        m_tiles=st.sampled_from([1, 2, 4, 8]), e=st.sampled_from([4, 16, 64]),
        bw=st.floats(1e9, 1e12), glb_kib=st.sampled_from([64, 1024, 16384]))
 def test_invariants(pe, p_tiles, m_tiles, e, bw, glb_kib):
-    from mapper.arch import resolve_arch
+    from simulator.arch import resolve_arch
     from simulator.fusemax_study import FUSEMAX_2D, one_pass_mapping
     from simulator.model import Infeasible
     from simulator.workloads import cascade

@@ -48,7 +48,7 @@ def register(sub) -> None:
 
 
 def _load(args):
-    from mapper.arch import parse_arch_sets, resolve_arch
+    from simulator.arch import parse_arch_sets, resolve_arch
 
     cascade = parse_file(args.file)
     from einsum_ir import analyze
@@ -82,7 +82,7 @@ def _summary(report) -> str:
 
 
 def run_simulate(args) -> int:
-    from mapper.mapping import load_mapping
+    from simulator.mapping import load_mapping
     from simulator.model import simulate
     from simulator.search import search
 

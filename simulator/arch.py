@@ -15,7 +15,7 @@ import yaml
 
 from einsum_ir.errors import CascadeError
 
-from .expr import evaluate
+from .spec_expr import evaluate
 
 OP_CLASSES = ("mac", "add", "mul", "max", "exp", "div", "cmp", "other")
 
