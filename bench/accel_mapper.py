@@ -20,7 +20,7 @@ def main() -> int:
     from simulator.arch import resolve_arch
     from simulator import problem
     from simulator.fusemax_study import attention_point
-    from simulator.search import search
+    from mapper.search import search
     from simulator.workloads import attention_sizes, cascade
 
     arch = resolve_arch("fusemax")
@@ -28,7 +28,7 @@ def main() -> int:
     for name, seq, mp in (("mha_1pass", 1 << 10, 1.0), ("mha_1pass", 1 << 16, 1.0),
                           ("mha_1pass", 1 << 20, 1.0), ("mha_3pass", 1 << 16, 1.0),
                           ("mha_1pass", 1 << 16, 0.0)):
-        problem._CACHE.clear()
+        problem.clear_cache()
         best = None
         for _ in range(3):
             t0 = time.perf_counter()

@@ -23,7 +23,7 @@ def main() -> int:
     runs = []
     records = None
     for _ in range(3):
-        problem._CACHE.clear()
+        problem.clear_cache()
         t0 = time.perf_counter()
         records = run_study()
         runs.append(time.perf_counter() - t0)

@@ -27,7 +27,10 @@ import math
 from .arch import Arch
 from .mapping import Mapping
 
-from .model import Loops, _dependence_graph, _step_var, einsum_cost, group_traffic
+from .cost import einsum_cost
+from .counts import group_traffic
+from .loops import Loops
+from .schedule import dependence_graph, step_var
 from .problem import Problem
 
 
@@ -62,8 +65,8 @@ def _simulate_group(prob, arch, mapping, loops, group, max_instances, group_of):
     per_tile_mem = (dr + dw) / bw * arch.clock_hz / n_iter if bw else 0.0
     if sum(n_inst.values()) > max_instances:
         raise ValueError("problem too large for the event-driven simulation")
-    step = _step_var(prob, keys)
-    edges = _dependence_graph(prob, keys)
+    step = step_var(prob, keys)
+    edges = dependence_graph(prob, keys)
     preds = {k: [] for k in keys}
     for x, y, carried, final in edges:
         preds[y].append((x, carried, final))

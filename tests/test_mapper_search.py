@@ -10,9 +10,9 @@ import pytest
 from einsum_ir.errors import CascadeError
 from simulator.arch import resolve_arch
 from simulator.mapping import load_mapping, mapping_from_dict
-from mapper.space import pareto_front
-from simulator.model import simulate
-from simulator.search import search
+from mapper.select import pareto_front
+from simulator.cost import simulate
+from mapper.search import search
 from simulator.workloads import cascade
 
 ROOT = Path(__file__).resolve().parent.parent

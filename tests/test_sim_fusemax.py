@@ -95,7 +95,7 @@ def test_headline_means():
 
 def test_causal_costs_about_half():
     from simulator.arch import resolve_arch
-    from simulator.search import search
+    from mapper.search import search
 
     arch = resolve_arch("fusemax")
     sizes = {"B": 64, "H": 12, "P": 16384, "M": 16384}

@@ -6,7 +6,7 @@ from einsum_ir import loads
 from simulator.arch import arch_from_dict
 from mapper.builders import single_group
 from simulator.eventsim import simulate_events
-from simulator.model import simulate, simulate_problem
+from simulator.cost import simulate, simulate_problem
 from simulator.nest import NestLevel, analyze_nest
 from simulator.problem import problem_for
 
@@ -202,7 +202,7 @@ def test_event_driven_agrees_with_analytical(config, gib_per_s):
 def test_invariants(pe, p_tiles, m_tiles, e, bw, glb_kib):
     from simulator.arch import resolve_arch
     from simulator.fusemax_study import FUSEMAX_2D, one_pass_mapping
-    from simulator.model import Infeasible
+    from simulator.counts import Infeasible
     from simulator.workloads import cascade
 
     arch = resolve_arch("fusemax", {"pe_dim": pe, "glb_bytes": glb_kib * 1024})

@@ -75,7 +75,7 @@ def accelerator_section(folder: Path) -> None:
     _run(["simulate", str(folder / "mha_1pass.ein"), "--arch", "fusemax", *bert_1k, "--set", "M0=256"])
     _title("5. one line each: 3-pass on FLAT vs FuseMax, dense vs causal (mapper's best mappings)")
     from simulator.arch import resolve_arch
-    from simulator.search import search
+    from mapper.search import search
 
     bert = {"B": 64, "H": 12}
     for file, arch, tokens in (("mha_3pass", "flat", 1024), ("mha_3pass", "fusemax", 1024),
