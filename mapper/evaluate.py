@@ -62,7 +62,10 @@ def candidate_mapping(form: Form, row, unit_names, spatial: dict, tiling: Tiling
             for k, u in zip(keys, row, strict=True)}
     group = Group("fused", tuple(keys), mode, tiling.loops, tiling.buffer_loops, {},
                   dict(tiling.spill), {})
-    return Mapping(maps, (group,), dict(tiling.tiles), dict(form.split_sizes), **record)
+    # split tiles the pipeline made are recorded as its pass option, not as sizes
+    declared = {d.name for d in form.prepared.source.sizes}
+    sizes = {k: v for k, v in form.split_sizes.items() if k in declared}
+    return Mapping(maps, (group,), dict(tiling.tiles), sizes, **record)
 
 
 @dataclass(frozen=True)

@@ -49,25 +49,20 @@ class SearchResult:
         return self.evaluated / self.seconds if self.seconds else float("inf")
 
 
-def pipeline_forms(cascade, allow_rewrite: bool = True) -> list:
-    """The forms the mapper maps: as written, and after the one-pass pipeline where it applies."""
+def pipeline_forms(cascade, tile_size: int, allow_rewrite: bool = True) -> list:
+    """The forms the mapper maps: as written, and after the one-pass pipeline where it applies
+    (with the split tile one PE dimension long, recorded as the pass's option)."""
     forms = [prepare(cascade, "as-written")]
-    if allow_rewrite:
-        one_pass = prepare(cascade, "one-pass")
-        if one_pass.applied:
-            forms.append(one_pass)
+    if allow_rewrite and prepare(cascade, "one-pass").applied:
+        forms.append(prepare(cascade, "one-pass", tile_size=tile_size))
     return forms
-
-
-def _form_label(prepared) -> str:
-    return "as written" if not prepared.applied else "1-pass after online-softmax"
 
 
 def _forms(cascade, arch, sizes, allow_rewrite):
     """(forms the arch can run, the first Einsum no unit can run and the classes it needs)."""
     max_dim = max(max(u.dims) for u in arch.units)
     forms, missing = [], None
-    for prepared in pipeline_forms(cascade, allow_rewrite):
+    for prepared in pipeline_forms(cascade, max_dim, allow_rewrite):
         casc = prepared.cascade
         split_sizes = {s.inner: max_dim for s in casc.splits}
         try:
@@ -117,11 +112,10 @@ def _evaluate(forms, arch, spill_levels, min_parallelism, progress) -> list:
 
 
 def _record(form: Form, arch) -> dict:
-    """What a saved mapping records of the form it was made for."""
-    label = _form_label(form.prepared)
-    casc = form.prepared.cascade
-    return {"cascade": casc.name, "arch": arch.name,
-            "form": f"{label} ({casc.name})" if form.prepared.applied else label}
+    """What a saved mapping records of the form it was made for: the pipeline, as data."""
+    p = form.prepared
+    return {"cascade": p.source.name, "arch": arch.name, "pipeline": p.pipeline,
+            "passes": p.applied, "cascade_digest": p.digest}
 
 
 def _resimulate(pools: list, order: np.ndarray, arch, top: int, modes) -> tuple[list, int]:
@@ -182,4 +176,4 @@ def search(cascade, arch, sizes: dict | None = None, objective: str = "latency",
     best.sort(key=report_key(objective))
     return SearchResult(objective, best[:top], evaluated + runs, feasible,
                         time.perf_counter() - t0, front_points(lat, en, arch.clock_hz),
-                        [_form_label(f.prepared) for f in forms], runs)
+                        [f.prepared.describe() for f in forms], runs)

@@ -50,7 +50,7 @@ def one_pass_mapping(binding_2d, pe: int, p1: int, mode: str = "pipelined", orde
     return single_group(ONE_PASS, binding, {"2d": ["M0", "P0"], "1d": ["P0"]},
                         tiles={"P": {"P1": p1, "P0": pe}}, loops=("B", "H", "P2", "M1"),
                         buffer_loops=("P1",), mode=mode, order=order, sizes={"M0": pe},
-                        name="attention", form="1-pass (mha_1pass.ein)", cascade="mha_1pass",
+                        name="attention", note="1-pass (mha_1pass.ein)", cascade="mha_1pass",
                         inplace=inplace)
 
 
@@ -64,7 +64,7 @@ def flat_mapping(seq: int, pe: int, rows: int, spill: float = 0.0, streamed=()):
                         tiles={"P": {"P1": p1, "P0": pe}, "M": {"M0": pe}},
                         loops=("B", "H", "P2", "M1"), buffer_loops=("P1",), spill=spill_map,
                         keep={t: "DRAM" for t in streamed},
-                        name="attention", form="3-pass (mha_3pass.ein)", cascade="mha_3pass")
+                        name="attention", note="3-pass (mha_3pass.ein)", cascade="mha_3pass")
 
 
 # FLAT's own mapping choices for the cloud configuration (the artifact reads them from FLAT's search
@@ -98,7 +98,7 @@ def unfused_mapping(pe: int, p1: int):
              loops=("B", "H", "P")),
         dict(name="av", einsums=("AV",), binding={"AV": "2d"}, spatial={"2d": ["M0", "P0"]},
              loops=("B", "H", "P2", "M1"), buffer_loops=("P1",)),
-    ], tiles=tiles, form="3-pass (mha_3pass.ein), one kernel per stage", cascade="mha_3pass")
+    ], tiles=tiles, note="3-pass (mha_3pass.ein), one kernel per stage", cascade="mha_3pass")
 
 
 def linear_mapping(pe: int, p1: int, weights_resident: bool = True):
@@ -115,7 +115,7 @@ def linear_mapping(pe: int, p1: int, weights_resident: bool = True):
         groups.append(dict(name=out.lower(), einsums=(out,), binding={out: "2d"},
                            spatial={"2d": [rows, "P0"]}, loops=loops, buffer_loops=buffer_loops))
     tiles = {"P": {"P1": p1, "P0": pe}, "N": {"N0": pe}, "D": {"D0": pe}, "S": {"S0": pe}}
-    return multi_group(groups, tiles=tiles, form="linear layers (GEMMs)", cascade="linear")
+    return multi_group(groups, tiles=tiles, note="linear layers (GEMMs)", cascade="linear")
 
 
 def _fit(build, cascade_obj, arch, sizes, candidates):

@@ -9,7 +9,7 @@ import pytest
 
 from einsum_ir.errors import CascadeError
 from simulator.arch import resolve_arch
-from simulator.mapping import load_mapping, mapping_from_dict
+from simulator.mapping_load import load_mapping, mapping_from_dict
 from mapper.select import pareto_front
 from simulator.cost import simulate
 from mapper.search import search

@@ -63,20 +63,15 @@ def _load(args):
 
 
 def run_simulate(args) -> int:
-    from simulator.mapping import load_mapping
-    from simulator.cost import simulate
     from mapper.search import search
+    from simulator.mapping_check import simulate_saved
+    from simulator.mapping_load import load_mapping
 
     cascade, sizes, arch = _load(args)
     searched = None
     if args.mapping:
         mapping = load_mapping(args.mapping)
-        form = mapping.form or "as written"
-        if "online-softmax" in form:
-            from einsum_ir.passes import online_softmax
-
-            cascade = online_softmax(cascade)
-        report = simulate(cascade, arch, mapping, sizes, form)
+        report = simulate_saved(cascade, arch, mapping, sizes)
     else:
         searched = search(cascade, arch, sizes, objective=args.objective, top=1)
         mapping, report = searched.best[0]
