@@ -19,9 +19,9 @@ sys.path.insert(0, str(ROOT))
 def main() -> int:
     from simulator.arch import resolve_arch
     from simulator import problem
-    from simulator.fusemax_study import attention_point
+    from studies.fusemax.study import attention_point
     from mapper.search import search
-    from simulator.workloads import attention_sizes, cascade
+    from studies.fusemax.workloads import attention_sizes, cascade
 
     arch = resolve_arch("fusemax")
     out = {"benchmark": "mapper mappings per second (fusemax.yaml, BERT)", "runs": []}

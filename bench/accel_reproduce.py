@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT))
 
 def main() -> int:
     from simulator import problem
-    from simulator.fusemax_study import PAPER, headline, run_study
+    from studies.fusemax.study import PAPER, headline, run_study
 
     runs = []
     records = None

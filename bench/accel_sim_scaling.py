@@ -27,10 +27,10 @@ def _time(fn, repeat=20):
 def main() -> int:
     from simulator.arch import resolve_arch
     from simulator import problem
-    from simulator.fusemax_study import FUSEMAX_2D, one_pass_mapping
+    from studies.fusemax.study import FUSEMAX_2D, one_pass_mapping
     from simulator.cost import simulate
     from mapper.search import search
-    from simulator.workloads import attention_sizes, cascade
+    from studies.fusemax.workloads import attention_sizes, cascade
 
     arch = resolve_arch("fusemax")
     out = {"benchmark": "one simulation, 1K vs 1M tokens (BERT, FuseMax mapping)", "seconds": {}}

@@ -13,7 +13,7 @@ from simulator.mapping_load import load_mapping, mapping_from_dict
 from mapper.select import pareto_front
 from simulator.cost import simulate
 from mapper.search import search
-from simulator.workloads import cascade
+from studies.fusemax.workloads import cascade
 
 ROOT = Path(__file__).resolve().parent.parent
 BERT_1K = {"B": 64, "H": 12, "E": 64, "F": 64, "P": 1024, "M": 1024}
@@ -43,7 +43,7 @@ def test_three_pass_is_mapped_after_online_softmax():
 
 
 def test_fusemax_64k_at_least_as_fast_as_paper_mapping():
-    from simulator.fusemax_study import attention_point
+    from studies.fusemax.study import attention_point
 
     sizes = {**BERT_1K, "P": 65536, "M": 65536}
     found = search(cascade("mha_1pass"), resolve_arch("fusemax"), sizes, top=1).best[0][1]

@@ -2,8 +2,8 @@
 the headline means of the study are reproduced."""
 import pytest
 
-from simulator.fusemax_study import attention_point, headline, linear_point, run_study
-from simulator.workloads import cascade
+from studies.fusemax.study import attention_point, headline, linear_point, run_study
+from studies.fusemax.workloads import cascade
 
 
 def test_fusemax_bert_1k_exact():
@@ -112,3 +112,14 @@ def test_scale_invariance_at4():
         small = attention_point(model, 1 << 16, "FuseMax", pe_dim=64)[1]
         full = attention_point(model, 1 << 18, "FuseMax", pe_dim=256)[1]
         assert small.cycles == full.cycles
+
+
+def test_reproduce_says_when_the_study_is_missing():
+    from cascade_cli.commands.reproduce import _study
+    from einsum_ir.errors import CascadeError
+
+    with pytest.raises(CascadeError) as exc:
+        _study("no_such_study")
+    assert "not available" in str(exc.value) and "source tree" in exc.value.hint
+    study, workloads = _study("fusemax")
+    assert "BERT" in workloads.MODELS and callable(study.run_study)

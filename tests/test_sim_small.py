@@ -5,9 +5,9 @@ from hypothesis import given, settings, strategies as st
 from einsum_ir import loads
 from simulator.arch import arch_from_dict
 from mapper.builders import single_group
-from simulator.eventsim import simulate_events
+from simulator.check.eventsim import simulate_events
 from simulator.cost import simulate, simulate_problem
-from simulator.nest import NestLevel, analyze_nest
+from simulator.check.nest import NestLevel, analyze_nest
 from simulator.problem import problem_for
 
 
@@ -171,9 +171,9 @@ def test_event_driven_agrees_with_analytical(config, gib_per_s):
     small problems (thousands of tiles): within 1% of the analytical steady state, compute-bound
     (400 GiB/s) and memory-bound (2 GiB/s)."""
     from simulator.arch import resolve_arch
-    from simulator.fusemax_study import (ARCH_ORDER, CASCADE_2D, FUSEMAX_2D, flat_mapping,
+    from studies.fusemax.study import (ARCH_ORDER, CASCADE_2D, FUSEMAX_2D, flat_mapping,
                                          one_pass_mapping, unfused_mapping)
-    from simulator.workloads import cascade
+    from studies.fusemax.workloads import cascade
 
     arch_name = {"+Cascade": "cascade_ablation", "FLAT": "flat", "Unfused": "unfused"}.get(config, "fusemax")
     arch = _with_bandwidth(resolve_arch(arch_name, {"pe_dim": 16}), gib_per_s * 2 ** 30)
@@ -201,9 +201,9 @@ def test_event_driven_agrees_with_analytical(config, gib_per_s):
        bw=st.floats(1e9, 1e12), glb_kib=st.sampled_from([64, 1024, 16384]))
 def test_invariants(pe, p_tiles, m_tiles, e, bw, glb_kib):
     from simulator.arch import resolve_arch
-    from simulator.fusemax_study import FUSEMAX_2D, one_pass_mapping
+    from studies.fusemax.study import FUSEMAX_2D, one_pass_mapping
     from simulator.counts import Infeasible
-    from simulator.workloads import cascade
+    from studies.fusemax.workloads import cascade
 
     arch = resolve_arch("fusemax", {"pe_dim": pe, "glb_bytes": glb_kib * 1024})
     arch = arch.__class__(**{**arch.__dict__, "levels": (

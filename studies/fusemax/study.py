@@ -27,8 +27,8 @@ import math
 from simulator.arch import resolve_arch
 from mapper.builders import multi_group, pow2_divisors, single_group
 
-from .cost import simulate
-from .counts import Infeasible
+from simulator.cost import simulate
+from simulator.counts import Infeasible
 from .workloads import (MODELS, SEQ_LENS, attention_sizes, cascade, linear_sizes, seq_label)
 
 CONFIGS = ("Unfused", "FLAT", "+Cascade", "+Architecture", "FuseMax")

@@ -24,14 +24,14 @@ import heapq
 import itertools
 import math
 
-from .arch import Arch
-from .mapping import Mapping
+from ..arch import Arch
+from ..mapping import Mapping
 
-from .cost import einsum_cost
-from .counts import group_traffic
-from .loops import Loops
-from .schedule import dependence_graph, step_var
-from .problem import Problem
+from ..cost import einsum_cost
+from ..counts import group_traffic
+from ..loops import Loops
+from ..schedule import dependence_graph, step_var
+from ..problem import Problem
 
 
 def simulate_events(prob: Problem, arch: Arch, mapping: Mapping, max_instances: int = 2_000_000) -> dict:

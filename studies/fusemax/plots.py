@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .fusemax_study import CONFIGS
+from .study import CONFIGS
 from .workloads import MODELS, seq_label
 
 COLORS = {"Unfused": "#888888", "FLAT": "#4c72b0", "+Cascade": "#dd8452", "+Architecture": "#55a868",

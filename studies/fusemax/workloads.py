@@ -6,7 +6,7 @@ from pathlib import Path
 
 from einsum_ir import load, loads
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ATTENTION = ROOT / "examples" / "attention"
 
 # model -> (H, E = F, D, S); B = 64 for every model.
