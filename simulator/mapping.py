@@ -29,7 +29,6 @@ from pathlib import Path
 
 import yaml
 
-
 MODES = ("pipelined", "sequential")
 AS_WRITTEN = "as-written"
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+from dataclasses import dataclass
 
 from ..arch import Arch
 from ..mapping import Mapping
@@ -48,7 +49,56 @@ def simulate_events(prob: Problem, arch: Arch, mapping: Mapping, max_instances: 
     return {"cycles": total, "busy": busy}
 
 
-def _simulate_group(prob, arch, mapping, loops, group, max_instances, group_of):
+OFFCHIP = "@offchip"  # the off-chip channel, scheduled like a unit
+
+
+@dataclass(frozen=True)
+class _Channel:
+    """The off-chip channel as a unit: one transfer per tile, no result latency."""
+
+    unit: str = OFFCHIP
+    latency: float = 0.0
+
+
+class _Grid:
+    """Iteration coordinates of a group's loops, and which Einsum instance runs where."""
+
+    def __init__(self, extents: list, iterates: dict):
+        self.extents, self.iterates = extents, iterates
+
+    def coords(self, index: int) -> list:
+        out = []
+        for e in reversed(self.extents):
+            out.append(index % e)
+            index //= e
+        return out[::-1]
+
+    def runs_at(self, k, coords) -> bool:
+        """An Einsum that does not iterate a loop runs once, at that loop's last value."""
+        return all(it or c == e - 1
+                   for it, c, e in zip(self.iterates[k], coords, self.extents, strict=True))
+
+    def canon(self, k, coords) -> tuple:
+        return tuple(c if it else e - 1
+                     for it, c, e in zip(self.iterates[k], coords, self.extents, strict=True))
+
+
+@dataclass(frozen=True)
+class _Group:
+    """What the simulation of one group needs."""
+
+    keys: tuple
+    costs: dict  # Einsum (or OFFCHIP) -> its cost (unit, latency)
+    dur: dict  # Einsum (or OFFCHIP) -> cycles per instance
+    n_iter: int
+    grid: _Grid
+    preds: dict  # Einsum -> [(producer, carried, final)]
+    step_pos: list  # positions of the loops walking the recurrence's step
+    per_tile_mem: float
+    order: dict  # Einsum -> program order (ties among ready instances)
+
+
+def _setup(prob, arch, mapping, loops, group, max_instances, group_of) -> _Group:
     keys = group.einsums
     all_loops = list(group.loops + group.buffer_loops)
     extents = [loops.extent(n) for n in all_loops]
@@ -56,157 +106,150 @@ def _simulate_group(prob, arch, mapping, loops, group, max_instances, group_of):
     n_iter = math.prod(extents)
     costs = {k: einsum_cost(prob, arch, mapping, loops, k, group.name) for k in keys}
     iterates = {k: [v in prob.infos[k].vars for v in lvars] for k in keys}
-    n_inst = {k: math.prod(e for e, it in zip(extents, iterates[k]) if it) for k in keys}
+    n_inst = {k: math.prod(e for e, it in zip(extents, iterates[k], strict=True) if it) for k in keys}
     dur = {k: costs[k].cycles / n_inst[k] for k in keys}
     # off-chip transfers: one load per tile on the off-chip channel, which runs ahead of compute
     # (prefetching, as the analytical overlap assumes); every instance of a tile waits for it
-    dr, dw, *_ = group_traffic(prob, arch, loops, group, group_of)
+    traffic = group_traffic(prob, arch, loops, group, group_of)
     bw = arch.offchip.bandwidth
-    per_tile_mem = (dr + dw) / bw * arch.clock_hz / n_iter if bw else 0.0
+    per_tile_mem = ((traffic.dram_read + traffic.dram_write) / bw * arch.clock_hz / n_iter
+                    if bw else 0.0)
     if sum(n_inst.values()) > max_instances:
         raise ValueError("problem too large for the event-driven simulation")
     step = step_var(prob, keys)
-    edges = dependence_graph(prob, keys)
     preds = {k: [] for k in keys}
-    for x, y, carried, final in edges:
+    for x, y, carried, final in dependence_graph(prob, keys):
         preds[y].append((x, carried, final))
-
-    def coords_of(k_index):
-        out = []
-        for e in reversed(extents):
-            out.append(k_index % e)
-            k_index //= e
-        return out[::-1]
-
-    def index_of(coords):
-        k = 0
-        for c, e in zip(coords, extents):
-            k = k * e + c
-        return k
-
-    def runs_at(k, coords):
-        return all(it or c == e - 1 for it, c, e in zip(iterates[k], coords, extents))
-
-    def canon(k, coords):
-        return tuple(c if it else e - 1 for it, c, e in zip(iterates[k], coords, extents))
-
     order = {k: i for i, k in enumerate(keys)}
-    if group.mode == "sequential":
-        return _sequential(prob, keys, costs, dur, n_iter, coords_of, runs_at, preds, group, step,
-                           lvars, per_tile_mem)
-    # instances: (einsum, canonical coords)
-    insts = {}
-    for it in range(n_iter):
-        c = coords_of(it)
-        for k in keys:
-            if runs_at(k, c):
-                insts[(k, tuple(c))] = it
     if per_tile_mem > 0:
-        loads = {}
-        for it in range(n_iter):
-            c = tuple(coords_of(it))
-            loads[("@offchip", c)] = it
-        costs = dict(costs)
-        dur = dict(dur)
-        dur["@offchip"] = per_tile_mem
+        costs[OFFCHIP], dur[OFFCHIP], order[OFFCHIP], preds[OFFCHIP] = _Channel(), per_tile_mem, -1, []
+    return _Group(keys, costs, dur, n_iter, _Grid(extents, iterates), preds,
+                  [j for j, v in enumerate(lvars) if v == step], per_tile_mem, order)
 
-        class _Chan:
-            unit = "@offchip"
-            latency = 0.0
 
-        costs["@offchip"] = _Chan()
-        order = dict(order)
-        order["@offchip"] = -1
+def _instances(g: _Group):
+    """Instances ``(einsum, canonical coords) -> tile index``, their successors and the number
+    of producers each waits for."""
+    insts = {}
+    for it in range(g.n_iter):
+        c = g.grid.coords(it)
+        for k in g.keys:
+            if g.grid.runs_at(k, c):
+                insts[(k, tuple(c))] = it
     succ = {i: [] for i in insts}
     npred = {i: 0 for i in insts}
-    if per_tile_mem > 0:
+    if g.per_tile_mem > 0:
+        loads = {(OFFCHIP, tuple(g.grid.coords(it))): it for it in range(g.n_iter)}
         for i in loads:
             succ[i] = []
             npred[i] = 0
         for (k, c), it in insts.items():
-            full = tuple(coords_of(it))
-            succ[("@offchip", full)].append((k, c))
+            succ[(OFFCHIP, tuple(g.grid.coords(it)))].append((k, c))
             npred[(k, c)] += 1
         insts.update(loads)
-        preds = dict(preds)
-        preds["@offchip"] = []
-    step_pos = [j for j, v in enumerate(lvars) if v == step]
-    for (k, c), it in insts.items():
-        for x, carried, final in preds[k]:
+    for (k, c), _ in insts.items():
+        for x, carried, _final in g.preds[k]:
             pc = list(c)
             if carried:
-                if not step_pos:
+                if not g.step_pos or pc[g.step_pos[-1]] == 0:
                     continue
-                j = step_pos[-1]
-                if pc[j] == 0:
-                    continue
-                pc[j] -= 1
-            pinst = (x, canon(x, pc))
+                pc[g.step_pos[-1]] -= 1
+            pinst = (x, g.grid.canon(x, pc))
             if pinst not in insts or pinst == (k, c):
                 continue
             succ[pinst].append((k, c))
             npred[(k, c)] += 1
-    ready_at = {i: 0.0 for i in insts}
-    units = sorted({costs[k].unit for k in keys} | ({"@offchip"} if per_tile_mem > 0 else set()))
-    waiting = {u: [] for u in units}  # (ready time, key) not yet ready
-    ready = {u: [] for u in units}  # (iteration, program order) ready
-    counter = itertools.count()
-    for i, n in npred.items():
-        if n == 0:
-            heapq.heappush(waiting[costs[i[0]].unit], (0.0, next(counter), i))
-    free_at = {u: 0.0 for u in units}
-    done_events = []
-    t = 0.0
-    remaining = len(insts)
-    end_time = 0.0
-    busy = {u: 0.0 for u in units}
-    while remaining:
-        for u in units:
-            while waiting[u] and waiting[u][0][0] <= t:
-                _, _, i = heapq.heappop(waiting[u])
-                heapq.heappush(ready[u], (insts[i], order[i[0]], next(counter), i))
-        for u in units:
-            if free_at[u] <= t and ready[u]:
-                _, _, _, i = heapq.heappop(ready[u])
-                d = dur[i[0]]
-                free_at[u] = t + d
-                busy[u] += d
-                heapq.heappush(done_events, (t + d, next(counter), i))
-        candidates = []
-        if done_events:
-            candidates.append(done_events[0][0])
-        for u in units:
-            if waiting[u]:
-                candidates.append(max(waiting[u][0][0], t))
-            if ready[u] and free_at[u] > t:
-                candidates.append(free_at[u])
-        nxt = min(c for c in candidates if c > t) if any(c > t for c in candidates) else t
-        if nxt == t and not any(free_at[u] <= t and ready[u] for u in units):
+    return insts, succ, npred
+
+
+class _Dispatcher:
+    """The event loop of a pipelined group: whenever a unit is free, the oldest ready instance."""
+
+    def __init__(self, g: _Group, insts: dict, succ: dict, npred: dict):
+        self.g, self.insts, self.succ, self.npred = g, insts, succ, npred
+        self.units = sorted({g.costs[k].unit for k in g.keys}
+                            | ({OFFCHIP} if g.per_tile_mem > 0 else set()))
+        self.waiting = {u: [] for u in self.units}  # (ready time, key) not yet ready
+        self.ready = {u: [] for u in self.units}  # (iteration, program order) ready
+        self.counter = itertools.count()
+        self.ready_at = {i: 0.0 for i in insts}
+        self.free_at = {u: 0.0 for u in self.units}
+        self.busy = {u: 0.0 for u in self.units}
+        self.done: list = []
+        for i, n in npred.items():
+            if n == 0:
+                heapq.heappush(self.waiting[self.unit(i)], (0.0, next(self.counter), i))
+
+    def unit(self, inst) -> str:
+        return self.g.costs[inst[0]].unit
+
+    def start(self, t: float) -> None:
+        for u in self.units:
+            while self.waiting[u] and self.waiting[u][0][0] <= t:
+                _, _, i = heapq.heappop(self.waiting[u])
+                heapq.heappush(self.ready[u], (self.insts[i], self.g.order[i[0]], next(self.counter), i))
+        for u in self.units:
+            if self.free_at[u] <= t and self.ready[u]:
+                _, _, _, i = heapq.heappop(self.ready[u])
+                d = self.g.dur[i[0]]
+                self.free_at[u] = t + d
+                self.busy[u] += d
+                heapq.heappush(self.done, (t + d, next(self.counter), i))
+
+    def next_time(self, t: float) -> float:
+        candidates = [self.done[0][0]] if self.done else []
+        for u in self.units:
+            if self.waiting[u]:
+                candidates.append(max(self.waiting[u][0][0], t))
+            if self.ready[u] and self.free_at[u] > t:
+                candidates.append(self.free_at[u])
+        later = [c for c in candidates if c > t]
+        nxt = min(later) if later else t
+        if nxt == t and not any(self.free_at[u] <= t and self.ready[u] for u in self.units):
             nxt = min(candidates) if candidates else t
-        t = nxt
-        while done_events and done_events[0][0] <= t:
-            te, _, i = heapq.heappop(done_events)
-            remaining -= 1
-            end_time = max(end_time, te)
-            lat = costs[i[0]].latency
-            for s in succ[i]:
-                ready_at[s] = max(ready_at[s], te + lat)
-                npred[s] -= 1
-                if npred[s] == 0:
-                    heapq.heappush(waiting[costs[s[0]].unit], (ready_at[s], next(counter), s))
-    busy.pop("@offchip", None)
-    return end_time, busy
+        return nxt
+
+    def finish(self, t: float) -> tuple[int, float]:
+        """Retires the instances done by ``t``: (how many, the last end time)."""
+        n, end = 0, 0.0
+        while self.done and self.done[0][0] <= t:
+            te, _, i = heapq.heappop(self.done)
+            n += 1
+            end = max(end, te)
+            lat = self.g.costs[i[0]].latency
+            for s in self.succ[i]:
+                self.ready_at[s] = max(self.ready_at[s], te + lat)
+                self.npred[s] -= 1
+                if self.npred[s] == 0:
+                    heapq.heappush(self.waiting[self.unit(s)], (self.ready_at[s], next(self.counter), s))
+        return n, end
+
+    def run(self) -> tuple[float, dict]:
+        t, end_time, remaining = 0.0, 0.0, len(self.insts)
+        while remaining:
+            self.start(t)
+            t = self.next_time(t)
+            n, end = self.finish(t)
+            remaining -= n
+            end_time = max(end_time, end)
+        busy = dict(self.busy)
+        busy.pop(OFFCHIP, None)
+        return end_time, busy
 
 
-def _sequential(prob, keys, costs, dur, n_iter, coords_of, runs_at, preds, group, step, lvars,
-                per_tile_mem=0.0):
-    """One tile at a time; within a tile each unit follows the mapping's order (X@prev runs the
-    previous tile's X); epilogue Einsums run at full length in the tile where they fall."""
-    units = sorted({costs[k].unit for k in keys})
-    seqs = {}
-    deferred = set()
+def _simulate_group(prob, arch, mapping, loops, group, max_instances, group_of):
+    g = _setup(prob, arch, mapping, loops, group, max_instances, group_of)
+    if group.mode == "sequential":
+        return _sequential(g, group)
+    return _Dispatcher(g, *_instances(g)).run()
+
+
+def _sequences(g: _Group, group) -> tuple[dict, set]:
+    """Each unit's Einsums in the mapping's order, and those run a tile late (``@prev``)."""
+    units = sorted({g.costs[k].unit for k in g.keys})
+    seqs, deferred = {}, set()
     for u in units:
-        names = group.order.get(u) or [k for k in keys if costs[k].unit == u]
+        names = group.order.get(u) or [k for k in g.keys if g.costs[k].unit == u]
         lst = []
         for entry in names:
             name, _, tag = entry.partition("@")
@@ -214,49 +257,63 @@ def _sequential(prob, keys, costs, dur, n_iter, coords_of, runs_at, preds, group
                 deferred.add(name)
             lst.append(name)
         seqs[u] = lst
+    return seqs, deferred
+
+
+def _ready_deps(g: _Group, k, active: dict, deferred: set, end: dict):
+    """End times (plus latency) of ``k``'s producers in this window; None if one has not run."""
+    deps = []
+    for x, carried, final in g.preds[k]:
+        if x not in active or final:
+            continue
+        xd, kd = x in deferred, k in deferred
+        if not ((carried and xd and not kd) or (not carried and xd == kd)):
+            continue
+        if x not in end:
+            return None
+        deps.append(end[x] + g.costs[x].latency)
+    return deps
+
+
+def _window(g: _Group, todo: dict, active: dict, deferred: set, busy: dict) -> float:
+    """List-schedules one window (each unit in order); returns its length."""
+    end: dict = {}
+    free = {u: 0.0 for u in todo}
+    pos = {u: 0 for u in todo}
+    while any(pos[u] < len(todo[u]) for u in todo):
+        progressed = False
+        for u in todo:
+            if pos[u] >= len(todo[u]):
+                continue
+            k = todo[u][pos[u]]
+            deps = _ready_deps(g, k, active, deferred, end)
+            if deps is None:
+                continue
+            end[k] = max([free[u]] + deps) + g.dur[k]
+            free[u] = end[k]
+            busy[u] += g.dur[k]
+            pos[u] += 1
+            progressed = True
+        if not progressed:
+            raise ValueError("unit orders deadlock")
+    return max(end.values()) if end else 0.0
+
+
+def _sequential(g: _Group, group):
+    """One tile at a time; within a tile each unit follows the mapping's order (X@prev runs the
+    previous tile's X); epilogue Einsums run at full length in the tile where they fall."""
+    seqs, deferred = _sequences(g, group)
     total = 0.0
-    busy = {u: 0.0 for u in units}
-    for it in range(n_iter + 1):
-        end = {}
-        free = {u: 0.0 for u in units}
-        pos = {u: 0 for u in units}
+    busy = {u: 0.0 for u in seqs}
+    for it in range(g.n_iter + 1):
         active = {}
-        for u in units:
+        for u in seqs:
             for k in seqs[u]:
                 tile = it - 1 if k in deferred else it
-                if 0 <= tile < n_iter and runs_at(k, coords_of(tile)):
+                if 0 <= tile < g.n_iter and g.grid.runs_at(k, g.grid.coords(tile)):
                     active[k] = True
-        todo = {u: [k for k in seqs[u] if k in active] for u in units}
-        while any(pos[u] < len(todo[u]) for u in units):
-            progressed = False
-            for u in units:
-                if pos[u] >= len(todo[u]):
-                    continue
-                k = todo[u][pos[u]]
-                deps = []
-                ok = True
-                for x, carried, final in preds[k]:
-                    if x not in active or final:
-                        continue
-                    xd, kd = x in deferred, k in deferred
-                    same_window = (carried and xd and not kd) or (not carried and xd == kd)
-                    if not same_window:
-                        continue
-                    if x not in end:
-                        ok = False
-                        break
-                    deps.append(end[x] + costs[x].latency)
-                if not ok:
-                    continue
-                start = max([free[u]] + deps)
-                end[k] = start + dur[k]
-                free[u] = end[k]
-                busy[u] += dur[k]
-                pos[u] += 1
-                progressed = True
-            if not progressed:
-                raise ValueError("unit orders deadlock")
-        window = max(end.values()) if end else 0.0
+        todo = {u: [k for k in seqs[u] if k in active] for u in seqs}
+        window = _window(g, todo, active, deferred, busy)
         # the next tile's transfer overlaps this tile (double buffering)
-        total += max(window, per_tile_mem if it < n_iter else 0.0)
+        total += max(window, g.per_tile_mem if it < g.n_iter else 0.0)
     return total, busy
