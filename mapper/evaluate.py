@@ -15,6 +15,7 @@ The cost of one evaluation is independent of the sequence length: sizes enter on
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -41,6 +42,13 @@ class Form:
     def keys(self) -> tuple:
         return self.prob.order
 
+    @cached_property
+    def mapping_sizes(self) -> dict:
+        """Split tile sizes a mapping records: those of splits written in the cascade (a split the
+        pipeline made has its tile size as the pass's option)."""
+        declared = {d.name for d in self.prepared.source.sizes}
+        return {k: v for k, v in self.split_sizes.items() if k in declared}
+
 
 @dataclass(frozen=True)
 class Candidates:
@@ -62,10 +70,7 @@ def candidate_mapping(form: Form, row, unit_names, spatial: dict, tiling: Tiling
             for k, u in zip(keys, row, strict=True)}
     group = Group("fused", tuple(keys), mode, tiling.loops, tiling.buffer_loops, {},
                   dict(tiling.spill), {})
-    # split tiles the pipeline made are recorded as its pass option, not as sizes
-    declared = {d.name for d in form.prepared.source.sizes}
-    sizes = {k: v for k, v in form.split_sizes.items() if k in declared}
-    return Mapping(maps, (group,), dict(tiling.tiles), sizes, **record)
+    return Mapping(maps, (group,), dict(tiling.tiles), dict(form.mapping_sizes), **record)
 
 
 @dataclass(frozen=True)
@@ -177,7 +182,6 @@ def _memory(form: Form, arch, loops: Loops, group: Group) -> _Memory:
 def _tiling_cost(form: Form, arch, tables: _Tables, mem: _Memory, loops: Loops, tiling: Tiling):
     """(cycles, energy) of every binding under ``tiling``; ``inf`` where the buffer overflows."""
     keys = form.keys
-    nb = tables.bindings.shape[0]
     names = tiling.loops + tiling.buffer_loops
     n_iter = loops.product(names)
     distance = recurrence_distance(loops, names, step_var(form.prob, keys))
@@ -197,7 +201,7 @@ def _tiling_cost(form: Form, arch, tables: _Tables, mem: _Memory, loops: Loops, 
             gw = gw + mask * w
     footprint = buffer_footprint(held, inplace_pairs(form.prob, tuple(keys)))
     cap = arch.buffer.capacity if arch.buffer else None
-    ok = np.broadcast_to(footprint <= cap if cap is not None else True, (nb,))
+    ok = footprint <= cap if cap is not None else True  # per binding, or one for all
     cyc = np.maximum(compute, (mem.dram_read + mem.dram_write) / arch.offchip.bandwidth * arch.clock_hz)
     energy = tables.compute_energy + offchip_energy(mem.dram_read, mem.dram_write, arch)
     if arch.buffer:
