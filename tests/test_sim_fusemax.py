@@ -1,4 +1,4 @@
-"""The FuseMax worked points (fusemax.md section 4) come out exactly from the general model, and
+"""The FuseMax worked points (the FuseMax artifact's configurations) come out exactly from the general model, and
 the headline means of the study are reproduced."""
 import pytest
 
@@ -59,7 +59,7 @@ def test_fusemax_2d_utilization_tends_to_limit():
 
 
 def test_p1_choice_and_buffer_independence():
-    """P1 = 4, 16, 64, 128, 128, 128 for BERT (fusemax.md 3.3); at 256K a 256 KiB buffer gives
+    """P1 = 4, 16, 64, 128, 128, 128 for BERT (as in the FuseMax artifact); at 256K a 256 KiB buffer gives
     the same latency as 16 MiB."""
     got = [attention_point("BERT", n, "FuseMax")[0].tiles["P"]["P1"] for n in
            (1 << 10, 1 << 12, 1 << 14, 1 << 16, 1 << 18, 1 << 20)]

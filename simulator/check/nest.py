@@ -1,8 +1,8 @@
 """Timeloop-style nest analysis of one Einsum on a memory hierarchy (the counting model's base rules).
 
 This is the per-level access counting the fused-cascade model builds on, written out in full for a
-single Einsum so that it can be checked against Timeloop's reference outputs (accelerator-anchors.md
-section 5.1). Rules:
+single Einsum so that it can be checked against Timeloop's reference outputs (the Timeloop
+tutorial exercises ex00 and ex03). Rules:
 
 * The tile a level holds is spanned by the loops of that level and of the levels below it; a tensor
   dimension indexed by ``p + r`` spans ``(extent_p - 1) + (extent_r - 1) + 1`` elements.

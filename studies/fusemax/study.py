@@ -1,4 +1,4 @@
-"""The FuseMax evaluation (fusemax.md section 4), run through the general cost model.
+"""The FuseMax evaluation (the paper's attention and end-to-end results), run through the general cost model.
 
 Each configuration is an (architecture spec, cascade, mapping) triple; the model knows nothing
 about which configuration it evaluates. The mappings are the artifact's fixed choices:
@@ -7,7 +7,7 @@ about which configuration it evaluates. The mappings are the artifact's fixed ch
   its intermediate in DRAM, on FLAT's hardware (``unfused.yaml``).
 * ``FLAT``: the 3-pass cascade fused in one software-pipelined group (QK and AV on the 2D array,
   the softmax on the 1D array); FLAT's own choices of granularity and spilling per length
-  (fusemax.md 4.3): head granularity (all queries of a head resident) up to 4K, 256-query row
+  (as the FuseMax artifact configures FLAT): head granularity (all queries of a head resident) up to 4K, 256-query row
   tiles with the least spill that fits from 16K, and 1024-query row tiles with the score rows
   spilled to DRAM from 256K.
 * ``+Cascade``: the 1-pass cascade on FLAT's hardware; QK and SLNV on the 2D array, the rest on
@@ -17,7 +17,7 @@ about which configuration it evaluates. The mappings are the artifact's fixed ch
   previous tile first).
 * ``FuseMax``: the same binding, software-pipelined across tiles.
 
-P1 (resident 256-query tiles) is the largest power of two that fits the buffer (fusemax.md 3.3).
+P1 (resident 256-query tiles) is the largest power of two that fits the buffer (as in the FuseMax artifact).
 End-to-end adds the layer's linear layers as GEMMs (compute-bound, one group each).
 """
 from __future__ import annotations
