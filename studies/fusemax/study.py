@@ -105,7 +105,7 @@ def linear_mapping(pe: int, p1: int, weights_resident: bool = True):
     """Each GEMM its own group; with ``weights_resident`` the whole weight matrix stays in the
     buffer (its column tiles are a buffer loop), else the column tiles are an off-chip loop."""
     groups = []
-    for out, red, rows in (("QP", "d", "N0"), ("KP", "d", "N0"), ("VP", "d", "N0"),
+    for out, _red, rows in (("QP", "d", "N0"), ("KP", "d", "N0"), ("VP", "d", "N0"),
                            ("O", "n", "D0"), ("F1", "d", "S0"), ("F2", "s", "D0")):
         outer = rows[0] + "1"
         if weights_resident:
