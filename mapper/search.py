@@ -58,7 +58,7 @@ def pipeline_forms(cascade, tile_size: int, allow_rewrite: bool = True) -> list:
     return forms
 
 
-def _forms(cascade, arch, sizes, allow_rewrite):
+def forms_for(cascade, arch, sizes=None, allow_rewrite: bool = True):
     """(forms the arch can run, the first Einsum no unit can run and the classes it needs)."""
     max_dim = max(max(u.dims) for u in arch.units)
     forms, missing = [], None
@@ -160,7 +160,7 @@ def search(cascade, arch, sizes: dict | None = None, objective: str = "latency",
     Where no unit qualifies for an Einsum, every capable unit is allowed.
     """
     t0 = time.perf_counter()
-    forms, missing = _forms(cascade, arch, sizes, allow_rewrite)
+    forms, missing = forms_for(cascade, arch, sizes, allow_rewrite)
     if not forms:
         raise _no_unit(arch, missing)
     pools = _evaluate(forms, arch, spill_levels, min_parallelism, progress)
