@@ -107,13 +107,15 @@ def _busy(costs: dict) -> dict:
 def _buffer(prob, arch, mapping, loops, group: Group, traffic):
     """(footprint bytes, words read, words written) of the on-chip buffer."""
     wb = arch.word_bytes
-    keep = default_keep(prob, mapping, loops, group, traffic.boundary_in, traffic.boundary_out)
+    buffer = arch.buffer.name if arch.buffer else "GLB"
+    keep = default_keep(prob, mapping, loops, group, traffic.boundary_in, traffic.boundary_out,
+                        buffer)
     keep.update(group.keep)
     glb_read = traffic.dram_write / wb  # drained to off-chip through the buffer
     glb_write = (traffic.dram_read - traffic.bypass) / wb  # filled from off-chip
     held = {}
     for t, level in keep.items():
-        if level != "GLB":
+        if level != buffer:
             continue
         fp, r, w = buffer_terms(prob, loops, group, t, t in traffic.produced, wb)
         held[t] = fp

@@ -194,22 +194,22 @@ def _relayout(prob: Problem, mapping: Mapping, loops: Loops, keys: tuple, tensor
 
 
 def default_keep(prob: Problem, mapping: Mapping, loops: Loops, group: Group, boundary_in: set,
-                 boundary_out: set) -> dict:
+                 boundary_out: set, buffer: str = "GLB") -> dict:
     """What the buffer keeps when the mapping does not say: the tensors read from outside the
     group, the recurrences' running values, and intermediates that change layout between units
     (a rank spread across PEs on one unit is walked in time on the other) or that a later pass
-    needs whole."""
-    keep = {t: "GLB" for t in boundary_in}
+    needs whole. ``buffer``: the name of the buffer level."""
+    keep = {t: buffer for t in boundary_in}
     keys = group.einsums
     loop_vars = {loops.var(n) for n in group.loops}
     for k in keys:
         t = prob.infos[k].einsum.name
         if t in prob.recurrences:
-            keep[t] = "GLB"
+            keep[t] = buffer
         elif t not in boundary_out:
             held = (_relayout(prob, mapping, loops, keys, t, k)
                     or whole_along(prob, t, keys) & loop_vars)
-            keep[t] = "GLB" if held else "PE"
+            keep[t] = buffer if held else "PE"
     return keep
 
 

@@ -10,7 +10,7 @@ inner, then the buffer level's), what each level keeps, and how the group's unit
 * ``sequential``: one tile at a time (a barrier between tiles); within a tile the units follow their
   ``order`` (an entry ``X@prev`` runs X of the previous tile at the start of this one).
 
-``keep`` says where a tensor lives: ``GLB`` (the buffer), ``PE`` (registers), or the off-chip
+``keep`` says where a tensor lives: the buffer level's name (``GLB``), ``PE`` (registers), or the off-chip
 level's name (``DRAM``: not buffered, streamed into the array for every tile that uses it).
 ``inplace`` (default true) lets an element-wise map overwrite the dead intermediate it reads.
 
@@ -46,7 +46,7 @@ class Group:
     mode: str = "pipelined"
     loops: tuple = ()  # off-chip level loops, outer to inner
     buffer_loops: tuple = ()  # on-chip buffer loops, outer to inner
-    keep: dict = field(default_factory=dict)  # tensor -> level name ("GLB", "PE")
+    keep: dict = field(default_factory=dict)  # tensor -> level name (the buffer's, "PE", the off-chip one's)
     spill: dict = field(default_factory=dict)  # tensor -> fraction written to and read back from DRAM
     order: dict = field(default_factory=dict)  # unit -> [Einsum or Einsum@prev], sequential only
     inplace: bool = True  # an element-wise map may overwrite the dead intermediate it reads

@@ -226,3 +226,28 @@ def test_invariants(pe, p_tiles, m_tiles, e, bw, glb_kib):
     if len(results) == 2:
         a, b = sorted(results, key=lambda r: r.traffic_bytes)
         assert b.energy_pJ >= a.energy_pJ
+
+
+def test_keep_names_the_architectures_buffer_level():
+    """``keep`` and the default placement use the buffer level's own name: a spec that calls its
+    buffer SRAM gives the numbers of the same spec calling it GLB, and keep: {T: SRAM} is honoured."""
+    from simulator.arch import resolve_arch
+    from studies.fusemax.study import FUSEMAX_2D, one_pass_mapping
+    from studies.fusemax.workloads import cascade
+
+    arch = resolve_arch("fusemax", {"pe_dim": 16})
+    buf = arch.levels[1].__class__(**{**arch.levels[1].__dict__, "name": "SRAM"})
+    sram = arch.__class__(**{**arch.__dict__, "levels": (arch.levels[0], buf) + tuple(arch.levels[2:])})
+    assert sram.buffer.name == "SRAM"
+    sizes = {"B": 2, "H": 2, "E": 16, "F": 16, "P": 256, "M": 512, "M0": 16}
+    m = one_pass_mapping(FUSEMAX_2D, 16, 2)
+    glb, named = simulate(cascade("mha_1pass"), arch, m, sizes), simulate(cascade("mha_1pass"), sram, m, sizes)
+    assert named.cycles == glb.cycles and named.groups[0].footprint == glb.groups[0].footprint > 0
+    assert named.energy_breakdown["SRAM"] == glb.energy_breakdown["GLB"]
+    from dataclasses import replace
+
+    def keeping(level):
+        return replace(m, groups=(replace(m.groups[0], keep={"SLN": level}),))
+    kept = simulate(cascade("mha_1pass"), sram, keeping("SRAM"), sizes)
+    assert kept.groups[0].footprint > named.groups[0].footprint
+    assert kept.groups[0].footprint == simulate(cascade("mha_1pass"), arch, keeping("GLB"), sizes).groups[0].footprint
