@@ -107,8 +107,13 @@ def einsum_counts(prob: Problem, arch: Arch, mapping: Mapping, loops: Loops, key
 # ------------------------------------------------------------------------------ memory
 
 
-def tensor_vars(prob: Problem, tensor: str, keys) -> set:
+def tensor_vars(prob: Problem, tensor: str, keys) -> frozenset:
     """Index variables a tensor is indexed by in the Einsums ``keys`` (its recurrence axis left out)."""
+    return _tensor_vars(prob, tensor, tuple(keys))
+
+
+@lru_cache(maxsize=16384)
+def _tensor_vars(prob: Problem, tensor: str, keys: tuple) -> frozenset:
     vs: set = set()
     for k in keys:
         info = prob.infos[k]
@@ -119,7 +124,7 @@ def tensor_vars(prob: Problem, tensor: str, keys) -> set:
     rec = prob.recurrences.get(tensor)
     if rec is not None:
         vs.discard(rec[1])
-    return vs
+    return frozenset(vs)
 
 
 def whole_along(prob: Problem, tensor: str, keys: tuple) -> set:
@@ -164,17 +169,14 @@ def refetch(loops: Loops, names: tuple, tvars: set) -> int:
 
 def tile_words(prob: Problem, loops: Loops, tvars: set, loop_names: tuple,
                whole: set = frozenset()) -> float:
+    outer: dict = {}  # variable -> product of the extents of the loops over it
+    for name in loop_names:
+        v = loops.var(name)
+        outer[v] = outer.get(v, 1) * loops.extent(name)
     words = 1.0
     for v in tvars:
         ext = prob.sizes[v.upper()]
-        if v in whole:
-            words *= ext
-            continue
-        outer = 1
-        for name in loop_names:
-            if loops.var(name) == v:
-                outer *= loops.extent(name)
-        words *= math.ceil(ext / outer)
+        words *= ext if v in whole else math.ceil(ext / outer.get(v, 1))
     return words
 
 
