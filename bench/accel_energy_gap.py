@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from einsum_ir.resources import BuiltinKind, builtin_dir  # noqa: E402
-from mapper.arch import resolve_arch  # noqa: E402
-import simulator.fusemax_study as study  # noqa: E402
+from simulator.arch import resolve_arch  # noqa: E402
+import studies.fusemax.study as study  # noqa: E402
 
 DIVIDER_PJ = (36.25, 250.0, 550.24, 600.0, 640.0, 650.0)
 PAPER = {"attention": 0.787, "end2end": 0.833}

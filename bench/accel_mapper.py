@@ -17,18 +17,18 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> int:
-    from mapper.arch import resolve_arch
+    from simulator.arch import resolve_arch
     from simulator import problem
-    from simulator.fusemax_study import attention_point
-    from simulator.search import search
-    from simulator.workloads import attention_sizes, cascade
+    from studies.fusemax.study import attention_point
+    from mapper.search import search
+    from studies.fusemax.workloads import attention_sizes, cascade
 
     arch = resolve_arch("fusemax")
     out = {"benchmark": "mapper mappings per second (fusemax.yaml, BERT)", "runs": []}
     for name, seq, mp in (("mha_1pass", 1 << 10, 1.0), ("mha_1pass", 1 << 16, 1.0),
                           ("mha_1pass", 1 << 20, 1.0), ("mha_3pass", 1 << 16, 1.0),
                           ("mha_1pass", 1 << 16, 0.0)):
-        problem._CACHE.clear()
+        problem.clear_cache()
         best = None
         for _ in range(3):
             t0 = time.perf_counter()

@@ -18,12 +18,12 @@ sys.path.insert(0, str(ROOT))
 
 def main() -> int:
     from simulator import problem
-    from simulator.fusemax_study import PAPER, headline, run_study
+    from studies.fusemax.study import PAPER, headline, run_study
 
     runs = []
     records = None
     for _ in range(3):
-        problem._CACHE.clear()
+        problem.clear_cache()
         t0 = time.perf_counter()
         records = run_study()
         runs.append(time.perf_counter() - t0)

@@ -25,12 +25,12 @@ def _time(fn, repeat=20):
 
 
 def main() -> int:
-    from mapper.arch import resolve_arch
+    from simulator.arch import resolve_arch
     from simulator import problem
-    from simulator.fusemax_study import FUSEMAX_2D, one_pass_mapping
-    from simulator.model import simulate
-    from simulator.search import search
-    from simulator.workloads import attention_sizes, cascade
+    from studies.fusemax.study import FUSEMAX_2D, one_pass_mapping
+    from simulator.cost import simulate
+    from mapper.search import search
+    from studies.fusemax.workloads import attention_sizes, cascade
 
     arch = resolve_arch("fusemax")
     out = {"benchmark": "one simulation, 1K vs 1M tokens (BERT, FuseMax mapping)", "seconds": {}}
@@ -38,7 +38,7 @@ def main() -> int:
         mapping = one_pass_mapping(FUSEMAX_2D, 256, 4 if seq == 1024 else 128)
 
         def run():
-            problem._CACHE.clear()
+            problem.clear_cache()
             simulate(cascade("mha_1pass"), arch, mapping, attention_sizes("BERT", seq))
 
         out["seconds"][f"simulate_{label}"] = _time(run)
@@ -46,7 +46,7 @@ def main() -> int:
         holder = {}
 
         def run_causal():
-            problem._CACHE.clear()
+            problem.clear_cache()
             holder["r"] = search(cascade("causal"), arch, attention_sizes("BERT", seq), top=1)
 
         out["seconds"][f"map_causal_{label}"] = _time(run_causal, repeat=3)

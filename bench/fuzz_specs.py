@@ -182,7 +182,7 @@ def builtin(name: str) -> dict:
 def field_cases(count: int, seed: int):
     """(kind, name, description, loader) for ``count`` field mutations of accelerator and GPU specs."""
     from backends.gpu.arch import parse_gpu_arch
-    from mapper.arch import Arch, arch_from_dict
+    from simulator.arch import Arch, arch_from_dict
 
     rng = random.Random(seed)
     for _ in range(count):
@@ -217,9 +217,9 @@ def _load_file(kind: str, path: Path):
         from backends.gpu.arch import load_gpu_arch
         return _as_dict(load_gpu_arch(path))
     if kind == "mapping":
-        from mapper.mapping import load_mapping
+        from simulator.mapping_load import load_mapping
         return load_mapping(path).to_dict()
-    from mapper.arch import load_arch
+    from simulator.arch import load_arch
     return load_arch(path).to_json()
 
 

@@ -1,15 +1,9 @@
-"""Architecture and mapping models for spatial accelerators, and the mapspace the mapper searches.
+"""The accelerator mapper: the mapspace and the search over it, above the cost model.
 
-* :mod:`mapper.arch`: architecture specs (YAML, validated with path-addressed errors, variables
-  overridable with ``--arch-set``).
-* :mod:`mapper.mapping`: mappings (binding, spatial ranks, tiling, loops, fusion groups, pipelining).
 * :mod:`mapper.builders`: assembling mappings from a few decisions.
 * :mod:`mapper.space`: the mapspace, objectives, the Pareto front.
 
-The cost model lives in :mod:`simulator` (dependencies point einsum_ir <- mapper <- simulator).
+Architecture specs and the mapping format live in :mod:`simulator` (:mod:`simulator.arch`,
+:mod:`simulator.mapping`): the cost model reads them. Dependencies point
+einsum_ir <- simulator <- mapper.
 """
-from .arch import Arch, load_arch, resolve_arch
-from .mapping import EinsumMap, Group, Mapping, load_mapping, mapping_from_dict
-
-__all__ = ["Arch", "EinsumMap", "Group", "Mapping", "load_arch", "load_mapping",
-           "mapping_from_dict", "resolve_arch"]

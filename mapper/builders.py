@@ -5,23 +5,23 @@ mappings. Nothing here is specific to attention: ranks and Einsums are named by 
 """
 from __future__ import annotations
 
-from .mapping import EinsumMap, Group, Mapping
+from simulator.mapping import EinsumMap, Group, Mapping
 
 
 def single_group(einsums, binding: dict, spatial: dict, *, tiles: dict | None = None,
                  loops=(), buffer_loops=(), mode: str = "pipelined", order: dict | None = None,
                  keep: dict | None = None, spill: dict | None = None, sizes: dict | None = None,
-                 name: str = "fused", form: str = "", cascade: str = "", arch: str = "",
+                 name: str = "fused", note: str = "", cascade: str = "", arch: str = "",
                  inplace: bool = True) -> Mapping:
     """One fusion group holding ``einsums``; ``spatial[unit]`` are the ranks across that unit's PEs."""
     maps = {k: EinsumMap(binding[k], tuple(spatial.get(binding[k], ()))) for k in einsums}
     group = Group(name, tuple(einsums), mode, tuple(loops), tuple(buffer_loops), dict(keep or {}),
                   dict(spill or {}), dict(order or {}), inplace)
-    return Mapping(maps, (group,), dict(tiles or {}), dict(sizes or {}), cascade, arch, form)
+    return Mapping(maps, (group,), dict(tiles or {}), dict(sizes or {}), cascade, arch, note)
 
 
 def multi_group(groups: list, *, tiles: dict | None = None, sizes: dict | None = None,
-                form: str = "", cascade: str = "", arch: str = "") -> Mapping:
+                note: str = "", cascade: str = "", arch: str = "") -> Mapping:
     """Several groups run one after another: ``groups`` is a list of dicts with keys ``name``,
     ``einsums``, ``binding``, ``spatial``, and optionally ``loops``, ``buffer_loops``, ``mode``,
     ``keep``, ``spill``, ``order``."""
@@ -35,7 +35,7 @@ def multi_group(groups: list, *, tiles: dict | None = None, sizes: dict | None =
                          tuple(g.get("loops", ())), tuple(g.get("buffer_loops", ())),
                          dict(g.get("keep", {})), dict(g.get("spill", {})), dict(g.get("order", {})),
                          g.get("inplace", True)))
-    return Mapping(maps, tuple(out), dict(tiles or {}), dict(sizes or {}), cascade, arch, form)
+    return Mapping(maps, tuple(out), dict(tiles or {}), dict(sizes or {}), cascade, arch, note)
 
 
 def pow2_divisors(n: int, limit: int | None = None) -> list:

@@ -1,4 +1,4 @@
-"""The mapspace: which decisions the mapper enumerates, and how it picks among evaluated mappings.
+"""The mapspace: which decisions the mapper enumerates.
 
 Decisions (all enumerated, deterministically, in a fixed order):
 
@@ -11,9 +11,7 @@ Decisions (all enumerated, deterministically, in a fixed order):
 * **spill** of intermediates that a later pass needs whole (fractions 0, 1/4, ..., 1);
 * **pipelining**: ``pipelined`` or ``sequential``.
 
-The cost of every combination comes from a vectorised evaluator (``simulator.search``); this module
-only builds the space and selects: by objective (latency, energy, or energy-delay product, ties
-broken by the other metrics, then by enumeration order), and the Pareto front of latency/energy.
+The cost of every combination comes from :mod:`mapper.evaluate`; :mod:`mapper.select` picks.
 """
 from __future__ import annotations
 
@@ -23,8 +21,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from einsum_ir.analysis.work import einsum_profile
+from simulator.counts import whole_along
+from simulator.fused import missing_classes
 
-OBJECTIVES = ("latency", "energy", "edp")
+from .builders import pow2_divisors
 
 
 @dataclass(frozen=True)
@@ -38,21 +38,18 @@ class Tiling:
         parts = ", ".join(f"{r}:{'x'.join(str(v) for v in p.values())}" for r, p in self.tiles.items())
         return f"tiles {parts}; loops {'>'.join(self.loops)} | {'>'.join(self.buffer_loops)}"
 
+    @property
+    def signature(self) -> tuple:
+        """What tells two tilings apart (hashable)."""
+        return (self.describe(), tuple(sorted(self.spill.items())))
+
 
 def capable_units(arch, einsum) -> tuple:
-    """Units that can perform every operation class of ``einsum`` (an ``exp`` of a difference
-    counts as supported where the unit has ``exp_sub``)."""
+    """Units that can perform every operation class of ``einsum`` (a class covered by a fused
+    operation the unit has counts as supported, see :mod:`simulator.fused`)."""
     per_point, _ = einsum_profile(einsum)
     need = {op for op, n in per_point.items() if n}
-    out = []
-    for unit in arch.units:
-        ops = set(unit.ops)
-        missing = need - ops
-        if "exp" in missing and "exp_sub" in ops:
-            missing.discard("exp")
-        if not missing:
-            out.append(unit.name)
-    return tuple(out)
+    return tuple(u.name for u in arch.units if not missing_classes(need, u.ops))
 
 
 def bindings(einsums, units_for: dict, unit_names: list) -> np.ndarray:
@@ -67,29 +64,87 @@ def bindings(einsums, units_for: dict, unit_names: list) -> np.ndarray:
     return np.stack([g.reshape(-1) for g in grids], axis=1)
 
 
-def pareto_front(latency: np.ndarray, energy: np.ndarray) -> np.ndarray:
-    """Indices of the points no other point beats in both latency and energy (sorted by latency)."""
-    order = np.lexsort((energy, latency))
-    front = []
-    best = np.inf
-    for i in order:
-        if energy[i] < best - 1e-12 * abs(best if np.isfinite(best) else 1):
-            front.append(i)
-            best = energy[i]
-    return np.array(front, dtype=np.int64)
+def batch_ranks(cascade) -> list:
+    """Ranks of every input and output (nothing to reuse across them)."""
+    decls = list(cascade.inputs) + list(cascade.outputs)
+    if not decls:
+        return []
+    common = set(decls[0].ranks)
+    for d in decls[1:]:
+        common &= set(d.ranks)
+    return [r for r in cascade.rank_names() if r in common]
 
 
-def rank(latency: np.ndarray, energy: np.ndarray, objective: str) -> np.ndarray:
-    """Indices sorted by the objective (stable, ties by the other metric, then by index)."""
-    if objective not in OBJECTIVES:
-        raise ValueError(objective)
-    idx = np.arange(len(latency))
-    if objective == "latency":
-        return np.lexsort((idx, energy, latency))
-    if objective == "energy":
-        return np.lexsort((idx, latency, energy))
-    return np.lexsort((idx, latency, latency * energy))
+def spatial_candidates(cascade, sizes, dim: int) -> list:
+    """Names that can be spread across ``dim`` PEs: a split's inner rank of that size, or the
+    innermost tile (``R0``) of an unsplit rank at least that large. Batch ranks (in every input
+    and output) are left to the outer loops: spreading them gives no reuse."""
+    batch = set(batch_ranks(cascade))
+    split_src = {s.rank for s in cascade.splits}
+    split_outer = {s.outer for s in cascade.splits}
+    split_inner = {s.inner for s in cascade.splits}
+    out = []
+    for r in cascade.rank_names():
+        ext = sizes[r]
+        if r in batch:
+            continue
+        if r in split_inner:
+            if ext == dim:
+                out.append((r, r, None))
+        elif r not in split_src and r not in split_outer and ext >= dim and ext % dim == 0:
+            out.append((r + "0", r, dim))
+    return out
 
 
-def perms(items) -> list:
-    return [tuple(p) for p in itertools.permutations(items)] or [()]
+def _unit_options(cascade, sizes, unit) -> list:
+    cands = spatial_candidates(cascade, sizes, unit.dims[-1])
+    if len(unit.dims) == 1:
+        opts = [(c,) for c in cands] or [()]
+    else:
+        rows = spatial_candidates(cascade, sizes, unit.dims[0])
+        opts = [(a, b) for a in rows for b in cands if a[1] != b[1] and a[0] < b[0]]
+        opts = opts or [(a,) for a in rows] or [()]
+    return [(unit.name, o) for o in opts]
+
+
+def spatial_options(cascade, sizes, arch) -> list:
+    """Every choice of spatial ranks per unit, as ``(unit -> names, rank -> PE tile size)``."""
+    out = []
+    for combo in itertools.product(*[_unit_options(cascade, sizes, u) for u in arch.units]):
+        spatial = {u: tuple(c[0] for c in o) for u, o in combo}
+        tiles: dict = {}
+        ok = True
+        for _, o in combo:
+            for _, rank_, size in o:
+                if size is None:
+                    continue
+                if rank_ in tiles and tiles[rank_] != size:
+                    ok = False
+                tiles[rank_] = size
+        if ok:
+            out.append((spatial, tiles))
+    return out
+
+
+def tilings(cascade, prob, keys, tile_sizes: dict, batch: list, spill_levels) -> list:
+    """Every tiling of the ranks spread across PEs: resident tiles, off-chip loop order, spill."""
+    split_outer = [s.outer for s in cascade.splits if s.outer in prob.sizes]
+    per_rank = [[(r, k, d) for k in pow2_divisors(max(1, prob.sizes[r] // d))]
+                for r, d in tile_sizes.items()]
+    names = {prob.infos[k].einsum.name for k in keys}
+    out = []
+    for combo in itertools.product(*per_rank):
+        tiles = {r: {f"{r}1": k, f"{r}0": d} for r, k, d in combo}
+        reuse = [f"{r}2" for r, _, _ in combo] + split_outer
+        buffer_loops = tuple(f"{r}1" for r, _, _ in combo)
+        orders = (list(itertools.permutations(reuse)) if len(reuse) <= 3
+                  else [tuple(reuse), tuple(reversed(reuse))])
+        for order in orders:
+            loops = tuple(batch) + tuple(order)
+            # intermediates a later pass needs whole along an off-chip loop may be spilled
+            loop_vars = {n[:-1].lower() if n[:-1] in tiles else n.lower() for n in loops}
+            spillable = sorted(t for t in names if whole_along(prob, t, keys) & loop_vars)
+            for s in (spill_levels if spillable else (0.0,)):
+                spill = {t: s for t in spillable} if s else {}
+                out.append(Tiling(tiles, loops, buffer_loops, spill))
+    return out

@@ -4,35 +4,39 @@ Counts come from :func:`einsum_ir.analysis.work.count_work` (exact under masks).
 accelerator model are made here and documented in docs/accelerator.md:
 
 * A constant scale hoisted out of a contraction (``/ sqrt(E)``) is folded into an operand and costs
-  nothing on the array (the FuseMax artifact's cascades omit it, fusemax.md 2).
+  nothing on the array (the FuseMax artifact's cascades omit it).
 * Initial values of recurrences (``RM[...,0] = -inf``) are register initialisations, not work.
 """
 from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
+from functools import cached_property, lru_cache
 
 from einsum_ir import analyze
 from einsum_ir.analysis.existence import einsum_key
 from einsum_ir.analysis.work import count_work, einsum_profile
-from einsum_ir.ir import Binary, Call, Cascade, Einsum, Name, index_vars, walk
+from einsum_ir.ir import Cascade, Einsum, Name, index_vars
 from einsum_ir.sizes import resolve_sizes
 
+from .fused import fused_patterns
 
-@dataclass
+
+@dataclass(frozen=True)
 class EinsumInfo:
+    """One Einsum of a problem: its counts at the problem's sizes and how it reads its operands.
+
+    Everything else (iteration space, reduced indices, reducer) is the Einsum's own.
+    """
+
     key: str
     einsum: Einsum
-    vars: tuple  # iteration space (index variables)
-    reduced: tuple
-    reducer: str | None
     per_point: Counter  # op class -> count per existing point
-    exp_sub: int  # exp(a - b) patterns per point (a unit with an 'exp_sub' op fuses them)
+    fused: dict  # fused op (FUSED_OPS) -> patterns per point a unit with that op runs in one
     points: int  # existing points (masks applied)
     dense_points: int
     reads: dict  # tensor -> set of index variables used to read it
-    out_vars: tuple
     carried: dict  # tensor -> True when read at the previous step of its recurrence
     final: set  # tensors whose final iterate is read (e.g. RNV[M1])
 
@@ -40,9 +44,28 @@ class EinsumInfo:
     def density(self) -> float:
         return self.points / self.dense_points if self.dense_points else 0.0
 
+    @cached_property
+    def vars(self) -> tuple:
+        """The iteration space (index variables)."""
+        return self.einsum.iteration_space
 
-@dataclass
+    @cached_property
+    def out_vars(self) -> tuple:
+        return self.einsum.output_vars
+
+    @property
+    def reduced(self) -> tuple:
+        return tuple(self.einsum.reduced)
+
+    @property
+    def reducer(self) -> str | None:
+        return self.einsum.reducer
+
+
+@dataclass(frozen=True, eq=False)
 class Problem:
+    """A cascade at fixed sizes (hashed by identity: the cost model memoises per problem)."""
+
     cascade: Cascade
     sizes: dict
     analysis: object
@@ -50,8 +73,8 @@ class Problem:
     order: tuple  # keys in program order
     shapes: dict  # tensor -> tuple of (rank, extent)
     recurrences: dict  # tensor -> (axis, var)
-    consumers: dict = field(default_factory=dict)  # tensor -> [keys]
-    producer: dict = field(default_factory=dict)  # tensor -> key
+    consumers: dict  # tensor -> [keys]
+    producer: dict  # tensor -> key
 
     def tensor_words(self, tensor: str, final_only: bool = True) -> int:
         """Elements of a tensor (a recurrence counts its final iterate only)."""
@@ -64,20 +87,8 @@ class Problem:
             n *= extent
         return n
 
-    def is_input(self, tensor: str) -> bool:
-        return self.cascade.input(tensor) is not None
-
     def is_output(self, tensor: str) -> bool:
         return self.cascade.output(tensor) is not None
-
-
-def _exp_sub(expr) -> int:
-    n = 0
-    for node in walk(expr):
-        if isinstance(node, Call) and node.func == "exp" and len(node.args) == 1 \
-                and isinstance(node.args[0], Binary) and node.args[0].op in ("+", "-"):
-            n += 1
-    return n
 
 
 def _structural_sizes(cascade: Cascade, sizes: dict, cap: int = 2048) -> dict:
@@ -114,11 +125,12 @@ def _structural_sizes(cascade: Cascade, sizes: dict, cap: int = 2048) -> dict:
     return out
 
 
-def _skip_empty_steps(infos: dict, recurrences: dict) -> None:
+def _skip_empty_steps(infos: dict, recurrences: dict) -> dict:
     """A recurrence step where nothing from outside the recurrence exists (a fully masked key tile
     of a causal cascade) leaves the running state unchanged: the model does not run it. Einsums of
     the recurrence chain (updates, and Einsums reading a previous step) then cost the step density
-    of the Einsums that feed the recurrence, at most their own."""
+    of the Einsums that feed the recurrence, at most their own. Returns the updated infos."""
+    out = dict(infos)
     for var in {v for _, v in recurrences.values()}:
         chain = {k for k, i in infos.items()
                  if var in i.vars and (i.carried or i.einsum.name in recurrences)}
@@ -127,9 +139,47 @@ def _skip_empty_steps(infos: dict, recurrences: dict) -> None:
             continue
         step = max(feeders)
         for k in chain:
-            info = infos[k]
+            info = out[k]
             if info.density > step:
-                info.points = min(info.points, round(info.dense_points * step))
+                out[k] = replace(info, points=min(info.points, round(info.dense_points * step)))
+    return out
+
+
+def _reads(einsum: Einsum, recurrences: dict):
+    """(tensor -> index variables it is read with, tensors read at the previous step of their
+    recurrence, tensors whose final iterate is read)."""
+    reads: dict = {}
+    carried: dict = {}
+    final: set = set()
+    for acc in einsum.reads():
+        vs = set()
+        for idx in acc.indices:
+            vs.update(index_vars(idx))
+        reads.setdefault(acc.tensor, set()).update(vs)
+        rec = recurrences.get(acc.tensor)
+        if rec is not None:
+            idx = acc.indices[rec[0]]
+            if isinstance(idx, Name) and idx.is_index:
+                carried[acc.tensor] = True
+            elif isinstance(idx, Name):
+                final.add(acc.tensor)
+    return reads, carried, final
+
+
+def _existing_points(cascade: Cascade, analysis, sizes: dict):
+    """Existing points per Einsum key: a function of the Einsum's variables and key."""
+    dense = all(e.where is None for e in cascade.einsums) and all(
+        sizes[sp.rank] % sizes[sp.inner] == 0 for sp in cascade.splits)
+    if dense:
+        # No predicate and no ragged split tail: every point exists (closed form, O(1) in sizes).
+        return lambda key, vars_: math.prod(sizes[v.upper()] for v in vars_)
+    scale = count_work(cascade, _structural_sizes(cascade, sizes), analysis=analysis)
+
+    def scaled(key, vars_):
+        full = math.prod(sizes[v.upper()] for v in vars_)
+        small = math.prod(scale.sizes[v.upper()] for v in vars_)
+        return round(full * scale.points.get(key, 0) / small) if small else 0
+    return scaled
 
 
 def build_problem(cascade: Cascade, overrides: dict | None = None) -> Problem:
@@ -137,22 +187,11 @@ def build_problem(cascade: Cascade, overrides: dict | None = None) -> Problem:
     known = {d.name for d in cascade.sizes}
     overrides = {k: v for k, v in (overrides or {}).items() if k in known}
     sizes = resolve_sizes(cascade, overrides)
-    dense = all(e.where is None for e in cascade.einsums) and all(
-        sizes[sp.rank] % sizes[sp.inner] == 0 for sp in cascade.splits)
-    scale = None
-    if dense:
-        # No predicate and no ragged split tail: every point exists (closed form, O(1) in sizes).
-        points = {einsum_key(analysis, e): math.prod(sizes[v.upper()] for v in e.iteration_space)
-                  for e in cascade.einsums}
-    else:
-        small = _structural_sizes(cascade, sizes)
-        scale = count_work(cascade, small, analysis=analysis)
-        points = None
+    points = _existing_points(cascade, analysis, sizes)
     recurrences = {t: (r.axis, r.var) for t, r in analysis.recurrences.items()}
     shapes = {t: tuple((a.rank, sizes[a.rank] + a.extra) for a in axes)
               for t, axes in analysis.shapes.items()}
     infos = {}
-    order = []
     for einsum in cascade.einsums:
         key = einsum_key(analysis, einsum)
         if key.endswith(".init"):
@@ -160,51 +199,29 @@ def build_problem(cascade: Cascade, overrides: dict | None = None) -> Problem:
         per_point, _per_output = einsum_profile(einsum)
         vars_ = einsum.iteration_space
         dense = math.prod(sizes[v.upper()] for v in vars_)
-        if points is not None:
-            pts = points.get(key, 0)
-        else:
-            small_sizes = scale.sizes
-            small_dense = math.prod(small_sizes[v.upper()] for v in vars_)
-            pts = round(dense * scale.points.get(key, 0) / small_dense) if small_dense else 0
-        reads: dict = {}
-        carried: dict = {}
-        final: set = set()
-        for acc in einsum.reads():
-            vs = set()
-            for idx in acc.indices:
-                vs.update(index_vars(idx))
-            reads.setdefault(acc.tensor, set()).update(vs)
-            rec = recurrences.get(acc.tensor)
-            if rec is not None:
-                idx = acc.indices[rec[0]]
-                if isinstance(idx, Name) and idx.is_index:
-                    carried[acc.tensor] = True
-                elif isinstance(idx, Name):
-                    final.add(acc.tensor)
-        infos[key] = EinsumInfo(key, einsum, vars_, tuple(einsum.reduced), einsum.reducer,
-                                per_point, _exp_sub(einsum.body), pts, dense, reads,
-                                einsum.output_vars, carried, final)
-        order.append(key)
-    _skip_empty_steps(infos, recurrences)
-    prob = Problem(cascade, sizes, analysis, infos, tuple(order), shapes, recurrences)
-    for key in order:
-        prob.producer[infos[key].einsum.name] = key
-        for t in infos[key].reads:
-            prob.consumers.setdefault(t, []).append(key)
-    return prob
+        reads, carried, final = _reads(einsum, recurrences)
+        infos[key] = EinsumInfo(key, einsum, per_point, fused_patterns(einsum.body),
+                                points(key, vars_), dense, reads, carried, final)
+    infos = _skip_empty_steps(infos, recurrences)
+    order = tuple(infos)
+    producer = {infos[k].einsum.name: k for k in order}
+    consumers: dict = {}
+    for k in order:
+        for t in infos[k].reads:
+            consumers.setdefault(t, []).append(k)
+    return Problem(cascade, sizes, analysis, infos, order, shapes, recurrences, consumers, producer)
 
 
-_CACHE: dict = {}
+@lru_cache(maxsize=256)
+def _problem(cascade: Cascade, name: str, overrides: tuple) -> Problem:
+    return build_problem(cascade, dict(overrides))
 
 
 def problem_for(cascade: Cascade, overrides: dict | None = None) -> Problem:
     """Memoised :func:`build_problem` (the mapper and the study evaluate many mappings)."""
-    key = (id(cascade), tuple(sorted((overrides or {}).items())))
-    hit = _CACHE.get(key)
-    if hit is not None and hit[0] is cascade:
-        return hit[1]
-    prob = build_problem(cascade, overrides)
-    if len(_CACHE) > 512:
-        _CACHE.clear()
-    _CACHE[key] = (cascade, prob)
-    return prob
+    return _problem(cascade, cascade.name, tuple(sorted((overrides or {}).items())))
+
+
+def clear_cache() -> None:
+    """Forgets the memoised problems (benchmarks time a cold start)."""
+    _problem.cache_clear()

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from einsum_ir.errors import CascadeError
-from mapper.arch import arch_from_dict, load_arch, parse_arch_sets, resolve_arch
+from simulator.arch import arch_from_dict, load_arch, parse_arch_sets, resolve_arch
 
 ARCHS = Path(__file__).resolve().parent.parent / "examples" / "archs"
 MINE = ["fusemax", "flat", "unfused", "edge", "cascade_ablation"]

@@ -18,9 +18,9 @@ from backends.gpu.arch import load_gpu_arch, parse_gpu_arch
 from cascade_cli.main import main
 from einsum_ir.errors import CascadeError
 from einsum_ir.yaml_io import MAX_BYTES, parse_yaml
-from mapper.arch import arch_from_dict, load_arch, parse_arch_sets, resolve_arch
-from mapper.expr import evaluate
-from mapper.mapping import load_mapping
+from simulator.arch import arch_from_dict, load_arch, parse_arch_sets, resolve_arch
+from simulator.spec_expr import evaluate
+from simulator.mapping_load import load_mapping
 
 ROOT = Path(__file__).resolve().parents[1]
 ARCHS = ROOT / "examples" / "archs"

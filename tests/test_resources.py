@@ -10,7 +10,7 @@ from einsum_ir import __version__, load
 from einsum_ir.errors import CascadeError
 from einsum_ir.resources import (BuiltinKind, builtin_dir, builtin_names, builtin_path, data_root,
                                  find_data_root, resolve_spec)
-from mapper.arch import resolve_arch
+from simulator.arch import resolve_arch
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,9 +1,9 @@
-"""The FuseMax worked points (fusemax.md section 4) come out exactly from the general model, and
+"""The FuseMax worked points (the FuseMax artifact's configurations) come out exactly from the general model, and
 the headline means of the study are reproduced."""
 import pytest
 
-from simulator.fusemax_study import attention_point, headline, linear_point, run_study
-from simulator.workloads import cascade
+from studies.fusemax.study import attention_point, headline, linear_point, run_study
+from studies.fusemax.workloads import cascade
 
 
 def test_fusemax_bert_1k_exact():
@@ -59,7 +59,7 @@ def test_fusemax_2d_utilization_tends_to_limit():
 
 
 def test_p1_choice_and_buffer_independence():
-    """P1 = 4, 16, 64, 128, 128, 128 for BERT (fusemax.md 3.3); at 256K a 256 KiB buffer gives
+    """P1 = 4, 16, 64, 128, 128, 128 for BERT (as in the FuseMax artifact); at 256K a 256 KiB buffer gives
     the same latency as 16 MiB."""
     got = [attention_point("BERT", n, "FuseMax")[0].tiles["P"]["P1"] for n in
            (1 << 10, 1 << 12, 1 << 14, 1 << 16, 1 << 18, 1 << 20)]
@@ -94,8 +94,8 @@ def test_headline_means():
 
 
 def test_causal_costs_about_half():
-    from mapper.arch import resolve_arch
-    from simulator.search import search
+    from simulator.arch import resolve_arch
+    from mapper.search import search
 
     arch = resolve_arch("fusemax")
     sizes = {"B": 64, "H": 12, "P": 16384, "M": 16384}
@@ -112,3 +112,14 @@ def test_scale_invariance_at4():
         small = attention_point(model, 1 << 16, "FuseMax", pe_dim=64)[1]
         full = attention_point(model, 1 << 18, "FuseMax", pe_dim=256)[1]
         assert small.cycles == full.cycles
+
+
+def test_reproduce_says_when_the_study_is_missing():
+    from cascade_cli.commands.reproduce import _study
+    from einsum_ir.errors import CascadeError
+
+    with pytest.raises(CascadeError) as exc:
+        _study("no_such_study")
+    assert "not available" in str(exc.value) and "source tree" in exc.value.hint
+    study, workloads = _study("fusemax")
+    assert "BERT" in workloads.MODELS and callable(study.run_study)

@@ -3,11 +3,11 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from einsum_ir import loads
-from mapper.arch import arch_from_dict
+from simulator.arch import arch_from_dict
 from mapper.builders import single_group
-from simulator.eventsim import simulate_events
-from simulator.model import simulate, simulate_problem
-from simulator.nest import NestLevel, analyze_nest
+from simulator.check.eventsim import simulate_events
+from simulator.cost import simulate, simulate_problem
+from simulator.check.nest import NestLevel, analyze_nest
 from simulator.problem import problem_for
 
 
@@ -170,10 +170,10 @@ def test_event_driven_agrees_with_analytical(config, gib_per_s):
     """Every tile of every Einsum (and every tile's off-chip transfer) as a separate event, on
     small problems (thousands of tiles): within 1% of the analytical steady state, compute-bound
     (400 GiB/s) and memory-bound (2 GiB/s)."""
-    from mapper.arch import resolve_arch
-    from simulator.fusemax_study import (ARCH_ORDER, CASCADE_2D, FUSEMAX_2D, flat_mapping,
+    from simulator.arch import resolve_arch
+    from studies.fusemax.study import (ARCH_ORDER, CASCADE_2D, FUSEMAX_2D, flat_mapping,
                                          one_pass_mapping, unfused_mapping)
-    from simulator.workloads import cascade
+    from studies.fusemax.workloads import cascade
 
     arch_name = {"+Cascade": "cascade_ablation", "FLAT": "flat", "Unfused": "unfused"}.get(config, "fusemax")
     arch = _with_bandwidth(resolve_arch(arch_name, {"pe_dim": 16}), gib_per_s * 2 ** 30)
@@ -200,10 +200,10 @@ def test_event_driven_agrees_with_analytical(config, gib_per_s):
        m_tiles=st.sampled_from([1, 2, 4, 8]), e=st.sampled_from([4, 16, 64]),
        bw=st.floats(1e9, 1e12), glb_kib=st.sampled_from([64, 1024, 16384]))
 def test_invariants(pe, p_tiles, m_tiles, e, bw, glb_kib):
-    from mapper.arch import resolve_arch
-    from simulator.fusemax_study import FUSEMAX_2D, one_pass_mapping
-    from simulator.model import Infeasible
-    from simulator.workloads import cascade
+    from simulator.arch import resolve_arch
+    from studies.fusemax.study import FUSEMAX_2D, one_pass_mapping
+    from simulator.counts import Infeasible
+    from studies.fusemax.workloads import cascade
 
     arch = resolve_arch("fusemax", {"pe_dim": pe, "glb_bytes": glb_kib * 1024})
     arch = arch.__class__(**{**arch.__dict__, "levels": (
@@ -226,3 +226,28 @@ def test_invariants(pe, p_tiles, m_tiles, e, bw, glb_kib):
     if len(results) == 2:
         a, b = sorted(results, key=lambda r: r.traffic_bytes)
         assert b.energy_pJ >= a.energy_pJ
+
+
+def test_keep_names_the_architectures_buffer_level():
+    """``keep`` and the default placement use the buffer level's own name: a spec that calls its
+    buffer SRAM gives the numbers of the same spec calling it GLB, and keep: {T: SRAM} is honoured."""
+    from simulator.arch import resolve_arch
+    from studies.fusemax.study import FUSEMAX_2D, one_pass_mapping
+    from studies.fusemax.workloads import cascade
+
+    arch = resolve_arch("fusemax", {"pe_dim": 16})
+    buf = arch.levels[1].__class__(**{**arch.levels[1].__dict__, "name": "SRAM"})
+    sram = arch.__class__(**{**arch.__dict__, "levels": (arch.levels[0], buf) + tuple(arch.levels[2:])})
+    assert sram.buffer.name == "SRAM"
+    sizes = {"B": 2, "H": 2, "E": 16, "F": 16, "P": 256, "M": 512, "M0": 16}
+    m = one_pass_mapping(FUSEMAX_2D, 16, 2)
+    glb, named = simulate(cascade("mha_1pass"), arch, m, sizes), simulate(cascade("mha_1pass"), sram, m, sizes)
+    assert named.cycles == glb.cycles and named.groups[0].footprint == glb.groups[0].footprint > 0
+    assert named.energy_breakdown["SRAM"] == glb.energy_breakdown["GLB"]
+    from dataclasses import replace
+
+    def keeping(level):
+        return replace(m, groups=(replace(m.groups[0], keep={"SLN": level}),))
+    kept = simulate(cascade("mha_1pass"), sram, keeping("SRAM"), sizes)
+    assert kept.groups[0].footprint > named.groups[0].footprint
+    assert kept.groups[0].footprint == simulate(cascade("mha_1pass"), arch, keeping("GLB"), sizes).groups[0].footprint

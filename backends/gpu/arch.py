@@ -15,7 +15,7 @@ from einsum_ir.errors import CascadeError
 from einsum_ir.resources import BuiltinKind, builtin_names, resolve_spec
 from einsum_ir.spec_fields import Quantity, SpecFile
 from einsum_ir.yaml_io import load_yaml_mapping
-from mapper.expr import evaluate
+from simulator.spec_expr import evaluate
 
 
 # Physical ranges per field: generous bounds around every GPU built so far (an H100 has 132 SMs at

@@ -78,8 +78,8 @@ def accelerator_section(folder: Path) -> None:
     bert_1k = ["--set", "B=64", "--set", "H=12", "--set", "P=1K", "--set", "M=1K"]
     _run(["simulate", str(folder / "mha_1pass.ein"), "--arch", "fusemax", *bert_1k, "--set", "M0=256"])
     _title("5. one line each: 3-pass on FLAT vs FuseMax, dense vs causal (mapper's best mappings)")
-    from mapper.arch import resolve_arch
-    from simulator.search import search
+    from simulator.arch import resolve_arch
+    from mapper.search import search
 
     bert = {"B": 64, "H": 12}
     for file, arch, tokens in (("mha_3pass", "flat", 1024), ("mha_3pass", "fusemax", 1024),

@@ -1,7 +1,13 @@
-"""``cascade reproduce fusemax [--json FILE] [--plots DIR]``: the FuseMax evaluation, end to end."""
+"""``cascade reproduce fusemax [--json FILE] [--plots DIR]``: the FuseMax evaluation, end to end.
+
+The study lives in ``studies/fusemax/`` of the source tree (a paper study, not part of the
+installed packages); the command finds it next to this package or on the import path.
+"""
 from __future__ import annotations
 
+import importlib
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -22,9 +28,27 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def _study(name: str):
+    """The study's package (``studies.NAME``), from the source tree this command runs from."""
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "studies" / name / "__init__.py").exists() and str(checkout) not in sys.path:
+        sys.path.append(str(checkout))
+    try:
+        return (importlib.import_module(f"studies.{name}.study"),
+                importlib.import_module(f"studies.{name}.workloads"))
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("studies"):
+            raise
+        raise CascadeError(f"reproduce {name}: the study is not available in this installation",
+                           hint=f"the paper studies ship with the source tree (studies/{name}/); "
+                                "run cascade reproduce from a checkout of the repository") from None
+
+
 def run(args) -> int:
-    from simulator.fusemax_study import CONFIGS, attention_point, format_tables, run_study
-    from simulator.workloads import MODELS, SEQ_LENS
+    study, workloads = _study(args.study)
+    CONFIGS, attention_point = study.CONFIGS, study.attention_point
+    format_tables, run_study = study.format_tables, study.run_study
+    MODELS, SEQ_LENS = workloads.MODELS, workloads.SEQ_LENS
 
     models = list(MODELS)
     if args.models:
@@ -55,7 +79,7 @@ def run(args) -> int:
         write_output("--json", args.json, json.dumps(records, indent=1))
         print(f"wrote {args.json}")
     if args.plots:
-        from simulator.plots import write_plots
+        write_plots = importlib.import_module(f"studies.{args.study}.plots").write_plots
 
         activity = {}
         for config in CONFIGS:

@@ -50,7 +50,7 @@ def register(sub) -> None:
 
 
 def _load(args):
-    from mapper.arch import parse_arch_sets, resolve_arch
+    from simulator.arch import parse_arch_sets, resolve_arch
 
     cascade = read_cascade(args.file)
     from einsum_ir import analyze
@@ -64,40 +64,16 @@ def _load(args):
     return cascade, sizes, arch
 
 
-def _summary(report) -> str:
-    lines = [f"arch {report.arch}; simulated form: {report.form or 'as written'}",
-             f"latency   {report.latency_s:.6g} s ({report.cycles:,.0f} cycles)",
-             f"energy    {report.energy_J:.6g} J  (" + ", ".join(
-                 f"{k} {v * 1e-12:.4g} J" for k, v in report.energy_breakdown.items()) + ")",
-             "traffic   " + ", ".join(f"{k} {v:,.0f} B" for k, v in report.traffic.items()),
-             f"area      {report.area_mm2:.2f} mm^2",
-             "utilization " + ", ".join(f"{u} {v:.4f}" for u, v in report.utilization.items())]
-    for g in report.groups:
-        lines.append(f"group {g.name} [{g.mode}]: {g.iterations:,} tiles, compute {g.compute_cycles:,.0f}"
-                     f" / memory {g.memory_cycles:,.0f} cycles ({g.bound}-bound), buffer "
-                     f"{g.footprint / 2**20:.3f} MiB")
-    lines.append(f"{'einsum':8} {'unit':5} {'points':>18} {'busy cycles':>16} {'cyc/tile':>9} {'energy J':>10}")
-    for e in report.einsums:
-        lines.append(f"{e.key:8} {e.unit:5} {e.points:18,} {e.cycles:16,.0f} {e.per_iteration:9.4g} "
-                     f"{e.energy_pJ * 1e-12:10.4g}")
-    return "\n".join(lines)
-
-
 def run_simulate(args) -> int:
-    from mapper.mapping import load_mapping
-    from simulator.model import simulate
-    from simulator.search import search
+    from mapper.search import search
+    from simulator.mapping_check import simulate_saved
+    from simulator.mapping_load import load_mapping
 
     cascade, sizes, arch = _load(args)
     searched = None
     if args.mapping:
         mapping = load_mapping(args.mapping)
-        form = mapping.form or "as written"
-        if "online-softmax" in form:
-            from einsum_ir.passes import online_softmax
-
-            cascade = online_softmax(cascade)
-        report = simulate(cascade, arch, mapping, sizes, form)
+        report = simulate_saved(cascade, arch, mapping, sizes)
     else:
         searched = search(cascade, arch, sizes, objective=args.objective, top=1)
         mapping, report = searched.best[0]
@@ -109,7 +85,7 @@ def run_simulate(args) -> int:
                              "forms_tried": searched.forms_tried}
         print(json.dumps(out, indent=2))
         return 0
-    print(_summary(report))
+    print(report)
     if searched is not None:
         print(f"mapping (found by the mapper: {searched.evaluated:,} mappings in "
               f"{searched.seconds:.2f} s; forms tried: {', '.join(searched.forms_tried)}):")
@@ -120,7 +96,7 @@ def run_simulate(args) -> int:
 
 
 def run_map(args) -> int:
-    from simulator.search import search
+    from mapper.search import search
 
     cascade, sizes, arch = _load(args)
     if args.top < 1:

@@ -21,7 +21,7 @@ from einsum_ir.resources import BuiltinKind, builtin_names, data_root, resolve_s
 from einsum_ir.spec_fields import Quantity, SpecFile, join_path
 from einsum_ir.yaml_io import load_yaml_mapping
 
-from .expr import evaluate
+from .spec_expr import evaluate
 
 OP_CLASSES = ("mac", "add", "mul", "max", "exp", "div", "cmp", "other")
 FUSED_OPS = ("exp_sub",)  # fused patterns a unit may cost separately: exp(a - b) in one pass

@@ -1,4 +1,4 @@
-"""The FuseMax evaluation's workloads (fusemax.md 1.1) and a transformer layer's linear layers."""
+"""The FuseMax evaluation's workloads (BERT, TrXL, T5, XLM as in the paper) and a transformer layer's linear layers."""
 from __future__ import annotations
 
 from functools import lru_cache

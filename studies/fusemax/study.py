@@ -1,4 +1,4 @@
-"""The FuseMax evaluation (fusemax.md section 4), run through the general cost model.
+"""The FuseMax evaluation (the paper's attention and end-to-end results), run through the general cost model.
 
 Each configuration is an (architecture spec, cascade, mapping) triple; the model knows nothing
 about which configuration it evaluates. The mappings are the artifact's fixed choices:
@@ -7,7 +7,7 @@ about which configuration it evaluates. The mappings are the artifact's fixed ch
   its intermediate in DRAM, on FLAT's hardware (``unfused.yaml``).
 * ``FLAT``: the 3-pass cascade fused in one software-pipelined group (QK and AV on the 2D array,
   the softmax on the 1D array); FLAT's own choices of granularity and spilling per length
-  (fusemax.md 4.3): head granularity (all queries of a head resident) up to 4K, 256-query row
+  (as the FuseMax artifact configures FLAT): head granularity (all queries of a head resident) up to 4K, 256-query row
   tiles with the least spill that fits from 16K, and 1024-query row tiles with the score rows
   spilled to DRAM from 256K.
 * ``+Cascade``: the 1-pass cascade on FLAT's hardware; QK and SLNV on the 2D array, the rest on
@@ -17,17 +17,18 @@ about which configuration it evaluates. The mappings are the artifact's fixed ch
   previous tile first).
 * ``FuseMax``: the same binding, software-pipelined across tiles.
 
-P1 (resident 256-query tiles) is the largest power of two that fits the buffer (fusemax.md 3.3).
+P1 (resident 256-query tiles) is the largest power of two that fits the buffer (as in the FuseMax artifact).
 End-to-end adds the layer's linear layers as GEMMs (compute-bound, one group each).
 """
 from __future__ import annotations
 
 import math
 
-from mapper.arch import resolve_arch
+from simulator.arch import resolve_arch
 from mapper.builders import multi_group, pow2_divisors, single_group
 
-from .model import Infeasible, simulate
+from simulator.cost import simulate
+from simulator.counts import Infeasible
 from .workloads import (MODELS, SEQ_LENS, attention_sizes, cascade, linear_sizes, seq_label)
 
 CONFIGS = ("Unfused", "FLAT", "+Cascade", "+Architecture", "FuseMax")
@@ -49,7 +50,7 @@ def one_pass_mapping(binding_2d, pe: int, p1: int, mode: str = "pipelined", orde
     return single_group(ONE_PASS, binding, {"2d": ["M0", "P0"], "1d": ["P0"]},
                         tiles={"P": {"P1": p1, "P0": pe}}, loops=("B", "H", "P2", "M1"),
                         buffer_loops=("P1",), mode=mode, order=order, sizes={"M0": pe},
-                        name="attention", form="1-pass (mha_1pass.ein)", cascade="mha_1pass",
+                        name="attention", note="1-pass (mha_1pass.ein)", cascade="mha_1pass",
                         inplace=inplace)
 
 
@@ -63,7 +64,7 @@ def flat_mapping(seq: int, pe: int, rows: int, spill: float = 0.0, streamed=()):
                         tiles={"P": {"P1": p1, "P0": pe}, "M": {"M0": pe}},
                         loops=("B", "H", "P2", "M1"), buffer_loops=("P1",), spill=spill_map,
                         keep={t: "DRAM" for t in streamed},
-                        name="attention", form="3-pass (mha_3pass.ein)", cascade="mha_3pass")
+                        name="attention", note="3-pass (mha_3pass.ein)", cascade="mha_3pass")
 
 
 # FLAT's own mapping choices for the cloud configuration (the artifact reads them from FLAT's search
@@ -97,14 +98,14 @@ def unfused_mapping(pe: int, p1: int):
              loops=("B", "H", "P")),
         dict(name="av", einsums=("AV",), binding={"AV": "2d"}, spatial={"2d": ["M0", "P0"]},
              loops=("B", "H", "P2", "M1"), buffer_loops=("P1",)),
-    ], tiles=tiles, form="3-pass (mha_3pass.ein), one kernel per stage", cascade="mha_3pass")
+    ], tiles=tiles, note="3-pass (mha_3pass.ein), one kernel per stage", cascade="mha_3pass")
 
 
 def linear_mapping(pe: int, p1: int, weights_resident: bool = True):
     """Each GEMM its own group; with ``weights_resident`` the whole weight matrix stays in the
     buffer (its column tiles are a buffer loop), else the column tiles are an off-chip loop."""
     groups = []
-    for out, red, rows in (("QP", "d", "N0"), ("KP", "d", "N0"), ("VP", "d", "N0"),
+    for out, _red, rows in (("QP", "d", "N0"), ("KP", "d", "N0"), ("VP", "d", "N0"),
                            ("O", "n", "D0"), ("F1", "d", "S0"), ("F2", "s", "D0")):
         outer = rows[0] + "1"
         if weights_resident:
@@ -114,7 +115,7 @@ def linear_mapping(pe: int, p1: int, weights_resident: bool = True):
         groups.append(dict(name=out.lower(), einsums=(out,), binding={out: "2d"},
                            spatial={"2d": [rows, "P0"]}, loops=loops, buffer_loops=buffer_loops))
     tiles = {"P": {"P1": p1, "P0": pe}, "N": {"N0": pe}, "D": {"D0": pe}, "S": {"S0": pe}}
-    return multi_group(groups, tiles=tiles, form="linear layers (GEMMs)", cascade="linear")
+    return multi_group(groups, tiles=tiles, note="linear layers (GEMMs)", cascade="linear")
 
 
 def _fit(build, cascade_obj, arch, sizes, candidates):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .fusemax_study import CONFIGS
+from .study import CONFIGS
 from .workloads import MODELS, seq_label
 
 COLORS = {"Unfused": "#888888", "FLAT": "#4c72b0", "+Cascade": "#dd8452", "+Architecture": "#55a868",
@@ -68,7 +68,7 @@ def write_plots(records, outdir, per_einsum_2d: dict | None = None) -> list:
         for e in einsums:
             ys = [per_einsum_2d[c].get(e, 0.0) for c in configs]
             ax.bar(configs, ys, bottom=bottom, label=e)
-            bottom = [a + b for a, b in zip(bottom, ys)]
+            bottom = [a + b for a, b in zip(bottom, ys, strict=True)]
         ax.set_ylabel("fraction of wall time the 2D array is busy")
         ax.set_title("Fig. 7: 2D-array activity per Einsum (BERT, 1K)")
         ax.legend(fontsize=6, ncol=4)

@@ -1,8 +1,8 @@
 """Timeloop-style nest analysis of one Einsum on a memory hierarchy (the counting model's base rules).
 
 This is the per-level access counting the fused-cascade model builds on, written out in full for a
-single Einsum so that it can be checked against Timeloop's reference outputs (accelerator-anchors.md
-section 5.1). Rules:
+single Einsum so that it can be checked against Timeloop's reference outputs (the Timeloop
+tutorial exercises ex00 and ex03). Rules:
 
 * The tile a level holds is spanned by the loops of that level and of the levels below it; a tensor
   dimension indexed by ``p + r`` spans ``(extent_p - 1) + (extent_r - 1) + 1`` elements.
@@ -70,7 +70,7 @@ def _fills(levels, li: int, tensor_dims, dims) -> int:
     if j is None:
         return size
     dj, ej = outside[j]
-    shifted = [max(0, t - inside[dj]) if dj in expr else t for t, expr in zip(tile, tensor_dims)]
+    shifted = [max(0, t - inside[dj]) if dj in expr else t for t, expr in zip(tile, tensor_dims, strict=True)]
     delta = size - math.prod(shifted)
     repeat = math.prod(e for _, e in outside[:j])
     return repeat * (size + (ej - 1) * delta)
@@ -82,7 +82,7 @@ def analyze_nest(dims: dict, tensors: dict, output: str, levels: list, mac_pJ: f
     (``[["r", "p"]]`` for Inputs[r + p]); ``levels`` outermost first; the MAC is below the last."""
     macs = math.prod(dims.values())
     for lv in levels:
-        for d, e in lv.loops:
+        for d, _e in lv.loops:
             if d not in dims:
                 raise ValueError(f"level {lv.name}: unknown dimension {d}")
     covered = _extents_inside(levels, 0, dims)
@@ -108,7 +108,7 @@ def analyze_nest(dims: dict, tensors: dict, output: str, levels: list, mac_pJ: f
     energy = {"MAC": macs * mac_pJ}
     for lv in levels:
         e = 0.0
-        for t, c in counts[lv.name].items():
+        for c in counts[lv.name].values():
             e += math.ceil(c["reads"] / lv.block) * lv.read_pJ
             e += math.ceil(c["fills"] / lv.block) * lv.write_pJ
             e += math.ceil(c["updates"] / lv.block) * lv.write_pJ

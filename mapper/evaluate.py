@@ -1,0 +1,230 @@
+"""The mapper's evaluator: the cost model in closed form, vectorised over bindings.
+
+For one cascade form and one choice of spatial ranks, every Einsum's cost on every capable unit is
+computed once with :func:`simulator.cost.einsum_cost` (busy cycles, energy, result latency). Over
+all bindings at once (a matrix with one row per binding) numpy then sums unit busy times,
+recurrence-cycle bounds and compute energy; for every tiling (resident tiles, off-chip loop order,
+spill) the off-chip traffic and the buffer terms are added, capacity is checked, and latency and
+energy follow. The formulas are the model's own (:func:`simulator.schedule.recurrence_bound`,
+:func:`simulator.cost.buffer_footprint`, :func:`simulator.cost.offchip_energy`,
+:func:`simulator.cost.buffer_energy`) applied to arrays, so a candidate's cost here is the one
+:func:`simulator.cost.simulate_problem` gives its pipelined mapping.
+
+The cost of one evaluation is independent of the sequence length: sizes enter only as numbers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from simulator.cost import buffer_energy, buffer_footprint, einsum_cost, offchip_energy
+from simulator.counts import buffer_terms, group_traffic, inplace_pairs, whole_along
+from simulator.loops import Loops
+from simulator.mapping import EinsumMap, Group, Mapping
+from simulator.schedule import recurrence_bound, recurrence_cycles, recurrence_distance, step_var
+
+from .space import Tiling, bindings
+
+
+@dataclass(frozen=True)
+class Form:
+    """One form of the cascade (a pipeline's result) at the search's sizes."""
+
+    index: int
+    prepared: object  # einsum_ir.passes.Prepared
+    prob: object  # simulator.problem.Problem
+    units_for: dict  # Einsum -> units that can run it
+    split_sizes: dict  # split tile sizes the mapping fixes (one PE dimension)
+
+    @property
+    def keys(self) -> tuple:
+        return self.prob.order
+
+    @cached_property
+    def mapping_sizes(self) -> dict:
+        """Split tile sizes a mapping records: those of splits written in the cascade (a split the
+        pipeline made has its tile size as the pass's option)."""
+        declared = {d.name for d in self.prepared.source.sizes}
+        return {k: v for k, v in self.split_sizes.items() if k in declared}
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Evaluated candidates: one row per binding of one tiling (``inf`` where it does not fit)."""
+
+    cycles: np.ndarray
+    energy: np.ndarray
+    form: Form
+    bindings: np.ndarray
+    spatial: dict
+    tiling: Tiling
+
+
+def candidate_mapping(form: Form, row, unit_names, spatial: dict, tiling: Tiling, mode: str,
+                      record: dict) -> Mapping:
+    """The mapping of one candidate (one fusion group with all of the form's Einsums)."""
+    keys = form.keys
+    maps = {k: EinsumMap(unit_names[u], tuple(spatial.get(unit_names[u], ())))
+            for k, u in zip(keys, row, strict=True)}
+    group = Group("fused", tuple(keys), mode, tiling.loops, tiling.buffer_loops, {},
+                  dict(tiling.spill), {})
+    return Mapping(maps, (group,), dict(tiling.tiles), dict(form.mapping_sizes), **record)
+
+
+@dataclass(frozen=True)
+class _Tables:
+    """Per-binding sums of one form and spatial choice (independent of the tiling)."""
+
+    bindings: np.ndarray
+    cycles: np.ndarray  # bindings x Einsums: busy cycles of each Einsum on its unit
+    latency: np.ndarray  # bindings x Einsums: result latency
+    busy: np.ndarray  # bindings: the busiest unit's cycles
+    compute_energy: np.ndarray
+    relayout: dict  # intermediate -> bindings where its producer and a consumer lay it out differently
+
+
+def _unit_costs(form: Form, arch, spatial: dict, probe: Mapping, loops: Loops, min_parallelism):
+    """(cycles, energy, latency) of every Einsum on every unit, and the units each may use."""
+    unit_names = [u.name for u in arch.units]
+    shape = (len(form.keys), len(unit_names))
+    cyc, en, lat = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+    allowed = {}
+    for i, k in enumerate(form.keys):
+        ok_units = []
+        for u in form.units_for[k]:
+            j = unit_names.index(u)
+            m = Mapping({k: EinsumMap(u, tuple(spatial.get(u, ())))}, (), probe.tiles)
+            c = einsum_cost(form.prob, arch, m, loops, k, "fused")
+            cyc[i, j], en[i, j], lat[i, j] = c.cycles, c.energy_pJ, c.latency
+            if c.pes_used >= min_parallelism * arch.unit(u).pes:
+                ok_units.append(u)
+        allowed[k] = tuple(ok_units) or form.units_for[k]
+    return cyc, en, lat, allowed
+
+
+def _relayout_masks(form: Form, B: np.ndarray, spatial: dict, unit_names, loops: Loops) -> dict:
+    """Bindings where an intermediate changes layout between its producer's and a consumer's unit
+    (it is then kept in the buffer)."""
+    prob, keys = form.prob, form.keys
+    nu = len(unit_names)
+    spatial_vars = {u: {loops.var(n) for n in spatial.get(u, ())} for u in unit_names}
+    out = {}
+    for pi, k in enumerate(keys):
+        t = prob.infos[k].einsum.name
+        tv = set(prob.infos[k].out_vars)
+        readers = [ci for ci, c in enumerate(keys) if t in prob.infos[c].reads]
+        for ci in readers:
+            tv |= prob.infos[keys[ci]].reads[t]
+        mask = np.zeros(B.shape[0], dtype=bool)
+        for ci in readers:
+            for a in range(nu):
+                for c in range(nu):
+                    if a != c and (spatial_vars[unit_names[a]] ^ spatial_vars[unit_names[c]]) & tv:
+                        mask |= (B[:, pi] == a) & (B[:, ci] == c)
+        if mask.any():
+            out[t] = mask
+    return out
+
+
+def _tables(form: Form, arch, spatial: dict, probe: Mapping, min_parallelism) -> _Tables:
+    unit_names = [u.name for u in arch.units]
+    loops = Loops(form.prob, probe)
+    cyc, en, lat, allowed = _unit_costs(form, arch, spatial, probe, loops, min_parallelism)
+    B = bindings(form.keys, allowed, unit_names)
+    cols = np.arange(len(form.keys))
+    TB, EB = cyc[cols, B], en[cols, B]
+    # sums in the model's order (Einsum by Einsum), so that both round alike
+    busy = np.zeros((B.shape[0], len(unit_names)))
+    energy = 0.0
+    for i in cols:
+        for j in range(len(unit_names)):
+            busy[:, j] = busy[:, j] + np.where(B[:, i] == j, TB[:, i], 0.0)
+        energy = energy + EB[:, i]
+    return _Tables(B, TB, lat[cols, B], busy.max(axis=1), np.broadcast_to(energy, B.shape[:1]),
+                   _relayout_masks(form, B, spatial, unit_names, loops))
+
+
+@dataclass(frozen=True)
+class _Memory:
+    """Off-chip bytes and buffer terms of one tiling (independent of the binding)."""
+
+    dram_read: float
+    dram_write: float
+    held: dict  # tensor -> bytes, for the tensors every binding keeps in the buffer
+    glb_read: float
+    glb_write: float
+    optional: dict  # tensor -> (bytes, words read, words written) when a binding relays it out
+
+
+def _memory(form: Form, arch, loops: Loops, group: Group) -> _Memory:
+    prob, keys = form.prob, form.keys
+    wb = arch.word_bytes
+    tr = group_traffic(prob, arch, loops, group, {k: "fused" for k in keys})
+    forced = set(tr.boundary_in)
+    loop_vars = {loops.var(n) for n in group.loops}
+    for t in tr.produced:
+        if t not in tr.boundary_out and (t in prob.recurrences or whole_along(prob, t, keys) & loop_vars):
+            forced.add(t)
+    held = {}
+    glb_read, glb_write = tr.dram_write / wb, (tr.dram_read - tr.bypass) / wb
+    for t in forced:
+        f, r, w = buffer_terms(prob, loops, group, t, t in tr.produced, wb)
+        held[t] = f
+        glb_read += r
+        glb_write += w
+    optional = {t: buffer_terms(prob, loops, group, t, True, wb)
+                for t in tr.produced if t not in forced and t not in tr.boundary_out}
+    return _Memory(tr.dram_read, tr.dram_write, held, glb_read, glb_write, optional)
+
+
+def _tiling_cost(form: Form, arch, tables: _Tables, mem: _Memory, loops: Loops, tiling: Tiling):
+    """(cycles, energy) of every binding under ``tiling``; ``inf`` where the buffer overflows."""
+    keys = form.keys
+    names = tiling.loops + tiling.buffer_loops
+    n_iter = loops.product(names)
+    distance = recurrence_distance(loops, names, step_var(form.prob, keys))
+    cycles = recurrence_cycles(form.prob, keys)
+    members = {x for cycle, _ in cycles for x in cycle}
+    col = {k: i for i, k in enumerate(keys)}
+    per_iter = {x: tables.cycles[:, col[x]] / n_iter for x in members}
+    latency = {x: tables.latency[:, col[x]] for x in members}
+    rec = recurrence_bound(cycles, per_iter, latency, distance) * n_iter
+    compute = np.maximum(tables.busy, rec)
+    held, gr, gw = dict(mem.held), mem.glb_read, mem.glb_write
+    for t, (f, r, w) in mem.optional.items():
+        mask = tables.relayout.get(t)
+        if mask is not None:
+            held[t] = mask * f
+            gr = gr + mask * r
+            gw = gw + mask * w
+    footprint = buffer_footprint(held, inplace_pairs(form.prob, tuple(keys)))
+    cap = arch.buffer.capacity if arch.buffer else None
+    ok = footprint <= cap if cap is not None else True  # per binding, or one for all
+    cyc = np.maximum(compute, (mem.dram_read + mem.dram_write) / arch.offchip.bandwidth * arch.clock_hz)
+    energy = tables.compute_energy + offchip_energy(mem.dram_read, mem.dram_write, arch)
+    if arch.buffer:
+        energy = energy + buffer_energy(gr, gw, arch)
+    return np.where(ok, cyc, np.inf), np.where(ok, energy, np.inf)
+
+
+def evaluate_space(form: Form, arch, spatial: dict, tilings: list, memo: dict,
+                   min_parallelism: float) -> list:
+    """Evaluates every binding under every tiling of one spatial choice -> ``Candidates`` list."""
+    unit_names = [u.name for u in arch.units]
+    first = [unit_names.index(form.units_for[k][0]) for k in form.keys]
+    probe = candidate_mapping(form, first, unit_names, spatial, tilings[0], "pipelined", {})
+    tables = _tables(form, arch, spatial, probe, min_parallelism)
+    out = []
+    for tiling in tilings:
+        mapping = candidate_mapping(form, tables.bindings[0], unit_names, spatial, tiling,
+                                    "pipelined", {})
+        loops = Loops(form.prob, mapping)
+        key = (form.index, tiling.signature)
+        mem = memo.get(key)
+        if mem is None:
+            mem = memo[key] = _memory(form, arch, loops, mapping.groups[0])
+        cyc, energy = _tiling_cost(form, arch, tables, mem, loops, tiling)
+        out.append(Candidates(cyc, energy, form, tables.bindings, spatial, tiling))
+    return out

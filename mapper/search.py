@@ -1,0 +1,179 @@
+"""The mapper: enumerate the mapspace, evaluate it vectorised, select, re-simulate the best.
+
+``search`` runs four steps, each its own function: the cascade's forms come from the pipeline
+registry (as written, and after the one-pass pipeline where it applies); every form's spatial
+choices and tilings are enumerated (:mod:`mapper.space`) and evaluated over all bindings at once
+(:mod:`mapper.evaluate`); candidates are ranked by the objective (:mod:`mapper.select`); the best
+are re-simulated with :func:`simulator.cost.simulate_problem` in every pipelining mode.
+
+The cost of one search is independent of the sequence length: sizes enter only as numbers.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from einsum_ir.errors import CascadeError
+from einsum_ir.passes import prepare
+from simulator.cost import simulate_problem
+from simulator.counts import Infeasible
+from simulator.problem import problem_for
+
+from .evaluate import Form, candidate_mapping, evaluate_space
+from .select import front_points, rank, report_key
+from .space import batch_ranks, capable_units, spatial_options, tilings
+
+MODES = ("pipelined", "sequential")
+SPILL_LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    objective: str
+    best: list  # [(Mapping, Report)] best first
+    evaluated: int  # candidates evaluated vectorised, plus every re-simulation
+    feasible: int
+    seconds: float
+    front: list  # [(latency_s, energy_J)] Pareto front
+    forms_tried: list = field(default_factory=list)
+    resimulated: int = 0  # re-simulations of the best candidates (counted in evaluated)
+
+    @property
+    def form(self) -> str:
+        return self.best[0][1].form if self.best else ""
+
+    @property
+    def rate(self) -> float:
+        return self.evaluated / self.seconds if self.seconds else float("inf")
+
+
+def pipeline_forms(cascade, tile_size: int, allow_rewrite: bool = True) -> list:
+    """The forms the mapper maps: as written, and after the one-pass pipeline where it applies
+    (with the split tile one PE dimension long, recorded as the pass's option)."""
+    forms = [prepare(cascade, "as-written")]
+    if allow_rewrite and prepare(cascade, "one-pass").applied:
+        forms.append(prepare(cascade, "one-pass", tile_size=tile_size))
+    return forms
+
+
+def forms_for(cascade, arch, sizes=None, allow_rewrite: bool = True):
+    """(forms the arch can run, the first Einsum no unit can run and the classes it needs)."""
+    max_dim = max(max(u.dims) for u in arch.units)
+    forms, missing = [], None
+    for prepared in pipeline_forms(cascade, max_dim, allow_rewrite):
+        casc = prepared.cascade
+        split_sizes = {s.inner: max_dim for s in casc.splits}
+        try:
+            prob = problem_for(casc, {**dict(sizes or {}), **split_sizes})
+        except CascadeError:
+            continue
+        units_for = {k: capable_units(arch, prob.infos[k].einsum) for k in prob.order}
+        lacking = [k for k in prob.order if not units_for[k]]
+        if lacking:
+            k = lacking[0]
+            missing = missing or (k, sorted(op for op, n in prob.infos[k].per_point.items() if n))
+            continue
+        forms.append(Form(len(forms), prepared, prob, units_for, split_sizes))
+    return forms, missing
+
+
+def _no_unit(arch, missing) -> CascadeError:
+    if missing:
+        k, need = missing
+        return CascadeError(f"no unit of {arch.name} can run {k}: it needs the operation classes "
+                            f"{', '.join(need)}",
+                            hint=f"add the missing classes under units[*].ops of {arch.path} "
+                                 "('other' covers elu, log, sqrt, ...)")
+    return CascadeError(f"no unit of {arch.name} can run this cascade")
+
+
+def _evaluate(forms, arch, spill_levels, min_parallelism, progress) -> list:
+    """Every candidate of every form, as a list of ``Candidates``."""
+    spaces = [(form, spatial, tile_sizes) for form in forms
+              for spatial, tile_sizes in spatial_options(form.prepared.cascade, form.prob.sizes, arch)]
+    bar = None
+    if progress and len(spaces) > 1:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(spaces), desc="mapping", unit="space", leave=False)
+    pools, memo = [], {}
+    for form, spatial, tile_sizes in spaces:
+        casc = form.prepared.cascade
+        found = tilings(casc, form.prob, form.keys, tile_sizes, batch_ranks(casc), spill_levels)
+        if found:
+            pools.extend(evaluate_space(form, arch, spatial, found, memo, min_parallelism))
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return pools
+
+
+def _record(form: Form, arch) -> dict:
+    """What a saved mapping records of the form it was made for: the pipeline, as data."""
+    p = form.prepared
+    return {"cascade": p.source.name, "arch": arch.name, "pipeline": p.pipeline,
+            "passes": p.applied, "cascade_digest": p.digest}
+
+
+def _resimulate(pools: list, order: np.ndarray, arch, top: int, modes) -> tuple[list, int]:
+    """Re-simulates the best distinct candidates in every mode until ``top`` per mode are found
+    (and at least ``2 top`` reports); returns the reports and the number of re-simulations."""
+    unit_names = [u.name for u in arch.units]
+    sizes = np.array([len(p.cycles) for p in pools])
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    lat = np.concatenate([p.cycles for p in pools])
+    best, seen, runs = [], set(), 0
+    for gi in order:
+        if not np.isfinite(lat[gi]):
+            break
+        p = int(np.searchsorted(offsets, gi, side="right") - 1)
+        cand = pools[p]
+        row = cand.bindings[gi - offsets[p]]
+        sig = (cand.form.index, tuple(row), tuple(sorted(cand.spatial.items())), cand.tiling.signature)
+        if sig in seen:
+            continue
+        seen.add(sig)
+        record = _record(cand.form, arch)
+        for mode in modes:
+            mapping = candidate_mapping(cand.form, row, unit_names, cand.spatial, cand.tiling, mode,
+                                        record)
+            runs += 1
+            try:
+                best.append((mapping, simulate_problem(cand.form.prob, arch, mapping, mapping.form)))
+            except (Infeasible, CascadeError):
+                continue
+        if len(best) >= max(2 * top, top * len(modes)):
+            break
+    return best, runs
+
+
+def search(cascade, arch, sizes: dict | None = None, objective: str = "latency", top: int = 5,
+           progress: bool = False, allow_rewrite: bool = True, modes=MODES,
+           spill_levels=SPILL_LEVELS, min_parallelism: float = 1.0) -> SearchResult:
+    """Searches mappings of ``cascade`` on ``arch``; returns the best ``top`` (re-simulated).
+
+    ``min_parallelism``: an Einsum may be bound to a unit only if it keeps at least this fraction
+    of the unit's PEs busy (Timeloop's min-parallelism constraint; 1.0 = fill every PE dimension).
+    Where no unit qualifies for an Einsum, every capable unit is allowed.
+    """
+    t0 = time.perf_counter()
+    forms, missing = forms_for(cascade, arch, sizes, allow_rewrite)
+    if not forms:
+        raise _no_unit(arch, missing)
+    pools = _evaluate(forms, arch, spill_levels, min_parallelism, progress)
+    evaluated = sum(len(p.cycles) for p in pools)
+    feasible = sum(int(np.isfinite(p.cycles).sum()) for p in pools)
+    if feasible == 0:
+        raise CascadeError(f"no mapping of this cascade fits {arch.name}",
+                           hint="every candidate exceeds the buffer capacity; try a larger buffer "
+                                "(--arch-set) or the online-softmax form")
+    lat = np.concatenate([p.cycles for p in pools])
+    en = np.concatenate([p.energy for p in pools])
+    best, runs = _resimulate(pools, rank(lat, en, objective), arch, top, modes)
+    best.sort(key=report_key(objective))
+    return SearchResult(objective, best[:top], evaluated + runs, feasible,
+                        time.perf_counter() - t0, front_points(lat, en, arch.clock_hz),
+                        [f.prepared.describe() for f in forms], runs)

@@ -1,0 +1,204 @@
+"""The analytical cost model: counts, then a schedule, then latency, energy, area.
+
+Nothing here knows about attention. Given a problem (a cascade at fixed sizes), an architecture and
+a mapping, every fusion group is costed from its counts (:mod:`simulator.counts`) and its schedule
+(:mod:`simulator.schedule`):
+
+* **Latency** of a group is its compute time overlapped with its off-chip transfer time
+  (``max``); groups run one after another. Einsums that do not iterate the stepped rank (an
+  epilogue such as a final division) are spread evenly over the iterations (amortised), as are
+  all whole-problem totals.
+* **Energy** is counts times the action/access energy table, **area** the component table,
+  **utilization** the busy fraction of each unit.
+
+The energy and footprint formulas take numbers or numpy arrays (one entry per candidate), so the
+mapper's vectorised evaluator uses these same functions.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from einsum_ir.errors import CascadeError
+
+from .arch import Arch, Unit
+from .counts import (Infeasible, buffer_terms, default_keep, einsum_counts, group_traffic,
+                     inplace_pairs)
+from .loops import Loops
+from .mapping import Group, Mapping
+from .problem import Problem, problem_for
+from .report import EinsumCost, GroupCost, Report
+from .schedule import (recurrence_bound, recurrence_cycles, recurrence_distance, sequential_window,
+                       step_var)
+
+# ------------------------------------------------------------------------------ energy
+
+
+def compute_energy(ops: dict, unit: Unit, arch: Arch) -> float:
+    """pJ of ``ops`` (op class -> operations) on ``unit``: every action an op takes, priced."""
+    energy = 0.0
+    for op, n in ops.items():
+        for act, k in unit.ops[op].actions.items():
+            energy += n * k * arch.actions[act]
+    return energy
+
+
+def offchip_energy(dram_read, dram_write, arch: Arch):
+    """pJ of the off-chip level for the bytes read and written (numbers or arrays)."""
+    off = arch.offchip
+    return (dram_read / off.access_bytes) * off.read_pJ + (dram_write / off.access_bytes) * off.write_pJ
+
+
+def buffer_energy(glb_read, glb_write, arch: Arch):
+    """pJ of the on-chip buffer for the words read and written (numbers or arrays)."""
+    buf = arch.buffer
+    per_access = buf.access_bytes / arch.word_bytes
+    return np.ceil(glb_read / per_access) * buf.read_pJ + np.ceil(glb_write / per_access) * buf.write_pJ
+
+
+def buffer_footprint(held: dict, pairs):
+    """Bytes a group holds in the buffer: ``held`` maps tensors to their bytes (numbers, or arrays
+    with 0 where a candidate does not hold the tensor); an element-wise map that overwrites the
+    dead intermediate it reads (``pairs``, from :func:`simulator.counts.inplace_pairs`) shares
+    its space."""
+    footprint = 0.0
+    for fp in held.values():
+        footprint = footprint + fp
+    for new, old in pairs:
+        if new in held and old in held:
+            footprint = footprint - np.minimum(held[new], held[old])
+    return footprint
+
+
+# ------------------------------------------------------------------------------ groups
+
+
+def einsum_cost(prob: Problem, arch: Arch, mapping: Mapping, loops: Loops, key: str, group: str,
+                n_iter: int = 1) -> EinsumCost:
+    """An Einsum's counts with their energy; ``n_iter``: the iterations of its group."""
+    c = einsum_counts(prob, arch, mapping, loops, key)
+    return EinsumCost(key, c.unit.name, group, c.points, c.ops, c.cycles, c.cycles / n_iter,
+                      c.latency, compute_energy(c.ops, c.unit, arch), c.pes_used)
+
+
+def _compute_cycles(prob, arch, group: Group, loops: Loops, costs: dict, n_iter: int):
+    """(compute cycles, sequential window, recurrence cycles) of a group."""
+    keys = group.einsums
+    busy = _busy(costs)
+    per_iter = {k: c.per_iteration for k, c in costs.items()}
+    step = step_var(prob, keys)
+    distance = recurrence_distance(loops, group.loops + group.buffer_loops, step)
+    latency = {k: c.latency for k, c in costs.items()}
+    rec = float(recurrence_bound(recurrence_cycles(prob, keys), per_iter, latency, distance)) * n_iter
+    if group.mode == "pipelined":
+        return max([rec] + list(busy.values())), 0.0, rec
+    epilogue = {k for k in keys if step is not None and step not in prob.infos[k].vars}
+    units = [u.name for u in arch.units if u.name in busy]
+    window = sequential_window(prob, keys, costs, per_iter, group.order, units, epilogue)
+    return window * n_iter, window, rec
+
+
+def _busy(costs: dict) -> dict:
+    busy: dict = {}
+    for c in costs.values():
+        busy[c.unit] = busy.get(c.unit, 0.0) + c.cycles
+    return busy
+
+
+def _buffer(prob, arch, mapping, loops, group: Group, traffic):
+    """(footprint bytes, words read, words written) of the on-chip buffer."""
+    wb = arch.word_bytes
+    buffer = arch.buffer.name if arch.buffer else "GLB"
+    keep = default_keep(prob, mapping, loops, group, traffic.boundary_in, traffic.boundary_out,
+                        buffer)
+    keep.update(group.keep)
+    glb_read = traffic.dram_write / wb  # drained to off-chip through the buffer
+    glb_write = (traffic.dram_read - traffic.bypass) / wb  # filled from off-chip
+    held = {}
+    for t, level in keep.items():
+        if level != buffer:
+            continue
+        fp, r, w = buffer_terms(prob, loops, group, t, t in traffic.produced, wb)
+        held[t] = fp
+        glb_read += r
+        glb_write += w
+    pairs = inplace_pairs(prob, group.einsums) if group.inplace else ()
+    footprint = float(buffer_footprint(held, pairs))
+    if arch.buffer and arch.buffer.capacity is not None and footprint > arch.buffer.capacity:
+        raise Infeasible(f"mapping: group {group.name} needs {footprint / 2**20:.2f} MiB in "
+                         f"{arch.buffer.name} but it holds {arch.buffer.capacity / 2**20:.2f} MiB",
+                         hint="use smaller buffer tiles (e.g. fewer resident query tiles) or spill")
+    return footprint, glb_read, glb_write
+
+
+def evaluate_group(prob: Problem, arch: Arch, mapping: Mapping, loops: Loops, group: Group,
+                   group_of: dict) -> tuple[GroupCost, dict]:
+    """A group's cost and its Einsums' costs."""
+    n_iter = loops.product(group.loops + group.buffer_loops)
+    costs = {k: einsum_cost(prob, arch, mapping, loops, k, group.name, n_iter) for k in group.einsums}
+    compute, window, rec = _compute_cycles(prob, arch, group, loops, costs, n_iter)
+    traffic = group_traffic(prob, arch, loops, group, group_of)
+    bw = arch.offchip.bandwidth
+    memory = (traffic.dram_read + traffic.dram_write) / bw * arch.clock_hz if bw else 0.0
+    footprint, glb_read, glb_write = _buffer(prob, arch, mapping, loops, group, traffic)
+    return GroupCost(group.name, group.mode, n_iter, compute, memory, _busy(costs),
+                     traffic.dram_read, traffic.dram_write, glb_read, glb_write, footprint,
+                     window, rec), costs
+
+
+# ------------------------------------------------------------------------------ the model
+
+
+def _check_grouping(prob: Problem, mapping: Mapping) -> None:
+    grouped = [k for g in mapping.groups for k in g.einsums]
+    missing = [k for k in prob.order if k not in grouped]
+    if missing:
+        raise CascadeError(f"mapping: Einsums {', '.join(missing)} are in no group")
+    unknown = [k for k in grouped if k not in prob.infos]
+    if unknown:
+        raise CascadeError(f"mapping: the cascade has no Einsum {unknown[0]}",
+                           hint="Einsums: " + ", ".join(prob.order))
+
+
+def simulate_problem(prob: Problem, arch: Arch, mapping: Mapping, form: str = "") -> Report:
+    """Costs ``mapping`` of the problem ``prob`` on ``arch``."""
+    _check_grouping(prob, mapping)
+    loops = Loops(prob, mapping)
+    wb = arch.word_bytes
+    group_of = {k: g.name for g in mapping.groups for k in g.einsums}
+    all_costs: dict = {}
+    groups = []
+    energy = {"compute": 0.0, arch.offchip.name: 0.0}
+    if arch.buffer:
+        energy[arch.buffer.name] = 0.0
+    busy_total = {u.name: 0.0 for u in arch.units}
+    total_cycles = dram_total = glb_total = 0.0
+    for group in mapping.groups:
+        gc, costs = evaluate_group(prob, arch, mapping, loops, group, group_of)
+        all_costs.update(costs)
+        groups.append(gc)
+        total_cycles += gc.cycles
+        for u, b in gc.busy.items():
+            busy_total[u] += b
+        for c in costs.values():
+            energy["compute"] += c.energy_pJ
+        energy[arch.offchip.name] += offchip_energy(gc.dram_read, gc.dram_write, arch)
+        if arch.buffer:
+            energy[arch.buffer.name] += float(buffer_energy(gc.glb_read, gc.glb_write, arch))
+        dram_total += gc.dram_read + gc.dram_write
+        glb_total += (gc.glb_read + gc.glb_write) * wb
+    util = {u: (b / total_cycles if total_cycles else 0.0) for u, b in busy_total.items()}
+    traffic = {arch.offchip.name: dram_total}
+    if arch.buffer:
+        traffic[arch.buffer.name] = glb_total
+    return Report(arch.name, total_cycles, total_cycles / arch.clock_hz, sum(energy.values()), energy,
+                  dram_total, traffic, arch.area_um2 / 1e6, util,
+                  [all_costs[k] for k in prob.order if k in all_costs], groups, form, mapping,
+                  dict(prob.sizes))
+
+
+def simulate(cascade, arch: Arch, mapping: Mapping, sizes: dict | None = None, form: str = "") -> Report:
+    """Simulates ``cascade`` (with size overrides ``sizes`` and the mapping's own sizes)."""
+    overrides = dict(sizes or {})
+    overrides.update(mapping.sizes)
+    prob = problem_for(cascade, overrides)
+    return simulate_problem(prob, arch, mapping, form or mapping.form)
