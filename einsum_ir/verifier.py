@@ -6,6 +6,7 @@ backends share: tensor shapes, recurrences and the evaluation order.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -331,6 +332,7 @@ class _Checker:
                 if isinstance(node, Binary) and node.op not in ("+", "-", "*", "/", "%"):
                     raise _err(f"operator {node.op!r} cannot be used in an index", node,
                                "indices use + - * / % only")
+                _check_divisor(node)
             if isinstance(index, Name) and index.is_index:
                 if self._root(index.name.upper()) != self._root(axis.rank):
                     raise _err(f"index {index.name} ranges over {index.name.upper()}, but axis "
@@ -360,6 +362,11 @@ class _Checker:
                            "predicates use integer arithmetic, abs, min and max")
             if isinstance(node, Name):
                 self._check_var(node)
+            if isinstance(node, Num) and isinstance(node.value, float) and not (
+                    math.isfinite(node.value) and node.value.is_integer()):
+                raise _err(f"a predicate compares integers, not {node.value!r}", node,
+                           "index and predicate arithmetic is on integers")
+            _check_divisor(node)
 
     def _check_outputs(self) -> None:
         for decl in self.c.outputs:
@@ -438,6 +445,14 @@ class _Checker:
             order.append(tuple(einsums[m] for m in ordered))
             step_vars.append(var)
         return tuple(order), tuple(step_vars)
+
+
+def _check_divisor(node: Expr) -> None:
+    """A literal zero divisor in an index or a predicate (others are found when evaluating)."""
+    if (isinstance(node, Binary) and node.op in ("/", "%") and isinstance(node.rhs, Num)
+            and node.rhs.value == 0):
+        raise _err(f"{'division' if node.op == '/' else 'modulo'} by zero", node,
+                   "the divisor of an index or predicate must be non-zero")
 
 
 def _plain_names(row):
