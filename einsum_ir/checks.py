@@ -7,6 +7,7 @@ later checks need (the shapes, the dependence graph).
 """
 from __future__ import annotations
 
+import math
 from typing import Mapping
 
 
@@ -267,6 +268,15 @@ def _check_index(cascade: Cascade, shapes: Shapes, index) -> None:
         if isinstance(node, Binary) and node.op not in ("+", "-", "*", "/", "%"):
             raise _err(f"operator {node.op!r} cannot be used in an index", node,
                "indices use + - * / % only")
+        check_divisor(node)
+
+
+def check_divisor(node) -> None:
+    """A literal zero divisor in an index or a predicate (others are found when evaluating)."""
+    if (isinstance(node, Binary) and node.op in ("/", "%") and isinstance(node.rhs, Num)
+            and node.rhs.value == 0):
+        raise _err(f"{'division' if node.op == '/' else 'modulo'} by zero", node,
+                   "the divisor of an index or predicate must be non-zero")
 
 
 def check_predicate(cascade: Cascade, shapes: Shapes, expr) -> None:
@@ -283,6 +293,11 @@ def check_predicate(cascade: Cascade, shapes: Shapes, expr) -> None:
                        "predicates use integer arithmetic, abs, min and max")
         if isinstance(node, Name):
             check_name(cascade, shapes, node)
+        if isinstance(node, Num) and isinstance(node.value, float) and not (
+                math.isfinite(node.value) and node.value.is_integer()):
+            raise _err(f"a predicate compares integers, not {node.value!r}", node,
+                       "index and predicate arithmetic is on integers")
+        check_divisor(node)
 
 
 # ------------------------------------------------------------------ outputs and order
