@@ -3,28 +3,12 @@ from __future__ import annotations
 
 import argparse
 
-from einsum_ir.errors import CascadeError
+from einsum_ir import assignments
 
 
 def parse_assignments(items: list[str] | None, flag: str = "--set") -> dict[str, int]:
-    """``NAME=VALUE`` pairs (integers) from a repeatable option."""
-    out: dict[str, int] = {}
-    for item in items or []:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise CascadeError(f"{flag} {item}: expected NAME=VALUE", hint=f"for example {flag} P=1024")
-        try:
-            out[name.strip()] = int(value.strip().replace("_", ""))
-        except ValueError:
-            # Accept 1K / 4K / 1M style sizes.
-            text = value.strip().upper()
-            scale = {"K": 1024, "M": 1024 ** 2}.get(text[-1:])
-            if scale and text[:-1].isdigit():
-                out[name.strip()] = int(text[:-1]) * scale
-            else:
-                raise CascadeError(f"{flag} {item}: {value!r} is not an integer",
-                                   hint=f"for example {flag} {name.strip()}=1024 or =4K") from None
-    return out
+    """``NAME=VALUE`` pairs (integers, ``4K`` style allowed) from a repeatable option."""
+    return assignments.parse_assignments(items, flag, example="P=1024 (or P=4K)")
 
 
 def add_set_option(parser: argparse.ArgumentParser) -> None:

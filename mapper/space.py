@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from einsum_ir.analysis.work import einsum_profile
+from einsum_ir.analysis.opclasses import einsum_profile
 from simulator.counts import whole_along
 from simulator.fused import missing_classes
 

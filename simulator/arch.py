@@ -16,15 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
+from einsum_ir.analysis.opclasses import OP_CLASSES
+from einsum_ir.assignments import parse_assignments
 from einsum_ir.errors import CascadeError
 from einsum_ir.resources import BuiltinKind, builtin_names, data_root, resolve_spec
 from einsum_ir.spec_fields import Quantity, SpecFile, join_path
 from einsum_ir.yaml_io import load_yaml_mapping
 
+from .fused import FUSED_OPS
 from .spec_expr import evaluate
 
-OP_CLASSES = ("mac", "add", "mul", "max", "exp", "div", "cmp", "other")
-FUSED_OPS = ("exp_sub",)  # fused patterns a unit may cost separately: exp(a - b) in one pass
+FUSED_OP_NAMES = tuple(op.name for op in FUSED_OPS)
+
 
 # Physical ranges: generous bounds on real designs, so nonsense and unit mistakes are refused.
 # 1 Hz and a few bytes per second are allowed so hand-worked specs can count in cycles.
@@ -260,9 +263,9 @@ def _unit(ctx: _Reader, node, path: str, actions: dict, earlier: list) -> Unit:
 
 
 def _op(ctx: _Reader, op, node, path: str, actions: dict) -> OpCost:
-    if op not in OP_CLASSES and op not in FUSED_OPS:
+    if op not in OP_CLASSES and op not in FUSED_OP_NAMES:
         raise ctx.err(path, f"unknown operation class {op!r}",
-                      hint="classes: " + ", ".join(OP_CLASSES + FUSED_OPS))
+                      hint="classes: " + ", ".join(OP_CLASSES + FUSED_OP_NAMES))
     ctx.mapping(node, path, "{cycles: 1, actions: {mac: 1}}")
     ctx.keys(node, path, _OP, ("cycles", "actions"))
     cycles = ctx.num(node, "cycles", path, CYCLES)
@@ -311,21 +314,7 @@ def resolve_arch(spec: str, overrides: Mapping[str, float] | None = None) -> Arc
 
 def parse_arch_sets(items) -> dict:
     """``--arch-set NAME=VALUE`` items: integers (with ``_`` and a K/M/G binary suffix) or
-    finite floats."""
-    out = {}
-    for item in items or []:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise CascadeError(f"--arch-set {item}: expected NAME=VALUE",
-                               hint="for example --arch-set pe_dim=128")
-        text = value.strip().replace("_", "")
-        try:
-            number = int(text)
-        except ValueError:
-            scale = {"K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}.get(text[-1:].upper())
-            try:
-                number = int(text[:-1]) * scale if scale else float(text)
-            except ValueError:
-                raise CascadeError(f"--arch-set {item}: {value!r} is not a number") from None
-        out[name.strip()] = SpecFile("--arch-set").check(number, VARIABLE, name.strip(), value)
-    return out
+    finite floats, each within the range of a spec variable."""
+    values = parse_assignments(items, "--arch-set", floats=True, example="pe_dim=128")
+    check = SpecFile("--arch-set").check
+    return {name: check(value, VARIABLE, name, value) for name, value in values.items()}

@@ -15,8 +15,9 @@ from dataclasses import dataclass, replace
 from functools import cached_property, lru_cache
 
 from einsum_ir import analyze
-from einsum_ir.analysis.existence import einsum_key
-from einsum_ir.analysis.work import count_work, einsum_profile
+from einsum_ir.analysis.opclasses import einsum_profile
+from einsum_ir.analysis.work import count_work
+from einsum_ir.ir import Role
 from einsum_ir.ir import Cascade, Einsum, Name, index_vars
 from einsum_ir.sizes import resolve_sizes
 
@@ -193,9 +194,9 @@ def build_problem(cascade: Cascade, overrides: dict | None = None) -> Problem:
               for t, axes in analysis.shapes.items()}
     infos = {}
     for einsum in cascade.einsums:
-        key = einsum_key(analysis, einsum)
-        if key.endswith(".init"):
+        if einsum.id.role is Role.INIT:
             continue
+        key = str(einsum.id)
         per_point, _per_output = einsum_profile(einsum)
         vars_ = einsum.iteration_space
         dense = math.prod(sizes[v.upper()] for v in vars_)

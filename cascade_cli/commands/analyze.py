@@ -6,7 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from einsum_ir import analyze, format_cascade, parse, resolve_sizes
-from einsum_ir.analysis.footprint import DTYPE_BYTES, dtype_bytes
+from einsum_ir.dtypes import DTYPE_BYTES, dtype_bytes
 from einsum_ir.errors import CascadeError
 from einsum_ir.ir import Num
 from einsum_ir.passes import REGISTRY, run_named_pass
@@ -103,7 +103,8 @@ def run_passes(args) -> int:
 
 
 def run_work(args) -> int:
-    from einsum_ir.analysis.work import OP_CLASSES, count_work
+    from einsum_ir.analysis.opclasses import OP_CLASSES
+    from einsum_ir.analysis.work import count_work
 
     cascade, analysis, sizes = _load(args)
     report = count_work(cascade, sizes, analysis=analysis)
