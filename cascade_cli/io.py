@@ -32,14 +32,10 @@ def load_cascade(args):
     """The load sequence every command shares: parse, verify, resolve ``--set`` sizes.
 
     Returns (cascade, analysis, sizes)."""
-    from einsum_ir import analyze, resolve_sizes
+    from einsum_ir.loading import load_resolved
 
-    from .options import parse_assignments
-
-    cascade = read_cascade(args.file)
-    analysis = analyze(cascade)
-    sizes = resolve_sizes(cascade, parse_assignments(args.set))
-    return cascade, analysis, sizes
+    loaded = load_resolved(read_cascade(args.file), args.set)
+    return loaded.cascade, loaded.facts, dict(loaded.sizes)
 
 
 @contextlib.contextmanager

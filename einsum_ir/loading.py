@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable, Mapping
 
 from .assignments import parse_assignments
@@ -22,14 +23,15 @@ class Loaded:
     sizes: Mapping[str, int]  # every rank and parameter (splits included)
 
 
-def load_resolved(path: str, assignments: Iterable[str] | Mapping[str, int] | None = None, *,
+def load_resolved(source: str | Path | Cascade,
+                  assignments: Iterable[str] | Mapping[str, int] | None = None, *,
                   flag: str = "--set") -> Loaded:
-    """Parses and verifies the cascade in ``path`` and resolves its sizes.
+    """Parses (``source`` is a path) and verifies a cascade, and resolves its sizes.
 
     ``assignments`` are ``NAME=VALUE`` strings (of the option ``flag``) or a mapping of
     overrides. Every mistake is a located CascadeError: in the file, or naming the option.
     """
-    cascade = parse_file(path)
+    cascade = source if isinstance(source, Cascade) else parse_file(source)
     facts = analyze(cascade)
     if isinstance(assignments, Mapping):
         overrides = dict(assignments)

@@ -24,7 +24,6 @@ def register(sub) -> None:
     p.set_defaults(func=run_show)
 
 
-load_with_sizes = load_cascade  # the name the other command modules import
 
 
 def run_check(args) -> int:

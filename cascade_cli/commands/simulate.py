@@ -12,7 +12,7 @@ from einsum_ir.errors import CascadeError
 from einsum_ir.resources import BuiltinKind, builtin_names
 
 from ..io import output_errors, read_cascade
-from ..options import add_file_argument, add_set_option, parse_assignments
+from ..options import add_file_argument, add_set_option
 
 
 def _add_arch(p) -> None:
@@ -52,16 +52,11 @@ def register(sub) -> None:
 def _load(args):
     from simulator.arch import parse_arch_sets, resolve_arch
 
-    cascade = read_cascade(args.file)
-    from einsum_ir import analyze
+    from einsum_ir.loading import load_resolved
 
-    analyze(cascade)
-    sizes = parse_assignments(args.set)
-    from einsum_ir import resolve_sizes
-
-    resolve_sizes(cascade, sizes)  # unknown or derived names are errors here
+    loaded = load_resolved(read_cascade(args.file), args.set)  # unknown or derived names are errors
     arch = resolve_arch(args.arch, parse_arch_sets(args.arch_set))
-    return cascade, sizes, arch
+    return loaded.cascade, dict(loaded.overrides), arch
 
 
 def run_simulate(args) -> int:
