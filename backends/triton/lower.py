@@ -34,8 +34,24 @@ from einsum_ir.ir import Access, Binary, Call, Cascade, Einsum, Expr, Name, Num,
 from einsum_ir.printer import format_cascade
 from einsum_ir.verifier import Analysis, analyze
 
+from .module import header, launcher
+from .names import Namespace
+
 LOG2E = 1.4426950408889634
 IDENTITY = {"sum": "0.0", "max": "float('-inf')", "min": "float('inf')", "prod": "1.0"}
+
+
+NSPLIT_ARG = "#nsplit"  # the slice count of a split state phase (not a size of the cascade)
+
+
+def increments_name(tensor: str) -> str:
+    """The scratch tensor of a scanned recurrence's increments (no cascade name has a '#')."""
+    return f"{tensor}#inc"
+
+
+def prefix_name(tensor: str) -> str:
+    """The scratch tensor of a scanned recurrence's exclusive prefix sums."""
+    return f"{tensor}#pre"
 
 
 def _err(msg, node=None, hint=None):
@@ -113,6 +129,7 @@ class Lowering:
         self.outputs = {d.name: d for d in cascade.outputs}
         self.aliases = {d.name: d.default.name for d in cascade.sizes
                         if d.is_rank and isinstance(d.default, Name)}
+        self.names = Namespace()
         self._roles()
 
     # ----------------------------------------------------------------- sizes and ranks
@@ -183,17 +200,17 @@ class Lowering:
             elif v in full:
                 role[v] = "full"
                 ext = self.sizes[rank]
-                block[v] = (f"BLOCK_{rank}", pow2(max(ext, 16)), str(ext), False)
+                block[v] = (self.names.block(rank), pow2(max(ext, 16)), str(ext), False)
             elif v in rec_vars:
                 role[v] = "stream_outer"
             elif stream is not None and self.root(rank) == stream and not self.split_inner_of(rank):
                 role[v] = "stream_plain" if v in reduced else "reshape"
                 if v in reduced:
-                    block[v] = (f"BLOCK_{rank}", self.cfg.block_c, rank, True)
+                    block[v] = (self.names.block(rank), self.cfg.block_c, rank, True)
             elif v in reduced:
                 role[v] = "col"
                 ext = self.sizes[rank]
-                block[v] = (f"BLOCK_{rank}", pow2(max(ext, 16)), str(ext), False)
+                block[v] = (self.names.block(rank), pow2(max(ext, 16)), str(ext), False)
             else:
                 role[v] = "row"
                 rows.append(v)
@@ -208,9 +225,9 @@ class Lowering:
             if s is not None and self.root(s.rank) == stream:
                 role[row] = "chunk_row"
                 ext = self.sizes[rank]
-                block[row] = (f"BLOCK_{rank}", pow2(max(ext, 16)), str(ext), False)
+                block[row] = (self.names.block(rank), pow2(max(ext, 16)), str(ext), False)
             else:
-                block[row] = (f"BLOCK_{rank}", self.cfg.block_r, rank, True)
+                block[row] = (self.names.block(rank), self.cfg.block_r, rank, True)
         for v, r in role.items():  # split inner of a streamed split: its block is the split size
             if r == "col":
                 s = self.split_inner_of(v.upper())
@@ -280,15 +297,16 @@ class KernelGen:
         self.scratch_out = scratch_out  # tensors this phase writes to scratch
         self.lines: list[str] = []
         self.loop_lines: list[str] | None = None
-        self.counter = {}
+        self.scope = low.names.scope()
+        self.names = low.names
         self.memo_inv: dict = {}
         self.memo_var: dict = {}
         self.carried: dict = {}  # tensor -> var name of the carried (old) value
         self.newval: dict = {}  # tensor -> var name of the value after this step
         self.finals: dict = {}  # tensor -> Tile of the finished value
-        self.pointers: list[str] = []  # tensor pointer args
+        self.pointers: list[str] = []  # tensors passed by pointer, in argument order
         self.strides: dict = {}  # tensor -> list of stride arg names
-        self.size_args: list[str] = []
+        self.size_args: list[str] = []  # runtime sizes (names in the cascade; NSPLIT_ARG)
         self.bind: dict = {}  # var -> Idx in the current context
         self.loop_style = None
         self.loop_var_names: set = set()
@@ -309,10 +327,7 @@ class KernelGen:
 
     # ----------------------------------------------------------------- emission helpers
     def fresh(self, hint: str) -> str:
-        hint = "".join(ch if ch.isalnum() else "_" for ch in hint.lower()) or "t"
-        n = self.counter.get(hint, 0)
-        self.counter[hint] = n + 1
-        return hint if n == 0 else f"{hint}_{n}"
+        return self.scope.fresh(hint)
 
     def emit(self, hint: str, code: str, variant: bool) -> str:
         name = self.fresh(hint)
@@ -344,7 +359,7 @@ class KernelGen:
             return self.size_code(root)
         if name not in self.size_args:
             self.size_args.append(name)
-        return name
+        return self.names.size(name)
 
     def int_code_of_size(self, expr: Expr) -> str:
         if isinstance(expr, Num):
@@ -386,17 +401,17 @@ class KernelGen:
         if var in self.bind:
             return self.bind[var]
         if role == "batch":
-            return Idx(f"{var}_idx")
+            return Idx(self.names.idx(var))
         if role in ("full", "col", "chunk_row"):
             blk = low.roles.block[var][0]
-            name = f"offs_{var}"
+            name = self.names.offs(var)
             key = ("offs", var)
             if key not in self.memo_inv:
                 self.lines.append(f"{name} = tl.arange(0, {blk})")
                 self.memo_inv[key] = name
             return Idx(name, (var,))
         if role == "row":
-            return Idx(f"offs_{var}", (var,))
+            return Idx(self.names.offs(var), (var,))
         raise _err(f"index {var} ({role or 'unknown role'}) cannot be used here by the Triton "
                    f"lowering", node)
 
@@ -665,7 +680,7 @@ class KernelGen:
                 return self.finals[name]
             if isinstance(index, Name) and index.name == step and name in self.scan_pre:
                 # the state before step n: the exclusive prefix sum computed between kernels
-                return self.load(Access(f"{name}_pre", acc.indices, acc.span))
+                return self.load(Access(prefix_name(name), acc.indices, acc.span))
             if isinstance(index, Name) and index.name == step:
                 if name not in self.carried:
                     raise _err(f"{name}[..., {step}] is read outside its recurrence loop", acc)
@@ -749,7 +764,7 @@ class KernelGen:
             parts.append(f"{self.bcast(i.code, i.axes, axes)} * {strides[k]}")
             if i.axes:
                 ext = self.size_code(ranks[k])
-                if len(i.axes) == 1 and _is_ident(i.code, i.axes[0]):
+                if len(i.axes) == 1 and _is_ident(i.code, i.axes[0], self.names):
                     var = i.axes[0]
                     b = low.roles.block.get(var)
                     if b and not b[3] and str(b[1]) == str(low.sizes.get(ranks[k])) and \
@@ -762,10 +777,10 @@ class KernelGen:
                 if (low.root(ranks[k]) == low.roles.stream_rank and self.cur_block
                         and i.variant and "-" not in i.code):
                     rank = ranks[k]
-                    term = f"(({i.code} < {ext}) | EVEN_{rank})"
+                    term = f"(({i.code} < {ext}) | {self.names.even(rank)})"
                     self.evens.setdefault(rank, set()).add(self.cur_block)
                     stream_bound = (rank, self.cur_block)
-                padding = "-" not in i.code and len(i.axes) == 1 and _is_ident(i.code, i.axes[0])
+                padding = "-" not in i.code and len(i.axes) == 1 and _is_ident(i.code, i.axes[0], self.names)
                 if not _simple(term):
                     mkey = ("mask", term)
                     memo = self.memo_var if i.variant else self.memo_inv
@@ -792,18 +807,18 @@ class KernelGen:
         return t
 
     def pointer(self, name: str) -> str:
-        ptr = f"{name}_ptr"
-        if ptr not in self.pointers:
-            self.pointers.append(ptr)
+        ptr = self.names.ptr(name)
+        if name not in self.pointers:
+            self.pointers.append(name)
             if name in self.extra_ranks:
-                self.strides[name] = [f"stride_{name}_{k}"
+                self.strides[name] = [self.names.stride(name, k)
                                       for k in range(len(self.extra_ranks[name]))]
                 return ptr
             n = len(self.low.inputs[name].axes) if name in self.low.inputs else (
                 len(self.phase_reads.get(name) or self.low.outputs[name].axes)
                 if name in self.phase_reads or name in self.low.outputs else
                 len(self.scratch_axes(name)))
-            self.strides[name] = [f"stride_{name}_{k}" for k in range(n)]
+            self.strides[name] = [self.names.stride(name, k) for k in range(n)]
         return ptr
 
     def scratch_axes(self, name):
@@ -885,12 +900,12 @@ class KernelGen:
         low = self.low
         role = low.roles.role.get(var)
         b = self.default_bind(var)
-        if len(b.axes) != 1 or b.code != f"offs_{var}":
+        if len(b.axes) != 1 or b.code != self.names.offs(var):
             return None
         rank = var.upper()
         if role == "stream_plain":
             ext = self.size_code(rank)
-            code = f"(({b.code} < {ext}) | EVEN_{rank})"
+            code = f"(({b.code} < {ext}) | {self.names.even(rank)})"
             if self.cur_block:
                 self.evens.setdefault(rank, set()).add(self.cur_block)
             else:
@@ -1120,8 +1135,8 @@ def _simple(code: str) -> bool:
     return code.replace("_", "").isalnum()
 
 
-def _is_ident(code, var):
-    return var is not None and code == f"offs_{var}"
+def _is_ident(code, var, names):
+    return var is not None and code == names.offs(var)
 
 
 def _is_const(code: str) -> bool:
@@ -1403,19 +1418,21 @@ class PhaseGen(KernelGen):
         if roles.row and roles.role[roles.row] == "row" and self.has_row:
             v = roles.row
             head.append("pid_r = tl.program_id(0)")
-            head.append(f"offs_{v} = pid_r * {roles.block[v][0]} + tl.arange(0, {roles.block[v][0]})")
-            self.memo_inv[("offs", v)] = f"offs_{v}"
+            offs = self.names.offs(v)
+            head.append(f"{offs} = pid_r * {roles.block[v][0]} + tl.arange(0, {roles.block[v][0]})")
+            self.memo_inv[("offs", v)] = offs
         if roles.batch:
             head.append("pid_b = tl.program_id(1)")
             rem = "pid_b"
             for k, v in enumerate(reversed(roles.batch)):
                 ext = self.size_code(v.upper())
                 if k == len(roles.batch) - 1:
-                    head.append(f"{v}_idx = {rem}")
+                    head.append(f"{self.names.idx(v)} = {rem}")
                 else:
-                    head.append(f"{v}_idx = {rem} % {ext}")
-                    head.append(f"rem_{k} = {rem} // {ext}")
-                    rem = f"rem_{k}"
+                    head.append(f"{self.names.idx(v)} = {rem} % {ext}")
+                    quotient = self.fresh(f"rem_{k}")
+                    head.append(f"{quotient} = {rem} // {ext}")
+                    rem = quotient
         self.lines = head
         for k, loop in enumerate(loops):
             self.emit_loop(k, loop)
@@ -1576,7 +1593,7 @@ class PhaseGen(KernelGen):
                             const -= coef
                         continue
                     if role == "batch":
-                        terms.append((coef, f"{key}_idx"))
+                        terms.append((coef, self.names.idx(key)))
                         continue
                     if role == "row":  # rows pid_r * BLOCK .. pid_r * BLOCK + BLOCK - 1
                         blk = roles.block[key][0]
@@ -1624,7 +1641,8 @@ class PhaseGen(KernelGen):
         lo, hi, notes = self.loop_bounds(k, loop)
         desc = ", ".join(sorted({e.name for kind, u in loop.units
                                  for e in (u if kind == "rec" else [u])} | {e.name for e in loop.outputs}
-                                | {f"{n}_inc" for n, _, _ in self.scan_inc}))
+                                | {self.names.tensor(increments_name(n))
+                                   for n, _, _ in self.scan_inc}))
         self.lines.append("")
         self.lines.append(f"# loop {k} over the streamed rank ({loop.var}, {loop.style}): {desc}")
         if self.parallel:
@@ -1633,7 +1651,8 @@ class PhaseGen(KernelGen):
                               "in parallel")
             if self.scan_pre:
                 self.lines.append("# the state before each step is read from its prefix sum ("
-                                  + ", ".join(f"{n}_pre" for n in sorted(self.scan_pre)) + ")")
+                                  + ", ".join(self.names.tensor(prefix_name(n))
+                                              for n in sorted(self.scan_pre)) + ")")
         else:
             for n in notes:
                 self.lines.append(f"# bounds derived from {n}")
@@ -1663,12 +1682,14 @@ class PhaseGen(KernelGen):
         lo_n = self.emit(f"lo_{k}", lo, False)
         hi_n = self.emit(f"hi_{k}", f"{lo_n} + 1" if self.parallel else hi, False)
         if self.split_stream:
-            self.lines.append("# this program reduces one of NSPLIT slices of the loop")
-            self.lines.append(f"chunk_{k} = tl.cdiv({hi_n} - {lo_n}, NSPLIT)")
-            self.lines.append(f"{lo_n} = {lo_n} + tl.program_id(0) * chunk_{k}")
-            self.lines.append(f"{hi_n} = tl.minimum({lo_n} + chunk_{k}, {hi_n})")
-            if "NSPLIT" not in self.size_args:
-                self.size_args.append("NSPLIT")
+            nsplit = self.names.keyed(("nsplit",), "NSPLIT")
+            self.lines.append(f"# this program reduces one of {nsplit} slices of the loop")
+            chunk = self.fresh(f"chunk_{k}")
+            self.lines.append(f"{chunk} = tl.cdiv({hi_n} - {lo_n}, {nsplit})")
+            self.lines.append(f"{lo_n} = {lo_n} + tl.program_id(0) * {chunk}")
+            self.lines.append(f"{hi_n} = tl.minimum({lo_n} + {chunk}, {hi_n})")
+            if NSPLIT_ARG not in self.size_args:
+                self.size_args.append(NSPLIT_ARG)
         header = f"for it in range({lo_n}, {hi_n}):"
         self.cur_loop = loop
         if loop.style == "plain":
@@ -1696,12 +1717,13 @@ class PhaseGen(KernelGen):
             v = loop.var
             blk = roles.block[v][0]
             local = self.fresh(f"arange_{v}")
-            self.loop_lines.append(f"offs_{v} = it * {blk} + tl.arange(0, {blk})")
-            self.loop_names.add(f"offs_{v}")
+            offs = self.names.offs(v)
+            self.loop_lines.append(f"{offs} = it * {blk} + tl.arange(0, {blk})")
+            self.loop_names.add(offs)
             if ("arange", v) not in self.memo_inv:
                 self.lines.append(f"{local} = tl.arange(0, {blk})")
                 self.memo_inv[("arange", v)] = local
-            self.bind[v] = Idx(f"offs_{v}", (v,), True,
+            self.bind[v] = Idx(offs, (v,), True,
                                (Idx("it", (), True), blk, Idx(self.memo_inv[("arange", v)], (v,))))
         # the body
         for kind, u in loop.units:
@@ -1724,7 +1746,7 @@ class PhaseGen(KernelGen):
         for name, upd, inc in self.scan_inc:
             rec = low.a.recurrences[name]
             idx = [Name(rec.var) if k == rec.axis else i for k, i in enumerate(upd.output.indices)]
-            self.store(f"{name}_inc", idx, self.eval_value(inc), cast=False, in_loop=True)
+            self.store(increments_name(name), idx, self.eval_value(inc), cast=False, in_loop=True)
         for e in loop.outputs:
             self.store_einsum(e, in_loop=True)
         for name, var in self.carried.items():
@@ -1778,7 +1800,7 @@ class PhaseGen(KernelGen):
             parts.append(f"{self.bcast(i.code, i.axes, axes)} * {strides[k]}")
             if i.axes:
                 ext = self.size_code(ranks[k])
-                var = i.axes[0] if len(i.axes) == 1 and _is_ident(i.code, i.axes[0]) else None
+                var = i.axes[0] if len(i.axes) == 1 and _is_ident(i.code, i.axes[0], self.names) else None
                 b = low.roles.block.get(var) if var else None
                 if b and not b[3] and str(b[1]) == str(low.sizes.get(ranks[k])):
                     continue
@@ -1992,10 +2014,10 @@ def _generate_scan(low, phases, post, scan, config, mapping_note, original):
     gen_inc.parallel = True
     gen_inc.has_row = False
     gen_inc.scan_inc = scan
-    gen_inc.extra_ranks = {f"{n}_inc": r for n, r in ranks.items()}
+    gen_inc.extra_ranks = {increments_name(n): r for n, r in ranks.items()}
     lines_inc = gen_inc.run([inc_loop], [], [])
     main_loop = Loop(loop.level, loop.style, loop.var, [], list(loop.outputs))
-    reads = {f"{n}_pre": r for n, r in ranks.items()}
+    reads = {prefix_name(n): r for n, r in ranks.items()}
     gen = PhaseGen(low, "_phase_steps", [main_loop], reads, [], [])
     gen.parallel = True
     gen.has_row = False
@@ -2010,32 +2032,8 @@ def _assemble(low: Lowering, kernels, scratch, config: Config, mapping_note, ori
               scan=None):
     roles = low.roles
     c = low.c
-    src = []
-    text = format_cascade(original or c).rstrip().splitlines()
-    src.append('"""Generated by cascade (Triton backend). Do not edit by hand.')
-    src.append("")
-    src.append(f"Cascade {c.name}:")
-    src += ["    " + line for line in text]
-    if original is not None and original is not c:
-        src.append("")
-        src.append("after the online-softmax rewrite:")
-        src += ["    " + line for line in format_cascade(c).rstrip().splitlines()]
-    src.append("")
-    src.append("Mapping:")
-    src.append(f"    launch grid: axis 0 = blocks of the row rank "
-               f"{(roles.row or '-').upper() if roles.row and roles.role[roles.row] == 'row' else '-'}"
-               f", axis 1 = {' x '.join(v.upper() for v in roles.batch) or '1'}")
-    src.append(f"    streamed rank: {roles.stream_rank or '-'}; full tiles: "
-               f"{', '.join(v.upper() for v in roles.full) or '-'}")
-    blocks = {}
-    for v, (name, size, ext, runtime) in roles.block.items():
-        blocks[name] = size
-    src.append("    tiles: " + ", ".join(f"{k}={v}" for k, v in blocks.items())
-               + f"; num_warps={config.num_warps}, num_stages={config.num_stages}")
-    if mapping_note:
-        for line in mapping_note.splitlines():
-            src.append("    " + line)
-    src.append('"""')
+    src = header(low, config, mapping_note, original, "online-softmax rewrite")
+    blocks = {name: size for name, size, _, _ in roles.block.values()}
     src.append("import torch")
     src.append("import triton")
     src.append("import triton.language as tl")
@@ -2056,12 +2054,14 @@ def _assemble(low: Lowering, kernels, scratch, config: Config, mapping_note, ori
     for gen, lines, store_finals in kernels:
         consts = sorted({b for b in blocks if re.search(rf"\b{b}\b", "\n".join(lines))})
         evens = dict(sorted(gen.evens.items()))
-        args = list(gen.pointers)
+        names = low.names
+        args = [names.ptr(p) for p in gen.pointers]
         for p in gen.pointers:
-            args += gen.strides[p[:-4]]
-        args += gen.size_args
+            args += gen.strides[p]
+        args += [names.keyed(("nsplit",), "NSPLIT") if s == NSPLIT_ARG else names.size(s)
+                 for s in gen.size_args]
         args += [f"{k}: tl.constexpr" for k in consts]
-        args += [f"EVEN_{k}: tl.constexpr" for k in evens]
+        args += [f"{names.even(k)}: tl.constexpr" for k in evens]
         src.append("@triton.jit")
         src.append(f"def {gen.name}(")
         for a in args:
@@ -2079,7 +2079,7 @@ def _assemble(low: Lowering, kernels, scratch, config: Config, mapping_note, ori
             else:
                 sp = low.split_outer_of(lp.var.upper())
                 split = (sp.rank, next(roles.block[v][0] for v in roles.block if v.upper() == sp.inner))
-        metas.append({"split": split, "kernel": gen.name, "pointers": [p[:-4] for p in gen.pointers],
+        metas.append({"split": split, "kernel": gen.name, "pointers": list(gen.pointers),
                       "sizes": list(gen.size_args), "consts": consts, "evens": evens,
                       "row": roles.row if gen.has_row and roles.row and roles.role[roles.row] == "row" else None})
     if scan:
@@ -2087,121 +2087,13 @@ def _assemble(low: Lowering, kernels, scratch, config: Config, mapping_note, ori
             split = low.split_outer_of(gen_loop_var(kernels).upper())
             m["parallel"] = (split.rank, split.inner)
         metas[0]["scan"] = scan
-    src += _host(low, metas, scratch)
+    src += launcher(low, metas, scratch, nsplit_arg=NSPLIT_ARG, increments=increments_name,
+                    prefix=prefix_name)
     return Generated("\n".join(src) + "\n", metas, roles, config, tunable)
 
 
 def gen_loop_var(kernels):
     return kernels[0][0].units[0].var
-
-
-def _host(low: Lowering, metas, scratch) -> list:
-    c = low.c
-    roles = low.roles
-    out = []
-    ins = [d.name for d in c.inputs]
-    out.append(f"def forward({', '.join(ins)}, *, config=None):")
-    out.append('    """Runs the cascade on torch tensors; returns {output name: tensor}."""')
-    out.append("    cfg = dict(CONFIG, **(config or {}))")
-    out.append("    sizes = dict(BAKED_SIZES)")
-    for d in c.inputs:
-        out.append(f"    _shape({d.name}, {d.name!r}, {list(d.ranks)!r}, sizes)")
-    # ranks defined by expressions of others
-    for d in c.sizes:
-        if d.is_rank and not isinstance(d.default, Num):
-            code = _py_size(d.default)
-            out.append(f"    _derive(sizes, {d.name!r}, lambda s: {code})")
-    for sp in c.splits:
-        out.append(f"    sizes[{sp.outer!r}] = -(-sizes[{sp.rank!r}] // sizes[{sp.inner!r}])")
-    first = next((d.name for d in c.inputs if len(d.axes) >= 2), c.inputs[0].name)
-    out.append(f"    device, dtype = {first}.device, {first}.dtype")
-    for d in c.outputs:
-        shape = ", ".join(f"sizes[{r!r}]" for r in d.ranks)
-        out.append(f"    {d.name} = torch.empty(({shape},), device=device, dtype=dtype)")
-    for name, ranks in scratch.items():
-        shape = ", ".join(f"sizes[{r!r}]" for r in ranks)
-        out.append(f"    {name} = torch.zeros(({shape},), device=device, dtype=torch.float32)")
-    batch = " * ".join(f"sizes[{v.upper()!r}]" for v in roles.batch) or "1"
-    for m in metas:
-        for name, ranks, axis, init in m.get("scan", ()):
-            shape = ", ".join(f"sizes[{r!r}]" for r in ranks)
-            out.append(f"    {name}_inc = torch.empty(({shape},), device=device, dtype=torch.float32)")
-        if m.get("parallel"):
-            rank, inner = m["parallel"]
-            out.append(f"    grid = (triton.cdiv(sizes[{rank!r}], sizes[{inner!r}]), {batch})")
-        elif m["row"]:
-            blk = roles.block[m["row"]][0]
-            out.append(f"    grid = (triton.cdiv(sizes[{m['row'].upper()!r}], cfg[{blk!r}]), {batch})")
-        elif m.get("split"):
-            rank, blk = m["split"]
-            out.append(f"    steps = triton.cdiv(sizes[{rank!r}], cfg.get({blk!r}, FIXED_BLOCKS.get({blk!r})))")
-            out.append(f"    sizes['NSPLIT'] = _nsplit(steps, {batch})")
-            out.append(f"    grid = (sizes['NSPLIT'], {batch})")
-        else:
-            out.append(f"    grid = (1, {batch})")
-        args = [p for p in m["pointers"]]
-        args += [f"*{p}.stride()" for p in m["pointers"]]
-        args += [f"sizes[{s!r}]" for s in m["sizes"]]
-        kw = [f"{k}=cfg.get({k!r}, FIXED_BLOCKS.get({k!r}))" for k in m["consts"]]
-        for e, blks in m["evens"].items():
-            cond = " and ".join(f"sizes[{e!r}] % cfg.get({b!r}, FIXED_BLOCKS.get({b!r})) == 0"
-                                for b in sorted(blks))
-            kw.append(f"EVEN_{e}=bool({cond})")
-        kw += ["num_warps=cfg['num_warps']", "num_stages=cfg['num_stages']"]
-        out.append(f"    {m['kernel']}[grid](")
-        for a in args + kw:
-            out.append(f"        {a},")
-        out.append("    )")
-        for name, ranks, axis, init in m.get("scan", ()):
-            out.append(f"    # the state before each step: exclusive prefix sum of the increments")
-            out.append(f"    {name}_pre = torch.cumsum({name}_inc, dim={axis}) - {name}_inc"
-                       + (f" + {init!r}" if init else ""))
-    out.append("    return {" + ", ".join(f"{d.name!r}: {d.name}" for d in c.outputs) + "}")
-    out.append("")
-    out.append("")
-    out.append('''def _shape(t, name, ranks, sizes):
-    if t.dim() != len(ranks):
-        raise ValueError(f"{name} must have {len(ranks)} dimensions ({', '.join(ranks)}), "
-                         f"got shape {tuple(t.shape)}")
-    for k, (rank, n) in enumerate(zip(ranks, t.shape)):
-        if rank in sizes and sizes[rank] != n:
-            raise ValueError(f"{name}: axis {k} is rank {rank} = {sizes[rank]}, got {n}")
-        sizes[rank] = int(n)
-
-
-def _nsplit(steps, programs):
-    """Slices of a split state phase: enough programs to fill a GPU (2 under the interpreter)."""
-    import os
-    if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
-        return max(1, min(steps, 2))
-    return max(1, min(steps, -(-4 * 132 // max(1, programs))))
-
-
-def _derive(sizes, rank, fn):
-    try:
-        value = fn(sizes)
-    except KeyError:
-        return
-    if rank in sizes and sizes[rank] != value:
-        raise ValueError(f"rank {rank} must be {value} here, got {sizes[rank]}")
-    sizes[rank] = value
-''')
-    return out
-
-
-def _py_size(expr: Expr) -> str:
-    if isinstance(expr, Num):
-        return str(int(expr.value))
-    if isinstance(expr, Name):
-        return f"s[{expr.name!r}]"
-    if isinstance(expr, Binary):
-        op = "//" if expr.op == "/" else expr.op
-        return f"({_py_size(expr.lhs)} {op} {_py_size(expr.rhs)})"
-    if isinstance(expr, Unary):
-        return f"(-{_py_size(expr.operand)})"
-    if isinstance(expr, Call):
-        return f"{expr.func}({', '.join(_py_size(a) for a in expr.args)})"
-    raise CascadeError("unsupported size expression", getattr(expr, "span", None))
 
 
 import re  # noqa: E402
