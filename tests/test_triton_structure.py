@@ -113,8 +113,9 @@ def test_linear_attention_has_a_state_phase_and_chunked_is_one_sequential_loop()
     # without the scan: one kernel whose loop carries the state from chunk to chunk
     from backends.triton.lower import Config, generate
     from einsum_ir import load, resolve_sizes
+    from einsum_ir.passes import prepare
     c = load("examples/attention/linear_causal_chunked.ein")
-    seq = generate(c, resolve_sizes(c, {}), Config(64, 64, scan=False)).source
+    seq = generate(prepare(c), resolve_sizes(c, {}), Config(64, 64, scan=False)).source
     assert seq.count("@triton.jit") == 1 and "lo_0 = 0" in seq and "s = s_next" in seq
 
 

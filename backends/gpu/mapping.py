@@ -28,7 +28,8 @@ import math
 from dataclasses import dataclass, field
 
 from einsum_ir.analysis.work import expr_ops
-from einsum_ir.ir import Access, Cascade, index_vars, walk
+from einsum_ir.ir import Access, index_vars, walk
+from einsum_ir.passes import Prepared
 
 from backends.triton.lower import Config, Lowering, Planner, _clauses, _factors, pow2
 
@@ -70,20 +71,18 @@ class GPUMapping:
                    f"{b['spill_bytes']} bytes spilled" if "registers" in b else ""))
 
 
-def choose_mapping(cascade: Cascade, sizes: dict, *, dtype: str = "float16", arch=None,
+def choose_mapping(prepared: Prepared, sizes: dict, *, dtype: str = "float16", arch=None,
                    overrides: dict | None = None, interpret: bool = False,
-                   check_spills: bool = False) -> GPUMapping:
-    """The mapping with the least predicted time (``overrides`` pin some choices).
+                   check_spills: bool = False, user_params: dict | None = None) -> GPUMapping:
+    """The mapping with the least predicted time for a prepared cascade (``overrides`` pin some
+    choices; ``sizes`` are the resolved sizes of the cascade as written).
 
     With ``check_spills`` the best candidates are compiled ahead of time for the target (with
     Triton's ptxas, no GPU needed) and the first one whose kernels spill no registers is taken.
     """
-    from backends.triton.api import prepare, stream_split_inner
-
     gpu = arch if isinstance(arch, GPUArch) else load_gpu_arch(arch)
     overrides = dict(overrides or {})
-    low_c, _ = prepare(cascade, overrides.get("block_c"), True)
-    inner = stream_split_inner(low_c)
+    facts = prepared.facts
     rows = [64, 128]
     cols = [32, 64, 128]
     warps = [4, 8]
@@ -110,7 +109,7 @@ def choose_mapping(cascade: Cascade, sizes: dict, *, dtype: str = "float16", arc
                 if True:
                     cfg = Config(br, bc, w, st)
                     try:
-                        m = predict(low_c, sizes, cfg, gpu, dtype, inner)
+                        m = predict(prepared, sizes, cfg, gpu, dtype, user_params, facts)
                     except Exception:  # a candidate the lowering rejects (e.g. tiles < 16)
                         continue
                     count += 1
@@ -123,7 +122,7 @@ def choose_mapping(cascade: Cascade, sizes: dict, *, dtype: str = "float16", arc
                         fallback = m  # nothing fits: the least shared memory
     best = best or fallback
     if check_spills and best is not None and not interpret:
-        best = _without_spills(cascade, sizes, dtype, gpu, best, ranked) or best
+        best = _without_spills(prepared, sizes, dtype, gpu, best, ranked, user_params) or best
     if best is None:  # nothing could be modelled: defaults
         cfg = Config(overrides.get("block_r", 64), overrides.get("block_c", 64),
                      overrides.get("num_warps", 4), overrides.get("num_stages", 2))
@@ -133,7 +132,7 @@ def choose_mapping(cascade: Cascade, sizes: dict, *, dtype: str = "float16", arc
     return best
 
 
-def _without_spills(cascade, sizes, dtype, gpu, best, ranked, tries: int = 6):
+def _without_spills(prepared, sizes, dtype, gpu, best, ranked, user_params, tries: int = 6):
     """The fastest predicted candidate whose compiled kernels use no spill stack."""
     import os
 
@@ -147,7 +146,7 @@ def _without_spills(cascade, sizes, dtype, gpu, best, ranked, tries: int = 6):
                             key=lambda m: m.predicted_s)
     for m in order[:tries]:
         try:
-            gen, _ = generate_for(cascade, sizes, m.config)
+            gen = generate_for(prepared, sizes, m.config, user_params=user_params)
             builds = aot.compile_source(gen.source, dtype, cc)
         except Exception:
             continue
@@ -162,16 +161,15 @@ def _clamp(x, lo, hi):
     return max(lo, min(hi, x))
 
 
-def predict(cascade: Cascade, sizes: dict, cfg: Config, gpu: GPUArch, dtype: str,
-            inner: str | None = None) -> GPUMapping:
-    """The predicted time of ``cascade`` under one mapping."""
-    from einsum_ir.sizes import resolve_sizes
+def predict(prepared: Prepared, sizes: dict, cfg: Config, gpu: GPUArch, dtype: str,
+            user_params: dict | None = None, facts=None) -> GPUMapping:
+    """The predicted time of a prepared cascade under one mapping."""
+    from backends.triton.api import lowering_sizes
 
-    over = {k: v for k, v in sizes.items() if cascade.size_decl(k) is not None}
-    if inner is not None:
-        over[inner] = cfg.block_c
-    full = resolve_sizes(cascade, over)
-    low = Lowering(cascade, full, cfg)
+    cascade = prepared.cascade
+    facts = facts or prepared.facts
+    full = lowering_sizes(prepared, sizes, cfg.block_c, user_params, facts)
+    low = Lowering(cascade, full, cfg, facts)
     planner = Planner(low)
     low.stream_red_names = {e.name for e in low.stream_reductions}
     phases, post = planner.plan()

@@ -19,8 +19,9 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from einsum_ir import Cascade, analyze, load, resolve_sizes
+from einsum_ir import Cascade, load, resolve_sizes
 from einsum_ir.errors import CascadeError
+from einsum_ir.passes import Prepared, prepare
 
 from .lower import Config, Generated, generate
 
@@ -39,53 +40,44 @@ def interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
-def prepare(cascade: Cascade, tile: int | None = None, rewrite: bool = True):
-    """The cascade the kernel is generated from: the online-softmax rewrite where it applies."""
-    if not rewrite:
-        return cascade, None
-    try:
-        from einsum_ir.passes import online_softmax, online_softmax_reason
-    except ImportError:  # the pass is not available: multi-loop lowering still works
-        return cascade, "online-softmax pass not available"
-    try:
-        out = online_softmax(cascade, tile_size=tile)
-    except CascadeError as exc:
-        return cascade, f"online-softmax did not apply: {exc.message}"
-    if out is cascade:
-        return cascade, online_softmax_reason(cascade)
-    analyze(out)
-    return out, None
+def prepare_for(cascade: Cascade, *, rewrite: bool = True, block_c: int | None = None) -> Prepared:
+    """The one pipeline run of a compile: the online-softmax rewrite (tile ``block_c``) where it
+    applies, or the cascade as written (``rewrite=False``)."""
+    return prepare(cascade, "one-pass" if rewrite else "as-written", tile_size=block_c)
 
 
-def stream_split_inner(cascade: Cascade) -> str | None:
+def stream_split_inner(prepared: Prepared, facts=None) -> str | None:
     """The tile rank of a split whose outer rank is stepped by a recurrence (``M0``, ``C``)."""
-    analysis = analyze(cascade)
-    for rec in analysis.recurrences.values():
+    cascade = prepared.cascade
+    for rec in (facts or prepared.facts).recurrences.values():
         split = next((s for s in cascade.splits if s.outer == rec.var.upper()), None)
         if split is not None:
             return split.inner
     return None
 
 
-def generate_for(cascade: Cascade, sizes: dict, config: Config, *, rewrite: bool = True,
-                 user_params: dict | None = None, mapping_note: str = "") -> tuple[Generated, Cascade]:
-    """Rewrites (when it applies) and lowers ``cascade`` for concrete sizes."""
-    user_params = dict(user_params or {})
-    low_c, note = prepare(cascade, config.block_c, rewrite)
-    if note and low_c is cascade and any(e.reducer == "max" for e in cascade.einsums):
-        mapping_note = (mapping_note + "\n" if mapping_note else "") + f"rewrite: {note}"
-    inner = stream_split_inner(low_c)
-    overrides = {k: v for k, v in sizes.items()
-                 if low_c.size_decl(k) is not None}
-    if inner is not None and inner not in user_params:
-        overrides[inner] = config.block_c if low_c is not cascade or inner in ("M0",) and False \
-            else overrides.get(inner, config.block_c)
-        if low_c is not cascade:
-            overrides[inner] = config.block_c
-    full = resolve_sizes(low_c, overrides)
-    gen = generate(low_c, full, config, mapping_note=mapping_note,
-                   original=cascade if low_c is not cascade else None)
-    return gen, low_c
+def lowering_sizes(prepared: Prepared, sizes: dict, block_c: int,
+                   user_params: dict | None = None, facts=None) -> dict:
+    """Every size of the prepared cascade for a mapping. The tile of a streamed split is the
+    mapping's column tile, unless the user set it or the split is written in the cascade."""
+    low_c = prepared.cascade
+    overrides = {k: v for k, v in sizes.items() if low_c.size_decl(k) is not None}
+    inner = stream_split_inner(prepared, facts)
+    if inner is not None and inner not in (user_params or {}):
+        overrides[inner] = block_c if prepared.changed else overrides.get(inner, block_c)
+    return resolve_sizes(low_c, overrides)
+
+
+def mapping_note(prepared: Prepared, plan_note: str) -> str:
+    """The header's mapping lines: the mapping, and why a pass of the pipeline did not apply."""
+    return "\n".join([plan_note, *prepared.notes()] if plan_note else prepared.notes())
+
+
+def generate_for(prepared: Prepared, sizes: dict, config: Config, *,
+                 user_params: dict | None = None, mapping_note: str = "") -> Generated:
+    """Lowers a prepared cascade for concrete sizes and a mapping."""
+    full = lowering_sizes(prepared, sizes, config.block_c, user_params)
+    return generate(prepared, full, config, mapping_note=mapping_note)
 
 
 def load_module(source: str, name: str = "kernel"):
@@ -118,6 +110,8 @@ class CompiledCascade:
     check_spills: bool = False
 
     def __post_init__(self):
+        self.prepared = prepare_for(self.cascade, rewrite=self.rewrite,
+                                    block_c=self.config.get("block_c"))
         self._cache: dict = {}
         self._shrink: dict = {}
         self.last: Generated | None = None
@@ -164,7 +158,7 @@ class CompiledCascade:
                     arch = detect_arch_name(torch.cuda.get_device_name())
             except ImportError:
                 pass
-        return choose_mapping(self.cascade, sizes, dtype=dtype, arch=arch,
+        return choose_mapping(self.prepared, sizes, dtype=dtype, arch=arch,
                               overrides=self.config, interpret=interpreting(),
                               check_spills=self.check_spills)
 
@@ -177,8 +171,8 @@ class CompiledCascade:
         key = (tuple(sorted(sizes.items())), cfg.block_r, cfg.block_c, cfg.num_warps,
                cfg.num_stages, dtype)
         if key not in self._cache:
-            gen, _ = generate_for(self.cascade, sizes, cfg, rewrite=self.rewrite,
-                                  user_params=self.params, mapping_note=plan.describe())
+            gen = generate_for(self.prepared, sizes, cfg, user_params=self.params,
+                               mapping_note=mapping_note(self.prepared, plan.describe()))
             module = load_module(gen.source, self.cascade.name)
             self._cache[key] = (gen, module, plan)
         gen, module, plan = self._cache[key]
@@ -241,7 +235,6 @@ def compile_cascade(cascade_or_path, *, block_r: int | None = None, block_c: int
     """
     cascade = load(cascade_or_path) if isinstance(cascade_or_path, (str, os.PathLike)) \
         else cascade_or_path
-    analyze(cascade)
     known = {d.name for d in cascade.sizes}
     for k in params:
         if k not in known:

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field, replace
 from einsum_ir.errors import CascadeError
 from einsum_ir.ir import Access, Binary, Call, Cascade, Einsum, Expr, Name, Num, Unary
 from einsum_ir.printer import format_cascade
-from einsum_ir.verifier import Analysis, analyze
+from einsum_ir.passes import Prepared
+from einsum_ir.verifier import Analysis
 
 from .module import header, launcher
 from .names import Namespace
@@ -117,9 +118,9 @@ class Roles:
 
 
 class Lowering:
-    def __init__(self, cascade: Cascade, sizes: dict, config: Config):
+    def __init__(self, cascade: Cascade, sizes: dict, config: Config, facts: Analysis):
         self.c = cascade
-        self.a: Analysis = analyze(cascade)
+        self.a: Analysis = facts
         self.sizes = dict(sizes)
         self.cfg = config
         self.defs = {}
@@ -1871,26 +1872,27 @@ class Generated:
     tunable: dict  # block constexpr name -> default
 
 
-def generate(cascade: Cascade, sizes: dict, config: Config | None = None, *,
-             mapping_note: str = "", original: Cascade | None = None) -> Generated:
+def generate(prepared: Prepared, sizes: dict, config: Config | None = None, *,
+             mapping_note: str = "") -> Generated:
+    """The module of a prepared cascade for resolved sizes and a mapping."""
     try:
-        return _generate(cascade, sizes, config, mapping_note, original)
+        return _generate(prepared, sizes, config or Config(), mapping_note)
     except CascadeError as exc:
-        raise exc.with_source((original or cascade).source or cascade.source)
+        raise exc.with_source(prepared.source.source or prepared.cascade.source)
 
 
-def _generate(cascade, sizes, config, mapping_note, original):
-    config = config or Config()
-    low = Lowering(cascade, sizes, config)
+def _generate(prepared: Prepared, sizes, config, mapping_note):
+    cascade, facts = prepared.cascade, prepared.facts
+    low = Lowering(cascade, sizes, config, facts)
     planner = Planner(low)
     low.stream_red_names = {e.name for e in low.stream_reductions}
     phases, post = planner.plan()
     scan = _scan_plan(low, phases, post) if config.scan else None
     if scan is not None:
         try:
-            return _generate_scan(low, phases, post, scan, config, mapping_note, original)
+            return _generate_scan(low, phases, post, scan, config, mapping_note, prepared)
         except CascadeError:
-            low = Lowering(cascade, sizes, config)  # fall back to the sequential loop
+            low = Lowering(cascade, sizes, config, facts)  # fall back to the sequential loop
             planner = Planner(low)
             low.stream_red_names = {e.name for e in low.stream_reductions}
             phases, post = planner.plan()
@@ -1929,7 +1931,7 @@ def _generate(cascade, sizes, config, mapping_note, original):
                 axes = [i for k, i in enumerate(e.output.indices) if not rec or k != rec.axis]
                 finals_from[name] = [i.name.upper() for i in axes]
         kernels.append((gen, lines, store_finals))
-    return _assemble(low, kernels, finals_from, config, mapping_note, original)
+    return _assemble(low, kernels, finals_from, config, mapping_note, prepared)
 
 
 def _scan_plan(low: Lowering, phases, post):
@@ -2001,7 +2003,7 @@ def walk_expr(expr):
     return walk(expr)
 
 
-def _generate_scan(low, phases, post, scan, config, mapping_note, original):
+def _generate_scan(low, phases, post, scan, config, mapping_note, prepared):
     loop = phases[1][0]
     recs = low.a.recurrences
     ranks = {}
@@ -2025,14 +2027,14 @@ def _generate_scan(low, phases, post, scan, config, mapping_note, original):
     lines = gen.run([main_loop], [], [])
     scan_meta = [(n, ranks[n], recs[n].axis, float(recs[n].init.body.value)) for n, _, _ in scan]
     return _assemble(low, [(gen_inc, lines_inc, []), (gen, lines, [])], {}, config, mapping_note,
-                     original, scan=scan_meta)
+                     prepared, scan=scan_meta)
 
 
-def _assemble(low: Lowering, kernels, scratch, config: Config, mapping_note, original,
+def _assemble(low: Lowering, kernels, scratch, config: Config, mapping_note, prepared,
               scan=None):
     roles = low.roles
     c = low.c
-    src = header(low, config, mapping_note, original, "online-softmax rewrite")
+    src = header(prepared, low.roles, config, mapping_note)
     blocks = {name: size for name, size, _, _ in roles.block.values()}
     src.append("import torch")
     src.append("import triton")

@@ -21,15 +21,15 @@ def _cascade_text(cascade) -> str:
     return "\n".join(lines[1:] if lines and lines[0].startswith("# cascade") else lines)
 
 
-def header(low, config, mapping_note: str, original, rewrites: str) -> list[str]:
+def header(prepared, roles, config, mapping_note: str) -> list[str]:
     """The title, the cascade as written and as lowered, and the mapping, as comments."""
-    roles, c = low.roles, low.c
-    src = [TITLE, f"# Cascade {comment_safe((original or c).name)}:"]
-    src += comment_lines(_cascade_text(original or c), "    ")
-    if original is not None and original is not c:
+    src = [TITLE, f"# Cascade {comment_safe(prepared.source.name)}:"]
+    src += comment_lines(_cascade_text(prepared.source), "    ")
+    if prepared.changed:
+        rewrites = " and ".join(s.name for s in prepared.applied)
         src.append("#")
-        src.append(f"# after the {comment_safe(rewrites)}:")
-        src += comment_lines(_cascade_text(c), "    ")
+        src.append(f"# after the {comment_safe(rewrites)} rewrite:")
+        src += comment_lines(_cascade_text(prepared.cascade), "    ")
     row = roles.row.upper() if roles.row and roles.role[roles.row] == "row" else "-"
     blocks = {name: size for name, size, _, _ in roles.block.values()}
     mapping = [f"launch grid: axis 0 = blocks of the row rank {row}, axis 1 = "

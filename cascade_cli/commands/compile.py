@@ -81,13 +81,15 @@ def _load(args):
 
 def run_compile(args) -> int:
     from backends.gpu.mapping import choose_mapping
-    from backends.triton.api import generate_for
+    from backends.triton.api import generate_for, mapping_note, prepare_for
 
     cascade, sets, sizes = _load(args)
-    plan = choose_mapping(cascade, sizes, dtype=args.dtype, arch=args.arch,
-                          overrides=_overrides(args), check_spills=args.check_spills)
-    gen, _ = generate_for(cascade, sizes, plan.config, rewrite=not args.no_rewrite,
-                          user_params=sets, mapping_note=plan.describe())
+    overrides = _overrides(args)
+    prepared = prepare_for(cascade, rewrite=not args.no_rewrite, block_c=overrides.get("block_c"))
+    plan = choose_mapping(prepared, sizes, dtype=args.dtype, arch=args.arch, overrides=overrides,
+                          check_spills=args.check_spills, user_params=sets)
+    gen = generate_for(prepared, sizes, plan.config, user_params=sets,
+                       mapping_note=mapping_note(prepared, plan.describe()))
     if args.output:
         try:
             with open(args.output, "w") as fh:

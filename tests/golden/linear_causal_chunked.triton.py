@@ -32,8 +32,9 @@
 #     launch grid: axis 0 = blocks of the row rank -, axis 1 = B x H
 #     streamed rank: P; full tiles: E, F
 #     tiles: BLOCK_E=64, BLOCK_D=64, BLOCK_F=64, BLOCK_C=64; num_warps=4, num_stages=3
-#     mapping chosen by the GPU cost model for H100 SXM5, bfloat16: block_r=128, block_c=32, num_warps=4, num_stages=3 (36 candidates)
-#     predicted 0.0063 ms: tensor cores 0.0000 ms, vector 0.0000 ms (exp 0.0000 ms), memory 0.0003 ms, 16 programs, 16 loop steps, wave efficiency 0.12
+#     mapping chosen by the GPU cost model for H100 SXM5, bfloat16: block_r=128, block_c=64, num_warps=4, num_stages=3 (36 candidates)
+#     predicted 0.0072 ms: tensor cores 0.0000 ms, vector 0.0000 ms (exp 0.0000 ms), memory 0.0002 ms, 8 programs, 8 loop steps, wave efficiency 0.06
+#     online-softmax: no softmax: no Einsum takes a max over one index (the pattern starts with GM[o] = max[m] s(o, m))
 import torch
 import triton
 import triton.language as tl

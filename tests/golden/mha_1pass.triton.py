@@ -33,7 +33,7 @@
 #     tiles: BLOCK_M0=64, BLOCK_E=64, BLOCK_F=64, BLOCK_P=64; num_warps=4, num_stages=3
 #     mapping chosen by the GPU cost model for H100 SXM5, bfloat16: block_r=64, block_c=64, num_warps=4, num_stages=3 (36 candidates)
 #     predicted 0.0062 ms: tensor cores 0.0001 ms, vector 0.0001 ms (exp 0.0000 ms), memory 0.0001 ms, 8 programs, 32 loop steps, wave efficiency 0.06
-#     rewrite: LM reduces over M0, a part of a split rank
+#     online-softmax: LM reduces over M0, a part of a split rank
 import torch
 import triton
 import triton.language as tl
