@@ -25,18 +25,23 @@ benchmark prints it next to the measured time.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from einsum_ir.analysis.work import expr_ops
+from einsum_ir.errors import CascadeError
 from einsum_ir.ir import Access, index_vars, walk
 from einsum_ir.passes import Prepared
 
-from backends.triton.lower import Config, Lowering, Planner, _clauses, _factors, pow2
+from einsum_ir.affine import evaluate, symbols
+
+from .bounds import PID, bound_env, loop_bounds
+from .plan import Config, Lowering, Planner, _factors, _scan_plan, lowering_sizes
 
 from .arch import GPUArch, load_gpu_arch
 
 TC_EFFICIENCY = 0.65  # fraction of tensor-core peak a plain tl.dot loop sustains
 OVERLAP = 0.5  # fraction of vector work hidden under tensor-core work
+TIE = 1.03  # predictions closer than this to the fastest are ties (the model's resolution)
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
 SFU_FUNCS = ("exp", "other")
 
@@ -71,107 +76,71 @@ class GPUMapping:
                    f"{b['spill_bytes']} bytes spilled" if "registers" in b else ""))
 
 
+def _candidates(overrides: dict, interpret: bool) -> list[tuple[int, int, int, int]]:
+    """(block_r, block_c, num_warps, num_stages) to price; ``overrides`` pin some of them."""
+    space = {"block_r": [64, 128], "block_c": [32, 64, 128], "num_warps": [4, 8],
+             "num_stages": [2, 3, 1]}
+    if interpret:  # the interpreter's cost is per program and loop step: big tiles, few programs
+        space = {"block_r": [64], "block_c": [64], "num_warps": [4], "num_stages": [1]}
+    for key in space:
+        if key in overrides:
+            space[key] = [overrides[key]]
+    return [(br, bc, w, st) for bc in space["block_c"] for br in space["block_r"]
+            for w in space["num_warps"] for st in space["num_stages"]]
+
+
+def rank_mappings(prepared: Prepared, sizes: dict, *, dtype: str = "float16", arch=None,
+                  overrides: dict | None = None, interpret: bool = False,
+                  user_params: dict | None = None) -> list[GPUMapping]:
+    """Every candidate mapping the model can price, the chosen one first: the fastest that fits
+    the chip (ties: the first enumerated), else the one needing the least shared memory."""
+    gpu = arch if isinstance(arch, GPUArch) else load_gpu_arch(arch)
+    facts = prepared.facts
+    priced = []
+    for br, bc, w, st in _candidates(dict(overrides or {}), interpret):
+        try:
+            priced.append(predict(prepared, sizes, Config(br, bc, w, st), gpu, dtype,
+                                  user_params, facts))
+        except CascadeError:  # a candidate the lowering rejects (e.g. tiles < 16)
+            continue
+    fitting = [m for m in priced if m.breakdown.get("fits", True)]
+    if fitting:
+        ordered = sorted(fitting, key=lambda m: m.predicted_s)
+        # within the model's resolution of the fastest: the fewest loop steps, then resources
+        near = [m for m in ordered if m.predicted_s <= ordered[0].predicted_s * TIE]
+        first = min(near, key=lambda m: (m.breakdown["steps"], m.breakdown["smem"],
+                                         m.config.num_warps, m.predicted_s))
+        ordered = [first] + [m for m in ordered if m is not first]
+    else:  # nothing fits: the least shared memory
+        ordered = sorted(priced, key=lambda m: (m.breakdown["smem"], m.predicted_s))
+    rest = [m for m in priced if m not in ordered]
+    return [replace(m, considered=len(priced), interpret=interpret) for m in ordered + rest]
+
+
 def choose_mapping(prepared: Prepared, sizes: dict, *, dtype: str = "float16", arch=None,
                    overrides: dict | None = None, interpret: bool = False,
-                   check_spills: bool = False, user_params: dict | None = None) -> GPUMapping:
+                   user_params: dict | None = None) -> GPUMapping:
     """The mapping with the least predicted time for a prepared cascade (``overrides`` pin some
-    choices; ``sizes`` are the resolved sizes of the cascade as written).
-
-    With ``check_spills`` the best candidates are compiled ahead of time for the target (with
-    Triton's ptxas, no GPU needed) and the first one whose kernels spill no registers is taken.
-    """
+    choices; ``sizes`` are the resolved sizes of the cascade as written)."""
+    ranked = rank_mappings(prepared, sizes, dtype=dtype, arch=arch, overrides=overrides,
+                           interpret=interpret, user_params=user_params)
+    if ranked:
+        return ranked[0]
+    overrides = dict(overrides or {})  # nothing could be modelled: defaults
     gpu = arch if isinstance(arch, GPUArch) else load_gpu_arch(arch)
-    overrides = dict(overrides or {})
-    facts = prepared.facts
-    rows = [64, 128]
-    cols = [32, 64, 128]
-    warps = [4, 8]
-    stages = [2, 3, 1]
-    if interpret:  # the interpreter's cost is per program and loop step: big tiles, few programs
-        rows = [_clamp(pow2(max(sizes.values() or [16])), 16, 64)]
-        rows = [64]
-        cols = [64]
-        warps, stages = [4], [1]
-    rows = [overrides["block_r"]] if "block_r" in overrides else rows
-    cols = [overrides["block_c"]] if "block_c" in overrides else cols
-    warps = [overrides["num_warps"]] if "num_warps" in overrides else warps
-    stages = [overrides["num_stages"]] if "num_stages" in overrides else stages
-    best, count, fallback = None, 0, None
-    ranked = []
-    # the Triton tutorial's configuration first: another must be predicted clearly faster
-    head = max([v for k, v in sizes.items() if k in ("E", "F")] or [64])
-    pref = (128, 64, 8 if head >= 128 else 4, 3)
-    grid = sorted(((br, bc, w, st) for bc in cols for br in rows for w in warps for st in stages),
-                  key=lambda c: sum(a != b for a, b in zip(c, pref)))
-    for br, bc, w, st in grid:
-        if True:
-            if True:
-                if True:
-                    cfg = Config(br, bc, w, st)
-                    try:
-                        m = predict(prepared, sizes, cfg, gpu, dtype, user_params, facts)
-                    except Exception:  # a candidate the lowering rejects (e.g. tiles < 16)
-                        continue
-                    count += 1
-                    ranked.append(m)
-                    if m.breakdown.get("fits", True):
-                        if best is None or m.predicted_s < best.predicted_s * 0.97:
-                            best = m
-                    elif fallback is None or (m.breakdown["smem"], m.predicted_s) < \
-                            (fallback.breakdown["smem"], fallback.predicted_s):
-                        fallback = m  # nothing fits: the least shared memory
-    best = best or fallback
-    if check_spills and best is not None and not interpret:
-        best = _without_spills(prepared, sizes, dtype, gpu, best, ranked, user_params) or best
-    if best is None:  # nothing could be modelled: defaults
-        cfg = Config(overrides.get("block_r", 64), overrides.get("block_c", 64),
-                     overrides.get("num_warps", 4), overrides.get("num_stages", 2))
-        return GPUMapping(cfg, gpu, dtype, float("nan"), {}, 0)
-    best.considered = count
-    best.interpret = interpret
-    return best
-
-
-def _without_spills(prepared, sizes, dtype, gpu, best, ranked, user_params, tries: int = 6):
-    """The fastest predicted candidate whose compiled kernels use no spill stack."""
-    import os
-
-    from backends.triton import aot
-    from backends.triton.api import generate_for
-
-    if not aot.available() or os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
-        return None
-    cc = 80 if gpu.tensor_core_flops_per_clk_per_sm.get("float16", 0) <= 2048 else 90
-    order = [best] + sorted((m for m in ranked if m is not best and m.breakdown.get("fits")),
-                            key=lambda m: m.predicted_s)
-    for m in order[:tries]:
-        try:
-            gen = generate_for(prepared, sizes, m.config, user_params=user_params)
-            builds = aot.compile_source(gen.source, dtype, cc)
-        except Exception:
-            continue
-        m.breakdown["registers"] = max((b.registers or 0) for b in builds)
-        m.breakdown["spill_bytes"] = max((b.stack_bytes or 0) for b in builds)
-        if m.breakdown["spill_bytes"] == 0:
-            return m
-    return None
-
-
-def _clamp(x, lo, hi):
-    return max(lo, min(hi, x))
+    cfg = Config(overrides.get("block_r", 64), overrides.get("block_c", 64),
+                 overrides.get("num_warps", 4), overrides.get("num_stages", 2))
+    return GPUMapping(cfg, gpu, dtype, float("nan"), {}, 0, interpret=interpret)
 
 
 def predict(prepared: Prepared, sizes: dict, cfg: Config, gpu: GPUArch, dtype: str,
             user_params: dict | None = None, facts=None) -> GPUMapping:
     """The predicted time of a prepared cascade under one mapping."""
-    from backends.triton.api import lowering_sizes
-
     cascade = prepared.cascade
     facts = facts or prepared.facts
     full = lowering_sizes(prepared, sizes, cfg.block_c, user_params, facts)
     low = Lowering(cascade, full, cfg, facts)
     planner = Planner(low)
-    low.stream_red_names = {e.name for e in low.stream_reductions}
     phases, post = planner.plan()
     roles = low.roles
     nbytes = DTYPE_BYTES.get(dtype, 2)
@@ -195,7 +164,6 @@ def predict(prepared: Prepared, sizes: dict, cfg: Config, gpu: GPUArch, dtype: s
     smem = regs = 0
     programs_max = 0
     last_phase = max(phases) if phases else 1
-    from backends.triton.lower import _scan_plan
     scan = bool(cfg.scan and _scan_plan(low, phases, post))
     scratch = {e.name for e in low.stream_reductions} | (
         set(low.a.recurrences) if len(phases) > 1 else set())
@@ -332,58 +300,25 @@ def _is_init(low, e):
     return rec is not None and rec.init is e
 
 
+ROW_SAMPLES = 256  # row blocks the step count is evaluated at (beyond: evenly spaced samples)
+
+
 def _steps(low: Lowering, loop, full: dict, cfg: Config, n_row: int) -> int:
-    """Loop steps summed over the row blocks, under the predicate-derived bounds."""
-    roles = low.roles
-    if loop.style == "split":
-        split = low.split_outer_of(loop.var.upper())
-        tile = full[split.inner]
-        count = math.ceil(full[split.rank] / tile)
-    else:
-        tile = cfg.block_c
-        count = math.ceil(full[loop.var.upper()] / tile)
-    preds = [e for e in _closure(low, loop) if e.where is not None]
-    if not preds or loop.outputs:
+    """Loop steps summed over the row blocks, under the loop's bounds (backends.gpu.bounds):
+    the blocks the kernel visits. The cost does not grow with the number of row blocks: beyond
+    ``ROW_SAMPLES`` the count is the mean over evenly spaced row blocks times their number."""
+    bounds = loop_bounds(low, loop)
+    env = bound_env(low, full)
+    count = evaluate(bounds.count, env)
+    used = symbols(bounds.lo) | symbols(bounds.hi)
+    if used - set(env):  # bounds over grid indices: every block may be visited
         return count * n_row
-    clause_sets = [_clauses(e.where, low) for e in preds]
-    if any(c is None for c in clause_sets):
-        return count * n_row
+    if PID not in used:
+        return max(0, evaluate(bounds.hi, env) - evaluate(bounds.lo, env)) * n_row
+    rows = range(n_row) if n_row <= ROW_SAMPLES else \
+        sorted({round(k * (n_row - 1) / (ROW_SAMPLES - 1)) for k in range(ROW_SAMPLES)})
     total = 0
-    row = roles.row if roles.row and roles.role[roles.row] == "row" else None
-    for r in range(n_row):
-        lo_r, hi_r = r * cfg.block_r, r * cfg.block_r + cfg.block_r - 1
-        for it in range(count):
-            if any(_feasible(cs, low, loop, it, tile, lo_r, hi_r, row) for cs in clause_sets):
-                total += 1
-    return total
-
-
-def _feasible(clauses, low, loop, it, tile, lo_r, hi_r, row) -> bool:
-    roles = low.roles
-    for conj in clauses:
-        ok = True
-        for f in conj:
-            v = f.get("1", 0)
-            for key, coef in f.items():
-                if key in ("1", "#") or coef == 0:
-                    continue
-                role = roles.role.get(key)
-                if key == loop.var and loop.style == "split":
-                    lo = hi = it
-                elif key == loop.var:
-                    lo, hi = it * tile, it * tile + tile - 1
-                elif key == row:
-                    lo, hi = lo_r, hi_r
-                elif role in ("col", "chunk_row", "full"):
-                    lo, hi = 0, low.sizes[key.upper()] - 1
-                else:
-                    lo, hi = -10 ** 9, 10 ** 9
-                v += coef * (lo if coef > 0 else hi)
-            for coef, name in f.get("#", []):
-                v += coef * low.sizes.get(name, 0)
-            if v > 0:
-                ok = False
-                break
-        if ok:
-            return True
-    return False
+    for r in rows:
+        env[PID] = r
+        total += max(0, evaluate(bounds.hi, env) - evaluate(bounds.lo, env))
+    return total if n_row <= ROW_SAMPLES else round(total * n_row / len(rows))

@@ -23,7 +23,10 @@ from einsum_ir import Cascade, load, resolve_sizes
 from einsum_ir.errors import CascadeError
 from einsum_ir.passes import Prepared, prepare
 
-from .lower import Config, Generated, generate
+from backends.gpu.plan import Config, lowering_sizes
+
+from . import aot
+from .lower import Generated, generate
 
 _MODULES: dict = {}
 
@@ -46,26 +49,38 @@ def prepare_for(cascade: Cascade, *, rewrite: bool = True, block_c: int | None =
     return prepare(cascade, "one-pass" if rewrite else "as-written", tile_size=block_c)
 
 
-def stream_split_inner(prepared: Prepared, facts=None) -> str | None:
-    """The tile rank of a split whose outer rank is stepped by a recurrence (``M0``, ``C``)."""
-    cascade = prepared.cascade
-    for rec in (facts or prepared.facts).recurrences.values():
-        split = next((s for s in cascade.splits if s.outer == rec.var.upper()), None)
-        if split is not None:
-            return split.inner
+def choose_checked(prepared: Prepared, sizes: dict, *, dtype: str, arch=None,
+                   overrides: dict | None = None, interpret: bool = False,
+                   check_spills: bool = False, user_params: dict | None = None):
+    """The GPU cost model's mapping; with ``check_spills`` the best candidates are compiled ahead
+    of time for the target (Triton's ptxas, no GPU needed) and the fastest predicted one whose
+    kernels spill no registers is taken."""
+    from backends.gpu.mapping import choose_mapping, rank_mappings
+
+    if not check_spills or interpret or not aot.available():
+        return choose_mapping(prepared, sizes, dtype=dtype, arch=arch, overrides=overrides,
+                              interpret=interpret, user_params=user_params)
+    ranked = rank_mappings(prepared, sizes, dtype=dtype, arch=arch, overrides=overrides,
+                           user_params=user_params)
+    return _without_spills(prepared, sizes, dtype, ranked, user_params) or ranked[0]
+
+
+def _without_spills(prepared, sizes, dtype, ranked, user_params, tries: int = 6):
+    """The first ranked candidate that fits and whose compiled kernels use no spill stack."""
+    fits = [m for m in ranked if m.breakdown.get("fits")]
+    for m in fits[:tries]:
+        cc = 80 if m.arch.tensor_core_flops_per_clk_per_sm.get("float16", 0) <= 2048 else 90
+        try:
+            gen = generate_for(prepared, sizes, m.config, user_params=user_params)
+            builds = aot.compile_source(gen, dtype, cc)
+        except CascadeError:
+            continue
+        spilled = max((b.stack_bytes or 0) for b in builds)
+        checked = replace(m, breakdown={**m.breakdown, "spill_bytes": spilled,
+                                        "registers": max((b.registers or 0) for b in builds)})
+        if spilled == 0:
+            return checked
     return None
-
-
-def lowering_sizes(prepared: Prepared, sizes: dict, block_c: int,
-                   user_params: dict | None = None, facts=None) -> dict:
-    """Every size of the prepared cascade for a mapping. The tile of a streamed split is the
-    mapping's column tile, unless the user set it or the split is written in the cascade."""
-    low_c = prepared.cascade
-    overrides = {k: v for k, v in sizes.items() if low_c.size_decl(k) is not None}
-    inner = stream_split_inner(prepared, facts)
-    if inner is not None and inner not in (user_params or {}):
-        overrides[inner] = block_c if prepared.changed else overrides.get(inner, block_c)
-    return resolve_sizes(low_c, overrides)
 
 
 def mapping_note(prepared: Prepared, plan_note: str) -> str:
@@ -145,8 +160,6 @@ class CompiledCascade:
 
     def plan(self, sizes: dict, dtype: str):
         """The mapping (tiles, warps, stages) for these sizes, from the GPU cost model."""
-        from backends.gpu.mapping import choose_mapping
-
         arch = self.arch
         if arch is None and not interpreting():
             try:
@@ -158,9 +171,9 @@ class CompiledCascade:
                     arch = detect_arch_name(torch.cuda.get_device_name())
             except ImportError:
                 pass
-        return choose_mapping(self.prepared, sizes, dtype=dtype, arch=arch,
+        return choose_checked(self.prepared, sizes, dtype=dtype, arch=arch,
                               overrides=self.config, interpret=interpreting(),
-                              check_spills=self.check_spills)
+                              check_spills=self.check_spills, user_params=self.params)
 
     def kernel(self, sizes: dict, dtype: str = "float16", shrink: int = 0):
         plan = self.plan(sizes, dtype)

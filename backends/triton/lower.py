@@ -27,14 +27,16 @@ Reductions that do not involve the row rank (the state of linear attention) go t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from einsum_ir.errors import CascadeError
-from einsum_ir.ir import Access, Binary, Call, Cascade, Einsum, Expr, Name, Num, Unary
-from einsum_ir.printer import format_cascade
+from einsum_ir.ir import Access, Binary, Call, Einsum, Expr, Name, Num, Unary
 from einsum_ir.passes import Prepared
-from einsum_ir.verifier import Analysis
 
+from backends.gpu.plan import (Config, Loop, Lowering, Planner, Roles, _factors, _scan_plan)
+
+from backends.gpu.bounds import loop_bounds, pred_range
+from einsum_ir.affine import CeilDiv, FloorDiv, Linear, Max, Min
 from .module import header, launcher
 from .names import Namespace
 
@@ -57,10 +59,6 @@ def prefix_name(tensor: str) -> str:
 
 def _err(msg, node=None, hint=None):
     return CascadeError(msg, getattr(node, "span", None), hint)
-
-
-def pow2(n: int) -> int:
-    return 1 << max(0, (int(n) - 1).bit_length())
 
 
 # ------------------------------------------------------------------------------------------ values
@@ -93,203 +91,20 @@ class Tile:
     dot: tuple | None = None  # (a, b): the value is tl.dot(a, b), so "+ acc" can accumulate in it
 
 
-@dataclass
-class Config:
-    """Tile sizes and launch parameters (the GPU mapping's choices)."""
-
-    block_r: int = 64
-    block_c: int = 64
-    num_warps: int = 4
-    num_stages: int = 2
-    scan: bool = True  # running sums of independent increments: all steps in parallel
-
-
 # ------------------------------------------------------------------------------------------ roles
-
-
-@dataclass
-class Roles:
-    batch: list  # grid vars in order
-    full: list  # full-tile vars
-    stream_rank: str | None
-    role: dict  # var -> role string
-    block: dict  # var -> (block constexpr name, block size, extent code, extent is runtime)
-    row: str | None
-
-
-class Lowering:
-    def __init__(self, cascade: Cascade, sizes: dict, config: Config, facts: Analysis):
-        self.c = cascade
-        self.a: Analysis = facts
-        self.sizes = dict(sizes)
-        self.cfg = config
-        self.defs = {}
-        for e in cascade.einsums:
-            self.defs.setdefault(e.name, []).append(e)
-        self.inputs = {d.name: d for d in cascade.inputs}
-        self.outputs = {d.name: d for d in cascade.outputs}
-        self.aliases = {d.name: d.default.name for d in cascade.sizes
-                        if d.is_rank and isinstance(d.default, Name)}
-        self.names = Namespace()
-        self._roles()
-
-    # ----------------------------------------------------------------- sizes and ranks
-    def root(self, rank: str) -> str:
-        seen = set()
-        while rank in self.aliases and rank not in seen:
-            seen.add(rank)
-            rank = self.aliases[rank]
-        return rank
-
-    def split_outer_of(self, rank):
-        return next((s for s in self.c.splits if s.outer == rank), None)
-
-    def split_inner_of(self, rank):
-        return next((s for s in self.c.splits if s.inner == rank), None)
-
-    def all_vars(self):
-        seen = {}
-        for e in self.c.einsums:
-            for v in e.iteration_space:
-                seen.setdefault(v, e)
-        return seen
-
-    def _roles(self):
-        c = self.c
-        inputs2 = [d for d in c.inputs if len(d.axes) >= 2]
-        batch_ranks, full_ranks = set(), set()
-        for d in inputs2:
-            full_ranks.add(self.root(d.ranks[-1]))
-            batch_ranks.update(self.root(r) for r in d.ranks[:-2])
-        for d in c.outputs:
-            full_ranks.add(self.root(d.ranks[-1]))
-        vars_ = self.all_vars()
-        reduced = set()
-        for e in c.einsums:
-            reduced.update(e.reduced)
-        rec_vars = {r.var for r in self.a.recurrences.values()}
-        full = [v for v in vars_ if self.root(v.upper()) in full_ranks]
-        batch = [v for v in vars_ if self.root(v.upper()) in batch_ranks and v not in full]
-        # the streamed rank
-        stream = None
-        if rec_vars:
-            if len(rec_vars) > 1:
-                raise _err("recurrences over more than one index (" + ", ".join(sorted(rec_vars))
-                           + ") are outside the Triton lowering's reach",
-                           next(iter(self.a.recurrences.values())).update)
-            (rv,) = rec_vars
-            split = self.split_outer_of(rv.upper())
-            if split is None:
-                raise _err(f"the recurrence index {rv} must be the outer part of a split "
-                           f"(split X = {rv.upper()} * X0) for the Triton lowering",
-                           next(iter(self.a.recurrences.values())).update)
-            stream = self.root(split.rank)
-        else:
-            cands = {self.root(v.upper()) for v in reduced if v not in full and v not in batch}
-            cands = {r for r in cands if not self.split_inner_of(r)} or cands
-            if len(cands) > 1:
-                e = next(e for e in c.einsums if e.reduced)
-                raise _err("reductions over several sequence ranks (" + ", ".join(sorted(cands))
-                           + ") are outside the Triton lowering's reach", e)
-            stream = next(iter(cands)) if cands else None
-        role, block = {}, {}
-        rows = []
-        for v in vars_:
-            rank = v.upper()
-            if v in batch:
-                role[v] = "batch"
-            elif v in full:
-                role[v] = "full"
-                ext = self.sizes[rank]
-                block[v] = (self.names.block(rank), pow2(max(ext, 16)), str(ext), False)
-            elif v in rec_vars:
-                role[v] = "stream_outer"
-            elif stream is not None and self.root(rank) == stream and not self.split_inner_of(rank):
-                role[v] = "stream_plain" if v in reduced else "reshape"
-                if v in reduced:
-                    block[v] = (self.names.block(rank), self.cfg.block_c, rank, True)
-            elif v in reduced:
-                role[v] = "col"
-                ext = self.sizes[rank]
-                block[v] = (self.names.block(rank), pow2(max(ext, 16)), str(ext), False)
-            else:
-                role[v] = "row"
-                rows.append(v)
-        if len(rows) > 1:
-            e = vars_[rows[1]]
-            raise _err(f"more than one row rank ({', '.join(rows)}): the Triton lowering tiles one "
-                       f"rank per program besides the streamed one", e)
-        row = rows[0] if rows else None
-        if row is not None:
-            rank = row.upper()
-            s = self.split_inner_of(rank)
-            if s is not None and self.root(s.rank) == stream:
-                role[row] = "chunk_row"
-                ext = self.sizes[rank]
-                block[row] = (self.names.block(rank), pow2(max(ext, 16)), str(ext), False)
-            else:
-                block[row] = (self.names.block(rank), self.cfg.block_r, rank, True)
-        for v, r in role.items():  # split inner of a streamed split: its block is the split size
-            if r == "col":
-                s = self.split_inner_of(v.upper())
-                if s is not None and self.root(s.rank) == stream:
-                    ext = self.sizes[v.upper()]
-                    if pow2(ext) != ext or ext < 16:
-                        raise _err(f"the tile size {v.upper()} = {ext} of split {s.rank} = "
-                                   f"{s.outer} * {s.inner} must be a power of two >= 16 for "
-                                   f"Triton", s)
-        self.roles = Roles(batch, full, stream, role, block, row)
-
-    def feeds_max(self, name: str, seen=None) -> bool:
-        """Whether a max reduction reads ``name`` through element-wise Einsums."""
-        seen = seen if seen is not None else set()
-        if name in seen:
-            return False
-        seen.add(name)
-        for e in self.c.einsums:
-            if any(acc.tensor == name for acc in e.reads()):
-                if e.reducer == "max":
-                    return True
-                if e.reducer is None and e.name not in self.a.recurrences and \
-                        self.feeds_max(e.name, seen):
-                    return True
-        return False
-
-    # axis ordering: row, column, full
-    def axis_key(self, label):
-        r = self.roles.role.get(label)
-        order = {"row": 0, "chunk_row": 0, "col": 1, "stream_plain": 1, "full": 2}
-        return (order.get(r, 3), label)
-
-    def order(self, axes) -> tuple:
-        return tuple(sorted(set(axes), key=self.axis_key))
-
-    def is_baked(self, name: str) -> bool:
-        """Sizes baked into the kernel: parameters, full dims, tile (split inner) sizes."""
-        d = self.c.size_decl(name)
-        if d is not None and not d.is_rank:
-            return True
-        if self.split_outer_of(name):
-            return False
-        vars_with = [v for v, r in self.roles.role.items() if v.upper() == name]
-        if any(self.roles.role[v] in ("full", "col", "chunk_row") for v in vars_with):
-            return True
-        if self.split_inner_of(name):
-            return True
-        if not vars_with:
-            # a rank only used in sizes: baked unless an input axis has it
-            return not any(self.root(r) == self.root(name) for d in self.c.inputs for r in d.ranks)
-        return False
 
 
 # ------------------------------------------------------------------------------------- code gen
 
 
+_UNION = ("+", "max", "min")
+
+
 class KernelGen:
     """Emits one @triton.jit kernel (one phase)."""
 
-    def __init__(self, low: Lowering, name: str, units: list, phase_reads: dict, stores: list,
-                 scratch_out: list):
+    def __init__(self, low: Lowering, names: Namespace, name: str, units: list, phase_reads: dict,
+                 stores: list, scratch_out: list):
         self.low = low
         self.name = name
         self.units = units  # list of loops: (style, [Einsum units])
@@ -298,8 +113,9 @@ class KernelGen:
         self.scratch_out = scratch_out  # tensors this phase writes to scratch
         self.lines: list[str] = []
         self.loop_lines: list[str] | None = None
-        self.scope = low.names.scope()
-        self.names = low.names
+        self.scope = names.scope()
+        self.used_blocks: set[str] = set()  # block constexprs the kernel's code spells
+        self.names = names
         self.memo_inv: dict = {}
         self.memo_var: dict = {}
         self.carried: dict = {}  # tensor -> var name of the carried (old) value
@@ -375,10 +191,13 @@ class KernelGen:
         raise _err("unsupported size expression", expr)
 
     def shape_of(self, axes) -> str:
-        return "[" + ", ".join(self.low.roles.block[self.axis_var(a)][0] for a in axes) + "]"
+        return "[" + ", ".join(self.blk(a) for a in axes) + "]"
 
-    def axis_var(self, label):
-        return label
+    def blk(self, var: str) -> str:
+        """The block-size constexpr of an index variable's tile (a parameter of the kernel)."""
+        name = self.low.roles.block[var][0]
+        self.used_blocks.add(name)
+        return name
 
     def bcast(self, code: str, axes: tuple, target: tuple) -> str:
         if tuple(axes) == tuple(target) or not axes:
@@ -404,7 +223,7 @@ class KernelGen:
         if role == "batch":
             return Idx(self.names.idx(var))
         if role in ("full", "col", "chunk_row"):
-            blk = low.roles.block[var][0]
+            blk = self.blk(var)
             name = self.names.offs(var)
             key = ("offs", var)
             if key not in self.memo_inv:
@@ -1055,63 +874,6 @@ class KernelGen:
 # ----------------------------------------------------------------------------------- utilities
 
 
-_TOP = object()  # the neutral "empty-if" set of a recurrence's carried value
-
-
-def _meet(a, b):  # union ops: empty only where both sides are
-    if a is _TOP:
-        return b
-    if b is _TOP:
-        return a
-    return a & b
-
-
-def _join(a, b):  # intersecting ops: empty where either side is
-    if a is _TOP or b is _TOP:
-        return _TOP
-    return a | b
-
-
-_UNION = ("+", "max", "min")
-
-
-def _empties_expr(low, expr, own, cache):
-    if isinstance(expr, Access):
-        t = expr.tensor
-        if t in own and t in low.a.recurrences:
-            return _TOP
-        if t in low.inputs or t in getattr(low, "stream_red_names", ()) or \
-                t in low.a.recurrences:
-            return frozenset()
-        (d,) = low.defs[t]
-        return _empties_einsum(low, d, own, cache)
-    if isinstance(expr, Unary):
-        return _empties_expr(low, expr.operand, own, cache)
-    if isinstance(expr, Binary):
-        a = _empties_expr(low, expr.lhs, own, cache)
-        b = _empties_expr(low, expr.rhs, own, cache)
-        return _meet(a, b) if expr.op in _UNION else _join(a, b)
-    if isinstance(expr, Call):
-        sets = [_empties_expr(low, x, own, cache) for x in expr.args]
-        out = sets[0]
-        for x in sets[1:]:
-            out = _meet(out, x) if expr.func in ("max", "min") else _join(out, x)
-        return out
-    return frozenset()
-
-
-def _empties_einsum(low, e, own, cache, top=True):
-    key = (e.name, e.output, frozenset(own))
-    if key in cache:
-        return cache[key]
-    cache[key] = frozenset()  # cycles: nothing
-    out = _empties_expr(low, e.body, own, cache)
-    if e.where is not None:
-        out = _join(out, frozenset({e.name}))
-    cache[key] = out
-    return out
-
-
 def _bounded_by(a: Tile, b: Tile) -> bool:
     codes = {a.code} | ({a.lin[0]} if a.lin else set())
     return bool(codes & b.max_of)
@@ -1162,254 +924,6 @@ def _const_binary(op, x, y):
         x ** y if op == "pow" else (_ for _ in ()).throw(ValueError()))
 
 
-def _factors(expr: Expr, inv=False) -> list:
-    if isinstance(expr, Binary) and expr.op == "*":
-        return _factors(expr.lhs, inv) + _factors(expr.rhs, inv)
-    if isinstance(expr, Binary) and expr.op == "/" and not inv:
-        return _factors(expr.lhs, inv) + [(expr.rhs, True)]
-    return [(expr, inv)]
-
-
-# ------------------------------------------------------------------------------ loop bounds
-
-
-def _lin(expr: Expr, low: Lowering):
-    """A linear form {var: coef, '#': [(coef, code)], '1': const} of an index expression, or None."""
-    if isinstance(expr, Num):
-        return {"1": int(expr.value)} if float(expr.value).is_integer() else None
-    if isinstance(expr, Name):
-        if expr.is_index:
-            return {expr.name: 1}
-        if low.is_baked(expr.name) and expr.name in low.sizes:
-            return {"1": int(low.sizes[expr.name])}
-        return {"#": [(1, expr.name)]}
-    if isinstance(expr, Unary) and expr.op == "-":
-        inner = _lin(expr.operand, low)
-        return None if inner is None else _scale(inner, -1)
-    if isinstance(expr, Binary) and expr.op in ("+", "-"):
-        a, b = _lin(expr.lhs, low), _lin(expr.rhs, low)
-        if a is None or b is None:
-            return None
-        return _add(a, _scale(b, -1) if expr.op == "-" else b)
-    if isinstance(expr, Binary) and expr.op == "*":
-        a, b = _lin(expr.lhs, low), _lin(expr.rhs, low)
-        if a is None or b is None:
-            return None
-        for x, y in ((a, b), (b, a)):
-            if set(x) <= {"1"}:
-                return _scale(y, x.get("1", 0))
-        return None
-    return None
-
-
-def _scale(f, k):
-    out = {}
-    for key, v in f.items():
-        out[key] = [(c * k, code) for c, code in v] if key == "#" else v * k
-    return out
-
-
-def _add(a, b):
-    out = dict(a)
-    for key, v in b.items():
-        if key == "#":
-            out["#"] = out.get("#", []) + v
-        else:
-            out[key] = out.get(key, 0) + v
-    return out
-
-
-def _clauses(pred: Expr, low: Lowering):
-    """Disjunctive form: a list of conjunctions, each a list of linear forms f with f <= 0.
-    None when the predicate is outside the linear fragment (then no bound is derived)."""
-    if isinstance(pred, Binary) and pred.op == "and":
-        a, b = _clauses(pred.lhs, low), _clauses(pred.rhs, low)
-        if a is None:
-            return b
-        if b is None:
-            return a
-        return [x + y for x in a for y in b]
-    if isinstance(pred, Binary) and pred.op == "or":
-        a, b = _clauses(pred.lhs, low), _clauses(pred.rhs, low)
-        return None if a is None or b is None else a + b
-    if isinstance(pred, Binary) and pred.op in ("<", "<=", ">", ">=", "=="):
-        lhs, rhs, op = pred.lhs, pred.rhs, pred.op
-        if op in (">", ">="):
-            lhs, rhs, op = rhs, lhs, {">": "<", ">=": "<="}[op]
-        if isinstance(lhs, Call) and lhs.func == "abs" and op in ("<", "<="):
-            x = lhs.args[0]
-            return _clauses(Binary("and", Binary(op, x, rhs), Binary(op, Unary("-", x), rhs)), low)
-        a, b = _lin(lhs, low), _lin(rhs, low)
-        if a is None or b is None:
-            return None
-        f = _add(a, _scale(b, -1))
-        if op == "<":
-            f = _add(f, {"1": 1})
-        if op == "==":
-            return [[f, _scale(f, -1)]]
-        return [[f]]
-    return None
-
-
-# --------------------------------------------------------------------------------- planning
-
-
-@dataclass
-class Loop:
-    level: int
-    style: str  # "split" (outer var stepped, inner tile) or "plain" (tiled stream var)
-    var: str  # the stepped var (m1 / n) or the plain var (m)
-    units: list = field(default_factory=list)  # ("rec", group) | ("sred", einsum)
-    outputs: list = field(default_factory=list)  # output Einsums stored inside the loop
-
-
-class Planner:
-    def __init__(self, low: Lowering):
-        self.low = low
-        a = low.a
-        self.rec_groups = [g for g, v in zip(a.order, a.step_vars) if v is not None]
-        self.rec_of = {}
-        for g in self.rec_groups:
-            for e in g:
-                self.rec_of[e.name] = g
-        low.stream_reductions = [e for e in low.c.einsums if e.reducer and any(
-            low.roles.role.get(v) == "stream_plain" for v in e.reduced)]
-        self.sred = {e.name: e for e in low.stream_reductions}
-        self.loop_of: dict = {}  # unit key -> level
-        self._level_cache = {}
-
-    def unit_level(self, key):
-        if key in self.loop_of:
-            return self.loop_of[key]
-        if key in self.rec_of:
-            group = self.rec_of[key]
-            own = {e.name for e in group}
-            lvl = 0
-            for e in group:
-                lvl = max(lvl, self.reads_level(e, own))
-            for e in group:
-                self.loop_of[e.name] = lvl
-            return lvl
-        e = self.sred[key]
-        self.loop_of[key] = lvl = self.reads_level(e, set())
-        return lvl
-
-    def reads_level(self, einsum, own) -> int:
-        lvl = 0
-        for acc in einsum.reads():
-            lvl = max(lvl, self.access_level(acc, own))
-        return lvl
-
-    def access_level(self, acc, own) -> int:
-        low, t = self.low, acc.tensor
-        if t in low.inputs:
-            return 0
-        if t in self.rec_of and t not in low.a.recurrences:
-            return 0 if t in own else self.unit_level(t)
-        if t in self.rec_of:
-            rec = low.a.recurrences[t]
-            idx = acc.indices[rec.axis]
-            final = isinstance(idx, Name) and not idx.is_index
-            if t in own and not final:
-                return 0
-            return self.unit_level(t) + (1 if final else 0)
-        if t in self.sred:
-            return self.unit_level(t) + 1
-        (e,) = low.defs[t]
-        return self.reads_level(e, own)
-
-    def iterates_row(self, einsum, seen=None) -> bool:
-        row = self.low.roles.row
-        if row is None or self.low.roles.role[row] != "row":
-            return False
-        seen = seen or set()
-        if row in einsum.iteration_space:
-            return True
-        for acc in einsum.reads():
-            t = acc.tensor
-            if t in self.low.inputs or t in seen:
-                continue
-            seen.add(t)
-            for e in self.low.defs[t]:
-                if self.iterates_row(e, seen):
-                    return True
-        return False
-
-    def plan(self):
-        low = self.low
-        units = []
-        for g in self.rec_groups:
-            units.append(("rec", g))
-        for e in low.stream_reductions:
-            units.append(("sred", e))
-        phases = {0: [], 1: []}
-        two_phase = low.roles.row is not None and low.roles.role[low.roles.row] == "row"
-        for kind, u in units:
-            einsums = u if kind == "rec" else [u]
-            lvl = self.unit_level(einsums[0].name)
-            if two_phase and not any(self.iterates_row(e) for e in einsums):
-                phases[0].append((lvl, kind, u))
-            else:
-                phases[1].append((lvl, kind, u))
-        if not phases[0]:
-            phases = {1: phases[1]}
-        out = {}
-        for ph, lst in phases.items():
-            loops: list[Loop] = []
-            for lvl, kind, u in sorted(lst, key=lambda x: x[0]):
-                if kind == "rec":
-                    var = low.a.recurrences[u[0].name].var if u[0].name in low.a.recurrences else \
-                        next(low.a.recurrences[e.name].var for e in u if e.name in low.a.recurrences)
-                    style = "split"
-                else:
-                    var = next(v for v in u.reduced if low.roles.role.get(v) == "stream_plain")
-                    style = "plain"
-                loop = next((lp for lp in loops if lp.level == lvl and lp.style == style
-                             and lp.var == var), None)
-                if loop is None:
-                    loop = Loop(lvl, style, var)
-                    loops.append(loop)
-                loop.units.append((kind, u))
-            out[ph] = loops
-        # outputs
-        final_phase = max(out) if out else 1
-        out.setdefault(final_phase, [])
-        post = []
-        for d in low.c.outputs:
-            (e,) = [x for x in low.defs[d.name] if not (d.name in low.a.recurrences)] or [None]
-            if e is None:
-                raise _err(f"output {d.name} is a recurrence; write its final iterate to an output",
-                           d)
-            stream_out = [v for v in e.output_vars if low.roles.role.get(v) in
-                          ("stream_outer", "stream_plain", "reshape")]
-            if e.name in self.sred:
-                post.append(e)
-            elif stream_out:
-                v = stream_out[0]
-                role = low.roles.role[v]
-                style = "plain" if role == "stream_plain" else "split"
-                lvl = self.reads_level(e, set())
-                loops = out[final_phase]
-                loop = next((lp for lp in loops if lp.level == lvl and lp.style == style), None)
-                if loop is None:
-                    var = v if style == "plain" else next(
-                        (r.var for r in low.a.recurrences.values()), None)
-                    if var is None:
-                        raise _err(f"output {d.name} iterates the streamed rank; the Triton "
-                                   f"lowering cannot place it in a loop", e)
-                    loop = Loop(lvl, style, var)
-                    loops.append(loop)
-                loop.outputs.append(e)
-            else:
-                post.append(e)
-        for ph in out:
-            out[ph].sort(key=lambda lp: lp.level)
-        return out, post
-
-
-# ------------------------------------------------------------------------------- the kernels
-
-
 class PhaseGen(KernelGen):
     def run(self, loops: list, post: list, store_finals: list):
         low = self.low
@@ -1420,7 +934,7 @@ class PhaseGen(KernelGen):
             v = roles.row
             head.append("pid_r = tl.program_id(0)")
             offs = self.names.offs(v)
-            head.append(f"{offs} = pid_r * {roles.block[v][0]} + tl.arange(0, {roles.block[v][0]})")
+            head.append(f"{offs} = pid_r * {self.blk(v)} + tl.arange(0, {self.blk(v)})")
             self.memo_inv[("offs", v)] = offs
         if roles.batch:
             head.append("pid_b = tl.program_id(1)")
@@ -1445,65 +959,19 @@ class PhaseGen(KernelGen):
         return self.lines
 
     # ----------------------------------------------------------------- loops
-    def loop_bounds(self, k: int, loop: Loop):
-        low = self.low
-        roles = low.roles
-        if loop.style == "split":
-            split = low.split_outer_of(loop.var.upper())
-            count = f"tl.cdiv({self.size_code(split.rank)}, {self.size_code(split.inner)})"
-        else:
-            blk = roles.block[loop.var][0]
-            count = f"tl.cdiv({self.size_code(loop.var.upper())}, {blk})"
-        lo, hi = "0", count
-        if loop.outputs:
-            return lo, hi, []
-        # A block may be skipped when every unit's contribution there is empty. A unit's
-        # contribution is empty where any Einsum of its "empty-if" set is (intersecting ops
-        # propagate emptiness, union ops only when both sides are empty; a recurrence's own
-        # carried value is neutral: an update whose local parts are empty keeps the state).
-        targets = []
-        for kind, u in loop.units:
-            if kind == "rec":
-                own = {e.name for e in u}
-                targets += [(e, own) for e in u if e.name in low.a.recurrences
-                            and low.a.recurrences[e.name].update is e]
-            else:
-                targets.append((u, set()))
-        cache = {}
-        los, his, notes = [], [], []
-        for e, own in targets:
-            deps = _empties_einsum(low, e, own, cache, top=False)
-            if deps is _TOP or not deps:
-                return lo, hi, []
-            u_lo, u_hi = [], []
-            for name in sorted(deps):
-                pe = low.defs[name][0]
-                r = self.pred_range(pe, loop)
-                if r is None:
-                    continue
-                note = f"{name}: where {_fmt(pe.where)}"
-                if note not in notes:
-                    notes.append(note)
-                if r[0] != "0":
-                    u_lo.append(r[0])
-                if r[1] is not None:
-                    u_hi.append(r[1])
-            if not u_lo and not u_hi:
-                return lo, hi, []
-            los.append(_nest("tl.maximum", u_lo) if u_lo else "0")
-            his.append(_nest("tl.minimum", u_hi) if u_hi else None)
-        if any(x is None for x in his):
-            his = []
-        if "0" in los:
-            los = []
-        if los:
-            lo = _nest("tl.minimum", sorted(set(los)))
-            lo = f"tl.maximum({lo}, 0)"
-        his = sorted(set(his))
-        if his:
-            h = _nest("tl.maximum", his)
-            hi = f"tl.minimum({h}, {count})"
-        return lo, hi, notes
+    def bound_code(self, expr) -> str:
+        """Triton code of a typed loop bound (backends.gpu.bounds)."""
+        return render_bound(expr, self.symbol_code)
+
+    def symbol_code(self, sym) -> str:
+        kind = sym[0]
+        if kind == "size":
+            return self.size_code(sym[1])
+        if kind == "block":
+            return self.blk(sym[1])
+        if kind == "pid":
+            return "pid_r"
+        return self.names.idx(sym[1])
 
     def closure_of(self, einsum, seen=None):
         seen = seen if seen is not None else {}
@@ -1517,15 +985,8 @@ class PhaseGen(KernelGen):
             for e in self.low.defs[t]:
                 if e.name in self.low.a.recurrences and e.name != einsum.name:
                     continue
-                if e.name in getattr(self.low, "stream_red_names", ()):
+                if e.name in self.low.stream_red_names:
                     continue
-                self.closure_of(e, seen)
-        return list(seen.values())
-
-    def loop_closure(self, loop):
-        seen = {}
-        for kind, u in loop.units:
-            for e in (u if kind == "rec" else [u]):
                 self.closure_of(e, seen)
         return list(seen.values())
 
@@ -1535,14 +996,14 @@ class PhaseGen(KernelGen):
         loop = self.cur_loop
         if loop is None or self.loop_lines is None or self.parallel:
             return None
-        full = self.pred_range(einsum, loop, full=True)
+        full = pred_range(low, einsum, loop, full=True)
         if full is None:
             return None
         parts = []
-        if full[0] != "0":
-            parts.append(f"(it < {self.emit('full_lo', full[0], False)})")
-        if full[1] is not None:
-            parts.append(f"(it >= {self.emit('full_hi', full[1], False)})")
+        if full.lo is not None:
+            parts.append(f"(it < {self.emit('full_lo', self.bound_code(full.lo), False)})")
+        if full.hi is not None:
+            parts.append(f"(it >= {self.emit('full_hi', self.bound_code(full.hi), False)})")
         if not parts:
             return None
         for code, axes in ninf:
@@ -1550,96 +1011,17 @@ class PhaseGen(KernelGen):
                 continue
             if code in self.bound_codes:
                 rank, blk = self.bound_codes[code]
+                self.used_blocks.add(blk)
                 parts.append(f"((it + 1) * {blk} > {self.size_code(rank)})")
                 continue
             return None  # another kind of emptiness: mask every step
         return " | ".join(parts)
 
-    def pred_range(self, einsum, loop, full: bool = False):
-        """(lo, hi) code of the loop counter range that may meet ``einsum``'s predicate; with
-        ``full``, the range where every point of the block meets it (None: unknown)."""
-        low = self.low
-        roles = low.roles
-        clauses = _clauses(einsum.where, low)
-        if clauses is None:
-            return None
-        if full:
-            if len(clauses) != 1:
-                return None
-            clauses = clauses[:1]
-        results = []
-        for conj in clauses:
-            lo_c, hi_c = [], []
-            for f in conj:
-                A = 0
-                terms = []  # (int coefficient, code): the minimum of the rest over the block
-                const = f.get("1", 0)
-                ok = True
-                for key, coef in f.items():
-                    if key in ("1",) or coef == 0:
-                        continue
-                    if key == "#":
-                        terms += [(c, self.size_code(code)) for c, code in coef]
-                        continue
-                    role = roles.role.get(key)
-                    if loop.style == "split" and key == loop.var:
-                        A += coef
-                        continue
-                    if loop.style == "plain" and key == loop.var:
-                        blk = roles.block[key][0]
-                        A += coef
-                        plain_blk = blk
-                        if (coef < 0) != full:  # the block's last position
-                            terms.append((coef, blk))
-                            const -= coef
-                        continue
-                    if role == "batch":
-                        terms.append((coef, self.names.idx(key)))
-                        continue
-                    if role == "row":  # rows pid_r * BLOCK .. pid_r * BLOCK + BLOCK - 1
-                        blk = roles.block[key][0]
-                        terms.append((coef, f"pid_r * {blk}"))
-                        if (coef < 0) != full:
-                            terms.append((coef, blk))
-                            const -= coef
-                        continue
-                    if role in ("col", "chunk_row", "full"):
-                        ext = low.sizes[key.upper()]
-                        const += coef * (0 if (coef > 0) != full else ext - 1)
-                        continue
-                    ok = False
-                if not ok:
-                    if full:
-                        return None
-                    continue
-                if loop.style == "plain" and A != 0:
-                    a_terms, a_const = [(abs(A), plain_blk)], 0
-                    a_pos = f"{abs(A)} * {plain_blk}" if abs(A) != 1 else plain_blk
-                else:
-                    a_terms, a_const = [], abs(A)
-                    a_pos = str(abs(A))
-                if A > 0:  # A*it + rest <= 0  ->  it <= floor(-rest / A): hi = (A - rest) // A
-                    num = _lin_code([(-c, x) for c, x in terms] + a_terms, -const + a_const)
-                    hi_c.append(f"(tl.maximum({num}, 0) // {a_pos})")
-                elif A < 0:  # it >= ceil(rest / -A)
-                    num = _lin_code(terms, const)
-                    lo_c.append(f"((tl.maximum({num}, 0) + {a_pos} - 1) // {a_pos})")
-            results.append((_nest("tl.maximum", lo_c) if lo_c else "0",
-                            _nest("tl.minimum", hi_c) if hi_c else None))
-        if len(results) == 1:
-            return results[0]
-        # a disjunction: the hull of its parts
-        los = [r[0] for r in results]
-        his = [r[1] for r in results]
-        return (_nest("tl.minimum", los), None if any(h is None for h in his) else _nest("tl.maximum", his))
-
-    def _blk_value(self, var):
-        return int(self.low.roles.block[var][1])
-
     def emit_loop(self, k: int, loop: Loop):
         low = self.low
         roles = low.roles
-        lo, hi, notes = self.loop_bounds(k, loop)
+        bounds = loop_bounds(low, loop)
+        lo, hi, notes = self.bound_code(bounds.lo), self.bound_code(bounds.hi), bounds.notes
         desc = ", ".join(sorted({e.name for kind, u in loop.units
                                  for e in (u if kind == "rec" else [u])} | {e.name for e in loop.outputs}
                                 | {self.names.tensor(increments_name(n))
@@ -1716,7 +1098,7 @@ class PhaseGen(KernelGen):
                                        (Idx("it", (), True), size, inner))
         else:
             v = loop.var
-            blk = roles.block[v][0]
+            blk = self.blk(v)
             local = self.fresh(f"arange_{v}")
             offs = self.names.offs(v)
             self.loop_lines.append(f"{offs} = it * {blk} + tl.arange(0, {blk})")
@@ -1826,33 +1208,35 @@ class PhaseGen(KernelGen):
         self.stmt(f"{op}({ptr} + {' + '.join(parts)}, {v2}{mask})", in_loop)
 
 
-def _lin_code(terms, const) -> str:
-    """Readable code of sum(coef * code) + const."""
-    merged = {}
-    for c, x in terms:
-        merged[x] = merged.get(x, 0) + c
+def _linear_code(lin: Linear, sym) -> str:
+    """Readable code of sum(coef * product) + const."""
     out = ""
-    for x, c in merged.items():
-        if c == 0:
-            continue
+    for product, c in lin.terms:
         mag = "" if abs(c) == 1 else f"{abs(c)} * "
-        out += (" - " if c < 0 else " + ") + mag + x
-    if const:
-        out += (" - " if const < 0 else " + ") + str(abs(const))
+        out += (" - " if c < 0 else " + ") + mag + " * ".join(sym(x) for x in product)
+    if lin.const:
+        out += (" - " if lin.const < 0 else " + ") + str(abs(lin.const))
     out = out.strip()
     if not out:
         return "0"
     return out[2:] if out.startswith("+ ") else "-" + out[2:]
 
 
-def _nest(fn, items):
-    items = list(items)
-    if len(items) == 1:
-        return items[0]
-    out = items[0]
-    for x in items[1:]:
-        out = f"{fn}({out}, {x})"
-    return out
+def render_bound(expr, sym) -> str:
+    """Triton code of a bound expression; ``sym`` spells a symbol."""
+    if isinstance(expr, Linear):
+        return _linear_code(expr, sym)
+    if isinstance(expr, (Max, Min)):
+        fn = "tl.maximum" if isinstance(expr, Max) else "tl.minimum"
+        a, b = (render_bound(x, sym) for x in expr.items)
+        return f"{fn}({a}, {b})"
+    if isinstance(expr, FloorDiv):
+        den = render_bound(expr.den, sym)
+        return f"(tl.maximum({render_bound(expr.num, sym)}, 0) // {den})"
+    if isinstance(expr, CeilDiv):
+        den = render_bound(expr.den, sym)
+        return f"((tl.maximum({render_bound(expr.num, sym)}, 0) + {den} - 1) // {den})"
+    return f"tl.cdiv({render_bound(expr.a, sym)}, {render_bound(expr.b, sym)})"
 
 
 def _fmt(expr):
@@ -1883,18 +1267,18 @@ def generate(prepared: Prepared, sizes: dict, config: Config | None = None, *,
 
 def _generate(prepared: Prepared, sizes, config, mapping_note):
     cascade, facts = prepared.cascade, prepared.facts
-    low = Lowering(cascade, sizes, config, facts)
+    names = Namespace()
+    low = Lowering(cascade, sizes, config, facts, names.block)
     planner = Planner(low)
-    low.stream_red_names = {e.name for e in low.stream_reductions}
     phases, post = planner.plan()
     scan = _scan_plan(low, phases, post) if config.scan else None
     if scan is not None:
         try:
-            return _generate_scan(low, phases, post, scan, config, mapping_note, prepared)
+            return _generate_scan(low, names, phases, post, scan, config, mapping_note, prepared)
         except CascadeError:
-            low = Lowering(cascade, sizes, config, facts)  # fall back to the sequential loop
+            names = Namespace()  # fall back to the sequential loop
+            low = Lowering(cascade, sizes, config, facts, names.block)
             planner = Planner(low)
-            low.stream_red_names = {e.name for e in low.stream_reductions}
             phases, post = planner.plan()
     kernels = []
     finals_from = {}
@@ -1914,7 +1298,7 @@ def _generate(prepared: Prepared, sizes, config, mapping_note):
                         if e.name in low.a.recurrences or kind == "sred":
                             if e.name not in store_finals:
                                 store_finals.append(e.name)
-        gen = PhaseGen(low, f"_phase{ph}", loops, phase_reads, post if last else [], store_finals)
+        gen = PhaseGen(low, names, f"_phase{ph}", loops, phase_reads, post if last else [], store_finals)
         # a state phase made only of sums over the streamed rank splits that rank across
         # programs (grid axis 0) and adds the partial sums atomically
         gen.split_stream = (not last and len(loops) == 1 and all(
@@ -1931,79 +1315,10 @@ def _generate(prepared: Prepared, sizes, config, mapping_note):
                 axes = [i for k, i in enumerate(e.output.indices) if not rec or k != rec.axis]
                 finals_from[name] = [i.name.upper() for i in axes]
         kernels.append((gen, lines, store_finals))
-    return _assemble(low, kernels, finals_from, config, mapping_note, prepared)
+    return _assemble(low, names, kernels, finals_from, config, mapping_note, prepared)
 
 
-def _scan_plan(low: Lowering, phases, post):
-    """Recurrences that are running sums of independent increments, ``S[n+1] = S[n] + X[n]``,
-    can run all steps in parallel: increments, an exclusive prefix sum, then the steps again
-    reading ``S[n]`` from memory (the chunked form of flash-linear-attention). Returns
-    ``[(tensor, update, X)]`` when every recurrence of the cascade has that form."""
-    roles = low.roles
-    if list(phases) != [1] or len(phases[1]) != 1 or post:
-        return None
-    loop = phases[1][0]
-    if loop.style != "split" or not loop.units or any(k != "rec" for k, _ in loop.units):
-        return None
-    if roles.row is not None and roles.role[roles.row] == "row":
-        return None  # grid axis 0 is taken by row blocks
-    recs = low.a.recurrences
-    plan = []
-    for _, group in loop.units:
-        for e in group:
-            if e.name not in recs:
-                return None
-            rec = recs[e.name]
-            if e is not rec.update:
-                continue
-            if not isinstance(rec.init.body, Num):
-                return None
-            body = e.body
-            if not (isinstance(body, Binary) and body.op == "+"):
-                return None
-            carried = [i if k != rec.axis else Name(rec.var) for k, i in enumerate(e.output.indices)]
-            own = [side for side in (body.lhs, body.rhs) if isinstance(side, Access)
-                   and side.tensor == e.name and list(side.indices) == carried]
-            if len(own) != 1:
-                return None
-            inc = body.rhs if own[0] is body.lhs else body.lhs
-            if _reads_recurrence(low, inc):
-                return None
-            plan.append((e.name, e, inc))
-    # every other read of a recurrence must be of the state before the step
-    for e in low.c.einsums:
-        for acc in e.reads():
-            rec = recs.get(acc.tensor)
-            if rec is None or e is rec.update:
-                continue
-            idx = acc.indices[rec.axis]
-            if not (isinstance(idx, Name) and idx.name == rec.var):
-                return None
-    return plan or None
-
-
-def _reads_recurrence(low, expr, seen=None) -> bool:
-    seen = seen if seen is not None else set()
-    for node in walk_expr(expr):
-        if isinstance(node, Access):
-            t = node.tensor
-            if t in low.a.recurrences:
-                return True
-            if t in low.inputs or t in seen:
-                continue
-            seen.add(t)
-            for d in low.defs.get(t, ()):
-                if _reads_recurrence(low, d.body, seen):
-                    return True
-    return False
-
-
-def walk_expr(expr):
-    from einsum_ir.ir import walk
-    return walk(expr)
-
-
-def _generate_scan(low, phases, post, scan, config, mapping_note, prepared):
+def _generate_scan(low, names, phases, post, scan, config, mapping_note, prepared):
     loop = phases[1][0]
     recs = low.a.recurrences
     ranks = {}
@@ -2012,7 +1327,7 @@ def _generate_scan(low, phases, post, scan, config, mapping_note, prepared):
         ranks[name] = [rec.var.upper() if k == rec.axis else i.name.upper()
                        for k, i in enumerate(upd.output.indices)]
     inc_loop = Loop(loop.level, loop.style, loop.var)
-    gen_inc = PhaseGen(low, "_phase_increments", [inc_loop], {}, [], [])
+    gen_inc = PhaseGen(low, names, "_phase_increments", [inc_loop], {}, [], [])
     gen_inc.parallel = True
     gen_inc.has_row = False
     gen_inc.scan_inc = scan
@@ -2020,17 +1335,17 @@ def _generate_scan(low, phases, post, scan, config, mapping_note, prepared):
     lines_inc = gen_inc.run([inc_loop], [], [])
     main_loop = Loop(loop.level, loop.style, loop.var, [], list(loop.outputs))
     reads = {prefix_name(n): r for n, r in ranks.items()}
-    gen = PhaseGen(low, "_phase_steps", [main_loop], reads, [], [])
+    gen = PhaseGen(low, names, "_phase_steps", [main_loop], reads, [], [])
     gen.parallel = True
     gen.has_row = False
     gen.scan_pre = {n for n, _, _ in scan}
     lines = gen.run([main_loop], [], [])
     scan_meta = [(n, ranks[n], recs[n].axis, float(recs[n].init.body.value)) for n, _, _ in scan]
-    return _assemble(low, [(gen_inc, lines_inc, []), (gen, lines, [])], {}, config, mapping_note,
+    return _assemble(low, names, [(gen_inc, lines_inc, []), (gen, lines, [])], {}, config, mapping_note,
                      prepared, scan=scan_meta)
 
 
-def _assemble(low: Lowering, kernels, scratch, config: Config, mapping_note, prepared,
+def _assemble(low: Lowering, names: Namespace, kernels, scratch, config: Config, mapping_note, prepared,
               scan=None):
     roles = low.roles
     c = low.c
@@ -2054,9 +1369,8 @@ def _assemble(low: Lowering, kernels, scratch, config: Config, mapping_note, pre
     src.append("")
     metas = []
     for gen, lines, store_finals in kernels:
-        consts = sorted({b for b in blocks if re.search(rf"\b{b}\b", "\n".join(lines))})
+        consts = sorted(gen.used_blocks)
         evens = dict(sorted(gen.evens.items()))
-        names = low.names
         args = [names.ptr(p) for p in gen.pointers]
         for p in gen.pointers:
             args += gen.strides[p]
@@ -2082,6 +1396,7 @@ def _assemble(low: Lowering, kernels, scratch, config: Config, mapping_note, pre
                 sp = low.split_outer_of(lp.var.upper())
                 split = (sp.rank, next(roles.block[v][0] for v in roles.block if v.upper() == sp.inner))
         metas.append({"split": split, "kernel": gen.name, "pointers": list(gen.pointers),
+                      "args": _typed_args(low, names, gen, consts, evens),
                       "sizes": list(gen.size_args), "consts": consts, "evens": evens,
                       "row": roles.row if gen.has_row and roles.row and roles.role[roles.row] == "row" else None})
     if scan:
@@ -2089,13 +1404,27 @@ def _assemble(low: Lowering, kernels, scratch, config: Config, mapping_note, pre
             split = low.split_outer_of(gen_loop_var(kernels).upper())
             m["parallel"] = (split.rank, split.inner)
         metas[0]["scan"] = scan
-    src += launcher(low, metas, scratch, nsplit_arg=NSPLIT_ARG, increments=increments_name,
+    src += launcher(low, names, metas, scratch, nsplit_arg=NSPLIT_ARG, increments=increments_name,
                     prefix=prefix_name)
     return Generated("\n".join(src) + "\n", metas, roles, config, tunable)
+
+
+def _typed_args(low: Lowering, names: Namespace, gen, consts, evens) -> list:
+    """The kernel's parameters as (identifier, kind, detail): ``ptr`` (detail: the tensor has the
+    inputs' dtype, else fp32 scratch), ``stride`` (detail: the last axis), ``size``, ``block``,
+    ``even``; what an ahead-of-time compile needs to specialise them."""
+    out = [(names.ptr(p), "ptr", p in low.inputs or p in low.outputs) for p in gen.pointers]
+    for p in gen.pointers:
+        strides = gen.strides[p]
+        out += [(x, "stride", k == len(strides) - 1) for k, x in enumerate(strides)]
+    out += [(names.keyed(("nsplit",), "NSPLIT") if s == NSPLIT_ARG else names.size(s), "size",
+             None) for s in gen.size_args]
+    out += [(k, "block", None) for k in consts]
+    out += [(names.even(k), "even", None) for k in evens]
+    return out
 
 
 def gen_loop_var(kernels):
     return kernels[0][0].units[0].var
 
 
-import re  # noqa: E402

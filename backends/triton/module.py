@@ -64,8 +64,7 @@ def _grid(low, meta, batch: str) -> list[str]:
     return [f"    grid = (1, {batch})"]
 
 
-def _launch(low, meta, nsplit_arg: str) -> list[str]:
-    names = low.names
+def _launch(names, meta, nsplit_arg: str) -> list[str]:
     args = [names.tensor(p) for p in meta["pointers"]]
     args += [f"*{names.tensor(p)}.stride()" for p in meta["pointers"]]
     args += ["nsplit" if s == nsplit_arg else f"sizes[{s!r}]" for s in meta["sizes"]]
@@ -77,9 +76,9 @@ def _launch(low, meta, nsplit_arg: str) -> list[str]:
     return [f"    {meta['kernel']}[grid]("] + [f"        {a}," for a in args + kw] + ["    )"]
 
 
-def launcher(low, metas, scratch, *, nsplit_arg: str, increments, prefix) -> list[str]:
+def launcher(low, names, metas, scratch, *, nsplit_arg: str, increments, prefix) -> list[str]:
     """``forward(config=None, /, **tensors)``: sizes from the shapes, outputs, launches."""
-    c, names = low.c, low.names
+    c = low.c
     ins = [d.name for d in c.inputs]
     out = ["def forward(config=None, /, **tensors):",
            f'    """Runs the cascade on torch tensors given by name ({", ".join(ins)}); returns '
@@ -112,7 +111,7 @@ def launcher(low, metas, scratch, *, nsplit_arg: str, increments, prefix) -> lis
             out.append(f"    {names.tensor(increments(name))} = torch.empty(({shape},), "
                        f"device=device, dtype=torch.float32)")
         out += _grid(low, meta, batch)
-        out += _launch(low, meta, nsplit_arg)
+        out += _launch(names, meta, nsplit_arg)
         for name, _, axis, init in meta.get("scan", ()):
             inc, pre = names.tensor(increments(name)), names.tensor(prefix(name))
             out.append("    # the state before each step: exclusive prefix sum of the increments")

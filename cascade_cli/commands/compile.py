@@ -80,13 +80,12 @@ def _load(args):
 
 
 def run_compile(args) -> int:
-    from backends.gpu.mapping import choose_mapping
-    from backends.triton.api import generate_for, mapping_note, prepare_for
+    from backends.triton.api import choose_checked, generate_for, mapping_note, prepare_for
 
     cascade, sets, sizes = _load(args)
     overrides = _overrides(args)
     prepared = prepare_for(cascade, rewrite=not args.no_rewrite, block_c=overrides.get("block_c"))
-    plan = choose_mapping(prepared, sizes, dtype=args.dtype, arch=args.arch, overrides=overrides,
+    plan = choose_checked(prepared, sizes, dtype=args.dtype, arch=args.arch, overrides=overrides,
                           check_spills=args.check_spills, user_params=sets)
     gen = generate_for(prepared, sizes, plan.config, user_params=sets,
                        mapping_note=mapping_note(prepared, plan.describe()))

@@ -49,16 +49,16 @@
 # Mapping:
 #     launch grid: axis 0 = blocks of the row rank P, axis 1 = B x H
 #     streamed rank: M; full tiles: E, F
-#     tiles: BLOCK_M0=64, BLOCK_E=64, BLOCK_F=64, BLOCK_P=64; num_warps=4, num_stages=3
-#     mapping chosen by the GPU cost model for H100 SXM5, bfloat16: block_r=64, block_c=64, num_warps=4, num_stages=3 (36 candidates)
-#     predicted 0.0059 ms: tensor cores 0.0000 ms, vector 0.0000 ms (exp 0.0000 ms), memory 0.0001 ms, 8 programs, 20 loop steps, wave efficiency 0.06
+#     tiles: BLOCK_M0=128, BLOCK_E=64, BLOCK_F=64, BLOCK_P=64; num_warps=4, num_stages=2
+#     mapping chosen by the GPU cost model for H100 SXM5, bfloat16: block_r=64, block_c=128, num_warps=4, num_stages=2 (36 candidates)
+#     predicted 0.0060 ms: tensor cores 0.0000 ms, vector 0.0000 ms (exp 0.0000 ms), memory 0.0001 ms, 8 programs, 12 loop steps, wave efficiency 0.06
 import torch
 import triton
 import triton.language as tl
 
-BAKED_SIZES = {'E': 64, 'F': 64, 'M0': 64}  # sizes compiled into the kernels
-FIXED_BLOCKS = {'BLOCK_M0': 64, 'BLOCK_E': 64, 'BLOCK_F': 64}
-CONFIG = {'BLOCK_P': 64, 'num_warps': 4, 'num_stages': 3}
+BAKED_SIZES = {'E': 64, 'F': 64, 'M0': 128}  # sizes compiled into the kernels
+FIXED_BLOCKS = {'BLOCK_M0': 128, 'BLOCK_E': 64, 'BLOCK_F': 64}
+CONFIG = {'BLOCK_P': 64, 'num_warps': 4, 'num_stages': 2}
 
 @triton.jit
 def _phase1(
@@ -108,21 +108,21 @@ def _phase1(
     offs_f = tl.arange(0, BLOCK_F)
     rnv = tl.zeros([BLOCK_P, BLOCK_F], tl.float32) + 0.0
     lo_0 = 0
-    hi_0 = tl.minimum((tl.maximum(pid_r * BLOCK_P + BLOCK_P + 63, 0) // 64), tl.cdiv(M, 64))
+    hi_0 = tl.minimum((tl.maximum(pid_r * BLOCK_P + BLOCK_P + 127, 0) // 128), tl.cdiv(M, 128))
     offs_m0 = tl.arange(0, BLOCK_M0)
     offs_e = tl.arange(0, BLOCK_E)
     in_p = (offs_p < P)
     q = tl.load(Q_ptr + b_idx * stride_Q_0 + h_idx * stride_Q_1 + offs_p[:, None] * stride_Q_2 + offs_e[None, :] * stride_Q_3, mask=in_p[:, None], other=0.0)
-    full_hi = (tl.maximum(pid_r * BLOCK_P + 1, 0) // 64)
+    full_hi = (tl.maximum(pid_r * BLOCK_P + 1, 0) // 128)
     slope = tl.load(Slope_ptr + h_idx * stride_Slope_0)
     for it in range(lo_0, hi_0):
-        in_m = ((((it * 64) + offs_m0) < M) | EVEN_M)
-        k = tl.load(K_ptr + b_idx * stride_K_0 + h_idx * stride_K_1 + ((it * 64) + offs_m0)[:, None] * stride_K_2 + offs_e[None, :] * stride_K_3, mask=in_m[:, None], other=0.0)
+        in_m = ((((it * 128) + offs_m0) < M) | EVEN_M)
+        k = tl.load(K_ptr + b_idx * stride_K_0 + h_idx * stride_K_1 + ((it * 128) + offs_m0)[:, None] * stride_K_2 + offs_e[None, :] * stride_K_3, mask=in_m[:, None], other=0.0)
         qk = tl.dot(q, tl.trans(k))
         if (it >= full_hi) | ((it + 1) * BLOCK_M0 > M):  # a block the predicate cuts
-            qk = tl.where((((it * 64) + offs_m0)[None, :] <= offs_p[:, None]) & in_m[None, :], qk, float('-inf'))
+            qk = tl.where((((it * 128) + offs_m0)[None, :] <= offs_p[:, None]) & in_m[None, :], qk, float('-inf'))
         qk_1 = (qk * 0.125)
-        s = (qk_1 - (slope.to(tl.float32) * (offs_p.to(tl.float32)[:, None] - (((it * 1.0) * (64 * 1.0)) + offs_m0.to(tl.float32))[None, :])))
+        s = (qk_1 - (slope.to(tl.float32) * (offs_p.to(tl.float32)[:, None] - (((it * 1.0) * (128 * 1.0)) + offs_m0.to(tl.float32))[None, :])))
         lm = tl.max(s, axis=1)
         rm_next = tl.maximum(rm, lm)
         exp_in = tl.where(rm == rm_next, 0.0, rm - rm_next)
@@ -134,7 +134,7 @@ def _phase1(
         sld = tl.sum(sln, axis=1)
         rd_next = (spd + sld)
         spnv = (prm[:, None] * rnv)
-        v = tl.load(V_ptr + b_idx * stride_V_0 + h_idx * stride_V_1 + ((it * 64) + offs_m0)[:, None] * stride_V_2 + offs_f[None, :] * stride_V_3, mask=in_m[:, None], other=0.0)
+        v = tl.load(V_ptr + b_idx * stride_V_0 + h_idx * stride_V_1 + ((it * 128) + offs_m0)[:, None] * stride_V_2 + offs_f[None, :] * stride_V_3, mask=in_m[:, None], other=0.0)
         slnv = tl.dot(sln.to(V_ptr.dtype.element_ty), v)
         rnv_next = tl.dot(sln.to(V_ptr.dtype.element_ty), v, spnv)
         rm = rm_next

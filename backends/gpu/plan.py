@@ -1,0 +1,465 @@
+"""The plan of a lowering: roles of the index variables, tiles, loops and phases.
+
+Shared by the Triton code generator (which renders the plan) and the GPU cost model (which prices
+it); nothing here writes code. Roles: ranks that lead the inputs' layouts form the launch grid
+(``batch``); the last axes of the inputs and outputs are *full* tiles; the rank the reductions and
+recurrences walk is *streamed* by a loop; the remaining un-reduced rank is the *row* tile and the
+remaining reduced one the *column* tile. The :class:`Planner` puts every recurrence group and every
+reduction over the streamed rank into a loop level (a value needed after the reduction it depends
+on is finished gets a later loop) and into a phase (reductions that do not involve the row rank go
+to a first kernel whose results are written to scratch memory).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from einsum_ir.errors import CascadeError
+from einsum_ir.ir import Access, Binary, Cascade, Expr, Name, Num, walk
+from einsum_ir.passes import Prepared
+from einsum_ir.sizes import resolve_sizes
+from einsum_ir.verifier import Analysis
+
+
+def _err(msg, node=None, hint=None):
+    return CascadeError(msg, getattr(node, "span", None), hint)
+
+
+def pow2(n: int) -> int:
+    return 1 << max(0, (int(n) - 1).bit_length())
+
+
+@dataclass
+class Config:
+    """Tile sizes and launch parameters (the GPU mapping's choices)."""
+
+    block_r: int = 64
+    block_c: int = 64
+    num_warps: int = 4
+    num_stages: int = 2
+    scan: bool = True  # running sums of independent increments: all steps in parallel
+
+
+@dataclass
+class Roles:
+    batch: list  # grid vars in order
+    full: list  # full-tile vars
+    stream_rank: str | None
+    role: dict  # var -> role string
+    block: dict  # var -> (block constexpr name, block size, extent code, extent is runtime)
+    row: str | None
+
+
+class Lowering:
+    def __init__(self, cascade: Cascade, sizes: dict, config: Config, facts: Analysis,
+                 block_name: Callable[[str], str] = lambda rank: f"BLOCK_{rank}"):
+        self.c = cascade
+        self.a: Analysis = facts
+        self.sizes = dict(sizes)
+        self.cfg = config
+        self.defs = {}
+        for e in cascade.einsums:
+            self.defs.setdefault(e.name, []).append(e)
+        self.inputs = {d.name: d for d in cascade.inputs}
+        self.outputs = {d.name: d for d in cascade.outputs}
+        self.aliases = {d.name: d.default.name for d in cascade.sizes
+                        if d.is_rank and isinstance(d.default, Name)}
+        self.block_name = block_name
+        self._roles()
+
+    # ----------------------------------------------------------------- sizes and ranks
+    def root(self, rank: str) -> str:
+        seen = set()
+        while rank in self.aliases and rank not in seen:
+            seen.add(rank)
+            rank = self.aliases[rank]
+        return rank
+
+    def split_outer_of(self, rank):
+        return next((s for s in self.c.splits if s.outer == rank), None)
+
+    def split_inner_of(self, rank):
+        return next((s for s in self.c.splits if s.inner == rank), None)
+
+    def all_vars(self):
+        seen = {}
+        for e in self.c.einsums:
+            for v in e.iteration_space:
+                seen.setdefault(v, e)
+        return seen
+
+    def _roles(self):
+        c = self.c
+        inputs2 = [d for d in c.inputs if len(d.axes) >= 2]
+        batch_ranks, full_ranks = set(), set()
+        for d in inputs2:
+            full_ranks.add(self.root(d.ranks[-1]))
+            batch_ranks.update(self.root(r) for r in d.ranks[:-2])
+        for d in c.outputs:
+            full_ranks.add(self.root(d.ranks[-1]))
+        vars_ = self.all_vars()
+        reduced = set()
+        for e in c.einsums:
+            reduced.update(e.reduced)
+        rec_vars = {r.var for r in self.a.recurrences.values()}
+        full = [v for v in vars_ if self.root(v.upper()) in full_ranks]
+        batch = [v for v in vars_ if self.root(v.upper()) in batch_ranks and v not in full]
+        # the streamed rank
+        stream = None
+        if rec_vars:
+            if len(rec_vars) > 1:
+                raise _err("recurrences over more than one index (" + ", ".join(sorted(rec_vars))
+                           + ") are outside the Triton lowering's reach",
+                           next(iter(self.a.recurrences.values())).update)
+            (rv,) = rec_vars
+            split = self.split_outer_of(rv.upper())
+            if split is None:
+                raise _err(f"the recurrence index {rv} must be the outer part of a split "
+                           f"(split X = {rv.upper()} * X0) for the Triton lowering",
+                           next(iter(self.a.recurrences.values())).update)
+            stream = self.root(split.rank)
+        else:
+            cands = {self.root(v.upper()) for v in reduced if v not in full and v not in batch}
+            cands = {r for r in cands if not self.split_inner_of(r)} or cands
+            if len(cands) > 1:
+                e = next(e for e in c.einsums if e.reduced)
+                raise _err("reductions over several sequence ranks (" + ", ".join(sorted(cands))
+                           + ") are outside the Triton lowering's reach", e)
+            stream = next(iter(cands)) if cands else None
+        role, block = {}, {}
+        rows = []
+        for v in vars_:
+            rank = v.upper()
+            if v in batch:
+                role[v] = "batch"
+            elif v in full:
+                role[v] = "full"
+                ext = self.sizes[rank]
+                block[v] = (self.block_name(rank), pow2(max(ext, 16)), str(ext), False)
+            elif v in rec_vars:
+                role[v] = "stream_outer"
+            elif stream is not None and self.root(rank) == stream and not self.split_inner_of(rank):
+                role[v] = "stream_plain" if v in reduced else "reshape"
+                if v in reduced:
+                    block[v] = (self.block_name(rank), self.cfg.block_c, rank, True)
+            elif v in reduced:
+                role[v] = "col"
+                ext = self.sizes[rank]
+                block[v] = (self.block_name(rank), pow2(max(ext, 16)), str(ext), False)
+            else:
+                role[v] = "row"
+                rows.append(v)
+        if len(rows) > 1:
+            e = vars_[rows[1]]
+            raise _err(f"more than one row rank ({', '.join(rows)}): the Triton lowering tiles one "
+                       f"rank per program besides the streamed one", e)
+        row = rows[0] if rows else None
+        if row is not None:
+            rank = row.upper()
+            s = self.split_inner_of(rank)
+            if s is not None and self.root(s.rank) == stream:
+                role[row] = "chunk_row"
+                ext = self.sizes[rank]
+                block[row] = (self.block_name(rank), pow2(max(ext, 16)), str(ext), False)
+            else:
+                block[row] = (self.block_name(rank), self.cfg.block_r, rank, True)
+        for v, r in role.items():  # split inner of a streamed split: its block is the split size
+            if r == "col":
+                s = self.split_inner_of(v.upper())
+                if s is not None and self.root(s.rank) == stream:
+                    ext = self.sizes[v.upper()]
+                    if pow2(ext) != ext or ext < 16:
+                        raise _err(f"the tile size {v.upper()} = {ext} of split {s.rank} = "
+                                   f"{s.outer} * {s.inner} must be a power of two >= 16 for "
+                                   f"Triton", s)
+        self.roles = Roles(batch, full, stream, role, block, row)
+        # reductions over the streamed rank: loop-carried accumulators
+        self.stream_reductions = tuple(e for e in c.einsums if e.reducer and any(
+            role.get(v) == "stream_plain" for v in e.reduced))
+        self.stream_red_names = frozenset(e.name for e in self.stream_reductions)
+
+    def feeds_max(self, name: str, seen=None) -> bool:
+        """Whether a max reduction reads ``name`` through element-wise Einsums."""
+        seen = seen if seen is not None else set()
+        if name in seen:
+            return False
+        seen.add(name)
+        for e in self.c.einsums:
+            if any(acc.tensor == name for acc in e.reads()):
+                if e.reducer == "max":
+                    return True
+                if e.reducer is None and e.name not in self.a.recurrences and \
+                        self.feeds_max(e.name, seen):
+                    return True
+        return False
+
+    # axis ordering: row, column, full
+    def axis_key(self, label):
+        r = self.roles.role.get(label)
+        order = {"row": 0, "chunk_row": 0, "col": 1, "stream_plain": 1, "full": 2}
+        return (order.get(r, 3), label)
+
+    def order(self, axes) -> tuple:
+        return tuple(sorted(set(axes), key=self.axis_key))
+
+    def is_baked(self, name: str) -> bool:
+        """Sizes baked into the kernel: parameters, full dims, tile (split inner) sizes."""
+        d = self.c.size_decl(name)
+        if d is not None and not d.is_rank:
+            return True
+        if self.split_outer_of(name):
+            return False
+        vars_with = [v for v, r in self.roles.role.items() if v.upper() == name]
+        if any(self.roles.role[v] in ("full", "col", "chunk_row") for v in vars_with):
+            return True
+        if self.split_inner_of(name):
+            return True
+        if not vars_with:
+            # a rank only used in sizes: baked unless an input axis has it
+            return not any(self.root(r) == self.root(name) for d in self.c.inputs for r in d.ranks)
+        return False
+
+
+def _factors(expr: Expr, inv=False) -> list:
+    if isinstance(expr, Binary) and expr.op == "*":
+        return _factors(expr.lhs, inv) + _factors(expr.rhs, inv)
+    if isinstance(expr, Binary) and expr.op == "/" and not inv:
+        return _factors(expr.lhs, inv) + [(expr.rhs, True)]
+    return [(expr, inv)]
+
+
+@dataclass
+class Loop:
+    level: int
+    style: str  # "split" (outer var stepped, inner tile) or "plain" (tiled stream var)
+    var: str  # the stepped var (m1 / n) or the plain var (m)
+    units: list = field(default_factory=list)  # ("rec", group) | ("sred", einsum)
+    outputs: list = field(default_factory=list)  # output Einsums stored inside the loop
+
+
+class Planner:
+    def __init__(self, low: Lowering):
+        self.low = low
+        a = low.a
+        self.rec_groups = [g for g, v in zip(a.order, a.step_vars) if v is not None]
+        self.rec_of = {}
+        for g in self.rec_groups:
+            for e in g:
+                self.rec_of[e.name] = g
+        self.sred = {e.name: e for e in low.stream_reductions}
+        self.loop_of: dict = {}  # unit key -> level
+        self._level_cache = {}
+
+    def unit_level(self, key):
+        if key in self.loop_of:
+            return self.loop_of[key]
+        if key in self.rec_of:
+            group = self.rec_of[key]
+            own = {e.name for e in group}
+            lvl = 0
+            for e in group:
+                lvl = max(lvl, self.reads_level(e, own))
+            for e in group:
+                self.loop_of[e.name] = lvl
+            return lvl
+        e = self.sred[key]
+        self.loop_of[key] = lvl = self.reads_level(e, set())
+        return lvl
+
+    def reads_level(self, einsum, own) -> int:
+        lvl = 0
+        for acc in einsum.reads():
+            lvl = max(lvl, self.access_level(acc, own))
+        return lvl
+
+    def access_level(self, acc, own) -> int:
+        low, t = self.low, acc.tensor
+        if t in low.inputs:
+            return 0
+        if t in self.rec_of and t not in low.a.recurrences:
+            return 0 if t in own else self.unit_level(t)
+        if t in self.rec_of:
+            rec = low.a.recurrences[t]
+            idx = acc.indices[rec.axis]
+            final = isinstance(idx, Name) and not idx.is_index
+            if t in own and not final:
+                return 0
+            return self.unit_level(t) + (1 if final else 0)
+        if t in self.sred:
+            return self.unit_level(t) + 1
+        (e,) = low.defs[t]
+        return self.reads_level(e, own)
+
+    def iterates_row(self, einsum, seen=None) -> bool:
+        row = self.low.roles.row
+        if row is None or self.low.roles.role[row] != "row":
+            return False
+        seen = seen or set()
+        if row in einsum.iteration_space:
+            return True
+        for acc in einsum.reads():
+            t = acc.tensor
+            if t in self.low.inputs or t in seen:
+                continue
+            seen.add(t)
+            for e in self.low.defs[t]:
+                if self.iterates_row(e, seen):
+                    return True
+        return False
+
+    def plan(self):
+        low = self.low
+        units = []
+        for g in self.rec_groups:
+            units.append(("rec", g))
+        for e in low.stream_reductions:
+            units.append(("sred", e))
+        phases = {0: [], 1: []}
+        two_phase = low.roles.row is not None and low.roles.role[low.roles.row] == "row"
+        for kind, u in units:
+            einsums = u if kind == "rec" else [u]
+            lvl = self.unit_level(einsums[0].name)
+            if two_phase and not any(self.iterates_row(e) for e in einsums):
+                phases[0].append((lvl, kind, u))
+            else:
+                phases[1].append((lvl, kind, u))
+        if not phases[0]:
+            phases = {1: phases[1]}
+        out = {}
+        for ph, lst in phases.items():
+            loops: list[Loop] = []
+            for lvl, kind, u in sorted(lst, key=lambda x: x[0]):
+                if kind == "rec":
+                    var = low.a.recurrences[u[0].name].var if u[0].name in low.a.recurrences else \
+                        next(low.a.recurrences[e.name].var for e in u if e.name in low.a.recurrences)
+                    style = "split"
+                else:
+                    var = next(v for v in u.reduced if low.roles.role.get(v) == "stream_plain")
+                    style = "plain"
+                loop = next((lp for lp in loops if lp.level == lvl and lp.style == style
+                             and lp.var == var), None)
+                if loop is None:
+                    loop = Loop(lvl, style, var)
+                    loops.append(loop)
+                loop.units.append((kind, u))
+            out[ph] = loops
+        # outputs
+        final_phase = max(out) if out else 1
+        out.setdefault(final_phase, [])
+        post = []
+        for d in low.c.outputs:
+            (e,) = [x for x in low.defs[d.name] if d.name not in low.a.recurrences] or [None]
+            if e is None:
+                raise _err(f"output {d.name} is a recurrence; write its final iterate to an output",
+                           d)
+            stream_out = [v for v in e.output_vars if low.roles.role.get(v) in
+                          ("stream_outer", "stream_plain", "reshape")]
+            if e.name in self.sred:
+                post.append(e)
+            elif stream_out:
+                v = stream_out[0]
+                role = low.roles.role[v]
+                style = "plain" if role == "stream_plain" else "split"
+                lvl = self.reads_level(e, set())
+                loops = out[final_phase]
+                loop = next((lp for lp in loops if lp.level == lvl and lp.style == style), None)
+                if loop is None:
+                    var = v if style == "plain" else next(
+                        (r.var for r in low.a.recurrences.values()), None)
+                    if var is None:
+                        raise _err(f"output {d.name} iterates the streamed rank; the Triton "
+                                   f"lowering cannot place it in a loop", e)
+                    loop = Loop(lvl, style, var)
+                    loops.append(loop)
+                loop.outputs.append(e)
+            else:
+                post.append(e)
+        for ph in out:
+            out[ph].sort(key=lambda lp: lp.level)
+        return out, post
+
+
+def _scan_plan(low: Lowering, phases, post):
+    """Recurrences that are running sums of independent increments, ``S[n+1] = S[n] + X[n]``,
+    can run all steps in parallel: increments, an exclusive prefix sum, then the steps again
+    reading ``S[n]`` from memory (the chunked form of flash-linear-attention). Returns
+    ``[(tensor, update, X)]`` when every recurrence of the cascade has that form."""
+    roles = low.roles
+    if list(phases) != [1] or len(phases[1]) != 1 or post:
+        return None
+    loop = phases[1][0]
+    if loop.style != "split" or not loop.units or any(k != "rec" for k, _ in loop.units):
+        return None
+    if roles.row is not None and roles.role[roles.row] == "row":
+        return None  # grid axis 0 is taken by row blocks
+    recs = low.a.recurrences
+    plan = []
+    for _, group in loop.units:
+        for e in group:
+            if e.name not in recs:
+                return None
+            rec = recs[e.name]
+            if e is not rec.update:
+                continue
+            if not isinstance(rec.init.body, Num):
+                return None
+            body = e.body
+            if not (isinstance(body, Binary) and body.op == "+"):
+                return None
+            carried = [i if k != rec.axis else Name(rec.var) for k, i in enumerate(e.output.indices)]
+            own = [side for side in (body.lhs, body.rhs) if isinstance(side, Access)
+                   and side.tensor == e.name and list(side.indices) == carried]
+            if len(own) != 1:
+                return None
+            inc = body.rhs if own[0] is body.lhs else body.lhs
+            if _reads_recurrence(low, inc):
+                return None
+            plan.append((e.name, e, inc))
+    # every other read of a recurrence must be of the state before the step
+    for e in low.c.einsums:
+        for acc in e.reads():
+            rec = recs.get(acc.tensor)
+            if rec is None or e is rec.update:
+                continue
+            idx = acc.indices[rec.axis]
+            if not (isinstance(idx, Name) and idx.name == rec.var):
+                return None
+    return plan or None
+
+
+def _reads_recurrence(low, expr, seen=None) -> bool:
+    seen = seen if seen is not None else set()
+    for node in walk(expr):
+        if isinstance(node, Access):
+            t = node.tensor
+            if t in low.a.recurrences:
+                return True
+            if t in low.inputs or t in seen:
+                continue
+            seen.add(t)
+            for d in low.defs.get(t, ()):
+                if _reads_recurrence(low, d.body, seen):
+                    return True
+    return False
+
+
+def stream_split_inner(prepared: Prepared, facts=None) -> str | None:
+    """The tile rank of a split whose outer rank is stepped by a recurrence (``M0``, ``C``)."""
+    cascade = prepared.cascade
+    for rec in (facts or prepared.facts).recurrences.values():
+        split = next((s for s in cascade.splits if s.outer == rec.var.upper()), None)
+        if split is not None:
+            return split.inner
+    return None
+
+
+def lowering_sizes(prepared: Prepared, sizes: dict, block_c: int,
+                   user_params: dict | None = None, facts=None) -> dict:
+    """Every size of the prepared cascade for a mapping. The tile of a streamed split is the
+    mapping's column tile, unless the user set it or the split is written in the cascade."""
+    low_c = prepared.cascade
+    overrides = {k: v for k, v in sizes.items() if low_c.size_decl(k) is not None}
+    inner = stream_split_inner(prepared, facts)
+    if inner is not None and inner not in (user_params or {}):
+        overrides[inner] = block_c if prepared.changed else overrides.get(inner, block_c)
+    return resolve_sizes(low_c, overrides)
