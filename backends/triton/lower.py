@@ -39,6 +39,7 @@ from backends.gpu.bounds import loop_bounds, pred_range
 from einsum_ir.affine import CeilDiv, FloorDiv, Linear, Max, Min
 from .module import header, launcher
 from .names import Namespace
+from .rules import dead_assignments
 
 LOG2E = 1.4426950408889634
 IDENTITY = {"sum": "0.0", "max": "float('-inf')", "min": "float('inf')", "prod": "1.0"}
@@ -178,6 +179,17 @@ class KernelGen:
             self.size_args.append(name)
         return self.names.size(name)
 
+    def index_size_code(self, name: str) -> str:
+        """A size in index arithmetic: the tile of a streamed split by its block name (``it *
+        BLOCK_M0``, as the tutorial writes it), other sizes as :meth:`size_code` spells them."""
+        low = self.low
+        split = low.split_inner_of(name)
+        if split is not None and low.root(split.rank) == low.roles.stream_rank:
+            var = next((v for v in low.roles.block if v.upper() == name), None)
+            if var is not None and int(low.roles.block[var][1]) == int(low.sizes[name]):
+                return self.blk(var)
+        return self.size_code(name)
+
     def int_code_of_size(self, expr: Expr) -> str:
         if isinstance(expr, Num):
             return str(int(expr.value))
@@ -241,7 +253,7 @@ class KernelGen:
         if isinstance(expr, Name):
             if expr.is_index:
                 return self.default_bind(expr.name, expr)
-            return Idx(self.size_code(expr.name))
+            return Idx(self.index_size_code(expr.name))
         if isinstance(expr, Unary) and expr.op == "-":
             i = self.eval_int(expr.operand)
             return Idx(f"(-{i.code})", i.axes, i.variant)
@@ -956,7 +968,7 @@ class PhaseGen(KernelGen):
             self.store_einsum(e)
         for name in store_finals:
             self.store_scratch(name)
-        return self.lines
+        return dead_assignments(self.lines)
 
     # ----------------------------------------------------------------- loops
     def bound_code(self, expr) -> str:
@@ -1093,7 +1105,7 @@ class PhaseGen(KernelGen):
                     inner_v = next(x for x, rr in roles.role.items()
                                    if x.upper() == split.inner and rr in ("chunk_row", "col"))
                     inner = self.default_bind(inner_v)
-                    size = self.size_code(split.inner)
+                    size = self.index_size_code(split.inner)
                     self.bind[v] = Idx(f"(it * {size} + {inner.code})", inner.axes, True,
                                        (Idx("it", (), True), size, inner))
         else:

@@ -116,13 +116,13 @@ def _phase1(
     full_hi = (tl.maximum(pid_r * BLOCK_P + 1, 0) // 128)
     slope = tl.load(Slope_ptr + h_idx * stride_Slope_0)
     for it in range(lo_0, hi_0):
-        in_m = ((((it * 128) + offs_m0) < M) | EVEN_M)
-        k = tl.load(K_ptr + b_idx * stride_K_0 + h_idx * stride_K_1 + ((it * 128) + offs_m0)[:, None] * stride_K_2 + offs_e[None, :] * stride_K_3, mask=in_m[:, None], other=0.0)
+        in_m = ((((it * BLOCK_M0) + offs_m0) < M) | EVEN_M)
+        k = tl.load(K_ptr + b_idx * stride_K_0 + h_idx * stride_K_1 + ((it * BLOCK_M0) + offs_m0)[:, None] * stride_K_2 + offs_e[None, :] * stride_K_3, mask=in_m[:, None], other=0.0)
         qk = tl.dot(q, tl.trans(k))
         if (it >= full_hi) | ((it + 1) * BLOCK_M0 > M):  # a block the predicate cuts
-            qk = tl.where((((it * 128) + offs_m0)[None, :] <= offs_p[:, None]) & in_m[None, :], qk, float('-inf'))
+            qk = tl.where((((it * BLOCK_M0) + offs_m0)[None, :] <= offs_p[:, None]) & in_m[None, :], qk, float('-inf'))
         qk_1 = (qk * 0.125)
-        s = (qk_1 - (slope.to(tl.float32) * (offs_p.to(tl.float32)[:, None] - (((it * 1.0) * (128 * 1.0)) + offs_m0.to(tl.float32))[None, :])))
+        s = (qk_1 - (slope.to(tl.float32) * (offs_p.to(tl.float32)[:, None] - (((it * 1.0) * (BLOCK_M0 * 1.0)) + offs_m0.to(tl.float32))[None, :])))
         lm = tl.max(s, axis=1)
         rm_next = tl.maximum(rm, lm)
         exp_in = tl.where(rm == rm_next, 0.0, rm - rm_next)
@@ -134,8 +134,7 @@ def _phase1(
         sld = tl.sum(sln, axis=1)
         rd_next = (spd + sld)
         spnv = (prm[:, None] * rnv)
-        v = tl.load(V_ptr + b_idx * stride_V_0 + h_idx * stride_V_1 + ((it * 128) + offs_m0)[:, None] * stride_V_2 + offs_f[None, :] * stride_V_3, mask=in_m[:, None], other=0.0)
-        slnv = tl.dot(sln.to(V_ptr.dtype.element_ty), v)
+        v = tl.load(V_ptr + b_idx * stride_V_0 + h_idx * stride_V_1 + ((it * BLOCK_M0) + offs_m0)[:, None] * stride_V_2 + offs_f[None, :] * stride_V_3, mask=in_m[:, None], other=0.0)
         rnv_next = tl.dot(sln.to(V_ptr.dtype.element_ty), v, spnv)
         rm = rm_next
         rd = rd_next

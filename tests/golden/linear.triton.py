@@ -78,7 +78,6 @@ def _phase0(
     chunk_0 = tl.cdiv(hi_0 - lo_0, NSPLIT)
     lo_0 = lo_0 + tl.program_id(0) * chunk_0
     hi_0 = tl.minimum(lo_0 + chunk_0, hi_0)
-    arange_m = tl.arange(0, BLOCK_M)
     for it in range(lo_0, hi_0):
         offs_m = it * BLOCK_M + tl.arange(0, BLOCK_M)
         in_m = ((offs_m < M) | EVEN_M)

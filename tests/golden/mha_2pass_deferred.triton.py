@@ -109,10 +109,9 @@ def _phase1(
     in_p = (offs_p < P)
     q = tl.load(Q_ptr + b_idx * stride_Q_0 + h_idx * stride_Q_1 + offs_p[:, None] * stride_Q_2 + offs_e[None, :] * stride_Q_3, mask=in_p[:, None], other=0.0)
     for it in range(lo_0, hi_0):
-        in_m = ((((it * 128) + offs_m0) < M) | EVEN_M)
-        k = tl.load(K_ptr + b_idx * stride_K_0 + h_idx * stride_K_1 + ((it * 128) + offs_m0)[:, None] * stride_K_2 + offs_e[None, :] * stride_K_3, mask=in_m[:, None], other=0.0)
+        in_m = ((((it * BLOCK_M0) + offs_m0) < M) | EVEN_M)
+        k = tl.load(K_ptr + b_idx * stride_K_0 + h_idx * stride_K_1 + ((it * BLOCK_M0) + offs_m0)[:, None] * stride_K_2 + offs_e[None, :] * stride_K_3, mask=in_m[:, None], other=0.0)
         qk = tl.dot(q, tl.trans(k))
-        qk_1 = (qk * 0.125)
         valid = in_m[None, :]
         lm = (tl.max(tl.where(valid, qk, float('-inf')), axis=1) * 0.125)
         rm_next = tl.maximum(rm, lm)
@@ -123,8 +122,7 @@ def _phase1(
         sld = tl.sum(tl.where(valid, sln, 0.0), axis=1)
         rd_next = (spd + sld)
         spnv = (prm[:, None] * rnv)
-        v = tl.load(V_ptr + b_idx * stride_V_0 + h_idx * stride_V_1 + ((it * 128) + offs_m0)[:, None] * stride_V_2 + offs_f[None, :] * stride_V_3, mask=in_m[:, None], other=0.0)
-        slnv = tl.dot(sln.to(V_ptr.dtype.element_ty), v)
+        v = tl.load(V_ptr + b_idx * stride_V_0 + h_idx * stride_V_1 + ((it * BLOCK_M0) + offs_m0)[:, None] * stride_V_2 + offs_f[None, :] * stride_V_3, mask=in_m[:, None], other=0.0)
         rnv_next = tl.dot(sln.to(V_ptr.dtype.element_ty), v, spnv)
         rm = rm_next
         rd = rd_next
