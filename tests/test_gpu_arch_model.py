@@ -3,7 +3,7 @@ import pytest
 
 from backends.gpu.arch import detect_arch_name, load_gpu_arch, parse_gpu_arch
 from backends.gpu.mapping import choose_mapping, predict
-from backends.triton.lower import Config
+from backends.gpu.plan import Config
 from einsum_ir import load, resolve_sizes
 from einsum_ir.passes import prepare
 from einsum_ir.errors import CascadeError

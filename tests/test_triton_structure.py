@@ -111,7 +111,8 @@ def test_linear_attention_has_a_state_phase_and_chunked_is_one_sequential_loop()
     assert "S_pre = torch.cumsum(S_inc, dim=2) - S_inc" in src
     assert src.count("lo_0 = tl.program_id(0)") == 2
     # without the scan: one kernel whose loop carries the state from chunk to chunk
-    from backends.triton.lower import Config, generate
+    from backends.gpu.plan import Config
+    from backends.triton.lower import generate
     from einsum_ir import load, resolve_sizes
     from einsum_ir.passes import prepare
     c = load("examples/attention/linear_causal_chunked.ein")

@@ -46,11 +46,11 @@ def available() -> bool:
 def compile_source(gen, dtype: str = "bfloat16", capability: int = 90) -> list[KernelBuild]:
     """Compiles every kernel of a generated module (a ``Generated``) for ``sm_<capability>``,
     specialised from the typed parameter list the lowering records for each kernel."""
+    import warnings
+
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
-
-    import warnings
 
     warnings.filterwarnings("ignore", message=".*TRITON_DEFAULT_FP_FUSION.*")
     if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):

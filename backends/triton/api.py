@@ -19,11 +19,10 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from backends.gpu.plan import Config, lowering_sizes
 from einsum_ir import Cascade, load, resolve_sizes
 from einsum_ir.errors import CascadeError
 from einsum_ir.passes import Prepared, prepare
-
-from backends.gpu.plan import Config, lowering_sizes
 
 from . import aot
 from .lower import Generated, generate
