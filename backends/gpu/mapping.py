@@ -41,6 +41,7 @@ from .arch import GPUArch, load_gpu_arch
 
 TC_EFFICIENCY = 0.65  # fraction of tensor-core peak a plain tl.dot loop sustains
 OVERLAP = 0.5  # fraction of vector work hidden under tensor-core work
+UNFIT_PENALTY = 4  # a mapping over the chip's limits spills or does not launch: ranked last
 TIE = 1.03  # predictions closer than this to the fastest are ties (the model's resolution)
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
 SFU_FUNCS = ("exp", "other")
@@ -133,40 +134,84 @@ def choose_mapping(prepared: Prepared, sizes: dict, *, dtype: str = "float16", a
     return GPUMapping(cfg, gpu, dtype, float("nan"), {}, 0, interpret=interpret)
 
 
-def predict(prepared: Prepared, sizes: dict, cfg: Config, gpu: GPUArch, dtype: str,
-            user_params: dict | None = None, facts=None) -> GPUMapping:
-    """The predicted time of a prepared cascade under one mapping."""
-    cascade = prepared.cascade
-    facts = facts or prepared.facts
-    full = lowering_sizes(prepared, sizes, cfg.block_c, user_params, facts)
-    low = Lowering(cascade, full, cfg, facts)
-    planner = Planner(low)
-    phases, post = planner.plan()
+@dataclass(frozen=True)
+class _Counts:
+    """What the planned kernel does, summed over its programs and loop steps."""
+
+    tensor: float  # tensor-core FLOPs
+    vector: float  # FP32-lane operations
+    sfu: float  # special-function operations (exp, ...)
+    streamed_bytes: float  # tile loads of the loops
+    once_bytes: float  # inputs and outputs, once
+    steps: int  # loop steps over all programs
+    programs: int  # the largest launch
+    smem: int  # shared memory of one program
+
+
+def _extent(roles, var) -> int:
+    """The tile extent of an index variable (1 for grid and stepped variables)."""
+    r = roles.role.get(var)
+    if r in ("batch", "stream_outer", "reshape", None):
+        return 1
+    return int(roles.block[var][1]) if var in roles.block else 1
+
+
+def _step_work(einsums, blk) -> tuple[float, float, float]:
+    """(tensor FLOPs, vector ops, SFU ops) of one loop step over these Einsums."""
+    t_it = v_it = s_it = 0.0
+    for e in einsums:
+        pts = math.prod(blk(v) for v in e.iteration_space)
+        facs = [f for f, _ in _factors(e.body) if any(isinstance(n, Access) for n in walk(f))]
+        if e.reducer == "sum" and len(facs) >= 2:  # a tl.dot
+            t_it += 2 * pts
+            v_it += pts // max(1, blk(e.reduced[0]))
+            continue
+        ops = expr_ops(e.body)
+        sfu = sum(ops.get(k, 0) for k in SFU_FUNCS)
+        s_it += pts * sfu
+        v_it += pts * (sum(ops.values()) - sfu + 1)
+        if e.where is not None:
+            v_it += 2 * pts
+    return t_it, v_it, s_it
+
+
+def _step_bytes(low: Lowering, loop, einsums, blk, nbytes, scratch, scan) -> tuple[int, int]:
+    """(bytes streamed per step, bytes loaded once and kept) of the tiles the loop reads."""
     roles = low.roles
-    nbytes = DTYPE_BYTES.get(dtype, 2)
+    seen, streamed_bytes, invariant_bytes = set(), 0, 0
+    for e in einsums:
+        for acc in e.reads():
+            scanned = acc.tensor in low.a.recurrences and scan
+            if acc.tensor not in low.inputs and acc.tensor not in scratch and not scanned:
+                continue
+            key = (acc.tensor, tuple(str(i) for i in acc.indices))
+            if key in seen:
+                continue
+            seen.add(key)
+            width = nbytes if acc.tensor in low.inputs else 4  # scratch is fp32
+            size = math.prod(blk(v) for idx in acc.indices for v in index_vars(idx)
+                             if v in e.iteration_space)
+            streamed = any(getattr(n, "name", None) == loop.var or
+                           roles.role.get(getattr(n, "name", "")) in ("stream_plain", "col")
+                           for idx in acc.indices for n in walk(idx))
+            if streamed or scan:
+                streamed_bytes += size * width  # multi-buffered by the pipeline
+            else:
+                invariant_bytes += size * width  # loaded once, kept in shared memory
+    return streamed_bytes, invariant_bytes
 
-    def blk(var):
-        r = roles.role.get(var)
-        if r in ("batch", "stream_outer", None):
-            return 1
-        if r == "reshape":
-            return 1
-        return int(roles.block[var][1]) if var in roles.block else 1
 
-    batch = 1
-    for v in roles.batch:
-        batch *= full[v.upper()]
+def _count(low: Lowering, phases, post, cfg: Config, gpu: GPUArch, nbytes: int) -> _Counts:
+    roles, full = low.roles, low.sizes
+    blk = lambda v: _extent(roles, v)  # noqa: E731
+    batch = math.prod(full[v.upper()] for v in roles.batch)
     row = roles.row if roles.row and roles.role[roles.row] == "row" else None
     n_row = math.ceil(full[row.upper()] / cfg.block_r) if row else 1
-    tensor = vec = sfu = 0.0
-    mem_stream = mem_once = 0.0
-    steps_total = 0
-    smem = regs = 0
-    programs_max = 0
+    tensor = vec = sfu = mem_stream = 0.0
+    steps_total = smem = programs_max = 0
     last_phase = max(phases) if phases else 1
     scan = bool(cfg.scan and _scan_plan(low, phases, post))
-    scratch = {e.name for e in low.stream_reductions} | (
-        set(low.a.recurrences) if len(phases) > 1 else set())
+    scratch = set(low.stream_red_names) | (set(low.a.recurrences) if len(phases) > 1 else set())
     for ph, loops in phases.items():
         has_row = row is not None and ph == last_phase
         programs = batch * (n_row if has_row else 1)
@@ -178,93 +223,74 @@ def predict(prepared: Prepared, sizes: dict, cfg: Config, gpu: GPUArch, dtype: s
             einsums = _closure(low, loop)
             steps = _steps(low, loop, full, cfg, n_row if has_row else 1) * batch
             steps_total += steps
-            t_it = v_it = s_it = b_it = 0.0
-            tile_bytes = 0
-            for e in einsums:
-                pts = 1
-                for v in e.iteration_space:
-                    pts *= blk(v)
-                facs = [f for f, inv in _factors(e.body) if any(isinstance(n, Access) for n in walk(f))]
-                if e.reducer == "sum" and len(facs) >= 2:
-                    t_it += 2 * pts
-                    out_pts = pts // max(1, blk(e.reduced[0]))
-                    v_it += out_pts
-                    continue
-                ops = expr_ops(e.body)
-                s_it += pts * sum(ops.get(k, 0) for k in SFU_FUNCS)
-                v_it += pts * (sum(ops.values()) - sum(ops.get(k, 0) for k in SFU_FUNCS) + 1)
-                if e.where is not None:
-                    v_it += 2 * pts
-            seen_tiles = set()
-            invariant_bytes = 0
-            for e in einsums:
-                for acc in e.reads():
-                    scanned = acc.tensor in low.a.recurrences and scan
-                    if acc.tensor not in low.inputs and acc.tensor not in scratch and not scanned:
-                        continue
-                    key = (acc.tensor, tuple(str(i) for i in acc.indices))
-                    if key in seen_tiles:
-                        continue
-                    seen_tiles.add(key)
-                    width = nbytes if acc.tensor in low.inputs else 4  # scratch is fp32
-                    size = 1
-                    for idx in acc.indices:
-                        for v in index_vars(idx):
-                            if v in e.iteration_space:
-                                size *= blk(v)
-                    streamed = any(getattr(n, "name", None) == loop.var or
-                                   roles.role.get(getattr(n, "name", "")) in ("stream_plain", "col")
-                                   for idx in acc.indices for n in walk(idx))
-                    if streamed or scan:
-                        b_it += size * width
-                        tile_bytes += size * width  # multi-buffered by the pipeline
-                    else:
-                        invariant_bytes += size * width  # loaded once, kept in shared memory
+            t_it, v_it, s_it = _step_work(einsums, blk)
+            b_it, invariant = _step_bytes(low, loop, einsums, blk, nbytes, scratch, scan)
             tensor += steps * t_it
             vec += steps * v_it
             sfu += steps * s_it
             mem_stream += steps * b_it
-            smem = max(smem, cfg.num_stages * tile_bytes + invariant_bytes)
-        # once per program: row tiles of the inputs and the outputs
-    for d in list(cascade.inputs) + list(cascade.outputs):
-        n = nbytes
-        for r in d.ranks:
-            n *= full.get(r, 1)
-        mem_once += n
-    # registers: fp32 accumulators and score tiles per thread
-    rows = blk(roles.row) if roles.row else 1
-    fulls = [blk(v) for v in roles.full]
+            smem = max(smem, cfg.num_stages * b_it + invariant)
+    once = sum(nbytes * math.prod(full.get(r, 1) for r in d.ranks)
+               for d in list(low.c.inputs) + list(low.c.outputs))
+    if scan:  # all chunks run in parallel
+        programs_max = max(programs_max, steps_total)
+    return _Counts(tensor, vec, sfu, mem_stream, once, steps_total, programs_max, smem)
+
+
+def _registers(low: Lowering, cfg: Config, scan: bool, phases) -> float:
+    """Registers per thread: fp32 accumulators and score tiles, a state tile if any."""
+    roles = low.roles
+    rows = _extent(roles, roles.row) if roles.row else 1
+    fulls = [_extent(roles, v) for v in roles.full]
     acc_elems = rows * sum(fulls) + 2 * rows * cfg.block_c
     if scan or len(phases) > 1:  # a state tile (E x F, fp32) read into registers
         acc_elems += math.prod(sorted(fulls)[-2:]) if len(fulls) >= 2 else 0
-    regs = acc_elems / (32 * cfg.num_warps) + 40
-    fits = smem <= gpu.smem_bytes_per_block and regs <= gpu.max_registers_per_thread
+    return acc_elems / (32 * cfg.num_warps) + 40
+
+
+def _wave_efficiency(gpu: GPUArch, cfg: Config, programs: int, smem: int, regs: float) -> float:
     occ = max(1, min(gpu.smem_bytes_per_sm // max(1, smem),
                      gpu.registers_per_sm // max(1, int(regs) * 32 * cfg.num_warps),
                      gpu.max_threads_per_sm // (32 * cfg.num_warps)))
-    if scan:  # all chunks run in parallel
-        programs_max = max(programs_max, steps_total)
+    if programs < gpu.sm_count:
+        return programs / gpu.sm_count
     slots = gpu.sm_count * occ
-    waves = math.ceil(programs_max / slots) if programs_max else 1
-    wave_eff = programs_max / (waves * slots) if programs_max else 1.0
-    wave_eff = max(wave_eff, min(1.0, programs_max / gpu.sm_count)) if programs_max >= gpu.sm_count \
-        else programs_max / gpu.sm_count
+    waves = math.ceil(programs / slots)
+    return max(programs / (waves * slots), min(1.0, programs / gpu.sm_count))
+
+
+def predict(prepared: Prepared, sizes: dict, cfg: Config, gpu: GPUArch, dtype: str,
+            user_params: dict | None = None, facts=None) -> GPUMapping:
+    """The predicted time of a prepared cascade under one mapping."""
+    facts = facts or prepared.facts
+    full = lowering_sizes(prepared, sizes, cfg.block_c, user_params, facts)
+    low = Lowering(prepared.cascade, full, cfg, facts)
+    phases, post = Planner(low).plan()
+    roles = low.roles
+    n = _count(low, phases, post, cfg, gpu, DTYPE_BYTES.get(dtype, 2))
+    scan = bool(cfg.scan and _scan_plan(low, phases, post))
+    regs = _registers(low, cfg, scan, phases)
+    fits = n.smem <= gpu.smem_bytes_per_block and regs <= gpu.max_registers_per_thread
+    wave_eff = _wave_efficiency(gpu, cfg, n.programs, n.smem, regs) if n.programs else 1.0
+    row = roles.row if roles.row and roles.role[roles.row] == "row" else None
+    n_row = math.ceil(full[row.upper()] / cfg.block_r) if row else 1
     reuse = min(n_row, 8) if row else 1
     # a warpgroup (4 warps) issues MMAs of 64 rows: fewer rows than 64 per warpgroup idles it
     mma_eff = min(1.0, cfg.block_r / (16 * cfg.num_warps))
-    tensor_s = tensor / (gpu.tensor_flops(dtype) * TC_EFFICIENCY * mma_eff)
-    sfu_s = sfu / gpu.sfu_ops()
-    vector_s = vec / gpu.fp32_flops() + sfu_s
-    memory_s = (mem_once + mem_stream / reuse) / gpu.hbm()
+    tensor_s = n.tensor / (gpu.tensor_flops(dtype) * TC_EFFICIENCY * mma_eff)
+    sfu_s = n.sfu / gpu.sfu_ops()
+    vector_s = n.vector / gpu.fp32_flops() + sfu_s
+    memory_s = (n.once_bytes + n.streamed_bytes / reuse) / gpu.hbm()
     busy = max(tensor_s + (1 - OVERLAP) * vector_s, vector_s, memory_s)
     if cfg.num_stages == 1:  # no software pipelining: loads do not overlap the math
         busy = tensor_s + vector_s + memory_s
     total = busy / max(wave_eff, 1e-3) + gpu.launch_overhead_s * len(phases)
     if not fits:
-        total *= 4  # spills or no launch: heavily penalised
-    breakdown = dict(mma_eff=mma_eff, tensor_s=tensor_s, vector_s=vector_s, sfu_s=sfu_s, memory_s=memory_s,
-                     programs=programs_max, steps=steps_total, wave_eff=wave_eff, smem=smem,
-                     regs=regs, fits=fits, flops=tensor)
+        total *= UNFIT_PENALTY
+    breakdown = dict(mma_eff=mma_eff, tensor_s=tensor_s, vector_s=vector_s, sfu_s=sfu_s,
+                     memory_s=memory_s, programs=n.programs, steps=n.steps, wave_eff=wave_eff,
+                     smem=n.smem, regs=regs, fits=fits, flops=n.tensor)
+    batch = math.prod(full[v.upper()] for v in roles.batch)
     return GPUMapping(cfg, gpu, dtype, total, breakdown, 1,
                       grid=f"{n_row} row blocks x {batch}", stream=str(roles.stream_rank))
 

@@ -114,18 +114,38 @@ class PhaseGen(ReadGen):
         return " | ".join(parts)
 
     def emit_loop(self, k: int, loop: Loop):
-        low = self.low
-        roles = low.roles
-        bounds = loop_bounds(low, loop)
-        lo, hi, notes = self.bound_code(bounds.lo), self.bound_code(bounds.hi), bounds.notes
-        desc = ", ".join(sorted({e.name for kind, u in loop.units
-                                 for e in (u if kind == "rec" else [u])} | {e.name for e in loop.outputs}
+        """``for it in range(lo, hi)`` over the streamed rank: carried state initialised before,
+        updated in the body, finished values after."""
+        bounds = loop_bounds(self.low, loop)
+        self._loop_comments(k, loop, bounds.notes)
+        self.carried = {}
+        accs = self._loop_state(loop)
+        header = self._loop_range(k, self.bound_code(bounds.lo), self.bound_code(bounds.hi))
+        self.cur_loop = loop
+        self.cur_block = self._loop_block(loop)
+        self.loop_lines = []
+        self.memo_var = {}
+        self.newval = {}
+        saved = dict(self.bind)
+        self._bind_loop_var(loop)
+        self._loop_body(loop, accs)
+        self.cur_block = None
+        self.cur_loop = None
+        self.lines.append(header)
+        self.lines += ["    " + x for x in self.loop_lines]
+        self.loop_lines = None
+        self.memo_var = {}
+        self.bind = saved
+        self._loop_finish(loop, accs)
+
+    def _loop_comments(self, k: int, loop: Loop, notes):
+        units = {e.name for kind, u in loop.units for e in (u if kind == "rec" else [u])}
+        desc = ", ".join(sorted(units | {e.name for e in loop.outputs}
                                 | {self.names.tensor(increments_name(n))
                                    for n, _, _ in self.scan_inc}))
         self.lines.append("")
         self.lines.append(f"# loop {k} over the streamed rank ({loop.var}, {loop.style}): {desc}")
         if self.parallel:
-            lo = "tl.program_id(0)"
             self.lines.append("# one step per program: the programs of grid axis 0 run the steps "
                               "in parallel")
             if self.scan_pre:
@@ -135,29 +155,35 @@ class PhaseGen(ReadGen):
         else:
             for n in notes:
                 self.lines.append(f"# bounds derived from {n}")
-        # initial values of carried state
-        self.carried = {}
+
+    def _loop_state(self, loop: Loop) -> dict:
+        """Initial values of the carried recurrences (self.carried) and of the accumulators."""
+        low = self.low
         accs = {}
         for kind, u in loop.units:
-            if kind == "rec":
-                for e in u:
-                    if e.name in low.a.recurrences and e.name not in self.carried:
-                        rec = low.a.recurrences[e.name]
-                        init = self.einsum_value(rec.init)
-                        axes = self.rec_axes(rec)
-                        code = self.f32(init)
-                        code = f"tl.zeros({self.shape_of(axes)}, tl.float32) + " \
-                               f"{self.bcast(code, init.axes, axes) if init.axes else code}" \
-                            if axes else code
-                        name = self.emit(e.name.lower(), code, False)
-                        self.carried[e.name] = name
-            else:
-                e = u
-                axes = low.order(sum((self.eval_int(i).axes for i in e.output.indices), ()))
-                name = self.emit(e.name.lower() + "_acc",
-                                 f"tl.full({self.shape_of(axes)}, {IDENTITY[e.reducer]}, tl.float32)"
-                                 if axes else IDENTITY[e.reducer], False)
-                accs[e.name] = (name, axes)
+            if kind != "rec":
+                axes = low.order(sum((self.eval_int(i).axes for i in u.output.indices), ()))
+                name = self.emit(u.name.lower() + "_acc",
+                                 f"tl.full({self.shape_of(axes)}, {IDENTITY[u.reducer]}, tl.float32)"
+                                 if axes else IDENTITY[u.reducer], False)
+                accs[u.name] = (name, axes)
+                continue
+            for e in u:
+                if e.name in low.a.recurrences and e.name not in self.carried:
+                    rec = low.a.recurrences[e.name]
+                    init = self.einsum_value(rec.init)
+                    axes = self.rec_axes(rec)
+                    code = self.f32(init)
+                    code = f"tl.zeros({self.shape_of(axes)}, tl.float32) + " \
+                           f"{self.bcast(code, init.axes, axes) if init.axes else code}" \
+                        if axes else code
+                    self.carried[e.name] = self.emit(e.name.lower(), code, False)
+        return accs
+
+    def _loop_range(self, k: int, lo: str, hi: str) -> str:
+        """The loop header; a parallel loop makes one step per program, a split one a slice."""
+        if self.parallel:
+            lo = "tl.program_id(0)"
         lo_n = self.emit(f"lo_{k}", lo, False)
         hi_n = self.emit(f"hi_{k}", f"{lo_n} + 1" if self.parallel else hi, False)
         if self.split_stream:
@@ -169,21 +195,23 @@ class PhaseGen(ReadGen):
             self.lines.append(f"{hi_n} = tl.minimum({lo_n} + {chunk}, {hi_n})")
             if NSPLIT_ARG not in self.size_args:
                 self.size_args.append(NSPLIT_ARG)
-        header = f"for it in range({lo_n}, {hi_n}):"
-        self.cur_loop = loop
+        return f"for it in range({lo_n}, {hi_n}):"
+
+    def _loop_block(self, loop: Loop):
+        """The block constexpr of the loop's tile (None for a split without a tiled inner)."""
+        roles = self.low.roles
         if loop.style == "plain":
-            self.cur_block = roles.block[loop.var][0]
-        else:
-            split = low.split_outer_of(loop.var.upper())
-            self.cur_block = next((roles.block[v][0] for v, r in roles.role.items()
-                                   if v.upper() == split.inner and v in roles.block), None)
-        self.loop_lines = []
-        self.memo_var = {}
-        self.newval = {}
-        saved = dict(self.bind)
+            return roles.block[loop.var][0]
+        split = self.low.split_outer_of(loop.var.upper())
+        return next((roles.block[v][0] for v in roles.role
+                     if v.upper() == split.inner and v in roles.block), None)
+
+    def _bind_loop_var(self, loop: Loop):
+        """The loop's index values: ``it`` itself (split) or its block of offsets (plain)."""
+        roles = self.low.roles
         if loop.style == "split":
             self.bind[loop.var] = Idx("it", (), True)
-            split = low.split_outer_of(loop.var.upper())
+            split = self.low.split_outer_of(loop.var.upper())
             for v, r in roles.role.items():
                 if r == "reshape" and v.upper() == split.rank:
                     inner_v = next(x for x, rr in roles.role.items()
@@ -192,36 +220,35 @@ class PhaseGen(ReadGen):
                     size = self.index_size_code(split.inner)
                     self.bind[v] = Idx(f"(it * {size} + {inner.code})", inner.axes, True,
                                        (Idx("it", (), True), size, inner))
-        else:
-            v = loop.var
-            blk = self.blk(v)
-            local = self.fresh(f"arange_{v}")
-            offs = self.names.offs(v)
-            self.loop_lines.append(f"{offs} = it * {blk} + tl.arange(0, {blk})")
-            self.loop_names.add(offs)
-            if ("arange", v) not in self.memo_inv:
-                self.lines.append(f"{local} = tl.arange(0, {blk})")
-                self.memo_inv[("arange", v)] = local
-            self.bind[v] = Idx(offs, (v,), True,
-                               (Idx("it", (), True), blk, Idx(self.memo_inv[("arange", v)], (v,))))
-        # the body
+            return
+        v = loop.var
+        blk = self.blk(v)
+        local = self.fresh(f"arange_{v}")
+        offs = self.names.offs(v)
+        self.loop_lines.append(f"{offs} = it * {blk} + tl.arange(0, {blk})")
+        self.loop_names.add(offs)
+        if ("arange", v) not in self.memo_inv:
+            self.lines.append(f"{local} = tl.arange(0, {blk})")
+            self.memo_inv[("arange", v)] = local
+        self.bind[v] = Idx(offs, (v,), True,
+                           (Idx("it", (), True), blk, Idx(self.memo_inv[("arange", v)], (v,))))
+
+    def _loop_body(self, loop: Loop, accs: dict):
+        low = self.low
         for kind, u in loop.units:
-            if kind == "rec":
+            if kind == "rec":  # plain members of the group are inlined on demand
                 for e in u:
                     if e.name in low.a.recurrences:
                         self.rec_update(e.name)
-                    else:
-                        pass  # plain members are inlined on demand
-            else:
-                e = u
-                name, axes = accs[e.name]
-                t = self.einsum_value(e, stream_var=loop.var)
-                part = self.f32(t)
-                if tuple(t.axes) != tuple(axes):
-                    part = self.bcast(part, t.axes, axes)
-                op = {"sum": f"{name} + {part}", "max": f"tl.maximum({name}, {part})",
-                      "min": f"tl.minimum({name}, {part})", "prod": f"{name} * {part}"}[e.reducer]
-                self.loop_lines.append(f"{name} = {op}")
+                continue
+            name, axes = accs[u.name]
+            t = self.einsum_value(u, stream_var=loop.var)
+            part = self.f32(t)
+            if tuple(t.axes) != tuple(axes):
+                part = self.bcast(part, t.axes, axes)
+            op = {"sum": f"{name} + {part}", "max": f"tl.maximum({name}, {part})",
+                  "min": f"tl.minimum({name}, {part})", "prod": f"{name} * {part}"}[u.reducer]
+            self.loop_lines.append(f"{name} = {op}")
         for name, upd, inc in self.scan_inc:
             rec = low.a.recurrences[name]
             idx = [Name(rec.var) if k == rec.axis else i for k, i in enumerate(upd.output.indices)]
@@ -231,16 +258,11 @@ class PhaseGen(ReadGen):
         for name, var in self.carried.items():
             if name in self.newval:
                 self.loop_lines.append(f"{var} = {self.newval[name].code}")
-        self.cur_block = None
-        self.cur_loop = None
-        self.lines.append(header)
-        self.lines += ["    " + x for x in self.loop_lines]
-        self.loop_lines = None
-        self.memo_var = {}
-        self.bind = saved
-        # finished values
+
+    def _loop_finish(self, loop: Loop, accs: dict):
+        """The finished values: the carried state and the accumulators after the loop."""
         for name, var in self.carried.items():
-            rec = low.a.recurrences[name]
+            rec = self.low.a.recurrences[name]
             self.finals[name] = Tile(var, self.rec_axes(rec), "f32", may_inf=True)
         for kind, u in loop.units:
             if kind == "sred":
