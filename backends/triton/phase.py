@@ -102,7 +102,7 @@ class PhaseGen(ReadGen):
             parts.append(f"(it >= {self.emit('full_hi', self.bound_code(full.hi), False)})")
         if not parts:
             return None
-        for code, axes in ninf:
+        for code, _, _ in ninf:
             if code == pred.code:
                 continue
             if code in self.bound_codes:

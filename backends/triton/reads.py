@@ -12,7 +12,6 @@ from .tiles import (
     Tile,
     _err,
     _is_ident,
-    _mentions_loop,
     _simple,
     prefix_name,
 )
@@ -148,8 +147,8 @@ class ReadGen(ValueGen):
                     self.pad_terms.add(term)
                 if stream_bound is not None:
                     self.bound_codes[term] = stream_bound
-                terms.append((term, i.axes))
-        mask_parts = [self.bcast(t, a, axes) for t, a in terms]
+                terms.append((term, i.axes, i.variant))
+        mask_parts = [self.bcast(t, a, axes) for t, a, _ in terms]
         offs = " + ".join(parts)
         variant = any(i.variant for i in idx)
         if mask_parts:
@@ -281,15 +280,15 @@ class ReadGen(ValueGen):
         self.pad_terms.add(memo[mkey])
         if role == "stream_plain" and self.cur_block:
             self.bound_codes[memo[mkey]] = (rank, self.cur_block)
-        return (memo[mkey], b.axes)
+        return (memo[mkey], b.axes, b.variant)
 
     def mask_var(self, need, axes) -> str:
         """The conjunction of validity terms over ``axes``, computed once per scope."""
         need = sorted(set(need))
-        code = " & ".join(self.bcast(c, a, axes) for c, a in need)
+        code = " & ".join(self.bcast(c, a, axes) for c, a, _ in need)
         if len(need) == 1 and _simple(code):
             return code
-        variant = self.loop_lines is not None and any(_mentions_loop(c, self) for c, _ in need)
+        variant = self.loop_lines is not None and any(v for _, _, v in need)
         key = ("validity", code)
         memo = self.memo_var if variant else self.memo_inv
         if key not in memo:
@@ -297,7 +296,8 @@ class ReadGen(ValueGen):
         return memo[key]
 
     def mask(self, t: Tile, pred: Idx) -> Tile:
-        return replace(t, terms=t.terms | {(pred.code, pred.axes)}, variant=t.variant or pred.variant)
+        return replace(t, terms=t.terms | {(pred.code, pred.axes, pred.variant)},
+                       variant=t.variant or pred.variant)
 
     def try_dot(self, einsum: Einsum, ax: str, pred: Idx | None) -> Tile | None:
         factors = _factors(einsum.body)
@@ -329,7 +329,7 @@ class ReadGen(ValueGen):
             if bound is not None and bound not in need:
                 need.append(bound)
             if pred is not None and ax in pred.axes:
-                need.append((pred.code, pred.axes))
+                need.append((pred.code, pred.axes, pred.variant))
             # a product is zero where either factor is: one zeroed operand is enough
             need = [tm for tm in need if tm not in t.zero_terms and tm not in other_t.zero_terms
                     and tm not in zeroed]
@@ -360,7 +360,8 @@ class ReadGen(ValueGen):
         if pred is not None and ax not in pred.axes and lo.feeds_max(einsum.name):
             # masked scores are -inf at the source, so the max needs no mask and exp gives 0
             rows = {v for v, r in lo.roles.role.items() if r in ("row", "chunk_row")}
-            ninf = frozenset(tm for tm in terms | {(pred.code, pred.axes)} if set(tm[1]) - rows)
+            ninf = frozenset(tm for tm in terms | {(pred.code, pred.axes, pred.variant)}
+                             if set(tm[1]) - rows)
             cond = self.partial_block_condition(einsum, pred, ninf)
             if cond is None:
                 code = f"tl.where({self.mask_var(list(ninf), axes)}, {code}, float('-inf'))"
@@ -368,7 +369,7 @@ class ReadGen(ValueGen):
                 # blocks that the predicate covers entirely skip the mask (FlexAttention's full
                 # blocks, the tutorial's off-band stage), in the same loop
                 var = self.emit(einsum.name, code, True)
-                mask = " & ".join(self.bcast(c, a, axes) for c, a in sorted(ninf))
+                mask = " & ".join(self.bcast(c, a, axes) for c, a, _ in sorted(ninf))
                 self.loop_lines.append(f"if {cond}:  # a block the predicate cuts")
                 self.loop_lines.append(f"    {var} = tl.where({mask}, {var}, float('-inf'))")
                 code = var

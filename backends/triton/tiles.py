@@ -8,6 +8,7 @@ those facts instead of the code.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from einsum_ir.affine import CeilDiv, FloorDiv, Linear, Max, Min
@@ -52,7 +53,7 @@ class Tile:
     code: str
     axes: tuple = ()
     kind: str = "f32"  # f32 | native | int
-    terms: frozenset = frozenset()  # validity conjuncts: (code, axes)
+    terms: frozenset = frozenset()  # validity conjuncts: (code, axes, varies in the loop)
     zero_terms: frozenset = frozenset()  # conjuncts outside which the value is known to be 0
     may_inf: bool = False
     variant: bool = False
@@ -62,6 +63,7 @@ class Tile:
     ninf_terms: frozenset = frozenset()  # conjuncts outside which the value is -inf
     max_of: frozenset = frozenset()  # codes of tiles this row value bounds from above (a max)
     dot: tuple | None = None  # (a, b): the value is tl.dot(a, b), so "+ acc" can accumulate in it
+    const: float | None = None  # the value, when it is a compile-time constant
 
 
 # ------------------------------------------------------------------------------------------ roles
@@ -79,18 +81,8 @@ def _bounded_by(a: Tile, b: Tile) -> bool:
 
 
 def _name_of(code: str) -> str:
-    import re as _re
-    m = _re.match(r"[A-Za-z_][A-Za-z0-9_]*", code)
-    return m.group(0) if m else "row"
-
-
-def _mentions_loop(code: str, gen) -> bool:
-    """Whether ``code`` depends on the loop counter or a per-iteration name."""
-    import re as _re
-    names = set(_re.findall(r"[A-Za-z_][A-Za-z0-9_]*", code))
-    if "it" in names:
-        return True
-    return any(n in gen.loop_names for n in names)
+    """A hint for a value's name: its code when that is a name."""
+    return code if code.isidentifier() else "row"
 
 
 def _simple(code: str) -> bool:
@@ -101,26 +93,64 @@ def _is_ident(code, var, names):
     return var is not None and code == names.offs(var)
 
 
-def _is_const(code: str) -> bool:
-    try:
-        float(eval(code, {"__builtins__": {}}, {"float": float}))
-        return True
-    except Exception:
-        return False
-
-
 def _const_fold(fn, x):
+    """``fn(x)`` for a constant ``x``, or None when ``fn`` has no folding here."""
     import math as m
     table = {"exp": m.exp, "log": m.log, "sqrt": m.sqrt, "abs": abs, "relu": lambda v: max(v, 0.0),
              "tanh": m.tanh, "recip": lambda v: 1 / v, "square": lambda v: v * v,
              "sigmoid": lambda v: 1 / (1 + m.exp(-v)), "floor": m.floor, "ceil": m.ceil}
-    return float(table[fn](x)) if fn in table else x
+    return float(table[fn](x)) if fn in table else None
 
 
 def _const_binary(op, x, y):
-    return {"+": x + y, "-": x - y, "*": x * y}.get(op) if op in "+-*" else (
-        x / y if op == "/" else max(x, y) if op == "max" else min(x, y) if op == "min" else
-        x ** y if op == "pow" else (_ for _ in ()).throw(ValueError()))
+    table = {"+": lambda: x + y, "-": lambda: x - y, "*": lambda: x * y, "/": lambda: x / y,
+             "max": lambda: max(x, y), "min": lambda: min(x, y), "pow": lambda: x ** y}
+    if op not in table:
+        raise ValueError(op)
+    return table[op]()
+
+
+def const_tile(value: float) -> Tile:
+    """A constant as a tile (its code is the literal)."""
+    if math.isinf(value):
+        return Tile("float('inf')" if value > 0 else "float('-inf')", may_inf=True, const=value)
+    return Tile(repr(value), const=value)
+
+
+# the Triton spelling of every element-wise operation ({x}, {y}: the operands' code)
+_E = repr(LOG2E)
+CODE_FOR_OP = {
+    "exp": "tl.exp2({x} * " + _E + ")",
+    "log": "tl.log({x})",
+    "sqrt": "tl.sqrt({x})",
+    "abs": "tl.abs({x})",
+    "relu": "tl.maximum({x}, 0.0)",
+    "sigmoid": "(1.0 / (1.0 + tl.exp2(-{x} * " + _E + ")))",
+    "tanh": "(1.0 - 2.0 / (tl.exp2({x} * " + repr(2 * LOG2E) + ") + 1.0))",
+    "elu": "tl.where({x} > 0, {x}, tl.exp2(tl.minimum({x}, 0.0) * " + _E + ") - 1.0)",
+    "silu": "({x} / (1.0 + tl.exp2(-{x} * " + _E + ")))",
+    "gelu": "(0.5 * {x} * (2.0 - 2.0 / (tl.exp2(({x} + 0.044715 * {x} * {x} * {x}) * "
+            + repr(2 * LOG2E * math.sqrt(2 / math.pi)) + ") + 1.0)))",
+    "softplus": "tl.where({x} > 20.0, {x}, tl.log(1.0 + tl.exp2({x} * " + _E + ")))",
+    "recip": "(1.0 / {x})",
+    "square": "({x} * {x})",
+    "floor": "tl.floor({x})",
+    "ceil": "tl.ceil({x})",
+    "+": "({x} + {y})",
+    "-": "({x} - {y})",
+    "*": "({x} * {y})",
+    "/": "({x} / {y})",
+    "%": "({x} % {y})",
+    "max": "tl.maximum({x}, {y})",
+    "min": "tl.minimum({x}, {y})",
+    "pow": "tl.exp2(tl.log2({x}) * {y})",
+    "safe_sub": "tl.where({x} == {y}, 0.0, {x} - {y})",  # inf - inf: an empty history gives 0
+    **{c: "tl.where({x} " + c + " {y}, 1.0, 0.0)" for c in ("<", "<=", ">", ">=", "==", "!=")},
+}
+
+
+def code_for(op: str, x: str, y: str | None = None) -> str:
+    return CODE_FOR_OP[op].format(x=x, y=y)
 
 
 def _linear_code(lin: Linear, sym) -> str:

@@ -1,26 +1,28 @@
 """Index, predicate and value expressions of the cascade as Triton tiles (element-wise maps)."""
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 
 from einsum_ir.errors import CascadeError
 from einsum_ir.ir import Access, Binary, Call, Expr, Name, Num, Unary
 
 from .kernel import KernelGen
+from .peepholes import dot_accumulate, fold_exp2_scale, safe_running_max, scaled_product
 from .tiles import (
     _UNION,
-    LOG2E,
+    CODE_FOR_OP,
     Idx,
     Tile,
-    _bounded_by,
     _const_binary,
     _const_fold,
     _err,
-    _is_const,
-    _name_of,
     _simple,
+    code_for,
+    const_tile,
 )
+
+BINARY_OPS = frozenset({"+", "-", "*", "/", "%", "max", "min", "pow", "<", "<=", ">", ">=",
+                        "==", "!="})
 
 
 class ValueGen(KernelGen):
@@ -77,14 +79,14 @@ class ValueGen(KernelGen):
 
     def eval_value(self, expr: Expr) -> Tile:
         if isinstance(expr, Num):
-            v = float(expr.value)
-            if math.isinf(v):
-                return Tile("float('inf')" if v > 0 else "float('-inf')", may_inf=True)
-            return Tile(repr(v))
+            return const_tile(float(expr.value))
         if isinstance(expr, Name):
             i = self.eval_int(expr)
             if not i.axes:
-                return Tile(f"({i.code} * 1.0)", variant=i.variant)
+                low = self.low
+                baked = not expr.is_index and low.is_baked(expr.name) and expr.name in low.sizes
+                return Tile(f"({i.code} * 1.0)", variant=i.variant,
+                            const=float(low.sizes[expr.name]) if baked else None)
             return Tile(i.code, i.axes, kind="int", variant=i.variant)
         if isinstance(expr, Access):
             return self.read(expr)
@@ -92,9 +94,9 @@ class ValueGen(KernelGen):
             t = self.eval_value(expr.operand)
             if expr.op == "-":
                 return replace(t, code=f"(-{self.f32(t)})", kind="f32", zero_terms=t.zero_terms,
-                               src=None)
+                               src=None, const=None if t.const is None else -t.const)
             return replace(t, code=f"tl.where({self.f32(t)} == 0, 1.0, 0.0)", kind="f32",
-                           zero_terms=frozenset(), src=None)
+                           zero_terms=frozenset(), src=None, const=None)
         if isinstance(expr, Binary):
             if expr.op in ("and", "or", "<", "<=", ">", ">=", "==", "!="):
                 try:
@@ -113,161 +115,88 @@ class ValueGen(KernelGen):
         raise _err("unsupported expression", expr)
 
     def unary(self, fn: str, t: Tile, node) -> Tile:
-        if fn == "exp" and t.diff is not None and t.axes:
-            # exp(base * c - b) = exp2(base * (c * log2 e) - b * log2 e): one FMA per element,
-            # the scale of the scores folded into the exponent (FlashAttention's qk_scale)
-            a, b = t.diff
-            if a.lin is not None and a.axes == t.axes and len(b.axes) < len(t.axes):
-                base, c = a.lin
-                y = self.f32(b)
-                yb = self.bcast(f"({y} * {LOG2E})" if b.axes or not _is_const(y)
-                                else repr(float(eval(y)) * LOG2E), b.axes, t.axes) if b.axes \
-                    else f"({y} * {LOG2E})"
-                code = f"tl.exp2({base} * {c * LOG2E!r} - {yb})"
-                return Tile(code, t.axes, "f32", t.terms, t.ninf_terms, False, t.variant)
+        folded = fold_exp2_scale(self, fn, t)
+        if folded is not None:
+            return folded
+        if fn not in CODE_FOR_OP or fn in BINARY_OPS:
+            raise _err(f"function {fn!r} is outside the Triton lowering's reach", node)
+        if not t.axes and not t.variant and t.const is not None:
+            value = _const_fold(fn, t.const)
+            if value is not None:
+                return const_tile(value)
         x = self.f32(t)
         if t.axes or t.variant:
             x = self.emit(fn + "_in", x, t.variant) if not _simple(x) else x
-        table = {
-            "exp": f"tl.exp2({x} * {LOG2E})",
-            "log": f"tl.log({x})",
-            "sqrt": f"tl.sqrt({x})",
-            "abs": f"tl.abs({x})",
-            "relu": f"tl.maximum({x}, 0.0)",
-            "sigmoid": f"(1.0 / (1.0 + tl.exp2(-{x} * {LOG2E})))",
-            "tanh": f"(1.0 - 2.0 / (tl.exp2({x} * {2 * LOG2E}) + 1.0))",
-            "elu": f"tl.where({x} > 0, {x}, tl.exp2(tl.minimum({x}, 0.0) * {LOG2E}) - 1.0)",
-            "silu": f"({x} / (1.0 + tl.exp2(-{x} * {LOG2E})))",
-            "gelu": f"(0.5 * {x} * (2.0 - 2.0 / (tl.exp2(({x} + 0.044715 * {x} * {x} * {x}) * "
-                    f"{2 * LOG2E * math.sqrt(2 / math.pi)}) + 1.0)))",
-            "softplus": f"tl.where({x} > 20.0, {x}, tl.log(1.0 + tl.exp2({x} * {LOG2E})))",
-            "recip": f"(1.0 / {x})",
-            "square": f"({x} * {x})",
-            "floor": f"tl.floor({x})",
-            "ceil": f"tl.ceil({x})",
-        }
-        if fn not in table:
-            raise _err(f"function {fn!r} is outside the Triton lowering's reach", node)
-        if not t.axes and not t.variant and _is_const(x):
-            return Tile(repr(_const_fold(fn, float(eval(x)))))
         zero = t.zero_terms if fn in ("relu", "abs", "sqrt", "square", "silu", "tanh") else frozenset()
         if fn in ("exp", "sigmoid"):
             zero = t.ninf_terms  # exp(-inf) = 0
         may_inf = t.may_inf and fn not in ("exp", "sigmoid", "tanh")
-        return Tile(table[fn], t.axes, "f32", t.terms, zero, may_inf, t.variant)
+        return Tile(code_for(fn, x), t.axes, "f32", t.terms, zero, may_inf, t.variant)
 
     def binary(self, op: str, a: Tile, b: Tile, node) -> Tile:
         axes = self.low.order(a.axes + b.axes)
         self.need2d(axes, node)
-        union = op in ("+", "max", "min")
-        if union:
-            terms = a.terms & b.terms if (a.terms and b.terms) else frozenset()
-            if not a.terms or not b.terms:
-                terms = frozenset()
-        else:
-            terms = a.terms | b.terms
-        x, y = self.f32(a), self.f32(b)
-        if not a.axes and not b.axes and not a.variant and not b.variant and _is_const(x) and _is_const(y):
+        if op not in BINARY_OPS:
+            raise _err(f"operator {op!r} is outside the Triton lowering's reach", node)
+        if not a.axes and not b.axes and not a.variant and not b.variant \
+                and a.const is not None and b.const is not None:
             try:
-                return Tile(repr(_const_binary(op, float(eval(x)), float(eval(y)))))
+                return const_tile(_const_binary(op, a.const, b.const))
             except (ZeroDivisionError, ValueError, OverflowError):
                 pass
-        ninf = frozenset()
-        if a.ninf_terms and op in ("+", "-") and not b.may_inf and not b.ninf_terms:
-            ninf = a.ninf_terms  # -inf - finite = -inf
-        if (a.ninf_terms and op == "-" and b.may_inf and len(b.axes) == len(a.axes) - 1
-                and set(b.axes) < set(a.axes) and _bounded_by(a, b)):
-            # b is a running max of a's row: where b is -inf no point of the row exists, so
-            # b -> 0 there is exact and keeps -inf - b = -inf (FlashAttention's safe max)
-            safe = self.emit(f"{_name_of(b.code)}_safe",
-                             f"tl.where({self.f32(b)} == float('-inf'), 0.0, {self.f32(b)})",
-                             b.variant)
-            b = replace(b, code=safe, may_inf=False, max_of=frozenset())
-            y = safe
-            ninf = a.ninf_terms
-        x, y = self.bcast(x, a.axes, axes), self.bcast(y, b.axes, axes)
-        may_inf = a.may_inf or b.may_inf
-        zero = frozenset()
         if op in _UNION:
-            code = {"+": f"({x} + {y})", "max": f"tl.maximum({x}, {y})",
-                    "min": f"tl.minimum({x}, {y})"}[op]
-            # a union op keeps the side that exists where the other is empty (the empty-point rule);
-            # padding positions are outside every iteration space and need no select
-            sa = [tm for tm in a.terms if tm[0] not in self.pad_terms]
-            sb = [tm for tm in b.terms if tm[0] not in self.pad_terms]
-            if sa and not sb:
-                code = f"tl.where({self.mask_var(sa, axes)}, {code}, {y})"
-                ninf = frozenset()
-            elif sb and not sa:
-                code = f"tl.where({self.mask_var(sb, axes)}, {code}, {x})"
-                ninf = frozenset()
-            elif sa and sb:
-                ma, mb = self.mask_var(sa, axes), self.mask_var(sb, axes)
-                code = f"tl.where({ma} & {mb}, {code}, tl.where({ma}, {x}, {y}))"
-                ninf = frozenset()
-            if op == "+":
-                if not sa and not sb:
-                    # acc + tl.dot(a, b) accumulates in the dot (FlashAttention's acc update)
-                    for d, other, oc in ((b, a, x), (a, b, y)):
-                        if d.dot is not None and tuple(d.axes) == tuple(axes) and \
-                                tuple(other.axes) == tuple(axes) and other.kind == "f32":
-                            code = f"tl.dot({d.dot[0]}, {d.dot[1]}, {oc})"
-                            break
-                return Tile(code, axes, "f32", terms, zero, may_inf, a.variant or b.variant,
-                            ninf_terms=ninf)
-            return Tile(code, axes, "f32", terms, zero, a.may_inf and b.may_inf,
-                        a.variant or b.variant, max_of=a.max_of | b.max_of if op == "max"
-                        else frozenset())
-        elif op == "-":
-            if a.may_inf and b.may_inf:  # inf - inf is undefined: an empty history contributes 0
-                code = f"tl.where({x} == {y}, 0.0, {x} - {y})"
-            else:
-                code = f"({x} - {y})"
-                out = Tile(code, axes, "f32", terms, zero, may_inf, a.variant or b.variant,
-                           ninf_terms=ninf)
-                return replace(out, diff=(a, b))
-        elif op == "*":
-            code = f"({x} * {y})"
-            zero = a.zero_terms | b.zero_terms
-            for t, c in ((a, b), (b, a)):
-                if t.axes and t.kind == "f32" and _simple(t.code) and not c.axes and _is_const(c.code):
-                    k = float(eval(c.code))
-                    out = Tile(code, axes, "f32", terms, zero, may_inf, a.variant or b.variant,
-                               ninf_terms=t.ninf_terms if k > 0 else frozenset(),
-                               max_of=t.max_of if k > 0 else frozenset())
-                    return replace(out, lin=(t.code, k))
-            zero = a.zero_terms | b.zero_terms
-        elif op == "/" and not b.axes and _is_const(y) and float(eval(y)) != 0:
-            code = f"({x} * {1.0 / float(eval(y))!r})"
-            zero = a.zero_terms
-            if a.axes and a.kind == "f32" and _simple(a.code):
-                k = 1.0 / float(eval(y))
-                out = Tile(code, axes, "f32", terms, zero, may_inf, a.variant or b.variant,
-                           ninf_terms=a.ninf_terms if k > 0 else frozenset())
-                return replace(out, lin=(a.code, k))
-        elif op == "/":
-            code = f"({x} / {y})"
-            zero = a.zero_terms
-        elif op == "max":
-            code = f"tl.maximum({x}, {y})"
-            may_inf = a.may_inf and b.may_inf
-            return Tile(code, axes, "f32", terms, zero, may_inf, a.variant or b.variant,
-                        max_of=a.max_of | b.max_of)
-        elif op == "min":
-            code = f"tl.minimum({x}, {y})"
-            may_inf = a.may_inf and b.may_inf
-        elif op == "pow":
-            code = f"tl.exp2(tl.log2({x}) * {y})"
-        elif op == "%":
-            code = f"({x} % {y})"
-        elif op in ("<", "<=", ">", ">=", "==", "!="):
-            code = f"tl.where({x} {op} {y}, 1.0, 0.0)"
-        else:
-            raise _err(f"operator {op!r} is outside the Triton lowering's reach", node)
-        return Tile(code, axes, "f32", terms, zero, may_inf, a.variant or b.variant)
+            return self._union(op, a, b, axes)
+        terms = a.terms | b.terms
+        ninf = a.ninf_terms if (a.ninf_terms and op == "-" and not b.may_inf
+                                and not b.ninf_terms) else frozenset()  # -inf - finite = -inf
+        if op == "-":
+            b, ninf = safe_running_max(self, a, b, ninf)
+        x, y = self.bcast(self.f32(a), a.axes, axes), self.bcast(self.f32(b), b.axes, axes)
+        variant = a.variant or b.variant
+        may_inf = a.may_inf or b.may_inf
+        if op == "-" and a.may_inf and b.may_inf:  # inf - inf: an empty history contributes 0
+            return Tile(code_for("safe_sub", x, y), axes, "f32", terms, frozenset(), may_inf,
+                        variant)
+        if op == "-":
+            return Tile(code_for("-", x, y), axes, "f32", terms, frozenset(), may_inf, variant,
+                        ninf_terms=ninf, diff=(a, b))
+        if op == "*":
+            return scaled_product(a, b, code_for("*", x, y), axes, terms, may_inf)
+        if op == "/" and not b.axes and b.const:
+            return scaled_product(a, const_tile(1.0 / b.const), f"({x} * {1.0 / b.const!r})",
+                                  axes, terms, may_inf, zero=a.zero_terms)
+        zero = a.zero_terms if op == "/" else frozenset()
+        return Tile(code_for(op, x, y), axes, "f32", terms, zero, may_inf, variant)
+
+    def _union(self, op: str, a: Tile, b: Tile, axes) -> Tile:
+        """``+``, ``max``, ``min``: a union keeps the side that exists where the other is empty
+        (the empty-point rule); padding positions are outside every iteration space and need no
+        select."""
+        terms = a.terms & b.terms if (a.terms and b.terms) else frozenset()
+        ninf = a.ninf_terms if (a.ninf_terms and op == "+" and not b.may_inf
+                                and not b.ninf_terms) else frozenset()
+        x, y = self.bcast(self.f32(a), a.axes, axes), self.bcast(self.f32(b), b.axes, axes)
+        code = code_for(op, x, y)
+        sa = [tm for tm in a.terms if tm[0] not in self.pad_terms]
+        sb = [tm for tm in b.terms if tm[0] not in self.pad_terms]
+        if sa and not sb:
+            code, ninf = f"tl.where({self.mask_var(sa, axes)}, {code}, {y})", frozenset()
+        elif sb and not sa:
+            code, ninf = f"tl.where({self.mask_var(sb, axes)}, {code}, {x})", frozenset()
+        elif sa and sb:
+            ma, mb = self.mask_var(sa, axes), self.mask_var(sb, axes)
+            code, ninf = f"tl.where({ma} & {mb}, {code}, tl.where({ma}, {x}, {y}))", frozenset()
+        variant = a.variant or b.variant
+        if op != "+":
+            return Tile(code, axes, "f32", terms, frozenset(), a.may_inf and b.may_inf, variant,
+                        max_of=a.max_of | b.max_of if op == "max" else frozenset())
+        if not sa and not sb:
+            code = dot_accumulate(a, b, x, y, axes) or code
+        return Tile(code, axes, "f32", terms, frozenset(), a.may_inf or b.may_inf, variant,
+                    ninf_terms=ninf)
 
     def materialize(self, t: Tile, hint: str) -> Tile:
-        if _simple(t.code) or not t.axes and not t.variant and _is_const(t.code):
+        if _simple(t.code) or not t.axes and not t.variant and t.const is not None:
             return t
         return replace(t, code=self.emit(hint, t.code, t.variant))
 
