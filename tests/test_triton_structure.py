@@ -8,11 +8,11 @@ skipped).
 import math
 
 import pytest
-
 import triton_lane  # noqa: E402,F401 (skips without torch/triton; sets TRITON_INTERPRET first)
 
 from backends.gpu.bounds import bound_env, loop_bounds, visited  # noqa: E402
-from backends.gpu.plan import Lowering, Planner, lowering_sizes  # noqa: E402
+from backends.gpu.plan import Lowering, lowering_sizes  # noqa: E402
+from backends.gpu.schedule import schedule  # noqa: E402
 from backends.triton import compile_cascade  # noqa: E402
 from einsum_ir import resolve_sizes  # noqa: E402
 
@@ -24,7 +24,7 @@ def _plan(fn, **sizes):
     resolved = resolve_sizes(prepared.source, {**fn.params, **sizes})
     full = lowering_sizes(prepared, resolved, config.block_c, fn.params)
     low = Lowering(prepared.cascade, full, config, prepared.facts)
-    phases, _ = Planner(low).plan()
+    phases = schedule(low, config).phases
     return low, full, loop_bounds(low, phases[max(phases)][0])
 
 

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from einsum_ir.affine import (BoundExpr, CDiv, CeilDiv, FloorDiv, Linear, Max, Min,
-                              constraints_of)
+from einsum_ir.affine import BoundExpr, CDiv, CeilDiv, FloorDiv, Linear, Max, Min, constraints_of
 from einsum_ir.ir import Access, Binary, Call, Unary
 
-from .plan import Loop, Lowering
+from .plan import Lowering
+from .schedule import Loop
 
 PID = ("pid",)
 ZERO = Linear()

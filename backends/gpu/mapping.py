@@ -27,17 +27,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
+from einsum_ir.affine import evaluate, symbols
 from einsum_ir.analysis.work import expr_ops
 from einsum_ir.errors import CascadeError
 from einsum_ir.ir import Access, index_vars, walk
 from einsum_ir.passes import Prepared
 
-from einsum_ir.affine import evaluate, symbols
-
-from .bounds import PID, bound_env, loop_bounds
-from .plan import Config, Lowering, Planner, _factors, _scan_plan, lowering_sizes
-
 from .arch import GPUArch, load_gpu_arch
+from .bounds import PID, bound_env, loop_bounds
+from .plan import Config, Lowering, _factors, lowering_sizes
+from .schedule import schedule
 
 TC_EFFICIENCY = 0.65  # fraction of tensor-core peak a plain tl.dot loop sustains
 OVERLAP = 0.5  # fraction of vector work hidden under tensor-core work
@@ -201,7 +200,7 @@ def _step_bytes(low: Lowering, loop, einsums, blk, nbytes, scratch, scan) -> tup
     return streamed_bytes, invariant_bytes
 
 
-def _count(low: Lowering, phases, post, cfg: Config, gpu: GPUArch, nbytes: int) -> _Counts:
+def _count(low: Lowering, phases, scan: bool, cfg: Config, gpu: GPUArch, nbytes: int) -> _Counts:
     roles, full = low.roles, low.sizes
     blk = lambda v: _extent(roles, v)  # noqa: E731
     batch = math.prod(full[v.upper()] for v in roles.batch)
@@ -210,7 +209,6 @@ def _count(low: Lowering, phases, post, cfg: Config, gpu: GPUArch, nbytes: int) 
     tensor = vec = sfu = mem_stream = 0.0
     steps_total = smem = programs_max = 0
     last_phase = max(phases) if phases else 1
-    scan = bool(cfg.scan and _scan_plan(low, phases, post))
     scratch = set(low.stream_red_names) | (set(low.a.recurrences) if len(phases) > 1 else set())
     for ph, loops in phases.items():
         has_row = row is not None and ph == last_phase
@@ -265,10 +263,10 @@ def predict(prepared: Prepared, sizes: dict, cfg: Config, gpu: GPUArch, dtype: s
     facts = facts or prepared.facts
     full = lowering_sizes(prepared, sizes, cfg.block_c, user_params, facts)
     low = Lowering(prepared.cascade, full, cfg, facts)
-    phases, post = Planner(low).plan()
+    plan = schedule(low, cfg)
+    phases, scan = plan.phases, plan.scan is not None
     roles = low.roles
-    n = _count(low, phases, post, cfg, gpu, DTYPE_BYTES.get(dtype, 2))
-    scan = bool(cfg.scan and _scan_plan(low, phases, post))
+    n = _count(low, phases, scan, cfg, gpu, DTYPE_BYTES.get(dtype, 2))
     regs = _registers(low, cfg, scan, phases)
     fits = n.smem <= gpu.smem_bytes_per_block and regs <= gpu.max_registers_per_thread
     wave_eff = _wave_efficiency(gpu, cfg, n.programs, n.smem, regs) if n.programs else 1.0

@@ -148,7 +148,7 @@ class CompiledCascade:
             if t.dim() != len(d.axes):
                 raise CascadeError(f"{d.name} must have {len(d.axes)} dimensions "
                                    f"({', '.join(d.ranks)}), got shape {tuple(t.shape)}")
-            for rank, n in zip(d.ranks, t.shape):
+            for rank, n in zip(d.ranks, t.shape, strict=True):
                 if rank in sizes and sizes[rank] != n:
                     raise CascadeError(f"{d.name}: rank {rank} is {sizes[rank]} elsewhere, "
                                        f"got {n}")

@@ -1,6 +1,8 @@
 """The emission state of one kernel: statements, names, sizes, bindings of index variables."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from backends.gpu.plan import Lowering
 from einsum_ir.errors import CascadeError
 from einsum_ir.ir import Binary, Expr, Name, Num, Unary
@@ -12,11 +14,23 @@ from .tiles import (
 )
 
 
+@dataclass(frozen=True)
+class PhaseMode:
+    """How a phase's kernel runs, fixed when it is built."""
+
+    has_row: bool = True  # grid axis 0 walks the row blocks
+    split_stream: bool = False  # programs of grid axis 0 reduce slices, added atomically
+    parallel: bool = False  # one loop step per program (grid axis 0), no carried state
+    scan_inc: tuple = ()  # (recurrence, update Einsum, increment expr): store increments
+    scan_pre: frozenset = frozenset()  # recurrences read from their exclusive prefix in memory
+    extra_ranks: tuple = ()  # scratch tensors of the scan: (name, ranks)
+
+
 class KernelGen:
     """Emits one @triton.jit kernel (one phase)."""
 
     def __init__(self, low: Lowering, names: Namespace, name: str, units: list, phase_reads: dict,
-                 stores: list, scratch_out: list):
+                 stores: list, scratch_out: list, mode: PhaseMode = PhaseMode()):
         self.low = low
         self.name = name
         self.units = units  # list of loops: (style, [Einsum units])
@@ -37,22 +51,18 @@ class KernelGen:
         self.strides: dict = {}  # tensor -> list of stride arg names
         self.size_args: list[str] = []  # runtime sizes (names in the cascade; NSPLIT_ARG)
         self.bind: dict = {}  # var -> Idx in the current context
-        self.loop_style = None
-        self.loop_var_names: set = set()
-        self.uses_it = False
         self.evens: dict = {}
         self.cur_block = None
-        self.split_stream = False
         self.pad_terms: set = set()
-        self.parallel = False  # one loop step per program (grid axis 0), no carried state
-        self.scan_inc: list = []  # (recurrence, update Einsum, increment expr): store increments
-        self.scan_pre: set = set()  # recurrences read from their exclusive prefix in memory
-        self.extra_ranks: dict = {}  # scratch tensors of the scan: name -> ranks
         self.cur_loop = None
         self.bound_codes: dict = {}  # mask variable of a streamed rank's bound -> (rank, block)
-        self.variant_codes: set = set()
         self.loop_names: set = set()
-        self.has_row = True
+        self.split_stream = mode.split_stream
+        self.parallel = mode.parallel
+        self.scan_inc = mode.scan_inc
+        self.scan_pre = mode.scan_pre
+        self.extra_ranks = dict(mode.extra_ranks)
+        self.has_row = mode.has_row
 
     # ----------------------------------------------------------------- emission helpers
     def fresh(self, hint: str) -> str:

@@ -26,12 +26,14 @@ Reductions that do not involve the row rank (the state of linear attention) go t
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from backends.gpu.plan import Config, Loop, Lowering, Planner, Roles, _scan_plan
+from backends.gpu.plan import Config, Lowering, Roles
+from backends.gpu.schedule import Loop, schedule
 from einsum_ir.errors import CascadeError
 from einsum_ir.passes import Prepared
 
+from .kernel import PhaseMode
 from .module import header, launcher
 from .names import Namespace
 from .phase import PhaseGen
@@ -61,24 +63,24 @@ def generate(prepared: Prepared, sizes: dict, config: Config | None = None, *,
     try:
         return _generate(prepared, sizes, config or Config(), mapping_note)
     except CascadeError as exc:
-        raise exc.with_source(prepared.source.source or prepared.cascade.source)
+        raise exc.with_source(prepared.source.source or prepared.cascade.source) from None
 
 
 def _generate(prepared: Prepared, sizes, config, mapping_note):
     cascade, facts = prepared.cascade, prepared.facts
     names = Namespace()
     low = Lowering(cascade, sizes, config, facts, names.block)
-    planner = Planner(low)
-    phases, post = planner.plan()
-    scan = _scan_plan(low, phases, post) if config.scan else None
-    if scan is not None:
+    plan = schedule(low, config)
+    phases, post = plan.phases, list(plan.post)
+    if plan.scan is not None:
         try:
-            return _generate_scan(low, names, phases, post, scan, config, mapping_note, prepared)
+            return _generate_scan(low, names, phases, post, plan.scan, config, mapping_note,
+                                  prepared)
         except CascadeError:
             names = Namespace()  # fall back to the sequential loop
             low = Lowering(cascade, sizes, config, facts, names.block)
-            planner = Planner(low)
-            phases, post = planner.plan()
+            plan = schedule(low, replace(config, scan=False))
+            phases, post = plan.phases, list(plan.post)
     kernels = []
     finals_from = {}
     phase_keys = sorted(phases)
@@ -94,18 +96,15 @@ def _generate(prepared: Prepared, sizes, config, mapping_note):
             for lp in loops:
                 for kind, u in lp.units:
                     for e in (u if kind == "rec" else [u]):
-                        if e.name in low.a.recurrences or kind == "sred":
-                            if e.name not in store_finals:
-                                store_finals.append(e.name)
-        gen = PhaseGen(low, names, f"_phase{ph}", loops, phase_reads, post if last else [], store_finals)
+                        if (e.name in low.a.recurrences or kind == "sred") \
+                                and e.name not in store_finals:
+                            store_finals.append(e.name)
         # a state phase made only of sums over the streamed rank splits that rank across
         # programs (grid axis 0) and adds the partial sums atomically
-        gen.split_stream = (not last and len(loops) == 1 and all(
-            kind == "sred" and u.reducer == "sum" for kind, u in loops[0].units))
-        gen.has_row = last or any(planner.iterates_row(e) for lp in loops for _, u in lp.units
-                                  for e in (u if isinstance(u, tuple) else [u]))
-        if not last:
-            gen.has_row = False
+        split = not last and len(loops) == 1 and all(
+            kind == "sred" and u.reducer == "sum" for kind, u in loops[0].units)
+        gen = PhaseGen(low, names, f"_phase{ph}", loops, phase_reads, post if last else [],
+                       store_finals, PhaseMode(has_row=last, split_stream=split))
         lines = gen.run(loops, post if last else [], store_finals)
         if not last:
             for name in store_finals:
@@ -121,23 +120,19 @@ def _generate_scan(low, names, phases, post, scan, config, mapping_note, prepare
     loop = phases[1][0]
     recs = low.a.recurrences
     ranks = {}
-    for name, upd, inc in scan:
+    for name, upd, _ in scan:
         rec = recs[name]
         ranks[name] = [rec.var.upper() if k == rec.axis else i.name.upper()
                        for k, i in enumerate(upd.output.indices)]
     inc_loop = Loop(loop.level, loop.style, loop.var)
-    gen_inc = PhaseGen(low, names, "_phase_increments", [inc_loop], {}, [], [])
-    gen_inc.parallel = True
-    gen_inc.has_row = False
-    gen_inc.scan_inc = scan
-    gen_inc.extra_ranks = {increments_name(n): r for n, r in ranks.items()}
+    gen_inc = PhaseGen(low, names, "_phase_increments", [inc_loop], {}, [], [], PhaseMode(
+        has_row=False, parallel=True, scan_inc=tuple(scan),
+        extra_ranks=tuple((increments_name(n), r) for n, r in ranks.items())))
     lines_inc = gen_inc.run([inc_loop], [], [])
     main_loop = Loop(loop.level, loop.style, loop.var, [], list(loop.outputs))
     reads = {prefix_name(n): r for n, r in ranks.items()}
-    gen = PhaseGen(low, names, "_phase_steps", [main_loop], reads, [], [])
-    gen.parallel = True
-    gen.has_row = False
-    gen.scan_pre = {n for n, _, _ in scan}
+    gen = PhaseGen(low, names, "_phase_steps", [main_loop], reads, [], [], PhaseMode(
+        has_row=False, parallel=True, scan_pre=frozenset(n for n, _, _ in scan)))
     lines = gen.run([main_loop], [], [])
     scan_meta = [(n, ranks[n], recs[n].axis, float(recs[n].init.body.value)) for n, _, _ in scan]
     return _assemble(low, names, [(gen_inc, lines_inc, []), (gen, lines, [])], {}, config, mapping_note,
@@ -147,7 +142,6 @@ def _generate_scan(low, names, phases, post, scan, config, mapping_note, prepare
 def _assemble(low: Lowering, names: Namespace, kernels, scratch, config: Config, mapping_note, prepared,
               scan=None):
     roles = low.roles
-    c = low.c
     src = header(prepared, low.roles, config, mapping_note)
     blocks = {name: size for name, size, _, _ in roles.block.values()}
     src.append("import torch")
@@ -167,7 +161,7 @@ def _assemble(low: Lowering, names: Namespace, kernels, scratch, config: Config,
     src.append(f"CONFIG = {dict(tunable, num_warps=config.num_warps, num_stages=config.num_stages)!r}")
     src.append("")
     metas = []
-    for gen, lines, store_finals in kernels:
+    for gen, lines, _ in kernels:
         consts = sorted(gen.used_blocks)
         evens = dict(sorted(gen.evens.items()))
         args = [names.ptr(p) for p in gen.pointers]

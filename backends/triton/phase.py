@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from backends.gpu.bounds import loop_bounds, pred_range
-from backends.gpu.plan import Loop
+from backends.gpu.schedule import Loop
 from einsum_ir.errors import CascadeError
 from einsum_ir.ir import Einsum, Name
 

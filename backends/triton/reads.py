@@ -59,7 +59,7 @@ class ReadGen(ValueGen):
         return self.inline(einsum, acc)
 
     def check_same(self, acc: Access, einsum: Einsum, skip=None):
-        for k, (i, j) in enumerate(zip(acc.indices, einsum.output.indices)):
+        for k, (i, j) in enumerate(zip(acc.indices, einsum.output.indices, strict=True)):
             if k == skip:
                 continue
             vi = self.eval_int(i)
@@ -79,7 +79,7 @@ class ReadGen(ValueGen):
     def inline(self, einsum: Einsum, acc: Access) -> Tile:
         """Evaluates ``einsum`` at the access's indices (recomputed, never stored)."""
         bound = {}
-        for i, j in zip(acc.indices, einsum.output.indices):
+        for i, j in zip(acc.indices, einsum.output.indices, strict=True):
             if not (isinstance(j, Name) and j.is_index):
                 raise _err(f"{einsum.name} cannot be inlined at this access", acc)
             bound[j.name] = self.eval_int(i)
@@ -312,7 +312,7 @@ class ReadGen(ValueGen):
         ob = next(a for a in kb.axes if a != ax)
         if oa == ob:
             return None
-        for other, inv in (tiles[k] for k in range(len(tiles)) if k not in with_ax):
+        for other, _ in (tiles[k] for k in range(len(tiles)) if k not in with_ax):
             if ax in other.axes:
                 return None
         lo = self.low
