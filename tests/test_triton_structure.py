@@ -128,7 +128,9 @@ def test_a_union_with_a_masked_score_visits_every_block_and_matches(tmp_path):
 
     from einsum_ir import evaluate, loads, random_inputs, resolve_sizes
 
-    text = open("examples/attention/causal.ein").read().replace(
+    from pathlib import Path
+
+    text = Path("examples/attention/causal.ein").read_text().replace(
         "input  Q[b,h,p,e], K[b,h,m,e], V[b,h,m,f]",
         "input  Q[b,h,p,e], K[b,h,m,e], V[b,h,m,f], Bias[p,m]").replace(
         "GM[b,h,p]   = max[m] QK[b,h,p,m]\nSN[b,h,p,m] = exp(QK[b,h,p,m] - GM[b,h,p])",

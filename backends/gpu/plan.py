@@ -12,6 +12,7 @@ to a first kernel whose results are written to scratch memory).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from typing import Callable
 
 from einsum_ir.errors import CascadeError
@@ -38,6 +39,22 @@ class Config:
     num_warps: int = 4
     num_stages: int = 2
     scan: bool = True  # running sums of independent increments: all steps in parallel
+
+
+class Role(str, Enum):
+    """What an index variable is to the kernel (compares equal to its value)."""
+
+    BATCH = "batch"  # a grid axis: one value per program
+    FULL = "full"  # a whole tile (the head dimensions)
+    ROW = "row"  # the row tile of a program (queries)
+    CHUNK_ROW = "chunk_row"  # the rows of a chunk of a streamed split
+    COL = "col"  # a reduced tile within a step
+    STREAM_PLAIN = "stream_plain"  # the streamed rank, tiled by the loop
+    STREAM_OUTER = "stream_outer"  # the outer index of a streamed split, stepped by the loop
+    RESHAPE = "reshape"  # the streamed rank seen whole (outer * inner + inner)
+
+    __str__ = str.__str__
+    __format__ = str.__format__
 
 
 @dataclass(frozen=True)
@@ -88,6 +105,28 @@ class Lowering:
                 seen.setdefault(v, e)
         return seen
 
+    def _stream_rank(self, rec_vars, reduced, full, batch) -> str | None:
+        """The rank the loops walk: the split of the recurrences' index, else the one rank the
+        reductions share besides the grid and the full tiles."""
+        if rec_vars:
+            update = next(iter(self.a.recurrences.values())).update
+            if len(rec_vars) > 1:
+                raise _err("recurrences over more than one index (" + ", ".join(sorted(rec_vars))
+                           + ") are outside the Triton lowering's reach", update)
+            (rv,) = rec_vars
+            split = self.split_outer_of(rv.upper())
+            if split is None:
+                raise _err(f"the recurrence index {rv} must be the outer part of a split "
+                           f"(split X = {rv.upper()} * X0) for the Triton lowering", update)
+            return self.root(split.rank)
+        cands = {self.root(v.upper()) for v in reduced if v not in full and v not in batch}
+        cands = {r for r in cands if not self.split_inner_of(r)} or cands
+        if len(cands) > 1:
+            e = next(e for e in self.c.einsums if e.reduced)
+            raise _err("reductions over several sequence ranks (" + ", ".join(sorted(cands))
+                       + ") are outside the Triton lowering's reach", e)
+        return next(iter(cands)) if cands else None
+
     def _roles(self):
         c = self.c
         inputs2 = [d for d in c.inputs if len(d.axes) >= 2]
@@ -104,50 +143,29 @@ class Lowering:
         rec_vars = {r.var for r in self.a.recurrences.values()}
         full = [v for v in vars_ if self.root(v.upper()) in full_ranks]
         batch = [v for v in vars_ if self.root(v.upper()) in batch_ranks and v not in full]
-        # the streamed rank
-        stream = None
-        if rec_vars:
-            if len(rec_vars) > 1:
-                raise _err("recurrences over more than one index (" + ", ".join(sorted(rec_vars))
-                           + ") are outside the Triton lowering's reach",
-                           next(iter(self.a.recurrences.values())).update)
-            (rv,) = rec_vars
-            split = self.split_outer_of(rv.upper())
-            if split is None:
-                raise _err(f"the recurrence index {rv} must be the outer part of a split "
-                           f"(split X = {rv.upper()} * X0) for the Triton lowering",
-                           next(iter(self.a.recurrences.values())).update)
-            stream = self.root(split.rank)
-        else:
-            cands = {self.root(v.upper()) for v in reduced if v not in full and v not in batch}
-            cands = {r for r in cands if not self.split_inner_of(r)} or cands
-            if len(cands) > 1:
-                e = next(e for e in c.einsums if e.reduced)
-                raise _err("reductions over several sequence ranks (" + ", ".join(sorted(cands))
-                           + ") are outside the Triton lowering's reach", e)
-            stream = next(iter(cands)) if cands else None
+        stream = self._stream_rank(rec_vars, reduced, full, batch)
         role, block = {}, {}
         rows = []
         for v in vars_:
             rank = v.upper()
             if v in batch:
-                role[v] = "batch"
+                role[v] = Role.BATCH
             elif v in full:
-                role[v] = "full"
+                role[v] = Role.FULL
                 ext = self.sizes[rank]
                 block[v] = (self.block_name(rank), pow2(max(ext, 16)), str(ext), False)
             elif v in rec_vars:
-                role[v] = "stream_outer"
+                role[v] = Role.STREAM_OUTER
             elif stream is not None and self.root(rank) == stream and not self.split_inner_of(rank):
-                role[v] = "stream_plain" if v in reduced else "reshape"
+                role[v] = Role.STREAM_PLAIN if v in reduced else Role.RESHAPE
                 if v in reduced:
                     block[v] = (self.block_name(rank), self.cfg.block_c, rank, True)
             elif v in reduced:
-                role[v] = "col"
+                role[v] = Role.COL
                 ext = self.sizes[rank]
                 block[v] = (self.block_name(rank), pow2(max(ext, 16)), str(ext), False)
             else:
-                role[v] = "row"
+                role[v] = Role.ROW
                 rows.append(v)
         if len(rows) > 1:
             e = vars_[rows[1]]
@@ -158,25 +176,28 @@ class Lowering:
             rank = row.upper()
             s = self.split_inner_of(rank)
             if s is not None and self.root(s.rank) == stream:
-                role[row] = "chunk_row"
+                role[row] = Role.CHUNK_ROW
                 ext = self.sizes[rank]
                 block[row] = (self.block_name(rank), pow2(max(ext, 16)), str(ext), False)
             else:
                 block[row] = (self.block_name(rank), self.cfg.block_r, rank, True)
-        for v, r in role.items():  # split inner of a streamed split: its block is the split size
-            if r == "col":
-                s = self.split_inner_of(v.upper())
-                if s is not None and self.root(s.rank) == stream:
-                    ext = self.sizes[v.upper()]
-                    if pow2(ext) != ext or ext < 16:
-                        raise _err(f"the tile size {v.upper()} = {ext} of split {s.rank} = "
-                                   f"{s.outer} * {s.inner} must be a power of two >= 16 for "
-                                   f"Triton", s)
+        self._check_split_tiles(role, stream)
         self.roles = Roles(batch, full, stream, role, block, row)
         # reductions over the streamed rank: loop-carried accumulators
         self.stream_reductions = tuple(e for e in c.einsums if e.reducer and any(
             role.get(v) == "stream_plain" for v in e.reduced))
         self.stream_red_names = frozenset(e.name for e in self.stream_reductions)
+
+    def _check_split_tiles(self, role, stream):
+        """The inner rank of a streamed split is a column tile of exactly the split size."""
+        for v, r in role.items():
+            s = self.split_inner_of(v.upper()) if r == Role.COL else None
+            if s is not None and self.root(s.rank) == stream:
+                ext = self.sizes[v.upper()]
+                if pow2(ext) != ext or ext < 16:
+                    raise _err(f"the tile size {v.upper()} = {ext} of split {s.rank} = "
+                               f"{s.outer} * {s.inner} must be a power of two >= 16 for "
+                               f"Triton", s)
 
     def feeds_max(self, name: str, seen=None) -> bool:
         """Whether a max reduction reads ``name`` through element-wise Einsums."""

@@ -131,40 +131,42 @@ class Planner:
                     loops.append(loop)
                 loop.units.append((kind, u))
             out[ph] = loops
-        # outputs
         final_phase = max(out) if out else 1
         out.setdefault(final_phase, [])
-        post = []
-        for d in low.c.outputs:
-            (e,) = [x for x in low.defs[d.name] if d.name not in low.a.recurrences] or [None]
-            if e is None:
-                raise _err(f"output {d.name} is a recurrence; write its final iterate to an output",
-                           d)
-            stream_out = [v for v in e.output_vars if low.roles.role.get(v) in
-                          ("stream_outer", "stream_plain", "reshape")]
-            if e.name in self.sred:
-                post.append(e)
-            elif stream_out:
-                v = stream_out[0]
-                role = low.roles.role[v]
-                style = "plain" if role == "stream_plain" else "split"
-                lvl = self.reads_level(e, set())
-                loops = out[final_phase]
-                loop = next((lp for lp in loops if lp.level == lvl and lp.style == style), None)
-                if loop is None:
-                    var = v if style == "plain" else next(
-                        (r.var for r in low.a.recurrences.values()), None)
-                    if var is None:
-                        raise _err(f"output {d.name} iterates the streamed rank; the Triton "
-                                   f"lowering cannot place it in a loop", e)
-                    loop = Loop(lvl, style, var)
-                    loops.append(loop)
-                loop.outputs.append(e)
-            else:
-                post.append(e)
+        post = [e for e in (self._output_einsum(d) for d in low.c.outputs)
+                if not self._place_in_loop(e, out[final_phase])]
         for ph in out:
             out[ph].sort(key=lambda lp: lp.level)
         return out, post
+
+    def _output_einsum(self, d):
+        low = self.low
+        (e,) = [x for x in low.defs[d.name] if d.name not in low.a.recurrences] or [None]
+        if e is None:
+            raise _err(f"output {d.name} is a recurrence; write its final iterate to an output", d)
+        return e
+
+    def _place_in_loop(self, e, loops) -> bool:
+        """Puts an output that iterates the streamed rank into the loop that produces it (a
+        store per step); False for an output stored after the loops."""
+        low = self.low
+        stream_out = [v for v in e.output_vars if low.roles.role.get(v) in
+                      ("stream_outer", "stream_plain", "reshape")]
+        if e.name in self.sred or not stream_out:
+            return False
+        v = stream_out[0]
+        style = "plain" if low.roles.role[v] == "stream_plain" else "split"
+        lvl = self.reads_level(e, set())
+        loop = next((lp for lp in loops if lp.level == lvl and lp.style == style), None)
+        if loop is None:
+            var = v if style == "plain" else next((r.var for r in low.a.recurrences.values()), None)
+            if var is None:
+                raise _err(f"output {e.name} iterates the streamed rank; the Triton lowering "
+                           f"cannot place it in a loop", e)
+            loop = Loop(lvl, style, var)
+            loops.append(loop)
+        loop.outputs.append(e)
+        return True
 
 
 def _scan_plan(low: Lowering, phases, post):
@@ -189,18 +191,8 @@ def _scan_plan(low: Lowering, phases, post):
             rec = recs[e.name]
             if e is not rec.update:
                 continue
-            if not isinstance(rec.init.body, Num):
-                return None
-            body = e.body
-            if not (isinstance(body, Binary) and body.op == "+"):
-                return None
-            carried = [i if k != rec.axis else Name(rec.var) for k, i in enumerate(e.output.indices)]
-            own = [side for side in (body.lhs, body.rhs) if isinstance(side, Access)
-                   and side.tensor == e.name and list(side.indices) == carried]
-            if len(own) != 1:
-                return None
-            inc = body.rhs if own[0] is body.lhs else body.lhs
-            if _reads_recurrence(low, inc):
+            inc = _independent_increment(low, e, rec)
+            if inc is None:
                 return None
             plan.append((e.name, e, inc))
     # every other read of a recurrence must be of the state before the step
@@ -213,6 +205,21 @@ def _scan_plan(low: Lowering, phases, post):
             if not (isinstance(idx, Name) and idx.name == rec.var):
                 return None
     return plan or None
+
+
+def _independent_increment(low: Lowering, e, rec):
+    """``X`` of an update ``S[n+1] = S[n] + X`` with a constant start and ``X`` reading no
+    recurrence, else None."""
+    body = e.body
+    if not isinstance(rec.init.body, Num) or not (isinstance(body, Binary) and body.op == "+"):
+        return None
+    carried = [i if k != rec.axis else Name(rec.var) for k, i in enumerate(e.output.indices)]
+    own = [side for side in (body.lhs, body.rhs) if isinstance(side, Access)
+           and side.tensor == e.name and list(side.indices) == carried]
+    if len(own) != 1:
+        return None
+    inc = body.rhs if own[0] is body.lhs else body.lhs
+    return None if _reads_recurrence(low, inc) else inc
 
 
 def _reads_recurrence(low, expr, seen=None) -> bool:

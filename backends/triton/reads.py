@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from backends.gpu.plan import _factors
 from einsum_ir.ir import Access, Binary, Einsum, Name, Num
 
+from .dots import DotGen
 from .tiles import (
     IDENTITY,
     Idx,
@@ -15,10 +15,9 @@ from .tiles import (
     _simple,
     prefix_name,
 )
-from .values import ValueGen
 
 
-class ReadGen(ValueGen):
+class ReadGen(DotGen):
     def read(self, acc: Access) -> Tile:
         low = self.low
         name = acc.tensor
@@ -214,6 +213,11 @@ class ReadGen(ValueGen):
             t = self.mask(t, pred)
         if ax not in t.axes:
             raise _err(f"the reduced index {r} does not vary in this tile", einsum)
+        return self._reduce(einsum, t, ax, self._reduction_mask(einsum, t, ax, r))
+
+    def _reduction_mask(self, einsum: Einsum, t: Tile, ax: str, r: str) -> list:
+        """The validity terms a reduction along ``ax`` must apply: not those where the value is
+        already the reducer's identity (0 for a sum, -inf for a max)."""
         need = [tm for tm in t.terms if ax in tm[1]]
         bt = self.bound_term(r)
         if bt is not None and bt not in need:
@@ -222,6 +226,11 @@ class ReadGen(ValueGen):
             need = [tm for tm in need if tm not in t.zero_terms]
         if einsum.reducer == "max":
             need = [tm for tm in need if tm not in t.ninf_terms]
+        return need
+
+    def _reduce(self, einsum: Einsum, t: Tile, ax: str, need: list) -> Tile:
+        """``tl.sum``/``tl.max``/``tl.min`` along ``ax``; the max of a positively scaled value is
+        the scaled max of the value (one multiply per row instead of per element)."""
         max_of = frozenset({t.code} | ({t.lin[0]} if t.lin else set())) \
             if einsum.reducer == "max" else frozenset()
         x = self.f32(t)
@@ -298,95 +307,6 @@ class ReadGen(ValueGen):
     def mask(self, t: Tile, pred: Idx) -> Tile:
         return replace(t, terms=t.terms | {(pred.code, pred.axes, pred.variant)},
                        variant=t.variant or pred.variant)
-
-    def try_dot(self, einsum: Einsum, ax: str, pred: Idx | None) -> Tile | None:
-        factors = _factors(einsum.body)
-        tiles = [(self.eval_value(f), inv) for f, inv in factors]
-        with_ax = [k for k, (t, inv) in enumerate(tiles) if ax in t.axes]
-        if len(with_ax) != 2:
-            return None
-        (ka, ta_inv), (kb, tb_inv) = tiles[with_ax[0]], tiles[with_ax[1]]
-        if ta_inv or tb_inv or len(ka.axes) != 2 or len(kb.axes) != 2:
-            return None
-        oa = next(a for a in ka.axes if a != ax)
-        ob = next(a for a in kb.axes if a != ax)
-        if oa == ob:
-            return None
-        for other, _ in (tiles[k] for k in range(len(tiles)) if k not in with_ax):
-            if ax in other.axes:
-                return None
-        lo = self.low
-        for a in (oa, ob, ax):
-            blk = lo.roles.block.get(a)
-            if blk and blk[1] < 16:
-                raise _err(f"tl.dot needs tiles of at least 16 along {a} (got {blk[1]})", einsum)
-        # operands in [other, ax] / [ax, other] order, validity zeroed where needed
-        bound = self.bound_term(einsum.reduced[0])
-        zeroed = set()
-
-        def operand(t: Tile, first: bool, other_t: Tile):
-            need = [tm for tm in t.terms if ax in tm[1]]
-            if bound is not None and bound not in need:
-                need.append(bound)
-            if pred is not None and ax in pred.axes:
-                need.append((pred.code, pred.axes, pred.variant))
-            # a product is zero where either factor is: one zeroed operand is enough
-            need = [tm for tm in need if tm not in t.zero_terms and tm not in other_t.zero_terms
-                    and tm not in zeroed]
-            zeroed.update(need)
-            code = t.code
-            if t.kind == "int":
-                code = f"{code}.to(tl.float32)"
-            if need:
-                m = self.mask_var(need, t.axes)
-                code = f"tl.where({m}, {code}, 0.0)"
-            # dtype: computed fp32 operands meet a native operand in its dtype
-            if t.kind != "native" and other_t.kind == "native":
-                code = f"{code}.to({other_t.src}.dtype.element_ty)"
-            want = (oa, ax) if first else (ax, ob)
-            if tuple(t.axes) != want:
-                code = f"tl.trans({code})"
-            return code
-        ca = operand(ka, True, kb)
-        cb = operand(kb, False, ka)
-        out = (oa, ob)
-        code = f"tl.dot({ca}, {cb})"
-        axes = lo.order(out)
-        if axes != out:
-            code = f"tl.trans({code})"
-        variant = ka.variant or kb.variant or (pred is not None and pred.variant)
-        terms = frozenset(tm for tm in ka.terms | kb.terms if ax not in tm[1])
-        ninf = frozenset()
-        if pred is not None and ax not in pred.axes and lo.feeds_max(einsum.name):
-            # masked scores are -inf at the source, so the max needs no mask and exp gives 0
-            rows = {v for v, r in lo.roles.role.items() if r in ("row", "chunk_row")}
-            ninf = frozenset(tm for tm in terms | {(pred.code, pred.axes, pred.variant)}
-                             if set(tm[1]) - rows)
-            cond = self.partial_block_condition(einsum, pred, ninf)
-            if cond is None:
-                code = f"tl.where({self.mask_var(list(ninf), axes)}, {code}, float('-inf'))"
-            else:
-                # blocks that the predicate covers entirely skip the mask (FlexAttention's full
-                # blocks, the tutorial's off-band stage), in the same loop
-                var = self.emit(einsum.name, code, True)
-                mask = " & ".join(self.bcast(c, a, axes) for c, a, _ in sorted(ninf))
-                self.loop_lines.append(f"if {cond}:  # a block the predicate cuts")
-                self.loop_lines.append(f"    {var} = tl.where({mask}, {var}, float('-inf'))")
-                code = var
-        t = Tile(code, axes, "f32", terms, frozenset(), False, variant, ninf_terms=ninf)
-        t = self.materialize(t, einsum.name)
-        if not ninf and code.startswith("tl.dot(") and axes == out:
-            t = replace(t, dot=(ca, cb))
-        for k, (other, inv) in enumerate(tiles):
-            if k in with_ax:
-                continue
-            t = self.binary("/" if inv else "*", t, other, einsum)
-        if pred is not None and ax not in pred.axes:
-            t = self.mask(t, pred)
-        elif pred is not None:
-            rest = Idx(pred.code, pred.axes, pred.variant)
-            t = replace(t, variant=t.variant or rest.variant)
-        return t
 
     # ----------------------------------------------------------------- recurrences
     def rec_update(self, name: str) -> Tile:
