@@ -1,8 +1,8 @@
 """``cascade compile FILE --target triton -o kernel.py`` and ``cascade run FILE --target triton --check``.
 
 ``compile`` writes a standalone Python module (the generated Triton kernels plus a
-``forward(**tensors) -> dict`` launcher) whose header names the cascade and the mapping the GPU
-cost model chose. ``run`` compiles, runs on a GPU if there is one (else under Triton's interpreter,
+``forward(config=None, /, **tensors) -> dict`` launcher) whose header names the cascade and the
+mapping the GPU cost model chose. ``run`` compiles, runs on a GPU if there is one (else under Triton's interpreter,
 ``TRITON_INTERPRET=1``, on the CPU), compares with the float64 reference interpreter and prints the
 max error; ``--check`` makes a mismatch exit with status 1.
 """
