@@ -77,3 +77,36 @@ def test_overrides_pin_the_mapping_and_big_tiles_are_rejected():
         (128, 64, 8, 3)
     huge = predict(c, s, Config(128, 128, 4, 8), load_gpu_arch("a100"), "float16")
     assert not huge.breakdown["fits"]
+
+
+def test_the_mapping_search_cost_does_not_grow_with_the_sequence_length(monkeypatch):
+    import backends.gpu.mapping as mapping
+
+    calls = []
+    real = mapping.evaluate
+    monkeypatch.setattr(mapping, "evaluate", lambda *a: calls.append(1) or real(*a))
+
+    def evaluations(n):
+        calls.clear()
+        choose_mapping(*_sizes("causal", B=1, H=2, P=n, M=n), dtype="bfloat16")
+        return len(calls)
+
+    # the loop bounds are evaluated at a bounded set of row blocks, whatever the length
+    assert 0 < evaluations(65536) == evaluations(1 << 20)
+    exact = predict(*_sizes("causal", B=1, H=1, P=512, M=512), Config(64, 64, 4, 2),
+                    load_gpu_arch("h100"), "bfloat16").breakdown["steps"]
+    assert exact == sum(range(1, 9))  # one loop; the 8 row blocks visit 1..8 key blocks
+
+
+def test_the_gpu_cost_model_imports_nothing_from_the_triton_backend():
+    import ast
+    import pathlib
+
+    for path in pathlib.Path("backends/gpu").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                assert not (node.module or "").startswith("backends.triton"), path
+                assert not (node.level and (node.module or "").startswith("triton")), path
+            if isinstance(node, ast.Import):
+                assert not any(a.name.startswith(("backends.triton", "triton", "torch"))
+                               for a in node.names), path
