@@ -16,13 +16,29 @@ from einsum_ir.ir import Access, Binary, Einsum, Name, Num, walk
 from .plan import Config, Lowering, _err
 
 
-@dataclass
+@dataclass(frozen=True)
 class Loop:
+    """One loop over the streamed rank."""
+
     level: int
     style: str  # "split" (outer var stepped, inner tile) or "plain" (tiled stream var)
     var: str  # the stepped var (m1 / n) or the plain var (m)
-    units: list = field(default_factory=list)  # ("rec", group) | ("sred", einsum)
-    outputs: list = field(default_factory=list)  # output Einsums stored inside the loop
+    units: tuple = ()  # ("rec", group) | ("sred", einsum)
+    outputs: tuple = ()  # output Einsums stored inside the loop
+
+
+@dataclass
+class _LoopBuilder:
+    """A loop while the planner fills it."""
+
+    level: int
+    style: str
+    var: str
+    units: list = field(default_factory=list)
+    outputs: list = field(default_factory=list)
+
+    def freeze(self) -> Loop:
+        return Loop(self.level, self.style, self.var, tuple(self.units), tuple(self.outputs))
 
 
 class Planner:
@@ -115,7 +131,7 @@ class Planner:
             phases = {1: phases[1]}
         out = {}
         for ph, lst in phases.items():
-            loops: list[Loop] = []
+            loops: list[_LoopBuilder] = []
             for lvl, kind, u in sorted(lst, key=lambda x: x[0]):
                 if kind == "rec":
                     var = low.a.recurrences[u[0].name].var if u[0].name in low.a.recurrences else \
@@ -127,7 +143,7 @@ class Planner:
                 loop = next((lp for lp in loops if lp.level == lvl and lp.style == style
                              and lp.var == var), None)
                 if loop is None:
-                    loop = Loop(lvl, style, var)
+                    loop = _LoopBuilder(lvl, style, var)
                     loops.append(loop)
                 loop.units.append((kind, u))
             out[ph] = loops
@@ -135,9 +151,9 @@ class Planner:
         out.setdefault(final_phase, [])
         post = [e for e in (self._output_einsum(d) for d in low.c.outputs)
                 if not self._place_in_loop(e, out[final_phase])]
-        for ph in out:
-            out[ph].sort(key=lambda lp: lp.level)
-        return out, post
+        frozen = {ph: tuple(lp.freeze() for lp in sorted(loops, key=lambda lp: lp.level))
+                  for ph, loops in out.items()}
+        return frozen, post
 
     def _output_einsum(self, d):
         low = self.low
@@ -163,7 +179,7 @@ class Planner:
             if var is None:
                 raise _err(f"output {e.name} iterates the streamed rank; the Triton lowering "
                            f"cannot place it in a loop", e)
-            loop = Loop(lvl, style, var)
+            loop = _LoopBuilder(lvl, style, var)
             loops.append(loop)
         loop.outputs.append(e)
         return True

@@ -129,7 +129,7 @@ def _generate_scan(low, names, phases, post, scan, config, mapping_note, prepare
         has_row=False, parallel=True, scan_inc=tuple(scan),
         extra_ranks=tuple((increments_name(n), r) for n, r in ranks.items())))
     lines_inc = gen_inc.run([inc_loop], [], [])
-    main_loop = Loop(loop.level, loop.style, loop.var, [], list(loop.outputs))
+    main_loop = Loop(loop.level, loop.style, loop.var, (), tuple(loop.outputs))
     reads = {prefix_name(n): r for n, r in ranks.items()}
     gen = PhaseGen(low, names, "_phase_steps", [main_loop], reads, [], [], PhaseMode(
         has_row=False, parallel=True, scan_pre=frozenset(n for n, _, _ in scan)))
