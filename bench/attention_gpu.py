@@ -142,6 +142,7 @@ def predict_only(args, todo) -> int:
     """The cost model's predicted time and TFLOP/s of every case: no GPU, no measurement."""
     from backends.gpu.mapping import choose_mapping
     from einsum_ir import load, resolve_sizes
+    from einsum_ir.passes import prepare
 
     arch = args.arch or "h100"
     rows = ["| variant | N | D | B x H | mapping (block_r, block_c, warps, stages) | predicted ms | "
@@ -156,7 +157,7 @@ def predict_only(args, todo) -> int:
         if file == "gqa":
             sizes["HK"] = case["H"] // case["G"]
         full = resolve_sizes(cascade, sizes)
-        m = choose_mapping(cascade, full, dtype=args.dtype, arch=arch)
+        m = choose_mapping(prepare(cascade), full, dtype=args.dtype, arch=arch)
         cfg = m.config
         tflops = flops(case) / m.predicted_s / 1e12
         rows.append(f"| {case['variant']} | {case['seq_len']} | {case['head_dim']} | "

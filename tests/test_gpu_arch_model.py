@@ -3,8 +3,9 @@ import pytest
 
 from backends.gpu.arch import detect_arch_name, load_gpu_arch, parse_gpu_arch
 from backends.gpu.mapping import choose_mapping, predict
-from backends.triton.lower import Config
+from backends.gpu.plan import Config
 from einsum_ir import load, resolve_sizes
+from einsum_ir.passes import prepare
 from einsum_ir.errors import CascadeError
 
 
@@ -40,9 +41,9 @@ def test_errors_name_the_path():
     assert detect_arch_name("NVIDIA A100-SXM4-80GB") == "a100"
 
 
-def _sizes(name, **over):
+def _sizes(name, pipeline="one-pass", **over):
     c = load(f"examples/attention/{name}.ein")
-    return c, resolve_sizes(c, over)
+    return prepare(c, pipeline), resolve_sizes(c, over)
 
 
 def test_causal_costs_about_half_of_dense_and_fits_on_chip():
@@ -59,11 +60,11 @@ def test_causal_costs_about_half_of_dense_and_fits_on_chip():
 
 def test_sliding_window_time_grows_with_the_window_not_the_sequence():
     def t(P, W):
-        c, s = _sizes("sliding_window", B=1, H=16, P=P, M=P, E=64, F=64, W=W)
+        c, s = _sizes("sliding_window", "as-written", B=1, H=16, P=P, M=P, E=64, F=64, W=W)
         return predict(c, s, Config(128, 64, 4, 2), load_gpu_arch("h100"), "bfloat16").breakdown["steps"]
     assert t(8192, 256) / t(4096, 256) == pytest.approx(2, rel=0.05)  # linear in P
     assert t(8192, 1024) > 2.5 * t(8192, 256)
-    c, s = _sizes("causal", B=1, H=16, P=8192, M=8192, E=64, F=64)
+    c, s = _sizes("causal", "as-written", B=1, H=16, P=8192, M=8192, E=64, F=64)
     causal = predict(c, s, Config(128, 64, 4, 2), load_gpu_arch("h100"), "bfloat16")
     assert t(8192, 1024) < causal.breakdown["steps"] / 3
 
@@ -76,3 +77,36 @@ def test_overrides_pin_the_mapping_and_big_tiles_are_rejected():
         (128, 64, 8, 3)
     huge = predict(c, s, Config(128, 128, 4, 8), load_gpu_arch("a100"), "float16")
     assert not huge.breakdown["fits"]
+
+
+def test_the_mapping_search_cost_does_not_grow_with_the_sequence_length(monkeypatch):
+    import backends.gpu.mapping as mapping
+
+    calls = []
+    real = mapping.evaluate
+    monkeypatch.setattr(mapping, "evaluate", lambda *a: calls.append(1) or real(*a))
+
+    def evaluations(n):
+        calls.clear()
+        choose_mapping(*_sizes("causal", B=1, H=2, P=n, M=n), dtype="bfloat16")
+        return len(calls)
+
+    # the loop bounds are evaluated at a bounded set of row blocks, whatever the length
+    assert 0 < evaluations(65536) == evaluations(1 << 20)
+    exact = predict(*_sizes("causal", B=1, H=1, P=512, M=512), Config(64, 64, 4, 2),
+                    load_gpu_arch("h100"), "bfloat16").breakdown["steps"]
+    assert exact == sum(range(1, 9))  # one loop; the 8 row blocks visit 1..8 key blocks
+
+
+def test_the_gpu_cost_model_imports_nothing_from_the_triton_backend():
+    import ast
+    import pathlib
+
+    for path in pathlib.Path("backends/gpu").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                assert not (node.module or "").startswith("backends.triton"), path
+                assert not (node.level and (node.module or "").startswith("triton")), path
+            if isinstance(node, ast.Import):
+                assert not any(a.name.startswith(("backends.triton", "triton", "torch"))
+                               for a in node.names), path

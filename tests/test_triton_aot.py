@@ -26,7 +26,8 @@ if not available():
 name, params, dtype, cc, sizes = json.loads(sys.argv[1])
 fn = compile_cascade(f"examples/attention/{name}.ein", block_r=128, block_c=64, num_warps=8,
                      num_stages=3, **params)
-builds = compile_source(fn.source(**sizes), dtype, cc)
+fn.source(**sizes)
+builds = compile_source(fn.last, dtype, cc)
 print(json.dumps([b.__dict__ for b in builds]))
 """
 

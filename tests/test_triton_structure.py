@@ -1,32 +1,36 @@
 """The shape of the generated kernels: one kernel, one loop, bounds derived from the predicate.
 
-The loop bounds are read back from the generated source and evaluated for every row block; the
-key blocks they visit must be exactly the blocks that meet the predicate (no fully masked block is
-visited, no needed block is skipped).
+The loop bounds are the typed bounds of the kernel's plan (backends.gpu.bounds), the values the
+generated code is rendered from, evaluated for every row block; the key blocks they visit must be
+exactly the blocks that meet the predicate (no fully masked block is visited, no needed block is
+skipped).
 """
 import math
-import re
-import types
 
 import pytest
-
 import triton_lane  # noqa: E402,F401 (skips without torch/triton; sets TRITON_INTERPRET first)
 
+from backends.gpu.bounds import bound_env, loop_bounds, visited  # noqa: E402
+from backends.gpu.plan import Lowering, lowering_sizes  # noqa: E402
+from backends.gpu.schedule import schedule  # noqa: E402
 from backends.triton import compile_cascade  # noqa: E402
-
-_TL = types.SimpleNamespace(maximum=max, minimum=min, cdiv=lambda a, b: -(-a // b))
-
-
-def _bounds(src: str, loop: int = 0):
-    lo = re.search(rf"^\s*lo_{loop} = (.*)$", src, re.M).group(1)
-    hi = re.search(rf"^\s*hi_{loop} = (.*)$", src, re.M).group(1)
-    return lo, hi
+from einsum_ir import resolve_sizes  # noqa: E402
 
 
-def _visited(src, env):
-    lo, hi = _bounds(src)
-    ns = dict(env, tl=_TL)
-    return set(range(eval(lo, {}, ns), eval(hi, {}, ns)))
+def _plan(fn, **sizes):
+    """The plan and the bounds of the last phase's first loop of ``fn`` compiled for ``sizes``."""
+    fn.source(**sizes)
+    prepared, config = fn.prepared, fn.last.config
+    resolved = resolve_sizes(prepared.source, {**fn.params, **sizes})
+    full = lowering_sizes(prepared, resolved, config.block_c, fn.params)
+    low = Lowering(prepared.cascade, full, config, prepared.facts)
+    phases = schedule(low, config).phases
+    return low, full, loop_bounds(low, phases[max(phases)][0])
+
+
+def _visited(plan, pid):
+    low, full, bounds = plan
+    return set(visited(bounds, bound_env(low, full, pid)))
 
 
 def _kernel_body(src):
@@ -43,57 +47,53 @@ def _expected(pred, p_lo, p_hi, P, M, block):
 
 
 def test_causal_is_one_kernel_with_one_loop_bounded_by_the_diagonal():
-    src = compile_cascade("examples/attention/causal.ein", block_r=64, block_c=32).source(
-        P=256, M=256)
+    fn = compile_cascade("examples/attention/causal.ein", block_r=64, block_c=32)
+    src = fn.source(P=256, M=256)
     body = _kernel_body(src)
+    plan = _plan(fn, P=256, M=256)
     assert src.count("@triton.jit") == 1
     assert body.count("for it in range(") == 1
     assert "# bounds derived from QK: where m1 * M0 + m0 <= p" in body
     P = M = 256
     for pid in range(P // 64):
-        env = dict(pid_r=pid, BLOCK_P=64, BLOCK_M0=32, M=M, P=P)
-        visited = _visited(body, env)
-        assert visited == _expected(lambda p, m: m <= p, pid * 64, pid * 64 + 63, P, M, 32)
-        assert max(visited) == (pid * 64 + 63) // 32  # stops at the diagonal block
+        steps = _visited(plan, pid)
+        assert steps == _expected(lambda p, m: m <= p, pid * 64, pid * 64 + 63, P, M, 32)
+        assert max(steps) == (pid * 64 + 63) // 32  # stops at the diagonal block
 
 
 @pytest.mark.parametrize("W", [16, 64, 100])
 def test_sliding_window_visits_only_the_blocks_that_meet_the_window(W):
     P = M = 512
-    src = compile_cascade("examples/attention/sliding_window.ein", block_r=64, block_c=32,
-                          W=W).source(P=P, M=M)
-    body = _kernel_body(src)
+    fn = compile_cascade("examples/attention/sliding_window.ein", block_r=64, block_c=32, W=W)
+    body = _kernel_body(fn.source(P=P, M=M))
     assert body.count("for it in range(") == 1
+    plan = _plan(fn, P=P, M=M)
     for pid in range(P // 64):
-        env = dict(pid_r=pid, BLOCK_P=64, BLOCK_M0=32, M=M, P=P)
-        visited = _visited(body, env)
-        assert visited == _expected(lambda p, m: p - W < m <= p, pid * 64, pid * 64 + 63, P, M, 32)
-        assert len(visited) <= math.ceil((W + 64) / 32) + 1  # grows with the window, not with P
+        steps = _visited(plan, pid)
+        assert steps == _expected(lambda p, m: p - W < m <= p, pid * 64, pid * 64 + 63, P, M, 32)
+        assert len(steps) <= math.ceil((W + 64) / 32) + 1  # grows with the window, not with P
 
 
 def test_alibi_and_cross_attention_bounds():
-    src = compile_cascade("examples/attention/alibi.ein", block_r=32, block_c=32).source(
-        P=96, M=160)
-    body = _kernel_body(src)
+    fn = compile_cascade("examples/attention/alibi.ein", block_r=32, block_c=32)
+    body = _kernel_body(fn.source(P=96, M=160))
     assert "Slope_ptr + h_idx" in body  # the per-head slope is a scalar load
+    plan = _plan(fn, P=96, M=160)
     for pid in range(3):
-        env = dict(pid_r=pid, BLOCK_P=32, BLOCK_M0=32, M=160, P=96)
-        assert _visited(body, env) == _expected(lambda p, m: m <= p, pid * 32, pid * 32 + 31,
+        assert _visited(plan, pid) == _expected(lambda p, m: m <= p, pid * 32, pid * 32 + 31,
                                                 96, 160, 32)
 
 
 def test_dense_kernel_visits_every_block_and_gqa_uses_pointer_arithmetic():
-    src = compile_cascade("examples/attention/gqa.ein", block_r=64, block_c=64, G=4).source(
-        H=8, P=128, M=192, HK=2)
-    body = _kernel_body(src)
+    fn = compile_cascade("examples/attention/gqa.ein", block_r=64, block_c=64, G=4)
+    body = _kernel_body(fn.source(H=8, P=128, M=192, HK=2))
     assert "(h_idx // 4)" in body  # K[b, h / G, m, e]
-    env = dict(pid_r=0, BLOCK_P=64, BLOCK_M0=64, M=192, P=128)
-    assert _visited(body, env) == {0, 1, 2}
+    assert _visited(_plan(fn, H=8, P=128, M=192, HK=2), 0) == {0, 1, 2}
 
 
 def test_generated_module_has_a_readable_header_and_no_driver_query():
     src = compile_cascade("examples/attention/causal.ein").source()
-    head = src[:src.index('"""', 3)]
+    head = src[:src.index("import torch")]  # the title and the header comments
     assert "Cascade causal:" in head and "Mapping:" in head and "after the online-softmax rewrite" in head
     assert "launch grid" in head and "streamed rank: M" in head
     assert "driver" not in src and "autotune" not in src
@@ -111,10 +111,12 @@ def test_linear_attention_has_a_state_phase_and_chunked_is_one_sequential_loop()
     assert "S_pre = torch.cumsum(S_inc, dim=2) - S_inc" in src
     assert src.count("lo_0 = tl.program_id(0)") == 2
     # without the scan: one kernel whose loop carries the state from chunk to chunk
-    from backends.triton.lower import Config, generate
+    from backends.gpu.plan import Config
+    from backends.triton.lower import generate
     from einsum_ir import load, resolve_sizes
+    from einsum_ir.passes import prepare
     c = load("examples/attention/linear_causal_chunked.ein")
-    seq = generate(c, resolve_sizes(c, {}), Config(64, 64, scan=False)).source
+    seq = generate(prepare(c), resolve_sizes(c, {}), Config(64, 64, scan=False)).source
     assert seq.count("@triton.jit") == 1 and "lo_0 = 0" in seq and "s = s_next" in seq
 
 
@@ -126,7 +128,9 @@ def test_a_union_with_a_masked_score_visits_every_block_and_matches(tmp_path):
 
     from einsum_ir import evaluate, loads, random_inputs, resolve_sizes
 
-    text = open("examples/attention/causal.ein").read().replace(
+    from pathlib import Path
+
+    text = Path("examples/attention/causal.ein").read_text().replace(
         "input  Q[b,h,p,e], K[b,h,m,e], V[b,h,m,f]",
         "input  Q[b,h,p,e], K[b,h,m,e], V[b,h,m,f], Bias[p,m]").replace(
         "GM[b,h,p]   = max[m] QK[b,h,p,m]\nSN[b,h,p,m] = exp(QK[b,h,p,m] - GM[b,h,p])",
@@ -134,8 +138,8 @@ def test_a_union_with_a_masked_score_visits_every_block_and_matches(tmp_path):
         "SN[b,h,p,m] = exp(S[b,h,p,m] - GM[b,h,p])")
     cascade = loads(text, "union.ein")
     fn = compile_cascade(cascade, block_r=16, block_c=16)
-    body = _kernel_body(fn.source(P=40, M=40))
-    assert re.search(r"hi_0 = tl\.cdiv\(M, \d+\)", body)  # no bound from the causal predicate
+    _, _, bounds = _plan(fn, P=40, M=40)
+    assert bounds.hi == bounds.count and not bounds.notes  # no bound from the causal predicate
     sizes = dict(P=40, M=40, E=32, F=32)
     inputs = random_inputs(cascade, resolve_sizes(cascade, sizes), 0, np.float64)
     ref = evaluate(cascade, inputs, sizes)["AV"]

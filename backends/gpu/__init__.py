@@ -1,4 +1,4 @@
-"""GPU targets (YAML), the GPU mapping and its cost model (design.md section 6)."""
+"""GPU targets (YAML), the GPU mapping and its cost model (see docs/gpu.md)."""
 from .arch import GPUArch, load_gpu_arch
 from .mapping import GPUMapping, choose_mapping
 

@@ -25,17 +25,23 @@ benchmark prints it next to the measured time.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from einsum_ir.affine import evaluate, symbols
 from einsum_ir.analysis.work import expr_ops
-from einsum_ir.ir import Access, Cascade, index_vars, walk
-
-from backends.triton.lower import Config, Lowering, Planner, _clauses, _factors, pow2
+from einsum_ir.errors import CascadeError
+from einsum_ir.ir import Access, index_vars, walk
+from einsum_ir.passes import Prepared
 
 from .arch import GPUArch, load_gpu_arch
+from .bounds import PID, bound_env, loop_bounds
+from .plan import Config, Lowering, _factors, lowering_sizes
+from .schedule import schedule
 
 TC_EFFICIENCY = 0.65  # fraction of tensor-core peak a plain tl.dot loop sustains
 OVERLAP = 0.5  # fraction of vector work hidden under tensor-core work
+UNFIT_PENALTY = 4  # a mapping over the chip's limits spills or does not launch: ranked last
+TIE = 1.03  # predictions closer than this to the fastest are ties (the model's resolution)
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
 SFU_FUNCS = ("exp", "other")
 
@@ -70,137 +76,140 @@ class GPUMapping:
                    f"{b['spill_bytes']} bytes spilled" if "registers" in b else ""))
 
 
-def choose_mapping(cascade: Cascade, sizes: dict, *, dtype: str = "float16", arch=None,
-                   overrides: dict | None = None, interpret: bool = False,
-                   check_spills: bool = False) -> GPUMapping:
-    """The mapping with the least predicted time (``overrides`` pin some choices).
-
-    With ``check_spills`` the best candidates are compiled ahead of time for the target (with
-    Triton's ptxas, no GPU needed) and the first one whose kernels spill no registers is taken.
-    """
-    from backends.triton.api import prepare, stream_split_inner
-
-    gpu = arch if isinstance(arch, GPUArch) else load_gpu_arch(arch)
-    overrides = dict(overrides or {})
-    low_c, _ = prepare(cascade, overrides.get("block_c"), True)
-    inner = stream_split_inner(low_c)
-    rows = [64, 128]
-    cols = [32, 64, 128]
-    warps = [4, 8]
-    stages = [2, 3, 1]
+def _candidates(overrides: dict, interpret: bool) -> list[tuple[int, int, int, int]]:
+    """(block_r, block_c, num_warps, num_stages) to price; ``overrides`` pin some of them."""
+    space = {"block_r": [64, 128], "block_c": [32, 64, 128], "num_warps": [4, 8],
+             "num_stages": [2, 3, 1]}
     if interpret:  # the interpreter's cost is per program and loop step: big tiles, few programs
-        rows = [_clamp(pow2(max(sizes.values() or [16])), 16, 64)]
-        rows = [64]
-        cols = [64]
-        warps, stages = [4], [1]
-    rows = [overrides["block_r"]] if "block_r" in overrides else rows
-    cols = [overrides["block_c"]] if "block_c" in overrides else cols
-    warps = [overrides["num_warps"]] if "num_warps" in overrides else warps
-    stages = [overrides["num_stages"]] if "num_stages" in overrides else stages
-    best, count, fallback = None, 0, None
-    ranked = []
-    # the Triton tutorial's configuration first: another must be predicted clearly faster
-    head = max([v for k, v in sizes.items() if k in ("E", "F")] or [64])
-    pref = (128, 64, 8 if head >= 128 else 4, 3)
-    grid = sorted(((br, bc, w, st) for bc in cols for br in rows for w in warps for st in stages),
-                  key=lambda c: sum(a != b for a, b in zip(c, pref)))
-    for br, bc, w, st in grid:
-        if True:
-            if True:
-                if True:
-                    cfg = Config(br, bc, w, st)
-                    try:
-                        m = predict(low_c, sizes, cfg, gpu, dtype, inner)
-                    except Exception:  # a candidate the lowering rejects (e.g. tiles < 16)
-                        continue
-                    count += 1
-                    ranked.append(m)
-                    if m.breakdown.get("fits", True):
-                        if best is None or m.predicted_s < best.predicted_s * 0.97:
-                            best = m
-                    elif fallback is None or (m.breakdown["smem"], m.predicted_s) < \
-                            (fallback.breakdown["smem"], fallback.predicted_s):
-                        fallback = m  # nothing fits: the least shared memory
-    best = best or fallback
-    if check_spills and best is not None and not interpret:
-        best = _without_spills(cascade, sizes, dtype, gpu, best, ranked) or best
-    if best is None:  # nothing could be modelled: defaults
-        cfg = Config(overrides.get("block_r", 64), overrides.get("block_c", 64),
-                     overrides.get("num_warps", 4), overrides.get("num_stages", 2))
-        return GPUMapping(cfg, gpu, dtype, float("nan"), {}, 0)
-    best.considered = count
-    best.interpret = interpret
-    return best
+        space = {"block_r": [64], "block_c": [64], "num_warps": [4], "num_stages": [1]}
+    for key in space:
+        if key in overrides:
+            space[key] = [overrides[key]]
+    return [(br, bc, w, st) for bc in space["block_c"] for br in space["block_r"]
+            for w in space["num_warps"] for st in space["num_stages"]]
 
 
-def _without_spills(cascade, sizes, dtype, gpu, best, ranked, tries: int = 6):
-    """The fastest predicted candidate whose compiled kernels use no spill stack."""
-    import os
-
-    from backends.triton import aot
-    from backends.triton.api import generate_for
-
-    if not aot.available() or os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
-        return None
-    cc = 80 if gpu.tensor_core_flops_per_clk_per_sm.get("float16", 0) <= 2048 else 90
-    order = [best] + sorted((m for m in ranked if m is not best and m.breakdown.get("fits")),
-                            key=lambda m: m.predicted_s)
-    for m in order[:tries]:
+def rank_mappings(prepared: Prepared, sizes: dict, *, dtype: str = "float16", arch=None,
+                  overrides: dict | None = None, interpret: bool = False,
+                  user_params: dict | None = None) -> list[GPUMapping]:
+    """Every candidate mapping the model can price, the chosen one first: the fastest that fits
+    the chip (ties: the first enumerated), else the one needing the least shared memory."""
+    gpu = arch if isinstance(arch, GPUArch) else load_gpu_arch(arch)
+    facts = prepared.facts
+    priced = []
+    for br, bc, w, st in _candidates(dict(overrides or {}), interpret):
         try:
-            gen, _ = generate_for(cascade, sizes, m.config)
-            builds = aot.compile_source(gen.source, dtype, cc)
-        except Exception:
+            priced.append(predict(prepared, sizes, Config(br, bc, w, st), gpu, dtype,
+                                  user_params, facts))
+        except CascadeError:  # a candidate the lowering rejects (e.g. tiles < 16)
             continue
-        m.breakdown["registers"] = max((b.registers or 0) for b in builds)
-        m.breakdown["spill_bytes"] = max((b.stack_bytes or 0) for b in builds)
-        if m.breakdown["spill_bytes"] == 0:
-            return m
-    return None
+    fitting = [m for m in priced if m.breakdown.get("fits", True)]
+    if fitting:
+        ordered = sorted(fitting, key=lambda m: m.predicted_s)
+        # within the model's resolution of the fastest: the fewest loop steps, then resources
+        near = [m for m in ordered if m.predicted_s <= ordered[0].predicted_s * TIE]
+        first = min(near, key=lambda m: (m.breakdown["steps"], m.breakdown["smem"],
+                                         m.config.num_warps, m.predicted_s))
+        ordered = [first] + [m for m in ordered if m is not first]
+    else:  # nothing fits: the least shared memory
+        ordered = sorted(priced, key=lambda m: (m.breakdown["smem"], m.predicted_s))
+    rest = [m for m in priced if m not in ordered]
+    return [replace(m, considered=len(priced), interpret=interpret) for m in ordered + rest]
 
 
-def _clamp(x, lo, hi):
-    return max(lo, min(hi, x))
+def choose_mapping(prepared: Prepared, sizes: dict, *, dtype: str = "float16", arch=None,
+                   overrides: dict | None = None, interpret: bool = False,
+                   user_params: dict | None = None) -> GPUMapping:
+    """The mapping with the least predicted time for a prepared cascade (``overrides`` pin some
+    choices; ``sizes`` are the resolved sizes of the cascade as written)."""
+    ranked = rank_mappings(prepared, sizes, dtype=dtype, arch=arch, overrides=overrides,
+                           interpret=interpret, user_params=user_params)
+    if ranked:
+        return ranked[0]
+    overrides = dict(overrides or {})  # nothing could be modelled: defaults
+    gpu = arch if isinstance(arch, GPUArch) else load_gpu_arch(arch)
+    cfg = Config(overrides.get("block_r", 64), overrides.get("block_c", 64),
+                 overrides.get("num_warps", 4), overrides.get("num_stages", 2))
+    return GPUMapping(cfg, gpu, dtype, float("nan"), {}, 0, interpret=interpret)
 
 
-def predict(cascade: Cascade, sizes: dict, cfg: Config, gpu: GPUArch, dtype: str,
-            inner: str | None = None) -> GPUMapping:
-    """The predicted time of ``cascade`` under one mapping."""
-    from einsum_ir.sizes import resolve_sizes
+@dataclass(frozen=True)
+class _Counts:
+    """What the planned kernel does, summed over its programs and loop steps."""
 
-    over = {k: v for k, v in sizes.items() if cascade.size_decl(k) is not None}
-    if inner is not None:
-        over[inner] = cfg.block_c
-    full = resolve_sizes(cascade, over)
-    low = Lowering(cascade, full, cfg)
-    planner = Planner(low)
-    low.stream_red_names = {e.name for e in low.stream_reductions}
-    phases, post = planner.plan()
+    tensor: float  # tensor-core FLOPs
+    vector: float  # FP32-lane operations
+    sfu: float  # special-function operations (exp, ...)
+    streamed_bytes: float  # tile loads of the loops
+    once_bytes: float  # inputs and outputs, once
+    steps: int  # loop steps over all programs
+    programs: int  # the largest launch
+    smem: int  # shared memory of one program
+
+
+def _extent(roles, var) -> int:
+    """The tile extent of an index variable (1 for grid and stepped variables)."""
+    r = roles.role.get(var)
+    if r in ("batch", "stream_outer", "reshape", None):
+        return 1
+    return int(roles.block[var][1]) if var in roles.block else 1
+
+
+def _step_work(einsums, blk) -> tuple[float, float, float]:
+    """(tensor FLOPs, vector ops, SFU ops) of one loop step over these Einsums."""
+    t_it = v_it = s_it = 0.0
+    for e in einsums:
+        pts = math.prod(blk(v) for v in e.iteration_space)
+        facs = [f for f, _ in _factors(e.body) if any(isinstance(n, Access) for n in walk(f))]
+        if e.reducer == "sum" and len(facs) >= 2:  # a tl.dot
+            t_it += 2 * pts
+            v_it += pts // max(1, blk(e.reduced[0]))
+            continue
+        ops = expr_ops(e.body)
+        sfu = sum(ops.get(k, 0) for k in SFU_FUNCS)
+        s_it += pts * sfu
+        v_it += pts * (sum(ops.values()) - sfu + 1)
+        if e.where is not None:
+            v_it += 2 * pts
+    return t_it, v_it, s_it
+
+
+def _step_bytes(low: Lowering, loop, einsums, blk, nbytes, scratch, scan) -> tuple[int, int]:
+    """(bytes streamed per step, bytes loaded once and kept) of the tiles the loop reads."""
     roles = low.roles
-    nbytes = DTYPE_BYTES.get(dtype, 2)
+    seen, streamed_bytes, invariant_bytes = set(), 0, 0
+    for e in einsums:
+        for acc in e.reads():
+            scanned = acc.tensor in low.a.recurrences and scan
+            if acc.tensor not in low.inputs and acc.tensor not in scratch and not scanned:
+                continue
+            key = (acc.tensor, tuple(str(i) for i in acc.indices))
+            if key in seen:
+                continue
+            seen.add(key)
+            width = nbytes if acc.tensor in low.inputs else 4  # scratch is fp32
+            size = math.prod(blk(v) for idx in acc.indices for v in index_vars(idx)
+                             if v in e.iteration_space)
+            streamed = any(getattr(n, "name", None) == loop.var or
+                           roles.role.get(getattr(n, "name", "")) in ("stream_plain", "col")
+                           for idx in acc.indices for n in walk(idx))
+            if streamed or scan:
+                streamed_bytes += size * width  # multi-buffered by the pipeline
+            else:
+                invariant_bytes += size * width  # loaded once, kept in shared memory
+    return streamed_bytes, invariant_bytes
 
-    def blk(var):
-        r = roles.role.get(var)
-        if r in ("batch", "stream_outer", None):
-            return 1
-        if r == "reshape":
-            return 1
-        return int(roles.block[var][1]) if var in roles.block else 1
 
-    batch = 1
-    for v in roles.batch:
-        batch *= full[v.upper()]
+def _count(low: Lowering, phases, scan: bool, cfg: Config, gpu: GPUArch, nbytes: int) -> _Counts:
+    roles, full = low.roles, low.sizes
+    blk = lambda v: _extent(roles, v)  # noqa: E731
+    batch = math.prod(full[v.upper()] for v in roles.batch)
     row = roles.row if roles.row and roles.role[roles.row] == "row" else None
     n_row = math.ceil(full[row.upper()] / cfg.block_r) if row else 1
-    tensor = vec = sfu = 0.0
-    mem_stream = mem_once = 0.0
-    steps_total = 0
-    smem = regs = 0
-    programs_max = 0
+    tensor = vec = sfu = mem_stream = 0.0
+    steps_total = smem = programs_max = 0
     last_phase = max(phases) if phases else 1
-    from backends.triton.lower import _scan_plan
-    scan = bool(cfg.scan and _scan_plan(low, phases, post))
-    scratch = {e.name for e in low.stream_reductions} | (
-        set(low.a.recurrences) if len(phases) > 1 else set())
+    scratch = set(low.stream_red_names) | (set(low.a.recurrences) if len(phases) > 1 else set())
     for ph, loops in phases.items():
         has_row = row is not None and ph == last_phase
         programs = batch * (n_row if has_row else 1)
@@ -212,93 +221,74 @@ def predict(cascade: Cascade, sizes: dict, cfg: Config, gpu: GPUArch, dtype: str
             einsums = _closure(low, loop)
             steps = _steps(low, loop, full, cfg, n_row if has_row else 1) * batch
             steps_total += steps
-            t_it = v_it = s_it = b_it = 0.0
-            tile_bytes = 0
-            for e in einsums:
-                pts = 1
-                for v in e.iteration_space:
-                    pts *= blk(v)
-                facs = [f for f, inv in _factors(e.body) if any(isinstance(n, Access) for n in walk(f))]
-                if e.reducer == "sum" and len(facs) >= 2:
-                    t_it += 2 * pts
-                    out_pts = pts // max(1, blk(e.reduced[0]))
-                    v_it += out_pts
-                    continue
-                ops = expr_ops(e.body)
-                s_it += pts * sum(ops.get(k, 0) for k in SFU_FUNCS)
-                v_it += pts * (sum(ops.values()) - sum(ops.get(k, 0) for k in SFU_FUNCS) + 1)
-                if e.where is not None:
-                    v_it += 2 * pts
-            seen_tiles = set()
-            invariant_bytes = 0
-            for e in einsums:
-                for acc in e.reads():
-                    scanned = acc.tensor in low.a.recurrences and scan
-                    if acc.tensor not in low.inputs and acc.tensor not in scratch and not scanned:
-                        continue
-                    key = (acc.tensor, tuple(str(i) for i in acc.indices))
-                    if key in seen_tiles:
-                        continue
-                    seen_tiles.add(key)
-                    width = nbytes if acc.tensor in low.inputs else 4  # scratch is fp32
-                    size = 1
-                    for idx in acc.indices:
-                        for v in index_vars(idx):
-                            if v in e.iteration_space:
-                                size *= blk(v)
-                    streamed = any(getattr(n, "name", None) == loop.var or
-                                   roles.role.get(getattr(n, "name", "")) in ("stream_plain", "col")
-                                   for idx in acc.indices for n in walk(idx))
-                    if streamed or scan:
-                        b_it += size * width
-                        tile_bytes += size * width  # multi-buffered by the pipeline
-                    else:
-                        invariant_bytes += size * width  # loaded once, kept in shared memory
+            t_it, v_it, s_it = _step_work(einsums, blk)
+            b_it, invariant = _step_bytes(low, loop, einsums, blk, nbytes, scratch, scan)
             tensor += steps * t_it
             vec += steps * v_it
             sfu += steps * s_it
             mem_stream += steps * b_it
-            smem = max(smem, cfg.num_stages * tile_bytes + invariant_bytes)
-        # once per program: row tiles of the inputs and the outputs
-    for d in list(cascade.inputs) + list(cascade.outputs):
-        n = nbytes
-        for r in d.ranks:
-            n *= full.get(r, 1)
-        mem_once += n
-    # registers: fp32 accumulators and score tiles per thread
-    rows = blk(roles.row) if roles.row else 1
-    fulls = [blk(v) for v in roles.full]
+            smem = max(smem, cfg.num_stages * b_it + invariant)
+    once = sum(nbytes * math.prod(full.get(r, 1) for r in d.ranks)
+               for d in list(low.c.inputs) + list(low.c.outputs))
+    if scan:  # all chunks run in parallel
+        programs_max = max(programs_max, steps_total)
+    return _Counts(tensor, vec, sfu, mem_stream, once, steps_total, programs_max, smem)
+
+
+def _registers(low: Lowering, cfg: Config, scan: bool, phases) -> float:
+    """Registers per thread: fp32 accumulators and score tiles, a state tile if any."""
+    roles = low.roles
+    rows = _extent(roles, roles.row) if roles.row else 1
+    fulls = [_extent(roles, v) for v in roles.full]
     acc_elems = rows * sum(fulls) + 2 * rows * cfg.block_c
     if scan or len(phases) > 1:  # a state tile (E x F, fp32) read into registers
         acc_elems += math.prod(sorted(fulls)[-2:]) if len(fulls) >= 2 else 0
-    regs = acc_elems / (32 * cfg.num_warps) + 40
-    fits = smem <= gpu.smem_bytes_per_block and regs <= gpu.max_registers_per_thread
+    return acc_elems / (32 * cfg.num_warps) + 40
+
+
+def _wave_efficiency(gpu: GPUArch, cfg: Config, programs: int, smem: int, regs: float) -> float:
     occ = max(1, min(gpu.smem_bytes_per_sm // max(1, smem),
                      gpu.registers_per_sm // max(1, int(regs) * 32 * cfg.num_warps),
                      gpu.max_threads_per_sm // (32 * cfg.num_warps)))
-    if scan:  # all chunks run in parallel
-        programs_max = max(programs_max, steps_total)
+    if programs < gpu.sm_count:
+        return programs / gpu.sm_count
     slots = gpu.sm_count * occ
-    waves = math.ceil(programs_max / slots) if programs_max else 1
-    wave_eff = programs_max / (waves * slots) if programs_max else 1.0
-    wave_eff = max(wave_eff, min(1.0, programs_max / gpu.sm_count)) if programs_max >= gpu.sm_count \
-        else programs_max / gpu.sm_count
+    waves = math.ceil(programs / slots)
+    return max(programs / (waves * slots), min(1.0, programs / gpu.sm_count))
+
+
+def predict(prepared: Prepared, sizes: dict, cfg: Config, gpu: GPUArch, dtype: str,
+            user_params: dict | None = None, facts=None) -> GPUMapping:
+    """The predicted time of a prepared cascade under one mapping."""
+    facts = facts or prepared.facts
+    full = lowering_sizes(prepared, sizes, cfg.block_c, user_params, facts)
+    low = Lowering(prepared.cascade, full, cfg, facts)
+    plan = schedule(low, cfg)
+    phases, scan = plan.phases, plan.scan is not None
+    roles = low.roles
+    n = _count(low, phases, scan, cfg, gpu, DTYPE_BYTES.get(dtype, 2))
+    regs = _registers(low, cfg, scan, phases)
+    fits = n.smem <= gpu.smem_bytes_per_block and regs <= gpu.max_registers_per_thread
+    wave_eff = _wave_efficiency(gpu, cfg, n.programs, n.smem, regs) if n.programs else 1.0
+    row = roles.row if roles.row and roles.role[roles.row] == "row" else None
+    n_row = math.ceil(full[row.upper()] / cfg.block_r) if row else 1
     reuse = min(n_row, 8) if row else 1
     # a warpgroup (4 warps) issues MMAs of 64 rows: fewer rows than 64 per warpgroup idles it
     mma_eff = min(1.0, cfg.block_r / (16 * cfg.num_warps))
-    tensor_s = tensor / (gpu.tensor_flops(dtype) * TC_EFFICIENCY * mma_eff)
-    sfu_s = sfu / gpu.sfu_ops()
-    vector_s = vec / gpu.fp32_flops() + sfu_s
-    memory_s = (mem_once + mem_stream / reuse) / gpu.hbm()
+    tensor_s = n.tensor / (gpu.tensor_flops(dtype) * TC_EFFICIENCY * mma_eff)
+    sfu_s = n.sfu / gpu.sfu_ops()
+    vector_s = n.vector / gpu.fp32_flops() + sfu_s
+    memory_s = (n.once_bytes + n.streamed_bytes / reuse) / gpu.hbm()
     busy = max(tensor_s + (1 - OVERLAP) * vector_s, vector_s, memory_s)
     if cfg.num_stages == 1:  # no software pipelining: loads do not overlap the math
         busy = tensor_s + vector_s + memory_s
     total = busy / max(wave_eff, 1e-3) + gpu.launch_overhead_s * len(phases)
     if not fits:
-        total *= 4  # spills or no launch: heavily penalised
-    breakdown = dict(mma_eff=mma_eff, tensor_s=tensor_s, vector_s=vector_s, sfu_s=sfu_s, memory_s=memory_s,
-                     programs=programs_max, steps=steps_total, wave_eff=wave_eff, smem=smem,
-                     regs=regs, fits=fits, flops=tensor)
+        total *= UNFIT_PENALTY
+    breakdown = dict(mma_eff=mma_eff, tensor_s=tensor_s, vector_s=vector_s, sfu_s=sfu_s,
+                     memory_s=memory_s, programs=n.programs, steps=n.steps, wave_eff=wave_eff,
+                     smem=n.smem, regs=regs, fits=fits, flops=n.tensor)
+    batch = math.prod(full[v.upper()] for v in roles.batch)
     return GPUMapping(cfg, gpu, dtype, total, breakdown, 1,
                       grid=f"{n_row} row blocks x {batch}", stream=str(roles.stream_rank))
 
@@ -334,58 +324,25 @@ def _is_init(low, e):
     return rec is not None and rec.init is e
 
 
+ROW_SAMPLES = 256  # row blocks the step count is evaluated at (beyond: evenly spaced samples)
+
+
 def _steps(low: Lowering, loop, full: dict, cfg: Config, n_row: int) -> int:
-    """Loop steps summed over the row blocks, under the predicate-derived bounds."""
-    roles = low.roles
-    if loop.style == "split":
-        split = low.split_outer_of(loop.var.upper())
-        tile = full[split.inner]
-        count = math.ceil(full[split.rank] / tile)
-    else:
-        tile = cfg.block_c
-        count = math.ceil(full[loop.var.upper()] / tile)
-    preds = [e for e in _closure(low, loop) if e.where is not None]
-    if not preds or loop.outputs:
+    """Loop steps summed over the row blocks, under the loop's bounds (backends.gpu.bounds):
+    the blocks the kernel visits. The cost does not grow with the number of row blocks: beyond
+    ``ROW_SAMPLES`` the count is the mean over evenly spaced row blocks times their number."""
+    bounds = loop_bounds(low, loop)
+    env = bound_env(low, full)
+    count = evaluate(bounds.count, env)
+    used = symbols(bounds.lo) | symbols(bounds.hi)
+    if used - set(env):  # bounds over grid indices: every block may be visited
         return count * n_row
-    clause_sets = [_clauses(e.where, low) for e in preds]
-    if any(c is None for c in clause_sets):
-        return count * n_row
+    if PID not in used:
+        return max(0, evaluate(bounds.hi, env) - evaluate(bounds.lo, env)) * n_row
+    rows = range(n_row) if n_row <= ROW_SAMPLES else \
+        sorted({round(k * (n_row - 1) / (ROW_SAMPLES - 1)) for k in range(ROW_SAMPLES)})
     total = 0
-    row = roles.row if roles.row and roles.role[roles.row] == "row" else None
-    for r in range(n_row):
-        lo_r, hi_r = r * cfg.block_r, r * cfg.block_r + cfg.block_r - 1
-        for it in range(count):
-            if any(_feasible(cs, low, loop, it, tile, lo_r, hi_r, row) for cs in clause_sets):
-                total += 1
-    return total
-
-
-def _feasible(clauses, low, loop, it, tile, lo_r, hi_r, row) -> bool:
-    roles = low.roles
-    for conj in clauses:
-        ok = True
-        for f in conj:
-            v = f.get("1", 0)
-            for key, coef in f.items():
-                if key in ("1", "#") or coef == 0:
-                    continue
-                role = roles.role.get(key)
-                if key == loop.var and loop.style == "split":
-                    lo = hi = it
-                elif key == loop.var:
-                    lo, hi = it * tile, it * tile + tile - 1
-                elif key == row:
-                    lo, hi = lo_r, hi_r
-                elif role in ("col", "chunk_row", "full"):
-                    lo, hi = 0, low.sizes[key.upper()] - 1
-                else:
-                    lo, hi = -10 ** 9, 10 ** 9
-                v += coef * (lo if coef > 0 else hi)
-            for coef, name in f.get("#", []):
-                v += coef * low.sizes.get(name, 0)
-            if v > 0:
-                ok = False
-                break
-        if ok:
-            return True
-    return False
+    for r in rows:
+        env[PID] = r
+        total += max(0, evaluate(bounds.hi, env) - evaluate(bounds.lo, env))
+    return total if n_row <= ROW_SAMPLES else round(total * n_row / len(rows))

@@ -1,5 +1,7 @@
-"""Triton backend: generic lowering of cascades to fused Triton kernels (design.md section 6)."""
+"""Triton backend: generic lowering of cascades to fused Triton kernels (see docs/gpu.md)."""
+from backends.gpu.plan import Config
+
 from .api import CompiledCascade, compile_cascade
-from .lower import Config, Generated, generate
+from .lower import Generated, generate
 
 __all__ = ["CompiledCascade", "Config", "Generated", "compile_cascade", "generate"]

@@ -43,18 +43,19 @@ def available() -> bool:
     return _tool("ptxas") is not None
 
 
-def compile_source(source: str, dtype: str = "bfloat16", capability: int = 90,
-                   sizes: dict | None = None) -> list[KernelBuild]:
-    """Compiles every kernel of a generated module for ``sm_<capability>``."""
+def compile_source(gen, dtype: str = "bfloat16", capability: int = 90) -> list[KernelBuild]:
+    """Compiles every kernel of a generated module (a ``Generated``) for ``sm_<capability>``,
+    specialised from the typed parameter list the lowering records for each kernel."""
+    import warnings
+
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    import warnings
-
     warnings.filterwarnings("ignore", message=".*TRITON_DEFAULT_FP_FUSION.*")
     if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
         raise RuntimeError("ahead-of-time compilation needs TRITON_INTERPRET unset")
+    source = gen.source
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as fh:
         fh.write(source)
         path = fh.name
@@ -62,38 +63,27 @@ def compile_source(source: str, dtype: str = "bfloat16", capability: int = 90,
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     blocks = {**module.FIXED_BLOCKS, **module.CONFIG}
-    head = re.search(r"def forward\(([^*)]*)", source).group(1)
-    user = {a.strip() for a in head.split(",") if a.strip()}  # the inputs
-    user |= set(re.findall(r"^    (\w+) = torch\.empty\(.*dtype=dtype\)$", source, re.M))
     out = []
-    for name in sorted(dir(module)):
+    for meta in gen.phases:
+        name = meta["kernel"]
         kernel = getattr(module, name)
-        if not isinstance(kernel, triton.runtime.jit.JITFunction):
-            continue
+        kinds = {ident: (kind, detail) for ident, kind, detail in meta["args"]}
         # the specialisation Triton's JIT applies to contiguous [.., N, D] tensors: 16-byte
         # aligned pointers, strides divisible by 16, and a last stride of 1 (a constant)
         signature, constants, attrs = {}, {}, {}
-        last = {}
-        for p in kernel.params:
-            m = re.match(r"stride_(\w+)_(\d+)$", p.name)
-            if m:
-                last[m.group(1)] = max(last.get(m.group(1), 0), int(m.group(2)))
         for index, p in enumerate(kernel.params):
-            m = re.match(r"stride_(\w+)_(\d+)$", p.name)
-            if m and not p.is_constexpr:
-                if int(m.group(2)) == last[m.group(1)]:
-                    signature[p.name] = "constexpr"
-                    constants[p.name] = 1
-                else:
-                    signature[p.name] = "i32"
-                    attrs[(index,)] = [["tt.divisibility", 16]]
-                continue
-            if p.is_constexpr:
+            kind, detail = kinds[p.name]
+            if kind == "stride" and detail:
                 signature[p.name] = "constexpr"
-                constants[p.name] = True if p.name.startswith("EVEN_") else blocks[p.name]
-            elif p.name.endswith("_ptr"):
-                signature[p.name] = f"*{DTYPES[dtype]}" if p.name[:-4] in user \
-                    else "*fp32"  # scratch memory of the backend is fp32
+                constants[p.name] = 1
+            elif kind == "stride":
+                signature[p.name] = "i32"
+                attrs[(index,)] = [["tt.divisibility", 16]]
+            elif kind in ("block", "even"):
+                signature[p.name] = "constexpr"
+                constants[p.name] = True if kind == "even" else blocks[p.name]
+            elif kind == "ptr":  # scratch memory of the backend is fp32
+                signature[p.name] = f"*{DTYPES[dtype]}" if detail else "*fp32"
                 attrs[(index,)] = [["tt.divisibility", 16]]
             else:
                 signature[p.name] = "i32"

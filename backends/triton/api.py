@@ -19,10 +19,13 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from einsum_ir import Cascade, analyze, load, resolve_sizes
+from backends.gpu.plan import Config, lowering_sizes
+from einsum_ir import Cascade, load, resolve_sizes
 from einsum_ir.errors import CascadeError
+from einsum_ir.passes import Prepared, prepare
 
-from .lower import Config, Generated, generate
+from . import aot
+from .lower import Generated, generate
 
 _MODULES: dict = {}
 
@@ -39,53 +42,56 @@ def interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
-def prepare(cascade: Cascade, tile: int | None = None, rewrite: bool = True):
-    """The cascade the kernel is generated from: the online-softmax rewrite where it applies."""
-    if not rewrite:
-        return cascade, None
-    try:
-        from einsum_ir.passes import online_softmax, online_softmax_reason
-    except ImportError:  # the pass is not available: multi-loop lowering still works
-        return cascade, "online-softmax pass not available"
-    try:
-        out = online_softmax(cascade, tile_size=tile)
-    except CascadeError as exc:
-        return cascade, f"online-softmax did not apply: {exc.message}"
-    if out is cascade:
-        return cascade, online_softmax_reason(cascade)
-    analyze(out)
-    return out, None
+def prepare_for(cascade: Cascade, *, rewrite: bool = True, block_c: int | None = None) -> Prepared:
+    """The one pipeline run of a compile: the online-softmax rewrite (tile ``block_c``) where it
+    applies, or the cascade as written (``rewrite=False``)."""
+    return prepare(cascade, "one-pass" if rewrite else "as-written", tile_size=block_c)
 
 
-def stream_split_inner(cascade: Cascade) -> str | None:
-    """The tile rank of a split whose outer rank is stepped by a recurrence (``M0``, ``C``)."""
-    analysis = analyze(cascade)
-    for rec in analysis.recurrences.values():
-        split = next((s for s in cascade.splits if s.outer == rec.var.upper()), None)
-        if split is not None:
-            return split.inner
+def choose_checked(prepared: Prepared, sizes: dict, *, dtype: str, arch=None,
+                   overrides: dict | None = None, interpret: bool = False,
+                   check_spills: bool = False, user_params: dict | None = None):
+    """The GPU cost model's mapping; with ``check_spills`` the best candidates are compiled ahead
+    of time for the target (Triton's ptxas, no GPU needed) and the fastest predicted one whose
+    kernels spill no registers is taken."""
+    from backends.gpu.mapping import choose_mapping, rank_mappings
+
+    if not check_spills or interpret or not aot.available():
+        return choose_mapping(prepared, sizes, dtype=dtype, arch=arch, overrides=overrides,
+                              interpret=interpret, user_params=user_params)
+    ranked = rank_mappings(prepared, sizes, dtype=dtype, arch=arch, overrides=overrides,
+                           user_params=user_params)
+    return _without_spills(prepared, sizes, dtype, ranked, user_params) or ranked[0]
+
+
+def _without_spills(prepared, sizes, dtype, ranked, user_params, tries: int = 6):
+    """The first ranked candidate that fits and whose compiled kernels use no spill stack."""
+    fits = [m for m in ranked if m.breakdown.get("fits")]
+    for m in fits[:tries]:
+        cc = 80 if m.arch.tensor_core_flops_per_clk_per_sm.get("float16", 0) <= 2048 else 90
+        try:
+            gen = generate_for(prepared, sizes, m.config, user_params=user_params)
+            builds = aot.compile_source(gen, dtype, cc)
+        except CascadeError:
+            continue
+        spilled = max((b.stack_bytes or 0) for b in builds)
+        checked = replace(m, breakdown={**m.breakdown, "spill_bytes": spilled,
+                                        "registers": max((b.registers or 0) for b in builds)})
+        if spilled == 0:
+            return checked
     return None
 
 
-def generate_for(cascade: Cascade, sizes: dict, config: Config, *, rewrite: bool = True,
-                 user_params: dict | None = None, mapping_note: str = "") -> tuple[Generated, Cascade]:
-    """Rewrites (when it applies) and lowers ``cascade`` for concrete sizes."""
-    user_params = dict(user_params or {})
-    low_c, note = prepare(cascade, config.block_c, rewrite)
-    if note and low_c is cascade and any(e.reducer == "max" for e in cascade.einsums):
-        mapping_note = (mapping_note + "\n" if mapping_note else "") + f"rewrite: {note}"
-    inner = stream_split_inner(low_c)
-    overrides = {k: v for k, v in sizes.items()
-                 if low_c.size_decl(k) is not None}
-    if inner is not None and inner not in user_params:
-        overrides[inner] = config.block_c if low_c is not cascade or inner in ("M0",) and False \
-            else overrides.get(inner, config.block_c)
-        if low_c is not cascade:
-            overrides[inner] = config.block_c
-    full = resolve_sizes(low_c, overrides)
-    gen = generate(low_c, full, config, mapping_note=mapping_note,
-                   original=cascade if low_c is not cascade else None)
-    return gen, low_c
+def mapping_note(prepared: Prepared, plan_note: str) -> str:
+    """The header's mapping lines: the mapping, and why a pass of the pipeline did not apply."""
+    return "\n".join([plan_note, *prepared.notes()] if plan_note else prepared.notes())
+
+
+def generate_for(prepared: Prepared, sizes: dict, config: Config, *,
+                 user_params: dict | None = None, mapping_note: str = "") -> Generated:
+    """Lowers a prepared cascade for concrete sizes and a mapping."""
+    full = lowering_sizes(prepared, sizes, config.block_c, user_params)
+    return generate(prepared, full, config, mapping_note=mapping_note)
 
 
 def load_module(source: str, name: str = "kernel"):
@@ -118,6 +124,8 @@ class CompiledCascade:
     check_spills: bool = False
 
     def __post_init__(self):
+        self.prepared = prepare_for(self.cascade, rewrite=self.rewrite,
+                                    block_c=self.config.get("block_c"))
         self._cache: dict = {}
         self._shrink: dict = {}
         self.last: Generated | None = None
@@ -140,7 +148,7 @@ class CompiledCascade:
             if t.dim() != len(d.axes):
                 raise CascadeError(f"{d.name} must have {len(d.axes)} dimensions "
                                    f"({', '.join(d.ranks)}), got shape {tuple(t.shape)}")
-            for rank, n in zip(d.ranks, t.shape):
+            for rank, n in zip(d.ranks, t.shape, strict=True):
                 if rank in sizes and sizes[rank] != n:
                     raise CascadeError(f"{d.name}: rank {rank} is {sizes[rank]} elsewhere, "
                                        f"got {n}")
@@ -151,8 +159,6 @@ class CompiledCascade:
 
     def plan(self, sizes: dict, dtype: str):
         """The mapping (tiles, warps, stages) for these sizes, from the GPU cost model."""
-        from backends.gpu.mapping import choose_mapping
-
         arch = self.arch
         if arch is None and not interpreting():
             try:
@@ -164,9 +170,9 @@ class CompiledCascade:
                     arch = detect_arch_name(torch.cuda.get_device_name())
             except ImportError:
                 pass
-        return choose_mapping(self.cascade, sizes, dtype=dtype, arch=arch,
+        return choose_checked(self.prepared, sizes, dtype=dtype, arch=arch,
                               overrides=self.config, interpret=interpreting(),
-                              check_spills=self.check_spills)
+                              check_spills=self.check_spills, user_params=self.params)
 
     def kernel(self, sizes: dict, dtype: str = "float16", shrink: int = 0):
         plan = self.plan(sizes, dtype)
@@ -177,8 +183,8 @@ class CompiledCascade:
         key = (tuple(sorted(sizes.items())), cfg.block_r, cfg.block_c, cfg.num_warps,
                cfg.num_stages, dtype)
         if key not in self._cache:
-            gen, _ = generate_for(self.cascade, sizes, cfg, rewrite=self.rewrite,
-                                  user_params=self.params, mapping_note=plan.describe())
+            gen = generate_for(self.prepared, sizes, cfg, user_params=self.params,
+                               mapping_note=mapping_note(self.prepared, plan.describe()))
             module = load_module(gen.source, self.cascade.name)
             self._cache[key] = (gen, module, plan)
         gen, module, plan = self._cache[key]
@@ -241,7 +247,6 @@ def compile_cascade(cascade_or_path, *, block_r: int | None = None, block_c: int
     """
     cascade = load(cascade_or_path) if isinstance(cascade_or_path, (str, os.PathLike)) \
         else cascade_or_path
-    analyze(cascade)
     known = {d.name for d in cascade.sizes}
     for k in params:
         if k not in known:

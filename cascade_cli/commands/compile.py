@@ -1,8 +1,8 @@
 """``cascade compile FILE --target triton -o kernel.py`` and ``cascade run FILE --target triton --check``.
 
 ``compile`` writes a standalone Python module (the generated Triton kernels plus a
-``forward(**tensors) -> dict`` launcher) whose header names the cascade and the mapping the GPU
-cost model chose. ``run`` compiles, runs on a GPU if there is one (else under Triton's interpreter,
+``forward(config=None, /, **tensors) -> dict`` launcher) whose header names the cascade and the
+mapping the GPU cost model chose. ``run`` compiles, runs on a GPU if there is one (else under Triton's interpreter,
 ``TRITON_INTERPRET=1``, on the CPU), compares with the float64 reference interpreter and prints the
 max error; ``--check`` makes a mismatch exit with status 3.
 """
@@ -84,14 +84,15 @@ def _load(args):
 
 
 def run_compile(args) -> int:
-    from backends.gpu.mapping import choose_mapping
-    from backends.triton.api import generate_for
+    from backends.triton.api import choose_checked, generate_for, mapping_note, prepare_for
 
     cascade, sets, sizes = _load(args)
-    plan = choose_mapping(cascade, sizes, dtype=args.dtype, arch=args.arch,
-                          overrides=_overrides(args), check_spills=args.check_spills)
-    gen, _ = generate_for(cascade, sizes, plan.config, rewrite=not args.no_rewrite,
-                          user_params=sets, mapping_note=plan.describe())
+    overrides = _overrides(args)
+    prepared = prepare_for(cascade, rewrite=not args.no_rewrite, block_c=overrides.get("block_c"))
+    plan = choose_checked(prepared, sizes, dtype=args.dtype, arch=args.arch, overrides=overrides,
+                          check_spills=args.check_spills, user_params=sets)
+    gen = generate_for(prepared, sizes, plan.config, user_params=sets,
+                       mapping_note=mapping_note(prepared, plan.describe()))
     if args.output:
         write_output("-o", args.output, gen.source)
         print(f"wrote {args.output}: {gen.source.count('@triton.jit')} kernel(s); "

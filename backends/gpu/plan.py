@@ -1,0 +1,271 @@
+"""The plan of a lowering: roles of the index variables, tiles, loops and phases.
+
+Shared by the Triton code generator (which renders the plan) and the GPU cost model (which prices
+it); nothing here writes code. Roles: ranks that lead the inputs' layouts form the launch grid
+(``batch``); the last axes of the inputs and outputs are *full* tiles; the rank the reductions and
+recurrences walk is *streamed* by a loop; the remaining un-reduced rank is the *row* tile and the
+remaining reduced one the *column* tile. The :class:`Planner` puts every recurrence group and every
+reduction over the streamed rank into a loop level (a value needed after the reduction it depends
+on is finished gets a later loop) and into a phase (reductions that do not involve the row rank go
+to a first kernel whose results are written to scratch memory).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Callable
+
+from einsum_ir.errors import CascadeError
+from einsum_ir.ir import Binary, Cascade, Expr, Name
+from einsum_ir.passes import Prepared
+from einsum_ir.sizes import resolve_sizes
+from einsum_ir.verifier import Analysis
+
+
+def _err(msg, node=None, hint=None):
+    return CascadeError(msg, getattr(node, "span", None), hint)
+
+
+def pow2(n: int) -> int:
+    return 1 << max(0, (int(n) - 1).bit_length())
+
+
+@dataclass(frozen=True)
+class Config:
+    """Tile sizes and launch parameters (the GPU mapping's choices)."""
+
+    block_r: int = 64
+    block_c: int = 64
+    num_warps: int = 4
+    num_stages: int = 2
+    scan: bool = True  # running sums of independent increments: all steps in parallel
+
+
+class Role(str, Enum):
+    """What an index variable is to the kernel (compares equal to its value)."""
+
+    BATCH = "batch"  # a grid axis: one value per program
+    FULL = "full"  # a whole tile (the head dimensions)
+    ROW = "row"  # the row tile of a program (queries)
+    CHUNK_ROW = "chunk_row"  # the rows of a chunk of a streamed split
+    COL = "col"  # a reduced tile within a step
+    STREAM_PLAIN = "stream_plain"  # the streamed rank, tiled by the loop
+    STREAM_OUTER = "stream_outer"  # the outer index of a streamed split, stepped by the loop
+    RESHAPE = "reshape"  # the streamed rank seen whole (outer * inner + inner)
+
+    __str__ = str.__str__
+    __format__ = str.__format__
+
+
+@dataclass(frozen=True)
+class Roles:
+    batch: list  # grid vars in order
+    full: list  # full-tile vars
+    stream_rank: str | None
+    role: dict  # var -> role string
+    block: dict  # var -> (block constexpr name, block size, extent code, extent is runtime)
+    row: str | None
+
+
+class Lowering:
+    def __init__(self, cascade: Cascade, sizes: dict, config: Config, facts: Analysis,
+                 block_name: Callable[[str], str] = lambda rank: f"BLOCK_{rank}"):
+        self.c = cascade
+        self.a: Analysis = facts
+        self.sizes = dict(sizes)
+        self.cfg = config
+        self.defs = {}
+        for e in cascade.einsums:
+            self.defs.setdefault(e.name, []).append(e)
+        self.inputs = {d.name: d for d in cascade.inputs}
+        self.outputs = {d.name: d for d in cascade.outputs}
+        self.aliases = {d.name: d.default.name for d in cascade.sizes
+                        if d.is_rank and isinstance(d.default, Name)}
+        self.block_name = block_name
+        self._roles()
+
+    # ----------------------------------------------------------------- sizes and ranks
+    def root(self, rank: str) -> str:
+        seen = set()
+        while rank in self.aliases and rank not in seen:
+            seen.add(rank)
+            rank = self.aliases[rank]
+        return rank
+
+    def split_outer_of(self, rank):
+        return next((s for s in self.c.splits if s.outer == rank), None)
+
+    def split_inner_of(self, rank):
+        return next((s for s in self.c.splits if s.inner == rank), None)
+
+    def all_vars(self):
+        seen = {}
+        for e in self.c.einsums:
+            for v in e.iteration_space:
+                seen.setdefault(v, e)
+        return seen
+
+    def _stream_rank(self, rec_vars, reduced, full, batch) -> str | None:
+        """The rank the loops walk: the split of the recurrences' index, else the one rank the
+        reductions share besides the grid and the full tiles."""
+        if rec_vars:
+            update = next(iter(self.a.recurrences.values())).update
+            if len(rec_vars) > 1:
+                raise _err("recurrences over more than one index (" + ", ".join(sorted(rec_vars))
+                           + ") are outside the Triton lowering's reach", update)
+            (rv,) = rec_vars
+            split = self.split_outer_of(rv.upper())
+            if split is None:
+                raise _err(f"the recurrence index {rv} must be the outer part of a split "
+                           f"(split X = {rv.upper()} * X0) for the Triton lowering", update)
+            return self.root(split.rank)
+        cands = {self.root(v.upper()) for v in reduced if v not in full and v not in batch}
+        cands = {r for r in cands if not self.split_inner_of(r)} or cands
+        if len(cands) > 1:
+            e = next(e for e in self.c.einsums if e.reduced)
+            raise _err("reductions over several sequence ranks (" + ", ".join(sorted(cands))
+                       + ") are outside the Triton lowering's reach", e)
+        return next(iter(cands)) if cands else None
+
+    def _roles(self):
+        c = self.c
+        inputs2 = [d for d in c.inputs if len(d.axes) >= 2]
+        batch_ranks, full_ranks = set(), set()
+        for d in inputs2:
+            full_ranks.add(self.root(d.ranks[-1]))
+            batch_ranks.update(self.root(r) for r in d.ranks[:-2])
+        for d in c.outputs:
+            full_ranks.add(self.root(d.ranks[-1]))
+        vars_ = self.all_vars()
+        reduced = set()
+        for e in c.einsums:
+            reduced.update(e.reduced)
+        rec_vars = {r.var for r in self.a.recurrences.values()}
+        full = [v for v in vars_ if self.root(v.upper()) in full_ranks]
+        batch = [v for v in vars_ if self.root(v.upper()) in batch_ranks and v not in full]
+        stream = self._stream_rank(rec_vars, reduced, full, batch)
+        role, block = {}, {}
+        rows = []
+        for v in vars_:
+            rank = v.upper()
+            if v in batch:
+                role[v] = Role.BATCH
+            elif v in full:
+                role[v] = Role.FULL
+                ext = self.sizes[rank]
+                block[v] = (self.block_name(rank), pow2(max(ext, 16)), str(ext), False)
+            elif v in rec_vars:
+                role[v] = Role.STREAM_OUTER
+            elif stream is not None and self.root(rank) == stream and not self.split_inner_of(rank):
+                role[v] = Role.STREAM_PLAIN if v in reduced else Role.RESHAPE
+                if v in reduced:
+                    block[v] = (self.block_name(rank), self.cfg.block_c, rank, True)
+            elif v in reduced:
+                role[v] = Role.COL
+                ext = self.sizes[rank]
+                block[v] = (self.block_name(rank), pow2(max(ext, 16)), str(ext), False)
+            else:
+                role[v] = Role.ROW
+                rows.append(v)
+        if len(rows) > 1:
+            e = vars_[rows[1]]
+            raise _err(f"more than one row rank ({', '.join(rows)}): the Triton lowering tiles one "
+                       f"rank per program besides the streamed one", e)
+        row = rows[0] if rows else None
+        if row is not None:
+            rank = row.upper()
+            s = self.split_inner_of(rank)
+            if s is not None and self.root(s.rank) == stream:
+                role[row] = Role.CHUNK_ROW
+                ext = self.sizes[rank]
+                block[row] = (self.block_name(rank), pow2(max(ext, 16)), str(ext), False)
+            else:
+                block[row] = (self.block_name(rank), self.cfg.block_r, rank, True)
+        self._check_split_tiles(role, stream)
+        self.roles = Roles(batch, full, stream, role, block, row)
+        # reductions over the streamed rank: loop-carried accumulators
+        self.stream_reductions = tuple(e for e in c.einsums if e.reducer and any(
+            role.get(v) == "stream_plain" for v in e.reduced))
+        self.stream_red_names = frozenset(e.name for e in self.stream_reductions)
+
+    def _check_split_tiles(self, role, stream):
+        """The inner rank of a streamed split is a column tile of exactly the split size."""
+        for v, r in role.items():
+            s = self.split_inner_of(v.upper()) if r == Role.COL else None
+            if s is not None and self.root(s.rank) == stream:
+                ext = self.sizes[v.upper()]
+                if pow2(ext) != ext or ext < 16:
+                    raise _err(f"the tile size {v.upper()} = {ext} of split {s.rank} = "
+                               f"{s.outer} * {s.inner} must be a power of two >= 16 for "
+                               f"Triton", s)
+
+    def feeds_max(self, name: str, seen=None) -> bool:
+        """Whether a max reduction reads ``name`` through element-wise Einsums."""
+        seen = seen if seen is not None else set()
+        if name in seen:
+            return False
+        seen.add(name)
+        for e in self.c.einsums:
+            if any(acc.tensor == name for acc in e.reads()):
+                if e.reducer == "max":
+                    return True
+                if e.reducer is None and e.name not in self.a.recurrences and \
+                        self.feeds_max(e.name, seen):
+                    return True
+        return False
+
+    # axis ordering: row, column, full
+    def axis_key(self, label):
+        r = self.roles.role.get(label)
+        order = {"row": 0, "chunk_row": 0, "col": 1, "stream_plain": 1, "full": 2}
+        return (order.get(r, 3), label)
+
+    def order(self, axes) -> tuple:
+        return tuple(sorted(set(axes), key=self.axis_key))
+
+    def is_baked(self, name: str) -> bool:
+        """Sizes baked into the kernel: parameters, full dims, tile (split inner) sizes."""
+        d = self.c.size_decl(name)
+        if d is not None and not d.is_rank:
+            return True
+        if self.split_outer_of(name):
+            return False
+        vars_with = [v for v, r in self.roles.role.items() if v.upper() == name]
+        if any(self.roles.role[v] in ("full", "col", "chunk_row") for v in vars_with):
+            return True
+        if self.split_inner_of(name):
+            return True
+        if not vars_with:
+            # a rank only used in sizes: baked unless an input axis has it
+            return not any(self.root(r) == self.root(name) for d in self.c.inputs for r in d.ranks)
+        return False
+
+
+def _factors(expr: Expr, inv=False) -> list:
+    if isinstance(expr, Binary) and expr.op == "*":
+        return _factors(expr.lhs, inv) + _factors(expr.rhs, inv)
+    if isinstance(expr, Binary) and expr.op == "/" and not inv:
+        return _factors(expr.lhs, inv) + [(expr.rhs, True)]
+    return [(expr, inv)]
+
+
+def stream_split_inner(prepared: Prepared, facts=None) -> str | None:
+    """The tile rank of a split whose outer rank is stepped by a recurrence (``M0``, ``C``)."""
+    cascade = prepared.cascade
+    for rec in (facts or prepared.facts).recurrences.values():
+        split = next((s for s in cascade.splits if s.outer == rec.var.upper()), None)
+        if split is not None:
+            return split.inner
+    return None
+
+
+def lowering_sizes(prepared: Prepared, sizes: dict, block_c: int,
+                   user_params: dict | None = None, facts=None) -> dict:
+    """Every size of the prepared cascade for a mapping. The tile of a streamed split is the
+    mapping's column tile, unless the user set it or the split is written in the cascade."""
+    low_c = prepared.cascade
+    overrides = {k: v for k, v in sizes.items() if low_c.size_decl(k) is not None}
+    inner = stream_split_inner(prepared, facts)
+    if inner is not None and inner not in (user_params or {}):
+        overrides[inner] = block_c if prepared.changed else overrides.get(inner, block_c)
+    return resolve_sizes(low_c, overrides)

@@ -1,0 +1,113 @@
+"""Sums of products of two tiles over a shared axis as ``tl.dot``, with the -inf masking at the source."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from backends.gpu.plan import _factors
+from einsum_ir.ir import Einsum
+
+from .tiles import (
+    Idx,
+    Tile,
+    _err,
+)
+from .values import ValueGen
+
+
+class DotGen(ValueGen):
+    def try_dot(self, einsum: Einsum, ax: str, pred: Idx | None) -> Tile | None:
+        """``sum[ax]`` of a product of two 2-D tiles sharing ``ax`` as ``tl.dot`` (other factors
+        scale the result); None when the body is not such a product."""
+        tiles = [(self.eval_value(f), inv) for f, inv in _factors(einsum.body)]
+        pair = _dot_pair(tiles, ax)
+        if pair is None:
+            return None
+        with_ax, ka, kb, oa, ob = pair
+        lo = self.low
+        for a in (oa, ob, ax):
+            blk = lo.roles.block.get(a)
+            if blk and blk[1] < 16:
+                raise _err(f"tl.dot needs tiles of at least 16 along {a} (got {blk[1]})", einsum)
+        # operands in [other, ax] / [ax, other] order, validity zeroed where needed
+        bound = self.bound_term(einsum.reduced[0])
+        zeroed = set()
+
+        def operand(t: Tile, first: bool, other_t: Tile):
+            return self._dot_operand(t, other_t, (oa, ax) if first else (ax, ob), ax, bound, pred,
+                                     zeroed)
+        ca = operand(ka, True, kb)
+        cb = operand(kb, False, ka)
+        out = (oa, ob)
+        code = f"tl.dot({ca}, {cb})"
+        axes = lo.order(out)
+        if axes != out:
+            code = f"tl.trans({code})"
+        variant = ka.variant or kb.variant or (pred is not None and pred.variant)
+        terms = frozenset(tm for tm in ka.terms | kb.terms if ax not in tm[1])
+        ninf = frozenset()
+        if pred is not None and ax not in pred.axes and lo.feeds_max(einsum.name):
+            code, ninf = self.minus_inf_at_source(einsum, pred, code, axes, terms)
+        t = Tile(code, axes, "f32", terms, frozenset(), False, variant, ninf_terms=ninf)
+        t = self.materialize(t, einsum.name)
+        if not ninf and axes == out:  # the plain tl.dot(a, b): "+ acc" may accumulate in it
+            t = replace(t, dot=(ca, cb))
+        for k, (other, inv) in enumerate(tiles):
+            if k in with_ax:
+                continue
+            t = self.binary("/" if inv else "*", t, other, einsum)
+        if pred is not None and ax not in pred.axes:
+            t = self.mask(t, pred)
+        elif pred is not None:
+            rest = Idx(pred.code, pred.axes, pred.variant)
+            t = replace(t, variant=t.variant or rest.variant)
+        return t
+
+    def minus_inf_at_source(self, einsum, pred, code, axes, terms):
+        """Scores a max reads are -inf where the predicate fails, at the dot: the max needs no
+        mask and exp gives 0. Blocks the predicate covers entirely skip the mask (FlexAttention's
+        full blocks, the tutorial's off-band stage), in the same loop. Returns (code, -inf set)."""
+        rows = {v for v, r in self.low.roles.role.items() if r in ("row", "chunk_row")}
+        ninf = frozenset(tm for tm in terms | {(pred.code, pred.axes, pred.variant)}
+                         if set(tm[1]) - rows)
+        cond = self.partial_block_condition(einsum, pred, ninf)
+        if cond is None:
+            return f"tl.where({self.mask_var(list(ninf), axes)}, {code}, float('-inf'))", ninf
+        var = self.emit(einsum.name, code, True)
+        mask = " & ".join(self.bcast(c, a, axes) for c, a, _ in sorted(ninf))
+        self.loop_lines.append(f"if {cond}:  # a block the predicate cuts")
+        self.loop_lines.append(f"    {var} = tl.where({mask}, {var}, float('-inf'))")
+        return var, ninf
+
+    def _dot_operand(self, t: Tile, other_t: Tile, want, ax, bound, pred, zeroed) -> str:
+        """An operand of ``tl.dot``: zero where it is not valid (a product is zero where either
+        factor is, so one zeroed operand is enough), in the other operand's dtype when that one
+        is loaded, transposed to ``want``."""
+        need = [tm for tm in t.terms if ax in tm[1]]
+        if bound is not None and bound not in need:
+            need.append(bound)
+        if pred is not None and ax in pred.axes:
+            need.append((pred.code, pred.axes, pred.variant))
+        need = [tm for tm in need if tm not in t.zero_terms and tm not in other_t.zero_terms
+                and tm not in zeroed]
+        zeroed.update(need)
+        code = f"{t.code}.to(tl.float32)" if t.kind == "int" else t.code
+        if need:
+            code = f"tl.where({self.mask_var(need, t.axes)}, {code}, 0.0)"
+        if t.kind != "native" and other_t.kind == "native":
+            code = f"{code}.to({other_t.src}.dtype.element_ty)"
+        return code if tuple(t.axes) == want else f"tl.trans({code})"
+
+
+def _dot_pair(tiles, ax):
+    """(indices of the two factors along ``ax``, their tiles, their other axes), or None."""
+    with_ax = [k for k, (t, _) in enumerate(tiles) if ax in t.axes]
+    if len(with_ax) != 2:
+        return None
+    (ka, ta_inv), (kb, tb_inv) = tiles[with_ax[0]], tiles[with_ax[1]]
+    if ta_inv or tb_inv or len(ka.axes) != 2 or len(kb.axes) != 2:
+        return None
+    oa = next(a for a in ka.axes if a != ax)
+    ob = next(a for a in kb.axes if a != ax)
+    if oa == ob or any(ax in other.axes for k, (other, _) in enumerate(tiles) if k not in with_ax):
+        return None
+    return with_ax, ka, kb, oa, ob

@@ -1,0 +1,72 @@
+"""The named peepholes of the Triton lowering, each a function of the tiles it rewrites.
+
+They read the facts a :class:`~backends.triton.tiles.Tile` carries (``lin``: a scaled value,
+``diff``: a difference, ``max_of``: a running max, ``dot``: a ``tl.dot``), never the code:
+
+* :func:`fold_exp2_scale` -- ``exp(s * c - m)`` as one ``exp2`` with the scale folded into the
+  exponent (FlashAttention's ``qk_scale``);
+* :func:`safe_running_max` -- ``s - m`` where ``m`` is the running max of ``s``'s row: ``m = -inf``
+  only where the row has no point, so ``m -> 0`` there is exact and keeps ``-inf - m = -inf``;
+* :func:`dot_accumulate` -- ``acc + tl.dot(a, b)`` accumulates in the dot;
+* :func:`scaled_product` -- a product with a constant records the scale (``lin``) for the two
+  above and keeps where the value is 0 / -inf.
+
+The ``-inf`` at the source and the full-block skipping live with ``tl.dot`` (reads.py), the
+dead-value removal in rules.py.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .tiles import LOG2E, Tile, _bounded_by, _name_of, _simple
+
+
+def fold_exp2_scale(gen, fn: str, t: Tile) -> Tile | None:
+    """``exp(base * c - b) = exp2(base * (c * log2 e) - b * log2 e)``: one FMA per element."""
+    if fn != "exp" or t.diff is None or not t.axes:
+        return None
+    a, b = t.diff
+    if a.lin is None or a.axes != t.axes or len(b.axes) >= len(t.axes):
+        return None
+    base, c = a.lin
+    y = gen.f32(b)
+    yb = gen.bcast(f"({y} * {LOG2E})", b.axes, t.axes) if b.axes else f"({y} * {LOG2E})"
+    code = f"tl.exp2({base} * {c * LOG2E!r} - {yb})"
+    return Tile(code, t.axes, "f32", t.terms, t.ninf_terms, False, t.variant)
+
+
+def safe_running_max(gen, a: Tile, b: Tile, ninf):
+    """(b, the -inf set of a - b): ``b`` replaced by its safe form when it bounds ``a``'s row."""
+    if (a.ninf_terms and b.may_inf and len(b.axes) == len(a.axes) - 1
+            and set(b.axes) < set(a.axes) and _bounded_by(a, b)):
+        safe = gen.emit(f"{_name_of(b.code)}_safe",
+                        f"tl.where({gen.f32(b)} == float('-inf'), 0.0, {gen.f32(b)})", b.variant)
+        return replace(b, code=safe, may_inf=False, max_of=frozenset()), a.ninf_terms
+    return b, ninf
+
+
+def dot_accumulate(a: Tile, b: Tile, x: str, y: str, axes) -> str | None:
+    """``tl.dot(p, q, acc)`` for ``acc + tl.dot(p, q)`` (either order), or None."""
+    for d, other, oc in ((b, a, x), (a, b, y)):
+        if d.dot is not None and tuple(d.axes) == tuple(axes) and \
+                tuple(other.axes) == tuple(axes) and other.kind == "f32":
+            return f"tl.dot({d.dot[0]}, {d.dot[1]}, {oc})"
+    return None
+
+
+def scaled_product(a: Tile, b: Tile, code: str, axes, terms, may_inf: bool, *,
+                   zero=None) -> Tile:
+    """``a * b``; when one side is a constant ``k`` the value records ``lin = (other, k)``. With
+    ``zero`` (a division by a constant, given as its reciprocal ``b``) only ``a`` is scaled."""
+    divide = zero is not None
+    zero = a.zero_terms | b.zero_terms if zero is None else zero
+    variant = a.variant or b.variant
+    pairs = ((a, b),) if divide else ((a, b), (b, a))
+    for t, c in pairs:
+        if t.axes and t.kind == "f32" and _simple(t.code) and not c.axes and c.const is not None:
+            k = c.const
+            return Tile(code, axes, "f32", terms, zero, may_inf, variant,
+                        ninf_terms=t.ninf_terms if k > 0 else frozenset(),
+                        max_of=t.max_of if k > 0 and not divide else frozenset(),
+                        lin=(t.code, k))
+    return Tile(code, axes, "f32", terms, zero, may_inf, variant)

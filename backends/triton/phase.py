@@ -1,0 +1,326 @@
+"""One kernel (phase): program ids, the loops over the streamed rank, stores."""
+from __future__ import annotations
+
+from backends.gpu.bounds import loop_bounds, pred_range
+from backends.gpu.schedule import Loop
+from einsum_ir.errors import CascadeError
+from einsum_ir.ir import Einsum, Name
+
+from .reads import ReadGen
+from .rules import dead_assignments
+from .tiles import (
+    IDENTITY,
+    NSPLIT_ARG,
+    Idx,
+    Tile,
+    _is_ident,
+    increments_name,
+    prefix_name,
+    render_bound,
+)
+
+
+class PhaseGen(ReadGen):
+    def run(self, loops: list, post: list, store_finals: list):
+        low = self.low
+        roles = low.roles
+        head = []
+        # program ids: rows (axis 0) and batch (axis 1)
+        if roles.row and roles.role[roles.row] == "row" and self.has_row:
+            v = roles.row
+            head.append("pid_r = tl.program_id(0)")
+            offs = self.names.offs(v)
+            head.append(f"{offs} = pid_r * {self.blk(v)} + tl.arange(0, {self.blk(v)})")
+            self.memo_inv[("offs", v)] = offs
+        if roles.batch:
+            head.append("pid_b = tl.program_id(1)")
+            rem = "pid_b"
+            for k, v in enumerate(reversed(roles.batch)):
+                ext = self.size_code(v.upper())
+                if k == len(roles.batch) - 1:
+                    head.append(f"{self.names.idx(v)} = {rem}")
+                else:
+                    head.append(f"{self.names.idx(v)} = {rem} % {ext}")
+                    quotient = self.fresh(f"rem_{k}")
+                    head.append(f"{quotient} = {rem} // {ext}")
+                    rem = quotient
+        self.lines = head
+        for k, loop in enumerate(loops):
+            self.emit_loop(k, loop)
+        # after the loops: outputs and scratch
+        for e in post:
+            self.store_einsum(e)
+        for name in store_finals:
+            self.store_scratch(name)
+        return dead_assignments(self.lines)
+
+    # ----------------------------------------------------------------- loops
+    def bound_code(self, expr) -> str:
+        """Triton code of a typed loop bound (backends.gpu.bounds)."""
+        return render_bound(expr, self.symbol_code)
+
+    def symbol_code(self, sym) -> str:
+        kind = sym[0]
+        if kind == "size":
+            return self.size_code(sym[1])
+        if kind == "block":
+            return self.blk(sym[1])
+        if kind == "pid":
+            return "pid_r"
+        return self.names.idx(sym[1])
+
+    def closure_of(self, einsum, seen=None):
+        seen = seen if seen is not None else {}
+        if einsum.name in seen:
+            return seen.values()
+        seen[einsum.name] = einsum
+        for acc in einsum.reads():
+            t = acc.tensor
+            if t in self.low.inputs:
+                continue
+            for e in self.low.defs[t]:
+                if e.name in self.low.a.recurrences and e.name != einsum.name:
+                    continue
+                if e.name in self.low.stream_red_names:
+                    continue
+                self.closure_of(e, seen)
+        return list(seen.values())
+
+    def partial_block_condition(self, einsum, pred, ninf):
+        """Code of "this loop step needs the mask", or None to mask every step."""
+        low = self.low
+        loop = self.cur_loop
+        if loop is None or self.loop_lines is None or self.parallel:
+            return None
+        full = pred_range(low, einsum, loop, full=True)
+        if full is None:
+            return None
+        parts = []
+        if full.lo is not None:
+            parts.append(f"(it < {self.emit('full_lo', self.bound_code(full.lo), False)})")
+        if full.hi is not None:
+            parts.append(f"(it >= {self.emit('full_hi', self.bound_code(full.hi), False)})")
+        if not parts:
+            return None
+        for code, _, _ in ninf:
+            if code == pred.code:
+                continue
+            if code in self.bound_codes:
+                rank, blk = self.bound_codes[code]
+                self.used_blocks.add(blk)
+                parts.append(f"((it + 1) * {blk} > {self.size_code(rank)})")
+                continue
+            return None  # another kind of emptiness: mask every step
+        return " | ".join(parts)
+
+    def emit_loop(self, k: int, loop: Loop):
+        """``for it in range(lo, hi)`` over the streamed rank: carried state initialised before,
+        updated in the body, finished values after."""
+        bounds = loop_bounds(self.low, loop)
+        self._loop_comments(k, loop, bounds.notes)
+        self.carried = {}
+        accs = self._loop_state(loop)
+        header = self._loop_range(k, self.bound_code(bounds.lo), self.bound_code(bounds.hi))
+        self.cur_loop = loop
+        self.cur_block = self._loop_block(loop)
+        self.loop_lines = []
+        self.memo_var = {}
+        self.newval = {}
+        saved = dict(self.bind)
+        self._bind_loop_var(loop)
+        self._loop_body(loop, accs)
+        self.cur_block = None
+        self.cur_loop = None
+        self.lines.append(header)
+        self.lines += ["    " + x for x in self.loop_lines]
+        self.loop_lines = None
+        self.memo_var = {}
+        self.bind = saved
+        self._loop_finish(loop, accs)
+
+    def _loop_comments(self, k: int, loop: Loop, notes):
+        units = {e.name for kind, u in loop.units for e in (u if kind == "rec" else [u])}
+        desc = ", ".join(sorted(units | {e.name for e in loop.outputs}
+                                | {self.names.tensor(increments_name(n))
+                                   for n, _, _ in self.scan_inc}))
+        self.lines.append("")
+        self.lines.append(f"# loop {k} over the streamed rank ({loop.var}, {loop.style}): {desc}")
+        if self.parallel:
+            self.lines.append("# one step per program: the programs of grid axis 0 run the steps "
+                              "in parallel")
+            if self.scan_pre:
+                self.lines.append("# the state before each step is read from its prefix sum ("
+                                  + ", ".join(self.names.tensor(prefix_name(n))
+                                              for n in sorted(self.scan_pre)) + ")")
+        else:
+            for n in notes:
+                self.lines.append(f"# bounds derived from {n}")
+
+    def _loop_state(self, loop: Loop) -> dict:
+        """Initial values of the carried recurrences (self.carried) and of the accumulators."""
+        low = self.low
+        accs = {}
+        for kind, u in loop.units:
+            if kind != "rec":
+                axes = low.order(sum((self.eval_int(i).axes for i in u.output.indices), ()))
+                name = self.emit(u.name.lower() + "_acc",
+                                 f"tl.full({self.shape_of(axes)}, {IDENTITY[u.reducer]}, tl.float32)"
+                                 if axes else IDENTITY[u.reducer], False)
+                accs[u.name] = (name, axes)
+                continue
+            for e in u:
+                if e.name in low.a.recurrences and e.name not in self.carried:
+                    rec = low.a.recurrences[e.name]
+                    init = self.einsum_value(rec.init)
+                    axes = self.rec_axes(rec)
+                    code = self.f32(init)
+                    code = f"tl.zeros({self.shape_of(axes)}, tl.float32) + " \
+                           f"{self.bcast(code, init.axes, axes) if init.axes else code}" \
+                        if axes else code
+                    self.carried[e.name] = self.emit(e.name.lower(), code, False)
+        return accs
+
+    def _loop_range(self, k: int, lo: str, hi: str) -> str:
+        """The loop header; a parallel loop makes one step per program, a split one a slice."""
+        if self.parallel:
+            lo = "tl.program_id(0)"
+        lo_n = self.emit(f"lo_{k}", lo, False)
+        hi_n = self.emit(f"hi_{k}", f"{lo_n} + 1" if self.parallel else hi, False)
+        if self.split_stream:
+            nsplit = self.names.keyed(("nsplit",), "NSPLIT")
+            self.lines.append(f"# this program reduces one of {nsplit} slices of the loop")
+            chunk = self.fresh(f"chunk_{k}")
+            self.lines.append(f"{chunk} = tl.cdiv({hi_n} - {lo_n}, {nsplit})")
+            self.lines.append(f"{lo_n} = {lo_n} + tl.program_id(0) * {chunk}")
+            self.lines.append(f"{hi_n} = tl.minimum({lo_n} + {chunk}, {hi_n})")
+            if NSPLIT_ARG not in self.size_args:
+                self.size_args.append(NSPLIT_ARG)
+        return f"for it in range({lo_n}, {hi_n}):"
+
+    def _loop_block(self, loop: Loop):
+        """The block constexpr of the loop's tile (None for a split without a tiled inner)."""
+        roles = self.low.roles
+        if loop.style == "plain":
+            return roles.block[loop.var][0]
+        split = self.low.split_outer_of(loop.var.upper())
+        return next((roles.block[v][0] for v in roles.role
+                     if v.upper() == split.inner and v in roles.block), None)
+
+    def _bind_loop_var(self, loop: Loop):
+        """The loop's index values: ``it`` itself (split) or its block of offsets (plain)."""
+        roles = self.low.roles
+        if loop.style == "split":
+            self.bind[loop.var] = Idx("it", (), True)
+            split = self.low.split_outer_of(loop.var.upper())
+            for v, r in roles.role.items():
+                if r == "reshape" and v.upper() == split.rank:
+                    inner_v = next(x for x, rr in roles.role.items()
+                                   if x.upper() == split.inner and rr in ("chunk_row", "col"))
+                    inner = self.default_bind(inner_v)
+                    size = self.index_size_code(split.inner)
+                    self.bind[v] = Idx(f"(it * {size} + {inner.code})", inner.axes, True,
+                                       (Idx("it", (), True), size, inner))
+            return
+        v = loop.var
+        blk = self.blk(v)
+        local = self.fresh(f"arange_{v}")
+        offs = self.names.offs(v)
+        self.loop_lines.append(f"{offs} = it * {blk} + tl.arange(0, {blk})")
+        self.loop_names.add(offs)
+        if ("arange", v) not in self.memo_inv:
+            self.lines.append(f"{local} = tl.arange(0, {blk})")
+            self.memo_inv[("arange", v)] = local
+        self.bind[v] = Idx(offs, (v,), True,
+                           (Idx("it", (), True), blk, Idx(self.memo_inv[("arange", v)], (v,))))
+
+    def _loop_body(self, loop: Loop, accs: dict):
+        low = self.low
+        for kind, u in loop.units:
+            if kind == "rec":  # plain members of the group are inlined on demand
+                for e in u:
+                    if e.name in low.a.recurrences:
+                        self.rec_update(e.name)
+                continue
+            name, axes = accs[u.name]
+            t = self.einsum_value(u, stream_var=loop.var)
+            part = self.f32(t)
+            if tuple(t.axes) != tuple(axes):
+                part = self.bcast(part, t.axes, axes)
+            op = {"sum": f"{name} + {part}", "max": f"tl.maximum({name}, {part})",
+                  "min": f"tl.minimum({name}, {part})", "prod": f"{name} * {part}"}[u.reducer]
+            self.loop_lines.append(f"{name} = {op}")
+        for name, upd, inc in self.scan_inc:
+            rec = low.a.recurrences[name]
+            idx = [Name(rec.var) if k == rec.axis else i for k, i in enumerate(upd.output.indices)]
+            self.store(increments_name(name), idx, self.eval_value(inc), cast=False, in_loop=True)
+        for e in loop.outputs:
+            self.store_einsum(e, in_loop=True)
+        for name, var in self.carried.items():
+            if name in self.newval:
+                self.loop_lines.append(f"{var} = {self.newval[name].code}")
+
+    def _loop_finish(self, loop: Loop, accs: dict):
+        """The finished values: the carried state and the accumulators after the loop."""
+        for name, var in self.carried.items():
+            rec = self.low.a.recurrences[name]
+            self.finals[name] = Tile(var, self.rec_axes(rec), "f32", may_inf=True)
+        for kind, u in loop.units:
+            if kind == "sred":
+                name, axes = accs[u.name]
+                self.finals[u.name] = Tile(name, axes, "f32", may_inf=u.reducer in ("max", "min"))
+        self.carried = {}
+        self.newval = {}
+
+    # ----------------------------------------------------------------- stores
+    def store_einsum(self, e: Einsum, in_loop=False):
+        if e.name in self.finals:
+            t = self.finals[e.name]
+        else:
+            t = self.einsum_value(e)
+        self.store(e.name, e.output.indices, t, cast=True, in_loop=in_loop)
+
+    def store_scratch(self, name: str):
+        (e,) = [x for x in self.low.defs[name]] if name not in self.low.a.recurrences else \
+            [self.low.a.recurrences[name].update]
+        t = self.finals[name]
+        idx = [i for k, i in enumerate(e.output.indices)
+               if name not in self.low.a.recurrences or k != self.low.a.recurrences[name].axis]
+        self.store(name, idx, t, cast=False)
+
+    def store(self, name, indices, t: Tile, cast: bool, in_loop=False):
+        low = self.low
+        idx = [self.eval_int(i) for i in indices]
+        axes = low.order(sum((i.axes for i in idx), ()))
+        ptr = self.pointer(name)
+        strides = self.strides[name]
+        ranks = [d for d in (low.outputs[name].ranks if name in low.outputs else
+                             self.extra_ranks[name] if name in self.extra_ranks else
+                             self.scratch_axes(name))]
+        parts, terms = [], []
+        for k, i in enumerate(idx):
+            parts.append(f"{self.bcast(i.code, i.axes, axes)} * {strides[k]}")
+            if i.axes:
+                ext = self.size_code(ranks[k])
+                var = i.axes[0] if len(i.axes) == 1 and _is_ident(i.code, i.axes[0], self.names) else None
+                b = low.roles.block.get(var) if var else None
+                if b and not b[3] and str(b[1]) == str(low.sizes.get(ranks[k])):
+                    continue
+                terms.append(self.bcast(f"({i.code} < {ext})", i.axes, axes))
+        value = self.f32(t)
+        if tuple(t.axes) != tuple(axes):
+            if not set(t.axes) <= set(axes):
+                raise CascadeError(f"cannot store {name}: its value spans {t.axes}")
+            value = self.bcast(value, t.axes, axes) if t.axes else value
+            value = f"tl.broadcast_to({value}, {self.shape_of(axes)})" if axes else value
+        v = self.emit(name.lower() + "_out", value, in_loop)
+        if cast and any(e.where is not None for e in low.c.einsums):
+            # a row whose points are all empty ends as 0 / 0: stored as 0 (the empty-point rule)
+            v2 = self.emit(name.lower() + "_val",
+                           f"tl.where({v} == {v}, {v}, 0.0).to({ptr}.dtype.element_ty)", in_loop)
+        elif cast:
+            v2 = self.emit(name.lower() + "_val", f"{v}.to({ptr}.dtype.element_ty)", in_loop)
+        else:
+            v2 = v
+        mask = f", mask={' & '.join(terms)}" if terms else ""
+        op = "tl.atomic_add" if (self.split_stream and not cast) else "tl.store"
+        self.stmt(f"{op}({ptr} + {' + '.join(parts)}, {v2}{mask})", in_loop)

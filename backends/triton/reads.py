@@ -1,0 +1,332 @@
+"""Reads of tensors (loads, inlined Einsums, recurrences), reductions and ``tl.dot``."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from einsum_ir.ir import Access, Binary, Einsum, Name, Num
+
+from .dots import DotGen
+from .tiles import (
+    IDENTITY,
+    Idx,
+    Tile,
+    _err,
+    _is_ident,
+    _simple,
+    prefix_name,
+)
+
+
+class ReadGen(DotGen):
+    def read(self, acc: Access) -> Tile:
+        low = self.low
+        name = acc.tensor
+        if name in low.inputs or name in self.phase_reads:
+            return self.load(acc)
+        rec = low.a.recurrences.get(name)
+        if rec is not None:
+            index = acc.indices[rec.axis]
+            step = rec.var
+            if isinstance(index, Name) and not index.is_index:
+                if name not in self.finals:
+                    raise _err(f"{name} is read at its final iterate before its recurrence is "
+                               f"lowered", acc)
+                self.check_same(acc, rec.update, skip=rec.axis)
+                return self.finals[name]
+            if isinstance(index, Name) and index.name == step and name in self.scan_pre:
+                # the state before step n: the exclusive prefix sum computed between kernels
+                return self.load(Access(prefix_name(name), acc.indices, acc.span))
+            if isinstance(index, Name) and index.name == step:
+                if name not in self.carried:
+                    raise _err(f"{name}[..., {step}] is read outside its recurrence loop", acc)
+                self.check_same(acc, rec.update, skip=rec.axis)
+                axes = self.rec_axes(rec)
+                return Tile(self.carried[name], axes, may_inf=True, variant=True)
+            if (isinstance(index, Binary) and index.op == "+" and isinstance(index.lhs, Name)
+                    and index.lhs.name == step and isinstance(index.rhs, Num) and index.rhs.value == 1):
+                self.check_same(acc, rec.update, skip=rec.axis)
+                return self.rec_update(name)
+            raise _err(f"{name} is read at an index the Triton lowering cannot map onto its "
+                       f"recurrence loop (use {step}, {step}+1 or the final {step.upper()})", acc)
+        if name in self.finals:  # a finished stream reduction
+            defs = low.defs[name]
+            self.check_same(acc, defs[0])
+            return self.finals[name]
+        (einsum,) = low.defs[name]
+        if einsum in self.stream_reductions():
+            raise _err(f"{name} is read before the loop that reduces it has finished", acc)
+        return self.inline(einsum, acc)
+
+    def check_same(self, acc: Access, einsum: Einsum, skip=None):
+        for k, (i, j) in enumerate(zip(acc.indices, einsum.output.indices, strict=True)):
+            if k == skip:
+                continue
+            vi = self.eval_int(i)
+            vj = self.eval_int(j) if isinstance(j, Name) else None
+            if vj is None or vi.code != vj.code:
+                raise _err(f"{acc.tensor} is finished in a loop and read here at a shifted index; "
+                           f"the Triton lowering keeps only this program's own values", acc)
+
+    def rec_axes(self, rec) -> tuple:
+        axes = []
+        for k, i in enumerate(rec.update.output.indices):
+            if k == rec.axis:
+                continue
+            axes += list(self.eval_int(i).axes)
+        return self.low.order(axes)
+
+    def inline(self, einsum: Einsum, acc: Access) -> Tile:
+        """Evaluates ``einsum`` at the access's indices (recomputed, never stored)."""
+        bound = {}
+        for i, j in zip(acc.indices, einsum.output.indices, strict=True):
+            if not (isinstance(j, Name) and j.is_index):
+                raise _err(f"{einsum.name} cannot be inlined at this access", acc)
+            bound[j.name] = self.eval_int(i)
+        key = (einsum.name, tuple((v, b.code, b.axes) for v, b in sorted(bound.items())))
+        for memo in (self.memo_var, self.memo_inv):
+            if key in memo:
+                return memo[key]
+        saved = self.bind
+        self.bind = {**{k: v for k, v in saved.items() if k not in einsum.reduced}, **bound}
+        for v in einsum.reduced:
+            self.bind.pop(v, None)
+        try:
+            t = self.einsum_value(einsum)
+        finally:
+            self.bind = saved
+        t = self.materialize(t, einsum.name)
+        (self.memo_var if t.variant else self.memo_inv)[key] = t
+        return t
+
+    def load(self, acc: Access) -> Tile:
+        low = self.low
+        name = acc.tensor
+        idx = [self.eval_int(i) for i in acc.indices]
+        axes = low.order(sum((i.axes for i in idx), ()))
+        self.need2d(axes, acc)
+        key = ("load", name, tuple((i.code, i.axes) for i in idx))
+        for memo in (self.memo_var, self.memo_inv):
+            if key in memo:
+                return memo[key]
+        ptr = self.pointer(name)
+        strides = self.strides[name]
+        if name in low.inputs:
+            ranks = low.inputs[name].ranks
+        else:
+            ranks = tuple(self.phase_reads[name])
+        parts, terms = [], []
+        for k, i in enumerate(idx):
+            parts.append(f"{self.bcast(i.code, i.axes, axes)} * {strides[k]}")
+            if i.axes:
+                ext = self.size_code(ranks[k])
+                if len(i.axes) == 1 and _is_ident(i.code, i.axes[0], self.names):
+                    var = i.axes[0]
+                    b = low.roles.block.get(var)
+                    if b and not b[3] and str(b[1]) == str(low.sizes.get(ranks[k])) and \
+                            self.size_code(ranks[k]) == b[2]:
+                        continue  # full tile exactly covers the axis: no mask
+                term = f"({i.code} < {ext})"
+                stream_bound = None
+                if "-" in i.code:
+                    term = f"(({i.code} >= 0) & ({i.code} < {ext}))"
+                if (low.root(ranks[k]) == low.roles.stream_rank and self.cur_block
+                        and i.variant and "-" not in i.code):
+                    rank = ranks[k]
+                    term = f"(({i.code} < {ext}) | {self.names.even(rank)})"
+                    self.evens.setdefault(rank, set()).add(self.cur_block)
+                    stream_bound = (rank, self.cur_block)
+                padding = "-" not in i.code and len(i.axes) == 1 and _is_ident(i.code, i.axes[0], self.names)
+                if not _simple(term):
+                    mkey = ("mask", term)
+                    memo = self.memo_var if i.variant else self.memo_inv
+                    if mkey not in memo:
+                        memo[mkey] = self.emit(f"in_{ranks[k].lower()}", term, i.variant)
+                    term = memo[mkey]
+                if padding:
+                    self.pad_terms.add(term)
+                if stream_bound is not None:
+                    self.bound_codes[term] = stream_bound
+                terms.append((term, i.axes, i.variant))
+        mask_parts = [self.bcast(t, a, axes) for t, a, _ in terms]
+        offs = " + ".join(parts)
+        variant = any(i.variant for i in idx)
+        if mask_parts:
+            code = f"tl.load({ptr} + {offs}, mask={' & '.join(mask_parts)}, other=0.0)"
+        else:
+            code = f"tl.load({ptr} + {offs})"
+        var = self.emit(name, code, variant)
+        kind = "native" if name in low.inputs else "f32"
+        t = Tile(var, axes, kind, frozenset(terms), frozenset(terms), False, variant,
+                 src=ptr if kind == "native" else None)
+        (self.memo_var if variant else self.memo_inv)[key] = t
+        return t
+
+    def pointer(self, name: str) -> str:
+        ptr = self.names.ptr(name)
+        if name not in self.pointers:
+            self.pointers.append(name)
+            if name in self.extra_ranks:
+                self.strides[name] = [self.names.stride(name, k)
+                                      for k in range(len(self.extra_ranks[name]))]
+                return ptr
+            n = len(self.low.inputs[name].axes) if name in self.low.inputs else (
+                len(self.phase_reads.get(name) or self.low.outputs[name].axes)
+                if name in self.phase_reads or name in self.low.outputs else
+                len(self.scratch_axes(name)))
+            self.strides[name] = [self.names.stride(name, k) for k in range(n)]
+        return ptr
+
+    def scratch_axes(self, name):
+        (e,) = self.low.defs[name]
+        return [i.name.upper() for i in e.output.indices]
+
+    # ----------------------------------------------------------------- einsums
+    def stream_reductions(self):
+        return self.low.stream_reductions
+
+    def einsum_value(self, einsum: Einsum, stream_var: str | None = None) -> Tile:
+        """The value of ``einsum`` in the current bindings; a reduction over ``stream_var`` is
+        reduced only along this block's tile (the caller accumulates across iterations)."""
+        pred = None
+        if einsum.where is not None:
+            pred = self.eval_pred(einsum.where)
+        reduced = [v for v in einsum.reduced]
+        if not reduced:
+            t = self.eval_value(einsum.body)
+            if pred is not None:
+                t = self.mask(t, pred)
+            return t
+        if len(reduced) > 1:
+            raise _err("a reduction over several indices is outside the Triton lowering's reach; "
+                       "split it into one Einsum per index", einsum)
+        (r,) = reduced
+        rb = self.default_bind(r, einsum)
+        if len(rb.axes) != 1:
+            raise _err(f"the reduction over {r} is outside the Triton lowering's reach", einsum)
+        ax = rb.axes[0]
+        if einsum.reducer == "sum":
+            dot = self.try_dot(einsum, ax, pred)
+            if dot is not None:
+                return dot
+        t = self.eval_value(einsum.body)
+        if pred is not None:
+            t = self.mask(t, pred)
+        if ax not in t.axes:
+            raise _err(f"the reduced index {r} does not vary in this tile", einsum)
+        return self._reduce(einsum, t, ax, self._reduction_mask(einsum, t, ax, r))
+
+    def _reduction_mask(self, einsum: Einsum, t: Tile, ax: str, r: str) -> list:
+        """The validity terms a reduction along ``ax`` must apply: not those where the value is
+        already the reducer's identity (0 for a sum, -inf for a max)."""
+        need = [tm for tm in t.terms if ax in tm[1]]
+        bt = self.bound_term(r)
+        if bt is not None and bt not in need:
+            need.append(bt)
+        if einsum.reducer == "sum":
+            need = [tm for tm in need if tm not in t.zero_terms]
+        if einsum.reducer == "max":
+            need = [tm for tm in need if tm not in t.ninf_terms]
+        return need
+
+    def _reduce(self, einsum: Einsum, t: Tile, ax: str, need: list) -> Tile:
+        """``tl.sum``/``tl.max``/``tl.min`` along ``ax``; the max of a positively scaled value is
+        the scaled max of the value (one multiply per row instead of per element)."""
+        max_of = frozenset({t.code} | ({t.lin[0]} if t.lin else set())) \
+            if einsum.reducer == "max" else frozenset()
+        x = self.f32(t)
+        if need:
+            m = self.mask_var(need, t.axes)
+            x = f"tl.where({m}, {x}, {IDENTITY[einsum.reducer]})"
+        if (einsum.reducer in ("max", "min") and t.lin is not None and t.lin[1] > 0
+                and not any(tm[0] == x for tm in need)):
+            base, c = t.lin
+            inner = base if not need else f"tl.where({self.mask_var(need, t.axes)}, {base}, " \
+                                          f"{IDENTITY[einsum.reducer]})"
+            fn = "tl.max" if einsum.reducer == "max" else "tl.min"
+            axis = t.axes.index(ax)
+            out_axes = tuple(a for a in t.axes if a != ax)
+            terms = frozenset(tm for tm in t.terms if ax not in tm[1])
+            return Tile(f"({fn}({inner}, axis={axis}) * {c!r})", out_axes, "f32", terms,
+                        frozenset(), bool(need) or t.may_inf or bool(t.ninf_terms), t.variant,
+                        max_of=max_of)
+        fn = {"sum": "tl.sum", "max": "tl.max", "min": "tl.min"}.get(einsum.reducer)
+        if fn is None:
+            raise _err(f"the reducer {einsum.reducer} is outside the Triton lowering's reach",
+                       einsum)
+        axis = t.axes.index(ax)
+        out_axes = tuple(a for a in t.axes if a != ax)
+        terms = frozenset(tm for tm in t.terms if ax not in tm[1])
+        return Tile(f"{fn}({x}, axis={axis})", out_axes, "f32", terms, frozenset(),
+                    einsum.reducer in ("max", "min") and (bool(need) or bool(t.ninf_terms))
+                    or t.may_inf, t.variant, max_of=max_of)
+
+    def bound_term(self, var: str):
+        """The validity of ``var``'s padded tile positions (None when the tile has no padding)."""
+        low = self.low
+        role = low.roles.role.get(var)
+        b = self.default_bind(var)
+        if len(b.axes) != 1 or b.code != self.names.offs(var):
+            return None
+        rank = var.upper()
+        if role == "stream_plain":
+            ext = self.size_code(rank)
+            code = f"(({b.code} < {ext}) | {self.names.even(rank)})"
+            if self.cur_block:
+                self.evens.setdefault(rank, set()).add(self.cur_block)
+            else:
+                code = f"({b.code} < {ext})"
+        elif role in ("full", "col", "chunk_row"):
+            blk = low.roles.block[var]
+            if int(blk[1]) == int(low.sizes[rank]):
+                return None
+            code = f"({b.code} < {self.size_code(rank)})"
+        else:
+            return None
+        mkey = ("mask", code)
+        memo = self.memo_var if b.variant else self.memo_inv
+        if mkey not in memo:
+            memo[mkey] = self.emit(f"in_{rank.lower()}", code, b.variant)
+        self.pad_terms.add(memo[mkey])
+        if role == "stream_plain" and self.cur_block:
+            self.bound_codes[memo[mkey]] = (rank, self.cur_block)
+        return (memo[mkey], b.axes, b.variant)
+
+    def mask_var(self, need, axes) -> str:
+        """The conjunction of validity terms over ``axes``, computed once per scope."""
+        need = sorted(set(need))
+        code = " & ".join(self.bcast(c, a, axes) for c, a, _ in need)
+        if len(need) == 1 and _simple(code):
+            return code
+        variant = self.loop_lines is not None and any(v for _, _, v in need)
+        key = ("validity", code)
+        memo = self.memo_var if variant else self.memo_inv
+        if key not in memo:
+            memo[key] = self.emit("valid", code, variant)
+        return memo[key]
+
+    def mask(self, t: Tile, pred: Idx) -> Tile:
+        return replace(t, terms=t.terms | {(pred.code, pred.axes, pred.variant)},
+                       variant=t.variant or pred.variant)
+
+    # ----------------------------------------------------------------- recurrences
+    def rec_update(self, name: str) -> Tile:
+        if name in self.newval:
+            return self.newval[name]
+        if name not in self.carried:
+            raise _err(f"{name}[..., {self.low.a.recurrences[name].var}+1] is read outside its "
+                       f"recurrence loop", self.low.a.recurrences[name].update)
+        rec = self.low.a.recurrences[name]
+        t = self.einsum_value(rec.update)
+        axes = self.rec_axes(rec)
+        code = self.f32(t)
+        if tuple(t.axes) != tuple(axes):
+            code = f"tl.broadcast_to({self.bcast(code, t.axes, axes) if t.axes else code}, " \
+                   f"{self.shape_of(axes)})"
+        var = self.emit(name.lower() + "_next", code, True)
+        may_inf = t.may_inf
+        out = Tile(var, axes, "f32", frozenset(), frozenset(), may_inf, True, max_of=t.max_of)
+        self.newval[name] = out
+        return out
+
+
+# ----------------------------------------------------------------------------------- utilities

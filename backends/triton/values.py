@@ -1,0 +1,203 @@
+"""Index, predicate and value expressions of the cascade as Triton tiles (element-wise maps)."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from einsum_ir.errors import CascadeError
+from einsum_ir.ir import Access, Binary, Call, Expr, Name, Num, Unary
+
+from .kernel import KernelGen
+from .peepholes import dot_accumulate, fold_exp2_scale, safe_running_max, scaled_product
+from .tiles import (
+    _UNION,
+    CODE_FOR_OP,
+    Idx,
+    Tile,
+    _const_binary,
+    _const_fold,
+    _err,
+    _simple,
+    code_for,
+    const_tile,
+)
+
+BINARY_OPS = frozenset({"+", "-", "*", "/", "%", "max", "min", "pow", "<", "<=", ">", ">=",
+                        "==", "!="})
+
+
+class ValueGen(KernelGen):
+    def eval_int(self, expr: Expr) -> Idx:
+        if isinstance(expr, Num):
+            return Idx(str(int(expr.value)))
+        if isinstance(expr, Name):
+            if expr.is_index:
+                return self.default_bind(expr.name, expr)
+            return Idx(self.index_size_code(expr.name))
+        if isinstance(expr, Unary) and expr.op == "-":
+            i = self.eval_int(expr.operand)
+            return Idx(f"(-{i.code})", i.axes, i.variant)
+        if isinstance(expr, Binary) and expr.op in ("+", "-", "*", "/", "%"):
+            a, b = self.eval_int(expr.lhs), self.eval_int(expr.rhs)
+            if expr.op in ("/", "%") and a.composite is not None and not b.axes:
+                outer, size, inner = a.composite
+                if b.code == str(size):
+                    return outer if expr.op == "/" else inner
+            axes = self.low.order(a.axes + b.axes)
+            self.need2d(axes, expr)
+            op = {"/": "//"}.get(expr.op, expr.op)
+            code = f"({self.bcast(a.code, a.axes, axes)} {op} {self.bcast(b.code, b.axes, axes)})"
+            return Idx(code, axes, a.variant or b.variant)
+        if isinstance(expr, Call) and expr.func in ("min", "max", "abs"):
+            args = [self.eval_int(x) for x in expr.args]
+            axes = self.low.order(sum((x.axes for x in args), ()))
+            codes = [self.bcast(x.code, x.axes, axes) for x in args]
+            fn = {"min": "tl.minimum", "max": "tl.maximum", "abs": "tl.abs"}[expr.func]
+            return Idx(f"{fn}({', '.join(codes)})", axes, any(x.variant for x in args))
+        raise _err("this index expression is outside the Triton lowering's reach", expr)
+
+    def eval_pred(self, expr: Expr) -> Idx:
+        if isinstance(expr, Unary) and expr.op == "not":
+            i = self.eval_pred(expr.operand)
+            return Idx(f"(~{i.code})" if i.axes else f"(not {i.code})", i.axes, i.variant)
+        if isinstance(expr, Binary) and expr.op in ("and", "or", "<", "<=", ">", ">=", "==", "!="):
+            ev = self.eval_pred if expr.op in ("and", "or") else self.eval_int
+            a, b = ev(expr.lhs), ev(expr.rhs)
+            axes = self.low.order(a.axes + b.axes)
+            self.need2d(axes, expr)
+            op = {"and": "&", "or": "|"}.get(expr.op, expr.op)
+            code = f"({self.bcast(a.code, a.axes, axes)} {op} {self.bcast(b.code, b.axes, axes)})"
+            return Idx(code, axes, a.variant or b.variant)
+        return self.eval_int(expr)
+
+    # ----------------------------------------------------------------- values
+    def f32(self, t: Tile) -> str:
+        if t.kind == "native":
+            return f"{t.code}.to(tl.float32)"
+        if t.kind == "int":
+            return f"{t.code}.to(tl.float32)" if t.axes else f"({t.code} * 1.0)"
+        return t.code
+
+    def eval_value(self, expr: Expr) -> Tile:
+        if isinstance(expr, Num):
+            return const_tile(float(expr.value))
+        if isinstance(expr, Name):
+            i = self.eval_int(expr)
+            if not i.axes:
+                low = self.low
+                baked = not expr.is_index and low.is_baked(expr.name) and expr.name in low.sizes
+                return Tile(f"({i.code} * 1.0)", variant=i.variant,
+                            const=float(low.sizes[expr.name]) if baked else None)
+            return Tile(i.code, i.axes, kind="int", variant=i.variant)
+        if isinstance(expr, Access):
+            return self.read(expr)
+        if isinstance(expr, Unary):
+            t = self.eval_value(expr.operand)
+            if expr.op == "-":
+                return replace(t, code=f"(-{self.f32(t)})", kind="f32", zero_terms=t.zero_terms,
+                               src=None, const=None if t.const is None else -t.const)
+            return replace(t, code=f"tl.where({self.f32(t)} == 0, 1.0, 0.0)", kind="f32",
+                           zero_terms=frozenset(), src=None, const=None)
+        if isinstance(expr, Binary):
+            if expr.op in ("and", "or", "<", "<=", ">", ">=", "==", "!="):
+                try:
+                    p = self.eval_pred(expr)
+                    return Tile(f"tl.where({p.code}, 1.0, 0.0)" if p.axes else
+                                f"(1.0 if {p.code} else 0.0)", p.axes, variant=p.variant)
+                except CascadeError:
+                    a, b = self.eval_value(expr.lhs), self.eval_value(expr.rhs)
+                    return self.binary(expr.op, a, b, expr)
+            return self.binary(expr.op, self.eval_value(expr.lhs), self.eval_value(expr.rhs), expr)
+        if isinstance(expr, Call):
+            args = [self.eval_value(a) for a in expr.args]
+            if len(args) == 2:
+                return self.binary(expr.func, args[0], args[1], expr)
+            return self.unary(expr.func, args[0], expr)
+        raise _err("unsupported expression", expr)
+
+    def unary(self, fn: str, t: Tile, node) -> Tile:
+        folded = fold_exp2_scale(self, fn, t)
+        if folded is not None:
+            return folded
+        if fn not in CODE_FOR_OP or fn in BINARY_OPS:
+            raise _err(f"function {fn!r} is outside the Triton lowering's reach", node)
+        if not t.axes and not t.variant and t.const is not None:
+            value = _const_fold(fn, t.const)
+            if value is not None:
+                return const_tile(value)
+        x = self.f32(t)
+        if t.axes or t.variant:
+            x = self.emit(fn + "_in", x, t.variant) if not _simple(x) else x
+        zero = t.zero_terms if fn in ("relu", "abs", "sqrt", "square", "silu", "tanh") else frozenset()
+        if fn in ("exp", "sigmoid"):
+            zero = t.ninf_terms  # exp(-inf) = 0
+        may_inf = t.may_inf and fn not in ("exp", "sigmoid", "tanh")
+        return Tile(code_for(fn, x), t.axes, "f32", t.terms, zero, may_inf, t.variant)
+
+    def binary(self, op: str, a: Tile, b: Tile, node) -> Tile:
+        axes = self.low.order(a.axes + b.axes)
+        self.need2d(axes, node)
+        if op not in BINARY_OPS:
+            raise _err(f"operator {op!r} is outside the Triton lowering's reach", node)
+        if not a.axes and not b.axes and not a.variant and not b.variant \
+                and a.const is not None and b.const is not None:
+            try:
+                return const_tile(_const_binary(op, a.const, b.const))
+            except (ZeroDivisionError, ValueError, OverflowError):
+                pass
+        if op in _UNION:
+            return self._union(op, a, b, axes)
+        terms = a.terms | b.terms
+        ninf = a.ninf_terms if (a.ninf_terms and op == "-" and not b.may_inf
+                                and not b.ninf_terms) else frozenset()  # -inf - finite = -inf
+        if op == "-":
+            b, ninf = safe_running_max(self, a, b, ninf)
+        x, y = self.bcast(self.f32(a), a.axes, axes), self.bcast(self.f32(b), b.axes, axes)
+        variant = a.variant or b.variant
+        may_inf = a.may_inf or b.may_inf
+        if op == "-" and a.may_inf and b.may_inf:  # inf - inf: an empty history contributes 0
+            return Tile(code_for("safe_sub", x, y), axes, "f32", terms, frozenset(), may_inf,
+                        variant)
+        if op == "-":
+            return Tile(code_for("-", x, y), axes, "f32", terms, frozenset(), may_inf, variant,
+                        ninf_terms=ninf, diff=(a, b))
+        if op == "*":
+            return scaled_product(a, b, code_for("*", x, y), axes, terms, may_inf)
+        if op == "/" and not b.axes and b.const:
+            return scaled_product(a, const_tile(1.0 / b.const), f"({x} * {1.0 / b.const!r})",
+                                  axes, terms, may_inf, zero=a.zero_terms)
+        zero = a.zero_terms if op == "/" else frozenset()
+        return Tile(code_for(op, x, y), axes, "f32", terms, zero, may_inf, variant)
+
+    def _union(self, op: str, a: Tile, b: Tile, axes) -> Tile:
+        """``+``, ``max``, ``min``: a union keeps the side that exists where the other is empty
+        (the empty-point rule); padding positions are outside every iteration space and need no
+        select."""
+        terms = a.terms & b.terms if (a.terms and b.terms) else frozenset()
+        ninf = a.ninf_terms if (a.ninf_terms and op == "+" and not b.may_inf
+                                and not b.ninf_terms) else frozenset()
+        x, y = self.bcast(self.f32(a), a.axes, axes), self.bcast(self.f32(b), b.axes, axes)
+        code = code_for(op, x, y)
+        sa = [tm for tm in a.terms if tm[0] not in self.pad_terms]
+        sb = [tm for tm in b.terms if tm[0] not in self.pad_terms]
+        if sa and not sb:
+            code, ninf = f"tl.where({self.mask_var(sa, axes)}, {code}, {y})", frozenset()
+        elif sb and not sa:
+            code, ninf = f"tl.where({self.mask_var(sb, axes)}, {code}, {x})", frozenset()
+        elif sa and sb:
+            ma, mb = self.mask_var(sa, axes), self.mask_var(sb, axes)
+            code, ninf = f"tl.where({ma} & {mb}, {code}, tl.where({ma}, {x}, {y}))", frozenset()
+        variant = a.variant or b.variant
+        if op != "+":
+            return Tile(code, axes, "f32", terms, frozenset(), a.may_inf and b.may_inf, variant,
+                        max_of=a.max_of | b.max_of if op == "max" else frozenset())
+        if not sa and not sb:
+            code = dot_accumulate(a, b, x, y, axes) or code
+        return Tile(code, axes, "f32", terms, frozenset(), a.may_inf or b.may_inf, variant,
+                    ninf_terms=ninf)
+
+    def materialize(self, t: Tile, hint: str) -> Tile:
+        if _simple(t.code) or not t.axes and not t.variant and t.const is not None:
+            return t
+        return replace(t, code=self.emit(hint, t.code, t.variant))
+
+    # ----------------------------------------------------------------- reads
