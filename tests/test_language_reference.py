@@ -123,7 +123,7 @@ def test_float32_option():
 
 
 def test_1pass_invariants_hold():
-    # fusemax.md AT-1: RM[M1] is the row max of QK and RD[M1] the sum of exp(QK - RM[M1]).
+    # The 1-pass invariant (FuseMax, Alg. AT-1): RM[M1] is the row max of QK and RD[M1] the sum of exp(QK - RM[M1]).
     cascade = load(EX + "mha_1pass.ein")
     out = evaluate(cascade, sizes={"P": 8, "M": 4, "E": 2, "F": 2, "M0": 2}, seed=4, return_all=True)
     qk = out["QK"].reshape(*out["QK"].shape[:3], -1)

@@ -13,11 +13,10 @@ import os
 import sys
 import time
 
-from einsum_ir import analyze, resolve_sizes
 from einsum_ir.errors import CascadeError
 
 from ..io import read_cascade, write_output
-from ..options import add_file_argument, add_json_option, add_set_option, parse_assignments
+from ..options import add_file_argument, add_json_option, add_set_option
 
 MISMATCH = 3  # the exit status of `run --check` when the kernel and the reference differ
 TOLERANCE = {"float32": 1e-4, "float16": 1e-2, "bfloat16": 4e-2}  # x max(1, max |reference|)
@@ -76,11 +75,10 @@ def _overrides(args) -> dict:
 
 
 def _load(args):
-    cascade = read_cascade(args.file)
-    analyze(cascade)
-    sets = parse_assignments(args.set)
-    sizes = resolve_sizes(cascade, sets)
-    return cascade, sets, sizes
+    from einsum_ir.loading import load_resolved
+
+    loaded = load_resolved(read_cascade(args.file), args.set)
+    return loaded.cascade, dict(loaded.overrides), dict(loaded.sizes)
 
 
 def run_compile(args) -> int:
