@@ -69,7 +69,8 @@ def test_a_gpu_spec_name_cannot_inject_code(tmp_path):
     from backends.gpu.arch import load_gpu_arch
 
     spec = dataclasses.asdict(load_gpu_arch("h100"))
-    spec["name"] = f"evil{PAYLOAD}\nimport os; os.system('touch PWNED')"
+    # the loader refuses a name over several lines; one line with the payload must be escaped
+    spec["name"] = f"evil{PAYLOAD}#import os; os.system('touch PWNED')"
     arch = tmp_path / "evil.yaml"
     arch.write_text(yaml.safe_dump(spec))
     out = tmp_path / "kernel_mod.py"
