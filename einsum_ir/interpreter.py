@@ -31,6 +31,7 @@ from .exprs import Factor, product_factors
 from .ir import Access, Binary, Call, Cascade, Einsum, Expr, Name, Num, Unary, walk
 from .labelled import IndexEvaluator, LArr, align, ensure_fits, union_labels
 from .sizes import resolve_sizes
+from .inputs import input_array, input_shapes, random_inputs
 from .verifier import Analysis, analyze
 
 _IDENTITY = {"sum": 0.0, "max": -np.inf, "min": np.inf, "prod": 1.0}
@@ -343,22 +344,6 @@ _NAN_MAKERS = {"+", "-", "*", "/", "%", "pow"}
 # -------------------------------------------------------------------- public API
 
 
-def input_shapes(cascade: Cascade, sizes: Mapping[str, int]) -> dict[str, tuple[int, ...]]:
-    return {d.name: tuple(sizes[r] for r in d.ranks) for d in cascade.inputs}
-
-
-def random_inputs(cascade: Cascade, sizes: Mapping[str, int], seed: int = 0,
-                  dtype=np.float64) -> dict[str, np.ndarray]:
-    if seed < 0:
-        raise CascadeError(f"the seed must be a non-negative integer, got {seed}",
-                           hint="use --seed 0 or any positive integer")
-    rng = np.random.default_rng(seed)
-    shapes = input_shapes(cascade, sizes)
-    for name, shape in shapes.items():
-        ensure_fits(shape, np.dtype(dtype).itemsize, f"input {name}", cascade.input(name).span)
-    return {name: rng.standard_normal(shape).astype(dtype) for name, shape in shapes.items()}
-
-
 def evaluate(cascade: Cascade, inputs: Mapping[str, np.ndarray] | None = None,
              sizes: Mapping[str, int] | None = None, *, dtype=np.float64, seed: int = 0,
              return_all: bool = False, analysis: Analysis | None = None) -> dict[str, np.ndarray]:
@@ -382,7 +367,7 @@ def _evaluate(cascade, inputs, sizes, dtype, seed, return_all, analysis):
         inputs = random_inputs(cascade, env, seed, dtype)
     ev = _Evaluator(analysis, env, dtype)
     for name, shape in input_shapes(cascade, env).items():
-        ev.store[name] = [_input_array(cascade, name, shape, inputs, dtype), None]
+        ev.store[name] = [input_array(cascade, name, shape, inputs, dtype), None]
     ev.run()
     wanted = analysis.shapes.keys() if return_all else [d.name for d in cascade.outputs]
     out = {}
@@ -390,19 +375,3 @@ def _evaluate(cascade, inputs, sizes, dtype, seed, return_all, analysis):
         values, exists = ev.store[name]
         out[name] = values if exists is None else np.where(exists, values, 0).astype(dtype)
     return out
-
-
-def _input_array(cascade: Cascade, name: str, shape, inputs, dtype) -> np.ndarray:
-    decl = cascade.input(name)
-    if name not in inputs:
-        raise CascadeError(f"input {name} is missing", decl.span,
-                           f"provide an array of shape {shape}")
-    arr = np.asarray(inputs[name])
-    if arr.dtype.kind not in "biuf":
-        raise CascadeError(f"input {name} holds {arr.dtype} values, not real numbers", decl.span,
-                           "give an array of floats (or integers)")
-    if arr.shape != shape:
-        raise CascadeError(f"input {name} has shape {arr.shape}, expected {shape} "
-                           f"({name}[{', '.join(decl.axes)}])", decl.span,
-                           "give an array of the declared shape at these sizes")
-    return arr.astype(dtype, copy=False)
