@@ -5,8 +5,9 @@
 Writes bench/results/generality.json (rewritten every 25 cases, so a stopped run keeps its
 counts): per target, how many cascades compiled and matched (or mapped within the invariants),
 were refused (grouped by message) or failed (grouped by kind and cause), and the ``.ein`` text of
-the first failure of every group. ``--shrink`` then re-runs the same seed once per failure group,
-failing on that group so that hypothesis shrinks it, and records the minimal reproducer.
+the first failure of every group. ``--shrink`` then minimises the first case of every failure group
+(``harness.minimize``: fewer outputs, masks, operators and smaller sizes while it fails the same
+way) and records the reproducers under "shrunk".
 """
 from __future__ import annotations
 
@@ -98,35 +99,24 @@ def collect(count: int, seed_value: int, tally: Tally, out: Path, triton: bool) 
     one()
 
 
-class _Found(Exception):
-    def __init__(self, case, outcome):
-        super().__init__(outcome.describe())
-        self.case, self.outcome = case, outcome
-
-
-def shrink(record: dict, count: int, seed_value: int) -> dict | None:
-    """The minimal case hypothesis finds that fails the same way on the same target."""
+def shrink(record: dict) -> dict:
+    """The first case of a failure group, minimised while it fails the same way."""
+    from harness.minimize import minimize
     from harness.runner import run_simulator, run_triton
+    from harness.strategy import Case
 
     target, group = record["target"], record["group"]
-    last: list = []
 
-    @seed(seed_value)
-    @_settings(count, [Phase.generate, Phase.shrink])
-    @given(cascades())
-    def one(case):
-        outcome = run_triton(case) if target == "triton" else run_simulator(case, target.split("/")[1])
-        if outcome.failed and outcome.group == group:
-            last[:] = [case, outcome]
-            raise _Found(case, outcome)
+    def outcome(case):
+        return run_triton(case) if target == "triton" else run_simulator(case, target.split("/")[1])
 
-    try:
-        one()
-    except _Found:
-        case, outcome = last
-        return {"target": target, "group": group, "detail": outcome.detail, "ein": case.text,
-                "sim_scale": case.sim_scale}
-    return None
+    def fails(case) -> bool:
+        o = outcome(case)
+        return o.failed and o.group == group
+
+    small = minimize(Case(record["ein"], record["sim_scale"]), fails)
+    return {"target": target, "group": group, "detail": outcome(small).detail, "ein": small.text,
+            "sim_scale": small.sim_scale}
 
 
 def main(argv=None) -> int:
@@ -145,10 +135,8 @@ def main(argv=None) -> int:
     shrunk = []
     if args.shrink:
         for record in list(tally.failures.values()):
-            found = shrink(record, args.count, args.seed)
-            if found is not None:
-                shrunk.append(found)
-                tally.write(args.out, shrunk)
+            shrunk.append(shrink(record))
+            tally.write(args.out, shrunk)
     tally.write(args.out, shrunk)
     print(json.dumps(tally.to_json(shrunk)["summary"], indent=2))
     print(f"archs: {', '.join(ARCHS)}; wrote {args.out}")

@@ -49,21 +49,23 @@ def _recurrence_keys(facts: SimFacts) -> set:
     return {e.name for e in facts.cascade.einsums if set(e.iteration_space) & step_vars}
 
 
-def _traits(facts: SimFacts, key: str) -> str:
-    """What the offending Einsum has, so that distinct causes count apart."""
-    from einsum_ir.ir import Name
+def _traits(facts: SimFacts) -> str:
+    """What the cascade has that changes how the model counts, so that distinct causes count
+    apart: masks (or none: every point exists but reads past an extent), ranks defined by
+    expressions of other ranks (``HK = H / G``, ``R = P + M``), reads that can leave an extent."""
+    from einsum_ir.ir import Binary, Num, walk
 
-    einsum = next((e for e in facts.cascade.einsums if e.name == key.split(".")[0]), None)
-    if einsum is None:
-        return "?"
-    traits = ["masked" if einsum.where is not None else "unmasked"]
-    affine = any(not isinstance(i, Name) for a in einsum.reads() for i in a.indices)
-    if affine:
-        traits.append("affine read")
-    if any(e.where is not None for e in facts.cascade.einsums if e is not einsum):
-        traits.append("masked upstream")
-    if einsum.reducer is not None:
-        traits.append(f"{einsum.reducer} reduction")
+    cascade = facts.cascade
+    traits = ["masked cascade" if any(e.where is not None for e in cascade.einsums)
+              else "unmasked cascade"]
+    if any(d.is_rank and not isinstance(d.default, Num) for d in cascade.sizes):
+        traits.append("derived ranks")
+    shifts = any(isinstance(n, Binary) and n.op == "+" and isinstance(n.rhs, Num)
+                 for e in cascade.einsums for a in e.reads() for i in a.indices for n in walk(i))
+    ragged = any(facts.sizes.get(s.rank, 0) % max(1, facts.sizes.get(s.inner, 1))
+                 for s in cascade.splits)
+    if shifts or ragged:
+        traits.append("reads past an extent")
     return ", ".join(traits)
 
 
@@ -78,7 +80,7 @@ def _exact_points(facts: SimFacts) -> str | None:
         over = e.points > want * (1 + _REL)
         under = e.points < want * (1 - _REL) and e.key.split(".")[0] not in in_recurrence
         if over or under:
-            return (f"{'over' if over else 'under'}count ({_traits(facts, e.key)}) | {e.key}: "
+            return (f"{'over' if over else 'under'}count ({_traits(facts)}) | {e.key}: "
                     f"{e.points:,} points simulated, {want:,} exist")
     return None
 
