@@ -163,4 +163,67 @@ def build_recurrence(draw, ctx: Ctx) -> None:
                    partial=partial)
 
 
-BUILDERS = (build_map, build_reduction, build_contraction, build_softmax, build_recurrence)
+def _at(tensor: str, axes, step=None) -> Access:
+    """``tensor[axes]`` with the recurrence index (``m1``) replaced by ``step`` where given."""
+    return Access(tensor, tuple(step if (a == "m1" and step is not None) else Name(a) for a in axes))
+
+
+def build_online_softmax(draw, ctx: Ctx) -> None:
+    """FlashAttention-2's recurrence (as in mha_1pass.ein): tile scores, running max RM, correction
+    PRM, running denominator RD and numerator x V RNV, final ``RNV[.., M1, ..] / RD[.., M1]``."""
+    def keyed(t: Tensor) -> bool:
+        return "m" in t.axes and not {"m1", "m0"} & set(t.axes)
+
+    score = ctx.pick(draw, need=lambda t: keyed(t) and len(t.axes) >= 2) if ctx.split else None
+    value = ctx.pick(draw, need=keyed) if score else None
+    if value is None:
+        return build_map(draw, ctx)
+    tile = (ctx.tile_position(), ctx.sizes["M"] % ctx.sizes["M0"] != 0)
+    body, iv = ctx.read(draw, score, fixed={"m": tile})
+    outer = tuple(v for v in body_vars(body) if v not in ("m1", "m0"))
+    if not outer or "m0" not in body_vars(body):
+        return build_map(draw, ctx)
+    o_t = outer + ("m1", "m0")
+    qk = ctx.define(o_t, body, iv, where=predicate(draw, ctx, body_vars(body)))
+    partial = ctx.tensors[qk].partial
+    lm = ctx.define(outer + ("m1",), _plain(qk, o_t), iv, reducer="max", reduced=("m0",))
+    rm = ctx.fresh()
+    o1 = outer + ("m1",)
+    nxt = binary("+", Name("m1"), num(1))
+    ctx.einsums.append(Einsum(_at(rm, o1, num(0)), num(float("-inf"))))
+    ctx.einsums.append(Einsum(_at(rm, o1, nxt), Call("max", (_plain(rm, o1), _plain(lm, o1)))))
+    sln = ctx.define(o_t, Call("exp", (binary("-", _plain(qk, o_t), _at(rm, o1, nxt)),)),
+                     Iv(0.0, 1.0), partial=partial)
+    prm = ctx.define(o1, Call("exp", (binary("-", _plain(rm, o1), _at(rm, o1, nxt)),)),
+                     Iv(0.0, 1.0), partial=partial)
+    sld = ctx.define(o1, _plain(sln, o_t), Iv(0.0, ctx.sizes["M0"]), reducer="sum",
+                     reduced=("m0",), partial=partial)
+    rd = ctx.fresh()
+    ctx.einsums.append(Einsum(_at(rd, o1, num(0)), num(0.0)))
+    ctx.einsums.append(Einsum(_at(rd, o1, nxt), binary("+", binary("*", _plain(prm, o1),
+                                                                     _plain(rd, o1)),
+                                                        _plain(sld, o1))))
+    vi = ctx.tensors[value]
+    vi.reads += 1
+    rest = tuple(a for a in vi.axes if a != "m" and a not in outer)
+    v_read = Access(value, tuple(tile[0] if a == "m" else Name(a) for a in vi.axes))
+    o1w = o1 + rest
+    slnv = ctx.define(o1w, binary("*", _plain(sln, o_t), v_read),
+                      iv_.reduce(iv_.mul(Iv(0.0, 1.0), vi.iv), "sum", ctx.sizes["M0"]),
+                      reducer="sum", reduced=("m0",), partial=partial or vi.partial)
+    rnv = ctx.fresh()
+    ctx.einsums.append(Einsum(_at(rnv, o1w, num(0)), num(0.0)))
+    ctx.einsums.append(Einsum(_at(rnv, o1w, nxt), binary("+", binary("*", _plain(prm, o1),
+                                                                       _plain(rnv, o1w)),
+                                                          _plain(slnv, o1w))))
+    final = binary("/", _at(rnv, o1w, Name("M1")), _at(rd, o1, Name("M1")))
+    for t in (rm, rd, rnv):
+        ctx.tensors[t] = Tensor(o1w if t == rnv else o1, Iv(0, 1), consumable=False, reads=1,
+                                partial=partial)
+    for t in (qk, lm, sln, prm, sld, slnv):
+        ctx.tensors[t].reads += 1
+    ctx.define(outer + rest, final, Iv(-vi.iv.mag, vi.iv.mag), partial=partial or vi.partial)
+
+
+BUILDERS = (build_map, build_reduction, build_contraction, build_softmax, build_recurrence,
+            build_online_softmax)

@@ -71,7 +71,10 @@ def _draw_sizes(draw) -> Ctx:
     params |= {"W", "D"}
     split = "M" in sizes and draw(st.integers(0, 2)) == 0
     if split:
-        sizes["M0"] = draw(st.integers(1, 5))
+        # Triton tiles only powers of two >= 16: a 16-wide tile, with one to three of them
+        sizes["M0"] = draw(st.sampled_from([1, 2, 3, 4, 5, 16, 16]))
+        if sizes["M0"] == 16:
+            sizes["M"] = draw(st.integers(1, 40))
     if "M" in sizes and draw(st.integers(0, 4)) == 0:
         derived["R"] = binary("+", Name("P"), Name("M"))
     return Ctx(sizes, derived, params, split)

@@ -23,28 +23,61 @@ from . import outcomes
 from .outcomes import Outcome
 
 TIMEOUT_S = 60  # a call that takes longer is a failure (the mapper has hung on small inputs)
+MEMORY_BYTES = 2 << 30  # so is one that grows the process by more (it has taken 12 GB)
 
 
-class Timeout(Exception):
+class Timeout(BaseException):
     """A back end took longer than :data:`TIMEOUT_S` on a small cascade."""
 
 
+class OutOfMemory(BaseException):
+    """A back end grew the process by more than :data:`MEMORY_BYTES` on a small cascade.
+
+    Both are BaseExceptions so that a back end's own ``except Exception`` cannot swallow them."""
+
+
+def _rss() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return 0
+
+
+def _watch(stop: threading.Event, limit: int) -> None:
+    while not stop.wait(0.05):
+        if _rss() > limit:
+            os.kill(os.getpid(), signal.SIGUSR1)
+            return
+
+
 @contextlib.contextmanager
-def deadline(seconds: float):
+def deadline(seconds: float, memory: int = MEMORY_BYTES):
+    """Raises Timeout or OutOfMemory in the calling (main) thread when the call inside runs too
+    long or grows too much; does nothing outside the main thread."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
-    def fire(signum, frame):
+    def on_time(signum, frame):
         raise Timeout(f"no answer within {seconds:g} s")
 
-    old = signal.signal(signal.SIGALRM, fire)
+    def on_memory(signum, frame):
+        raise OutOfMemory(f"grew by more than {memory / 2**30:g} GiB")
+
+    old = signal.signal(signal.SIGALRM, on_time), signal.signal(signal.SIGUSR1, on_memory)
+    stop = threading.Event()
+    watcher = threading.Thread(target=_watch, args=(stop, _rss() + memory), daemon=True)
+    watcher.start()
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+        stop.set()
+        watcher.join()
+        signal.signal(signal.SIGALRM, old[0])
+        signal.signal(signal.SIGUSR1, old[1])
 
 
 def _refusal(exc: CascadeError) -> Outcome:
@@ -90,7 +123,7 @@ def try_triton(cascade: Cascade, sizes: dict | None = None, seed: int = 0) -> Ou
             got = _run_triton(cascade, inputs, sizes)
     except CascadeError as exc:
         return _refusal(exc)
-    except Exception as exc:
+    except (Exception, Timeout, OutOfMemory) as exc:
         return outcomes.crash(exc)
     return compare(got, ref, ref32)
 
@@ -173,11 +206,11 @@ def try_simulator(cascade: Cascade, arch_name: str, sizes: dict | None = None) -
         facts = simulate(cascade, arch_name, sizes)
     except CascadeError as exc:
         return outcomes.refused(exc.message)
-    except Exception as exc:
+    except (Exception, Timeout, OutOfMemory) as exc:
         return outcomes.crash(exc)
     try:
         dense = simulate(strip_masks(cascade), arch_name, sizes)
-    except Exception:  # the unmasked cascade is only a yardstick
+    except (Exception, Timeout, OutOfMemory):  # the unmasked cascade is only a yardstick
         dense = None
     return check(facts, dense)
 
