@@ -84,5 +84,8 @@ def group_key(message: str) -> str:
     first = re.sub(r"'[^']*'|\"[^\"]*\"", "'_'", first)
     first = re.sub(r"\b(T|I)\d+\b", "T", first)
     first = re.sub(r"\b\d+(\.\d+)?\b", "N", first)
+    index = r"(?!(?:per|one|the|and|for|of|or|in|to|is|a)\b)[A-Za-z][A-Za-z0-9]{0,2}"
+    first = re.sub(rf"\(({index}, )+{index}\)", "(..)", first)
+    first = re.sub(rf"\b(over|index|rank|ranks|indices)( {index},)* {index}\b", r"\1 _", first)
     first = re.sub(r"\[[^\]]*\]", "[..]", first)
     return first[:160]

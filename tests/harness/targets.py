@@ -23,7 +23,7 @@ from . import outcomes
 from .outcomes import Outcome
 
 TIMEOUT_S = 60  # a call that takes longer is a failure (the mapper has hung on small inputs)
-MEMORY_BYTES = 2 << 30  # so is one that grows the process by more (it has taken 12 GB)
+MEMORY_BYTES = 1 << 30  # so is one that grows the process by more (the mapper has taken 12 GB)
 
 
 class Timeout(BaseException):
@@ -52,12 +52,13 @@ def _watch(stop: threading.Event, limit: int) -> None:
 
 
 @contextlib.contextmanager
-def deadline(seconds: float, memory: int = MEMORY_BYTES):
+def deadline(seconds: float, memory: int | None = None):
     """Raises Timeout or OutOfMemory in the calling (main) thread when the call inside runs too
     long or grows too much; does nothing outside the main thread."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    memory = MEMORY_BYTES if memory is None else memory
 
     def on_time(signum, frame):
         raise Timeout(f"no answer within {seconds:g} s")
