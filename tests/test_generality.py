@@ -46,7 +46,7 @@ def _assert_no_new_failure(target: str, outcome, case) -> None:
         pytest.fail(f"{target}: {outcome.describe()}\n{case.text}")
 
 
-@settings(max_examples=150, **_BOUNDED)
+@settings(max_examples=60, **_BOUNDED)
 @given(cascades())
 def test_generated_cascades_verify_and_round_trip(case):
     cascade = parse(case.text, "generated.ein")
@@ -54,14 +54,14 @@ def test_generated_cascades_verify_and_round_trip(case):
     assert parse(format_cascade(cascade)) == cascade
 
 
-@settings(max_examples=30, **_BOUNDED)
+@settings(max_examples=50, **_BOUNDED)
 @given(cascades(max_builders=3))
 def test_triton_matches_or_refuses_with_a_location(case):
     _assert_no_new_failure("triton", run_triton(case), case)
 
 
 @pytest.mark.parametrize("arch", ["fusemax", "edge"])
-@settings(max_examples=20, **_BOUNDED)
+@settings(max_examples=30, **_BOUNDED)
 @given(case=cascades(max_builders=3))
 def test_simulator_maps_within_invariants_or_refuses(arch, case):
     _assert_no_new_failure(f"simulator/{arch}", run_simulator(case, arch), case)
