@@ -5,9 +5,10 @@
 Writes bench/results/generality.json (rewritten every 25 cases, so a stopped run keeps its
 counts): per target, how many cascades compiled and matched (or mapped within the invariants),
 were refused (grouped by message) or failed (grouped by kind and cause), and the ``.ein`` text of
-the first failure of every group. ``--shrink`` then minimises the first case of every failure group
-(``harness.minimize``: fewer outputs, masks, operators and smaller sizes while it fails the same
-way) and records the reproducers under "shrunk".
+the first failure of every group. ``--shrink`` then minimises the first case of every failure
+group (``harness.minimize``: fewer outputs, masks, operators and smaller sizes while it fails the
+same way) and records the reproducers under "shrunk". ``--merge A.json B.json`` sums the reports
+of runs made side by side (other seeds) into ``--out``.
 """
 from __future__ import annotations
 
@@ -119,6 +120,33 @@ def shrink(record: dict) -> dict:
             "sim_scale": small.sim_scale}
 
 
+def _add(into: dict, counts: dict) -> None:
+    for key, n in counts.items():
+        if isinstance(n, dict):
+            _add(into.setdefault(key, {}), n)
+        else:
+            into[key] = into.get(key, 0) + n
+
+
+def merge(paths) -> dict:
+    """One report from the reports of several runs (other seeds, run side by side)."""
+    runs = [json.loads(Path(p).read_text()) for p in paths]
+    summary: dict = {}
+    failures: dict = {}
+    for run in runs:
+        for target, s in run["summary"].items():
+            _add(summary.setdefault(target, {}), s)
+        for rec in run["failures"]:
+            key = (rec["target"], rec["kind"], rec["group"])
+            if key in failures:
+                failures[key]["count"] += rec["count"]
+            else:
+                failures[key] = dict(rec)
+    return {"command": " + ".join(r["command"] for r in runs), "cases": sum(r["cases"] for r in runs),
+            "seconds": max(r["seconds"] for r in runs), "summary": summary,
+            "failures": list(failures.values()), "shrunk": sum((r["shrunk"] for r in runs), [])}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=500)
@@ -126,7 +154,13 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--no-triton", action="store_true", help="the simulator only")
     parser.add_argument("--shrink", action="store_true", help="shrink one case per failure group")
+    parser.add_argument("--merge", nargs="+", type=Path, metavar="RUN.json",
+                        help="write the sum of these reports to --out instead of running")
     args = parser.parse_args(argv)
+    if args.merge:
+        args.out.write_text(json.dumps(merge(args.merge), indent=2) + "\n")
+        print(f"merged {len(args.merge)} runs into {args.out}")
+        return 0
     warnings.filterwarnings("ignore")
     command = "python bench/generality.py " + " ".join(argv if argv is not None else sys.argv[1:])
     tally = Tally(command)

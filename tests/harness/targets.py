@@ -205,8 +205,8 @@ def try_simulator(cascade: Cascade, arch_name: str, sizes: dict | None = None) -
 
     try:
         facts = simulate(cascade, arch_name, sizes)
-    except CascadeError as exc:
-        return outcomes.refused(exc.message)
+    except CascadeError as exc:  # a clear refusal says what is wrong; no location needed
+        return outcomes.refused(exc.message) if exc.message.strip() else outcomes.unlocated("")
     except (Exception, Timeout, OutOfMemory) as exc:
         return outcomes.crash(exc)
     try:
