@@ -74,6 +74,12 @@ def crash(exc: BaseException) -> Outcome:
     return Outcome(Kind.CRASH, text, f"{type(exc).__name__}: {group_key(str(exc))}")
 
 
+def resource_limit(exc: BaseException) -> Outcome:
+    """A call stopped for taking too long or growing too much: one group, since a loaded machine
+    turns the one into the other."""
+    return Outcome(Kind.CRASH, f"{type(exc).__name__}: {exc}", "resource limit (time or memory)")
+
+
 def group_key(message: str) -> str:
     """The message with tensor names, numbers and quoted code replaced, so that one cause is one
     bucket however the random cascade spells it."""
