@@ -140,3 +140,19 @@ def test_outcome_groups_ignore_names_and_numbers():
     a = outcomes.refused("x.ein:3:4: error: the reduction over T12 of 13 points")
     b = outcomes.refused("y.ein:9:1: error: the reduction over T3 of 7 points")
     assert a.group == b.group
+
+
+def test_minimize_keeps_the_failure_and_drops_the_rest():
+    from harness.minimize import minimize
+    from harness.strategy import Case
+
+    text = ("rank P = 9\nrank E = 5\ninput X[p, e], Y[p]\noutput A[p, e], B[p]\n\n"
+            "A[p, e] = exp(X[p, e]) * 2 where e <= p\nB[p] = sum[e] X[p, e] * Y[p]\n")
+
+    def fails(case):
+        return any(e.where is not None for e in case.cascade.einsums)
+
+    small = minimize(Case(text), fails)
+    assert fails(small)
+    assert [e.name for e in small.cascade.einsums] == ["A"]
+    assert "exp" not in small.text and "rank P = 1" in small.text
