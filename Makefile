@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench fuzz clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,13 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py
+
+# The generality harness's long run: COUNT random cascades through Triton (interpreter) and the
+# simulator; writes bench/results/generality.json. `make fuzz COUNT=3000 SHRINK=--shrink`
+COUNT ?= 1000
+SHRINK ?=
+fuzz: $(STAMP)
+	TRITON_INTERPRET=1 nice $(PY) bench/generality.py --count $(COUNT) $(SHRINK)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
