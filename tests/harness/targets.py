@@ -3,7 +3,7 @@ or the mapper changes its entry points; nothing else in the harness imports a ba
 
 * :func:`try_triton` compiles a cascade with ``backends.triton.compile_cascade``, runs it on fp32
   torch tensors (Triton's interpreter without a GPU) and compares with the float64 interpreter.
-* :func:`simulate` maps a cascade with ``simulator.search.search`` on a built-in architecture and
+* :func:`simulate` maps a cascade with ``mapper.search.search`` on a built-in architecture and
   returns the numbers the invariants need as plain :class:`SimFacts`.
 """
 from __future__ import annotations
@@ -182,8 +182,8 @@ def _numbers(obj, prefix=""):
 
 def simulate(cascade: Cascade, arch_name: str, sizes: dict | None = None) -> SimFacts:
     """The best latency mapping's report, as facts; raises CascadeError on a refusal."""
-    from mapper.arch import resolve_arch
-    from simulator.search import search
+    from mapper.search import search
+    from simulator.arch import resolve_arch
 
     arch = resolve_arch(arch_name)
     with deadline(TIMEOUT_S):
