@@ -203,6 +203,8 @@ class _Evaluator:
         else:
             masked = False
         masked = masked or any(f.exists is not None for f in factors)
+        if masked:
+            factors = self._hide_masked_non_finite(factors)
         letters: dict[str, str] = {}
         for label in union_labels(*(f.labels for f in factors)):
             if len(letters) == len(_LETTERS):
@@ -225,6 +227,26 @@ class _Evaluator:
             exists = np.zeros(values.shape, dtype=bool)
         return LArr(present_out, np.asarray(values, dtype=self.dtype),
                     None if exists is None else np.asarray(exists))
+
+    def _hide_masked_non_finite(self, factors: list[LArr]) -> list[LArr]:
+        """A factor's inf or NaN where another factor (or the predicate) has no point would turn
+        the product's ``x * 0`` into NaN: such values are not read, so they are zeroed first (the
+        factor is broadcast over the other factor's labels when it lacks some)."""
+        out = list(factors)
+        for k, f in enumerate(out):
+            if np.isfinite(f.values).all():
+                continue
+            for other in factors:
+                if other is factors[k] or other.exists is None:
+                    continue
+                labels = union_labels(f.labels, other.labels)
+                values, exists = align(f, labels, self.sizes_for(labels), full=True)
+                _, hides = align(other, labels, self.sizes_for(labels), full=True)
+                keep = hides if exists is None else (exists & hides)
+                f = LArr(labels, np.where(hides, values, 0).astype(self.dtype, copy=False),
+                         None if exists is None else np.asarray(keep))
+            out[k] = f
+        return out
 
     def _factor(self, factor: Factor) -> LArr:
         if factor.divisor:
