@@ -19,6 +19,7 @@ demo: $(STAMP)
 	$(VENV)/bin/cascade demo
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
 	TRITON_INTERPRET=1 $(PY) -m pytest -q -n 2 tests
 
 bench: $(STAMP)
