@@ -30,12 +30,13 @@ from dataclasses import dataclass, field, replace
 from einsum_ir.affine import evaluate, symbols
 from einsum_ir.analysis.work import expr_ops
 from einsum_ir.errors import CascadeError
+from einsum_ir.exprs import product_factors
 from einsum_ir.ir import Access, index_vars, walk
 from einsum_ir.passes import Prepared
 
 from .arch import GPUArch, load_gpu_arch
 from .bounds import PID, bound_env, loop_bounds
-from .plan import Config, Lowering, _factors, lowering_sizes
+from .plan import Config, Lowering, lowering_sizes
 from .schedule import schedule
 
 TC_EFFICIENCY = 0.65  # fraction of tensor-core peak a plain tl.dot loop sustains
@@ -160,7 +161,8 @@ def _step_work(einsums, blk) -> tuple[float, float, float]:
     t_it = v_it = s_it = 0.0
     for e in einsums:
         pts = math.prod(blk(v) for v in e.iteration_space)
-        facs = [f for f, _ in _factors(e.body) if any(isinstance(n, Access) for n in walk(f))]
+        facs = [f for f in product_factors(e.body).factors
+                if any(isinstance(n, Access) for n in walk(f.expr))]
         if e.reducer == "sum" and len(facs) >= 2:  # a tl.dot
             t_it += 2 * pts
             v_it += pts // max(1, blk(e.reduced[0]))

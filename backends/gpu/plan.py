@@ -16,7 +16,7 @@ from enum import Enum
 from typing import Callable
 
 from einsum_ir.errors import CascadeError
-from einsum_ir.ir import Binary, Cascade, Expr, Name
+from einsum_ir.ir import Cascade, Name
 from einsum_ir.passes import Prepared
 from einsum_ir.sizes import resolve_sizes
 from einsum_ir.verifier import Analysis
@@ -239,14 +239,6 @@ class Lowering:
             # a rank only used in sizes: baked unless an input axis has it
             return not any(self.root(r) == self.root(name) for d in self.c.inputs for r in d.ranks)
         return False
-
-
-def _factors(expr: Expr, inv=False) -> list:
-    if isinstance(expr, Binary) and expr.op == "*":
-        return _factors(expr.lhs, inv) + _factors(expr.rhs, inv)
-    if isinstance(expr, Binary) and expr.op == "/" and not inv:
-        return _factors(expr.lhs, inv) + [(expr.rhs, True)]
-    return [(expr, inv)]
 
 
 def stream_split_inner(prepared: Prepared, facts=None) -> str | None:
