@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from backends.gpu.plan import Lowering
 from einsum_ir.errors import CascadeError
 from einsum_ir.exprs import rank_root
-from einsum_ir.ir import Binary, Expr, Name, Num, Unary
+from einsum_ir.ir import Num
+from einsum_ir.size_exprs import to_code
 
 from .names import Namespace
 from .tiles import (
@@ -93,7 +94,7 @@ class KernelGen:
         if d is not None and d.is_rank and not any(
                 rank_root(low.c, r) == rank_root(low.c, name) for t in low.c.inputs for r in t.ranks) and \
                 not isinstance(d.default, Num):
-            return "(" + self.int_code_of_size(d.default) + ")"
+            return "(" + to_code(d.default, self.size_code) + ")"
         root = rank_root(low.c, name)
         if root != name and not any(name in t.ranks for t in low.c.inputs):
             return self.size_code(root)
@@ -111,18 +112,6 @@ class KernelGen:
             if var is not None and int(low.roles.block[var][1]) == int(low.sizes[name]):
                 return self.blk(var)
         return self.size_code(name)
-
-    def int_code_of_size(self, expr: Expr) -> str:
-        if isinstance(expr, Num):
-            return str(int(expr.value))
-        if isinstance(expr, Name):
-            return self.size_code(expr.name)
-        if isinstance(expr, Binary):
-            op = "//" if expr.op == "/" else expr.op
-            return f"({self.int_code_of_size(expr.lhs)} {op} {self.int_code_of_size(expr.rhs)})"
-        if isinstance(expr, Unary) and expr.op == "-":
-            return f"(-{self.int_code_of_size(expr.operand)})"
-        raise _err("unsupported size expression", expr)
 
     def shape_of(self, axes) -> str:
         return "[" + ", ".join(self.blk(a) for a in axes) + "]"
