@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 
 from einsum_ir.affine import evaluate, symbols
 from einsum_ir.analysis.work import expr_ops
+from einsum_ir.dtypes import DTYPE_BYTES
 from einsum_ir.errors import CascadeError
 from einsum_ir.exprs import product_factors
 from einsum_ir.ir import Access, index_vars, walk
@@ -43,7 +44,6 @@ TC_EFFICIENCY = 0.65  # fraction of tensor-core peak a plain tl.dot loop sustain
 OVERLAP = 0.5  # fraction of vector work hidden under tensor-core work
 UNFIT_PENALTY = 4  # a mapping over the chip's limits spills or does not launch: ranked last
 TIE = 1.03  # predictions closer than this to the fastest are ties (the model's resolution)
-DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
 SFU_FUNCS = ("exp", "other")
 
 
@@ -268,7 +268,7 @@ def predict(prepared: Prepared, sizes: dict, cfg: Config, gpu: GPUArch, dtype: s
     plan = schedule(low, cfg)
     phases, scan = plan.phases, plan.scan is not None
     roles = low.roles
-    n = _count(low, phases, scan, cfg, gpu, DTYPE_BYTES.get(dtype, 2))
+    n = _count(low, phases, scan, cfg, gpu, DTYPE_BYTES.get(dtype, 2))  # other dtypes price as 16-bit
     regs = _registers(low, cfg, scan, phases)
     fits = n.smem <= gpu.smem_bytes_per_block and regs <= gpu.max_registers_per_thread
     wave_eff = _wave_efficiency(gpu, cfg, n.programs, n.smem, regs) if n.programs else 1.0
