@@ -307,9 +307,9 @@ def _closure(low: Lowering, loop) -> list:
             if t in low.inputs:
                 continue
             for d in low.defs[t]:
-                if d.name in low.a.recurrences and d is not e:
+                if d.name in low.a.recurrences and d.id != e.id:
                     continue
-                if d.name in low.stream_red_names and d is not e:
+                if d.name in low.stream_red_names and d.id != e.id:
                     continue
                 visit(d)
 
@@ -323,7 +323,7 @@ def _closure(low: Lowering, loop) -> list:
 
 def _is_init(low, e):
     rec = low.a.recurrences.get(e.name)
-    return rec is not None and rec.init is e
+    return rec is not None and rec.init.id == e.id
 
 
 ROW_SAMPLES = 256  # row blocks the step count is evaluated at (beyond: evenly spaced samples)
