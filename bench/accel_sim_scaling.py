@@ -37,7 +37,7 @@ def main() -> int:
     for label, seq in (("1K", 1 << 10), ("1M", 1 << 20)):
         mapping = one_pass_mapping(FUSEMAX_2D, 256, 4 if seq == 1024 else 128)
 
-        def run():
+        def run(mapping=mapping, seq=seq):  # bound now: called within this iteration
             problem.clear_cache()
             simulate(cascade("mha_1pass"), arch, mapping, attention_sizes("BERT", seq))
 
@@ -45,7 +45,7 @@ def main() -> int:
 
         holder = {}
 
-        def run_causal():
+        def run_causal(holder=holder, seq=seq):
             problem.clear_cache()
             holder["r"] = search(cascade("causal"), arch, attention_sizes("BERT", seq), top=1)
 

@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 from einsum_ir.resources import BuiltinKind, builtin_dir
 
@@ -207,23 +208,14 @@ def _try(fn):
 
 def run(args, todo) -> int:
     import torch
-    import torch.nn.functional as F
 
     from backends.gpu.arch import detect_arch_name
-    from backends.triton import compile_cascade, torch_ref
+    from backends.triton import compile_cascade
 
     device = torch.cuda.get_device_name()
     arch = args.arch or detect_arch_name(device)
     dtype = getattr(torch, args.dtype)
-    try:
-        from torch.nn.attention import SDPBackend, sdpa_kernel
-    except ImportError:
-        SDPBackend = sdpa_kernel = None
-    try:
-        from torch.nn.attention.flex_attention import create_block_mask, flex_attention
-        flex = torch.compile(flex_attention, dynamic=False)
-    except Exception:
-        flex = create_block_mask = None
+    libs = _baseline_libraries(torch)
     records = []
     compiled = {}
 
@@ -236,94 +228,148 @@ def run(args, todo) -> int:
         return compiled[key]
 
     for case in todo:
-        v, n, d, b, h = case["variant"], case["seq_len"], case["head_dim"], case["B"], case["H"]
-        hk = h // case.get("G", 1)
-        g = torch.Generator(device="cuda").manual_seed(0)
-        q = torch.randn(b, h, n, d, device="cuda", dtype=dtype, generator=g)
-        k = torch.randn(b, hk, n, d, device="cuda", dtype=dtype, generator=g)
-        vv = torch.randn(b, hk, n, d, device="cuda", dtype=dtype, generator=g)
-        tensors = dict(Q=q, K=k, V=vv)
-        slope = None
-        if v == "alibi":
-            slope = torch.tensor([2 ** (-8 * (i + 1) / h) for i in range(h)], device="cuda",
-                                 dtype=dtype)
-            tensors["Slope"] = slope
-        if v.startswith("linear"):
-            for t in ("Q", "K"):
-                tensors[t] = tensors[t] * 0.5
-        fn = ours_for(case)
-        rec = dict(variant=v, seq_len=n, head_dim=d, dtype=args.dtype, batch=b, heads=h,
-                   device=device)
-        try:
-            fn(**tensors)
-            torch.cuda.synchronize()
-            rec["ours_ms"] = bench_ms(lambda: fn(**tensors))
-            rec["predicted_ms"] = fn.last_plan.predicted_s * 1e3 if fn.last_plan else None
-            rec["mapping"] = fn.last_plan.describe().splitlines()[0] if fn.last_plan else None
-        except Exception as exc:
-            rec["ours_ms"] = None
-            rec["error"] = f"{type(exc).__name__}: {exc}"[:300]
-        rec["ours_tflops"] = flops(case) / (rec["ours_ms"] * 1e-3) / 1e12 if rec.get("ours_ms") else None
-        # baselines
-        kind = {"causal": "causal", "alibi": "causal"}.get(v, "sliding" if v.startswith("sliding")
-                                                           else "dense")
-        W = case.get("W")
-        if not v.startswith("linear"):
-            is_causal = kind == "causal"
-            simple = v in ("dense", "causal")
-            if SDPBackend is not None and simple:
-                for name, be in (("sdpa_ms", SDPBackend.FLASH_ATTENTION),
-                                 ("sdpa_cudnn_ms", getattr(SDPBackend, "CUDNN_ATTENTION", None)),
-                                 ("sdpa_efficient_ms", SDPBackend.EFFICIENT_ATTENTION)):
-                    if be is None:
-                        continue
-                    def sd(be=be):
-                        with sdpa_kernel(be):
-                            return F.scaled_dot_product_attention(q, k, vv, is_causal=is_causal)
-                    rec[name] = _try(sd)
-            elif v == "gqa8":
-                rec["sdpa_ms"] = _try(lambda: F.scaled_dot_product_attention(q, k, vv,
-                                                                            enable_gqa=True))
-            if flex is not None:
-                rec["flex_ms"] = _try(_flex_call(flex, create_block_mask, q, k, vv, v, kind, W,
-                                                 slope, case))
-            if n <= args.eager_max:
-                rec["eager_ms"] = _try(lambda: torch_ref.softmax_attention(
-                    q, k, vv, kind=kind if v != "alibi" else "dense", W=W, G=case.get("G", 1),
-                    slope=slope, cap=20.0 if v == "softcap" else None))
-        else:
-            ref = torch_ref.linear_attention if v == "linear" else \
-                (lambda a, b_, c: torch_ref.chunked_causal_linear_attention(a, b_, c, case["C"]))
-            if n <= args.eager_max or v == "linear":
-                rec["eager_ms"] = _try(lambda: ref(tensors["Q"], tensors["K"], vv))
-        # agreement with a baseline on this very case (bf16 noise is about 1e-2)
-        try:
-            if rec.get("ours_ms") is not None:
-                mine = fn(**tensors)["AV"].float()
-                if v.startswith("linear"):
-                    other = (torch_ref.linear_attention if v == "linear" else
-                             (lambda a, b_, c: torch_ref.chunked_causal_linear_attention(
-                                 a, b_, c, case["C"])))(tensors["Q"].float(), tensors["K"].float(),
-                                                        vv.float())
-                elif n <= 4096:
-                    other = torch_ref.softmax_attention(
-                        q.float(), k.float(), vv.float(), kind=kind if v != "alibi" else "dense",
-                        W=W, G=case.get("G", 1), slope=None if slope is None else slope.float(),
-                        cap=20.0 if v == "softcap" else None)
-                else:
-                    other = None
-                if other is not None:
-                    rec["max_abs_diff_vs_fp32_eager"] = (mine - other.float()).abs().max().item()
-        except Exception as exc:  # out of memory for the fp32 reference: skip the check
-            rec["check_error"] = f"{type(exc).__name__}"
+        rec = _run_case(case, args, dtype, device, ours_for(case), libs)
         records.append(rec)
         print(_line(rec), flush=True)
-        q = k = vv = tensors = None  # free the inputs before the next case
-        torch.cuda.empty_cache()
+        torch.cuda.empty_cache()  # the case's inputs are freed with its frame
     if "compile" in args.variants.split(","):
-        records.append(_compile_times(arch, dtype, flex, create_block_mask, device))
+        records.append(_compile_times(arch, dtype, libs.flex, libs.create_block_mask, device))
         print(_line(records[-1]), flush=True)
     return _write(records, device, args)
+
+
+def _baseline_libraries(torch) -> SimpleNamespace:
+    """The optional baselines: SDPA backend selection and compiled FlexAttention (None where
+    this torch lacks them)."""
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+    except ImportError:
+        SDPBackend = sdpa_kernel = None
+    try:
+        from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+        flex = torch.compile(flex_attention, dynamic=False)
+    except Exception:
+        flex = create_block_mask = None
+    return SimpleNamespace(SDPBackend=SDPBackend, sdpa_kernel=sdpa_kernel, flex=flex,
+                           create_block_mask=create_block_mask)
+
+
+def _case_inputs(case, dtype):
+    """Seeded inputs of a case by tensor name, and the ALiBi slopes (None for other variants)."""
+    import torch
+
+    v, n, d, b, h = case["variant"], case["seq_len"], case["head_dim"], case["B"], case["H"]
+    hk = h // case.get("G", 1)
+    g = torch.Generator(device="cuda").manual_seed(0)
+    q = torch.randn(b, h, n, d, device="cuda", dtype=dtype, generator=g)
+    k = torch.randn(b, hk, n, d, device="cuda", dtype=dtype, generator=g)
+    vv = torch.randn(b, hk, n, d, device="cuda", dtype=dtype, generator=g)
+    tensors = dict(Q=q, K=k, V=vv)
+    slope = None
+    if v == "alibi":
+        slope = torch.tensor([2 ** (-8 * (i + 1) / h) for i in range(h)], device="cuda",
+                             dtype=dtype)
+        tensors["Slope"] = slope
+    if v.startswith("linear"):
+        for t in ("Q", "K"):
+            tensors[t] = tensors[t] * 0.5
+    return tensors, slope
+
+
+def _run_case(case, args, dtype, device, fn, libs) -> dict:
+    """One record: our kernel's time and prediction, the baselines' times, the agreement."""
+    v, n = case["variant"], case["seq_len"]
+    tensors, slope = _case_inputs(case, dtype)
+    rec = dict(variant=v, seq_len=n, head_dim=case["head_dim"], dtype=args.dtype,
+               batch=case["B"], heads=case["H"], device=device)
+    _time_ours(rec, fn, tensors)
+    rec["ours_tflops"] = flops(case) / (rec["ours_ms"] * 1e-3) / 1e12 if rec.get("ours_ms") else None
+    kind = {"causal": "causal", "alibi": "causal"}.get(v, "sliding" if v.startswith("sliding")
+                                                       else "dense")
+    if not v.startswith("linear"):
+        _softmax_baselines(rec, case, args, tensors, slope, kind, libs)
+    elif n <= args.eager_max or v == "linear":
+        ref = _linear_reference(case)
+        rec["eager_ms"] = _try(lambda: ref(tensors["Q"], tensors["K"], tensors["V"]))
+    # agreement with a baseline on this very case (bf16 noise is about 1e-2)
+    try:
+        if rec.get("ours_ms") is not None:
+            _agreement(rec, case, fn, tensors, slope, kind)
+    except Exception as exc:  # out of memory for the fp32 reference: skip the check
+        rec["check_error"] = f"{type(exc).__name__}"
+    return rec
+
+
+def _time_ours(rec, fn, tensors) -> None:
+    import torch
+
+    try:
+        fn(**tensors)
+        torch.cuda.synchronize()
+        rec["ours_ms"] = bench_ms(lambda: fn(**tensors))
+        rec["predicted_ms"] = fn.last_plan.predicted_s * 1e3 if fn.last_plan else None
+        rec["mapping"] = fn.last_plan.describe().splitlines()[0] if fn.last_plan else None
+    except Exception as exc:
+        rec["ours_ms"] = None
+        rec["error"] = f"{type(exc).__name__}: {exc}"[:300]
+
+
+def _linear_reference(case):
+    from backends.triton import torch_ref
+
+    if case["variant"] == "linear":
+        return torch_ref.linear_attention
+    return lambda a, b_, c: torch_ref.chunked_causal_linear_attention(a, b_, c, case["C"])
+
+
+def _softmax_baselines(rec, case, args, tensors, slope, kind, libs) -> None:
+    import torch.nn.functional as F
+
+    from backends.triton import torch_ref
+
+    v, n, W = case["variant"], case["seq_len"], case.get("W")
+    q, k, vv = tensors["Q"], tensors["K"], tensors["V"]
+    is_causal = kind == "causal"
+    if libs.SDPBackend is not None and v in ("dense", "causal"):
+        for name, be in (("sdpa_ms", libs.SDPBackend.FLASH_ATTENTION),
+                         ("sdpa_cudnn_ms", getattr(libs.SDPBackend, "CUDNN_ATTENTION", None)),
+                         ("sdpa_efficient_ms", libs.SDPBackend.EFFICIENT_ATTENTION)):
+            if be is None:
+                continue
+
+            def sd(be=be):
+                with libs.sdpa_kernel(be):
+                    return F.scaled_dot_product_attention(q, k, vv, is_causal=is_causal)
+            rec[name] = _try(sd)
+    elif v == "gqa8":
+        rec["sdpa_ms"] = _try(lambda: F.scaled_dot_product_attention(q, k, vv, enable_gqa=True))
+    if libs.flex is not None:
+        rec["flex_ms"] = _try(_flex_call(libs.flex, libs.create_block_mask, q, k, vv, v, kind, W,
+                                         slope, case))
+    if n <= args.eager_max:
+        rec["eager_ms"] = _try(lambda: torch_ref.softmax_attention(
+            q, k, vv, kind=kind if v != "alibi" else "dense", W=W, G=case.get("G", 1),
+            slope=slope, cap=20.0 if v == "softcap" else None))
+
+
+def _agreement(rec, case, fn, tensors, slope, kind) -> None:
+    """The largest difference of our output from a float32 eager reference (up to 4K tokens for
+    softmax variants)."""
+    from backends.triton import torch_ref
+
+    v = case["variant"]
+    q, k, vv = tensors["Q"], tensors["K"], tensors["V"]
+    mine = fn(**tensors)["AV"].float()
+    if v.startswith("linear"):
+        other = _linear_reference(case)(q.float(), k.float(), vv.float())
+    elif case["seq_len"] <= 4096:
+        other = torch_ref.softmax_attention(
+            q.float(), k.float(), vv.float(), kind=kind if v != "alibi" else "dense",
+            W=case.get("W"), G=case.get("G", 1), slope=None if slope is None else slope.float(),
+            cap=20.0 if v == "softcap" else None)
+    else:
+        return
+    rec["max_abs_diff_vs_fp32_eager"] = (mine - other.float()).abs().max().item()
 
 
 def _flex_call(flex, create_block_mask, q, k, v, variant, kind, W, slope, case):

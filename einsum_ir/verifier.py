@@ -8,6 +8,7 @@ checks live in :mod:`einsum_ir.checks`, the derivations in :mod:`einsum_ir.facts
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import replace
 
 from . import checks, facts
 from .errors import CascadeError
@@ -16,16 +17,18 @@ from .ir import Cascade
 
 
 def analyze(cascade: Cascade) -> Analysis:
-    """Verifies ``cascade`` and returns its derived structure, computed once per cascade object.
+    """Verifies ``cascade`` and returns its derived structure, computed once per cascade value.
 
-    The cache is keyed by identity: consumers outside ``einsum_ir`` still relate Einsums of the
-    facts to those of the cascade they hold by identity, so an equal cascade built elsewhere gets
-    its own facts.
+    The cache is keyed by equality (plus the name and source text, which equality ignores and
+    error messages use), least recently used first out: an equal cascade built elsewhere shares
+    the facts, so consumers relate the facts' Einsums to theirs by :class:`~einsum_ir.ir.EinsumId`.
     """
-    key = id(cascade)
+    key = (cascade, cascade.name, cascade.source)
     hit = _FACTS.get(key)
-    if hit is not None and hit.cascade is cascade:
+    if hit is not None:
         _FACTS.move_to_end(key)
+        if hit.cascade is not cascade:  # the caller's own cascade (its spans) in the facts
+            hit = _FACTS[key] = replace(hit, cascade=cascade)
         return hit
     try:
         derived = _derive(cascade)
@@ -37,7 +40,7 @@ def analyze(cascade: Cascade) -> Analysis:
     return derived
 
 
-_FACTS: OrderedDict[int, Analysis] = OrderedDict()  # id(cascade) -> facts (holds the cascade)
+_FACTS: OrderedDict[tuple[Cascade, str, str | None], Analysis] = OrderedDict()
 _FACTS_LIMIT = 256
 
 

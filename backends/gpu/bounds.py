@@ -198,7 +198,7 @@ def _targets(low: Lowering, loop: Loop):
         if kind == "rec":
             own = {e.name for e in u}
             targets += [(e, own) for e in u if e.name in low.a.recurrences
-                        and low.a.recurrences[e.name].update is e]
+                        and low.a.recurrences[e.name].update.id == e.id]
         else:
             targets.append((u, set()))
     return targets

@@ -29,20 +29,21 @@ from dataclasses import dataclass, field, replace
 
 from einsum_ir.affine import evaluate, symbols
 from einsum_ir.analysis.work import expr_ops
+from einsum_ir.dtypes import DTYPE_BYTES
 from einsum_ir.errors import CascadeError
+from einsum_ir.exprs import product_factors
 from einsum_ir.ir import Access, index_vars, walk
 from einsum_ir.passes import Prepared
 
 from .arch import GPUArch, load_gpu_arch
 from .bounds import PID, bound_env, loop_bounds
-from .plan import Config, Lowering, _factors, lowering_sizes
+from .plan import Config, Lowering, lowering_sizes
 from .schedule import schedule
 
 TC_EFFICIENCY = 0.65  # fraction of tensor-core peak a plain tl.dot loop sustains
 OVERLAP = 0.5  # fraction of vector work hidden under tensor-core work
 UNFIT_PENALTY = 4  # a mapping over the chip's limits spills or does not launch: ranked last
 TIE = 1.03  # predictions closer than this to the fastest are ties (the model's resolution)
-DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
 SFU_FUNCS = ("exp", "other")
 
 
@@ -160,7 +161,8 @@ def _step_work(einsums, blk) -> tuple[float, float, float]:
     t_it = v_it = s_it = 0.0
     for e in einsums:
         pts = math.prod(blk(v) for v in e.iteration_space)
-        facs = [f for f, _ in _factors(e.body) if any(isinstance(n, Access) for n in walk(f))]
+        facs = [f for f in product_factors(e.body).factors
+                if any(isinstance(n, Access) for n in walk(f.expr))]
         if e.reducer == "sum" and len(facs) >= 2:  # a tl.dot
             t_it += 2 * pts
             v_it += pts // max(1, blk(e.reduced[0]))
@@ -266,7 +268,7 @@ def predict(prepared: Prepared, sizes: dict, cfg: Config, gpu: GPUArch, dtype: s
     plan = schedule(low, cfg)
     phases, scan = plan.phases, plan.scan is not None
     roles = low.roles
-    n = _count(low, phases, scan, cfg, gpu, DTYPE_BYTES.get(dtype, 2))
+    n = _count(low, phases, scan, cfg, gpu, DTYPE_BYTES.get(dtype, 2))  # other dtypes price as 16-bit
     regs = _registers(low, cfg, scan, phases)
     fits = n.smem <= gpu.smem_bytes_per_block and regs <= gpu.max_registers_per_thread
     wave_eff = _wave_efficiency(gpu, cfg, n.programs, n.smem, regs) if n.programs else 1.0
@@ -305,9 +307,9 @@ def _closure(low: Lowering, loop) -> list:
             if t in low.inputs:
                 continue
             for d in low.defs[t]:
-                if d.name in low.a.recurrences and d is not e:
+                if d.name in low.a.recurrences and d.id != e.id:
                     continue
-                if d.name in low.stream_red_names and d is not e:
+                if d.name in low.stream_red_names and d.id != e.id:
                     continue
                 visit(d)
 
@@ -321,7 +323,7 @@ def _closure(low: Lowering, loop) -> list:
 
 def _is_init(low, e):
     rec = low.a.recurrences.get(e.name)
-    return rec is not None and rec.init is e
+    return rec is not None and rec.init.id == e.id
 
 
 ROW_SAMPLES = 256  # row blocks the step count is evaluated at (beyond: evenly spaced samples)

@@ -205,7 +205,7 @@ def _scan_plan(low: Lowering, phases, post):
             if e.name not in recs:
                 return None
             rec = recs[e.name]
-            if e is not rec.update:
+            if e.id != rec.update.id:
                 continue
             inc = _independent_increment(low, e, rec)
             if inc is None:
@@ -215,7 +215,7 @@ def _scan_plan(low: Lowering, phases, post):
     for e in low.c.einsums:
         for acc in e.reads():
             rec = recs.get(acc.tensor)
-            if rec is None or e is rec.update:
+            if rec is None or e.id == rec.update.id:
                 continue
             idx = acc.indices[rec.axis]
             if not (isinstance(idx, Name) and idx.name == rec.var):

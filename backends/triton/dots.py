@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from backends.gpu.plan import _factors
+from einsum_ir.exprs import product_factors
 from einsum_ir.ir import Einsum
 
 from .tiles import (
@@ -18,11 +18,14 @@ class DotGen(ValueGen):
     def try_dot(self, einsum: Einsum, ax: str, pred: Idx | None) -> Tile | None:
         """``sum[ax]`` of a product of two 2-D tiles sharing ``ax`` as ``tl.dot`` (other factors
         scale the result); None when the body is not such a product."""
-        tiles = [(self.eval_value(f), inv) for f, inv in _factors(einsum.body)]
+        product = product_factors(einsum.body)
+        tiles = [(self.eval_value(f.expr), f.divisor) for f in product.factors]
         pair = _dot_pair(tiles, ax)
         if pair is None:
             return None
         with_ax, ka, kb, oa, ob = pair
+        if product.negated:  # the sign goes on one operand: tl.dot(-a, b)
+            ka = self.negate(ka)
         lo = self.low
         for a in (oa, ob, ax):
             blk = lo.roles.block.get(a)

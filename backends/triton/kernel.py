@@ -5,7 +5,9 @@ from dataclasses import dataclass
 
 from backends.gpu.plan import Lowering
 from einsum_ir.errors import CascadeError
-from einsum_ir.ir import Binary, Expr, Name, Num, Unary
+from einsum_ir.exprs import rank_root
+from einsum_ir.ir import Num
+from einsum_ir.size_exprs import to_code
 
 from .names import Namespace
 from .tiles import (
@@ -90,10 +92,10 @@ class KernelGen:
             return f"tl.cdiv({self.size_code(s.rank)}, {inner})"
         d = low.c.size_decl(name)
         if d is not None and d.is_rank and not any(
-                low.root(r) == low.root(name) for t in low.c.inputs for r in t.ranks) and \
+                rank_root(low.c, r) == rank_root(low.c, name) for t in low.c.inputs for r in t.ranks) and \
                 not isinstance(d.default, Num):
-            return "(" + self.int_code_of_size(d.default) + ")"
-        root = low.root(name)
+            return "(" + to_code(d.default, self.size_code) + ")"
+        root = rank_root(low.c, name)
         if root != name and not any(name in t.ranks for t in low.c.inputs):
             return self.size_code(root)
         if name not in self.size_args:
@@ -105,23 +107,11 @@ class KernelGen:
         BLOCK_M0``, as the tutorial writes it), other sizes as :meth:`size_code` spells them."""
         low = self.low
         split = low.split_inner_of(name)
-        if split is not None and low.root(split.rank) == low.roles.stream_rank:
+        if split is not None and rank_root(low.c, split.rank) == low.roles.stream_rank:
             var = next((v for v in low.roles.block if v.upper() == name), None)
             if var is not None and int(low.roles.block[var][1]) == int(low.sizes[name]):
                 return self.blk(var)
         return self.size_code(name)
-
-    def int_code_of_size(self, expr: Expr) -> str:
-        if isinstance(expr, Num):
-            return str(int(expr.value))
-        if isinstance(expr, Name):
-            return self.size_code(expr.name)
-        if isinstance(expr, Binary):
-            op = "//" if expr.op == "/" else expr.op
-            return f"({self.int_code_of_size(expr.lhs)} {op} {self.int_code_of_size(expr.rhs)})"
-        if isinstance(expr, Unary) and expr.op == "-":
-            return f"(-{self.int_code_of_size(expr.operand)})"
-        raise _err("unsupported size expression", expr)
 
     def shape_of(self, axes) -> str:
         return "[" + ", ".join(self.blk(a) for a in axes) + "]"

@@ -6,9 +6,9 @@ only as comments rendered by :func:`~backends.triton.names.comment_lines`.
 """
 from __future__ import annotations
 
-from einsum_ir.errors import CascadeError
-from einsum_ir.ir import Binary, Call, Expr, Name, Num, Unary
+from einsum_ir.ir import Num
 from einsum_ir.printer import format_cascade
+from einsum_ir.size_exprs import to_code
 
 from .names import comment_lines, comment_safe
 
@@ -91,7 +91,7 @@ def launcher(low, names, metas, scratch, *, nsplit_arg: str, increments, prefix)
         out.append(f"    _shape({names.tensor(d.name)}, {d.name!r}, {list(d.ranks)!r}, sizes)")
     derived = [d for d in c.sizes if d.is_rank and not isinstance(d.default, Num)]
     for d in derived:  # ranks defined by expressions of others
-        out.append(f"    _derive(sizes, {d.name!r}, lambda s: {_py_size(d.default)})")
+        out.append(f"    _derive(sizes, {d.name!r}, lambda s: {to_code(d.default, _launcher_size)})")
     for sp in c.splits:
         out.append(f"    sizes[{sp.outer!r}] = -(-sizes[{sp.rank!r}] // sizes[{sp.inner!r}])")
     first = next((d.name for d in c.inputs if len(d.axes) >= 2), c.inputs[0].name)
@@ -172,17 +172,5 @@ def _derive(sizes, rank, fn):
 '''
 
 
-def _py_size(expr: Expr) -> str:
-    """Python code of a size expression over the launcher's ``s`` (a dict of sizes)."""
-    if isinstance(expr, Num):
-        return str(int(expr.value))
-    if isinstance(expr, Name):
-        return f"s[{expr.name!r}]"
-    if isinstance(expr, Binary) and expr.op in ("+", "-", "*", "/", "%"):
-        op = "//" if expr.op == "/" else expr.op
-        return f"({_py_size(expr.lhs)} {op} {_py_size(expr.rhs)})"
-    if isinstance(expr, Unary) and expr.op == "-":
-        return f"(-{_py_size(expr.operand)})"
-    if isinstance(expr, Call) and expr.func in ("min", "max"):
-        return f"{expr.func}({', '.join(_py_size(a) for a in expr.args)})"
-    raise CascadeError("unsupported size expression", getattr(expr, "span", None))
+def _launcher_size(name: str) -> str:
+    return f"s[{name!r}]"

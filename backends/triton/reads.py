@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from einsum_ir.exprs import rank_root
 from einsum_ir.ir import Access, Binary, Einsum, Name, Num
 
 from .dots import DotGen
@@ -129,7 +130,7 @@ class ReadGen(DotGen):
                 stream_bound = None
                 if "-" in i.code:
                     term = f"(({i.code} >= 0) & ({i.code} < {ext}))"
-                if (low.root(ranks[k]) == low.roles.stream_rank and self.cur_block
+                if (rank_root(low.c, ranks[k]) == low.roles.stream_rank and self.cur_block
                         and i.variant and "-" not in i.code):
                     rank = ranks[k]
                     term = f"(({i.code} < {ext}) | {self.names.even(rank)})"

@@ -93,8 +93,7 @@ class ValueGen(KernelGen):
         if isinstance(expr, Unary):
             t = self.eval_value(expr.operand)
             if expr.op == "-":
-                return replace(t, code=f"(-{self.f32(t)})", kind="f32", zero_terms=t.zero_terms,
-                               src=None, const=None if t.const is None else -t.const)
+                return self.negate(t)
             return replace(t, code=f"tl.where({self.f32(t)} == 0, 1.0, 0.0)", kind="f32",
                            zero_terms=frozenset(), src=None, const=None)
         if isinstance(expr, Binary):
@@ -113,6 +112,10 @@ class ValueGen(KernelGen):
                 return self.binary(expr.func, args[0], args[1], expr)
             return self.unary(expr.func, args[0], expr)
         raise _err("unsupported expression", expr)
+
+    def negate(self, t: Tile) -> Tile:
+        return replace(t, code=f"(-{self.f32(t)})", kind="f32", zero_terms=t.zero_terms,
+                       src=None, const=None if t.const is None else -t.const)
 
     def unary(self, fn: str, t: Tile, node) -> Tile:
         folded = fold_exp2_scale(self, fn, t)
