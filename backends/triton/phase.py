@@ -312,6 +312,10 @@ class PhaseGen(ReadGen):
                 raise CascadeError(f"cannot store {name}: its value spans {t.axes}")
             value = self.bcast(value, t.axes, axes) if t.axes else value
             value = f"tl.broadcast_to({value}, {self.shape_of(axes)})" if axes else value
+        valid = [self.bcast(code, term_axes, axes) for code, term_axes, _ in sorted(t.terms)
+                 if set(term_axes) <= set(axes)] if cast else []
+        if valid:  # points outside the value's validity terms are empty: stored as 0
+            value = f"tl.where({' & '.join(valid)}, {value}, 0.0)"
         v = self.emit(name.lower() + "_out", value, in_loop)
         if cast and any(e.where is not None for e in low.c.einsums):
             # a row whose points are all empty ends as 0 / 0: stored as 0 (the empty-point rule)
