@@ -70,7 +70,7 @@ def _bytes(n: int) -> str:
 
 
 def run_passes(args) -> int:
-    from einsum_ir.analysis.passes import count_passes
+    from einsum_ir.analysis.passcount import count_passes
 
     cascade, analysis, sizes = _load(args)
     report = count_passes(cascade, args.rank, sizes, dtype_bytes=dtype_bytes(args.dtype),

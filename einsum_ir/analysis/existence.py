@@ -43,12 +43,6 @@ class Mask:
     values: np.ndarray
 
 
-def einsum_key(analysis: Analysis, einsum: Einsum) -> str:
-    """The label reports use for an Einsum: ``str(einsum.id)`` (its tensor, or ``T.init`` for an
-    initial value). Code that needs the role reads ``einsum.id.role``, not the label."""
-    return str(einsum.id)
-
-
 class ExistenceEvaluator:
     """Propagates existence masks through a verified cascade for given sizes.
 
@@ -187,7 +181,7 @@ class ExistenceEvaluator:
         return self
 
     def run_einsum(self, einsum: Einsum) -> None:
-        key = einsum_key(self.a, einsum)
+        key = str(einsum.id)  # the report label: T, or T.init for an initial value
         mask = self.exists(einsum.body)
         if einsum.where is not None:
             mask = self._and(mask, self.predicate(einsum.where))
