@@ -15,16 +15,17 @@ markdown table of ratios next to it.
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
-import os
 import sys
-import tempfile
-import time
 from pathlib import Path
-from types import SimpleNamespace
 
-from einsum_ir.resources import BuiltinKind, builtin_dir
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the lane's modules next to this file
+
+from gpu_lane_measure import (agreement, case_inputs, compile_times, linear_reference,  # noqa: E402
+                              make_bench, softmax_baselines, time_ours, timed)
+from gpu_lane_results import forward_table, results_stem  # noqa: E402
+
+from einsum_ir.resources import BuiltinKind, builtin_dir  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 EX = builtin_dir(BuiltinKind.CASCADE)
@@ -134,9 +135,21 @@ def _case_file(case):
     v = case["variant"]
     return {
         "dense": ("mha_3pass", {}), "causal": ("causal", {}), "alibi": ("alibi", {}),
-        "softcap": ("softcap", {"CAP": 20}), "gqa8": ("gqa", {"G": 8}),
+        "softcap": ("softcap", {"CAP": 20}), "gqa8": ("gqa", {"G": case.get("G", 8)}),
         "linear": ("linear", {}), "linear_causal": ("linear_causal_chunked", {"C": case.get("C", 64)}),
     }.get(v) or ("sliding_window", {"W": case.get("W")})
+
+
+def case_sizes(case, cascade) -> dict:
+    """The rank sizes and parameters of a case's cascade (what its tensors' shapes imply)."""
+    file, params = _case_file(case)
+    sizes = dict(B=case["B"], H=case["H"], P=case["seq_len"], E=case["head_dim"],
+                 F=case["head_dim"], **params)
+    if "M" in {d.name for d in cascade.sizes} and file != "linear_causal_chunked":
+        sizes["M"] = case["seq_len"]
+    if file == "gqa":
+        sizes["HK"] = case["H"] // case["G"]
+    return sizes
 
 
 def predict_only(args, todo) -> int:
@@ -149,15 +162,9 @@ def predict_only(args, todo) -> int:
     rows = ["| variant | N | D | B x H | mapping (block_r, block_c, warps, stages) | predicted ms | "
             "predicted TFLOP/s |", "|---|---|---|---|---|---|---|"]
     for case in todo:
-        file, params = _case_file(case)
+        file, _ = _case_file(case)
         cascade = load(EX / f"{file}.ein")
-        sizes = dict(B=case["B"], H=case["H"], P=case["seq_len"], E=case["head_dim"],
-                     F=case["head_dim"], **params)
-        if "M" in {d.name for d in cascade.sizes} and file != "linear_causal_chunked":
-            sizes["M"] = case["seq_len"]
-        if file == "gqa":
-            sizes["HK"] = case["H"] // case["G"]
-        full = resolve_sizes(cascade, sizes)
+        full = resolve_sizes(cascade, case_sizes(case, cascade))
         m = choose_mapping(prepare(cascade), full, dtype=args.dtype, arch=arch)
         cfg = m.config
         tflops = flops(case) / m.predicted_s / 1e12
@@ -176,252 +183,67 @@ def predict_only(args, todo) -> int:
     return 0
 
 
-# ----------------------------------------------------------------------------------- timing
+# ----------------------------------------------------------------------------------- running
 
 
-def bench_ms(fn) -> float:
-    import torch
-    try:
-        from triton.testing import do_bench
-        return float(do_bench(fn, warmup=25, rep=100))
-    except Exception:  # fall back to CUDA events
-        for _ in range(5):
-            fn()
-        torch.cuda.synchronize()
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        for _ in range(20):
-            fn()
-        e.record()
-        torch.cuda.synchronize()
-        return s.elapsed_time(e) / 20
+class OurKernels:
+    """Our compiled cascade of each case, compiled once per (file, parameters)."""
 
+    def __init__(self, arch, check_spills=False):
+        self.arch, self.check_spills, self._compiled = arch, check_spills, {}
 
-def _try(fn):
-    import torch
-    try:
-        return bench_ms(fn)
-    except Exception as exc:  # a baseline that is missing or runs out of memory
-        torch.cuda.empty_cache()
-        return None if not os.environ.get("BENCH_DEBUG") else print("  baseline failed:", exc)
+    def __call__(self, case):
+        from backends.triton import compile_cascade
+
+        file, params = _case_file(case)
+        key = (file, tuple(sorted(params.items())))
+        if key not in self._compiled:
+            self._compiled[key] = compile_cascade(EX / f"{file}.ein", arch=self.arch,
+                                                  check_spills=self.check_spills, **params)
+        return self._compiled[key]
 
 
 def run(args, todo) -> int:
     import torch
 
     from backends.gpu.arch import detect_arch_name
-    from backends.triton import compile_cascade
 
     device = torch.cuda.get_device_name()
     arch = args.arch or detect_arch_name(device)
-    dtype = getattr(torch, args.dtype)
-    libs = _baseline_libraries(torch)
+    bench = make_bench("cuda")
+    ours = OurKernels(arch, args.check_spills)
     records = []
-    compiled = {}
-
-    def ours_for(case):
-        file, params = _case_file(case)
-        key = (file, tuple(sorted(params.items())))
-        if key not in compiled:
-            compiled[key] = compile_cascade(EX / f"{file}.ein", arch=arch,
-                                            check_spills=args.check_spills, **params)
-        return compiled[key]
-
     for case in todo:
-        rec = _run_case(case, args, dtype, device, ours_for(case), libs)
-        records.append(rec)
-        print(_line(rec), flush=True)
+        records.append(run_case(case, args.dtype, args.eager_max, device, ours(case), bench))
+        print(_line(records[-1]), flush=True)
         torch.cuda.empty_cache()  # the case's inputs are freed with its frame
     if "compile" in args.variants.split(","):
-        records.append(_compile_times(arch, dtype, libs.flex, libs.create_block_mask, device))
+        records.append(compile_times(arch, getattr(torch, args.dtype), bench, device))
         print(_line(records[-1]), flush=True)
     return _write(records, device, args)
 
 
-def _baseline_libraries(torch) -> SimpleNamespace:
-    """The optional baselines: SDPA backend selection and compiled FlexAttention (None where
-    this torch lacks them)."""
-    try:
-        from torch.nn.attention import SDPBackend, sdpa_kernel
-    except ImportError:
-        SDPBackend = sdpa_kernel = None
-    try:
-        from torch.nn.attention.flex_attention import create_block_mask, flex_attention
-        flex = torch.compile(flex_attention, dynamic=False)
-    except Exception:
-        flex = create_block_mask = None
-    return SimpleNamespace(SDPBackend=SDPBackend, sdpa_kernel=sdpa_kernel, flex=flex,
-                           create_block_mask=create_block_mask)
-
-
-def _case_inputs(case, dtype):
-    """Seeded inputs of a case by tensor name, and the ALiBi slopes (None for other variants)."""
+def run_case(case, dtype_name, eager_max, device, fn, bench, check_max=4096) -> dict:
+    """One record: our kernel's time and prediction, the baselines' times, the agreement."""
     import torch
 
-    v, n, d, b, h = case["variant"], case["seq_len"], case["head_dim"], case["B"], case["H"]
-    hk = h // case.get("G", 1)
-    g = torch.Generator(device="cuda").manual_seed(0)
-    q = torch.randn(b, h, n, d, device="cuda", dtype=dtype, generator=g)
-    k = torch.randn(b, hk, n, d, device="cuda", dtype=dtype, generator=g)
-    vv = torch.randn(b, hk, n, d, device="cuda", dtype=dtype, generator=g)
-    tensors = dict(Q=q, K=k, V=vv)
-    slope = None
-    if v == "alibi":
-        slope = torch.tensor([2 ** (-8 * (i + 1) / h) for i in range(h)], device="cuda",
-                             dtype=dtype)
-        tensors["Slope"] = slope
-    if v.startswith("linear"):
-        for t in ("Q", "K"):
-            tensors[t] = tensors[t] * 0.5
-    return tensors, slope
-
-
-def _run_case(case, args, dtype, device, fn, libs) -> dict:
-    """One record: our kernel's time and prediction, the baselines' times, the agreement."""
     v, n = case["variant"], case["seq_len"]
-    tensors, slope = _case_inputs(case, dtype)
-    rec = dict(variant=v, seq_len=n, head_dim=case["head_dim"], dtype=args.dtype,
+    tensors, slope = case_inputs(case, getattr(torch, dtype_name), bench.device)
+    rec = dict(variant=v, seq_len=n, head_dim=case["head_dim"], dtype=dtype_name,
                batch=case["B"], heads=case["H"], device=device)
-    _time_ours(rec, fn, tensors)
+    time_ours(rec, fn, tensors, bench)
     rec["ours_tflops"] = flops(case) / (rec["ours_ms"] * 1e-3) / 1e12 if rec.get("ours_ms") else None
-    kind = {"causal": "causal", "alibi": "causal"}.get(v, "sliding" if v.startswith("sliding")
-                                                       else "dense")
     if not v.startswith("linear"):
-        _softmax_baselines(rec, case, args, tensors, slope, kind, libs)
-    elif n <= args.eager_max or v == "linear":
-        ref = _linear_reference(case)
-        rec["eager_ms"] = _try(lambda: ref(tensors["Q"], tensors["K"], tensors["V"]))
-    # agreement with a baseline on this very case (bf16 noise is about 1e-2)
+        softmax_baselines(rec, case, eager_max, tensors, slope, bench)
+    elif n <= eager_max or v == "linear":
+        ref = linear_reference(case)
+        timed(rec, "eager_ms", lambda: ref(tensors["Q"], tensors["K"], tensors["V"]), bench)
+    # agreement with a float32 reference on this very case (bf16 noise is about 1e-2)
     try:
         if rec.get("ours_ms") is not None:
-            _agreement(rec, case, fn, tensors, slope, kind)
+            agreement(rec, case, fn, tensors, slope, check_max)
     except Exception as exc:  # out of memory for the fp32 reference: skip the check
-        rec["check_error"] = f"{type(exc).__name__}"
-    return rec
-
-
-def _time_ours(rec, fn, tensors) -> None:
-    import torch
-
-    try:
-        fn(**tensors)
-        torch.cuda.synchronize()
-        rec["ours_ms"] = bench_ms(lambda: fn(**tensors))
-        rec["predicted_ms"] = fn.last_plan.predicted_s * 1e3 if fn.last_plan else None
-        rec["mapping"] = fn.last_plan.describe().splitlines()[0] if fn.last_plan else None
-    except Exception as exc:
-        rec["ours_ms"] = None
-        rec["error"] = f"{type(exc).__name__}: {exc}"[:300]
-
-
-def _linear_reference(case):
-    from backends.triton import torch_ref
-
-    if case["variant"] == "linear":
-        return torch_ref.linear_attention
-    return lambda a, b_, c: torch_ref.chunked_causal_linear_attention(a, b_, c, case["C"])
-
-
-def _softmax_baselines(rec, case, args, tensors, slope, kind, libs) -> None:
-    import torch.nn.functional as F
-
-    from backends.triton import torch_ref
-
-    v, n, W = case["variant"], case["seq_len"], case.get("W")
-    q, k, vv = tensors["Q"], tensors["K"], tensors["V"]
-    is_causal = kind == "causal"
-    if libs.SDPBackend is not None and v in ("dense", "causal"):
-        for name, be in (("sdpa_ms", libs.SDPBackend.FLASH_ATTENTION),
-                         ("sdpa_cudnn_ms", getattr(libs.SDPBackend, "CUDNN_ATTENTION", None)),
-                         ("sdpa_efficient_ms", libs.SDPBackend.EFFICIENT_ATTENTION)):
-            if be is None:
-                continue
-
-            def sd(be=be):
-                with libs.sdpa_kernel(be):
-                    return F.scaled_dot_product_attention(q, k, vv, is_causal=is_causal)
-            rec[name] = _try(sd)
-    elif v == "gqa8":
-        rec["sdpa_ms"] = _try(lambda: F.scaled_dot_product_attention(q, k, vv, enable_gqa=True))
-    if libs.flex is not None:
-        rec["flex_ms"] = _try(_flex_call(libs.flex, libs.create_block_mask, q, k, vv, v, kind, W,
-                                         slope, case))
-    if n <= args.eager_max:
-        rec["eager_ms"] = _try(lambda: torch_ref.softmax_attention(
-            q, k, vv, kind=kind if v != "alibi" else "dense", W=W, G=case.get("G", 1),
-            slope=slope, cap=20.0 if v == "softcap" else None))
-
-
-def _agreement(rec, case, fn, tensors, slope, kind) -> None:
-    """The largest difference of our output from a float32 eager reference (up to 4K tokens for
-    softmax variants)."""
-    from backends.triton import torch_ref
-
-    v = case["variant"]
-    q, k, vv = tensors["Q"], tensors["K"], tensors["V"]
-    mine = fn(**tensors)["AV"].float()
-    if v.startswith("linear"):
-        other = _linear_reference(case)(q.float(), k.float(), vv.float())
-    elif case["seq_len"] <= 4096:
-        other = torch_ref.softmax_attention(
-            q.float(), k.float(), vv.float(), kind=kind if v != "alibi" else "dense",
-            W=case.get("W"), G=case.get("G", 1), slope=None if slope is None else slope.float(),
-            cap=20.0 if v == "softcap" else None)
-    else:
-        return
-    rec["max_abs_diff_vs_fp32_eager"] = (mine - other.float()).abs().max().item()
-
-
-def _flex_call(flex, create_block_mask, q, k, v, variant, kind, W, slope, case):
-    n = q.shape[2]
-    mask_mod = score_mod = None
-    if kind == "causal":
-        def mask_mod(b_, h_, qi, ki):
-            return qi >= ki
-    elif kind == "sliding":
-        def mask_mod(b_, h_, qi, ki):
-            return (qi - W < ki) & (ki <= qi)
-    if variant == "alibi":
-        def score_mod(s, b_, h_, qi, ki):
-            return s - slope[h_] * (qi - ki)
-    elif variant == "softcap":
-        def score_mod(s, b_, h_, qi, ki):
-            return 20.0 * torch_tanh(s / 20.0)
-    block_mask = create_block_mask(mask_mod, None, None, n, n, device="cuda") if mask_mod else None
-    gqa = variant == "gqa8"
-    return lambda: flex(q, k, v, score_mod=score_mod, block_mask=block_mask, enable_gqa=gqa)
-
-
-def torch_tanh(x):
-    import torch
-    return torch.tanh(x)
-
-
-def _compile_times(arch, dtype, flex, create_block_mask, device):
-    """First-call time (code generation + Triton JIT) of our causal kernel vs FlexAttention's."""
-    import torch
-
-    from backends.triton import compile_cascade
-
-    rec = dict(variant="compile_time", seq_len=4096, head_dim=128, dtype=str(dtype)[6:],
-               device=device)
-    q = torch.randn(1, 16, 4096, 128, device="cuda", dtype=dtype)
-    with tempfile.TemporaryDirectory() as tmp:
-        os.environ["CASCADE_CACHE"] = tmp
-        os.environ["TRITON_CACHE_DIR"] = os.path.join(tmp, "triton")
-        t0 = time.perf_counter()
-        fn = compile_cascade(EX / "causal.ein", arch=arch)
-        fn(Q=q, K=q, V=q)
-        torch.cuda.synchronize()
-        rec["ours_first_call_s"] = time.perf_counter() - t0
-        if flex is not None:
-            torch._dynamo.reset()
-            t0 = time.perf_counter()
-            bm = create_block_mask(lambda b, h, qi, ki: qi >= ki, None, None, 4096, 4096,
-                                   device="cuda")
-            flex(q, q, q, block_mask=bm)
-            torch.cuda.synchronize()
-            rec["flex_first_call_s"] = time.perf_counter() - t0
+        rec["check_error"] = f"{type(exc).__name__}: {exc}"[:300]
     return rec
 
 
@@ -441,27 +263,10 @@ def _line(rec):
 
 
 def _write(records, device, args) -> int:
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    slug = "".join(ch if ch.isalnum() else "-" for ch in device).strip("-").lower()
-    stem = out / f"{slug}-{_dt.date.today().isoformat()}"
+    stem = results_stem(args.out, device)
+    stem.parent.mkdir(parents=True, exist_ok=True)
     stem.with_suffix(".json").write_text(json.dumps(records, indent=1))
-    lines = ["| variant | N | D | ours ms | TFLOP/s | predicted ms | vs SDPA flash | vs cuDNN | "
-             "vs Flex | vs eager |", "|---|---|---|---|---|---|---|---|---|---|"]
-
-    def ratio(rec, key):
-        a, b = rec.get(key), rec.get("ours_ms")
-        return f"{a / b:.2f}x" if a and b else "-"
-
-    for r in records:
-        if r["variant"] == "compile_time":
-            continue
-        def f(x):
-            return "-" if x is None else f"{x:.3f}"
-        lines.append(f"| {r['variant']} | {r['seq_len']} | {r['head_dim']} | {f(r.get('ours_ms'))} "
-                     f"| {f(r.get('ours_tflops'))} | {f(r.get('predicted_ms'))} | "
-                     f"{ratio(r, 'sdpa_ms')} | {ratio(r, 'sdpa_cudnn_ms')} | {ratio(r, 'flex_ms')} | "
-                     f"{ratio(r, 'eager_ms')} |")
+    lines = forward_table(records)
     ct = next((r for r in records if r["variant"] == "compile_time"), None)
     if ct:
         lines.append("")

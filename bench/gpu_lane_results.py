@@ -1,0 +1,173 @@
+"""The GPU lane's result files: one JSON document rewritten after every record (so a crash or a
+timeout keeps everything measured so far) and the markdown summary rendered from it.
+
+The JSON is ``{"meta": {...}, "records": [...]}``. Every record has ``step`` and ``item`` (what it
+measured, unique within the step) and ``status`` (``ok``, ``failed``, ``timeout``, ``crashed``,
+``skipped: budget`` ...). Forward and backward records carry all of ``TIMING_KEYS``.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+TIMING_KEYS = ("variant", "seq_len", "head_dim", "dtype", "ours_ms", "sdpa_ms", "flex_ms",
+               "eager_ms", "ours_tflops", "predicted_ms", "device", "error")
+
+
+def device_slug(device: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in device).strip("-").lower() or "device"
+
+
+def results_stem(out_dir, device: str) -> Path:
+    return Path(out_dir) / f"{device_slug(device)}-{_dt.date.today().isoformat()}"
+
+
+def timing_record(rec: dict) -> dict:
+    """A forward or backward record with every key of the schema (None where not measured)."""
+    return {**{k: None for k in TIMING_KEYS}, **rec}
+
+
+@dataclass(frozen=True)
+class Results:
+    """The lane's JSON document at ``path``; its markdown summary is next to it."""
+
+    path: Path
+
+    def start(self, meta: dict) -> None:
+        self._write({"meta": meta, "records": []})
+
+    def read(self) -> dict:
+        return json.loads(self.path.read_text())
+
+    def records(self, step: str | None = None) -> list[dict]:
+        return [r for r in self.read()["records"] if step is None or r.get("step") == step]
+
+    def done_items(self, step: str) -> set[str]:
+        return {r["item"] for r in self.records(step) if "item" in r}
+
+    def append(self, rec: dict) -> None:
+        doc = self.read()
+        doc["records"].append(rec)
+        self._write(doc)
+
+    def update_meta(self, **values) -> None:
+        doc = self.read()
+        doc["meta"].update(values)
+        self._write(doc)
+
+    def _write(self, doc: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(doc, indent=1, default=str))
+        os.replace(tmp, self.path)
+
+    def write_markdown(self) -> Path:
+        md = self.path.with_suffix(".md")
+        md.write_text(render(self.read()))
+        return md
+
+
+def _f(x, digits: int = 3) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def _ratio(rec: dict, key: str) -> str:
+    a, b = rec.get(key), rec.get("ours_ms")
+    return f"{a / b:.2f}x" if a and b else "-"
+
+
+def _note(rec: dict) -> str:
+    text = rec.get("error") or rec.get("ours_note") or ""
+    if rec.get("baseline_errors"):
+        text = "; ".join([text] if text else [] + ["failed: " + ", ".join(sorted(rec["baseline_errors"]))])
+    if rec.get("status", "ok") not in ("ok", "failed"):
+        text = f"{rec['status']}: {text}" if text else rec["status"]
+    return text.replace("|", "/").replace("\n", " ")[:160]
+
+
+def forward_table(records: list[dict]) -> list[str]:
+    """Our time, the prediction beside it, and each baseline's time over ours (above 1: we are
+    faster)."""
+    lines = ["| variant | N | D | ours ms | TFLOP/s | predicted ms | measured / predicted | "
+             "vs SDPA flash | vs cuDNN | vs Flex | vs eager | first call s | note |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in records:
+        if r.get("variant") in (None, "compile_time"):
+            continue
+        measured, predicted = r.get("ours_ms"), r.get("predicted_ms")
+        over = f"{measured / predicted:.2f}" if measured and predicted else "-"
+        lines.append(f"| {r['variant']} | {r['seq_len']} | {r['head_dim']} | {_f(measured)} | "
+                     f"{_f(r.get('ours_tflops'), 1)} | {_f(predicted)} | {over} | "
+                     f"{_ratio(r, 'sdpa_ms')} | {_ratio(r, 'sdpa_cudnn_ms')} | "
+                     f"{_ratio(r, 'flex_ms')} | {_ratio(r, 'eager_ms')} | "
+                     f"{_f(r.get('ours_first_call_s'), 2)} | {_note(r)} |")
+    return lines
+
+
+def _backward_table(records: list[dict]) -> list[str]:
+    lines = ["| variant | N | D | ours ms | SDPA flash ms | cuDNN ms | Flex ms | eager ms | note |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in records:
+        lines.append(f"| {r['variant']} | {r['seq_len']} | {r['head_dim']} | {_f(r.get('ours_ms'))} | "
+                     f"{_f(r.get('sdpa_ms'))} | {_f(r.get('sdpa_cudnn_ms'))} | {_f(r.get('flex_ms'))} | "
+                     f"{_f(r.get('eager_ms'))} | {_note(r)} |")
+    return lines
+
+
+def _correctness(records: list[dict]) -> list[str]:
+    counts: dict = {}
+    for r in records:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    lines = [", ".join(f"{n} {status}" for status, n in sorted(counts.items())) + "."]
+    for r in records:
+        if r["status"] not in ("passed", "skipped"):
+            last = (r.get("error") or "").strip().splitlines()[-1:] or [""]
+            lines.append(f"- `{r['item']}`: {r['status']}: {last[0][:200]}")
+    return lines
+
+
+def _compile(records: list[dict]) -> list[str]:
+    return [f"- causal, N={r['seq_len']}, D={r['head_dim']}: ours {_f(r.get('ours_first_call_s'), 2)} s, "
+            f"FlexAttention ({r.get('flex_backend', '-')}) {_f(r.get('flex_first_call_s'), 2)} s"
+            + (f" ({_note(r)})" if _note(r) else "") for r in records]
+
+
+def _aot(records: list[dict]) -> list[str]:
+    lines = ["| kernel | mapping of | sm | kernels | registers | spill bytes | shared KiB | result |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in records:
+        builds = r.get("builds") or []
+        regs = ", ".join(str(b.get("registers")) for b in builds) or "-"
+        stack = ", ".join(str(b.get("stack_bytes")) for b in builds) or "-"
+        shared = ", ".join(f"{b.get('shared_bytes', 0) / 1024:.0f}" for b in builds) or "-"
+        lines.append(f"| {r.get('variant', r['item'])} D={r.get('head_dim')} | {r.get('arch')} | "
+                     f"{r.get('capability')} | {len(builds)} | {regs} | {stack} | {shared} | "
+                     f"{r['status'] if r['status'] != 'ok' else 'compiled'}"
+                     + (f": {_note(r)}" if r.get("error") else "") + " |")
+    return lines
+
+
+def render(doc: dict) -> str:
+    meta, records = doc["meta"], doc["records"]
+    by_step: dict = {}
+    for r in records:
+        by_step.setdefault(r.get("step"), []).append(r)
+    out = [f"# GPU lane on {meta.get('device')} ({meta.get('date')})", "",
+           f"torch {meta.get('torch')}, triton {meta.get('triton')}, budget {meta.get('budget_s')} s"
+           + (", DRY RUN on the CPU (TRITON_INTERPRET=1, tiny shapes: times prove the path, not "
+              "the speed)" if meta.get("dry_run") else "") + ".", "",
+           "| step | status | wall s | note |", "|---|---|---|---|"]
+    out += [f"| {r['item']} | {r['status']} | {_f(r.get('wall_s'), 1)} | {_note(r) if r.get('error') else ''} |"
+            for r in by_step.get("lane", [])]
+    sections = (("correctness", "Correctness (gpu-marked tests)", _correctness),
+                ("forward", "Forward (ratios: baseline time / our time)", forward_table),
+                ("backward", "Backward (dQ, dK, dV)", _backward_table),
+                ("compile", "First-call compile time (empty caches)", _compile),
+                ("aot", "Ahead-of-time compile (Triton's ptxas)", _aot))
+    for step, title, fmt in sections:
+        if by_step.get(step):
+            out += ["", f"## {title}", "", *fmt(by_step[step])]
+    return "\n".join(out) + "\n"
