@@ -38,14 +38,15 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from gpu_lane_results import Results, results_stem, timing_record  # noqa: E402
+from gpu_lane_steps import RESTART_RC  # noqa: E402
 
 STEP_ORDER = ("correctness", "forward", "backward", "compile", "aot")
 # (estimate, the least worth starting, the step's own timeout) in seconds; None: what is left.
 # GPU numbers are for an H100/H200 with 16 cores; every record has its wall_s to recalibrate.
-GPU_PLAN = {"correctness": (120, 10, 240), "forward": (270, 10, None), "backward": (40, 8, 90),
+GPU_PLAN = {"correctness": (120, 10, 240), "forward": (270, 10, None), "backward": (100, 25, 150),
             "compile": (40, 40, 120), "aot": (30, 10, 90)}
 DRY_PLAN = {"correctness": (30, 2, 120), "forward": (30, 2, 120), "backward": (10, 2, 60),
-            "compile": (10, 5, 60), "aot": (40, 4, 150)}
+            "compile": (10, 5, 60), "aot": (60, 4, 180)}
 PROBLEMS = ("failed", "crashed", "timeout")
 
 
@@ -59,8 +60,9 @@ def parse_args(argv=None):
     p.add_argument("--steps", default=",".join(STEP_ORDER),
                    help="comma-separated subset of: " + ", ".join(STEP_ORDER))
     p.add_argument("--aot-scope", choices=("all", "representative"), default=None,
-                   help="kernels of the aot step (default: all on a GPU machine, one per cascade "
-                        "file for --dry-run)")
+                   help="kernels of the aot step: every benchmarked one (the default on a GPU "
+                        "machine), or one per cascade file for H200 and A100 (the default of "
+                        "--dry-run: all of them take about 90 s on two loaded cores)")
     p.add_argument("--out", default=None,
                    help="results folder (default bench/results; a temporary folder for --dry-run)")
     p.add_argument("--item-timeout", type=float, default=None,
@@ -179,6 +181,8 @@ def run_step(step, args, results: Results, lane_deadline: float, plan: dict) -> 
                                   progress)
         if rc == 0 and why is None:
             break
+        if rc == RESTART_RC and why is None:  # asked for a fresh process; its items are recorded
+            continue
         flight = _progress(progress)
         progress.unlink(missing_ok=True)
         kind = "timeout" if why else "crashed"
@@ -198,8 +202,8 @@ def main(argv=None) -> int:
     if args.step:
         return child_main(args)
     start = time.time()
-    args.budget = args.budget if args.budget is not None else (300.0 if args.dry_run else 480.0)
     args.aot_scope = args.aot_scope or ("representative" if args.dry_run else "all")
+    args.budget = args.budget if args.budget is not None else (300.0 if args.dry_run else 480.0)
     out = args.out or (os.path.join(tempfile.gettempdir(), "cascade-gpu-lane") if args.dry_run
                        else str(ROOT / "bench" / "results"))
     machine = probe(args.dry_run)

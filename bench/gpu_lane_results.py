@@ -136,15 +136,18 @@ def _compile(records: list[dict]) -> list[str]:
 
 
 def _aot(records: list[dict]) -> list[str]:
-    lines = ["| kernel | mapping of | sm | kernels | registers | spill bytes | shared KiB | result |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| kernel | mapping of | sm | kernels | tensor cores | registers | spill bytes | "
+             "shared KiB | result |", "|---|---|---|---|---|---|---|---|---|"]
     for r in records:
         builds = r.get("builds") or []
         regs = ", ".join(str(b.get("registers")) for b in builds) or "-"
         stack = ", ".join(str(b.get("stack_bytes")) for b in builds) or "-"
         shared = ", ".join(f"{b.get('shared_bytes', 0) / 1024:.0f}" for b in builds) or "-"
-        lines.append(f"| {r.get('variant', r['item'])} D={r.get('head_dim')} | {r.get('arch')} | "
-                     f"{r.get('capability')} | {len(builds)} | {regs} | {stack} | {shared} | "
+        cores = ", ".join("wgmma" if b.get("uses_wgmma") else "mma" if b.get("uses_mma") else "none"
+                          for b in builds) or "-"
+        lines.append(f"| {r.get('variant', r['item'])} N={r.get('seq_len')} D={r.get('head_dim')} | "
+                     f"{r.get('arch')} | {r.get('capability')} | {len(builds)} | {cores} | {regs} | "
+                     f"{stack} | {shared} | "
                      f"{r['status'] if r['status'] != 'ok' else 'compiled'}"
                      + (f": {_note(r)}" if r.get("error") else "") + " |")
     return lines

@@ -21,14 +21,14 @@ ROOT = Path(__file__).resolve().parents[1]
 FORWARD_ORDER = ("causal", "dense", "gqa8", "sliding1024", "alibi", "softcap", "linear",
                  "linear_causal")
 BACKWARD_VARIANTS = ("causal", "dense", "gqa8", "sliding1024")
+RESTART_RC = 75  # the step asks to be restarted in a fresh process (a lost CUDA context)
 
 
 @dataclass(frozen=True)
 class Shapes:
     """The lane's grid: the real one for a GPU, a tiny one for the dry run on the CPU."""
 
-    seq_lens: tuple
-    head_dims: tuple
+    shapes: tuple  # (sequence length, head dim) pairs, the most valuable first
     tokens: int  # batch x sequence
     hidden: int  # heads x head dim
     eager_max: int
@@ -36,8 +36,10 @@ class Shapes:
     compile_case: tuple  # (seq_len, head_dim, heads) of the compile-time measurement
 
 
-GPU_SHAPES = Shapes((4096, 16384), (128, 64), 16384, 2048, 4096, 4096, (4096, 128, 16))
-DRY_SHAPES = Shapes((64, 128), (32, 16), 64, 64, 128, 128, (64, 32, 2))
+GPU_SHAPES = Shapes(((4096, 128), (4096, 64), (16384, 128), (16384, 64)), 16384, 2048, 4096,
+                    4096, (4096, 128, 16))
+# both sequence lengths and both head dims, not all four pairs (the interpreter is slow)
+DRY_SHAPES = Shapes(((64, 32), (128, 16)), 64, 64, 128, 128, (64, 32, 2))
 
 
 @dataclass(frozen=True)
@@ -74,21 +76,20 @@ class StepContext:
 
 
 def lane_cases(shapes: Shapes) -> list[dict]:
-    """Every variant at every sequence length and head dim, the most valuable first: the
-    shorter sequence and the larger head dim (the common training shape) before the others."""
+    """Every variant at every shape of the grid, the most valuable first: the shorter sequence
+    and the larger head dim (the common training shape) before the others."""
     out = []
-    for n in shapes.seq_lens:
-        for d in shapes.head_dims:
-            b, h = max(1, shapes.tokens // n), max(1, shapes.hidden // d)
-            for v in FORWARD_ORDER:
-                case = dict(variant=v, seq_len=n, head_dim=d, B=b, H=h)
-                if v == "gqa8":
-                    case["G"] = 8 if h % 8 == 0 else 2
-                elif v.startswith("sliding"):
-                    case["W"] = 1024 if n > 1024 else n // 4
-                elif v == "linear_causal":
-                    case["C"] = 64 if n >= 1024 else 16
-                out.append(case)
+    for n, d in shapes.shapes:
+        b, h = max(1, shapes.tokens // n), max(1, shapes.hidden // d)
+        for v in FORWARD_ORDER:
+            case = dict(variant=v, seq_len=n, head_dim=d, B=b, H=h)
+            if v == "gqa8":
+                case["G"] = 8 if h % 8 == 0 else 2
+            elif v.startswith("sliding"):
+                case["W"] = 1024 if n > 1024 else n // 4
+            elif v == "linear_causal":
+                case["C"] = 64 if n >= 1024 else 16
+            out.append(case)
     return out
 
 
@@ -118,16 +119,45 @@ def run_items(ctx: StepContext, items: list[Item]) -> int:
         ctx.progress.write_text(json.dumps(dict(head, started=time.time())))
         start = time.time()
         try:
+            _injected_fault(ctx.step, it.item)
             rec = {**head, **it.run()}
         except Exception as exc:  # the item failed; the step goes on with the next one
             rec = dict(head, error=f"{type(exc).__name__}: {exc}"[:500])
         rec.setdefault("status", "failed" if rec.get("error") else "ok")
         rec["wall_s"] = time.time() - start
         ctx.results.append(rec)
+        ctx.progress.unlink(missing_ok=True)
         print(f"[{ctx.step}] {it.item}: {rec['status']} in {rec['wall_s']:.1f} s"
               + (f" ({rec['error']})" if rec.get("error") else ""), flush=True)
-    ctx.progress.unlink(missing_ok=True)
+        if _poisoned(rec):  # every later CUDA call of this process would fail the same way
+            print(f"[{ctx.step}] the CUDA context is lost: restarting the step", flush=True)
+            return RESTART_RC
+        _free_gpu_memory(ctx)
     return 0
+
+
+def _poisoned(rec: dict) -> bool:
+    text = " ".join(str(v) for v in [rec.get("error"), *(rec.get("baseline_errors") or {}).values()])
+    return any(s in text for s in ("illegal memory access", "unspecified launch failure",
+                                   "CUDA error: misaligned address", "device-side assert"))
+
+
+def _free_gpu_memory(ctx: StepContext) -> None:
+    if not ctx.dry_run:
+        import torch
+        torch.cuda.empty_cache()
+
+
+def _injected_fault(step: str, item: str) -> None:
+    """CASCADE_LANE_FAULTS="step/item=crash,step/item=hang": the process dies or hangs at that
+    item, as a kernel that kills the CUDA context or never returns would (the lane's recovery
+    is tested with it on the CPU)."""
+    faults = dict(f.split("=", 1) for f in os.environ.get("CASCADE_LANE_FAULTS", "").split(",") if "=" in f)
+    fault = faults.get(f"{step}/{item}")
+    if fault == "crash":
+        os._exit(70)
+    if fault == "hang":
+        time.sleep(3600)
 
 
 # ------------------------------------------------------------------------------------ steps
@@ -140,8 +170,13 @@ def probe() -> dict:
 
     import backends.triton  # noqa: F401  (lark, the parser and the backend import)
 
+    import lark
+    import pytest
+
     cuda = torch.cuda.is_available()
     return dict(python=sys.version.split()[0], torch=torch.__version__, triton=triton.__version__,
+                lark=f"{lark.__version__} ({lark.__file__})",
+                pytest=f"{pytest.__version__} ({pytest.__file__})",
                 cuda=cuda, device=torch.cuda.get_device_name() if cuda else "cpu",
                 capability=list(torch.cuda.get_device_capability()) if cuda else None,
                 interpret=os.environ.get("TRITON_INTERPRET", ""))
@@ -176,16 +211,17 @@ def backward(ctx: StepContext) -> int:
     from gpu_lane_measure import backward_case
 
     bench, ours = _bench(ctx), ag.OurKernels(ctx.arch)
-    n, d = ctx.shapes.seq_lens[0], ctx.shapes.head_dims[0]
     items = []
     for case in lane_cases(ctx.shapes):
-        if case["variant"] not in BACKWARD_VARIANTS or (case["seq_len"], case["head_dim"]) != (n, d):
+        if case["variant"] not in BACKWARD_VARIANTS or (case["seq_len"], case["head_dim"]) != \
+                ctx.shapes.shapes[0]:
             continue
 
         def run(case=case):
             return backward_case(case, ctx.dtype, ctx.shapes.eager_max, ours(case), bench,
                                  ctx.device)
-        items.append(Item(case_id(case), 2.0 if ctx.dry_run else 8.0,
+        # FlexAttention compiles a backward kernel per case (tens of seconds with inductor)
+        items.append(Item(case_id(case), 2.0 if ctx.dry_run else 25.0,
                           case_base(case, ctx, ctx.dtype), run))
     return run_items(ctx, items)
 
