@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench fuzz clean
+.PHONY: demo test bench fuzz gpu clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,13 @@ COUNT ?= 1000
 SHRINK ?=
 fuzz: $(STAMP)
 	TRITON_INTERPRET=1 nice $(PY) bench/generality.py --count $(COUNT) $(SHRINK)
+
+# On a GPU machine, with its own torch and triton and no package index (no venv: the wheels the
+# source tree needs beyond them are in bench/wheels/): the GPU lane, about 8 minutes. Writes
+# bench/results/<device>-<date>.json and .md. `make gpu BUDGET=300` for a shorter lane.
+BUDGET ?= 480
+gpu:
+	PYTHONPATH=. $(PYTHON) bench/gpu_lane.py --budget $(BUDGET)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

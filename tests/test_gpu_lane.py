@@ -128,3 +128,15 @@ def test_items_past_the_deadline_are_recorded_as_skipped(tmp_path):
     assert recs["c"]["status"] == "failed" and "ZeroDivisionError" in recs["c"]["error"]
     assert run_items(ctx, items) == 0 and ran == ["a"]  # a rerun resumes: nothing twice
     assert json.loads(results.path.read_text())["records"] == results.records()
+
+
+def test_without_a_gpu_the_lane_says_so(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    env = {k: v for k, v in os.environ.items() if k not in ("TRITON_INTERPRET", "PYTHONPATH")}
+    r = subprocess.run([sys.executable, str(LANE), "--out", str(tmp_path)], capture_output=True,
+                       text=True, env=env, cwd=ROOT, timeout=300)
+    assert r.returncode == 2 and "no CUDA GPU found" in r.stderr and "Traceback" not in r.stderr
+    assert not list(tmp_path.iterdir())
