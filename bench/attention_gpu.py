@@ -10,7 +10,8 @@ flash, cuDNN and memory-efficient backends where present), FlexAttention (``torc
 with a block mask) and eager PyTorch, and reports TFLOP/s (4·B·H·P·M·D, exact under the mask)
 next to the GPU cost model's predicted time. It also measures the first-call compile time against
 FlexAttention's. Results go to ``bench/results/<device>-<date>.json`` (one record per case) and a
-markdown table of ratios next to it.
+markdown table of ratios next to it. On a lent GPU with little device time, run the GPU lane
+instead (``make gpu``, bench/gpu_lane.py): the same measurements in order of value, inside a budget.
 """
 from __future__ import annotations
 

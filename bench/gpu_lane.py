@@ -67,6 +67,8 @@ def parse_args(argv=None):
                    help="results folder (default bench/results; a temporary folder for --dry-run)")
     p.add_argument("--item-timeout", type=float, default=None,
                    help="seconds one test or case may take before it is killed (default 150; 90 dry)")
+    p.add_argument("--list", action="store_true",
+                   help="print the steps with their estimates and the forward cases, run nothing")
     p.add_argument("--resume", action="store_true",
                    help="keep today's results file and run only what it does not record yet")
     # the child side: one step, run by the lane in its own process
@@ -204,6 +206,8 @@ def main(argv=None) -> int:
     start = time.time()
     args.aot_scope = args.aot_scope or ("representative" if args.dry_run else "all")
     args.budget = args.budget if args.budget is not None else (300.0 if args.dry_run else 480.0)
+    if args.list:
+        return list_plan(args)
     out = args.out or (os.path.join(tempfile.gettempdir(), "cascade-gpu-lane") if args.dry_run
                        else str(ROOT / "bench" / "results"))
     machine = probe(args.dry_run)
@@ -231,7 +235,8 @@ def _run_steps(args, results: Results, start: float) -> int:
     try:
         for step in (s for s in STEP_ORDER if s in wanted):
             print(f"== {step} ({start + args.budget - time.time():.0f} s left)", flush=True)
-            rec = run_step(step, args, results, start + args.budget, plan)
+            # the last item may overrun its step's deadline by the kill's grace (15 s)
+            rec = run_step(step, args, results, start + args.budget - 15, plan)
             results.append(dict(rec, step="lane", item=step))
             print(f"== {step}: {rec['status']} in {rec.get('wall_s', 0):.1f} s", flush=True)
             results.write_markdown()
@@ -243,6 +248,21 @@ def _run_steps(args, results: Results, start: float) -> int:
     for r in problems:
         print(f"problem: {r['step']} {r['item']}: {r['status']}", file=sys.stderr)
     return 1 if problems else 0
+
+
+def list_plan(args) -> int:
+    from gpu_lane_steps import DRY_SHAPES, GPU_SHAPES, case_id, lane_cases
+
+    plan = DRY_PLAN if args.dry_run else GPU_PLAN
+    for step in (s for s in STEP_ORDER if s in args.steps.split(",")):
+        estimate, least, own = plan[step]
+        print(f"{step}: about {estimate} s (starts with {least} s left; timeout "
+              f"{'what is left' if own is None else f'{own} s'})")
+    cases = lane_cases(DRY_SHAPES if args.dry_run else GPU_SHAPES)
+    print(f"forward cases ({len(cases)}): " + ", ".join(case_id(c) for c in cases))
+    print(f"budget {args.budget:.0f} s; estimates add up to "
+          f"{sum(plan[s][0] for s in STEP_ORDER if s in args.steps.split(',')):.0f} s")
+    return 0
 
 
 def child_main(args) -> int:

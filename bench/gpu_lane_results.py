@@ -82,7 +82,8 @@ def _ratio(rec: dict, key: str) -> str:
 def _note(rec: dict) -> str:
     text = rec.get("error") or rec.get("ours_note") or ""
     if rec.get("baseline_errors"):
-        text = "; ".join([text] if text else [] + ["failed: " + ", ".join(sorted(rec["baseline_errors"]))])
+        failed = "failed: " + ", ".join(sorted(rec["baseline_errors"]))
+        text = f"{text}; {failed}" if text else failed
     if rec.get("status", "ok") not in ("ok", "failed"):
         text = f"{rec['status']}: {text}" if text else rec["status"]
     return text.replace("|", "/").replace("\n", " ")[:160]

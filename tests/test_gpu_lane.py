@@ -17,7 +17,7 @@ LANE = ROOT / "bench" / "gpu_lane.py"
 sys.path.insert(0, str(ROOT / "bench"))
 
 from gpu_lane_results import TIMING_KEYS, Results  # noqa: E402
-from gpu_lane_steps import DRY_SHAPES, case_id, lane_cases  # noqa: E402
+from gpu_lane_steps import DRY_SHAPES, GPU_SHAPES, case_id, lane_cases  # noqa: E402
 
 SOFTMAX = ("causal", "dense", "gqa8", "sliding1024", "alibi", "softcap")
 
@@ -32,9 +32,24 @@ def _lane(out, *extra, env_extra=None, timeout=600):
     return r, Results(files[0])
 
 
+# Packages of this machine that a GPU machine lacks (it has torch, triton, numpy, sympy, networkx
+# and PyYAML): importing one in the lane fails, as it would there. lark and pytest are blocked
+# too: the lane must take them from bench/wheels/, ahead of these.
+ABSENT_ON_GPU_MACHINES = ("tqdm", "hypothesis", "matplotlib", "xdist", "rich", "lark", "pytest",
+                          "_pytest", "pluggy", "iniconfig")
+
+
+def _gpu_machine_packages(folder: Path) -> dict:
+    folder.mkdir()
+    for name in ABSENT_ON_GPU_MACHINES:
+        (folder / f"{name}.py").write_text(f"raise ImportError('{name} is not on a GPU machine')\n")
+    return {"PYTHONPATH": str(folder)}
+
+
 def test_dry_run_of_every_step_and_case(tmp_path):
     """One run (about a minute on two cores), checked step by step."""
-    r, results = _lane(tmp_path, "--steps", "correctness,forward,backward,compile")
+    r, results = _lane(tmp_path / "out", "--steps", "correctness,forward,backward,compile",
+                       env_extra=_gpu_machine_packages(tmp_path / "absent"))
     assert r.returncode == 0, (r.stdout[-4000:], r.stderr[-3000:])
     _check_forward(results)
     _check_tests_backward_and_compile(results)
@@ -140,3 +155,11 @@ def test_without_a_gpu_the_lane_says_so(tmp_path):
                        text=True, env=env, cwd=ROOT, timeout=300)
     assert r.returncode == 2 and "no CUDA GPU found" in r.stderr and "Traceback" not in r.stderr
     assert not list(tmp_path.iterdir())
+
+
+def test_list_prints_the_plan_and_every_case():
+    r = subprocess.run([sys.executable, str(LANE), "--list"], capture_output=True, text=True,
+                       cwd=ROOT, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert all(case_id(c) in r.stdout for c in lane_cases(GPU_SHAPES)) and "budget 480 s" in r.stdout
+    assert "forward cases (32)" in r.stdout and "aot: about" in r.stdout
