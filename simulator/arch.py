@@ -25,6 +25,7 @@ from einsum_ir.yaml_io import load_yaml_mapping
 
 from .fused import FUSED_OPS
 from .spec_expr import evaluate
+from .timing import UnitTiming, read_level_ports, read_unit_timing
 
 FUSED_OP_NAMES = tuple(op.name for op in FUSED_OPS)
 
@@ -62,6 +63,7 @@ class Unit:
     name: str
     dims: tuple  # PEs along each dimension (rows, cols) or (n,)
     ops: dict  # op class -> OpCost; may include fused patterns such as "exp_sub"
+    timing: UnitTiming = UnitTiming()  # fill/drain and stationary-operand loading (simulator.timing)
 
     @property
     def pes(self) -> int:
@@ -79,6 +81,8 @@ class Level:
     access_bytes: int
     read_pJ: float
     write_pJ: float
+    ports: int | None = None  # on-chip: ports x port_bytes bytes a cycle bound the group (simulator.timing)
+    port_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -118,11 +122,14 @@ class Arch:
             "word_bytes": self.word_bytes,
             "units": [{"name": u.name, "dims": list(u.dims), "pes": u.pes,
                        "ops": {k: {"cycles": v.cycles, "actions": v.actions,
-                                   "hop_latency": v.hop_latency} for k, v in u.ops.items()}}
+                                   "hop_latency": v.hop_latency} for k, v in u.ops.items()},
+                       **({"timing": u.timing.to_json()} if u.timing != UnitTiming() else {})}
                       for u in self.units],
             "levels": [{"name": lv.name, "capacity": lv.capacity, "bandwidth": lv.bandwidth,
                         "access_bytes": lv.access_bytes, "read_pJ": lv.read_pJ,
-                        "write_pJ": lv.write_pJ} for lv in self.levels],
+                        "write_pJ": lv.write_pJ,
+                        **({"ports": lv.ports, "port_bytes": lv.port_bytes} if lv.ports else {})}
+                       for lv in self.levels],
             "actions": dict(self.actions), "area_mm2": self.area_um2 / 1e6,
         }
 
@@ -154,9 +161,10 @@ class _Reader(SpecFile):
 
 _TOP = {"name", "kind", "description", "provenance", "variables", "clock_hz", "word_bytes",
         "actions", "units", "levels", "area"}
-_UNIT = {"name", "dims", "ops", "register_file", "description"}
+_UNIT = {"name", "dims", "ops", "register_file", "description", "timing"}
 _OP = {"cycles", "actions", "hop_latency"}
-_LEVEL = {"name", "capacity", "bandwidth", "access_bytes", "read_pJ", "write_pJ", "description"}
+_LEVEL = {"name", "capacity", "bandwidth", "access_bytes", "read_pJ", "write_pJ", "description",
+          "ports", "port_bytes"}
 _AREA = {"name", "count", "um2"}
 
 
@@ -259,7 +267,7 @@ def _unit(ctx: _Reader, node, path: str, actions: dict, earlier: list) -> Unit:
     for key in ("read_pJ", "write_pJ"):
         ctx.num(rf, key, rf_path, ENERGY_PJ, default=0.0)
     ctx.text(node, "description", path, required=False)
-    return Unit(name, dims, ops)
+    return Unit(name, dims, ops, read_unit_timing(ctx, node.get("timing"), f"{path}.timing"))
 
 
 def _op(ctx: _Reader, op, node, path: str, actions: dict) -> OpCost:
@@ -291,8 +299,10 @@ def _level(ctx: _Reader, node, i: int) -> Level:
     if i == 0 and bandwidth is None:
         raise ctx.err(f"{path}.bandwidth", "missing required field (the off-chip bandwidth, bytes/s)")
     ctx.text(node, "description", path, required=False)
+    ports, port_bytes = read_level_ports(ctx, node, path, i)
     return Level(name, capacity, bandwidth, ctx.num(node, "access_bytes", path, ACCESS_BYTES),
-                 ctx.num(node, "read_pJ", path, ENERGY_PJ), ctx.num(node, "write_pJ", path, ENERGY_PJ))
+                 ctx.num(node, "read_pJ", path, ENERGY_PJ), ctx.num(node, "write_pJ", path, ENERGY_PJ),
+                 ports, port_bytes)
 
 
 def _area(ctx: _Reader, node, path: str) -> tuple:

@@ -16,6 +16,8 @@ mapper's vectorised evaluator uses these same functions.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from einsum_ir.errors import CascadeError
@@ -29,6 +31,7 @@ from .problem import Problem, problem_for
 from .report import EinsumCost, GroupCost, Report
 from .schedule import (recurrence_bound, recurrence_cycles, recurrence_distance, sequential_window,
                        step_var)
+from .timing import bandwidth_bound, fill_drain_cycles, with_fill
 
 # ------------------------------------------------------------------------------ energy
 
@@ -135,14 +138,18 @@ def evaluate_group(prob: Problem, arch: Arch, mapping: Mapping, loops: Loops, gr
     """A group's cost and its Einsums' costs."""
     n_iter = loops.product(group.loops + group.buffer_loops)
     costs = {k: einsum_cost(prob, arch, mapping, loops, k, group.name, n_iter) for k in group.einsums}
-    compute, window, rec = _compute_cycles(prob, arch, group, loops, costs, n_iter)
+    fill = fill_drain_cycles(prob, arch, mapping, loops, group, costs)  # timing options
+    occupied = with_fill(costs, fill, n_iter)
+    compute, window, rec = _compute_cycles(prob, arch, group, loops, occupied, n_iter)
     traffic = group_traffic(prob, arch, loops, group, group_of)
     bw = arch.offchip.bandwidth
     memory = (traffic.dram_read + traffic.dram_write) / bw * arch.clock_hz if bw else 0.0
     footprint, glb_read, glb_write = _buffer(prob, arch, mapping, loops, group, traffic)
+    ports_cycles, ports_level = bandwidth_bound(arch, glb_read, glb_write)
+    costs = {k: replace(c, fill_cycles=fill[k]) if fill[k] else c for k, c in costs.items()}
     return GroupCost(group.name, group.mode, n_iter, compute, memory, _busy(costs),
                      traffic.dram_read, traffic.dram_write, glb_read, glb_write, footprint,
-                     window, rec), costs
+                     window, rec, ports_cycles, ports_level), costs
 
 
 # ------------------------------------------------------------------------------ the model

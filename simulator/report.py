@@ -22,12 +22,16 @@ class EinsumCost:
     latency: float  # exposed result latency (reduction across PEs), cycles
     energy_pJ: float
     pes_used: int
+    fill_cycles: float = 0.0  # pipeline fill and drain on top of ``cycles`` (simulator.timing)
 
     def to_json(self) -> dict:
-        return {"einsum": self.key, "unit": self.unit, "group": self.group, "points": self.points,
-                "ops": {k: v for k, v in self.ops.items() if v}, "cycles": self.cycles,
-                "per_iteration_cycles": self.per_iteration, "result_latency": self.latency,
-                "energy_J": self.energy_pJ * 1e-12, "pes_used": self.pes_used}
+        out = {"einsum": self.key, "unit": self.unit, "group": self.group, "points": self.points,
+               "ops": {k: v for k, v in self.ops.items() if v}, "cycles": self.cycles,
+               "per_iteration_cycles": self.per_iteration, "result_latency": self.latency,
+               "energy_J": self.energy_pJ * 1e-12, "pes_used": self.pes_used}
+        if self.fill_cycles:  # only where the spec charges fill and drain
+            out["fill_drain_cycles"] = self.fill_cycles
+        return out
 
 
 @dataclass(frozen=True)
@@ -45,14 +49,18 @@ class GroupCost:
     footprint: float  # bytes in the on-chip buffer
     window: float = 0.0  # sequential: cycles per tile window
     recurrence_cycles: float = 0.0
+    bandwidth_cycles: float = 0.0  # words through the buffer over its ports (simulator.timing)
+    bandwidth_level: str = ""  # the level with ports ("" = none declared)
 
     @property
     def cycles(self) -> float:
-        """Compute overlapped with the off-chip transfers."""
-        return max(self.compute_cycles, self.memory_cycles)
+        """Compute overlapped with the off-chip transfers and the buffer's ports."""
+        return max(self.compute_cycles, self.memory_cycles, self.bandwidth_cycles)
 
     @property
     def bound(self) -> str:
+        if self.bandwidth_cycles > max(self.compute_cycles, self.memory_cycles):
+            return "bandwidth"
         if self.memory_cycles > self.compute_cycles:
             return "memory"
         rec = self.recurrence_cycles
@@ -61,10 +69,14 @@ class GroupCost:
         return "compute"
 
     def to_json(self) -> dict:
-        return {k: getattr(self, k) for k in (
+        out = {k: getattr(self, k) for k in (
             "name", "mode", "iterations", "compute_cycles", "memory_cycles", "cycles", "bound",
             "busy", "dram_read", "dram_write", "glb_read", "glb_write", "footprint", "window",
             "recurrence_cycles")}
+        if self.bandwidth_level:  # only where the spec gives the buffer ports
+            out["bandwidth_cycles"] = self.bandwidth_cycles
+            out["bandwidth_level"] = self.bandwidth_level
+        return out
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,216 @@
+"""Timing choices a spec may set per unit and per level: pipeline fill and drain, loading the
+stationary operand, and the bandwidth of an on-chip level.
+
+All of them default to what the model always did (nothing charged), so a spec that does not set
+them is costed exactly as before.
+
+**Fill and drain** (``units[i].timing.fill_drain``). On a systolic array operands enter at one
+edge and are passed from PE to PE, so a pass over a stationary assignment (the outputs a PE
+accumulates, or the operand it holds) takes ``T + (R - 1) + (C - 1)`` cycles for ``T`` steps of
+the stream on ``R x C`` PEs: the data is skewed by one cycle per row and per column.
+
+* ``none``: no fill or drain (the steady state only, as the analytical model always did);
+* ``per_group``: one fill and drain per Einsum per fusion group (the pipeline fills once and the
+  passes follow each other back to back; ZigZag's charge of one fill/drain per layer);
+* ``per_tile``: every pass pays it (SCALE-Sim's cycle-accurate arrays drain each fold before the
+  next starts). A pass ends when the stationary data changes (a new fold of the spatial ranks,
+  a new value of another rank of the stationary tensor) or at a tile boundary of the group's
+  loops.
+
+Only the array dimensions that carry one of the Einsum's ranks are charged (``R - 1`` for the
+rows, ``C - 1`` for the columns), always at the unit's full size: a partly used fold still
+travels the whole array.
+
+**Loading the stationary operand** (``units[i].timing.weight_load``). When a reduced rank is
+spread across PEs the binding is operand-stationary (weight-stationary: the operand indexed by
+every spread rank stays in the PEs while the others stream). ``exposed`` (default): every fill
+first loads that operand, one array row per cycle (``R`` cycles), as SCALE-Sim's weight- and
+input-stationary arrays do; ``hidden``: it is double-buffered and loaded behind the previous pass.
+
+**On-chip bandwidth** (``levels[1].ports`` and ``levels[1].port_bytes``): the buffer moves at most
+``ports x port_bytes / word_bytes`` words a cycle, so a group takes at least its buffer words read
+and written over that rate; the report says ``bandwidth``-bound when this bound decides.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from einsum_ir.spec_fields import Quantity, join_path
+
+FILL_DRAIN = ("none", "per_group", "per_tile")
+WEIGHT_LOAD = ("exposed", "hidden")
+PORTS = Quantity(1, 2 ** 16, "ports", integer=True)
+PORT_BYTES = Quantity(1, 2 ** 20, "bytes per cycle", integer=True)
+
+OUTPUT_STATIONARY = "output-stationary"
+OPERAND_STATIONARY = "operand-stationary"
+STREAMING = "streaming"
+
+
+@dataclass(frozen=True)
+class UnitTiming:
+    """How a unit's passes are timed (see the module docstring)."""
+
+    fill_drain: str = "none"
+    weight_load: str = "exposed"
+
+    @property
+    def charged(self) -> bool:
+        return self.fill_drain != "none"
+
+    def to_json(self) -> dict:
+        return {"fill_drain": self.fill_drain, "weight_load": self.weight_load}
+
+
+# ------------------------------------------------------------------------------ the spec fields
+
+
+def _choice(ctx, node: dict, key: str, path: str, allowed: tuple) -> str:
+    value = node.get(key, allowed[0])
+    if value not in allowed:
+        raise ctx.err(join_path(path, key), f"expected one of {', '.join(allowed)}, got {value!r}",
+                      hint=f"{key}: {allowed[0]} is the default")
+    return value
+
+
+def read_unit_timing(ctx, node, path: str) -> UnitTiming:
+    """``units[i].timing`` of a spec (absent: nothing charged)."""
+    if node is None:
+        return UnitTiming()
+    ctx.mapping(node, path, "{fill_drain: per_tile, weight_load: exposed}")
+    ctx.keys(node, path, {"fill_drain", "weight_load"})
+    return UnitTiming(_choice(ctx, node, "fill_drain", path, FILL_DRAIN),
+                      _choice(ctx, node, "weight_load", path, WEIGHT_LOAD))
+
+
+def read_level_ports(ctx, node: dict, path: str, index: int) -> tuple:
+    """``(ports, port_bytes)`` of ``levels[index]`` (both absent: the level is not a bound)."""
+    given = [k for k in ("ports", "port_bytes") if k in node]
+    if not given:
+        return None, None
+    if index != 1:
+        raise ctx.err(join_path(path, given[0]), "only the on-chip buffer (levels[1]) has counted "
+                      "traffic to bound", hint="declare ports and port_bytes on levels[1]")
+    if len(given) == 1:
+        other = "port_bytes" if given[0] == "ports" else "ports"
+        raise ctx.err(join_path(path, other), f"missing required field (with {given[0]}: the "
+                      "level moves ports x port_bytes bytes a cycle)")
+    return ctx.num(node, "ports", path, PORTS), ctx.num(node, "port_bytes", path, PORT_BYTES)
+
+
+# ------------------------------------------------------------------------------ dataflow
+
+
+@dataclass(frozen=True)
+class Dataflow:
+    """What stays in the PEs during one pass, and the index variables streamed through them."""
+
+    kind: str  # OUTPUT_STATIONARY, OPERAND_STATIONARY or STREAMING
+    stationary: str  # the tensor held in the PEs ("" when streaming)
+    stream: frozenset
+
+
+def dataflow(info, spread: set, sizes: dict) -> Dataflow:
+    """The dataflow of an Einsum whose variables ``spread`` lie across PEs. Without a reduced
+    variable spread, the outputs stay while the reduced variables stream (output-stationary);
+    with one, the operand indexed by every spread variable stays while the variables it lacks
+    stream (the largest such stream, when several operands qualify). Nothing reused in time:
+    streaming (one pass per tile)."""
+    variables = set(info.vars)
+    if not spread & set(info.reduced):
+        stream = frozenset(set(info.reduced) - spread)
+        kind = OUTPUT_STATIONARY if stream else STREAMING
+        return Dataflow(kind, info.einsum.name if stream else "", stream)
+    best = None
+    for tensor in sorted(info.reads):
+        held = set(info.reads[tensor])
+        stream = frozenset(variables - held)
+        if not spread <= held or not stream:
+            continue
+        size = math.prod(sizes[v.upper()] for v in stream)
+        if best is None or size > best[0]:
+            best = (size, tensor, stream)
+    if best is None:
+        return Dataflow(STREAMING, "", frozenset())
+    return Dataflow(OPERAND_STATIONARY, best[1], best[2])
+
+
+def _spread_dims(info, unit, spatial, loops, sizes: dict) -> list:
+    """(PEs, variable, folds) of every unit dimension that carries one of the Einsum's variables;
+    ``folds``: how many times the variable's extent fills that dimension (as in the counts)."""
+    out = []
+    for dim, name in zip(unit.dims, spatial, strict=False):
+        var = loops.var(name)
+        if var in info.vars:
+            ext = sizes[var.upper()]
+            used = min(ext, dim, loops.extent(name) if name in loops.parts else ext)
+            out.append((dim, var, math.ceil(ext / used)))
+    return out
+
+
+def _tiles_along(loops, loop_names: tuple, var: str) -> int:
+    """How many tiles of the group's loops ``var`` is cut into."""
+    return math.prod(loops.extent(n) for n in loop_names if loops.var(n) == var)
+
+
+def fill_per_pass(info, unit, spatial, loops, sizes: dict) -> tuple:
+    """(cycles one pass adds to its stream, the dataflow, the spread dimensions) of an Einsum."""
+    dims = _spread_dims(info, unit, spatial, loops, sizes)
+    flow = dataflow(info, {v for _, v, _ in dims}, sizes)
+    if not dims:
+        return 0.0, flow, dims
+    extra = float(sum(d - 1 for d, _, _ in dims))
+    if flow.kind == OPERAND_STATIONARY and unit.timing.weight_load == "exposed":
+        extra += unit.dims[0]  # the stationary operand enters one row per cycle
+    return extra, flow, dims
+
+
+def passes(info, loops, loop_names: tuple, dims: list, flow: Dataflow, sizes: dict) -> float:
+    """Passes an Einsum makes over the whole problem: one per fold of the spread variables, per
+    value of the other variables that are not streamed, and per tile along the streamed ones
+    (scaled by the Einsum's density under masks); one per tile it runs in when nothing stays."""
+    if flow.kind == STREAMING:
+        return float(loops.iterations(info, loop_names))
+    spread = {v for _, v, _ in dims}
+    count = math.prod(f for _, _, f in dims)
+    for v in info.vars:
+        if v in flow.stream:
+            count *= _tiles_along(loops, loop_names, v)
+        elif v not in spread:
+            count *= sizes[v.upper()]
+    return count * info.density
+
+
+def fill_drain_cycles(prob, arch, mapping, loops, group, costs: dict) -> dict:
+    """Cycles of fill and drain each Einsum of ``group`` adds on its unit (0 with ``none``)."""
+    out = {}
+    for key, cost in costs.items():
+        unit = arch.unit(cost.unit)
+        mode = unit.timing.fill_drain
+        if mode == "none" or not cost.cycles:
+            out[key] = 0.0
+            continue
+        info = prob.infos[key]
+        extra, flow, dims = fill_per_pass(info, unit, mapping.einsums[key].spatial, loops,
+                                          prob.sizes)
+        count = 1.0 if mode == "per_group" else passes(
+            info, loops, group.loops + group.buffer_loops, dims, flow, prob.sizes)
+        out[key] = extra * count
+    return out
+
+
+def with_fill(costs: dict, fill: dict, n_iter: int) -> dict:
+    """The Einsums' costs as their units are occupied: busy cycles plus fill and drain."""
+    return {k: replace(c, cycles=c.cycles + fill[k], per_iteration=c.per_iteration + fill[k] / n_iter)
+            if fill[k] else c for k, c in costs.items()}
+
+
+def bandwidth_bound(arch, glb_read: float, glb_write: float) -> tuple:
+    """(cycles the buffer's ports need for the words read and written, the level's name), or
+    (0, "") when the buffer declares no ports."""
+    buf = arch.buffer
+    if buf is None or buf.ports is None:
+        return 0.0, ""
+    words_per_cycle = buf.ports * buf.port_bytes / arch.word_bytes
+    return (glb_read + glb_write) / words_per_cycle, buf.name
