@@ -81,9 +81,9 @@ def batch_ranks(cascade) -> list:
 def spatial_candidates(cascade, sizes, dim: int, fallback: bool = False) -> list:
     """Names that can be spread across ``dim`` PEs, as ``(name, rank, PE tile size or None)``.
 
-    First choice: a split's inner rank of that size, or the innermost tile (``R0``) of an
-    unsplit rank at least that large (its last tile is ragged where ``dim`` does not divide the
-    rank; the cost model charges the idle PEs). Batch ranks (in every input and output) are left
+    First choice: a split's inner rank of that size (splitting a rank at least that large), or
+    the innermost tile (``R0``) of an unsplit rank at least that large (its last tile is ragged
+    where ``dim`` does not divide the rank; the cost model charges the idle PEs). Batch ranks (in every input and output) are left
     to the outer loops: spreading them gives no reuse.
 
     ``fallback`` (where the first choices do not fill the unit's dimensions): also ranks smaller
@@ -92,14 +92,15 @@ def spatial_candidates(cascade, sizes, dim: int, fallback: bool = False) -> list
     batch = set(batch_ranks(cascade))
     split_src = {s.rank for s in cascade.splits}
     split_outer = {s.outer for s in cascade.splits}
-    split_inner = {s.inner for s in cascade.splits}
+    source_of = {s.inner: s.rank for s in cascade.splits}
     out = []
     for r in cascade.rank_names():
         ext = sizes[r]
         if r in split_src or r in split_outer or ext <= 1 or (r in batch and not fallback):
             continue
-        if r in split_inner:
-            if ext == dim or fallback:
+        if r in source_of:
+            # a split tile fills the PEs only where the rank it splits has that many points
+            if (ext == dim and sizes.get(source_of[r], ext) >= dim) or fallback:
                 out.append((r, r, None))
         elif ext >= dim:
             out.append((r + "0", r, dim))

@@ -154,3 +154,14 @@ def test_the_cli_reports_a_unit_with_no_rank_to_spread(tmp_path):
                    "--set", "K=1", "--no-progress"])
     assert rc == 1
     assert "no rank of the cascade can be spread" in err.getvalue() and "hint:" in err.getvalue()
+
+
+def test_attention_smaller_than_the_array_takes_no_longer_than_a_full_one():
+    """P = M = 100 on a 256-PE side: no rank fills a PE dimension (the key tile M0 = 256 splits
+    only 100 keys), so both units spread the ranks they have, partly filled; a problem smaller in
+    every rank then costs at most what P = M = 256 does."""
+    arch = resolve_arch("fusemax")
+    cascade = load(MHA_1PASS)
+    small, full = (_best(cascade, arch, {"P": n, "M": n})[1] for n in (100, 256))
+    assert small.cycles <= full.cycles
+    assert small.pe_utilization["1d"] > 1 / 256  # the 1D array spreads a rank too
