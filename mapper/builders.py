@@ -46,3 +46,15 @@ def pow2_divisors(n: int, limit: int | None = None) -> list:
         out.append(d)
         d *= 2
     return out[::-1]
+
+
+def tile_counts(n: int) -> list:
+    """Resident tile counts for a rank of ``n`` tiles, largest first: ``n`` and the powers of two
+    below it. A count that does not divide ``n`` leaves a ragged last outer tile (the outer loop
+    runs ceil(n / count) times); for ``n`` a power of two these are its divisors."""
+    out = [n] if n > 0 else [1]
+    d = 1
+    while d < n:
+        out.append(d)
+        d *= 2
+    return sorted(set(out), reverse=True)

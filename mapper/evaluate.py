@@ -92,16 +92,25 @@ def _unit_costs(form: Form, arch, spatial: dict, probe: Mapping, loops: Loops, m
     cyc, en, lat = np.zeros(shape), np.zeros(shape), np.zeros(shape)
     allowed = {}
     for i, k in enumerate(form.keys):
-        ok_units = []
+        used = {}
         for u in form.units_for[k]:
             j = unit_names.index(u)
             m = Mapping({k: EinsumMap(u, tuple(spatial.get(u, ())))}, (), probe.tiles)
             c = einsum_cost(form.prob, arch, m, loops, k, "fused")
             cyc[i, j], en[i, j], lat[i, j] = c.cycles, c.energy_pJ, c.latency
-            if c.pes_used >= min_parallelism * arch.unit(u).pes:
-                ok_units.append(u)
-        allowed[k] = tuple(ok_units) or form.units_for[k]
+            used[u] = c.pes_used
+        allowed[k] = _parallel_enough(used, arch, min_parallelism)
     return cyc, en, lat, allowed
+
+
+def _parallel_enough(used: dict, arch, min_parallelism: float) -> tuple:
+    """Units (of ``used``: unit -> PEs an Einsum keeps busy there) an Einsum may be bound to:
+    those it keeps at least ``min_parallelism`` busy, and those where it keeps more PEs busy
+    than on every such unit (a large array partly filled beats a small one filled: a GEMM
+    smaller than the 2D array still belongs on it). Where no unit qualifies, every unit does."""
+    full = [u for u, n in used.items() if n >= min_parallelism * arch.unit(u).pes]
+    most = max((used[u] for u in full), default=0)
+    return tuple(u for u, n in used.items() if u in full or n > most)
 
 
 def _relayout_masks(form: Form, B: np.ndarray, spatial: dict, unit_names, loops: Loops) -> dict:

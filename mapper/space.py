@@ -4,9 +4,11 @@ Decisions (all enumerated, deterministically, in a fixed order):
 
 * **binding**: each Einsum to a unit that can perform every operation class it needs;
 * **spatial ranks** per unit: ranks (or the innermost tile of a rank) spread across its PE
-  dimensions, from the ranks at least as large as the dimension;
+  dimensions, from the ranks at least as large as the dimension (a ragged last tile where the
+  dimension does not divide the rank), else from smaller ranks (partial occupancy);
 * **tiling**: for each rank spread across PEs, how many PE-sized tiles stay resident in the buffer
-  (``P1``: queries resident on chip), the rest being an off-chip loop;
+  (``P1``: queries resident on chip; any count up to the rank's tiles, a ragged last outer tile
+  where it does not divide them), the rest being an off-chip loop;
 * **loop order** of the off-chip loops that carry reuse (which operand is re-streamed);
 * **spill** of intermediates that a later pass needs whole (fractions 0, 1/4, ..., 1);
 * **pipelining**: ``pipelined`` or ``sequential``.
@@ -21,10 +23,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from einsum_ir.analysis.opclasses import einsum_profile
+from einsum_ir.errors import CascadeError
 from simulator.counts import whole_along
 from simulator.fused import missing_classes
 
-from .builders import pow2_divisors
+from .builders import tile_counts
 
 
 @dataclass(frozen=True)
@@ -75,42 +78,86 @@ def batch_ranks(cascade) -> list:
     return [r for r in cascade.rank_names() if r in common]
 
 
-def spatial_candidates(cascade, sizes, dim: int) -> list:
-    """Names that can be spread across ``dim`` PEs: a split's inner rank of that size, or the
-    innermost tile (``R0``) of an unsplit rank at least that large. Batch ranks (in every input
-    and output) are left to the outer loops: spreading them gives no reuse."""
+def spatial_candidates(cascade, sizes, dim: int, fallback: bool = False) -> list:
+    """Names that can be spread across ``dim`` PEs, as ``(name, rank, PE tile size or None)``.
+
+    First choice: a split's inner rank of that size (splitting a rank at least that large), or
+    the innermost tile (``R0``) of an unsplit rank at least that large (its last tile is ragged
+    where ``dim`` does not divide the rank; the cost model charges the idle PEs). Batch ranks (in every input and output) are left
+    to the outer loops: spreading them gives no reuse.
+
+    ``fallback`` (where the first choices do not fill the unit's dimensions): also ranks smaller
+    than ``dim`` (partial occupancy), split inner ranks of any size (a larger one is folded onto
+    the PEs), and batch ranks."""
     batch = set(batch_ranks(cascade))
     split_src = {s.rank for s in cascade.splits}
     split_outer = {s.outer for s in cascade.splits}
-    split_inner = {s.inner for s in cascade.splits}
+    source_of = {s.inner: s.rank for s in cascade.splits}
     out = []
     for r in cascade.rank_names():
         ext = sizes[r]
-        if r in batch:
+        if r in split_src or r in split_outer or ext <= 1 or (r in batch and not fallback):
             continue
-        if r in split_inner:
-            if ext == dim:
+        if r in source_of:
+            # a split tile fills the PEs only where the rank it splits has that many points
+            if (ext == dim and sizes.get(source_of[r], ext) >= dim) or fallback:
                 out.append((r, r, None))
-        elif r not in split_src and r not in split_outer and ext >= dim and ext % dim == 0:
+        elif ext >= dim:
             out.append((r + "0", r, dim))
+        elif fallback:
+            out.append((r, r, None))
     return out
 
 
+def _pairs(rows: list, cols: list) -> list:
+    return [(a, b) for a in rows for b in cols if a[1] != b[1] and a[0] < b[0]]
+
+
 def _unit_options(cascade, sizes, unit) -> list:
-    cands = spatial_candidates(cascade, sizes, unit.dims[-1])
+    """Spatial choices of one unit; ranks that fill it first, the fallback where none do."""
+    first = [spatial_candidates(cascade, sizes, d) for d in unit.dims]
     if len(unit.dims) == 1:
-        opts = [(c,) for c in cands] or [()]
+        opts = [(c,) for c in first[0]]
+        if not opts:
+            opts = [(c,) for c in spatial_candidates(cascade, sizes, unit.dims[0], True)]
     else:
-        rows = spatial_candidates(cascade, sizes, unit.dims[0])
-        opts = [(a, b) for a in rows for b in cands if a[1] != b[1] and a[0] < b[0]]
-        opts = opts or [(a,) for a in rows] or [()]
+        opts = _pairs(first[0], first[1])
+        if not opts:
+            rows, cols = (spatial_candidates(cascade, sizes, d, True) for d in unit.dims[:2])
+            opts = _pairs(rows, cols) or [(a,) for a in rows]
     return [(unit.name, o) for o in opts]
+
+
+def _no_spatial_rank(cascade, unit) -> CascadeError:
+    return CascadeError(
+        f"no rank of the cascade can be spread across the {unit.pes:,} PEs of unit {unit.name} "
+        f"(dims {'x'.join(str(d) for d in unit.dims)}): every rank has size 1 or is the outer "
+        "rank of a split",
+        hint="give a rank a size above 1 (--set), or bind the cascade to an arch whose units it "
+             "can fill; the mapper does not map a multi-PE unit onto one PE")
+
+
+def _runnable_units(cascade, arch) -> set:
+    """Units that can run at least one Einsum of ``cascade`` that does work."""
+    out: set = set()
+    for e in cascade.einsums:
+        per_point, _ = einsum_profile(e)
+        if any(per_point.values()):
+            out |= set(capable_units(arch, e))
+    return out
 
 
 def spatial_options(cascade, sizes, arch) -> list:
     """Every choice of spatial ranks per unit, as ``(unit -> names, rank -> PE tile size)``."""
+    per_unit = []
+    runnable = _runnable_units(cascade, arch)
+    for u in arch.units:
+        opts = _unit_options(cascade, sizes, u)
+        if not opts and u.pes > 1 and u.name in runnable:
+            raise _no_spatial_rank(cascade, u)
+        per_unit.append(opts or [(u.name, ())])
     out = []
-    for combo in itertools.product(*[_unit_options(cascade, sizes, u) for u in arch.units]):
+    for combo in itertools.product(*per_unit):
         spatial = {u: tuple(c[0] for c in o) for u, o in combo}
         tiles: dict = {}
         ok = True
@@ -129,7 +176,7 @@ def spatial_options(cascade, sizes, arch) -> list:
 def tilings(cascade, prob, keys, tile_sizes: dict, batch: list, spill_levels) -> list:
     """Every tiling of the ranks spread across PEs: resident tiles, off-chip loop order, spill."""
     split_outer = [s.outer for s in cascade.splits if s.outer in prob.sizes]
-    per_rank = [[(r, k, d) for k in pow2_divisors(max(1, prob.sizes[r] // d))]
+    per_rank = [[(r, k, d) for k in tile_counts(-(-prob.sizes[r] // d))]
                 for r, d in tile_sizes.items()]
     names = {prob.infos[k].einsum.name for k in keys}
     out = []

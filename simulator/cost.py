@@ -28,7 +28,7 @@ from .counts import (Infeasible, buffer_terms, default_keep, einsum_counts, grou
 from .loops import Loops
 from .mapping import Group, Mapping
 from .problem import Problem, problem_for
-from .report import EinsumCost, GroupCost, Report
+from .report import EinsumCost, GroupCost, Report, pe_utilization
 from .schedule import (recurrence_bound, recurrence_cycles, recurrence_distance, sequential_window,
                        step_var)
 from .timing import bandwidth_bound, fill_drain_cycles, with_fill
@@ -79,8 +79,9 @@ def einsum_cost(prob: Problem, arch: Arch, mapping: Mapping, loops: Loops, key: 
                 n_iter: int = 1) -> EinsumCost:
     """An Einsum's counts with their energy; ``n_iter``: the iterations of its group."""
     c = einsum_counts(prob, arch, mapping, loops, key)
+    work = sum(n * c.unit.ops[op].cycles for op, n in c.ops.items() if n)  # one PE, none idle
     return EinsumCost(key, c.unit.name, group, c.points, c.ops, c.cycles, c.cycles / n_iter,
-                      c.latency, compute_energy(c.ops, c.unit, arch), c.pes_used)
+                      c.latency, compute_energy(c.ops, c.unit, arch), c.pes_used, work)
 
 
 def _compute_cycles(prob, arch, group: Group, loops: Loops, costs: dict, n_iter: int):
@@ -147,9 +148,12 @@ def evaluate_group(prob: Problem, arch: Arch, mapping: Mapping, loops: Loops, gr
     footprint, glb_read, glb_write = _buffer(prob, arch, mapping, loops, group, traffic)
     ports_cycles, ports_level = bandwidth_bound(arch, glb_read, glb_write)
     costs = {k: replace(c, fill_cycles=fill[k]) if fill[k] else c for k, c in costs.items()}
+    pes = {u: arch.unit(u).pes for u in _busy(costs)}
+    span = max(compute, memory, ports_cycles)
     return GroupCost(group.name, group.mode, n_iter, compute, memory, _busy(costs),
                      traffic.dram_read, traffic.dram_write, glb_read, glb_write, footprint,
-                     window, rec, ports_cycles, ports_level), costs
+                     window, rec, ports_cycles, ports_level,
+                     pe_utilization(costs.values(), pes, span)), costs
 
 
 # ------------------------------------------------------------------------------ the model
@@ -194,13 +198,14 @@ def simulate_problem(prob: Problem, arch: Arch, mapping: Mapping, form: str = ""
         dram_total += gc.dram_read + gc.dram_write
         glb_total += (gc.glb_read + gc.glb_write) * wb
     util = {u: (b / total_cycles if total_cycles else 0.0) for u, b in busy_total.items()}
+    pe_util = pe_utilization(all_costs.values(), {u.name: u.pes for u in arch.units}, total_cycles)
     traffic = {arch.offchip.name: dram_total}
     if arch.buffer:
         traffic[arch.buffer.name] = glb_total
     return Report(arch.name, total_cycles, total_cycles / arch.clock_hz, sum(energy.values()), energy,
                   dram_total, traffic, arch.area_um2 / 1e6, util,
                   [all_costs[k] for k in prob.order if k in all_costs], groups, form, mapping,
-                  dict(prob.sizes))
+                  dict(prob.sizes), pe_util)
 
 
 def simulate(cascade, arch: Arch, mapping: Mapping, sizes: dict | None = None, form: str = "") -> Report:

@@ -23,15 +23,30 @@ class EinsumCost:
     energy_pJ: float
     pes_used: int
     fill_cycles: float = 0.0  # pipeline fill and drain on top of ``cycles`` (simulator.timing)
+    # PE-cycles of useful work: every operation of the existing points at its cycles on the unit
+    # (the busy cycles of one PE doing it all); ``cycles`` exceeds work / PEs by the idle PEs
+    work: float = 0.0
 
     def to_json(self) -> dict:
         out = {"einsum": self.key, "unit": self.unit, "group": self.group, "points": self.points,
                "ops": {k: v for k, v in self.ops.items() if v}, "cycles": self.cycles,
                "per_iteration_cycles": self.per_iteration, "result_latency": self.latency,
-               "energy_J": self.energy_pJ * 1e-12, "pes_used": self.pes_used}
+               "energy_J": self.energy_pJ * 1e-12, "pes_used": self.pes_used,
+               "useful_pe_cycles": self.work}
         if self.fill_cycles:  # only where the spec charges fill and drain
             out["fill_drain_cycles"] = self.fill_cycles
         return out
+
+
+def pe_utilization(costs, pes: dict, cycles: float) -> dict:
+    """Per unit, the fraction of its PE-cycles doing useful work: the Einsums' ``work`` on that
+    unit over (PEs x ``cycles``). For one-cycle operations, useful ops / (PEs x cycles). Unlike
+    the busy fraction it counts the PEs a unit leaves idle (a rank smaller than the array, a
+    ragged last tile, a unit spreading no rank of an Einsum). ``pes``: unit -> PEs."""
+    work = {u: 0.0 for u in pes}
+    for c in costs:
+        work[c.unit] = work.get(c.unit, 0.0) + c.work
+    return {u: (w / (pes[u] * cycles) if cycles else 0.0) for u, w in work.items()}
 
 
 @dataclass(frozen=True)
@@ -51,6 +66,7 @@ class GroupCost:
     recurrence_cycles: float = 0.0
     bandwidth_cycles: float = 0.0  # words through the buffer over its ports (simulator.timing)
     bandwidth_level: str = ""  # the level with ports ("" = none declared)
+    pe_utilization: dict = field(default_factory=dict)  # unit -> useful PE-cycles / (PEs x cycles)
 
     @property
     def cycles(self) -> float:
@@ -72,7 +88,7 @@ class GroupCost:
         out = {k: getattr(self, k) for k in (
             "name", "mode", "iterations", "compute_cycles", "memory_cycles", "cycles", "bound",
             "busy", "dram_read", "dram_write", "glb_read", "glb_write", "footprint", "window",
-            "recurrence_cycles")}
+            "recurrence_cycles", "pe_utilization")}
         if self.bandwidth_level:  # only where the spec gives the buffer ports
             out["bandwidth_cycles"] = self.bandwidth_cycles
             out["bandwidth_level"] = self.bandwidth_level
@@ -89,12 +105,13 @@ class Report:
     traffic_bytes: float
     traffic: dict
     area_mm2: float
-    utilization: dict
+    utilization: dict  # unit -> busy cycles / cycles (busy time, however many PEs hold work)
     einsums: list
     groups: list
     form: str = ""  # which form of the cascade was simulated ("as written", "after online-softmax(...)")
     mapping: Mapping | None = None
     sizes: dict = field(default_factory=dict)
+    pe_utilization: dict = field(default_factory=dict)  # unit -> useful PE-cycles / (PEs x cycles)
 
     @property
     def energy_J(self) -> float:
@@ -107,6 +124,7 @@ class Report:
             "energy_breakdown_J": {k: v * 1e-12 for k, v in self.energy_breakdown.items()},
             "traffic_bytes": self.traffic_bytes, "traffic": self.traffic,
             "area_mm2": self.area_mm2, "utilization": self.utilization,
+            "pe_utilization": self.pe_utilization,
             "per_einsum": [e.to_json() for e in self.einsums],
             "groups": [g.to_json() for g in self.groups],
             "sizes": self.sizes,
@@ -120,11 +138,16 @@ class Report:
                      f"{k} {v * 1e-12:.4g} J" for k, v in self.energy_breakdown.items()) + ")",
                  "traffic   " + ", ".join(f"{k} {v:,.0f} B" for k, v in self.traffic.items()),
                  f"area      {self.area_mm2:.2f} mm^2",
-                 "utilization " + ", ".join(f"{u} {v:.4f}" for u, v in self.utilization.items())]
+                 "utilization " + ", ".join(f"{u} {v:.4f}" for u, v in self.utilization.items())
+                 + " (busy time)",
+                 "PE util   " + ", ".join(f"{u} {v:.4f}" for u, v in self.pe_utilization.items())
+                 + " (useful ops / (PEs x cycles))"]
         for g in self.groups:
+            pe = ", ".join(f"{u} {v:.4f}" for u, v in g.pe_utilization.items())
             lines.append(f"group {g.name} [{g.mode}]: {g.iterations:,} tiles, compute "
                          f"{g.compute_cycles:,.0f} / memory {g.memory_cycles:,.0f} cycles "
-                         f"({g.bound}-bound), buffer {g.footprint / 2**20:.3f} MiB")
+                         f"({g.bound}-bound), buffer {g.footprint / 2**20:.3f} MiB"
+                         + (f", PE util {pe}" if pe else ""))
         lines.append(f"{'einsum':8} {'unit':5} {'points':>18} {'busy cycles':>16} {'cyc/tile':>9} "
                      f"{'energy J':>10}")
         for e in self.einsums:

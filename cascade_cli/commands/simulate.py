@@ -110,7 +110,7 @@ def run_map(args) -> int:
             "pareto_front": [{"latency_s": a, "energy_J": b} for a, b in result.front],
             "best": [{"latency_s": r.latency_s, "cycles": r.cycles, "energy_J": r.energy_J,
                       "traffic_bytes": r.traffic_bytes, "utilization": r.utilization,
-                      "mapping": m.to_dict()} for m, r in result.best],
+                      "pe_utilization": r.pe_utilization, "mapping": m.to_dict()} for m, r in result.best],
             "saved": args.save}, indent=2))
         return 0
     print(f"{result.evaluated:,} mappings evaluated ({result.feasible:,} fit) in {result.seconds:.2f} s "
@@ -118,7 +118,8 @@ def run_map(args) -> int:
     for i, (m, r) in enumerate(result.best, 1):
         print(f"#{i}: latency {r.latency_s:.6g} s ({r.cycles:,.0f} cycles), energy {r.energy_J:.6g} J, "
               f"traffic {r.traffic_bytes:,.0f} B, util " +
-              ", ".join(f"{u} {v:.3f}" for u, v in r.utilization.items()) + f"; form: {m.form}")
+              ", ".join(f"{u} {v:.3f}" for u, v in r.utilization.items()) + " (busy), PE util " +
+              ", ".join(f"{u} {v:.3f}" for u, v in r.pe_utilization.items()) + f"; form: {m.form}")
         print("    " + m.describe().replace("\n", "\n    "))
     print("Pareto front (latency s, energy J): " +
           ", ".join(f"({a:.4g}, {b:.4g})" for a, b in result.front[:8]) +
