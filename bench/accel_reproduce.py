@@ -42,7 +42,10 @@ def main() -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     print(f"reproduce fusemax: {len(records)} records in {min(runs):.2f} s (best of 3; target < 60 s)")
-    print(f"attention speedup {h['attention']['speedup_vs_FLAT']:.3f}x, end-to-end {h['end2end']['speedup_vs_FLAT']:.3f}x")
+    for scope in ("attention", "end2end"):
+        s, p = h[scope], PAPER[scope]
+        print(f"{scope}: speedup {s['speedup_vs_FLAT']:.3f}x [{p['speedup_vs_FLAT']}x], "
+              f"energy FuseMax/FLAT {s['energy_vs_FLAT']:.4f} [{p['energy_vs_FLAT']}]")
     print(f"wrote {out}")
     return 0
 

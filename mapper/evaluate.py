@@ -20,7 +20,8 @@ from functools import cached_property
 import numpy as np
 
 from simulator.cost import buffer_energy, buffer_footprint, einsum_cost, offchip_energy
-from simulator.counts import buffer_terms, group_traffic, inplace_pairs, whole_along
+from simulator.buffer_rules import buffer_read_words, buffered_tensor, fill_words, group_passes
+from simulator.counts import group_traffic, inplace_pairs, whole_along
 from simulator.loops import Loops
 from simulator.mapping import EinsumMap, Group, Mapping
 from simulator.schedule import recurrence_bound, recurrence_cycles, recurrence_distance, step_var
@@ -162,9 +163,10 @@ class _Memory:
     dram_read: float
     dram_write: float
     held: dict  # tensor -> bytes, for the tensors every binding keeps in the buffer
-    glb_read: float
+    reads: dict  # tensor -> its consumers' reads (simulator.buffer_rules), for those tensors
     glb_write: float
-    optional: dict  # tensor -> (bytes, words read, words written) when a binding relays it out
+    optional: dict  # tensor -> (bytes, reads, words written) when a binding relays it out
+    passes: dict  # Einsum -> its pass in the group
 
 
 def _memory(form: Form, arch, loops: Loops, group: Group) -> _Memory:
@@ -176,16 +178,15 @@ def _memory(form: Form, arch, loops: Loops, group: Group) -> _Memory:
     for t in tr.produced:
         if t not in tr.boundary_out and (t in prob.recurrences or whole_along(prob, t, keys) & loop_vars):
             forced.add(t)
-    held = {}
-    glb_read, glb_write = tr.dram_write / wb, (tr.dram_read - tr.bypass) / wb
+    passes = group_passes(prob, loops, group)
+    held, reads = {}, {}
+    glb_write = fill_words(tr, wb)
     for t in forced:
-        f, r, w = buffer_terms(prob, loops, group, t, t in tr.produced, wb)
-        held[t] = f
-        glb_read += r
+        held[t], reads[t], w = buffered_tensor(prob, loops, group, t, t in tr.produced, wb, passes)
         glb_write += w
-    optional = {t: buffer_terms(prob, loops, group, t, True, wb)
+    optional = {t: buffered_tensor(prob, loops, group, t, True, wb, passes)
                 for t in tr.produced if t not in forced and t not in tr.boundary_out}
-    return _Memory(tr.dram_read, tr.dram_write, held, glb_read, glb_write, optional)
+    return _Memory(tr.dram_read, tr.dram_write, held, reads, glb_write, optional, passes)
 
 
 def _tiling_cost(form: Form, arch, tables: _Tables, mem: _Memory, loops: Loops, tiling: Tiling):
@@ -201,12 +202,17 @@ def _tiling_cost(form: Form, arch, tables: _Tables, mem: _Memory, loops: Loops, 
     latency = {x: tables.latency[:, col[x]] for x in members}
     rec = recurrence_bound(cycles, per_iter, latency, distance) * n_iter
     compute = np.maximum(tables.busy, rec)
-    held, gr, gw = dict(mem.held), mem.glb_read, mem.glb_write
-    for t, (f, r, w) in mem.optional.items():
+    held, gr, gw = dict(mem.held), 0.0, mem.glb_write
+    unit_of = {k: tables.bindings[:, col[k]] for k in keys}
+    producer = form.prob.producer
+    for t, reads in mem.reads.items():
+        gr = gr + buffer_read_words(reads, producer.get(t) if t in producer and producer[t] in col
+                                    else None, unit_of, mem.passes)
+    for t, (f, reads, w) in mem.optional.items():
         mask = tables.relayout.get(t)
         if mask is not None:
             held[t] = mask * f
-            gr = gr + mask * r
+            gr = gr + mask * buffer_read_words(reads, producer[t], unit_of, mem.passes)
             gw = gw + mask * w
     footprint = buffer_footprint(held, inplace_pairs(form.prob, tuple(keys)))
     cap = arch.buffer.capacity if arch.buffer else None

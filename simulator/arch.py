@@ -7,8 +7,11 @@ field, e.g. ``examples/archs/x.yaml: levels[1].bandwidth: expected a positive nu
 be finite and lie in generous physical ranges (the table below, printed in the message when a value
 is outside it); integer fields refuse fractions.
 
-``description``, ``provenance`` and a unit's ``register_file`` (words, read/write pJ) are accepted
-and checked as documentation: the model does not charge the register file.
+An on-chip level that gives no ``read_pJ``/``write_pJ``/``um2`` (its area) takes them from its
+capacity and port width (:mod:`simulator.components`); one that gives both energies and no area
+has area 0 (its areas are listed under ``area:``). A unit's ``register_file`` (words, read/write pJ)
+is charged per access on every PE unless ``charge_register_files`` is 0 (the built-in specs say 0:
+the FuseMax artifact in effect leaves register files out, see docs/accelerator.md).
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from einsum_ir.resources import BuiltinKind, builtin_names, data_root, resolve_s
 from einsum_ir.spec_fields import Quantity, SpecFile, join_path
 from einsum_ir.yaml_io import load_yaml_mapping
 
+from .components import sram_cost
 from .fused import FUSED_OPS
 from .spec_expr import evaluate
 from .timing import UnitTiming, read_level_ports, read_unit_timing
@@ -46,6 +50,7 @@ ACCESS_BYTES = Quantity(1, 2 ** 20, "bytes", integer=True)
 AREA_COUNT = Quantity(0, 2 ** 40, "instances", integer=True)
 AREA_UM2 = Quantity(0, 1e12, "um^2")
 VARIABLE = Quantity(-2.0 ** 100, 2.0 ** 100)
+FLAG = Quantity(0, 1, "(0 or 1)", integer=True)
 
 
 @dataclass(frozen=True)
@@ -59,11 +64,21 @@ class OpCost:
 
 
 @dataclass(frozen=True)
+class RegisterFile:
+    """A PE's register file: its size and the energy of one access."""
+
+    words: int
+    read_pJ: float
+    write_pJ: float
+
+
+@dataclass(frozen=True)
 class Unit:
     name: str
     dims: tuple  # PEs along each dimension (rows, cols) or (n,)
     ops: dict  # op class -> OpCost; may include fused patterns such as "exp_sub"
     timing: UnitTiming = UnitTiming()  # fill/drain and stationary-operand loading (simulator.timing)
+    register_file: RegisterFile | None = None
 
     @property
     def pes(self) -> int:
@@ -81,6 +96,8 @@ class Level:
     access_bytes: int
     read_pJ: float
     write_pJ: float
+    area_um2: float = 0.0
+    energy_source: str = "spec"  # where read_pJ/write_pJ/area_um2 came from
     ports: int | None = None  # on-chip: ports x port_bytes bytes a cycle bound the group (simulator.timing)
     port_bytes: int | None = None
 
@@ -96,6 +113,7 @@ class Arch:
     levels: tuple  # outermost (off-chip) first
     actions: dict  # action -> pJ
     area: tuple  # (component, count, um2 each)
+    charge_register_files: bool = True
 
     def unit(self, name: str) -> Unit:
         for u in self.units:
@@ -114,7 +132,8 @@ class Arch:
 
     @property
     def area_um2(self) -> float:
-        return sum(count * um2 for _, count, um2 in self.area)
+        return (sum(count * um2 for _, count, um2 in self.area)
+                + sum(level.area_um2 for level in self.levels))
 
     def to_json(self) -> dict:
         return {
@@ -127,7 +146,8 @@ class Arch:
                       for u in self.units],
             "levels": [{"name": lv.name, "capacity": lv.capacity, "bandwidth": lv.bandwidth,
                         "access_bytes": lv.access_bytes, "read_pJ": lv.read_pJ,
-                        "write_pJ": lv.write_pJ,
+                        "write_pJ": lv.write_pJ, "area_um2": lv.area_um2,
+                        "energy_source": lv.energy_source,
                         **({"ports": lv.ports, "port_bytes": lv.port_bytes} if lv.ports else {})}
                        for lv in self.levels],
             "actions": dict(self.actions), "area_mm2": self.area_um2 / 1e6,
@@ -160,11 +180,11 @@ class _Reader(SpecFile):
 
 
 _TOP = {"name", "kind", "description", "provenance", "variables", "clock_hz", "word_bytes",
-        "actions", "units", "levels", "area"}
+        "actions", "units", "levels", "area", "charge_register_files"}
 _UNIT = {"name", "dims", "ops", "register_file", "description", "timing"}
 _OP = {"cycles", "actions", "hop_latency"}
-_LEVEL = {"name", "capacity", "bandwidth", "access_bytes", "read_pJ", "write_pJ", "description",
-          "ports", "port_bytes"}
+_LEVEL = {"name", "capacity", "bandwidth", "access_bytes", "read_pJ", "write_pJ", "um2",
+          "description", "ports", "port_bytes"}
 _AREA = {"name", "count", "um2"}
 
 
@@ -217,7 +237,9 @@ def arch_from_dict(data, file: str = "<arch>", overrides: Mapping[str, float] | 
     if not isinstance(area_node, list):
         raise ctx.err("area", "expected a list of {name, count, um2}")
     area = tuple(_area(ctx, anode, f"area[{i}]") for i, anode in enumerate(area_node))
-    return Arch(name, file, ctx.env, clock, word_bytes, tuple(units), levels, actions, area)
+    charge_rf = ctx.num(data, "charge_register_files", "", FLAG, default=1) == 1
+    return Arch(name, file, ctx.env, clock, word_bytes, tuple(units), levels, actions, area,
+                charge_rf)
 
 
 def _check_kind(ctx: _Reader, data: dict, label: str) -> None:
@@ -263,11 +285,12 @@ def _unit(ctx: _Reader, node, path: str, actions: dict, earlier: list) -> Unit:
     rf_path = f"{path}.register_file"
     rf = ctx.mapping(node.get("register_file") or {}, rf_path, "{words: 16}")
     ctx.keys(rf, rf_path, {"words", "read_pJ", "write_pJ"})
-    ctx.num(rf, "words", rf_path, RF_WORDS, default=0)
-    for key in ("read_pJ", "write_pJ"):
-        ctx.num(rf, key, rf_path, ENERGY_PJ, default=0.0)
+    register_file = RegisterFile(ctx.num(rf, "words", rf_path, RF_WORDS, default=0),
+                                 *(ctx.num(rf, key, rf_path, ENERGY_PJ, default=0.0)
+                                   for key in ("read_pJ", "write_pJ")))
     ctx.text(node, "description", path, required=False)
-    return Unit(name, dims, ops, read_unit_timing(ctx, node.get("timing"), f"{path}.timing"))
+    return Unit(name, dims, ops, read_unit_timing(ctx, node.get("timing"), f"{path}.timing"),
+                register_file if rf else None)
 
 
 def _op(ctx: _Reader, op, node, path: str, actions: dict) -> OpCost:
@@ -290,7 +313,8 @@ def _op(ctx: _Reader, op, node, path: str, actions: dict) -> OpCost:
 def _level(ctx: _Reader, node, i: int) -> Level:
     path = f"levels[{i}]"
     ctx.mapping(node, path, "{name: GLB, capacity: 2**20, access_bytes: 64, read_pJ: 1, write_pJ: 1}")
-    ctx.keys(node, path, _LEVEL, ("name", "access_bytes", "read_pJ", "write_pJ"))
+    required = ("name", "access_bytes") + (("read_pJ", "write_pJ") if i == 0 else ())
+    ctx.keys(node, path, _LEVEL, required)
     name = ctx.text(node, "name", path, max_len=100)
     capacity = ctx.num(node, "capacity", path, CAPACITY, default=None)
     if i > 0 and capacity is None:
@@ -300,9 +324,25 @@ def _level(ctx: _Reader, node, i: int) -> Level:
         raise ctx.err(f"{path}.bandwidth", "missing required field (the off-chip bandwidth, bytes/s)")
     ctx.text(node, "description", path, required=False)
     ports, port_bytes = read_level_ports(ctx, node, path, i)
-    return Level(name, capacity, bandwidth, ctx.num(node, "access_bytes", path, ACCESS_BYTES),
-                 ctx.num(node, "read_pJ", path, ENERGY_PJ), ctx.num(node, "write_pJ", path, ENERGY_PJ),
-                 ports, port_bytes)
+    access = ctx.num(node, "access_bytes", path, ACCESS_BYTES)
+    return Level(name, capacity, bandwidth, access, *_level_costs(ctx, node, path, capacity, access),
+                 ports=ports, port_bytes=port_bytes)
+
+
+def _level_costs(ctx: _Reader, node, path: str, capacity, access: int) -> tuple:
+    """(read pJ, write pJ, area um^2, source) of a level: what the spec gives, the rest from the
+    buffer model for an on-chip level (the off-chip level gives its energies and has no area)."""
+    given = {key: ctx.num(node, key, path, q, default=None)
+             for key, q in (("read_pJ", ENERGY_PJ), ("write_pJ", ENERGY_PJ), ("um2", AREA_UM2))}
+    if given["read_pJ"] is not None and given["write_pJ"] is not None and given["um2"] is None:
+        given["um2"] = 0.0  # a spec with its own energies lists its areas under `area:`
+    if capacity is None or all(v is not None for v in given.values()):
+        return given["read_pJ"], given["write_pJ"], given["um2"] or 0.0, "spec"
+    model = sram_cost(capacity, access * 8)
+    modelled = (model.read_pJ, model.write_pJ, model.area_um2)
+    values = tuple(m if v is None else v for v, m in zip(given.values(), modelled, strict=True))
+    source = "model" if all(v is None for v in given.values()) else "spec + model"
+    return (*values, source)
 
 
 def _area(ctx: _Reader, node, path: str) -> tuple:

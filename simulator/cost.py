@@ -8,7 +8,9 @@ a mapping, every fusion group is costed from its counts (:mod:`simulator.counts`
   (``max``); groups run one after another. Einsums that do not iterate the stepped rank (an
   epilogue such as a final division) are spread evenly over the iterations (amortised), as are
   all whole-problem totals.
-* **Energy** is counts times the action/access energy table, **area** the component table,
+* **Energy** is counts times the action/access energy table (register-file accesses per
+  operation where the spec charges them; buffer accesses under the rules of
+  :mod:`simulator.buffer_rules`), **area** the component table plus the memory levels' areas,
   **utilization** the busy fraction of each unit.
 
 The energy and footprint formulas take numbers or numpy arrays (one entry per candidate), so the
@@ -23,8 +25,8 @@ import numpy as np
 from einsum_ir.errors import CascadeError
 
 from .arch import Arch, Unit
-from .counts import (Infeasible, buffer_terms, default_keep, einsum_counts, group_traffic,
-                     inplace_pairs)
+from .buffer_rules import buffer_read_words, buffered_tensor, fill_words, group_passes
+from .counts import Infeasible, default_keep, einsum_counts, group_traffic, inplace_pairs
 from .loops import Loops
 from .mapping import Group, Mapping
 from .problem import Problem, problem_for
@@ -36,12 +38,32 @@ from .timing import bandwidth_bound, fill_drain_cycles, with_fill
 # ------------------------------------------------------------------------------ energy
 
 
+# Register-file accesses of one operation (operands read, result written): a MAC reads its two
+# factors and the partial sum; a binary operation two operands; a unary function one.
+RF_ACCESSES = {"mac": (3, 1), "add": (2, 1), "mul": (2, 1), "max": (2, 1), "div": (2, 1),
+               "cmp": (2, 1), "exp": (1, 1), "other": (1, 1), "exp_sub": (2, 1)}
+
+
 def compute_energy(ops: dict, unit: Unit, arch: Arch) -> float:
-    """pJ of ``ops`` (op class -> operations) on ``unit``: every action an op takes, priced."""
+    """pJ of ``ops`` (op class -> operations) on ``unit``: every action an op takes, priced, and
+    the register-file accesses of every operation (:func:`register_file_energy`)."""
     energy = 0.0
     for op, n in ops.items():
         for act, k in unit.ops[op].actions.items():
             energy += n * k * arch.actions[act]
+    return energy + register_file_energy(ops, unit, arch)
+
+
+def register_file_energy(ops: dict, unit: Unit, arch: Arch) -> float:
+    """pJ of the register-file accesses of ``ops`` on ``unit``, summed over every PE that performs
+    them (0 when the spec does not charge register files or the unit declares none)."""
+    rf = unit.register_file
+    if not arch.charge_register_files or rf is None:
+        return 0.0
+    energy = 0.0
+    for op, n in ops.items():
+        reads, writes = RF_ACCESSES.get(op, (2, 1))
+        energy += n * (reads * rf.read_pJ + writes * rf.write_pJ)
     return energy
 
 
@@ -109,21 +131,24 @@ def _busy(costs: dict) -> dict:
 
 
 def _buffer(prob, arch, mapping, loops, group: Group, traffic):
-    """(footprint bytes, words read, words written) of the on-chip buffer."""
+    """(footprint bytes, words read, words written) of the on-chip buffer (rules R1 and R2 of
+    :mod:`simulator.buffer_rules`)."""
     wb = arch.word_bytes
     buffer = arch.buffer.name if arch.buffer else "GLB"
     keep = default_keep(prob, mapping, loops, group, traffic.boundary_in, traffic.boundary_out,
                         buffer)
     keep.update(group.keep)
-    glb_read = traffic.dram_write / wb  # drained to off-chip through the buffer
-    glb_write = (traffic.dram_read - traffic.bypass) / wb  # filled from off-chip
+    passes = group_passes(prob, loops, group)
+    unit_of = {k: mapping.einsums[k].unit for k in group.einsums}
+    glb_read, glb_write = 0.0, fill_words(traffic, wb)
     held = {}
     for t, level in keep.items():
         if level != buffer:
             continue
-        fp, r, w = buffer_terms(prob, loops, group, t, t in traffic.produced, wb)
+        fp, reads, w = buffered_tensor(prob, loops, group, t, t in traffic.produced, wb, passes)
         held[t] = fp
-        glb_read += r
+        glb_read += float(buffer_read_words(reads, prob.producer.get(t) if t in traffic.produced
+                                            else None, unit_of, passes))
         glb_write += w
     pairs = inplace_pairs(prob, group.einsums) if group.inplace else ()
     footprint = float(buffer_footprint(held, pairs))
@@ -191,7 +216,10 @@ def simulate_problem(prob: Problem, arch: Arch, mapping: Mapping, form: str = ""
         for u, b in gc.busy.items():
             busy_total[u] += b
         for c in costs.values():
-            energy["compute"] += c.energy_pJ
+            rf = register_file_energy(c.ops, arch.unit(c.unit), arch)
+            energy["compute"] += c.energy_pJ - rf
+            if rf:
+                energy["register_files"] = energy.get("register_files", 0.0) + rf
         energy[arch.offchip.name] += offchip_energy(gc.dram_read, gc.dram_write, arch)
         if arch.buffer:
             energy[arch.buffer.name] += float(buffer_energy(gc.glb_read, gc.glb_write, arch))
