@@ -15,6 +15,7 @@ from .tiles import (
     Tile,
     _is_ident,
     increments_name,
+    located,
     prefix_name,
     render_bound,
 )
@@ -277,7 +278,8 @@ class PhaseGen(ReadGen):
             t = self.finals[e.name]
         else:
             t = self.einsum_value(e)
-        self.store(e.name, e.output.indices, t, cast=True, in_loop=in_loop)
+        with located(e):
+            self.store(e.name, e.output.indices, t, cast=True, in_loop=in_loop)
 
     def store_scratch(self, name: str):
         (e,) = [x for x in self.low.defs[name]] if name not in self.low.a.recurrences else \

@@ -14,6 +14,7 @@ from .tiles import (
     _err,
     _is_ident,
     _simple,
+    located,
     prefix_name,
 )
 
@@ -188,6 +189,10 @@ class ReadGen(DotGen):
     def einsum_value(self, einsum: Einsum, stream_var: str | None = None) -> Tile:
         """The value of ``einsum`` in the current bindings; a reduction over ``stream_var`` is
         reduced only along this block's tile (the caller accumulates across iterations)."""
+        with located(einsum):
+            return self._einsum_value(einsum)
+
+    def _einsum_value(self, einsum: Einsum) -> Tile:
         pred = None
         if einsum.where is not None:
             pred = self.eval_pred(einsum.where)

@@ -9,6 +9,7 @@ those facts instead of the code.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from einsum_ir.affine import CeilDiv, FloorDiv, Linear, Max, Min
@@ -33,6 +34,18 @@ def prefix_name(tensor: str) -> str:
 
 def _err(msg, node=None, hint=None):
     return CascadeError(msg, getattr(node, "span", None), hint)
+
+
+@contextmanager
+def located(einsum):
+    """A refusal raised while lowering ``einsum`` without a location of its own points at the
+    Einsum (an expression a rewrite built, or a broadcast, has no span)."""
+    try:
+        yield
+    except CascadeError as exc:
+        if exc.span is not None or getattr(einsum, "span", None) is None:
+            raise
+        raise CascadeError(exc.message, einsum.span, exc.hint, exc.source, exc.file) from None
 
 
 # ------------------------------------------------------------------------------------------ values

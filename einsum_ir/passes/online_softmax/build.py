@@ -33,7 +33,9 @@ def build(analysis: Analysis, match: Match, tile_size: int | None) -> Cascade:
     new: list[Einsum] = []
     for e in cascade.einsums:
         if e.id == match.anchor:
-            new.extend(block)
+            # The block stands for the softmax-contraction it replaces: a refusal of one of its
+            # Einsums points at the contraction's source line.
+            new.extend(replace(b, span=e.span) for b in block)
         elif e.id in match.removed:
             continue
         elif e.name in tiling.retiled:
@@ -126,7 +128,7 @@ def _retile(tiling: Tiling, e: Einsum, axis: int) -> Einsum:
     indices[axis:axis + 1] = [Name(tiling.m1), Name(tiling.m0)]
     body = tiling.tile(e.body)
     where = conjunction([tiling.tile(e.where), tiling.guard(body)])
-    return replace(e, output=Access(e.name, tuple(indices)), body=body, where=where, span=None)
+    return replace(e, output=Access(e.name, tuple(indices)), body=body, where=where)
 
 
 # ---------------------------------------------------------------------- the 1-pass block
