@@ -103,7 +103,7 @@ def einsum_cost(prob: Problem, arch: Arch, mapping: Mapping, loops: Loops, key: 
     c = einsum_counts(prob, arch, mapping, loops, key)
     work = sum(n * c.unit.ops[op].cycles for op, n in c.ops.items() if n)  # one PE, none idle
     return EinsumCost(key, c.unit.name, group, c.points, c.ops, c.cycles, c.cycles / n_iter,
-                      c.latency, compute_energy(c.ops, c.unit, arch), c.pes_used, work)
+                      c.latency, compute_energy(c.ops, c.unit, arch), c.pes_used, work=work)
 
 
 def _compute_cycles(prob, arch, group: Group, loops: Loops, costs: dict, n_iter: int):
