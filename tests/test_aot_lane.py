@@ -1,9 +1,7 @@
 """The kernels the GPU lane benchmarks compile for sm_90 and sm_80 ahead of time (Triton's own
-ptxas, no GPU): the lane's aot step as its dry run runs it, one kernel per cascade file (N=4K,
-D=128) with the mappings the cost model picks for H200 (sm_90) and A100 (sm_80). All of them
-(N=4K and 16K, D=64 and 128, H100, H200 and A100: 32 distinct kernels) take about 90 s on two
-loaded cores, so `make gpu` compiles those (its last step), and
-`python bench/gpu_lane.py --dry-run --steps aot --aot-scope all` does it here."""
+ptxas, no GPU): the lane's aot step with ``--aot-scope all``, every kernel `make gpu` benchmarks
+(N=4K and 16K, D=64 and 128, with the mappings the cost model picks for H100 and H200 on sm_90
+and A100 on sm_80: 32 distinct kernels; 30-90 s on two cores)."""
 import os
 import subprocess
 import sys
@@ -29,7 +27,7 @@ def test_every_benchmarked_kernel_compiles_for_sm90_and_sm80(tmp_path):
     env["TRITON_CACHE_DIR"] = str(tmp_path / "triton")  # really compile, not a cache hit
     env["CASCADE_CACHE"] = str(tmp_path / "cascade")
     r = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_lane.py"), "--dry-run",
-                        "--steps", "aot", "--out", str(tmp_path / "out")], capture_output=True,
+                        "--steps", "aot", "--aot-scope", "all", "--out", str(tmp_path / "out")], capture_output=True,
                        text=True, env=env, cwd=ROOT, timeout=900)
     (path,) = (tmp_path / "out").glob("*.json")
     recs = Results(path).records("aot")
@@ -45,4 +43,5 @@ def test_every_benchmarked_kernel_compiles_for_sm90_and_sm80(tmp_path):
         builds = [b for rec in mine for b in rec["builds"]]
         assert builds and all(b["uses_wgmma"] == (cc == 90) and b["uses_mma"] for b in builds)
         assert all(b["registers"] is None or b["registers"] <= 255 for b in builds)
-    assert {rec["arch"] for rec in recs} == {"h200", "a100"}
+    archs = {rec["arch"] for rec in recs}  # H200 mappings equal to H100 ones compile once
+    assert "a100" in archs and archs & {"h100", "h200"}
