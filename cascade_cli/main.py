@@ -13,6 +13,7 @@ import importlib
 import os
 import sys
 import traceback
+import warnings
 
 from einsum_ir.errors import CascadeError
 
@@ -34,6 +35,8 @@ GROUPS = (
          "cascade rewrite examples/attention/mha_3pass.ein --pass online-softmax"),
     )),
     ("accelerator model", (
+        ("import-arch", "import_arch",
+         "cascade import-arch examples/archs/timeloop/eyeriss_like.yaml -o eyeriss.yaml"),
         ("simulate", "simulate", "cascade simulate examples/attention/causal.ein --arch fusemax"),
         ("map", "simulate",
          "cascade map examples/attention/mha_3pass.ein --arch fusemax --save best.yaml"),
@@ -76,8 +79,8 @@ def _command_list(helps: dict[str, str]) -> str:
     for title, commands in GROUPS:
         lines.append(f"\n  {title}:")
         for name, _, example in commands:
-            lines.append(f"    {name:10} {helps.get(name, '')}")
-            lines.append(f"    {'':10}   e.g. {example}")
+            lines.append(f"    {name:11} {helps.get(name, '')}")
+            lines.append(f"    {'':11}   e.g. {example}")
     lines.append("\nFILE is a cascade file, or - for standard input. "
                  "`cascade COMMAND --help` for a command's options.\n")
     return "\n".join(lines) + "\n" + EXIT_CODES
@@ -100,7 +103,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     for name, subparser in sub.choices.items():
         subparser.formatter_class = argparse.RawDescriptionHelpFormatter
         subparser.epilog = f"example:\n  {EXAMPLE_OF[name]}\n\n{EXIT_CODES}"
-        if name not in ("demo", "reproduce"):
+        if name not in ("demo", "reproduce", "import-arch"):
             subparser.add_argument("--max-memory", metavar="BYTES", type=parse_bytes,
                                  default=None, help="refuse to evaluate when one array or all "
                                  "tensors together would take more (default 4G)")
@@ -115,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return _run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return _run(args)
     except CascadeError as exc:
         if (exc.span is None and exc.file is None and getattr(args, "file", None)
                 and not exc.message.startswith("-")):  # an option's error names the option
@@ -137,6 +142,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cascade: internal error: {exc.__class__.__name__}: {exc}\n"
               "(set CASCADE_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
         return 2
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Our warnings (a category with ``cli_plain``, e.g. what an imported Timeloop design does
+    not model) print as ``warning: ...``; others as Python prints them."""
+    if getattr(category, "cli_plain", False):
+        print(f"warning: {message}", file=file or sys.stderr)
+    else:
+        _DEFAULT_SHOW(message, category, filename, lineno, file, line)
+
+
+_DEFAULT_SHOW = warnings.showwarning
 
 
 def _run(args) -> int:

@@ -76,6 +76,7 @@ class _BoundedLoader(yaml.SafeLoader):
 
 
 _BoundedLoader.add_constructor("tag:yaml.org,2002:int", _BoundedLoader.construct_yaml_int)
+BoundedLoader = _BoundedLoader  # for subclasses that add tags (simulator/timeloop_yaml.py)
 
 
 def _check_expanded(root: Node) -> None:
@@ -119,11 +120,13 @@ def _children(node: Node) -> list:
     return []
 
 
-def parse_yaml(text: str, file: str) -> Any:
-    """The plain data (dicts, lists, scalars) of one YAML document, within the limits above."""
+def parse_yaml(text: str, file: str, loader_class: type | None = None) -> Any:
+    """The plain data (dicts, lists, scalars) of one YAML document, within the limits above.
+    ``loader_class`` is a subclass of :data:`BoundedLoader` that constructs a few more tags
+    (the Timeloop importer's ``!Component``); its limits are the same."""
     loader = None
     try:
-        loader = _BoundedLoader(text)
+        loader = (loader_class or _BoundedLoader)(text)
         root = loader.get_single_node()
         if root is None:
             return None

@@ -206,6 +206,13 @@ def load_arch(path: str | Path, overrides: Mapping[str, float] | None = None,
     if path.is_absolute() and path.is_relative_to(root):  # built-ins: examples/archs/fusemax.yaml
         shown = str(path.relative_to(root))
     hint = None if path.is_file() else _builtin_hint()  # the hint reads the built-ins: only if needed
+    if path.is_file():
+        from .timeloop_yaml import looks_like_timeloop
+
+        if looks_like_timeloop(path):  # a Timeloop v0.4 design (`architecture:`): imported
+            from .timeloop_import import load_timeloop_arch
+
+            return load_timeloop_arch(path, shown, overrides)
     data = load_yaml_mapping(path, "architecture", file=shown, hint=hint)
     return arch_from_dict(data, shown, overrides, label)
 
