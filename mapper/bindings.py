@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 FULL_GRID = 1 << 14  # the most rows enumerated exhaustively
-BEAM = 256  # partial bindings kept per Einsum past that
+BEAM = 128  # partial bindings kept per Einsum past that
 
 
 def grid_size(choices: list) -> int:
@@ -158,16 +158,21 @@ def _non_dominated(s: _States, live: list) -> _States:
 
 def _undominated(m: np.ndarray) -> np.ndarray:
     """Mask of the rows of ``m`` that no other row is <= in every column (an equal earlier row
-    counts as dominating)."""
-    n = len(m)
-    keep = np.ones(n, dtype=bool)
-    for start in range(0, n, 256):
-        block = m[start:start + 256]
-        le = (m[None, :, :] <= block[:, None, :]).all(axis=2)  # le[b, j]: row j <= row b
-        lt = (m[None, :, :] < block[:, None, :]).any(axis=2)
-        earlier = np.arange(n)[None, :] < (start + np.arange(len(block)))[:, None]
-        keep[start:start + len(block)] = ~(le & (lt | earlier)).any(axis=1)
-    return keep
+    counts as dominating). A dominating row has the smaller column sum, so in the order of the
+    sums (stable: equal rows keep their order) a row is compared with those before it only."""
+    order = np.argsort(m.sum(axis=1), kind="stable")
+    ms = m[order]
+    keep = np.ones(len(ms), dtype=bool)
+    for start in range(0, len(ms), 256):
+        stop = min(start + 256, len(ms))
+        block, prefix = ms[start:stop], ms[:stop]
+        le = (prefix[None, :, :] <= block[:, None, :]).all(axis=2)  # le[b, j]: row j <= row b
+        lt = (prefix[None, :, :] < block[:, None, :]).any(axis=2)
+        earlier = np.arange(stop)[None, :] < np.arange(start, stop)[:, None]
+        keep[start:stop] = ~(le & (lt | earlier)).any(axis=1)
+    out = np.empty(len(ms), dtype=bool)
+    out[order] = keep
+    return out
 
 
 def _keep_best(s: _States, beam: int) -> _States:

@@ -38,10 +38,11 @@ class Form:
     prob: object  # simulator.problem.Problem
     units_for: dict  # Einsum -> units that can run it
     split_sizes: dict  # split tile sizes the mapping fixes (one PE dimension)
+    segment: tuple = ()  # the Einsums of one fusion group (default: all, in program order)
 
     @property
     def keys(self) -> tuple:
-        return self.prob.order
+        return self.segment or self.prob.order
 
     @cached_property
     def mapping_sizes(self) -> dict:
@@ -212,7 +213,7 @@ def evaluate_space(form: Form, arch, spatial: dict, tilings: list, memo: dict,
         mapping = candidate_mapping(form, tables.bindings[0], unit_names, spatial, tiling,
                                     "pipelined", {})
         loops = Loops(form.prob, mapping)
-        key = (form.index, tiling.signature)
+        key = (form.index, form.keys, tiling.signature)
         mem = memo.get(key)
         if mem is None:
             mem = memo[key] = _memory(form, arch, loops, mapping.groups[0])
