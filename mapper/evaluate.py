@@ -26,7 +26,8 @@ from simulator.loops import Loops
 from simulator.mapping import EinsumMap, Group, Mapping
 from simulator.schedule import recurrence_bound, recurrence_cycles, recurrence_distance, step_var
 
-from .space import Tiling, bindings
+from .bindings import BindingCosts, binding_matrix, relayouts
+from .space import Tiling
 
 
 @dataclass(frozen=True)
@@ -38,10 +39,11 @@ class Form:
     prob: object  # simulator.problem.Problem
     units_for: dict  # Einsum -> units that can run it
     split_sizes: dict  # split tile sizes the mapping fixes (one PE dimension)
+    segment: tuple = ()  # the Einsums of one fusion group (default: all, in program order)
 
     @property
     def keys(self) -> tuple:
-        return self.prob.order
+        return self.segment or self.prob.order
 
     @cached_property
     def mapping_sizes(self) -> dict:
@@ -114,35 +116,25 @@ def _parallel_enough(used: dict, arch, min_parallelism: float) -> tuple:
     return tuple(u for u, n in used.items() if u in full or n > most)
 
 
-def _relayout_masks(form: Form, B: np.ndarray, spatial: dict, unit_names, loops: Loops) -> dict:
+def _relayout_masks(found: tuple, B: np.ndarray) -> dict:
     """Bindings where an intermediate changes layout between its producer's and a consumer's unit
-    (it is then kept in the buffer)."""
-    prob, keys = form.prob, form.keys
-    nu = len(unit_names)
-    spatial_vars = {u: {loops.var(n) for n in spatial.get(u, ())} for u in unit_names}
+    (it is then kept in the buffer); ``found``: :func:`mapper.bindings.relayouts`."""
     out = {}
-    for pi, k in enumerate(keys):
-        t = prob.infos[k].einsum.name
-        tv = set(prob.infos[k].out_vars)
-        readers = [ci for ci, c in enumerate(keys) if t in prob.infos[c].reads]
-        for ci in readers:
-            tv |= prob.infos[keys[ci]].reads[t]
-        mask = np.zeros(B.shape[0], dtype=bool)
-        for ci in readers:
-            for a in range(nu):
-                for c in range(nu):
-                    if a != c and (spatial_vars[unit_names[a]] ^ spatial_vars[unit_names[c]]) & tv:
-                        mask |= (B[:, pi] == a) & (B[:, ci] == c)
-        if mask.any():
-            out[t] = mask
-    return out
+    for r in found:
+        mask = r.conflict[B[:, r.producer], B[:, r.consumer]]
+        out[r.tensor] = out[r.tensor] | mask if r.tensor in out else mask
+    return {t: m for t, m in out.items() if m.any()}
 
 
 def _tables(form: Form, arch, spatial: dict, probe: Mapping, min_parallelism) -> _Tables:
     unit_names = [u.name for u in arch.units]
     loops = Loops(form.prob, probe)
     cyc, en, lat, allowed = _unit_costs(form, arch, spatial, probe, loops, min_parallelism)
-    B = bindings(form.keys, allowed, unit_names)
+    found = relayouts(form.prob, form.keys, spatial, unit_names, loops)
+    col = {k: i for i, k in enumerate(form.keys)}
+    rec = tuple(tuple(col[x] for x in c) for c, _ in recurrence_cycles(form.prob, form.keys))
+    choices = [[unit_names.index(u) for u in allowed[k]] for k in form.keys]
+    B = binding_matrix(choices, BindingCosts(cyc, en, lat, rec, found))
     cols = np.arange(len(form.keys))
     TB, EB = cyc[cols, B], en[cols, B]
     # sums in the model's order (Einsum by Einsum), so that both round alike
@@ -153,7 +145,7 @@ def _tables(form: Form, arch, spatial: dict, probe: Mapping, min_parallelism) ->
             busy[:, j] = busy[:, j] + np.where(B[:, i] == j, TB[:, i], 0.0)
         energy = energy + EB[:, i]
     return _Tables(B, TB, lat[cols, B], busy.max(axis=1), np.broadcast_to(energy, B.shape[:1]),
-                   _relayout_masks(form, B, spatial, unit_names, loops))
+                   _relayout_masks(found, B))
 
 
 @dataclass(frozen=True)
@@ -236,7 +228,7 @@ def evaluate_space(form: Form, arch, spatial: dict, tilings: list, memo: dict,
         mapping = candidate_mapping(form, tables.bindings[0], unit_names, spatial, tiling,
                                     "pipelined", {})
         loops = Loops(form.prob, mapping)
-        key = (form.index, tiling.signature)
+        key = (form.index, form.keys, tiling.signature)
         mem = memo.get(key)
         if mem is None:
             mem = memo[key] = _memory(form, arch, loops, mapping.groups[0])

@@ -10,6 +10,7 @@ The cost of one search is independent of the sequence length: sizes enter only a
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -22,6 +23,7 @@ from simulator.counts import Infeasible
 from simulator.problem import problem_for
 
 from .evaluate import Form, candidate_mapping, evaluate_space
+from .fusion import FUSION, cut_points, partitions, placed
 from .select import front_points, rank, report_key
 from .space import batch_ranks, capable_units, spatial_options, tilings
 
@@ -103,12 +105,23 @@ def _evaluate(forms, arch, spill_levels, min_parallelism, progress) -> list:
         casc = form.prepared.cascade
         found = tilings(casc, form.prob, form.keys, tile_sizes, batch_ranks(casc), spill_levels)
         if found:
-            pools.extend(evaluate_space(form, arch, spatial, found, memo, min_parallelism))
+            pools.extend(_placed_only(c, arch)
+                         for c in evaluate_space(form, arch, spatial, found, memo, min_parallelism))
         if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
     return pools
+
+
+def _placed_only(cand, arch):
+    """``cand`` with the bindings that leave a tile part unplaced marked infeasible (a saved
+    mapping must loop over or spread every part, see :func:`mapper.fusion.placed`)."""
+    ok = placed(cand, [u.name for u in arch.units])
+    if ok.all():
+        return cand
+    return dataclasses.replace(cand, cycles=np.where(ok, cand.cycles, np.inf),
+                               energy=np.where(ok, cand.energy, np.inf))
 
 
 def _record(form: Form, arch) -> dict:
@@ -150,29 +163,73 @@ def _resimulate(pools: list, order: np.ndarray, arch, top: int, modes) -> tuple[
     return best, runs
 
 
+def _resimulate_partitions(found: list, order: np.ndarray, arch, top: int, modes) -> tuple[list, int]:
+    """Re-simulates the best ``top`` partitions (all groups in each mode); reports and runs."""
+    unit_names = [u.name for u in arch.units]
+    best, runs = [], 0
+    for i in order[:top]:
+        part = found[i]
+        record = _record(part.form, arch)
+        for mode in modes:
+            mapping = part.mapping(unit_names, mode, record)
+            runs += 1
+            try:
+                best.append((mapping, simulate_problem(part.form.prob, arch, mapping, mapping.form)))
+            except (Infeasible, CascadeError):
+                continue
+    return best, runs
+
+
+def _partitioned(forms, arch, fusion, spill_levels, min_parallelism) -> tuple[list, int]:
+    """Partitions of every form into two or more groups, and the segment candidates evaluated."""
+    found, evaluated, memo = [], 0, {}
+    if fusion == "full":
+        return found, evaluated
+    for form in forms:
+        parts, count = partitions(form, arch, fusion, spill_levels, min_parallelism, memo)
+        found.extend(parts)
+        evaluated += count
+    return found, evaluated
+
+
 def search(cascade, arch, sizes: dict | None = None, objective: str = "latency", top: int = 5,
            progress: bool = False, allow_rewrite: bool = True, modes=MODES,
-           spill_levels=SPILL_LEVELS, min_parallelism: float = 1.0) -> SearchResult:
+           spill_levels=SPILL_LEVELS, min_parallelism: float = 1.0,
+           fusion: str = "searched") -> SearchResult:
     """Searches mappings of ``cascade`` on ``arch``; returns the best ``top`` (re-simulated).
 
     ``min_parallelism``: an Einsum may be bound to a unit only if it keeps at least this fraction
     of the unit's PEs busy (Timeloop's min-parallelism constraint; 1.0 = fill every PE dimension).
     Where no unit qualifies for an Einsum, every capable unit is allowed.
+
+    ``fusion``: ``full`` maps the whole cascade as one fusion group; ``none`` cuts it wherever
+    it may be cut (layer by layer; a recurrence stays in one group); ``searched`` (the default)
+    chooses the cut points too (:mod:`mapper.fusion`), the single group being one candidate.
     """
+    if fusion not in FUSION:
+        raise CascadeError(f"unknown fusion {fusion!r}", hint="one of " + ", ".join(FUSION))
     t0 = time.perf_counter()
     forms, missing = forms_for(cascade, arch, sizes, allow_rewrite)
     if not forms:
         raise _no_unit(arch, missing)
-    pools = _evaluate(forms, arch, spill_levels, min_parallelism, progress)
-    evaluated = sum(len(p.cycles) for p in pools)
-    feasible = sum(int(np.isfinite(p.cycles).sum()) for p in pools)
+    single = forms if fusion != "none" else [f for f in forms if not cut_points(f.prob, f.keys)]
+    pools = _evaluate(single, arch, spill_levels, min_parallelism, progress)
+    found, seg_evaluated = _partitioned(forms, arch, fusion, spill_levels, min_parallelism)
+    p_lat = np.array([p.cycles for p in found])
+    p_en = np.array([p.energy for p in found])
+    lat = np.concatenate([p.cycles for p in pools] + [p_lat])
+    en = np.concatenate([p.energy for p in pools] + [p_en])
+    evaluated = sum(len(p.cycles) for p in pools) + seg_evaluated
+    feasible = int(np.isfinite(lat).sum())
     if feasible == 0:
         raise CascadeError(f"no mapping of this cascade fits {arch.name}",
                            hint="every candidate exceeds the buffer capacity; try a larger buffer "
                                 "(--arch-set) or the online-softmax form")
-    lat = np.concatenate([p.cycles for p in pools])
-    en = np.concatenate([p.energy for p in pools])
-    best, runs = _resimulate(pools, rank(lat, en, objective), arch, top, modes)
+    best, runs = _resimulate(pools, rank(lat[:len(lat) - len(found)], en[:len(en) - len(found)],
+                                         objective), arch, top, modes) if pools else ([], 0)
+    parted, p_runs = _resimulate_partitions(found, rank(p_lat, p_en, objective), arch, top, modes)
+    best += parted
+    runs += p_runs
     best.sort(key=report_key(objective))
     return SearchResult(objective, best[:top], evaluated + runs, feasible,
                         time.perf_counter() - t0, front_points(lat, en, arch.clock_hz),

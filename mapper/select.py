@@ -9,9 +9,14 @@ OBJECTIVES = ("latency", "energy", "edp")
 def pareto_front(latency: np.ndarray, energy: np.ndarray) -> np.ndarray:
     """Indices of the points no other point beats in both latency and energy (sorted by latency)."""
     order = np.lexsort((energy, latency))
+    # a point joins only below the lowest energy before it: the tolerance below the best so far
+    # is monotone in the best, and the best is at most any earlier point's energy
+    sorted_energy = energy[order]
+    before = np.concatenate([[np.inf], np.minimum.accumulate(sorted_energy)[:-1]])
+    candidates = order[sorted_energy < before]
     front = []
     best = np.inf
-    for i in order:
+    for i in candidates:
         if energy[i] < best - 1e-12 * abs(best if np.isfinite(best) else 1):
             front.append(i)
             best = energy[i]

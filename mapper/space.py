@@ -27,6 +27,7 @@ from einsum_ir.errors import CascadeError
 from simulator.counts import whole_along
 from simulator.fused import missing_classes
 
+from .bindings import full_grid
 from .builders import tile_counts
 
 
@@ -56,15 +57,9 @@ def capable_units(arch, einsum) -> tuple:
 
 
 def bindings(einsums, units_for: dict, unit_names: list) -> np.ndarray:
-    """Every binding as a matrix (one row per binding, one column per Einsum, unit indices)."""
-    choices = [[unit_names.index(u) for u in units_for[k]] for k in einsums]
-    n = 1
-    for c in choices:
-        n *= len(c)
-    if n == 0:
-        return np.zeros((0, len(einsums)), dtype=np.int16)
-    grids = np.meshgrid(*[np.array(c, dtype=np.int16) for c in choices], indexing="ij")
-    return np.stack([g.reshape(-1) for g in grids], axis=1)
+    """Every binding as a matrix (one row per binding, one column per Einsum, unit indices); the
+    mapper bounds it with :func:`mapper.bindings.binding_matrix`."""
+    return full_grid([[unit_names.index(u) for u in units_for[k]] for k in einsums])
 
 
 def batch_ranks(cascade) -> list:

@@ -44,6 +44,10 @@ def register(sub) -> None:
     p.add_argument("--min-parallelism", type=float, default=1.0, metavar="F",
                    help="bind an Einsum to a unit only if it keeps this fraction of its PEs busy "
                         "(default 1.0; 0 lets low-parallelism Einsums share a large array)")
+    p.add_argument("--fusion", choices=("searched", "full", "none"), default="searched",
+                   help="where to cut the cascade into fusion groups: searched (default: the "
+                        "mapper chooses the cut points), full (one group), none (cut wherever "
+                        "it may be cut; a recurrence stays in one group)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_map)
@@ -98,13 +102,13 @@ def run_map(args) -> int:
         raise CascadeError("--top must be at least 1")
     result = search(cascade, arch, sizes, objective=args.objective, top=args.top,
                     progress=not args.no_progress and not args.json,
-                    min_parallelism=args.min_parallelism)
+                    min_parallelism=args.min_parallelism, fusion=args.fusion)
     if args.save:
         with output_errors("--save", args.save):
             result.best[0][0].save(args.save)
     if args.json:
         print(json.dumps({
-            "objective": args.objective, "form": result.form, "forms_tried": result.forms_tried,
+            "objective": args.objective, "fusion": args.fusion, "form": result.form, "forms_tried": result.forms_tried,
             "evaluated": result.evaluated, "feasible": result.feasible, "seconds": result.seconds,
             "mappings_per_s": result.rate,
             "pareto_front": [{"latency_s": a, "energy_J": b} for a, b in result.front],
@@ -119,7 +123,8 @@ def run_map(args) -> int:
         print(f"#{i}: latency {r.latency_s:.6g} s ({r.cycles:,.0f} cycles), energy {r.energy_J:.6g} J, "
               f"traffic {r.traffic_bytes:,.0f} B, util " +
               ", ".join(f"{u} {v:.3f}" for u, v in r.utilization.items()) + " (busy), PE util " +
-              ", ".join(f"{u} {v:.3f}" for u, v in r.pe_utilization.items()) + f"; form: {m.form}")
+              ", ".join(f"{u} {v:.3f}" for u, v in r.pe_utilization.items()) + f"; form: {m.form}; "
+              f"{len(m.groups)} group{'s' if len(m.groups) > 1 else ''}")
         print("    " + m.describe().replace("\n", "\n    "))
     print("Pareto front (latency s, energy J): " +
           ", ".join(f"({a:.4g}, {b:.4g})" for a, b in result.front[:8]) +
