@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from einsum_ir.spec_fields import Quantity, SpecFile
 
+from .spec_expr import evaluate
+
 ENERGY_PJ = Quantity(0, 1e9, "pJ")
 AREA_UM2 = Quantity(0, 1e12, "um^2")
 
@@ -29,6 +31,9 @@ class EnergyTable:
     def energy(self, spec: SpecFile, component: str, where: str, choices: tuple) -> float:
         """The pJ of the first action of ``choices`` the component's table has."""
         table = self.actions.get(component)
+        if not self.actions:
+            raise spec.err(where, f"no energy for component {component!r}: no ERT was given",
+                           hint=_tables_hint(self.actions))
         if table is None:
             raise spec.err(where, f"no ERT table for component {component!r}: its energy is "
                            "unknown", hint=_tables_hint(self.actions))
@@ -95,7 +100,7 @@ def _list_table(spec: SpecFile, table, path: str) -> tuple:
         spec.mapping(act, where, "{name: read, arguments: null, energy: 1.2}")
         spec.keys(act, where, {"name", "arguments", "energy"}, ("name", "energy"))
         action = spec.text(act, "name", where, max_len=200)
-        entries.setdefault(action, []).append(spec.check(act["energy"], ENERGY_PJ, f"{where}.energy"))
+        entries.setdefault(action, []).append(_number(spec, act["energy"], ENERGY_PJ, f"{where}.energy"))
     return path, name, entries
 
 
@@ -108,8 +113,8 @@ def _dict_actions(spec: SpecFile, acts, path: str) -> dict:
             where = f"{path}.{action}[{j}]" if isinstance(body, list) else f"{path}.{action}"
             spec.mapping(item, where, "{arguments: null, energy: 1.2}")
             spec.keys(item, where, {"arguments", "energy"}, ("energy",))
-            entries.setdefault(str(action), []).append(spec.check(item["energy"], ENERGY_PJ,
-                                                                  f"{where}.energy"))
+            entries.setdefault(str(action), []).append(_number(spec, item["energy"], ENERGY_PJ,
+                                                               f"{where}.energy"))
     return entries
 
 
@@ -127,6 +132,13 @@ def read_art(spec: SpecFile, node, where: str = "ART") -> dict:
         path = f"{where}.tables[{i}]"
         spec.mapping(table, path, "{name: system.mac, area: 1545}")
         spec.keys(table, path, {"name", "area"}, ("name", "area"))
-        areas[short_name(spec.text(table, "name", path, max_len=500))] = spec.check(
-            table["area"], AREA_UM2, f"{path}.area")
+        areas[short_name(spec.text(table, "name", path, max_len=500))] = _number(
+            spec, table["area"], AREA_UM2, f"{path}.area")
     return areas
+
+
+def _number(spec: SpecFile, value, q: Quantity, path: str) -> float:
+    """A table value; text such as ``2.5e6`` (a string to YAML 1.1) is read as the number."""
+    if isinstance(value, str):
+        return spec.check(evaluate(value, {}, spec.where(path)), q, path, value)
+    return spec.check(value, q, path)

@@ -206,12 +206,12 @@ class _Builder:
         for leaf in self.r.leaves:
             seconds = self.r.leaf_number(leaf, "global_cycle_seconds", CYCLE_S)
             if seconds is not None:
-                return 1.0 / seconds
+                return _hz(seconds)
         if "global_cycle_seconds" in self.r.env:
-            return 1.0 / self.r.check(self.r.env["global_cycle_seconds"], CYCLE_S,
-                                      "variables.global_cycle_seconds")
+            return _hz(self.r.check(self.r.env["global_cycle_seconds"], CYCLE_S,
+                                    "variables.global_cycle_seconds"))
         self.notes.append("no global_cycle_seconds: the clock is Timeloop's default 1 GHz")
-        return 1.0 / DEFAULT_CYCLE_S
+        return _hz(DEFAULT_CYCLE_S)
 
     def _bits(self, leaf: Leaf) -> int | None:
         return self.r.leaf_number(leaf, "datawidth", BITS)
@@ -392,3 +392,8 @@ def _owner(spad: Leaf, computes: list, leaves: list) -> Leaf:
 def _whole(x: float):
     """An integral float as an int (so a written spec reads 200000000, not 200000000.0)."""
     return int(x) if float(x).is_integer() and abs(x) < 2 ** 63 else x
+
+
+def _hz(cycle_seconds: float) -> float:
+    """1 / the cycle time, to 12 digits (1 / 1e-9 is 999999999.9999999 in floating point)."""
+    return float(f"{1.0 / cycle_seconds:.12g}")

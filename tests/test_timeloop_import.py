@@ -1,0 +1,229 @@
+"""Timeloop v0.4 / Accelergy designs import into Cascade specs and simulate; what the model lacks is
+a warning, what it cannot represent a located error; the Eyeriss and TPU v1 built-ins load."""
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cascade_cli.main import main
+from einsum_ir.errors import CascadeError
+from simulator.arch import load_arch, resolve_arch
+from simulator.timeloop_import import ArchImportWarning, import_timeloop_file
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "examples" / "archs" / "timeloop" / "eyeriss_like.yaml"
+MHA = str(ROOT / "examples" / "attention" / "mha_1pass.ein")
+EYERISS_SIZES = ["--set", "P=192", "--set", "M=224", "--set", "M0=14"]  # 12 and 14 divide them
+MAC_PJ = 2.2  # the sample's ERT: mac compute
+MACS_PER_OP = {"mac": 1, "mul": 1, "add": 1, "max": 1, "cmp": 1, "exp": 6, "other": 6, "div": 8}
+GEMM = """# a matrix product
+rank M = 96, N = 84, K = 32
+split N = N1 * N0
+rank N0 = 14
+input  A[m,k], B[k,n]
+output C[m,n1,n0]
+C[m,n1,n0] = sum[k] A[m,k] * B[k,n1*N0 + n0]
+"""
+
+
+def _cli(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _sample_arch():
+    with pytest.warns(ArchImportWarning) as caught:
+        arch = load_arch(SAMPLE)
+    return arch, str(caught[0].message)
+
+
+def test_sample_maps_onto_units_levels_and_energies():
+    arch, warning = _sample_arch()
+    assert arch.name == "eyeriss_like" and arch.clock_hz == 200e6 and arch.word_bytes == 2
+    (unit,) = arch.units
+    assert unit.name == "mac" and unit.dims == (12, 14) and unit.pes == 168
+    assert unit.ops["mac"].actions == {"mac": 1} and arch.actions == {"mac": MAC_PJ}
+    assert unit.ops["exp"].cycles == 6 and unit.ops["div"].actions == {"mac": 8}  # cascade_ops
+    dram, glb = arch.levels
+    assert (dram.name, dram.capacity, dram.access_bytes, dram.read_pJ) == ("DRAM", None, 8, 512)
+    assert dram.bandwidth == 4 * 2 * 200e6  # 4 words of 16 bits per cycle
+    assert glb.name == "shared_glb" and glb.capacity == 108 * 1024 and glb.access_bytes == 8
+    assert (glb.read_pJ, glb.write_pJ) == (56.092, 56.716)  # the largest argument set
+    for folded in ("constraints of shared_glb, ifmap_spad, weights_spad, psum_spad",
+                   "per-PE storages ifmap_spad, weights_spad, psum_spad folded into mac's "
+                   "register_file (260 words)", "no ART: area is 0",
+                   "shared_glb.read: 2 argument sets, the largest energy (56.092 pJ)"):
+        assert folded in warning
+
+
+def test_sample_simulates_attention_with_the_erts_mac_energy(capsys):
+    code, out, err = _cli(capsys, "simulate", MHA, "--arch", SAMPLE, *EYERISS_SIZES, "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    macs = sum(n * MACS_PER_OP[op] for e in report["per_einsum"] for op, n in e["ops"].items())
+    assert report["energy_breakdown_J"]["compute"] == pytest.approx(macs * MAC_PJ * 1e-12)
+    assert set(report["energy_breakdown_J"]) == {"compute", "DRAM", "shared_glb"}
+    assert report["traffic"]["DRAM"] > 0 and report["latency_s"] > 0
+    assert max(e["pes_used"] for e in report["per_einsum"]) > 1  # spread over the PE array
+    assert err.startswith("warning: ") and "imported from Timeloop v0.4" in err
+
+
+def test_gemm_compute_energy_is_ert_times_macs(capsys, tmp_path):
+    gemm = tmp_path / "gemm.ein"
+    gemm.write_text(GEMM)
+    code, out, err = _cli(capsys, "simulate", gemm, "--arch", SAMPLE, "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["energy_breakdown_J"]["compute"] == pytest.approx(96 * 84 * 32 * MAC_PJ * 1e-12)
+    assert report["cycles"] >= 96 * 84 * 32 / 168
+
+
+def test_import_arch_writes_a_native_spec_that_loads_the_same(capsys, tmp_path):
+    out_file = tmp_path / "eyeriss_imported.yaml"
+    code, out, err = _cli(capsys, "import-arch", SAMPLE, "-o", out_file)
+    assert code == 0, err
+    assert out.startswith(f"wrote {out_file}: eyeriss_like, units mac 12x14; levels DRAM, "
+                          "shared_glb 108 KiB; 200 MHz")
+    assert "warning: per-PE storages" in err
+    text = out_file.read_text()
+    assert text.startswith("# Imported from the Timeloop v0.4 design") and "#   no ART" in text
+    native = load_arch(out_file)  # a native spec: no warning, the same architecture
+    assert native.to_json() == _sample_arch()[0].to_json()
+    code, out, _ = _cli(capsys, "import-arch", SAMPLE)  # no -o: the spec on standard output
+    assert code == 0 and yaml.safe_load(out)["units"][0]["dims"] == [12, 14]
+
+
+def test_arch_set_overrides_a_timeloop_variable():
+    with pytest.warns(ArchImportWarning):
+        fast = resolve_arch(str(SAMPLE), {"global_cycle_seconds": 1e-9})
+    assert fast.clock_hz == 1e9 and fast.offchip.bandwidth == 8e9
+    with pytest.raises(CascadeError, match="declares no numeric variable 'pe_dim'"):
+        resolve_arch(str(SAMPLE), {"pe_dim": 3})
+
+
+def _mutated(tmp_path, old: str, new: str, text: str | None = None) -> Path:
+    text = text if text is not None else SAMPLE.read_text()
+    assert old in text
+    path = tmp_path / "tl.yaml"
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("- !Component\n    name: DRAM", "- !Componnet\n    name: DRAM",
+     "tl.yaml: architecture.nodes[1]: unknown tag !Componnet (line"),
+    ("type: LPDDR4", "type: !!python/object/apply:os.system [echo]",
+     "tl.yaml: architecture.nodes[1].attributes.type: unknown tag !!python/object/apply:os.system"),
+    ("    class: intmac\n", "", "tl.yaml: architecture.nodes[7].class: missing required field"),
+    ("depth: 13824, ", "", "tl.yaml: architecture.nodes[3].attributes.depth: missing required field"),
+    ("version: 0.4", "version: 0.3", "tl.yaml: architecture.version: version 0.3 is not supported"),
+    ("class: intmac", "class: systolic_thing",
+     "tl.yaml: architecture.nodes[7].class: unknown component class 'systolic_thing'"),
+    ("exp: 6,", "sqrt: 6,",
+     "tl.yaml: architecture.nodes[7].attributes.cascade_ops.sqrt: unknown operation class"),
+    ("spatial: {meshX: 14}", "spatial: {meshX: 0}",
+     "tl.yaml: architecture.nodes[4].spatial.meshX: expected a positive integer"),
+    ("depth: 224,", "depth: two_hundred,",
+     "tl.yaml: architecture.nodes[6].nodes[1].attributes.depth: unknown variable 'two_hundred'"),
+    ("- name: system.eyeriss.PE[0..167].mac", "- name: system.eyeriss.PE[0..167].mac_unit",
+     "tl.yaml: architecture.nodes[7]: no ERT table for component 'mac'"),
+    ("{name: compute, arguments: null, energy: 2.2}", "{name: compute, arguments: null, energy: -1}",
+     "tl.yaml: ERT.tables[5].actions[0].energy: -1 is outside the physical range"),
+    ("  nodes:\n  - !Container\n    name: system", "  nodes:\n  - !Container\n    name: system\n"
+     "    colour: blue", "tl.yaml: architecture.nodes[0].colour: unknown field"),
+])
+def test_bad_timeloop_designs_name_the_field(tmp_path, old, new, message):
+    path = _mutated(tmp_path, old, new)
+    with pytest.raises(CascadeError) as exc:
+        load_arch(path)
+    assert message in str(exc.value)
+
+
+def test_unsafe_tag_is_refused_on_the_command_line(capsys, tmp_path):
+    path = _mutated(tmp_path, "type: LPDDR4", "type: !!python/object/apply:os.system [echo pwned]")
+    code, out, err = _cli(capsys, "import-arch", path)
+    assert code == 1 and not out
+    assert "architecture.nodes[1].attributes.type: unknown tag !!python/object" in err
+    assert "Python object tags are never constructed" in err
+
+
+def test_separate_ert_and_art_files(capsys, tmp_path):
+    text = SAMPLE.read_text()
+    arch_text, ert_text = text.split("ERT:\n", 1)
+    (tmp_path / "arch.yaml").write_text(arch_text)
+    (tmp_path / "ert.yaml").write_text("ERT:\n" + ert_text)
+    (tmp_path / "art.yaml").write_text("ART:\n  version: 0.3\n  tables:\n"
+                                       "  - {name: 'system.eyeriss.PE[0..167].mac', area: 1000}\n"
+                                       "  - {name: system.eyeriss.shared_glb, area: 2.5e6}\n")
+    with pytest.raises(CascadeError, match="architecture.nodes.1.: no energy for component 'DRAM': no ERT was given"):
+        import_timeloop_file(tmp_path / "arch.yaml")
+    imported = import_timeloop_file(tmp_path / "arch.yaml", ert=tmp_path / "ert.yaml",
+                                    art=tmp_path / "art.yaml")
+    assert {a["name"]: (a["count"], a["um2"]) for a in imported.spec["area"]} == {
+        "shared_glb": (1, 2.5e6), "mac": (168, 1000)}
+    assert any(n.startswith("no ART entry (no area) for DRAM, ifmap_spad") for n in imported.notes)
+    code, _, err = _cli(capsys, "import-arch", tmp_path / "arch.yaml", "--ert", tmp_path / "art.yaml")
+    assert code == 1 and "art.yaml: ERT: missing required field" in err
+
+
+DEEP = """architecture:
+  version: 0.4
+  nodes:
+  - !Component {name: MainMemory, class: DRAM, attributes: {width: 64, datawidth: 8}}
+  - !Component {name: GlobalBuffer, class: SRAM, attributes: {sizeKB: 64, width: 256, datawidth: 8}}
+  - !Component {name: L2, class: SRAM, attributes: {sizeKB: 16, width: 128, datawidth: 8}}
+  - !Container
+    name: PE
+    spatial: {meshX: 4}
+    networks: [{name: noc}]
+  - !Component {name: pe_buffer, class: regfile, attributes: {entries: 64, datawidth: 8}}
+  - !Container {name: lane, spatial: {meshX: 4, meshY: 2}}
+  - !Component {name: vmac, class: fpmac, attributes: {datawidth: 8}}
+ERT:
+  tables:
+  - {name: MainMemory, actions: [{name: read, energy: 100}, {name: write, energy: 120}]}
+  - {name: GlobalBuffer, actions: [{name: read, energy: 5}, {name: write, energy: 6}]}
+  - {name: vmac, actions: [{name: compute, energy: 0.5}]}
+"""
+
+
+def test_deeper_hierarchies_say_what_is_folded_and_dropped(tmp_path):
+    path = tmp_path / "deep.yaml"
+    path.write_text(DEEP)
+    imported = import_timeloop_file(path)
+    notes = "\n".join(imported.notes)
+    assert "on-chip storages L2 not modelled: Cascade has DRAM and one on-chip buffer (GlobalBuffer)" in notes
+    assert "networks of/at PE not modelled" in notes
+    assert "vmac: fan-outs PE (4) x lane (8) flattened into one array of dims [2, 16]" in notes
+    assert "no global_cycle_seconds: the clock is Timeloop's default 1 GHz" in notes
+    assert "MainMemory: no shared_bandwidth/read_bandwidth: one 8-byte access per cycle" in notes
+    spec = imported.spec
+    assert spec["units"][0]["dims"] == [2, 16] and spec["word_bytes"] == 1
+    assert spec["units"][0]["register_file"] == {"words": 64}  # pe_buffer has no ERT table
+    assert spec["levels"][1] == {"name": "GlobalBuffer", "capacity": 65536, "access_bytes": 32,
+                                 "read_pJ": 5, "write_pJ": 6}
+    assert "mac: no other operations" not in notes and "vmac: Timeloop models MACs only" in notes
+
+
+def test_builtin_eyeriss_and_tpu_v1():
+    eyeriss = resolve_arch("eyeriss")
+    assert eyeriss.unit("pe_array").dims == (12, 14) and eyeriss.buffer.capacity == 108 * 1024
+    assert eyeriss.clock_hz == 200e6 and eyeriss.offchip.bandwidth == 480e6
+    assert eyeriss.buffer.read_pJ == pytest.approx(6 * 2.2)
+    assert eyeriss.offchip.read_pJ == pytest.approx(200 * 2.2)
+    tpu = resolve_arch("tpu_v1")
+    assert tpu.unit("mxu").dims == (256, 256) and tpu.unit("activation").dims == (256,)
+    assert tpu.buffer.capacity == 24 * 2 ** 20 and tpu.clock_hz == 700e6 and tpu.word_bytes == 1
+    assert tpu.offchip.bandwidth == 34e9
+    assert tpu.actions["mac"] == pytest.approx(40 / (65536 * 700e6) * 1e12)
+    assert "div" not in tpu.unit("mxu").ops and tpu.unit("activation").ops["div"].cycles == 8
+
+
+@pytest.mark.parametrize("arch", ["eyeriss", "tpu_v1"])
+def test_builtin_specs_simulate_attention(capsys, arch):
+    code, out, err = _cli(capsys, "simulate", MHA, "--arch", arch, *EYERISS_SIZES, "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["arch"] == arch and report["energy_J"] > 0 and report["area_mm2"] > 0
