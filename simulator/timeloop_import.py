@@ -366,8 +366,8 @@ class _Builder:
             rf["read_pJ"] = max(self._energies(s)[0] for s in tabled)
             rf["write_pJ"] = max(self._energies(s)[1] for s in tabled)
         self.notes.append(f"per-PE storages {', '.join(s.name for s in spads)} folded into "
-                          f"{unit.name}'s register_file ({words} words), which the model does not "
-                          "charge")
+                          f"{unit.name}'s register_file ({words} words), charged per PE access "
+                          "(charge_register_files: 0 in the written spec switches that off)")
         return rf
 
     def _area(self, leaves: list) -> list:
