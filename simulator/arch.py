@@ -100,6 +100,16 @@ class Level:
     energy_source: str = "spec"  # where read_pJ/write_pJ/area_um2 came from
     ports: int | None = None  # on-chip: ports x port_bytes bytes a cycle bound the group (simulator.timing)
     port_bytes: int | None = None
+    # where an inner level (levels[2:]) sits: one shared instance, or one per unit, per row of
+    # the unit's PEs, or per PE of ``unit`` (simulator.hierarchy)
+    per: str = "shared"
+    unit: str = ""
+    instances: int = 1
+    multicast: bool = True  # a word several instances need is read once from the parent
+
+    def fan_dims(self, unit: "Unit") -> tuple:
+        """The unit's PE dimensions the level's instances are spread over."""
+        return {"row": (0,), "pe": tuple(range(len(unit.dims)))}.get(self.per, ())
 
 
 @dataclass(frozen=True)
@@ -131,9 +141,18 @@ class Arch:
         return self.levels[1] if len(self.levels) > 1 else None
 
     @property
+    def inner(self) -> tuple:
+        """The on-chip levels inside the buffer (per-PE scratchpads, local buffers), outer first."""
+        return self.levels[2:]
+
+    def chain(self, unit: str) -> tuple:
+        """The inner levels between the buffer and the PEs of ``unit``, outer first."""
+        return tuple(lv for lv in self.inner if lv.per == "shared" or lv.unit == unit)
+
+    @property
     def area_um2(self) -> float:
         return (sum(count * um2 for _, count, um2 in self.area)
-                + sum(level.area_um2 for level in self.levels))
+                + sum(level.area_um2 * level.instances for level in self.levels))
 
     def to_json(self) -> dict:
         return {
@@ -148,8 +167,10 @@ class Arch:
                         "access_bytes": lv.access_bytes, "read_pJ": lv.read_pJ,
                         "write_pJ": lv.write_pJ, "area_um2": lv.area_um2,
                         "energy_source": lv.energy_source,
-                        **({"ports": lv.ports, "port_bytes": lv.port_bytes} if lv.ports else {})}
-                       for lv in self.levels],
+                        **({"ports": lv.ports, "port_bytes": lv.port_bytes} if lv.ports else {}),
+                        **({"per": lv.per, "unit": lv.unit, "instances": lv.instances,
+                            "multicast": lv.multicast} if lv.per != "shared" or i > 1 else {})}
+                       for i, lv in enumerate(self.levels)],
             "actions": dict(self.actions), "area_mm2": self.area_um2 / 1e6,
         }
 
@@ -184,7 +205,8 @@ _TOP = {"name", "kind", "description", "provenance", "variables", "clock_hz", "w
 _UNIT = {"name", "dims", "ops", "register_file", "description", "timing"}
 _OP = {"cycles", "actions", "hop_latency"}
 _LEVEL = {"name", "capacity", "bandwidth", "access_bytes", "read_pJ", "write_pJ", "um2",
-          "description", "ports", "port_bytes"}
+          "description", "ports", "port_bytes", "per", "unit", "multicast"}
+PLACEMENTS = ("shared", "unit", "row", "pe")
 _AREA = {"name", "count", "um2"}
 
 
@@ -236,7 +258,10 @@ def arch_from_dict(data, file: str = "<arch>", overrides: Mapping[str, float] | 
     for i, unode in enumerate(ctx.nonempty_list(data["units"], "units", "compute units")):
         units.append(_unit(ctx, unode, f"units[{i}]", actions, units))
     levels_node = ctx.nonempty_list(data["levels"], "levels", "memory levels, off-chip first")
-    levels = tuple(_level(ctx, lnode, i) for i, lnode in enumerate(levels_node))
+    levels: list = []
+    for i, lnode in enumerate(levels_node):
+        levels.append(_level(ctx, lnode, i, units, levels))
+    levels = tuple(levels)
     for i, level in enumerate(levels):  # mappings name levels in `keep`: one name, one level
         if any(other.name == level.name for other in levels[:i]):
             raise ctx.err(f"levels[{i}].name", f"level {level.name!r} is declared twice")
@@ -317,7 +342,7 @@ def _op(ctx: _Reader, op, node, path: str, actions: dict) -> OpCost:
     return OpCost(cycles, acts, ctx.num(node, "hop_latency", path, HOP_CYCLES, default=0))
 
 
-def _level(ctx: _Reader, node, i: int) -> Level:
+def _level(ctx: _Reader, node, i: int, units: list, earlier: list) -> Level:
     path = f"levels[{i}]"
     ctx.mapping(node, path, "{name: GLB, capacity: 2**20, access_bytes: 64, read_pJ: 1, write_pJ: 1}")
     required = ("name", "access_bytes") + (("read_pJ", "write_pJ") if i == 0 else ())
@@ -332,8 +357,49 @@ def _level(ctx: _Reader, node, i: int) -> Level:
     ctx.text(node, "description", path, required=False)
     ports, port_bytes = read_level_ports(ctx, node, path, i)
     access = ctx.num(node, "access_bytes", path, ACCESS_BYTES)
+    per, unit, instances = _placement(ctx, node, path, i, units, earlier)
+    multicast = ctx.num(node, "multicast", path, FLAG, default=1) == 1
     return Level(name, capacity, bandwidth, access, *_level_costs(ctx, node, path, capacity, access),
-                 ports=ports, port_bytes=port_bytes)
+                 ports=ports, port_bytes=port_bytes, per=per, unit=unit, instances=instances,
+                 multicast=multicast)
+
+
+def _placement(ctx: _Reader, node, path: str, i: int, units: list, earlier: list) -> tuple:
+    """(per, unit, instances) of a level: where it sits. Only the levels inside the buffer
+    (levels[2:]) may be local; each unit's chain of levels gets finer inward."""
+    given = [k for k in ("per", "unit", "multicast") if k in node]
+    if i < 2 and given:
+        raise ctx.err(join_path(path, given[0]), "only the levels inside the buffer (levels[2:]) "
+                      "may be local to a unit or its PEs", hint="levels[0] is off-chip, levels[1] "
+                      "the shared buffer; add a level after it")
+    per = node.get("per", "shared")
+    if per not in PLACEMENTS:
+        raise ctx.err(join_path(path, "per"), f"expected one of {', '.join(PLACEMENTS)}, got "
+                      f"{per!r}", hint="per: pe (a scratchpad in every PE), row, unit or shared")
+    if per == "shared":
+        if "unit" in node:
+            raise ctx.err(join_path(path, "unit"), "a shared level serves every unit",
+                          hint="give per: unit, row or pe for a level local to one unit")
+        if any(lv.per != "shared" for lv in earlier):
+            raise ctx.err(join_path(path, "per"), "a shared level inside a local one",
+                          hint="list the shared levels first, then each unit's local levels")
+        return per, "", 1
+    if "unit" not in node:
+        raise ctx.err(join_path(path, "unit"), f"missing required field (a level per {per} "
+                      "serves one unit)", hint="units: " + ", ".join(u.name for u in units))
+    name = ctx.text(node, "unit", path, max_len=100)
+    unit = next((u for u in units if u.name == name), None)
+    if unit is None:
+        raise ctx.err(join_path(path, "unit"), f"no unit {name!r}",
+                      hint="units: " + ", ".join(u.name for u in units))
+    finer = PLACEMENTS.index(per)
+    coarser = [lv for lv in earlier if lv.unit == name and PLACEMENTS.index(lv.per) > finer]
+    if coarser:
+        raise ctx.err(join_path(path, "per"), f"a level per {per} inside {coarser[0].name} "
+                      f"(per {coarser[0].per}) of the same unit",
+                      hint="list a unit's local levels outer first: unit, row, pe")
+    instances = {"unit": 1, "row": unit.dims[0], "pe": unit.pes}[per]
+    return per, name, instances
 
 
 def _level_costs(ctx: _Reader, node, path: str, capacity, access: int) -> tuple:

@@ -27,9 +27,10 @@ every spread rank stays in the PEs while the others stream). ``exposed`` (defaul
 first loads that operand, one array row per cycle (``R`` cycles), as SCALE-Sim's weight- and
 input-stationary arrays do; ``hidden``: it is double-buffered and loaded behind the previous pass.
 
-**On-chip bandwidth** (``levels[1].ports`` and ``levels[1].port_bytes``): the buffer moves at most
-``ports x port_bytes / word_bytes`` words a cycle, so a group takes at least its buffer words read
-and written over that rate; the report says ``bandwidth``-bound when this bound decides.
+**On-chip bandwidth** (``levels[i].ports`` and ``levels[i].port_bytes``, ``i >= 1``): an on-chip
+level moves at most ``ports x port_bytes / word_bytes`` words a cycle (per instance, for a level
+inside the buffer), so a group takes at least its words read and written there over that rate;
+the report says ``bandwidth``-bound when this bound decides, and names the level.
 """
 from __future__ import annotations
 
@@ -89,9 +90,9 @@ def read_level_ports(ctx, node: dict, path: str, index: int) -> tuple:
     given = [k for k in ("ports", "port_bytes") if k in node]
     if not given:
         return None, None
-    if index != 1:
-        raise ctx.err(join_path(path, given[0]), "only the on-chip buffer (levels[1]) has counted "
-                      "traffic to bound", hint="declare ports and port_bytes on levels[1]")
+    if index == 0:
+        raise ctx.err(join_path(path, given[0]), "only the on-chip buffer and the levels inside "
+                      "it have ports (the off-chip level is bounded by its bandwidth)", hint="declare ports and port_bytes on an on-chip level")
     if len(given) == 1:
         other = "port_bytes" if given[0] == "ports" else "ports"
         raise ctx.err(join_path(path, other), f"missing required field (with {given[0]}: the "
@@ -206,11 +207,20 @@ def with_fill(costs: dict, fill: dict, n_iter: int) -> dict:
             if fill[k] else c for k, c in costs.items()}
 
 
-def bandwidth_bound(arch, glb_read: float, glb_write: float) -> tuple:
-    """(cycles the buffer's ports need for the words read and written, the level's name), or
-    (0, "") when the buffer declares no ports."""
+def bandwidth_bound(arch, glb_read: float, glb_write: float, inner: dict | None = None) -> tuple:
+    """(cycles the busiest ported level needs for its words, that level's name), or (0, "")
+    when no on-chip level declares ports. The buffer moves ``ports x port_bytes`` bytes a cycle;
+    an inner level (``inner``: name -> simulator.hierarchy.LevelUse) as much per instance, its
+    words spread evenly over its instances."""
+    best = (0.0, "")
     buf = arch.buffer
-    if buf is None or buf.ports is None:
-        return 0.0, ""
-    words_per_cycle = buf.ports * buf.port_bytes / arch.word_bytes
-    return (glb_read + glb_write) / words_per_cycle, buf.name
+    if buf is not None and buf.ports is not None:
+        best = ((glb_read + glb_write) / (buf.ports * buf.port_bytes / arch.word_bytes), buf.name)
+    for lv in arch.inner:
+        if lv.ports is None or not inner:
+            continue
+        use = inner[lv.name]
+        cycles = (use.read + use.write) / lv.instances / (lv.ports * lv.port_bytes / arch.word_bytes)
+        if cycles > best[0]:
+            best = (cycles, lv.name)
+    return best
