@@ -37,6 +37,7 @@ class Tiling:
     loops: tuple
     buffer_loops: tuple
     spill: dict = field(default_factory=dict)
+    levels: dict = field(default_factory=dict)  # inner level -> LevelMap (what it keeps)
 
     def describe(self) -> str:
         parts = ", ".join(f"{r}:{'x'.join(str(v) for v in p.values())}" for r, p in self.tiles.items())
@@ -45,7 +46,8 @@ class Tiling:
     @property
     def signature(self) -> tuple:
         """What tells two tilings apart (hashable)."""
-        return (self.describe(), tuple(sorted(self.spill.items())))
+        inner = tuple(sorted((n, lm.keep) for n, lm in self.levels.items()))
+        return (self.describe(), tuple(sorted(self.spill.items()))) + ((inner,) if inner else ())
 
 
 def capable_units(arch, einsum) -> tuple:

@@ -51,6 +51,7 @@ class Fill:
     parent_reads: dict  # source level name (BUFFER: the buffer) -> words it delivers
     writes: float  # words written into the level's instances (every copy)
     footprint: float  # bytes one instance holds
+    copies: int  # instances holding the same word (what it delivers to the PEs is per instance)
 
 
 @dataclass(frozen=True)
@@ -86,9 +87,10 @@ def fetches(loops, names: tuple, tvars) -> int:
 
 
 def _share(prob, loops, info, unit, spatial: tuple, level, tvars, above: tuple) -> tuple:
-    """(words one instance holds, copies across the instances) of a tile under ``above``."""
+    """(words one instance holds, instances used, instances holding each word) of a tile under
+    ``above``: the spread variables that index the tensor divide it, the others copy it."""
     div: dict = {}
-    copies = 1
+    copies = used_instances = 1
     fan = level.fan_dims(unit)
     for d, name in enumerate(spatial[:len(unit.dims)]):
         var = loops.var(name)
@@ -96,6 +98,7 @@ def _share(prob, loops, info, unit, spatial: tuple, level, tvars, above: tuple) 
             continue
         ext = prob.sizes[var.upper()]
         used = min(ext, unit.dims[d], loops.extent(name) if name in loops.parts else ext)
+        used_instances *= used
         if var in tvars:
             div[var] = div.get(var, 1) * used
         else:
@@ -107,7 +110,7 @@ def _share(prob, loops, info, unit, spatial: tuple, level, tvars, above: tuple) 
     words = 1.0
     for v in tvars:
         words *= math.ceil(math.ceil(prob.sizes[v.upper()] / outer.get(v, 1)) / div.get(v, 1))
-    return words, copies
+    return words, used_instances, copies
 
 
 def level_fill(prob, arch, loops, group, level, unit, spatial: tuple, t: str, consumer: str,
@@ -119,18 +122,18 @@ def level_fill(prob, arch, loops, group, level, unit, spatial: tuple, t: str, co
     above = loops_above(arch, group, level)
     own = tuple(n for n in above if loops.var(n) in info.vars)  # loops that rerun the consumer
     n = fetches(loops, own, tv) * info.density
-    per_instance, copies = _share(prob, loops, info, unit, spatial, level, tv, above)
+    per_instance, used, copies = _share(prob, loops, info, unit, spatial, level, tv, above)
     parent = {}
     for src in sources:
         if not level.multicast:
-            parent[src] = per_instance * copies * n
+            parent[src] = per_instance * used * n
         elif src == BUFFER:
             parent[src] = tile_words(prob, loops, tv, above) * n
         else:  # each instance of the source delivers the distinct words its children need
-            words, src_copies = _share(prob, loops, info, unit, spatial, arch_level(arch, src),
-                                       tv, above)
-            parent[src] = words * src_copies * n
-    return Fill(parent, per_instance * copies * n, per_instance * arch.word_bytes)
+            words, src_used, _ = _share(prob, loops, info, unit, spatial, arch_level(arch, src),
+                                        tv, above)
+            parent[src] = words * src_used * n
+    return Fill(parent, per_instance * used * n, per_instance * arch.word_bytes, copies)
 
 
 def arch_level(arch, name: str):
@@ -197,7 +200,9 @@ def route_reads(reads: tuple, per_read: list, pays: list, unit_of, kept: dict, i
         for route in per_unit:
             on = np.where(np.logical_and(pay, np.equal(unit_of[r.consumer], route.code)), 1.0, 0.0)
             nearest = {BUFFER: 1.0}  # source -> 1 where it is the nearest keeper outward
+            copies = {BUFFER: 1}  # the array's reads of a local level are per instance
             for lv, fill in route.fills:
+                copies[lv.name] = fill.copies
                 k = np.where(kept[lv.name][route.tensor], 1.0, 0.0)
                 for src, w in nearest.items():
                     _add(inner, src, on * k * w * fill.parent_reads[src], 0.0)
@@ -205,7 +210,7 @@ def route_reads(reads: tuple, per_read: list, pays: list, unit_of, kept: dict, i
                 nearest = {src: w * (1.0 - k) for src, w in nearest.items()}
                 nearest[lv.name] = k
             for src, w in nearest.items():
-                _add(inner, src, on * w * r.words, 0.0)
+                _add(inner, src, on * w * r.words * copies[src], 0.0)
         total = total + inner.pop(BUFFER, [0.0, 0.0])[0]
     return total
 

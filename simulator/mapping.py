@@ -145,6 +145,10 @@ class Mapping:
                 lines.append(f"  {unit}: {' '.join(names)}")
             if g.spill:
                 lines.append("  spill: " + ", ".join(f"{k} {v:.3g}" for k, v in g.spill.items()))
+            for name, lm in g.levels.items():
+                kept = "whatever fits" if lm.keep is None else (", ".join(lm.keep) or "nothing")
+                lines.append(f"  {name}: keeps {kept}" + (f"; loops {' > '.join(lm.loops)}"
+                                                          if lm.loops else ""))
         return "\n".join(lines)
 
 

@@ -6,16 +6,22 @@ ERT in an ``ERT:`` section or a separate file) becomes the plain data of a nativ
 
 * the outermost storage (DRAM) is the off-chip level: bandwidth from ``shared_bandwidth`` or
   ``read_bandwidth`` (words per cycle), an access of ``width`` bits, read/write pJ from the ERT;
-* the first storage outside every spatial fan-out (the global buffer) is the on-chip level;
+* the first storage outside every spatial fan-out (the global buffer) is the on-chip buffer,
+  the storages after it outside every fan-out are shared levels inside it;
 * each compute component (class ``*mac*``/``compute``) is a unit whose PE dims are the fan-outs
   above it (``meshY`` rows x ``meshX`` columns); its ERT ``compute`` energy prices a MAC, and the
   unit also performs ``mul`` and ``add`` at that price. Timeloop has no other operations; a
   component's ``cascade_ops`` attribute (Timeloop ignores attributes it does not use) adds them as
   a number of MACs each, e.g. ``{max: 1, exp: 6, div: 8}``;
-* storages inside a fan-out (per-PE scratchpads) are folded into the unit's ``register_file``.
+* storages inside a fan-out are levels local to the compute component after them: one per PE
+  (``per: pe``, as many instances as PEs) or one per row (``per: row``); the storages of one
+  ``!Parallel`` branch (Eyeriss's ifmap, filter and psum scratchpads side by side) are one level
+  with their capacities added (Cascade's tensors are not Timeloop's dataspaces, so which
+  scratchpad holds which tensor is the mapping's choice). A storage with another instance count
+  (one per group of PEs) is folded into the unit's ``register_file``.
 
-What Cascade's model does not have (more on-chip levels, keep/bypass constraints, networks and
-multicast, a missing clock or DRAM bandwidth) is reported in :attr:`ImportedSpec.notes`, and by
+What Cascade's model does not have (keep/bypass constraints, networks, a missing clock or DRAM
+bandwidth) is reported in :attr:`ImportedSpec.notes`, and by
 :func:`load_timeloop_arch` as one :class:`ArchImportWarning`; a design that cannot be represented
 at all is a :class:`CascadeError` naming the file and the field path.
 """
@@ -187,11 +193,15 @@ class _Builder:
             (shared if s.instances == 1 else per_pe).append(s)
         self.clock_hz = self._clock()
         self.word_bits = self._word_bits(offchip, shared, computes)
-        levels = [self._offchip(offchip)] + ([self._buffer(shared[0])] if shared else [])
-        self._note_dropped(shared, leaves)
+        levels = [self._offchip(offchip)] + [self._buffer(s, i == 0) for i, s in enumerate(shared)]
+        self._note_dropped(leaves)
         actions = {c.name: self.ert.energy(self.r, c.name, c.path, COMPUTE) for c in computes}
-        units = [self._unit(c, [s for s in per_pe if _owner(s, computes, leaves) is c])
-                 for c in computes]
+        units = []
+        for c in computes:
+            mine = [s for s in per_pe if _owner(s, computes, leaves) is c]
+            local, folded = self._local_levels(c, mine) if shared else ([], mine)
+            levels += local
+            units.append(self._unit(c, folded))
         return {"name": self.name, "kind": "accelerator",
                 "description": f"{self.name}: imported from a Timeloop v0.4 design",
                 "provenance": f"Timeloop v0.4 architecture {self.r.file} with its Accelergy ERT"
@@ -295,10 +305,14 @@ class _Builder:
                              hint="only the outermost storage (DRAM) may be unbounded")
         return bits // 8 if float(bits).is_integer() and bits % 8 == 0 else bits / 8
 
-    def _buffer(self, leaf: Leaf) -> dict:
+    def _buffer(self, leaf: Leaf, first: bool = True) -> dict:
         level = {"name": leaf.name, "capacity": self._capacity(leaf),
                  "access_bytes": self._access_bytes(leaf)}
-        level["read_pJ"], level["write_pJ"] = self._energies(leaf)
+        if first or leaf.name in self.ert.actions:
+            level["read_pJ"], level["write_pJ"] = self._energies(leaf)
+        else:
+            self.notes.append(f"{leaf.name}: no ERT table: energies and area from its capacity "
+                              "and width (Cascade's 45 nm SRAM table)")
         bandwidth = self._bandwidth(leaf)
         if bandwidth is not None:
             level["bandwidth"] = bandwidth
@@ -306,19 +320,54 @@ class _Builder:
                               "bandwidth")
         return level
 
-    def _note_dropped(self, shared: list, leaves: list) -> None:
-        if len(shared) > 1:
-            self.notes.append("on-chip storages " + ", ".join(s.name for s in shared[1:])
-                              + f" not modelled: Cascade has DRAM and one on-chip buffer "
-                              f"({shared[0].name})")
+    def _note_dropped(self, leaves: list) -> None:
         constrained = [lf.name for lf in leaves if lf.constrained]
         if constrained:
             self.notes.append("constraints of " + ", ".join(constrained) + " (keep/bypass, loop "
                               "factors) not imported: Cascade's mapper decides what each level keeps")
         networks = [lf.name for lf in leaves if lf.kind == "network" or lf.networks]
         if networks:
-            self.notes.append("networks of/at " + ", ".join(networks) + " not modelled (no NoC or "
-                              "multicast energy or latency)")
+            self.notes.append("networks of/at " + ", ".join(networks) + " not modelled (no NoC "
+                              "energy or latency; local levels' fills are multicast)")
+
+    def _local_levels(self, unit: Leaf, spads: list) -> tuple:
+        """(levels, storages left to fold) of the per-PE and per-row storages feeding ``unit``."""
+        x, y = unit.mesh
+        placed, folded = [], []
+        for s in spads:
+            if s.instances == x * y:
+                placed.append(("pe", s))
+            elif x > 1 and y > 1 and s.mesh == (1, y):
+                placed.append(("row", s))
+            else:
+                folded.append(s)
+        placed.sort(key=lambda p: p[0] == "pe")  # rows outside PEs; stable: tree order
+        groups: list = []
+        for per, s in placed:
+            if groups and s.parallel and groups[-1][0] == per and groups[-1][1][-1].parallel == s.parallel:
+                groups[-1][1].append(s)
+            else:
+                groups.append((per, [s]))
+        return [self._local_level(unit, per, members) for per, members in groups], folded
+
+    def _local_level(self, unit: Leaf, per: str, members: list) -> dict:
+        name = "+".join(s.name for s in members)
+        level = {"name": name, "per": per, "unit": unit.name,
+                 "capacity": _whole(sum(self._capacity(s) for s in members)),
+                 "access_bytes": max(self._access_bytes(s) for s in members)}
+        tabled = [s for s in members if s.name in self.ert.actions]
+        if tabled:
+            level["read_pJ"] = max(self._energies(s)[0] for s in tabled)
+            level["write_pJ"] = max(self._energies(s)[1] for s in tabled)
+        else:
+            self.notes.append(f"{name}: no ERT table: energies and area from its capacity and "
+                              "width (Cascade's 45 nm SRAM table)")
+        count = unit.instances if per == "pe" else unit.mesh[1]
+        together = (" (one !Parallel branch: one level, capacities added, the largest energy per "
+                    "access)" if len(members) > 1 else "")
+        self.notes.append(f"{name}: a level per {'PE' if per == 'pe' else 'row'} of {unit.name} "
+                          f"({count} instances){together}")
+        return level
 
     # -- units and area
 

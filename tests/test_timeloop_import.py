@@ -46,14 +46,17 @@ def test_sample_maps_onto_units_levels_and_energies():
     assert unit.name == "mac" and unit.dims == (12, 14) and unit.pes == 168
     assert unit.ops["mac"].actions == {"mac": 1} and arch.actions == {"mac": MAC_PJ}
     assert unit.ops["exp"].cycles == 6 and unit.ops["div"].actions == {"mac": 8}  # cascade_ops
-    dram, glb = arch.levels
+    dram, glb, spad = arch.levels  # the per-PE scratchpads keep their level
     assert (dram.name, dram.capacity, dram.access_bytes, dram.read_pJ) == ("DRAM", None, 8, 512)
+    assert (spad.name, spad.per, spad.unit, spad.instances) == (
+        "ifmap_spad+weights_spad+psum_spad", "pe", "mac", 168)
+    assert spad.capacity == (12 + 224 + 24) * 2 and unit.register_file is None
     assert dram.bandwidth == 4 * 2 * 200e6  # 4 words of 16 bits per cycle
     assert glb.name == "shared_glb" and glb.capacity == 108 * 1024 and glb.access_bytes == 8
     assert (glb.read_pJ, glb.write_pJ) == (56.092, 56.716)  # the largest argument set
     for folded in ("constraints of shared_glb, ifmap_spad, weights_spad, psum_spad",
-                   "per-PE storages ifmap_spad, weights_spad, psum_spad folded into mac's "
-                   "register_file (260 words)", "no ART: area is 0",
+                   "ifmap_spad+weights_spad+psum_spad: a level per PE of mac (168 instances) (one "
+                   "!Parallel branch: one level, capacities added", "no ART: area is 0",
                    "shared_glb.read: 2 argument sets, the largest energy (56.092 pJ)"):
         assert folded in warning
 
@@ -64,9 +67,10 @@ def test_sample_simulates_attention_with_the_erts_mac_energy(capsys):
     report = json.loads(out)
     macs = sum(n * MACS_PER_OP[op] for e in report["per_einsum"] for op, n in e["ops"].items())
     assert report["energy_breakdown_J"]["compute"] == pytest.approx(macs * MAC_PJ * 1e-12)
-    # the folded scratchpads are charged as per-PE register files (the ERT's spad energies)
-    assert set(report["energy_breakdown_J"]) == {"compute", "DRAM", "shared_glb", "register_files"}
-    assert report["energy_breakdown_J"]["register_files"] > 0
+    # the scratchpads are a level of their own (the ERT's spad energies per access)
+    spad = "ifmap_spad+weights_spad+psum_spad"
+    assert set(report["energy_breakdown_J"]) == {"compute", "DRAM", "shared_glb", spad}
+    assert set(report["traffic"]) == {"DRAM", "shared_glb", spad}
     assert report["traffic"]["DRAM"] > 0 and report["latency_s"] > 0
     assert max(e["pes_used"] for e in report["per_einsum"]) > 1  # spread over the PE array
     assert err.startswith("warning: ") and "imported from Timeloop v0.4" in err
@@ -87,8 +91,8 @@ def test_import_arch_writes_a_native_spec_that_loads_the_same(capsys, tmp_path):
     code, out, err = _cli(capsys, "import-arch", SAMPLE, "-o", out_file)
     assert code == 0, err
     assert out.startswith(f"wrote {out_file}: eyeriss_like, units mac 12x14; levels DRAM, "
-                          "shared_glb 108 KiB; 200 MHz")
-    assert "warning: per-PE storages" in err
+                          "shared_glb 108 KiB, ifmap_spad+weights_spad+psum_spad ")
+    assert "warning: ifmap_spad+weights_spad+psum_spad: a level per PE" in err
     text = out_file.read_text()
     assert text.startswith("# Imported from the Timeloop v0.4 design") and "#   no ART" in text
     native = load_arch(out_file)  # a native spec: no warning, the same architecture
@@ -196,7 +200,9 @@ def test_deeper_hierarchies_say_what_is_folded_and_dropped(tmp_path):
     path.write_text(DEEP)
     imported = import_timeloop_file(path)
     notes = "\n".join(imported.notes)
-    assert "on-chip storages L2 not modelled: Cascade has DRAM and one on-chip buffer (GlobalBuffer)" in notes
+    assert "not modelled: Cascade has DRAM and one" not in notes  # L2: a level inside the buffer
+    assert "L2: no ERT table: energies and area from its capacity and width" in notes
+    assert [lv["name"] for lv in imported.spec["levels"]] == ["MainMemory", "GlobalBuffer", "L2"]
     assert "networks of/at PE not modelled" in notes
     assert "vmac: fan-outs PE (4) x lane (8) flattened into one array of dims [2, 16]" in notes
     assert "no global_cycle_seconds: the clock is Timeloop's default 1 GHz" in notes
