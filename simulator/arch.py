@@ -7,6 +7,7 @@ field, e.g. ``examples/archs/x.yaml: levels[1].bandwidth: expected a positive nu
 be finite and lie in generous physical ranges (the table below, printed in the message when a value
 is outside it); integer fields refuse fractions.
 
+Levels (:mod:`simulator.arch_levels`): off-chip, the shared buffer, then any levels inside it.
 An on-chip level that gives no ``read_pJ``/``write_pJ``/``um2`` (its area) takes them from its
 capacity and port width (:mod:`simulator.components`); one that gives both energies and no area
 has area 0 (its areas are listed under ``area:``). A unit's ``register_file`` (words, read/write pJ)
@@ -26,10 +27,10 @@ from einsum_ir.resources import BuiltinKind, builtin_names, data_root, resolve_s
 from einsum_ir.spec_fields import Quantity, SpecFile, join_path
 from einsum_ir.yaml_io import load_yaml_mapping
 
-from .components import sram_cost
+from .arch_levels import AREA_UM2, ENERGY_PJ, FLAG, Level, read_level
 from .fused import FUSED_OPS
 from .spec_expr import evaluate
-from .timing import UnitTiming, read_level_ports, read_unit_timing
+from .timing import UnitTiming, read_unit_timing
 
 FUSED_OP_NAMES = tuple(op.name for op in FUSED_OPS)
 
@@ -38,19 +39,13 @@ FUSED_OP_NAMES = tuple(op.name for op in FUSED_OPS)
 # 1 Hz and a few bytes per second are allowed so hand-worked specs can count in cycles.
 CLOCK_HZ = Quantity(1, 1e11, "Hz")
 WORD_BYTES = Quantity(1, 64, "bytes", integer=True)
-ENERGY_PJ = Quantity(0, 1e9, "pJ")
 PE_DIM = Quantity(1, 2 ** 16, "PEs", integer=True)
 CYCLES = Quantity(0, 1e6, "cycles", positive=True)
 ACTIONS_PER_OP = Quantity(0, 1e6, "actions", positive=True)
 HOP_CYCLES = Quantity(0, 1e6, "cycles")
 RF_WORDS = Quantity(0, 2 ** 30, "words", integer=True)
-CAPACITY = Quantity(1, 2 ** 60, "bytes")
-BANDWIDTH = Quantity(1, 1e16, "bytes/s")
-ACCESS_BYTES = Quantity(1, 2 ** 20, "bytes", integer=True)
 AREA_COUNT = Quantity(0, 2 ** 40, "instances", integer=True)
-AREA_UM2 = Quantity(0, 1e12, "um^2")
 VARIABLE = Quantity(-2.0 ** 100, 2.0 ** 100)
-FLAG = Quantity(0, 1, "(0 or 1)", integer=True)
 
 
 @dataclass(frozen=True)
@@ -86,30 +81,6 @@ class Unit:
         for d in self.dims:
             n *= d
         return n
-
-
-@dataclass(frozen=True)
-class Level:
-    name: str
-    capacity: float | None  # bytes; None = unbounded (off-chip)
-    bandwidth: float | None  # bytes per second; None = not a bottleneck
-    access_bytes: int
-    read_pJ: float
-    write_pJ: float
-    area_um2: float = 0.0
-    energy_source: str = "spec"  # where read_pJ/write_pJ/area_um2 came from
-    ports: int | None = None  # on-chip: ports x port_bytes bytes a cycle bound the group (simulator.timing)
-    port_bytes: int | None = None
-    # where an inner level (levels[2:]) sits: one shared instance, or one per unit, per row of
-    # the unit's PEs, or per PE of ``unit`` (simulator.hierarchy)
-    per: str = "shared"
-    unit: str = ""
-    instances: int = 1
-    multicast: bool = True  # a word several instances need is read once from the parent
-
-    def fan_dims(self, unit: "Unit") -> tuple:
-        """The unit's PE dimensions the level's instances are spread over."""
-        return {"row": (0,), "pe": tuple(range(len(unit.dims)))}.get(self.per, ())
 
 
 @dataclass(frozen=True)
@@ -204,9 +175,6 @@ _TOP = {"name", "kind", "description", "provenance", "variables", "clock_hz", "w
         "actions", "units", "levels", "area", "charge_register_files"}
 _UNIT = {"name", "dims", "ops", "register_file", "description", "timing"}
 _OP = {"cycles", "actions", "hop_latency"}
-_LEVEL = {"name", "capacity", "bandwidth", "access_bytes", "read_pJ", "write_pJ", "um2",
-          "description", "ports", "port_bytes", "per", "unit", "multicast"}
-PLACEMENTS = ("shared", "unit", "row", "pe")
 _AREA = {"name", "count", "um2"}
 
 
@@ -260,7 +228,7 @@ def arch_from_dict(data, file: str = "<arch>", overrides: Mapping[str, float] | 
     levels_node = ctx.nonempty_list(data["levels"], "levels", "memory levels, off-chip first")
     levels: list = []
     for i, lnode in enumerate(levels_node):
-        levels.append(_level(ctx, lnode, i, units, levels))
+        levels.append(read_level(ctx, lnode, i, units, levels))
     levels = tuple(levels)
     for i, level in enumerate(levels):  # mappings name levels in `keep`: one name, one level
         if any(other.name == level.name for other in levels[:i]):
@@ -340,82 +308,6 @@ def _op(ctx: _Reader, op, node, path: str, actions: dict) -> OpCost:
                           hint="declare it under 'actions:' (pJ per action)")
         acts[act] = ctx.num(acts_node, act, f"{path}.actions", ACTIONS_PER_OP)
     return OpCost(cycles, acts, ctx.num(node, "hop_latency", path, HOP_CYCLES, default=0))
-
-
-def _level(ctx: _Reader, node, i: int, units: list, earlier: list) -> Level:
-    path = f"levels[{i}]"
-    ctx.mapping(node, path, "{name: GLB, capacity: 2**20, access_bytes: 64, read_pJ: 1, write_pJ: 1}")
-    required = ("name", "access_bytes") + (("read_pJ", "write_pJ") if i == 0 else ())
-    ctx.keys(node, path, _LEVEL, required)
-    name = ctx.text(node, "name", path, max_len=100)
-    capacity = ctx.num(node, "capacity", path, CAPACITY, default=None)
-    if i > 0 and capacity is None:
-        raise ctx.err(f"{path}.capacity", "missing required field (on-chip levels have a capacity)")
-    bandwidth = ctx.num(node, "bandwidth", path, BANDWIDTH, default=None)
-    if i == 0 and bandwidth is None:
-        raise ctx.err(f"{path}.bandwidth", "missing required field (the off-chip bandwidth, bytes/s)")
-    ctx.text(node, "description", path, required=False)
-    ports, port_bytes = read_level_ports(ctx, node, path, i)
-    access = ctx.num(node, "access_bytes", path, ACCESS_BYTES)
-    per, unit, instances = _placement(ctx, node, path, i, units, earlier)
-    multicast = ctx.num(node, "multicast", path, FLAG, default=1) == 1
-    return Level(name, capacity, bandwidth, access, *_level_costs(ctx, node, path, capacity, access),
-                 ports=ports, port_bytes=port_bytes, per=per, unit=unit, instances=instances,
-                 multicast=multicast)
-
-
-def _placement(ctx: _Reader, node, path: str, i: int, units: list, earlier: list) -> tuple:
-    """(per, unit, instances) of a level: where it sits. Only the levels inside the buffer
-    (levels[2:]) may be local; each unit's chain of levels gets finer inward."""
-    given = [k for k in ("per", "unit", "multicast") if k in node]
-    if i < 2 and given:
-        raise ctx.err(join_path(path, given[0]), "only the levels inside the buffer (levels[2:]) "
-                      "may be local to a unit or its PEs", hint="levels[0] is off-chip, levels[1] "
-                      "the shared buffer; add a level after it")
-    per = node.get("per", "shared")
-    if per not in PLACEMENTS:
-        raise ctx.err(join_path(path, "per"), f"expected one of {', '.join(PLACEMENTS)}, got "
-                      f"{per!r}", hint="per: pe (a scratchpad in every PE), row, unit or shared")
-    if per == "shared":
-        if "unit" in node:
-            raise ctx.err(join_path(path, "unit"), "a shared level serves every unit",
-                          hint="give per: unit, row or pe for a level local to one unit")
-        if any(lv.per != "shared" for lv in earlier):
-            raise ctx.err(join_path(path, "per"), "a shared level inside a local one",
-                          hint="list the shared levels first, then each unit's local levels")
-        return per, "", 1
-    if "unit" not in node:
-        raise ctx.err(join_path(path, "unit"), f"missing required field (a level per {per} "
-                      "serves one unit)", hint="units: " + ", ".join(u.name for u in units))
-    name = ctx.text(node, "unit", path, max_len=100)
-    unit = next((u for u in units if u.name == name), None)
-    if unit is None:
-        raise ctx.err(join_path(path, "unit"), f"no unit {name!r}",
-                      hint="units: " + ", ".join(u.name for u in units))
-    finer = PLACEMENTS.index(per)
-    coarser = [lv for lv in earlier if lv.unit == name and PLACEMENTS.index(lv.per) > finer]
-    if coarser:
-        raise ctx.err(join_path(path, "per"), f"a level per {per} inside {coarser[0].name} "
-                      f"(per {coarser[0].per}) of the same unit",
-                      hint="list a unit's local levels outer first: unit, row, pe")
-    instances = {"unit": 1, "row": unit.dims[0], "pe": unit.pes}[per]
-    return per, name, instances
-
-
-def _level_costs(ctx: _Reader, node, path: str, capacity, access: int) -> tuple:
-    """(read pJ, write pJ, area um^2, source) of a level: what the spec gives, the rest from the
-    buffer model for an on-chip level (the off-chip level gives its energies and has no area)."""
-    given = {key: ctx.num(node, key, path, q, default=None)
-             for key, q in (("read_pJ", ENERGY_PJ), ("write_pJ", ENERGY_PJ), ("um2", AREA_UM2))}
-    if given["read_pJ"] is not None and given["write_pJ"] is not None and given["um2"] is None:
-        given["um2"] = 0.0  # a spec with its own energies lists its areas under `area:`
-    if capacity is None or all(v is not None for v in given.values()):
-        return given["read_pJ"], given["write_pJ"], given["um2"] or 0.0, "spec"
-    model = sram_cost(capacity, access * 8)
-    modelled = (model.read_pJ, model.write_pJ, model.area_um2)
-    values = tuple(m if v is None else v for v, m in zip(given.values(), modelled, strict=True))
-    source = "model" if all(v is None for v in given.values()) else "spec + model"
-    return (*values, source)
 
 
 def _area(ctx: _Reader, node, path: str) -> tuple:
