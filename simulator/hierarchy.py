@@ -19,7 +19,11 @@ next level outward that keeps it (or the buffer). Filling level ``L`` for consum
   tile that stays while inner loops do not change it is not fetched again);
 * the level writes every instance's copy; the parent reads each distinct word once when the
   level ``multicast``\\ s (the default: a word the PEs of a spread rank that does not index the
-  tensor all need is delivered to them in one read), one copy per instance when it does not.
+  tensor all need is delivered to them in one read), one copy per instance when it does not;
+  a local parent (a row buffer feeding scratchpads) reads, per instance, the distinct words of
+  its own children;
+* the PEs read the innermost level that keeps the tensor, once per iteration of every loop (the
+  inner levels' included), per instance for a local level (each PE reads its own copy).
 
 What a level keeps is a mapping choice (``levels: {spad: {keep: [...]}}`` of a group); by
 default every tensor read through it whose tile fits what is left of one instance's capacity,

@@ -274,3 +274,30 @@ def test_imported_timeloop_designs_keep_their_levels():
     # B bypasses it: 3 x 3 tiles x 10 K steps, 14 words each, from the buffer
     assert report.groups[0].glb_read == 12 * 10 * 3 + 90 * 14
     assert report.energy_breakdown[spad] > 0 and report.traffic[spad] > 0
+
+
+def test_one_pe_nest_matches_the_timeloop_style_nest_analysis():
+    """With every rank in a loop (one element per step) the three-level counts are the nest
+    analysis's (simulator.check.nest, checked against Timeloop's exercises): buffer fills, its
+    reads = the scratchpad's fills, one scratchpad read per MAC."""
+    from simulator.check.nest import NestLevel, analyze_nest
+
+    gemm = loads("rank M = 6, N = 5, K = 4\ninput A[m,k], B[k,n]\noutput C[m,n]\n"
+                 "C[m,n] = sum[k] A[m,k] * B[k,n]\n")
+    spec = _spec()
+    spec["units"][0]["dims"] = [1]
+    arch = arch_from_dict(spec, "one.yaml")
+    m = single_group(["C"], {"C": "pe"}, {"pe": []}, tiles={"M": {"M0": 3}}, loops=("M1",),
+                     buffer_loops=("N", "M0"))
+    m = dataclasses.replace(m, groups=(dataclasses.replace(
+        m.groups[0], levels={"spad": LevelMap(("A", "B"), ("K",))}),))
+    check_mapping(m, problem_for(gemm, {}), arch)
+    g = simulate(gemm, arch, m).groups[0]
+    ref = analyze_nest({"m": 6, "n": 5, "k": 4}, {"A": [["m"], ["k"]], "B": [["k"], ["n"]]}, "C", [
+        NestLevel("DRAM", {"A", "B"}, [("m", 2)]),
+        NestLevel("GLB", {"A", "B"}, [("n", 5), ("m", 3)]),
+        NestLevel("spad", {"A", "B"}, [("k", 4)])], 1.0).counts
+    assert g.dram_read / 2 == ref["GLB"]["A"]["fills"] + ref["GLB"]["B"]["fills"] == 24 + 20
+    assert g.glb_read == ref["GLB"]["A"]["reads"] + ref["GLB"]["B"]["reads"] == 120 + 40
+    assert g.levels["spad"].write == ref["spad"]["A"]["fills"] + ref["spad"]["B"]["fills"]
+    assert g.levels["spad"].read == ref["spad"]["A"]["reads"] + ref["spad"]["B"]["reads"] == 2 * 120
