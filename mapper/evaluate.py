@@ -19,11 +19,9 @@ The cost of one evaluation is independent of the sequence length: sizes enter on
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cached_property
-
 import itertools
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -34,6 +32,7 @@ from simulator.hierarchy import group_hierarchy, level_energy
 from simulator.counts import group_traffic, inplace_pairs, whole_along
 from simulator.loops import Loops
 from simulator.mapping import EinsumMap, Group, LevelMap, Mapping
+from simulator.timing import port_cycles
 from simulator.schedule import recurrence_bound, recurrence_cycles, recurrence_distance, step_var
 
 from .bindings import BindingCosts, binding_matrix, relayouts
@@ -230,6 +229,7 @@ def _tiling_cost(form: Form, arch, tables: _Tables, mem: _Memory, loops: Loops, 
     ok = footprint <= cap if cap is not None else True  # per binding, or one for all
     cyc = np.maximum(compute, (mem.dram_read + mem.dram_write) / arch.offchip.bandwidth * arch.clock_hz)
     energy = tables.compute_energy + offchip_energy(mem.dram_read, mem.dram_write, arch)
+    uses = {}
     if arch.inner:
         unit_names = [u.name for u in arch.units]
         candidates = {k: [(u, unit_names.index(u), tuple(spatial.get(u, ())))
@@ -238,6 +238,8 @@ def _tiling_cost(form: Form, arch, tables: _Tables, mem: _Memory, loops: Loops, 
                                             candidates)
         gr = gr + reads
         ok = np.logical_and(ok, fits)
+    for ports, _ in port_cycles(arch, gr, gw, uses):  # the model's bound (simulator.timing)
+        cyc = np.maximum(cyc, ports)
     if arch.buffer:
         energy = energy + buffer_energy(gr, gw, arch)
     for lv in arch.inner:  # after the buffer, as the model's energy breakdown sums them

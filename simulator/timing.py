@@ -207,20 +207,29 @@ def with_fill(costs: dict, fill: dict, n_iter: int) -> dict:
             if fill[k] else c for k, c in costs.items()}
 
 
-def bandwidth_bound(arch, glb_read: float, glb_write: float, inner: dict | None = None) -> tuple:
-    """(cycles the busiest ported level needs for its words, that level's name), or (0, "")
-    when no on-chip level declares ports. The buffer moves ``ports x port_bytes`` bytes a cycle;
-    an inner level (``inner``: name -> simulator.hierarchy.LevelUse) as much per instance, its
-    words spread evenly over its instances."""
-    best = (0.0, "")
+def port_cycles(arch, glb_read, glb_write, inner: dict | None = None) -> list:
+    """(cycles, level name) of every on-chip level that declares ports: its words over the
+    ``ports x port_bytes`` bytes it moves a cycle (per instance for an inner level, whose words
+    are spread evenly over its instances; ``inner``: name -> simulator.hierarchy.LevelUse).
+    Numbers or arrays over bindings (the mapper's evaluator)."""
+    out = []
     buf = arch.buffer
     if buf is not None and buf.ports is not None:
-        best = ((glb_read + glb_write) / (buf.ports * buf.port_bytes / arch.word_bytes), buf.name)
+        out.append(((glb_read + glb_write) / (buf.ports * buf.port_bytes / arch.word_bytes),
+                    buf.name))
     for lv in arch.inner:
-        if lv.ports is None or not inner:
-            continue
-        use = inner[lv.name]
-        cycles = (use.read + use.write) / lv.instances / (lv.ports * lv.port_bytes / arch.word_bytes)
-        if cycles > best[0]:
-            best = (cycles, lv.name)
+        if lv.ports is not None and inner:
+            use = inner[lv.name]
+            out.append(((use.read + use.write) / lv.instances
+                        / (lv.ports * lv.port_bytes / arch.word_bytes), lv.name))
+    return out
+
+
+def bandwidth_bound(arch, glb_read: float, glb_write: float, inner: dict | None = None) -> tuple:
+    """(cycles the busiest ported level needs for its words, that level's name), or (0, "")
+    when no on-chip level declares ports (:func:`port_cycles`)."""
+    best = (0.0, "")
+    for cycles, name in port_cycles(arch, glb_read, glb_write, inner):
+        if cycles > best[0] or not best[1]:
+            best = (cycles, name)
     return best

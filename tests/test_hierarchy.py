@@ -223,14 +223,19 @@ def _sampled_candidates(cascade, arch, sizes, step):
 
 @pytest.mark.parametrize("name, arch_name, sizes, step", [
     ("mha_1pass", "eyeriss_spad", {"P": 48, "M": 56, "E": 16, "F": 16, "M0": 14}, 2),
-    ("gemm", "three", {}, 1)])
+    ("gemm", "three", {}, 1), ("gemm", "ported", {}, 1)])
 def test_mapper_searches_keeps_and_its_cost_is_the_models(name, arch_name, sizes, step):
     """The evaluator tries each scratchpad keeping whatever fits, nothing, or one input; every
     sampled candidate's latency and energy equal its re-simulation exactly."""
     from einsum_ir import load
     from simulator.cost import simulate_problem
 
-    if name == "gemm":
+    if arch_name == "ported":  # the ports bound both levels (the model's bound, in the mapper)
+        spec = _spec(capacity=30)
+        spec["levels"][1].update(ports=1, port_bytes=4)
+        spec["levels"][2].update(ports=1, port_bytes=2)
+        cascade, arch = GEMM, arch_from_dict(spec, "ported.yaml")
+    elif name == "gemm":
         cascade, arch = GEMM, _arch(capacity=30)
     else:
         cascade, arch = load(ROOT / "examples" / "attention" / f"{name}.ein"), resolve_arch(arch_name)
