@@ -306,3 +306,22 @@ def test_one_pe_nest_matches_the_timeloop_style_nest_analysis():
     assert g.glb_read == ref["GLB"]["A"]["reads"] + ref["GLB"]["B"]["reads"] == 120 + 40
     assert g.levels["spad"].write == ref["spad"]["A"]["fills"] + ref["spad"]["B"]["fills"]
     assert g.levels["spad"].read == ref["spad"]["A"]["reads"] + ref["spad"]["B"]["reads"] == 2 * 120
+
+
+@pytest.mark.parametrize("per", ["shared", "unit"])
+def test_a_single_instance_level_inside_the_buffer(per):
+    """A shared level (or one local to the unit: one instance) holds A's whole tile: filled
+    once per M1 (30 words x 5), read by the PEs as the buffer would be (3 words x 150 steps)."""
+    level = {"name": "L1", "capacity": 256, "access_bytes": 2, "read_pJ": 2, "write_pJ": 2}
+    if per == "unit":
+        level.update(per="unit", unit="pe")
+    spec = _spec()
+    spec["levels"].insert(2, level)
+    arch = arch_from_dict(spec, "l1.yaml")
+    assert arch.levels[2].instances == 1 and arch.chain("pe") == arch.levels[2:]
+    m = _gemm_mapping(keep=())
+    levels = {"L1": LevelMap(("A",)), **m.groups[0].levels}
+    m = dataclasses.replace(m, groups=(dataclasses.replace(m.groups[0], levels=levels),))
+    g = simulate(GEMM, arch, m).groups[0]
+    assert (g.levels["L1"].write, g.levels["L1"].read, g.levels["L1"].footprint) == (150, 450, 60)
+    assert g.glb_read == 150 + 150 * 7  # A's fills, B for every K step of every tile
