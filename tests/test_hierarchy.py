@@ -325,3 +325,36 @@ def test_a_single_instance_level_inside_the_buffer(per):
     g = simulate(GEMM, arch, m).groups[0]
     assert (g.levels["L1"].write, g.levels["L1"].read, g.levels["L1"].footprint) == (150, 450, 60)
     assert g.glb_read == 150 + 150 * 7  # A's fills, B for every K step of every tile
+
+
+ROWS = """architecture:
+  version: 0.4
+  nodes:
+  - !Component {name: DRAM, class: DRAM, attributes: {width: 64, datawidth: 16, shared_bandwidth: 4}}
+  - !Component {name: GLB, class: SRAM, attributes: {depth: 4096, width: 64, datawidth: 16}}
+  - !Container {name: row, spatial: {meshY: 3}}
+  - !Component {name: row_buf, class: SRAM, attributes: {depth: 64, width: 16, datawidth: 16}}
+  - !Container {name: PE, spatial: {meshX: 4}}
+  - !Component {name: spad, class: regfile, attributes: {depth: 16, width: 16, datawidth: 16}}
+  - !Component {name: mac, class: intmac, attributes: {datawidth: 16}}
+ERT:
+  tables:
+  - {name: DRAM, actions: [{name: read, energy: 100}, {name: write, energy: 100}]}
+  - {name: GLB, actions: [{name: read, energy: 6}, {name: write, energy: 6}]}
+  - {name: mac, actions: [{name: compute, energy: 1}]}
+"""
+
+
+def test_imported_row_and_pe_storages_become_row_and_pe_levels(tmp_path):
+    from simulator.timeloop_import import import_timeloop_file
+
+    path = tmp_path / "rows.yaml"
+    path.write_text(ROWS)
+    imported = import_timeloop_file(path)
+    arch = arch_from_dict(imported.spec, str(path))
+    assert [(lv.name, lv.per, lv.instances, lv.capacity) for lv in arch.levels[2:]] == [
+        ("row_buf", "row", 3, 128), ("spad", "pe", 12, 32)]
+    assert arch.unit("mac").dims == (3, 4) and arch.unit("mac").register_file is None
+    notes = "\n".join(imported.notes)
+    assert "row_buf: a level per row of mac (3 instances)" in notes
+    assert "spad: no ERT table: energies and area from its capacity and width" in notes
