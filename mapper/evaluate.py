@@ -191,7 +191,7 @@ def _memory(form: Form, arch, loops: Loops, group: Group) -> _Memory:
 
 
 def _tiling_cost(form: Form, arch, tables: _Tables, mem: _Memory, loops: Loops, tiling: Tiling,
-                 group: Group, spatial: dict):
+                 group: Group, spatial: dict, routes: dict):
     """(cycles, energy) of every binding under ``tiling``; ``inf`` where the buffer overflows."""
     keys = form.keys
     names = tiling.loops + tiling.buffer_loops
@@ -235,7 +235,7 @@ def _tiling_cost(form: Form, arch, tables: _Tables, mem: _Memory, loops: Loops, 
         candidates = {k: [(u, unit_names.index(u), tuple(spatial.get(u, ())))
                           for u in form.units_for[k]] for k in keys}
         reads, uses, fits = group_hierarchy(form.prob, arch, loops, group, buffered, unit_of,
-                                            candidates)
+                                            candidates, routes)
         gr = gr + reads
         ok = np.logical_and(ok, fits)
     for ports, _ in port_cycles(arch, gr, gw, uses):  # the model's bound (simulator.timing)
@@ -278,15 +278,17 @@ def evaluate_space(form: Form, arch, spatial: dict, tilings: list, memo: dict,
     probe = candidate_mapping(form, first, unit_names, spatial, tilings[0], "pipelined", {})
     tables = _tables(form, arch, spatial, probe, min_parallelism)
     out = []
-    for tiling in (t for base in tilings for t in keep_options(form, arch, base)):
-        mapping = candidate_mapping(form, tables.bindings[0], unit_names, spatial, tiling,
-                                    "pipelined", {})
-        loops = Loops(form.prob, mapping)
-        key = (form.index, form.keys, tiling.signature[:2])  # the inner keeps do not change it
-        mem = memo.get(key)
-        if mem is None:
-            mem = memo[key] = _memory(form, arch, loops, mapping.groups[0])
-        cyc, energy = _tiling_cost(form, arch, tables, mem, loops, tiling, mapping.groups[0],
-                                   spatial)
-        out.append(Candidates(cyc, energy, form, tables.bindings, spatial, tiling))
+    for base in tilings:
+        routes: dict = {}  # the inner levels' routes of this tiling, whatever they keep
+        for tiling in keep_options(form, arch, base):
+            mapping = candidate_mapping(form, tables.bindings[0], unit_names, spatial, tiling,
+                                        "pipelined", {})
+            loops = Loops(form.prob, mapping)
+            key = (form.index, form.keys, tiling.signature[:2])  # the inner keeps do not change it
+            mem = memo.get(key)
+            if mem is None:
+                mem = memo[key] = _memory(form, arch, loops, mapping.groups[0])
+            cyc, energy = _tiling_cost(form, arch, tables, mem, loops, tiling, mapping.groups[0],
+                                       spatial, routes)
+            out.append(Candidates(cyc, energy, form, tables.bindings, spatial, tiling))
     return out

@@ -235,17 +235,24 @@ class LevelUse:
     footprint: object
 
 
-def group_hierarchy(prob, arch, loops, group, buffered: dict, unit_of, candidates: dict) -> tuple:
+def group_hierarchy(prob, arch, loops, group, buffered: dict, unit_of, candidates: dict,
+                    cache: dict | None = None) -> tuple:
     """(words the buffer delivers, level name -> :class:`LevelUse`, whether the explicit keeps
     fit) for the tensors the buffer keeps; ``buffered``: tensor -> (consumer reads, paid per
-    read) from :mod:`simulator.buffer_rules`; ``candidates``: as for :func:`routes`."""
+    read) from :mod:`simulator.buffer_rules`; ``candidates``: as for :func:`routes`. ``cache``
+    keeps the routes of one tiling and spatial choice across keep choices (they do not depend
+    on what the levels keep)."""
     first = {}
     for i, k in enumerate(group.einsums):
         for t in prob.infos[k].reads:
             first.setdefault(t, i)
     order = sorted(buffered, key=lambda t: (first.get(t, len(first)), t))
-    all_routes = {t: routes(prob, arch, loops, group, t, reads, candidates)
-                  for t, (reads, _) in buffered.items()}
+    cache = {} if cache is None else cache
+    all_routes = {}
+    for t, (reads, _) in buffered.items():
+        if t not in cache:
+            cache[t] = routes(prob, arch, loops, group, t, reads, candidates)
+        all_routes[t] = cache[t]
     pays = {t: p for t, (_, p) in buffered.items()}
     kept, footprint, fits = choose_keep(arch, group, order, all_routes, pays, unit_of)
     inner: dict = {}
