@@ -1,0 +1,227 @@
+"""Reverse-mode differentiation of a cascade: the pass behind ``cascade grad``.
+
+:func:`gradient` walks the Einsums of the cascade as written from the last to the first and emits,
+for each read of a value that depends on a differentiated input, the Einsum of its
+vector-Jacobian product (:mod:`.vjp`); the shares of one tensor are added up once all its readers
+are done. The backward cascade recomputes the forward values its Einsums read, except the
+statistics of each softmax over a streamed rank, which the forward cascade saves as a log-sum-exp
+(:mod:`.softmax`). Recurrences are refused with the located error :data:`RECURRENCE_HINT` names.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from ..errors import CascadeError
+from ..ir import Access, Binary, Cascade, Einsum, Name, Num, Role, TensorDecl
+from ..verifier import analyze
+from .derivative import substitute
+from .softmax import Softmax, find_softmaxes
+from .vjp import Target, tie_count, vjp
+
+RECURRENCE_HINT = ("differentiate the cascade before the online-softmax rewrite (the 3-pass or "
+                   "deferred form), or write the recurrence as a sum over the stepped index")
+
+
+@dataclass(frozen=True)
+class Gradient:
+    """The result of the pass.
+
+    ``forward`` is the cascade with the saved values as extra outputs; ``backward`` takes the
+    forward's inputs, the saved values and one seed per differentiated output, and gives one
+    gradient per differentiated input. The maps give the names: output -> seed, input -> gradient.
+    """
+
+    forward: Cascade
+    backward: Cascade
+    seeds: tuple[tuple[str, str], ...]
+    grads: tuple[tuple[str, str], ...]
+    saved: tuple[str, ...]
+
+
+class _Names:
+    def __init__(self, taken):
+        self.taken = set(taken)
+
+    def fresh(self, base: str) -> str:
+        name, k = base, 2
+        while name in self.taken:
+            name, k = f"{base}_{k}", k + 1
+        self.taken.add(name)
+        return name
+
+
+def gradient(cascade: Cascade, wrt=None, outputs=None, *, save_lse: bool = True) -> Gradient:
+    """Derives the gradient cascades of ``cascade`` (see :class:`Gradient`).
+
+    ``wrt`` names the inputs to differentiate (default: all), ``outputs`` the outputs whose seeds
+    are given (default: all). ``save_lse=False`` differentiates every softmax as written (the
+    arg-max rule through its max) instead of saving its log-sum-exp.
+    """
+    analyze(cascade)
+    outputs = _choose(cascade.outputs, outputs, "output")
+    wrt = _choose(cascade.inputs, wrt, "input")
+    return _Pass(cascade, wrt, outputs, find_softmaxes(cascade) if save_lse else ()).run()
+
+
+def _choose(decls, names, kind: str) -> tuple[str, ...]:
+    known = [d.name for d in decls]
+    if names is None:
+        return tuple(known)
+    for name in names:
+        if name not in known:
+            raise CascadeError(f"{name} is not an {kind} of the cascade",
+                               hint=f"{kind}s: " + ", ".join(known))
+    return tuple(dict.fromkeys(names))
+
+
+class _Pass:
+    def __init__(self, cascade: Cascade, wrt, outputs, softmaxes: tuple[Softmax, ...]):
+        self.c = cascade
+        self.wrt, self.outputs, self.softmaxes = wrt, outputs, softmaxes
+        self.names = _Names({*cascade.tensor_names(), *(d.name for d in cascade.sizes)})
+        self.lse = {sm.gm.name: self.names.fresh("LSE" if len(softmaxes) == 1 else
+                                                 f"LSE_{sm.gm.name}") for sm in softmaxes}
+        self.subst = {**self.lse, **{sm.sd.name: Num(1) for sm in softmaxes}}
+        self.seeds = {o: self.names.fresh(f"d{o}") for o in outputs}
+        self.shares: dict[str, list[int]] = {}  # tensor -> positions of its shares in self.out
+        self.out: list[Einsum] = []
+
+    def axes(self, tensor: str) -> tuple[str, ...]:
+        decl = self.c.input(tensor)
+        if decl is not None:
+            return decl.axes
+        (definition,) = self.c.definitions(tensor)
+        return tuple(i.name for i in definition.output.indices)
+
+    def active(self) -> set[str]:
+        stopped = set(self.lse)
+        needs = set(self.wrt)
+        for e in self.c.einsums:
+            if e.name not in stopped and any(a.tensor in needs for a in e.reads()):
+                needs.add(e.name)
+        useful = set(self.outputs)
+        for e in reversed(self.c.einsums):
+            if e.name in useful:
+                useful |= {a.tensor for a in e.reads()}
+        return needs & useful
+
+    def run(self) -> Gradient:
+        active = self.active()
+        for e in self.c.einsums:
+            if e.name in active and e.role is not Role.DEF:
+                raise CascadeError(f"{e.name}: reverse-mode differentiation of a recurrence is "
+                                   "not supported yet", e.span, RECURRENCE_HINT)
+        seen: set[str] = set()
+        for e in reversed(self.c.einsums):
+            if e.name in active:
+                self._einsum(e, active | set(self.wrt), seen)
+        grads = {x: self._total(x) for x in self.wrt}
+        return self._build(grads)
+
+    def _einsum(self, e: Einsum, wanted: set[str], seen: set[str]) -> None:
+        late = [a.tensor for a in e.reads() if a.tensor in seen]
+        if late:
+            raise CascadeError(f"{e.name} reads {late[0]}, which a later Einsum defines",
+                               e.span, "order the Einsums so that each is defined before use")
+        seen.add(e.name)
+        grad = self._total(e.name)
+        if grad is None:
+            return
+        ties = None
+        if e.reducer in ("max", "min"):
+            ties = self.names.fresh(f"N{e.name}")
+            self.out.append(tie_count(e, ties))
+        reads = dict.fromkeys(a for a in _body_reads(e) if a.tensor in wanted
+                              and a.tensor not in self.lse)
+        for read in reads:
+            name = self.names.fresh(f"d{read.tensor}_{e.name}")
+            share = vjp(self.c, e, read, Target(read.tensor, self.axes(read.tensor)), grad,
+                        name, ties)
+            if share is not None:
+                self.shares.setdefault(read.tensor, []).append(len(self.out))
+                self.out.append(share)
+
+    def _total(self, tensor: str) -> str | None:
+        """The name of the whole gradient of ``tensor``: its seed, its one share (renamed), or
+        the sum of its shares; None when nothing reaches it."""
+        shares = self.shares.get(tensor, [])
+        seed = self.seeds.get(tensor)
+        if not shares:
+            return seed
+        if len(shares) == 1 and seed is None:
+            k = shares[0]
+            name = self.names.fresh(f"d{tensor}")
+            share = self.out[k]
+            self.names.taken.discard(share.name)
+            self.out[k] = replace(share, output=Access(name, share.output.indices))
+            return name
+        axes = tuple(Name(a) for a in self.axes(tensor))
+        terms = [Access(self.out[k].name, axes) for k in shares]
+        if seed is not None:
+            terms.insert(0, Access(seed, axes))
+        body = terms[0]
+        for term in terms[1:]:
+            body = Binary("+", body, term)
+        name = self.names.fresh(f"d{tensor}")
+        self.out.append(Einsum(Access(name, axes), body))
+        return name
+
+    def _build(self, grads: dict[str, str | None]) -> Gradient:
+        names = {}
+        for x, g in grads.items():
+            if g is None:  # no path to the chosen outputs: the gradient is zero
+                g = self.names.fresh(f"d{x}")
+                self.out.append(Einsum(Access(g, tuple(Name(a) for a in self.axes(x))), Num(0)))
+            names[x] = g
+        backward = [_substituted(e, self.subst) for e in self.out]
+        recompute = self._recompute(backward)
+        decls = {d.name: d for d in (*self.c.inputs, *self.c.outputs)}
+        gm_decls = [TensorDecl(self.lse[sm.gm.name], sm.rows) for sm in self.softmaxes]
+        forward = replace(self.c, outputs=(*self.c.outputs, *gm_decls),
+                          einsums=(*self.c.einsums, *(_lse(sm, self.lse[sm.gm.name])
+                                                      for sm in self.softmaxes)),
+                          name=f"{self.c.name}_fwd", source=None)
+        back = Cascade(
+            self.c.sizes, self.c.splits,
+            (*self.c.inputs, *gm_decls,
+             *(TensorDecl(self.seeds[o], decls[o].axes) for o in self.outputs)),
+            tuple(TensorDecl(names[x], decls[x].axes) for x in self.wrt),
+            (*recompute, *backward), name=f"{self.c.name}_grad")
+        analyze(back)
+        return Gradient(forward, back, tuple(self.seeds.items()), tuple(names.items()),
+                        tuple(d.name for d in gm_decls))
+
+    def _recompute(self, backward: list[Einsum]) -> list[Einsum]:
+        """The forward Einsums the backward ones read, transitively, with the saved values
+        substituted (the max read as the log-sum-exp, the denominator as 1)."""
+        forward = {e.name: _substituted(e, self.subst) for e in self.c.einsums}
+        needed: set[str] = set()
+        stack = [a.tensor for e in backward for a in e.reads()]
+        while stack:
+            t = stack.pop()
+            if t in forward and t not in needed:
+                needed.add(t)
+                stack.extend(a.tensor for a in forward[t].reads())
+        return [forward[e.name] for e in self.c.einsums if e.name in needed]
+
+
+def _body_reads(e: Einsum):
+    return tuple(a for a in e.reads() if a in _accesses(e.body))
+
+
+def _accesses(expr):
+    from ..ir import accesses
+
+    return set(accesses(expr))
+
+
+def _substituted(e: Einsum, subst) -> Einsum:
+    return replace(e, body=substitute(e.body, subst))
+
+
+def _lse(sm: Softmax, name: str) -> Einsum:
+    from .algebra import add, call
+
+    rows = sm.gm.output.indices
+    return Einsum(Access(name, rows), add(Access(sm.gm.name, rows),
+                                          call("log", Access(sm.sd.name, rows))))

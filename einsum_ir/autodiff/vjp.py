@@ -1,0 +1,88 @@
+"""The vector-Jacobian product of one Einsum with respect to one of its reads.
+
+For ``Y[out] = reduce[red] f(X1, ..., Xn) where pred`` and a read ``Xi[e1, ..., ek]``::
+
+    dXi[j1, ..., jk] = sum[(out ∪ red) \\ {j}] dY[out] * w * ∂f/∂Xi  where pred and e == j
+
+with ``w = 1`` for ``sum`` and for a map, and for ``max``/``min`` the arg-max weight
+``(f == Y[out]) / NY[out]``, NY counting the points that reach the extremum (ties share the
+gradient equally, as torch.amax does). A read index that is a plain variable of the axis's rank
+becomes the gradient's index; any other index (``h / G``, ``m1*M0 + m0``, ``p % C``) gets the
+axis's own variable and an equality in the predicate, which scatters the gradient back.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import CascadeError
+from ..exprs import rank_root
+from ..ir import Access, Binary, Cascade, Einsum, Expr, Name, index_vars
+from .algebra import compare, div, is_num, mul
+from .derivative import partial, replace_subexpr
+
+
+@dataclass(frozen=True)
+class Target:
+    """The tensor a gradient is taken for: its name and the variable naming each axis."""
+
+    tensor: str
+    axes: tuple[str, ...]
+
+
+def tie_count(einsum: Einsum, name: str) -> Einsum:
+    """NY[out] = sum[red] (f == Y[out]) where pred: how many points reach the extremum."""
+    hit = compare("==", einsum.body, einsum.output)
+    return Einsum(Access(name, einsum.output.indices), hit, "sum", einsum.reduced, einsum.where)
+
+
+def vjp(cascade: Cascade, einsum: Einsum, read: Access, target: Target, grad_out: str,
+        name: str, ties: str | None = None) -> Einsum | None:
+    """The Einsum ``name[...]`` holding this read's share of the gradient of ``target``, or None
+    when the body does not depend on the read."""
+    d = partial(einsum.body, read)
+    if is_num(d, 0):
+        return None
+    if einsum.reducer is None:  # exp(x)' is exp(x): read the value rather than recompute it
+        d = replace_subexpr(d, einsum.body, einsum.output)
+    seed = Access(grad_out, einsum.output.indices)
+    body = mul(seed, d)
+    if einsum.reducer in ("max", "min"):
+        weight = div(compare("==", einsum.body, einsum.output),
+                     Access(ties, einsum.output.indices))
+        body = mul(mul(seed, weight), d)
+    elif einsum.reducer not in (None, "sum"):
+        raise CascadeError(f"{einsum.name}: the gradient of a {einsum.reducer} reduction is not "
+                           "supported", einsum.span, "write it as a sum of logarithms")
+    out, equalities = _gradient_indices(cascade, einsum, read, target)
+    where = einsum.where
+    for eq in equalities:
+        where = eq if where is None else Binary("and", where, eq)
+    space = list(einsum.iteration_space)
+    reduced = tuple(v for v in space if v not in out)
+    missing = [v for v in reduced if v not in index_vars(body)]
+    if missing:
+        raise CascadeError(f"{einsum.name}: the gradient with respect to {read.tensor} sums over "
+                           f"{missing[0]}, which its expression does not use", einsum.span,
+                           "the pass cannot yet scale by the count of such points")
+    return Einsum(Access(name, tuple(Name(v) for v in out)), body,
+                  "sum" if reduced else None, reduced, where)
+
+
+def _gradient_indices(cascade: Cascade, einsum: Einsum, read: Access,
+                      target: Target) -> tuple[tuple[str, ...], list[Expr]]:
+    space = set(einsum.iteration_space)
+    out: list[str] = []
+    equalities: list[Expr] = []
+    for index, axis in zip(read.indices, target.axes, strict=True):
+        if (isinstance(index, Name) and index.is_index and index.name not in out
+                and rank_root(cascade, index.name.upper()) == rank_root(cascade, axis.upper())):
+            out.append(index.name)
+            continue
+        if axis in space or axis in out:
+            raise CascadeError(f"{einsum.name}: the gradient of the read {read.tensor}[...] needs "
+                               f"a fresh index for axis {axis}, which the Einsum already uses",
+                               read.span or einsum.span,
+                               "declare an alias rank for a second index of the same rank")
+        out.append(axis)
+        equalities.append(Binary("==", index, Name(axis)))
+    return tuple(out), equalities
