@@ -5,21 +5,22 @@ for each read of a value that depends on a differentiated input, the Einsum of i
 vector-Jacobian product (:mod:`.vjp`); the shares of one tensor are added up once all its readers
 are done. The backward cascade recomputes the forward values its Einsums read, except the
 statistics of each softmax over a streamed rank, which the forward cascade saves as a log-sum-exp
-(:mod:`.softmax`). Recurrences are refused with the located error :data:`RECURRENCE_HINT` names.
+(:mod:`.softmax`). A running sum gets a suffix sum (:mod:`.recurrence`); other recurrences are
+refused with a located error.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
 from ..errors import CascadeError
-from ..ir import Access, Binary, Cascade, Einsum, Name, Num, Role, TensorDecl
+from ..ir import Access, Binary, Cascade, Einsum, Name, Num, Role, SizeDecl, TensorDecl
 from ..verifier import analyze
 from .derivative import substitute
+from .recurrence import RECURRENCE_HINT, Additive, additive, is_final, suffix_sum
 from .softmax import Softmax, find_softmaxes
 from .vjp import Target, tie_count, vjp
 
-RECURRENCE_HINT = ("differentiate the cascade before the online-softmax rewrite (the 3-pass or "
-                   "deferred form), or write the recurrence as a sum over the stepped index")
+__all__ = ["RECURRENCE_HINT", "Gradient", "gradient"]
 
 
 @dataclass(frozen=True)
@@ -78,18 +79,24 @@ class _Pass:
     def __init__(self, cascade: Cascade, wrt, outputs, softmaxes: tuple[Softmax, ...]):
         self.c = cascade
         self.wrt, self.outputs, self.softmaxes = wrt, outputs, softmaxes
-        self.names = _Names({*cascade.tensor_names(), *(d.name for d in cascade.sizes)})
+        self.names = _Names({*cascade.tensor_names(), *cascade.rank_names(),
+                             *(d.name for d in cascade.sizes)})
         self.lse = {sm.gm.name: self.names.fresh("LSE" if len(softmaxes) == 1 else
                                                  f"LSE_{sm.gm.name}") for sm in softmaxes}
         self.subst = {**self.lse, **{sm.sd.name: Num(1) for sm in softmaxes}}
         self.seeds = {o: self.names.fresh(f"d{o}") for o in outputs}
         self.shares: dict[str, list[int]] = {}  # tensor -> positions of its shares in self.out
+        self.final_shares: dict[str, list[int]] = {}  # the same for reads of a running sum's end
+        self.recurrent: dict[str, Additive] = {}
+        self.new_sizes: list[SizeDecl] = []
         self.out: list[Einsum] = []
 
     def axes(self, tensor: str) -> tuple[str, ...]:
         decl = self.c.input(tensor)
         if decl is not None:
             return decl.axes
+        if tensor in self.recurrent:
+            return self.recurrent[tensor].axes()
         (definition,) = self.c.definitions(tensor)
         return tuple(i.name for i in definition.output.indices)
 
@@ -107,13 +114,15 @@ class _Pass:
 
     def run(self) -> Gradient:
         active = self.active()
+        recurrences = analyze(self.c).recurrences
         for e in self.c.einsums:
-            if e.name in active and e.role is not Role.DEF:
-                raise CascadeError(f"{e.name}: reverse-mode differentiation of a recurrence is "
-                                   "not supported yet", e.span, RECURRENCE_HINT)
+            if e.name in active and e.role is not Role.DEF and e.name not in self.recurrent:
+                self.recurrent[e.name] = additive(self.c, recurrences[e.name])
         seen: set[str] = set()
         for e in reversed(self.c.einsums):
-            if e.name in active:
+            if e.name in active and e.role is Role.UPDATE:
+                self._recurrence(self.recurrent[e.name], active | set(self.wrt), seen)
+            elif e.name in active and e.role is Role.DEF:
                 self._einsum(e, active | set(self.wrt), seen)
         grads = {x: self._total(x) for x in self.wrt}
         return self._build(grads)
@@ -134,35 +143,62 @@ class _Pass:
         reads = dict.fromkeys(a for a in _body_reads(e) if a.tensor in wanted
                               and a.tensor not in self.lse)
         for read in reads:
+            rec = self.recurrent.get(read.tensor)
+            final = rec is not None and is_final(self.c, rec, read)
+            target = Target(read.tensor, self.axes(read.tensor), rec.axis if final else None)
             name = self.names.fresh(f"d{read.tensor}_{e.name}")
-            share = vjp(self.c, e, read, Target(read.tensor, self.axes(read.tensor)), grad,
-                        name, ties)
+            share = vjp(self.c, e, read, target, grad, name, ties)
+            if share is not None:
+                shares = self.final_shares if final else self.shares
+                shares.setdefault(read.tensor, []).append(len(self.out))
+                self.out.append(share)
+
+    def _recurrence(self, rec: Additive, wanted: set[str], seen: set[str]) -> None:
+        """A running sum: the suffix sum of its readers' shares seeds its increment's VJP."""
+        seen.add(rec.tensor)
+        plain, final = self._total(rec.tensor), self._total(rec.tensor, final=True)
+        if plain is None and final is None:
+            return
+        alias = next((d.name for d in self.new_sizes if d.default == Name(rec.rank)), None)
+        if alias is None:  # one alias rank per stepped rank serves every running sum over it
+            alias = self.names.fresh(f"{rec.rank}2")
+            self.new_sizes.append(SizeDecl(alias, Name(rec.rank)))
+        einsums, seed = suffix_sum(rec, plain, final, alias, self.names)
+        self.out.extend(einsums)
+        for read in dict.fromkeys(_accesses_of(rec.increment)):
+            if read.tensor not in wanted or read.tensor in self.lse:
+                continue
+            name = self.names.fresh(f"d{read.tensor}_{rec.tensor}")
+            share = vjp(self.c, rec.update, read, Target(read.tensor, self.axes(read.tensor)),
+                        seed.tensor, name, seed=seed)
             if share is not None:
                 self.shares.setdefault(read.tensor, []).append(len(self.out))
                 self.out.append(share)
 
-    def _total(self, tensor: str) -> str | None:
+    def _total(self, tensor: str, final: bool = False) -> str | None:
         """The name of the whole gradient of ``tensor``: its seed, its one share (renamed), or
-        the sum of its shares; None when nothing reaches it."""
-        shares = self.shares.get(tensor, [])
-        seed = self.seeds.get(tensor)
+        the sum of its shares; None when nothing reaches it. ``final``: of a running sum's end."""
+        shares = (self.final_shares if final else self.shares).get(tensor, [])
+        seed = None if final else self.seeds.get(tensor)
         if not shares:
             return seed
+        base = f"d{tensor}_end" if final else f"d{tensor}"
         if len(shares) == 1 and seed is None:
             k = shares[0]
-            name = self.names.fresh(f"d{tensor}")
+            name = self.names.fresh(base)
             share = self.out[k]
             self.names.taken.discard(share.name)
             self.out[k] = replace(share, output=Access(name, share.output.indices))
             return name
-        axes = tuple(Name(a) for a in self.axes(tensor))
+        drop = self.recurrent[tensor].axis if final else None
+        axes = tuple(Name(a) for k, a in enumerate(self.axes(tensor)) if k != drop)
         terms = [Access(self.out[k].name, axes) for k in shares]
         if seed is not None:
             terms.insert(0, Access(seed, axes))
         body = terms[0]
         for term in terms[1:]:
             body = Binary("+", body, term)
-        name = self.names.fresh(f"d{tensor}")
+        name = self.names.fresh(base)
         self.out.append(Einsum(Access(name, axes), body))
         return name
 
@@ -182,7 +218,7 @@ class _Pass:
                                                       for sm in self.softmaxes)),
                           name=f"{self.c.name}_fwd", source=None)
         back = Cascade(
-            self.c.sizes, self.c.splits,
+            (*self.c.sizes, *self.new_sizes), self.c.splits,
             (*self.c.inputs, *gm_decls,
              *(TensorDecl(self.seeds[o], decls[o].axes) for o in self.outputs)),
             tuple(TensorDecl(names[x], decls[x].axes) for x in self.wrt),
@@ -194,15 +230,15 @@ class _Pass:
     def _recompute(self, backward: list[Einsum]) -> list[Einsum]:
         """The forward Einsums the backward ones read, transitively, with the saved values
         substituted (the max read as the log-sum-exp, the denominator as 1)."""
-        forward = {e.name: _substituted(e, self.subst) for e in self.c.einsums}
+        forward = [_substituted(e, self.subst) for e in self.c.einsums]
         needed: set[str] = set()
         stack = [a.tensor for e in backward for a in e.reads()]
         while stack:
             t = stack.pop()
-            if t in forward and t not in needed:
+            if t not in needed:
                 needed.add(t)
-                stack.extend(a.tensor for a in forward[t].reads())
-        return [forward[e.name] for e in self.c.einsums if e.name in needed]
+                stack.extend(a.tensor for e in forward if e.name == t for a in e.reads())
+        return [e for e in forward if e.name in needed]
 
 
 def _body_reads(e: Einsum):
@@ -210,9 +246,13 @@ def _body_reads(e: Einsum):
 
 
 def _accesses(expr):
+    return set(_accesses_of(expr))
+
+
+def _accesses_of(expr):
     from ..ir import accesses
 
-    return set(accesses(expr))
+    return accesses(expr)
 
 
 def _substituted(e: Einsum, subst) -> Einsum:

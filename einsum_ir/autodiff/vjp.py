@@ -27,6 +27,7 @@ class Target:
 
     tensor: str
     axes: tuple[str, ...]
+    drop: int | None = None  # an axis read at a constant index the gradient goes without
 
 
 def tie_count(einsum: Einsum, name: str) -> Einsum:
@@ -36,15 +37,16 @@ def tie_count(einsum: Einsum, name: str) -> Einsum:
 
 
 def vjp(cascade: Cascade, einsum: Einsum, read: Access, target: Target, grad_out: str,
-        name: str, ties: str | None = None) -> Einsum | None:
+        name: str, ties: str | None = None, seed: Access | None = None) -> Einsum | None:
     """The Einsum ``name[...]`` holding this read's share of the gradient of ``target``, or None
-    when the body does not depend on the read."""
+    when the body does not depend on the read. ``seed`` reads the output's gradient (default:
+    ``grad_out`` at the output's indices)."""
     d = partial(einsum.body, read)
     if is_num(d, 0):
         return None
     if einsum.reducer is None:  # exp(x)' is exp(x): read the value rather than recompute it
         d = replace_subexpr(d, einsum.body, einsum.output)
-    seed = Access(grad_out, einsum.output.indices)
+    seed = seed or Access(grad_out, einsum.output.indices)
     body = mul(seed, d)
     if einsum.reducer in ("max", "min"):
         weight = div(compare("==", einsum.body, einsum.output),
@@ -73,7 +75,9 @@ def _gradient_indices(cascade: Cascade, einsum: Einsum, read: Access,
     space = set(einsum.iteration_space)
     out: list[str] = []
     equalities: list[Expr] = []
-    for index, axis in zip(read.indices, target.axes, strict=True):
+    for k, (index, axis) in enumerate(zip(read.indices, target.axes, strict=True)):
+        if k == target.drop:
+            continue
         if (isinstance(index, Name) and index.is_index and index.name not in out
                 and rank_root(cascade, index.name.upper()) == rank_root(cascade, axis.upper())):
             out.append(index.name)
