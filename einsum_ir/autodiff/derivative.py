@@ -166,3 +166,24 @@ def replace_subexpr(expr: Expr, old: Expr, new: Expr) -> Expr:
     if isinstance(expr, Call):
         return Call(expr.func, tuple(replace_subexpr(a, old, new) for a in expr.args), expr.span)
     return expr
+
+
+def inline_read(expr: Expr | None, copy) -> Expr | None:
+    """``expr`` with each read ``T[r1..rk]`` of the copy ``T[v1..vk] = U[...]`` replaced by ``U``
+    at the copy's indices with each ``vi`` read as ``ri``."""
+    if expr is None or isinstance(expr, (Num, Name)):
+        return expr
+    if isinstance(expr, Access):
+        if expr.tensor != copy.name:
+            return expr
+        at = {v.name: r for v, r in zip(copy.output.indices, expr.indices, strict=True)}
+        return Access(copy.body.tensor, tuple(at.get(i.name, i) for i in copy.body.indices),
+                      expr.span)
+    if isinstance(expr, Unary):
+        return Unary(expr.op, inline_read(expr.operand, copy), expr.span)
+    if isinstance(expr, Binary):
+        return Binary(expr.op, inline_read(expr.lhs, copy), inline_read(expr.rhs, copy),
+                      expr.span)
+    if isinstance(expr, Call):
+        return Call(expr.func, tuple(inline_read(a, copy) for a in expr.args), expr.span)
+    return expr

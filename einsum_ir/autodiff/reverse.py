@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from ..errors import CascadeError
 from ..ir import Access, Binary, Cascade, Einsum, Name, Num, Role, SizeDecl, TensorDecl
 from ..verifier import analyze
-from .derivative import substitute
+from .derivative import inline_read, substitute
 from .recurrence import RECURRENCE_HINT, Additive, additive, is_final, suffix_sum
 from .softmax import Softmax, find_softmaxes
 from .vjp import Target, tie_count, vjp
@@ -211,6 +211,7 @@ class _Pass:
             names[x] = g
         backward = [_substituted(e, self.subst) for e in self.out]
         recompute = self._recompute(backward)
+        einsums = _without_copies([*recompute, *backward], set(names.values()))
         decls = {d.name: d for d in (*self.c.inputs, *self.c.outputs)}
         gm_decls = [TensorDecl(self.lse[sm.gm.name], sm.rows) for sm in self.softmaxes]
         forward = replace(self.c, outputs=(*self.c.outputs, *gm_decls),
@@ -222,7 +223,7 @@ class _Pass:
             (*self.c.inputs, *gm_decls,
              *(TensorDecl(self.seeds[o], decls[o].axes) for o in self.outputs)),
             tuple(TensorDecl(names[x], decls[x].axes) for x in self.wrt),
-            (*recompute, *backward), name=f"{self.c.name}_grad")
+            tuple(einsums), name=f"{self.c.name}_grad")
         analyze(back)
         return Gradient(forward, back, tuple(self.seeds.items()), tuple(names.items()),
                         tuple(d.name for d in gm_decls))
@@ -253,6 +254,27 @@ def _accesses_of(expr):
     from ..ir import accesses
 
     return accesses(expr)
+
+
+def _without_copies(einsums: list[Einsum], keep: set[str]) -> list[Einsum]:
+    """Inlines the Einsums that only copy or broadcast a tensor (``A[i, j] = SN[i, j]``: the
+    softmax's division by an SD of 1; ``dX[i, j] = dY[i]``: a share of one read) into readers
+    that read them at plain indices."""
+    out = list(einsums)
+    for name in [e.name for e in einsums if _is_copy(e) and e.name not in keep]:
+        copy = next(e for e in out if e.name == name)  # its body may read an inlined copy
+        readers = [e for e in out if any(a.tensor == copy.name for a in e.reads())]
+        if any(not all(isinstance(i, Name) for i in a.indices)
+               for e in readers for a in e.reads() if a.tensor == copy.name):
+            continue
+        out = [replace(e, body=inline_read(e.body, copy)) for e in out if e is not copy]
+    return out
+
+
+def _is_copy(e: Einsum) -> bool:
+    return (e.role is Role.DEF and e.reducer is None and e.where is None
+            and isinstance(e.body, Access) and all(isinstance(i, Name) for i in e.body.indices)
+            and len(set(e.output.indices)) == len(e.output.indices))
 
 
 def _substituted(e: Einsum, subst) -> Einsum:
