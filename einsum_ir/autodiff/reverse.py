@@ -147,11 +147,8 @@ class _Pass:
             final = rec is not None and is_final(self.c, rec, read)
             target = Target(read.tensor, self.axes(read.tensor), rec.axis if final else None)
             name = self.names.fresh(f"d{read.tensor}_{e.name}")
-            share = vjp(self.c, e, read, target, grad, name, ties)
-            if share is not None:
-                shares = self.final_shares if final else self.shares
-                shares.setdefault(read.tensor, []).append(len(self.out))
-                self.out.append(share)
+            share = vjp(self.c, e, read, target, grad, name, self.names.fresh, ties)
+            self._add_share(read.tensor, share, self.final_shares if final else self.shares)
 
     def _recurrence(self, rec: Additive, wanted: set[str], seen: set[str]) -> None:
         """A running sum: the suffix sum of its readers' shares seeds its increment's VJP."""
@@ -170,10 +167,14 @@ class _Pass:
                 continue
             name = self.names.fresh(f"d{read.tensor}_{rec.tensor}")
             share = vjp(self.c, rec.update, read, Target(read.tensor, self.axes(read.tensor)),
-                        seed.tensor, name, seed=seed)
-            if share is not None:
-                self.shares.setdefault(read.tensor, []).append(len(self.out))
-                self.out.append(share)
+                        seed.tensor, name, self.names.fresh, seed=seed)
+            self._add_share(read.tensor, share, self.shares)
+
+    def _add_share(self, tensor: str, einsums, shares: dict) -> None:
+        if einsums is not None:
+            self.out.extend(einsums[:-1])
+            shares.setdefault(tensor, []).append(len(self.out))
+            self.out.append(einsums[-1])
 
     def _total(self, tensor: str, final: bool = False) -> str | None:
         """The name of the whole gradient of ``tensor``: its seed, its one share (renamed), or

@@ -37,10 +37,14 @@ def tie_count(einsum: Einsum, name: str) -> Einsum:
 
 
 def vjp(cascade: Cascade, einsum: Einsum, read: Access, target: Target, grad_out: str,
-        name: str, ties: str | None = None, seed: Access | None = None) -> Einsum | None:
-    """The Einsum ``name[...]`` holding this read's share of the gradient of ``target``, or None
-    when the body does not depend on the read. ``seed`` reads the output's gradient (default:
-    ``grad_out`` at the output's indices)."""
+        name: str, fresh, ties: str | None = None,
+        seed: Access | None = None) -> tuple[Einsum, ...] | None:
+    """The Einsums whose last, ``name[...]``, holds this read's share of the gradient of
+    ``target``, or None when the body does not depend on the read. ``seed`` reads the output's
+    gradient (default: ``grad_out`` at the output's indices); ``fresh(base)`` names a tensor.
+
+    A scatter (an equality in the predicate) that also sums over other indices is two Einsums:
+    the contraction first, at the read's own indices, then the scatter, a sum over one index."""
     d = partial(einsum.body, read)
     if is_num(d, 0):
         return None
@@ -66,8 +70,24 @@ def vjp(cascade: Cascade, einsum: Einsum, read: Access, target: Target, grad_out
         raise CascadeError(f"{einsum.name}: the gradient with respect to {read.tensor} sums over "
                            f"{missing[0]}, which its expression does not use", einsum.span,
                            "the pass cannot yet scale by the count of such points")
-    return Einsum(Access(name, tuple(Name(v) for v in out)), body,
-                  "sum" if reduced else None, reduced, where)
+    eq_vars = {v for eq in equalities for v in index_vars(eq.lhs)}
+    inner = tuple(v for v in reduced if v not in eq_vars)
+    if equalities and inner and len(inner) < len(reduced):
+        # the read's own indices, in its axes' order: a scatter's index stands for its axis
+        order = [v for index in read.indices for v in index_vars(index)]
+        gathered = tuple(dict.fromkeys(v for v in [*order, *space] if v not in inner))
+        part = fresh(f"{name}_at")
+        first = Einsum(Access(part, tuple(Name(v) for v in gathered)), body, "sum", inner,
+                       einsum.where)
+        scatter = None
+        for eq in equalities:
+            scatter = eq if scatter is None else Binary("and", scatter, eq)
+        outer = tuple(v for v in gathered if v not in out)
+        return (first, Einsum(Access(name, tuple(Name(v) for v in out)),
+                              Access(part, tuple(Name(v) for v in gathered)), "sum", outer,
+                              scatter))
+    return (Einsum(Access(name, tuple(Name(v) for v in out)), body,
+                   "sum" if reduced else None, reduced, where),)
 
 
 def _gradient_indices(cascade: Cascade, einsum: Einsum, read: Access,
