@@ -243,3 +243,18 @@ def test_cli_grad_writes_a_cascade_that_checks(capsys, tmp_path):
     assert "mha_1pass.ein:11:1: error: RM" in capsys.readouterr().err
     assert main(["grad", str(EXAMPLES / "causal.ein"), "--wrt", "X"]) == 1
     assert "X is not an input" in capsys.readouterr().err
+
+
+SHIFTED = """
+rank J = 5
+rank I = J
+input X[i, j], W[j, i]
+output Y[i]
+D[i] = X[i, i]
+Y[i] = sum[j] X[i, j] * X[i, j + 1] + W[j, i] * D[i]
+"""
+
+
+def test_shifted_transposed_and_diagonal_reads():
+    # X[i, j + 1] reads past the end at j = J - 1 (an empty point); X[i, i] scatters to a diagonal
+    assert _fd_error(loads(SHIFTED), {}) < 1e-6

@@ -147,7 +147,8 @@ class _Pass:
             final = rec is not None and is_final(self.c, rec, read)
             target = Target(read.tensor, self.axes(read.tensor), rec.axis if final else None)
             name = self.names.fresh(f"d{read.tensor}_{e.name}")
-            share = vjp(self.c, e, read, target, grad, name, self.names.fresh, ties)
+            share = vjp(self.c, e, read, target, grad, name, self.names.fresh, ties,
+                        alias=self._alias)
             self._add_share(read.tensor, share, self.final_shares if final else self.shares)
 
     def _recurrence(self, rec: Additive, wanted: set[str], seen: set[str]) -> None:
@@ -156,10 +157,7 @@ class _Pass:
         plain, final = self._total(rec.tensor), self._total(rec.tensor, final=True)
         if plain is None and final is None:
             return
-        alias = next((d.name for d in self.new_sizes if d.default == Name(rec.rank)), None)
-        if alias is None:  # one alias rank per stepped rank serves every running sum over it
-            alias = self.names.fresh(f"{rec.rank}2")
-            self.new_sizes.append(SizeDecl(alias, Name(rec.rank)))
+        alias = self._alias(rec.rank, set(rec.update.iteration_space)).upper()
         einsums, seed = suffix_sum(rec, plain, final, alias, self.names)
         self.out.extend(einsums)
         for read in dict.fromkeys(_accesses_of(rec.increment)):
@@ -167,8 +165,20 @@ class _Pass:
                 continue
             name = self.names.fresh(f"d{read.tensor}_{rec.tensor}")
             share = vjp(self.c, rec.update, read, Target(read.tensor, self.axes(read.tensor)),
-                        seed.tensor, name, self.names.fresh, seed=seed)
+                        seed.tensor, name, self.names.fresh, seed=seed, alias=self._alias)
             self._add_share(read.tensor, share, self.shares)
+
+    def _alias(self, rank: str, avoid: set[str]) -> str:
+        """An index of an alias rank of ``rank`` (``rank N2 = N``) not in ``avoid``; the alias
+        ranks are shared by every Einsum that needs a second index of a rank."""
+        for d in self.new_sizes:
+            if d.default == Name(rank) and d.name.lower() not in avoid:
+                return d.name.lower()
+        alias = self.names.fresh(f"{rank}2")
+        while alias.lower() in avoid:
+            alias = self.names.fresh(f"{rank}2")
+        self.new_sizes.append(SizeDecl(alias, Name(rank)))
+        return alias.lower()
 
     def _add_share(self, tensor: str, einsums, shares: dict) -> None:
         if einsums is not None:
@@ -184,15 +194,15 @@ class _Pass:
         if not shares:
             return seed
         base = f"d{tensor}_end" if final else f"d{tensor}"
-        if len(shares) == 1 and seed is None:
+        drop = self.recurrent[tensor].axis if final else None
+        axes = tuple(Name(a) for k, a in enumerate(self.axes(tensor)) if k != drop)
+        if len(shares) == 1 and seed is None and self.out[shares[0]].output.indices == axes:
             k = shares[0]
             name = self.names.fresh(base)
             share = self.out[k]
             self.names.taken.discard(share.name)
             self.out[k] = replace(share, output=Access(name, share.output.indices))
             return name
-        drop = self.recurrent[tensor].axis if final else None
-        axes = tuple(Name(a) for k, a in enumerate(self.axes(tensor)) if k != drop)
         terms = [Access(self.out[k].name, axes) for k in shares]
         if seed is not None:
             terms.insert(0, Access(seed, axes))

@@ -37,11 +37,13 @@ def tie_count(einsum: Einsum, name: str) -> Einsum:
 
 
 def vjp(cascade: Cascade, einsum: Einsum, read: Access, target: Target, grad_out: str,
-        name: str, fresh, ties: str | None = None,
-        seed: Access | None = None) -> tuple[Einsum, ...] | None:
+        name: str, fresh, ties: str | None = None, seed: Access | None = None,
+        alias=None) -> tuple[Einsum, ...] | None:
     """The Einsums whose last, ``name[...]``, holds this read's share of the gradient of
     ``target``, or None when the body does not depend on the read. ``seed`` reads the output's
-    gradient (default: ``grad_out`` at the output's indices); ``fresh(base)`` names a tensor.
+    gradient (default: ``grad_out`` at the output's indices); ``fresh(base)`` names a tensor;
+    ``alias(rank, avoid)`` gives an index of an alias rank of ``rank`` not in ``avoid``, for an
+    axis whose own index the Einsum already uses.
 
     A scatter (an equality in the predicate) that also sums over other indices is two Einsums:
     the contraction first, at the read's own indices, then the scatter, a sum over one index."""
@@ -59,7 +61,7 @@ def vjp(cascade: Cascade, einsum: Einsum, read: Access, target: Target, grad_out
     elif einsum.reducer not in (None, "sum"):
         raise CascadeError(f"{einsum.name}: the gradient of a {einsum.reducer} reduction is not "
                            "supported", einsum.span, "write it as a sum of logarithms")
-    out, equalities = _gradient_indices(cascade, einsum, read, target)
+    out, equalities = _gradient_indices(cascade, einsum, read, target, alias)
     where = einsum.where
     for eq in equalities:
         where = eq if where is None else Binary("and", where, eq)
@@ -90,8 +92,8 @@ def vjp(cascade: Cascade, einsum: Einsum, read: Access, target: Target, grad_out
                    "sum" if reduced else None, reduced, where),)
 
 
-def _gradient_indices(cascade: Cascade, einsum: Einsum, read: Access,
-                      target: Target) -> tuple[tuple[str, ...], list[Expr]]:
+def _gradient_indices(cascade: Cascade, einsum: Einsum, read: Access, target: Target,
+                      alias) -> tuple[tuple[str, ...], list[Expr]]:
     space = set(einsum.iteration_space)
     out: list[str] = []
     equalities: list[Expr] = []
@@ -102,7 +104,9 @@ def _gradient_indices(cascade: Cascade, einsum: Einsum, read: Access,
                 and rank_root(cascade, index.name.upper()) == rank_root(cascade, axis.upper())):
             out.append(index.name)
             continue
-        if axis in space or axis in out:
+        if (axis in space or axis in out) and alias is not None:
+            axis = alias(axis.upper(), space | set(out))
+        elif axis in space or axis in out:
             raise CascadeError(f"{einsum.name}: the gradient of the read {read.tensor}[...] needs "
                                f"a fresh index for axis {axis}, which the Einsum already uses",
                                read.span or einsum.span,
