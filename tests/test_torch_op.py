@@ -157,3 +157,30 @@ def test_opcheck(backend):
     outs = op.forward_op([x.detach() for x in xs])
     torch.library.opcheck(op.backward_op, ([x.detach() for x in xs] + outs[1:]
                                            + [torch.randn_like(outs[0])],))
+
+
+TWO_OUTPUTS = """
+rank I = 3, J = 4
+input X[i, j], W[j]
+output Y[i], Z[i, j]
+S[i, j] = tanh(X[i, j]) * W[j]
+Y[i] = sum[j] S[i, j] * X[i, j]
+Z[i, j] = exp(S[i, j]) / (1 + W[j] * W[j])
+"""
+
+
+def test_several_outputs_come_back_as_a_tuple_and_both_seed_the_gradient():
+    from einsum_ir import loads
+
+    op = native_op(loads(TWO_OUTPUTS), backend="reference")
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(3, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(4, generator=g, dtype=torch.float64, requires_grad=True)
+    y, z = op(x, w)
+    assert y.shape == (3,) and z.shape == (3, 4)
+    assert torch.autograd.gradcheck(op, (x, w))
+    # one output unused: its seed is zero
+    (gx,) = torch.autograd.grad(op(x.t().contiguous().t(), W=w)[0].sum(), (x,))
+    s = torch.tanh(x) * w
+    (want,) = torch.autograd.grad((s * x).sum(), (x,))
+    torch.testing.assert_close(gx, want)

@@ -92,7 +92,7 @@ class CascadeOp:
                                        f"which the op cannot provide: "
                                        + (self.no_grad_reason or "it is not in wrt"),
                                        hint=f"detach {name}, or differentiate another form")
-        outs = self.forward_op(xs)[:len(self.outputs)]
+        outs = self.forward_op([x.contiguous() for x in xs])[:len(self.outputs)]
         return outs[0] if len(outs) == 1 else tuple(outs)
 
     def warm(self, *args, **kwargs) -> None:
