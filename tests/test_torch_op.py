@@ -23,6 +23,7 @@ CASES = {  # example -> (shape of Q, K, V; torch reference; parameters)
     "softcap": ((1, 2, 9, 8), lambda q, k, v: torch_ref.softmax_attention(q, k, v, cap=2.0),
                 {"CAP": 2}),
     "linear": ((1, 2, 11, 8), torch_ref.linear_attention, {}),
+    "mha_1pass": ((1, 1, 40, 8), torch_ref.softmax_attention, {"M0": 16}),  # a reverse loop
 }
 
 
@@ -80,15 +81,29 @@ def test_inputs_by_position_and_by_name():
         op(q, k, v, v)
 
 
-def test_an_input_the_cascade_cannot_differentiate_is_named():
-    op = native_op(EX / "mha_1pass.ein", M0=4)
-    q, k, v = _qkv(1, 1, 8, 4, grad=False)
-    out = op(q, k, v)  # no gradient needed: the forward runs
-    torch.testing.assert_close(out, torch_ref.softmax_attention(q, k, v), rtol=1e-4, atol=1e-5)
-    with pytest.raises(CascadeError, match="input K of mha_1pass requires a gradient.*recurrence"):
-        op(q, k.requires_grad_(), v)
+TWO_STATES = """
+rank I = 2, N = 3
+input X[i, n]
+output Y[i]
+A[i, 0] = 0
+B[i, 0] = 1
+A[i, n+1] = A[i, n] + B[i, n] * X[i, n]
+B[i, n+1] = B[i, n] * X[i, n] + A[i, n]
+Y[i] = A[i, N] + B[i, N]
+"""
+
+
+def test_an_input_the_cascade_cannot_differentiate_is_named(tmp_path):
+    path = tmp_path / "two_states.ein"
+    path.write_text(TWO_STATES)
+    op = native_op(path)
+    x = torch.rand(2, 3)
+    op(x)  # no gradient needed: the forward runs
+    with pytest.raises(CascadeError, match="input X of two_states requires a gradient, which "
+                                           "the op cannot provide: .*a second state"):
+        op(x.requires_grad_())
     with torch.no_grad():
-        op(q, k, v)
+        op(x)
     only_q = native_op(EX / "causal.ein", wrt=["Q"])
     q, k, v = _qkv(1, 1, 6, 4)
     with pytest.raises(CascadeError, match="input K of causal requires a gradient.*not in wrt"):

@@ -1,15 +1,15 @@
-"""Additive recurrences and their reverse: a running sum's gradient is a suffix sum.
+"""Recurrences to differentiate (:class:`Loop`) and the reverse of a running sum.
 
-For ``X[.., 0] = c`` and ``X[.., i+1] = X[.., i] + E(i)`` (``c`` reading no tensor), every later
-value is ``X[.., i] = c + sum over j < i of E(j)``. The readers of ``X`` read it at a plain index
-of the stepped rank (``X[.., n]``, 0 <= n < N) or at its end (``X[.., N]``), so the gradient of
-``E(i)``, the value ``X[.., i+1]`` adds to, is::
+A recurrence is reversible here when it has one state ``X`` with a constant initial value, its
+update maps (no reduction, no predicate) and readers outside its group read ``X[.., n]``,
+``X[.., n+1]`` or the end ``X[.., N]``; :mod:`.loop` writes the reverse. A running sum
+(``X[.., i+1] = X[.., i] + E(i)``, no other Einsum in its group, no read at ``n+1``) needs no
+reverse recurrence: every ``X[.., i] = c + sum over j < i of E(j)``, so the gradient of ``E(i)``
+is a suffix sum::
 
     G[.., i] = sum[j] Dplain[.., j] where j > i   +   Dfinal[..]
 
-with ``j`` an index of a new alias rank of the stepped rank. Any other recurrence (a running max,
-a rescaled sum) is refused with a located error: its reverse needs the stepped index reversed,
-which the language cannot write yet.
+with ``j`` an index of a new alias rank of the stepped rank.
 """
 from __future__ import annotations
 
@@ -18,21 +18,25 @@ from dataclasses import dataclass
 from ..errors import CascadeError
 from ..exprs import rank_root
 from ..facts import Recurrence
-from ..ir import Access, Binary, Cascade, Einsum, Expr, Name, accesses
+from ..ir import Access, Binary, Cascade, Einsum, Expr, Name, Num, Role, accesses
 
-RECURRENCE_HINT = ("only running sums X[.., i+1] = X[.., i] + E with a constant initial value are "
-                   "differentiated; differentiate the cascade before the online-softmax rewrite "
-                   "(the 3-pass or deferred form)")
+RECURRENCE_HINT = ("a recurrence is differentiated when it has one state with a constant initial "
+                   "value, read at n, n+1 or its end; or differentiate the cascade before the "
+                   "online-softmax rewrite (the 3-pass or deferred form)")
 
 
 @dataclass(frozen=True)
-class Additive:
+class Loop:
+    """A recurrence to differentiate: its state tensor, the update and the other Einsums of its
+    recurrent group; ``increment`` is E when the update is a running sum X[i] + E."""
+
     tensor: str
     axis: int  # position of the stepped axis
     var: str  # the update's step index (``n`` in ``S[.., n+1]``)
     init: Einsum
     update: Einsum
-    increment: Expr  # E
+    members: tuple[Einsum, ...] = ()
+    increment: Expr | None = None
 
     @property
     def rank(self) -> str:
@@ -43,8 +47,9 @@ class Additive:
                      for k, i in enumerate(self.update.output.indices))
 
 
-def additive(cascade: Cascade, rec: Recurrence) -> Additive:
-    """The running sum ``rec`` is, or a located error saying why it is not one."""
+def loop_of(cascade: Cascade, analysis, rec: Recurrence) -> Loop:
+    """The recurrence ``rec`` as a :class:`Loop`, or a located error saying why the pass cannot
+    reverse it."""
     update = rec.update
 
     def refuse(why: str, node=None):
@@ -56,31 +61,44 @@ def additive(cascade: Cascade, rec: Recurrence) -> Additive:
         raise refuse("its initial value reads tensors or has a predicate", rec.init)
     if update.reducer is not None or update.where is not None:
         raise refuse("the update reduces or has a predicate")
+    step = next(s for s in analysis.steps if update in s.einsums)
+    members = tuple(e for e in step.einsums if e is not update)
+    for e in members:
+        if e.role is not Role.DEF:
+            raise refuse(f"it shares its recurrence with {e.name}, a second state", e)
+    order = cascade.positions()
+    if any(order[e.id] > order[update.id] for e in members):
+        raise refuse("an Einsum of its recurrence comes after the update", update)
     prev = Access(rec.tensor, tuple(Name(rec.var) if k == rec.axis else i
                                     for k, i in enumerate(update.output.indices)))
     body = update.body
-    if not (isinstance(body, Binary) and body.op == "+" and prev in (body.lhs, body.rhs)):
-        raise refuse(f"the update is not {rec.tensor}[.., {rec.var}] + ...")
-    increment = body.rhs if body.lhs == prev else body.lhs
-    if any(a.tensor == rec.tensor for a in accesses(increment)):
-        raise refuse(f"the increment reads {rec.tensor}", increment)
-    return Additive(rec.tensor, rec.axis, rec.var, rec.init, update, increment)
+    increment = None
+    if not members and isinstance(body, Binary) and body.op == "+" and prev in (body.lhs, body.rhs):
+        increment = body.rhs if body.lhs == prev else body.lhs
+        if any(a.tensor == rec.tensor for a in accesses(increment)):
+            increment = None
+    return Loop(rec.tensor, rec.axis, rec.var, rec.init, update, members, increment)
 
 
-def is_final(cascade: Cascade, rec: Additive, read: Access) -> bool:
-    """True for a read of the last value (``X[.., N]``), False for one at a plain index."""
+def read_kind(cascade: Cascade, rec: Loop, read: Access) -> str:
+    """How a reader outside the recurrence reads the state: "plain" (``X[.., n]``), "next"
+    (``X[.., n+1]``) or "final" (``X[.., N]``)."""
     index = read.indices[rec.axis]
+    root = rank_root(cascade, rec.rank)
     if isinstance(index, Name) and not index.is_index and index.name == rec.rank:
-        return True
-    if (isinstance(index, Name) and index.is_index
-            and rank_root(cascade, index.name.upper()) == rank_root(cascade, rec.rank)):
-        return False
-    raise CascadeError(f"{rec.tensor} is read at an index other than a plain index of "
-                       f"{rec.rank} or its end {rec.rank}: the gradient of this read is not "
+        return "final"
+    if isinstance(index, Name) and index.is_index and rank_root(cascade, index.name.upper()) == root:
+        return "plain"
+    if (isinstance(index, Binary) and index.op == "+" and isinstance(index.lhs, Name)
+            and index.lhs.is_index and isinstance(index.rhs, Num) and index.rhs.value == 1
+            and rank_root(cascade, index.lhs.name.upper()) == root):
+        return "next"
+    raise CascadeError(f"{rec.tensor} is read at an index other than n, n+1 or the end "
+                       f"{rec.rank} of its recurrence: the gradient of this read is not "
                        "supported", read.span, RECURRENCE_HINT)
 
 
-def suffix_sum(rec: Additive, plain: str | None, final: str | None, alias: str,
+def suffix_sum(rec: Loop, plain: str | None, final: str | None, alias: str,
                names) -> tuple[list[Einsum], Access]:
     """The Einsums computing G (the gradient of each increment) and the read of G to seed the
     update's VJP with."""

@@ -16,7 +16,8 @@ from ..errors import CascadeError
 from ..ir import Access, Binary, Cascade, Einsum, Name, Num, Role, SizeDecl, TensorDecl
 from ..verifier import analyze
 from .derivative import inline_read, substitute
-from .recurrence import RECURRENCE_HINT, Additive, additive, is_final, suffix_sum
+from .loop import reverse_loop
+from .recurrence import RECURRENCE_HINT, Loop, loop_of, read_kind, suffix_sum
 from .softmax import Softmax, find_softmaxes
 from .vjp import Target, tie_count, vjp
 
@@ -85,9 +86,10 @@ class _Pass:
                                                  f"LSE_{sm.gm.name}") for sm in softmaxes}
         self.subst = {**self.lse, **{sm.sd.name: Num(1) for sm in softmaxes}}
         self.seeds = {o: self.names.fresh(f"d{o}") for o in outputs}
-        self.shares: dict[str, list[int]] = {}  # tensor -> positions of its shares in self.out
-        self.final_shares: dict[str, list[int]] = {}  # the same for reads of a running sum's end
-        self.recurrent: dict[str, Additive] = {}
+        # tensor -> positions of its shares in self.out, by how a recurrence's state is read
+        self.shares: dict[str, dict[str, list[int]]] = {"plain": {}, "next": {}, "final": {}}
+        self.recurrent: dict[str, Loop] = {}
+        self.in_loop: dict[str, Loop] = {}  # an Einsum of a recurrence's group -> the recurrence
         self.new_sizes: list[SizeDecl] = []
         self.out: list[Einsum] = []
 
@@ -117,7 +119,8 @@ class _Pass:
         recurrences = analyze(self.c).recurrences
         for e in self.c.einsums:
             if e.name in active and e.role is not Role.DEF and e.name not in self.recurrent:
-                self.recurrent[e.name] = additive(self.c, recurrences[e.name])
+                loop = self.recurrent[e.name] = loop_of(self.c, analyze(self.c), recurrences[e.name])
+                self.in_loop.update({m.name: loop for m in loop.members})
         seen: set[str] = set()
         for e in reversed(self.c.einsums):
             if e.name in active and e.role is Role.UPDATE:
@@ -128,7 +131,9 @@ class _Pass:
         return self._build(grads)
 
     def _einsum(self, e: Einsum, wanted: set[str], seen: set[str]) -> None:
-        late = [a.tensor for a in e.reads() if a.tensor in seen]
+        loop = self.in_loop.get(e.name)
+        late = [a.tensor for a in e.reads() if a.tensor in seen
+                and not (loop and a.tensor in {loop.tensor, *(m.name for m in loop.members)})]
         if late:
             raise CascadeError(f"{e.name} reads {late[0]}, which a later Einsum defines",
                                e.span, "order the Einsums so that each is defined before use")
@@ -144,29 +149,43 @@ class _Pass:
                               and a.tensor not in self.lse)
         for read in reads:
             rec = self.recurrent.get(read.tensor)
-            final = rec is not None and is_final(self.c, rec, read)
-            target = Target(read.tensor, self.axes(read.tensor), rec.axis if final else None)
-            name = self.names.fresh(f"d{read.tensor}_{e.name}")
-            share = vjp(self.c, e, read, target, grad, name, self.names.fresh, ties,
-                        alias=self._alias)
-            self._add_share(read.tensor, share, self.final_shares if final else self.shares)
+            if rec is not None and loop is rec:
+                continue  # a step's read of the state it updates: the reverse loop's part
+            self._share(e, read, grad, ties=ties)
 
-    def _recurrence(self, rec: Additive, wanted: set[str], seen: set[str]) -> None:
-        """A running sum: the suffix sum of its readers' shares seeds its increment's VJP."""
+    def _share(self, e: Einsum, read: Access, grad: str, ties=None, seed=None) -> None:
+        """Emits the VJP of ``e`` for ``read`` and files it as a share of the read tensor."""
+        rec = self.recurrent.get(read.tensor)
+        kind = read_kind(self.c, rec, read) if rec is not None else "plain"
+        target = Target(read.tensor, self.axes(read.tensor),
+                        rec.axis if kind == "final" else None,
+                        rec.axis if kind == "next" else None)
+        name = self.names.fresh(f"d{read.tensor}_{e.name}")
+        share = vjp(self.c, e, read, target, grad, name, self.names.fresh, ties, seed=seed,
+                    alias=self._alias)
+        self._add_share(read.tensor, share, self.shares[kind])
+
+    def _recurrence(self, rec: Loop, wanted: set[str], seen: set[str]) -> None:
+        """The gradient of each step's new value (a suffix sum for a running sum, else the
+        reverse loop) seeds the VJP of the update."""
         seen.add(rec.tensor)
-        plain, final = self._total(rec.tensor), self._total(rec.tensor, final=True)
-        if plain is None and final is None:
+        plain, nxt = self._total(rec.tensor), self._total(rec.tensor, "next")
+        final = self._total(rec.tensor, "final")
+        if plain is None and final is None and nxt is None:
             return
-        alias = self._alias(rec.rank, set(rec.update.iteration_space)).upper()
-        einsums, seed = suffix_sum(rec, plain, final, alias, self.names)
+        if rec.increment is not None and nxt is None:
+            alias = self._alias(rec.rank, set(rec.update.iteration_space)).upper()
+            einsums, seed = suffix_sum(rec, plain, final, alias, self.names)
+            reads = _accesses_of(rec.increment)
+        else:
+            einsums, seed = reverse_loop(self.c, rec, plain, nxt, final, self.names, self.axes,
+                                         self._alias)
+            reads = tuple(a for a in _accesses_of(rec.update.body) if a.tensor != rec.tensor)
         self.out.extend(einsums)
-        for read in dict.fromkeys(_accesses_of(rec.increment)):
+        for read in dict.fromkeys(reads):
             if read.tensor not in wanted or read.tensor in self.lse:
                 continue
-            name = self.names.fresh(f"d{read.tensor}_{rec.tensor}")
-            share = vjp(self.c, rec.update, read, Target(read.tensor, self.axes(read.tensor)),
-                        seed.tensor, name, self.names.fresh, seed=seed, alias=self._alias)
-            self._add_share(read.tensor, share, self.shares)
+            self._share(rec.update, read, seed.tensor, seed=seed)
 
     def _alias(self, rank: str, avoid: set[str]) -> str:
         """An index of an alias rank of ``rank`` (``rank N2 = N``) not in ``avoid``; the alias
@@ -186,14 +205,16 @@ class _Pass:
             shares.setdefault(tensor, []).append(len(self.out))
             self.out.append(einsums[-1])
 
-    def _total(self, tensor: str, final: bool = False) -> str | None:
+    def _total(self, tensor: str, kind: str = "plain") -> str | None:
         """The name of the whole gradient of ``tensor``: its seed, its one share (renamed), or
-        the sum of its shares; None when nothing reaches it. ``final``: of a running sum's end."""
-        shares = (self.final_shares if final else self.shares).get(tensor, [])
-        seed = None if final else self.seeds.get(tensor)
+        the sum of its shares; None when nothing reaches it. ``kind``: of a recurrence's state,
+        the shares of the reads at n ("plain"), at n+1 ("next") or at the end ("final")."""
+        shares = self.shares[kind].get(tensor, [])
+        seed = self.seeds.get(tensor) if kind == "plain" else None
+        final = kind == "final"
         if not shares:
             return seed
-        base = f"d{tensor}_end" if final else f"d{tensor}"
+        base = {"plain": f"d{tensor}", "next": f"d{tensor}_next", "final": f"d{tensor}_end"}[kind]
         drop = self.recurrent[tensor].axis if final else None
         axes = tuple(Name(a) for k, a in enumerate(self.axes(tensor)) if k != drop)
         if len(shares) == 1 and seed is None and self.out[shares[0]].output.indices == axes:

@@ -28,6 +28,7 @@ class Target:
     tensor: str
     axes: tuple[str, ...]
     drop: int | None = None  # an axis read at a constant index the gradient goes without
+    step: int | None = None  # an axis read at ``n + 1``: the gradient is of X[.., n + 1], at n
 
 
 def tie_count(einsum: Einsum, name: str) -> Einsum:
@@ -99,6 +100,9 @@ def _gradient_indices(cascade: Cascade, einsum: Einsum, read: Access, target: Ta
     equalities: list[Expr] = []
     for k, (index, axis) in enumerate(zip(read.indices, target.axes, strict=True)):
         if k == target.drop:
+            continue
+        if k == target.step:
+            out.append(index.lhs.name)  # read_kind checked the form n + 1
             continue
         if (isinstance(index, Name) and index.is_index and index.name not in out
                 and rank_root(cascade, index.name.upper()) == rank_root(cascade, axis.upper())):
