@@ -103,23 +103,27 @@ class _Pass:
         return tuple(i.name for i in definition.output.indices)
 
     def active(self) -> set[str]:
+        """The tensors on a path from a differentiated input to a chosen output (to a fixed
+        point: a recurrence's Einsums may read tensors defined after them)."""
         stopped = set(self.lse)
-        needs = set(self.wrt)
-        for e in self.c.einsums:
-            if e.name not in stopped and any(a.tensor in needs for a in e.reads()):
-                needs.add(e.name)
-        useful = set(self.outputs)
-        for e in reversed(self.c.einsums):
-            if e.name in useful:
-                useful |= {a.tensor for a in e.reads()}
-        return needs & useful
+        needs, useful = set(self.wrt), set(self.outputs)
+        while True:
+            size = len(needs) + len(useful)
+            for e in self.c.einsums:
+                if e.name not in stopped and any(a.tensor in needs for a in e.reads()):
+                    needs.add(e.name)
+                if e.name in useful:
+                    useful |= {a.tensor for a in e.reads()}
+            if len(needs) + len(useful) == size:
+                return needs & useful
 
     def run(self) -> Gradient:
         active = self.active()
-        recurrences = analyze(self.c).recurrences
+        analysis = analyze(self.c)
         for e in self.c.einsums:
             if e.name in active and e.role is not Role.DEF and e.name not in self.recurrent:
-                loop = self.recurrent[e.name] = loop_of(self.c, analyze(self.c), recurrences[e.name])
+                loop = loop_of(self.c, analysis, analysis.recurrences[e.name])
+                self.recurrent[e.name] = loop
                 self.in_loop.update({m.name: loop for m in loop.members})
         seen: set[str] = set()
         for e in reversed(self.c.einsums):
