@@ -253,6 +253,7 @@ def test_cli_grad_writes_a_cascade_that_checks(capsys, tmp_path):
     back = load(out)
     assert [d.name for d in back.outputs] == ["dK", "dV"]
     assert "LSE" in [d.name for d in load(fwd).outputs]
+    assert main(["passes", str(out)]) == 0  # a gradient cascade is analysable like any other
     refused = tmp_path / "two_states.ein"
     refused.write_text(TWO_STATES)
     assert main(["grad", str(refused)]) == 1
