@@ -96,15 +96,19 @@ class CascadeOp:
         return outs[0] if len(outs) == 1 else tuple(outs)
 
     def warm(self, *args, **kwargs) -> None:
-        """Generates the forward and backward kernels for these tensors now (before tracing)."""
-        xs = self.bind(args, kwargs)
+        """Generates, loads and launches the forward and backward kernels once on these tensors
+        (Triton compiles a kernel at its first launch), so that a traced call later finds them
+        ready."""
+        xs = [x.detach().contiguous() for x in self.bind(args, kwargs)]
         named = dict(zip(self.inputs, xs, strict=True))
-        self.forward_engine.warm(named)
-        if self.backward_engine is not None:
-            outs = {o: torch.empty(s, dtype=xs[0].dtype, device=xs[0].device)
-                    for o, s in zip((*self.outputs, *self.saved), self._out_shapes(xs), strict=True)}
-            self.backward_engine.warm({**named, **{k: outs[k] for k in self.saved},
-                                       **{s: outs[o] for o, s in self.grad.seeds}})
+        with torch.no_grad():
+            self.forward_engine.warm(named)
+            outs = self.forward_engine(named)
+            if self.backward_engine is not None:
+                seeds = {s: torch.zeros_like(outs[o]) for o, s in self.grad.seeds}
+                tensors = {**named, **{k: outs[k] for k in self.saved}, **seeds}
+                self.backward_engine.warm(tensors)
+                self.backward_engine(tensors)
 
     def __repr__(self) -> str:
         back = (self.backward_engine.describe() if self.backward_engine
