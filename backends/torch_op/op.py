@@ -169,13 +169,14 @@ class CascadeOp:
     def _backward(self, bwd, n_in):
         def backward(ctx, grads):
             needs = ctx.cascade_needs
-            if bwd is None or any(n and x not in self.differentiable
-                                  for x, n in zip(self.inputs, needs, strict=True)):
-                name = next(x for x, n in zip(self.inputs, needs, strict=True) if n
-                            and x not in self.differentiable)
-                raise CascadeError(f"input {name} of {self.cascade.name} requires a gradient, "
-                                   "which the op cannot provide: "
+            missing = [x for x, n in zip(self.inputs, needs, strict=True)
+                       if n and x not in self.differentiable]
+            if missing:  # the call checks this first; a traced call may not have
+                raise CascadeError(f"input {missing[0]} of {self.cascade.name} requires a "
+                                   "gradient, which the op cannot provide: "
                                    + (self.no_grad_reason or "it is not in wrt"))
+            if bwd is None or not any(needs):
+                return [None] * n_in
             saved = ctx.saved_tensors
             xs, keep = list(saved[:n_in]), list(saved[n_in:])
             outs = keep[:len(self.outputs)]
