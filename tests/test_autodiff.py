@@ -196,6 +196,23 @@ def test_general_recurrences_get_a_reverse_recurrence(update):
     assert "N - 1 - n" in format_cascade(gradient(cascade).backward)
 
 
+RUNNING_MAX = """
+rank I = 3, N = 4
+input X[i, n], W[i]
+output Y[i]
+XM[i, n] = X[i, n] * W[i] where n != 1
+R[i, 0] = -inf
+R[i, n+1] = max(R[i, n], XM[i, n])
+Y[i] = R[i, N] * W[i]
+"""
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_running_max_passes_the_gradient_through_a_missing_step(seed):
+    # at n = 1 XM has no point: max(R, XM) is R there, and so is its derivative
+    assert _fd_error(loads(RUNNING_MAX), {}, seed=seed) < 1e-6
+
+
 TWO_STATES = """
 rank I = 2, N = 3
 input X[i, n]

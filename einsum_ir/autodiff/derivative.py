@@ -75,10 +75,17 @@ def _binary_call(expr: Call, target: Access) -> Expr:
         first = mul(mul(b, call("pow", a, sub(b, ONE))), da) if not is_num(da, 0) else ZERO
         second = mul(mul(expr, call("log", a)), db) if not is_num(db, 0) else ZERO
         return add(first, second)
-    # max(a, b) is a where a >= b (ties go to the first argument); min likewise with <=.
-    keep = ">=" if expr.func == "max" else "<="
-    other = "<" if expr.func == "max" else ">"
-    return add(mul(compare(keep, a, b), da), mul(compare(other, a, b), db))
+    # max(a, b) is a where a >= b (ties go to the first argument); min likewise with <=. A
+    # missing operand leaves the other one as the value (max and min are union operators), so
+    # each weight starts from "the value is this operand" and takes away, with the union '+',
+    # the points the other operand wins: where it is missing, nothing is taken away.
+    wins_b = ">" if expr.func == "max" else "<"  # b > a: b is the max
+    wins_a = ">=" if expr.func == "max" else "<="  # a >= b: a is the max, ties included
+    is_a, is_b = compare("==", expr, a), compare("==", expr, b)
+    weight_a = Binary("+", is_a, Unary("-", mul(is_a, compare(wins_b, b, a))))
+    weight_b = Binary("+", is_b, Unary("-", mul(is_b, compare(wins_a, a, b))))
+    return add(mul(weight_a, da) if not is_num(da, 0) else ZERO,
+               mul(weight_b, db) if not is_num(db, 0) else ZERO)
 
 
 def _unary_derivative(expr: Call, x: Expr) -> Expr:
