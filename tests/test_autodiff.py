@@ -292,3 +292,13 @@ Y[i] = sum[j] X[i, j] * X[i, j + 1] + W[j, i] * D[i]
 def test_shifted_transposed_and_diagonal_reads():
     # X[i, j + 1] reads past the end at j = J - 1 (an empty point); X[i, i] scatters to a diagonal
     assert _fd_error(loads(SHIFTED), {}) < 1e-6
+
+
+@pytest.mark.parametrize("name", ["causal", "mha_3pass", "sliding_window", "softcap"])
+def test_the_online_softmax_rewrite_is_differentiable_too(name):
+    # the 1-pass form carries a running max and rescaled sums over masked tiles (tile 3, M = 7)
+    from einsum_ir.passes import rewrite_online_softmax
+
+    rewritten = rewrite_online_softmax(load(EXAMPLES / f"{name}.ein"), tile_size=3).cascade
+    sizes = dict(SIZES[name], M=SIZES[name]["P"] if name == "sliding_window" else 7)
+    assert _fd_error(rewritten, sizes) < 1e-6
