@@ -271,6 +271,11 @@ def test_cli_grad_writes_a_cascade_that_checks(capsys, tmp_path):
     assert [d.name for d in back.outputs] == ["dK", "dV"]
     assert "LSE" in [d.name for d in load(fwd).outputs]
     assert main(["passes", str(out)]) == 0  # a gradient cascade is analysable like any other
+    capsys.readouterr()
+    assert main(["grad", str(EXAMPLES / "mha_2pass.ein"), "--check", "--set", "P=9",
+                 "--set", "M=20", "--set", "M0=8", "-o", str(out)]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    assert line.startswith("# check: directional derivatives") and float(line.split()[-1]) < 1e-6
     refused = tmp_path / "two_states.ein"
     refused.write_text(TWO_STATES)
     assert main(["grad", str(refused)]) == 1

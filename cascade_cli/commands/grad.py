@@ -5,7 +5,7 @@ from __future__ import annotations
 from einsum_ir.errors import CascadeError
 
 from ..io import read_cascade, write_output
-from ..options import add_file_argument
+from ..options import add_file_argument, add_set_option, parse_assignments
 
 
 def register(sub) -> None:
@@ -20,6 +20,10 @@ def register(sub) -> None:
                    "(default: print it)")
     p.add_argument("--forward", metavar="FWD.ein", help="also write the forward cascade with the "
                    "saved values (the log-sum-exps) as extra outputs")
+    p.add_argument("--check", action="store_true", help="compare the gradient with central "
+                   "differences of the cascade on random inputs (float64, the --set sizes) and "
+                   "print the largest relative difference")
+    add_set_option(p)
     p.set_defaults(func=run)
 
 
@@ -52,6 +56,8 @@ def run(args) -> int:
               + "\n")
     text = format_cascade(result.backward)
     parse(text, args.output or "<grad>")  # what is written must read back
+    if args.check:
+        _check(cascade, result, parse_assignments(args.set))
     if args.forward:
         write_output("--forward", args.forward, f"# {args.file} with the values its gradient "
                      "saves as outputs\n" + format_cascade(result.forward))
@@ -62,3 +68,14 @@ def run(args) -> int:
     else:
         print(header + text, end="")
     return 0
+
+
+def _check(cascade, result, sizes) -> None:
+    from einsum_ir.autodiff.check import directional_error
+
+    error = directional_error(cascade, result, sizes)
+    print(f"# check: directional derivatives vs central differences, 3 random directions: "
+          f"largest relative difference {error:.2e}")
+    if error > 1e-5:
+        raise CascadeError(f"the gradient does not match central differences ({error:.2e})",
+                           hint="report it: this is a bug of the gradient pass")
