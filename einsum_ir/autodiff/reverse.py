@@ -253,7 +253,7 @@ class _Pass:
         forward = replace(self.c, outputs=(*self.c.outputs, *gm_decls),
                           einsums=(*self.c.einsums, *(_lse(sm, self.lse[sm.gm.name])
                                                       for sm in self.softmaxes)),
-                          name=f"{self.c.name}_fwd", source=None)
+                          name=f"{self.c.name}_fwd")
         back = Cascade(
             (*self.c.sizes, *self.new_sizes), self.c.splits,
             (*self.c.inputs, *gm_decls,
