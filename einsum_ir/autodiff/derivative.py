@@ -194,3 +194,24 @@ def inline_read(expr: Expr | None, copy) -> Expr | None:
     if isinstance(expr, Call):
         return Call(expr.func, tuple(inline_read(a, copy) for a in expr.args), expr.span)
     return expr
+
+
+def reindex(expr: Expr | None, var: str, new: Expr, keep: set[str]) -> Expr | None:
+    """``expr`` with the index ``var`` read as ``new``, except inside reads of ``keep``."""
+    if expr is None or isinstance(expr, Num):
+        return expr
+    if isinstance(expr, Name):
+        return new if expr.name == var else expr
+    if isinstance(expr, Access):
+        if expr.tensor in keep:
+            return expr
+        return Access(expr.tensor, tuple(reindex(i, var, new, keep) for i in expr.indices),
+                      expr.span)
+    if isinstance(expr, Unary):
+        return Unary(expr.op, reindex(expr.operand, var, new, keep), expr.span)
+    if isinstance(expr, Binary):
+        return Binary(expr.op, reindex(expr.lhs, var, new, keep),
+                      reindex(expr.rhs, var, new, keep), expr.span)
+    if isinstance(expr, Call):
+        return Call(expr.func, tuple(reindex(a, var, new, keep) for a in expr.args), expr.span)
+    return expr

@@ -19,7 +19,8 @@ boundary terms need. G then seeds the ordinary VJPs of the group's Einsums.
 from __future__ import annotations
 
 from ..errors import CascadeError
-from ..ir import Access, Binary, Call, Einsum, Expr, Name, Num, Unary
+from ..ir import Access, Binary, Einsum, Expr, Name, Num
+from .derivative import reindex
 from .recurrence import RECURRENCE_HINT, Loop
 from .vjp import Target, vjp
 
@@ -28,27 +29,6 @@ def _minus(rank: str, var: str, k: int) -> Expr:
     """``rank - k - var`` (``rank - var`` for k = 0)."""
     base: Expr = Name(rank) if k == 0 else Binary("-", Name(rank), Num(k))
     return Binary("-", base, Name(var))
-
-
-def reindex(expr: Expr | None, var: str, new: Expr, keep: set[str]) -> Expr | None:
-    """``expr`` with the index ``var`` read as ``new``, except inside reads of ``keep``."""
-    if expr is None or isinstance(expr, Num):
-        return expr
-    if isinstance(expr, Name):
-        return new if expr.name == var else expr
-    if isinstance(expr, Access):
-        if expr.tensor in keep:
-            return expr
-        return Access(expr.tensor, tuple(reindex(i, var, new, keep) for i in expr.indices),
-                      expr.span)
-    if isinstance(expr, Unary):
-        return Unary(expr.op, reindex(expr.operand, var, new, keep), expr.span)
-    if isinstance(expr, Binary):
-        return Binary(expr.op, reindex(expr.lhs, var, new, keep),
-                      reindex(expr.rhs, var, new, keep), expr.span)
-    if isinstance(expr, Call):
-        return Call(expr.func, tuple(reindex(a, var, new, keep) for a in expr.args), expr.span)
-    return expr
 
 
 def _sum(terms: list[Expr]) -> Expr:

@@ -18,7 +18,8 @@ from ..errors import CascadeError
 from ..exprs import rank_root
 from ..ir import Access, Binary, Cascade, Einsum, Expr, Name, index_vars
 from .algebra import compare, div, is_num, mul
-from .derivative import partial, replace_subexpr
+from .derivative import partial, reindex, replace_subexpr
+from .invert import solve, tidy
 
 
 @dataclass(frozen=True)
@@ -63,34 +64,43 @@ def vjp(cascade: Cascade, einsum: Einsum, read: Access, target: Target, grad_out
         raise CascadeError(f"{einsum.name}: the gradient of a {einsum.reducer} reduction is not "
                            "supported", einsum.span, "write it as a sum of logarithms")
     out, equalities = _gradient_indices(cascade, einsum, read, target, alias)
-    where = einsum.where
-    for eq in equalities:
-        where = eq if where is None else Binary("and", where, eq)
     space = list(einsum.iteration_space)
-    reduced = tuple(v for v in space if v not in out)
-    missing = [v for v in reduced if v not in index_vars(body)]
-    if missing:
-        raise CascadeError(f"{einsum.name}: the gradient with respect to {read.tensor} sums over "
-                           f"{missing[0]}, which its expression does not use", einsum.span,
-                           "the pass cannot yet scale by the count of such points")
+    reduced = [v for v in space if v not in out]
     eq_vars = {v for eq in equalities for v in index_vars(eq.lhs)}
     inner = tuple(v for v in reduced if v not in eq_vars)
     if equalities and inner and len(inner) < len(reduced):
-        # the read's own indices, in its axes' order: a scatter's index stands for its axis
+        # the contraction first, at the read's own indices (in its axes' order) ...
         order = [v for index in read.indices for v in index_vars(index)]
         gathered = tuple(dict.fromkeys(v for v in [*order, *space] if v not in inner))
         part = fresh(f"{name}_at")
         first = Einsum(Access(part, tuple(Name(v) for v in gathered)), body, "sum", inner,
                        einsum.where)
-        scatter = None
-        for eq in equalities:
-            scatter = eq if scatter is None else Binary("and", scatter, eq)
-        outer = tuple(v for v in gathered if v not in out)
-        return (first, Einsum(Access(name, tuple(Name(v) for v in out)),
-                              Access(part, tuple(Name(v) for v in gathered)), "sum", outer,
-                              scatter))
-    return (Einsum(Access(name, tuple(Name(v) for v in out)), body,
-                   "sum" if reduced else None, reduced, where),)
+        # ... then the scatter (or, solved, the gather) over the other indices
+        return (first, _assemble(cascade, einsum, name, out, Access(part, first.output.indices),
+                                 None, list(gathered), equalities, alias))
+    return (_assemble(cascade, einsum, name, out, body, einsum.where, space, equalities, alias),)
+
+
+def _assemble(cascade, einsum, name, out, body, where, space, equalities, alias) -> Einsum:
+    """``name[out] = sum[space \\ out] body where where and equalities``, with the equalities
+    solved for the summed indices where they can be (:mod:`.invert`)."""
+    if equalities and alias is not None:
+        subst, added, equalities = solve(cascade, equalities,
+                                         [v for v in space if v not in out], alias)
+        for var, value in subst.items():
+            body, where = reindex(body, var, value, set()), reindex(where, var, value, set())
+        body, where = tidy(body), tidy(where)
+        space = list(dict.fromkeys([*(v for v in space if v not in subst), *out, *added]))
+    for eq in equalities:
+        where = eq if where is None else Binary("and", where, eq)
+    reduced = tuple(v for v in space if v not in out)
+    missing = [v for v in reduced if v not in index_vars(body)]
+    if missing:
+        raise CascadeError(f"{einsum.name}: a gradient sums over {missing[0]}, which its "
+                           "expression does not use", einsum.span,
+                           "the pass cannot yet scale by the count of such points")
+    return Einsum(Access(name, tuple(Name(v) for v in out)), body,
+                  "sum" if reduced else None, reduced, where)
 
 
 def _gradient_indices(cascade: Cascade, einsum: Einsum, read: Access, target: Target,
