@@ -26,6 +26,7 @@ GROUPS = (
         ("check", "check", "cascade check examples/attention/causal.ein"),
         ("show", "check", "cascade show examples/attention/gqa.ein --json"),
         ("eval", "eval", "cascade eval examples/attention/causal.ein --set P=64 --out out.npz"),
+        ("grad", "grad", "cascade grad examples/attention/causal.ein --wrt Q,K,V -o causal_grad.ein"),
     )),
     ("target-free analyses and rewrites", (
         ("passes", "analyze", "cascade passes examples/attention/mha_3pass.ein"),
