@@ -46,7 +46,7 @@ def _arch(path: str, overrides: tuple):
 
 def evaluate_point(spec: SweepSpec, point: Point) -> dict:
     row = point.inputs(spec)
-    row.update(status=OK, error="")
+    row.update(status=OK, error=None)
     t0 = time.perf_counter()
     try:
         _map_point(spec, point, row)

@@ -46,7 +46,9 @@ def schema(spec: SweepSpec):
     sizes = [a.name for _, axes in spec.workloads for a in axes] + [a.name for a in spec.axes if a.kind == "size"]
     names += list(dict.fromkeys(sizes))
     names += result_columns(spec)
-    size_set = set(sizes)
+    # integer columns: sizes, and architecture variables whose values are all integers
+    size_set = set(sizes) | {a.name for a in spec.axes if a.kind == "arch" and a.values
+                             and all(isinstance(v, int) for v in a.values)}
 
     def kind(name):
         if name in _STRINGS:
