@@ -17,7 +17,7 @@ def register(sub) -> None:
                    help="the two columns of the front (default latency,area; both minimised)")
     p.add_argument("--by", metavar="COLUMN", help="one front per value of this column, e.g. workload")
     p.add_argument("--metric", metavar="COLUMN", help="the column of the sensitivity plots "
-                   "(default the first --pareto column)")
+                   "(default: each --pareto column)")
     p.set_defaults(func=run)
 
 

@@ -57,7 +57,16 @@ def schema(spec: SweepSpec):
             return pa.int64()
         return pa.float64()
 
-    return pa.schema([(n, kind(n)) for n in names], metadata={"cascade.sweep": spec.name})
+    return pa.schema([(n, kind(n)) for n in names],
+                     metadata={"cascade.sweep": spec.name, "cascade.axes": ",".join(axis_columns(spec))})
+
+
+def axis_columns(spec: SweepSpec) -> list:
+    """The columns that are axes of the sweep (more than one value; not an expression)."""
+    out = [name for name, n in (("cascade", len(spec.cascades)), ("arch", len(spec.archs)),
+                                ("workload", len(spec.workloads))) if n > 1]
+    out += [a.name for a in spec.axes if len(a.values) > 1]
+    return out + (["objective"] if len(spec.objectives) > 1 else [])
 
 
 def _clean(row: dict, sch) -> dict:

@@ -13,10 +13,20 @@ def input_columns(table) -> list:
     return [n for n in names[:names.index("status")] if n != "point_id"]
 
 
+def axis_columns(table) -> list:
+    """The sweep's axes (a Parquet file records them; for a CSV file, every input column):
+    a size a workload sets or an expression gives is not an axis of its own."""
+    meta = table.schema.metadata or {}
+    recorded = meta.get(b"cascade.axes")
+    if recorded is None:
+        return input_columns(table)
+    return [n for n in recorded.decode().split(",") if n in table.column_names]
+
+
 def write_plots(table, outdir: str | Path, columns: list, group: str | None = None,
                 metric: str | None = None) -> list:
     """``pareto.png`` (the first two ``columns``, every ok point, the front per ``group``) and
-    ``sensitivity.png`` (``metric``, default the first column, against each input that varies:
+    ``sensitivity.png`` (``metric``, default each of ``columns``, against each axis that varies:
     the best and the median over the other axes). Returns the files written."""
     import matplotlib
 
@@ -27,9 +37,10 @@ def write_plots(table, outdir: str | Path, columns: list, group: str | None = No
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     written = [_pareto(plt, rows, columns, group, out / "pareto.png")]
-    varying = [c for c in input_columns(table) if len({r[c] for r in rows}) > 1]
+    varying = [c for c in axis_columns(table) if len({r[c] for r in rows}) > 1]
     if varying:
-        written.append(_sensitivity(plt, rows, varying, metric or columns[0], out / "sensitivity.png"))
+        written.append(_sensitivity(plt, rows, varying, [metric] if metric else columns,
+                                    out / "sensitivity.png"))
     return [str(p) for p in written]
 
 
@@ -54,27 +65,30 @@ def _pareto(plt, rows, columns, group, path: Path) -> Path:
     return _save(plt, fig, path)
 
 
-def _sensitivity(plt, rows, varying, metric, path: Path) -> Path:
-    cols = min(3, len(varying))
-    nrows = -(-len(varying) // cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(4 * cols, 3.2 * nrows), squeeze=False)
-    for ax, name in zip(axes.flat, varying, strict=False):
-        values = sorted({r[name] for r in rows}, key=lambda v: (isinstance(v, str), v))
-        by = [[r[metric] for r in rows if r[name] == v and r.get(metric) is not None] for v in values]
-        xs = range(len(values))
-        ax.plot(xs, [min(b) if b else float("nan") for b in by], "-o", ms=4, label="best")
-        ax.plot(xs, [statistics.median(b) if b else float("nan") for b in by], "--s", ms=4, label="median")
-        ax.set_xticks(list(xs))
-        ax.set_xticklabels([_label(v) for v in values], fontsize=7, rotation=30)
-        ax.set_xlabel(name)
-        ax.set_ylabel(metric)
-        if _spread(rows, metric):
-            ax.set_yscale("log")
-        ax.legend(fontsize=7)
-    for ax in list(axes.flat)[len(varying):]:
-        ax.set_visible(False)
-    fig.suptitle(f"sensitivity of {metric} to each axis (over the other axes)")
+def _sensitivity(plt, rows, varying, metrics, path: Path) -> Path:
+    """One row of plots per metric, one column per axis."""
+    fig, axes = plt.subplots(len(metrics), len(varying), figsize=(3.6 * len(varying), 3 * len(metrics)),
+                             squeeze=False)
+    for i, metric in enumerate(metrics):
+        for ax, name in zip(axes[i], varying, strict=True):
+            _one_axis(ax, rows, name, metric)
+    fig.suptitle("sensitivity to each axis: the best and the median over the other axes")
     return _save(plt, fig, path)
+
+
+def _one_axis(ax, rows, name, metric) -> None:
+    values = sorted({r[name] for r in rows}, key=lambda v: (isinstance(v, str), v))
+    by = [[r[metric] for r in rows if r[name] == v and r.get(metric) is not None] for v in values]
+    xs = range(len(values))
+    ax.plot(xs, [min(b) if b else float("nan") for b in by], "-o", ms=4, label="best")
+    ax.plot(xs, [statistics.median(b) if b else float("nan") for b in by], "--s", ms=4, label="median")
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels([_label(v) for v in values], fontsize=7, rotation=30)
+    ax.set_xlabel(name)
+    ax.set_ylabel(metric)
+    if _spread(rows, metric):
+        ax.set_yscale("log")
+    ax.legend(fontsize=7)
 
 
 def _label(v) -> str:
