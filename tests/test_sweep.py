@@ -98,6 +98,8 @@ def test_two_worker_cluster_equals_in_process(reference, tmp_path):
 
 
 def test_killed_worker_loses_and_duplicates_no_point(reference, tmp_path):
+    """A worker of an existing cluster (reached by its address, as --scheduler does) is killed
+    while it runs a task: the sweep still writes every point once."""
     from distributed import Client, LocalCluster
 
     spec, rows = reference
@@ -112,8 +114,8 @@ def test_killed_worker_loses_and_duplicates_no_point(reference, tmp_path):
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
 
-        s = run_sweep(spec, tmp_path / "killed.csv", client=client, chunk=1, progress=False,
-                      on_task=kill_one)
+        s = run_sweep(spec, tmp_path / "killed.csv", scheduler=cluster.scheduler_address, chunk=1,
+                      progress=False, on_task=kill_one)
     assert killed and s.computed == 6
     got = _rows(tmp_path / "killed.csv")
     assert [r["point_id"] for r in got] == list(range(6))

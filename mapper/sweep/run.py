@@ -164,6 +164,7 @@ def _on_dask(spec, points, todo, take, workers, scheduler, client, chunk) -> int
             window.add(client.submit(run_points, spec, task, pure=False))
         for future in window:
             take(future.result())
+            future.release()  # its rows are written: a worker that dies later need not redo it
             nxt = next(tasks, None)
             if nxt is not None:
                 window.add(client.submit(run_points, spec, nxt, pure=False))
