@@ -72,13 +72,14 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, workers: int | None = None,
             on_task(rows)
 
     points = (p for p in iter_points(spec) if p.id not in done)
-    interrupted, n_workers = False, 0
+    interrupted, state = False, {"workers": 0}
     try:
-        if client is None and scheduler is None and (workers == 0 or (workers is None and todo <= SMALL)):
+        local = client is None and scheduler is None and (workers == 0 or (workers is None and todo <= SMALL))
+        if local or todo == 0:
             for task in _chunks(points, chunk or 1):
                 take(run_points(spec, task))
         else:
-            n_workers = _on_dask(spec, points, todo, take, workers, scheduler, client, chunk)
+            _on_dask(spec, points, todo, take, (workers, scheduler, client, chunk), state)
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -86,7 +87,7 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, workers: int | None = None,
             bar.close()
         rows = writer.close()
     return Summary(total, len(done), counts["rows"], rows, counts["errors"],
-                   time.perf_counter() - t0, n_workers, interrupted)
+                   time.perf_counter() - t0, state["workers"], interrupted)
 
 
 def _bar(progress: bool, todo: int, name: str):
@@ -138,8 +139,9 @@ def _chunks(points, size: int):
         yield task
 
 
-def _on_dask(spec, points, todo, take, workers, scheduler, client, chunk) -> int:
-    """Runs the points on Dask; returns the number of workers."""
+def _on_dask(spec, points, todo, take, options, state: dict) -> None:
+    """Runs the points on Dask; ``state["workers"]`` is the number of workers once connected."""
+    workers, scheduler, client, chunk = options
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError:
@@ -156,7 +158,7 @@ def _on_dask(spec, points, todo, take, workers, scheduler, client, chunk) -> int
             cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
                                    processes=True, dashboard_address=None, silence_logs=logging.ERROR)
             client = own_client = Client(cluster)
-        n = max(1, len(client.scheduler_info().get("workers", {})))
+        n = state["workers"] = max(1, len(client.scheduler_info().get("workers", {})))
         size = chunk or max(1, min(MAX_CHUNK, math.ceil(todo / (4 * n))))
         tasks = _chunks(points, size)
         window = as_completed()
@@ -168,7 +170,6 @@ def _on_dask(spec, points, todo, take, workers, scheduler, client, chunk) -> int
             nxt = next(tasks, None)
             if nxt is not None:
                 window.add(client.submit(run_points, spec, nxt, pure=False))
-        return n
     finally:
         if own_client is not None:
             own_client.close()
