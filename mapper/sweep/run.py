@@ -13,6 +13,7 @@ elsewhere, and only a finished task's rows are written, so no point is lost or w
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import os
@@ -58,36 +59,38 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, workers: int | None = None,
     total = count_points(spec)
     kept, done = _previous(spec, Path(out), sch, total) if resume else (None, {})
     todo = total - len(done)
-    writer = ResultWriter(out, sch, kept)
-    counts = {"rows": 0, "errors": 0}
-    bar = _bar(progress, todo, spec.name)
+    local = client is None and scheduler is None and (workers == 0 or (workers is None and todo <= SMALL))
+    counts = {"rows": 0, "errors": 0, "workers": 0}
+    interrupted = False
+    with _dask_client(None if local or todo == 0 else (workers, scheduler, client)) as dask:
+        writer = ResultWriter(out, sch, kept)  # after connecting: a cluster that is not there writes nothing
+        bar = _bar(progress, todo, spec.name)
 
-    def take(rows):
-        writer.write(rows)
-        counts["rows"] += len(rows)
-        counts["errors"] += sum(r["status"] != OK for r in rows)
-        if bar is not None:
-            bar.update(len(rows))
-        if on_task is not None:
-            on_task(rows)
+        def take(rows):
+            writer.write(rows)
+            counts["rows"] += len(rows)
+            counts["errors"] += sum(r["status"] != OK for r in rows)
+            if bar is not None:
+                bar.update(len(rows))
+            if on_task is not None:
+                on_task(rows)
 
-    points = (p for p in iter_points(spec) if p.id not in done)
-    interrupted, state = False, {"workers": 0}
-    try:
-        local = client is None and scheduler is None and (workers == 0 or (workers is None and todo <= SMALL))
-        if local or todo == 0:
-            for task in _chunks(points, chunk or 1):
-                take(run_points(spec, task))
-        else:
-            _on_dask(spec, points, todo, take, (workers, scheduler, client, chunk), state)
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        if bar is not None:
-            bar.close()
-        rows = writer.close()
+        points = (p for p in iter_points(spec) if p.id not in done)
+        try:
+            if dask is None:
+                for task in _chunks(points, chunk or 1):
+                    take(run_points(spec, task))
+            else:
+                counts["workers"] = max(1, len(dask.scheduler_info().get("workers", {})))
+                _on_dask(spec, dask, points, todo, take, counts["workers"], chunk)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            if bar is not None:
+                bar.close()
+            rows = writer.close()
     return Summary(total, len(done), counts["rows"], rows, counts["errors"],
-                   time.perf_counter() - t0, state["workers"], interrupted)
+                   time.perf_counter() - t0, counts["workers"], interrupted)
 
 
 def _bar(progress: bool, todo: int, name: str):
@@ -139,42 +142,48 @@ def _chunks(points, size: int):
         yield task
 
 
-def _on_dask(spec, points, todo, take, options, state: dict) -> None:
-    """Runs the points on Dask; ``state["workers"]`` is the number of workers once connected."""
-    workers, scheduler, client, chunk = options
+@contextlib.contextmanager
+def _dask_client(options):
+    """A Dask client for ``options`` = (workers, scheduler, client), or None (in-process)."""
+    if options is None:
+        yield None
+        return
+    workers, scheduler, client = options
+    if client is not None:
+        yield client
+        return
     try:
-        from distributed import Client, LocalCluster, as_completed
+        from distributed import Client, LocalCluster
     except ImportError:
         raise CascadeError("running a sweep on workers needs dask.distributed",
                            hint="pip install 'cascade-einsum[sweep]', or run in-process with "
                                 "--workers 0") from None
-    cluster = own_client = None
-    try:
-        if client is None and scheduler is not None:
-            client = own_client = _connect(Client, scheduler)
-        elif client is None:
-            import logging
+    if scheduler is not None:
+        with _connect(Client, scheduler) as own:
+            yield own
+        return
+    import logging
 
-            cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
-                                   processes=True, dashboard_address=None, silence_logs=logging.ERROR)
-            client = own_client = Client(cluster)
-        n = state["workers"] = max(1, len(client.scheduler_info().get("workers", {})))
-        size = chunk or max(1, min(MAX_CHUNK, math.ceil(todo / (4 * n))))
-        tasks = _chunks(points, size)
-        window = as_completed()
-        for task in itertools.islice(tasks, 4 * n):
-            window.add(client.submit(run_points, spec, task, pure=False))
-        for future in window:
-            take(future.result())
-            future.release()  # its rows are written: a worker that dies later need not redo it
-            nxt = next(tasks, None)
-            if nxt is not None:
-                window.add(client.submit(run_points, spec, nxt, pure=False))
-    finally:
-        if own_client is not None:
-            own_client.close()
-        if cluster is not None:
-            cluster.close()
+    with LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
+                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as own:
+        yield own
+
+
+def _on_dask(spec, client, points, todo: int, take, n: int, chunk) -> None:
+    """Runs the points as tasks of ``chunk`` points, at most ``4 n`` in flight."""
+    from distributed import as_completed
+
+    size = chunk or max(1, min(MAX_CHUNK, math.ceil(todo / (4 * n))))
+    tasks = _chunks(points, size)
+    window = as_completed()
+    for task in itertools.islice(tasks, 4 * n):
+        window.add(client.submit(run_points, spec, task, pure=False))
+    for future in window:
+        take(future.result())
+        future.release()  # its rows are written: a worker that dies later need not redo it
+        nxt = next(tasks, None)
+        if nxt is not None:
+            window.add(client.submit(run_points, spec, nxt, pure=False))
 
 
 def _connect(Client, address: str):
