@@ -200,6 +200,7 @@ def test_constraints_leave_points_out(tmp_path):
     ("sizes: {P: [1024, 0]}", "s.yaml: sizes.P[1]: expected a positive integer"),
     ("sizes: {Q: 3}", "s.yaml: sizes.Q: no cascade of the sweep declares the size 'Q'"),
     ("sizes: {pe_dim: 3}", "s.yaml: sizes.pe_dim: no cascade"),
+    ("sizes: {P: 1024, M: P + Q}", "s.yaml: sizes.M: unknown input 'Q' in 'P + Q'"),
     ("objectives: [fast]", "s.yaml: objectives[0]: unknown objective 'fast'"),
     ("constraints: {area: {max: 1}}", "s.yaml: constraints.area: no numeric column 'area'"),
     ("constraints: {area_mm2: {below: 1}}", "s.yaml: constraints.area_mm2.below: unknown field"),

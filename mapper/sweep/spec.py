@@ -12,6 +12,7 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
+from einsum_ir.errors import CascadeError
 from einsum_ir.resources import BuiltinKind, resolve_spec
 from einsum_ir.spec_fields import Quantity, SpecFile, join_path
 from einsum_ir.yaml_io import load_yaml_mapping
@@ -23,6 +24,7 @@ MAX_POINTS = 10 ** 8
 SIZE = Quantity(1, 2 ** 62, "", integer=True)
 VALUE = Quantity(-2.0 ** 100, 2.0 ** 100)
 PARALLELISM = Quantity(0, 1, "(a fraction)")
+TEXT_INPUTS = ("point_id", "cascade", "arch", "workload", "objective")
 RESULT_NUMBERS = ("latency_s", "cycles", "energy_J", "area_mm2", "evaluated", "search_s")
 _TOP = {"name", "description", "cascades", "archs", "arch_set", "sizes", "workloads",
         "objectives", "constraints", "derived", "mapper"}
@@ -105,12 +107,13 @@ def spec_from_dict(data: dict, file: str, base: Path) -> SweepSpec:
     _check_declared(ctx, arch_axes, archs, "architecture variable")
     sized = list(size_axes) + [a for _, axes in workloads for a in axes]
     _check_declared(ctx, sized, cascades, "size")
+    _check_expressions(ctx, list(arch_axes) + sized)
     objectives = _objectives(ctx, data.get("objectives", "latency"))
     units = tuple(dict.fromkeys(u for _, names, _ in loaded for u in names))
     levels = tuple(dict.fromkeys(lv for _, _, names in loaded for lv in names))
-    inputs = _input_names(ctx, arch_axes, size_axes, workloads)
-    numeric = set(inputs) | set(RESULT_NUMBERS) | set(unit_columns(units)) | set(traffic_columns(levels))
-    derived = _derived(ctx, data.get("derived"), numeric | set(inputs))
+    inputs = set(_input_names(ctx, arch_axes, size_axes, workloads)) - set(TEXT_INPUTS)
+    numeric = inputs | set(RESULT_NUMBERS) | set(unit_columns(units)) | set(traffic_columns(levels))
+    derived = _derived(ctx, data.get("derived"), numeric)
     numeric |= {n for n, _ in derived}
     constraints = _constraints(ctx, data.get("constraints"), numeric)
     fusion, min_par = _mapper(ctx, data.get("mapper"))
@@ -189,7 +192,6 @@ def _axes(ctx: SpecFile, node, path: str, kind: str, q: Quantity) -> tuple:
 
 
 def _axis(ctx: SpecFile, name: str, node, path: str, kind: str, q: Quantity) -> Axis:
-    from simulator.spec_expr import evaluate
 
     if not name.isidentifier():
         raise ctx.err(path, "a name must be an identifier")
@@ -201,21 +203,33 @@ def _axis(ctx: SpecFile, name: str, node, path: str, kind: str, q: Quantity) -> 
     elif isinstance(node, list):
         if not node:
             raise ctx.err(path, "an empty list of values")
-        values = [ctx.check(evaluate(v, {}, ctx.where(f"{path}[{i}]")), q, f"{path}[{i}]", v)
+        values = [ctx.check(_constant(ctx, v, f"{path}[{i}]"), q, f"{path}[{i}]", v)
                   for i, v in enumerate(node)]
     else:
-        values = [ctx.check(evaluate(node, {}, ctx.where(path)), q, path, node)]
+        values = [ctx.check(_constant(ctx, node, path), q, path, node)]
     if len(set(values)) != len(values):
         raise ctx.err(path, "a value is listed twice")
     return Axis(name, kind, tuple(values), path=path)
 
 
-def _range(ctx: SpecFile, node: dict, path: str, q: Quantity) -> list:
+def _constant(ctx: SpecFile, value, path: str):
+    """A number or a constant expression (``16 * 2**20``): the values of a list or a range."""
     from simulator.spec_expr import evaluate
 
+    try:
+        return evaluate(value, {}, ctx.where(path))
+    except CascadeError as exc:
+        if "unknown variable" not in exc.message:
+            raise
+        raise CascadeError(exc.message, hint="the values of a list or a range are numbers or constant "
+                           "expressions; an axis given as one string is an expression over the "
+                           "point's other inputs (M: P)") from None
+
+
+def _range(ctx: SpecFile, node: dict, path: str, q: Quantity) -> list:
     step = "factor" if "factor" in node else "step"
     ctx.keys(node, path, {"start", "stop", step}, ("start", "stop", step))
-    start, stop, by = (evaluate(node[k], {}, ctx.where(join_path(path, k))) for k in ("start", "stop", step))
+    start, stop, by = (_constant(ctx, node[k], join_path(path, k)) for k in ("start", "stop", step))
     start, stop = (ctx.check(v, q, join_path(path, k), node[k]) for v, k in ((start, "start"), (stop, "stop")))
     if stop < start:
         raise ctx.err(join_path(path, "stop"), f"stop {stop} is below start {start}")
@@ -269,8 +283,19 @@ def _check_declared(ctx: SpecFile, axes, sources, what: str) -> None:
                           f"sweep declares the {what} {a.name!r}", hint="declared: " + ", ".join(known))
 
 
+def _check_expressions(ctx: SpecFile, axes) -> None:
+    """An input expression (``M: P``) may name only other inputs of the point."""
+    names = {a.name for a in axes}
+    for a in axes:
+        if a.expr:
+            for var in sorted(_expr_names(ctx, a.expr, a.path) - _FUNCS - names):
+                raise ctx.err(a.path, f"unknown input {var!r} in {a.expr!r}",
+                              hint="an expression names the sweep's variables and sizes: "
+                                   + ", ".join(sorted(names)))
+
+
 def _input_names(ctx: SpecFile, arch_axes, size_axes, workloads) -> list:
-    names = ["point_id", "cascade", "arch"] + (["workload"] if workloads else []) + ["objective"]
+    names = list(TEXT_INPUTS)
     sized = {a.name for _, axes in workloads for a in axes}
     for a in list(arch_axes) + list(size_axes):
         if a.name in names or a.name in RESULT_NUMBERS:
