@@ -22,10 +22,10 @@ _STRINGS = {"cascade", "arch", "workload", "objective", "status", "error", "form
 _INTEGERS = {"point_id", "evaluated"}
 
 
-def output_format(path: str | Path) -> str:
+def output_format(path: str | Path, option: str = "-o") -> str:
     fmt = FORMATS.get(Path(path).suffix.lower())
     if fmt is None:
-        raise CascadeError(f"-o {path}: the results file must end in .parquet or .csv")
+        raise CascadeError(f"{option} {path}: the results file must end in .parquet or .csv".lstrip())
     return fmt
 
 
@@ -86,8 +86,9 @@ def read_results(path: str | Path, sch=None):
     """The table in a results file (Parquet or CSV); with ``sch`` its columns must be those."""
     pa = pyarrow()
     path = Path(path)
+    fmt = output_format(path, "")
     try:
-        if output_format(path) == "parquet":
+        if fmt == "parquet":
             import pyarrow.parquet as pq
 
             table = pq.read_table(path)
