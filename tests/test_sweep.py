@@ -90,6 +90,7 @@ def test_in_process_rows(reference):
     assert rows[3]["area_mm2"] > rows[0]["area_mm2"] and rows[3]["latency_s"] < rows[0]["latency_s"]
 
 
+@pytest.mark.slow
 def test_two_worker_cluster_equals_in_process(reference, tmp_path):
     spec, rows = reference
     s = run_sweep(spec, tmp_path / "two.parquet", workers=2, chunk=1, progress=False)
@@ -97,6 +98,7 @@ def test_two_worker_cluster_equals_in_process(reference, tmp_path):
     assert _rows(tmp_path / "two.parquet") == rows
 
 
+@pytest.mark.slow
 def test_killed_worker_loses_and_duplicates_no_point(reference, tmp_path):
     """A worker of an existing cluster (reached by its address, as --scheduler does) is killed
     while it runs a task: the sweep still writes every point once."""
