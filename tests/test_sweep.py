@@ -98,30 +98,52 @@ def test_two_worker_cluster_equals_in_process(reference, tmp_path):
     assert _rows(tmp_path / "two.parquet") == rows
 
 
+def _kill_a_busy_worker(client, killed: list):
+    """An on_task hook: at the first finished task, SIGKILL a worker that is running a task."""
+    def hook(task_rows):
+        if killed:
+            return
+        pids = client.run(os.getpid)
+        busy = [addr for addr, keys in client.processing().items() if keys and addr in pids]
+        os.kill(pids[busy[0]], signal.SIGKILL)
+        killed.append(pids[busy[0]])
+    return hook
+
+
 @pytest.mark.slow
 def test_killed_worker_loses_and_duplicates_no_point(reference, tmp_path):
     """A worker of an existing cluster (reached by its address, as --scheduler does) is killed
-    while it runs a task: the sweep still writes every point once."""
+    while it runs a task: the task runs again elsewhere, every point is written once."""
     from distributed import Client, LocalCluster
 
     spec, rows = reference
-    killed = []
+    killed: list = []
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             Client(cluster) as client:
-        pids = client.run(os.getpid)
-
-        def kill_one(task_rows):
-            if not killed:  # the other worker is busy with a task: kill it mid-task
-                pid = sorted(pids.values())[0]
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
-
         s = run_sweep(spec, tmp_path / "killed.csv", scheduler=cluster.scheduler_address, chunk=1,
-                      progress=False, on_task=kill_one)
-    assert killed and s.computed == 6
+                      progress=False, on_task=_kill_a_busy_worker(client, killed))
+    assert killed and s.computed == 6 and s.killed_tasks == 0
     got = _rows(tmp_path / "killed.csv")
     assert [r["point_id"] for r in got] == list(range(6))
     assert got == rows  # a CSV round trip: doubles are written with all their digits
+
+
+@pytest.mark.slow
+def test_task_given_up_by_the_scheduler_is_split_into_points(reference, tmp_path):
+    """With no retries allowed, the killed worker's task fails (KilledWorker): its points run
+    again one task each, and the results are still those of the in-process run."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    spec, rows = reference
+    killed: list = []
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
+            LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        s = run_sweep(spec, tmp_path / "split.parquet", client=client, chunk=2, progress=False,
+                      on_task=_kill_a_busy_worker(client, killed))
+    assert killed and s.killed_tasks >= 1 and s.computed == 6
+    assert _rows(tmp_path / "split.parquet") == rows
 
 
 def test_interrupt_leaves_a_valid_file_and_resume_finishes(reference, tmp_path):

@@ -69,6 +69,14 @@ def evaluate_point(spec: SweepSpec, point: Point) -> dict:
     return row
 
 
+def failed_row(spec: SweepSpec, point: Point, message: str) -> dict:
+    """The row of a point that could not be evaluated at all (its worker died)."""
+    row = point.inputs(spec)
+    row.update(status=ERROR, error=message)
+    _derive(spec, row)
+    return row
+
+
 def _map_point(spec: SweepSpec, point: Point, row: dict) -> None:
     from einsum_ir.loading import load_resolved
     from einsum_ir.passes import digest

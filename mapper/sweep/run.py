@@ -24,7 +24,7 @@ from typing import Callable
 
 from einsum_ir.errors import CascadeError
 
-from .evaluate import OK, run_points
+from .evaluate import OK, failed_row, run_points
 from .output import ResultWriter, read_results, schema
 from .points import count_points, iter_points
 from .spec import SweepSpec
@@ -43,6 +43,7 @@ class Summary:
     seconds: float
     workers: int  # 0: in-process
     interrupted: bool = False
+    killed_tasks: int = 0  # tasks given up by the scheduler after their workers died (split or failed)
 
     @property
     def rate(self) -> float:
@@ -60,7 +61,7 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, workers: int | None = None,
     kept, done = _previous(spec, Path(out), sch, total) if resume else (None, {})
     todo = total - len(done)
     local = client is None and scheduler is None and (workers == 0 or (workers is None and todo <= SMALL))
-    counts = {"rows": 0, "errors": 0, "workers": 0}
+    counts = {"rows": 0, "errors": 0, "workers": 0, "killed": 0}
     interrupted = False
     with _dask_client(None if local or todo == 0 else (workers, scheduler, client)) as dask:
         writer = ResultWriter(out, sch, kept)  # after connecting: a cluster that is not there writes nothing
@@ -82,7 +83,7 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, workers: int | None = None,
                     take(run_points(spec, task))
             else:
                 counts["workers"] = max(1, len(dask.scheduler_info().get("workers", {})))
-                _on_dask(spec, dask, points, todo, take, counts["workers"], chunk)
+                _on_dask(spec, dask, points, todo, take, counts["workers"], chunk, counts)
         except KeyboardInterrupt:
             interrupted = True
         finally:
@@ -90,7 +91,7 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, workers: int | None = None,
                 bar.close()
             rows = writer.close()
     return Summary(total, len(done), counts["rows"], rows, counts["errors"],
-                   time.perf_counter() - t0, counts["workers"], interrupted)
+                   time.perf_counter() - t0, counts["workers"], interrupted, counts["killed"])
 
 
 def _bar(progress: bool, todo: int, name: str):
@@ -169,21 +170,40 @@ def _dask_client(options):
         yield own
 
 
-def _on_dask(spec, client, points, todo: int, take, n: int, chunk) -> None:
-    """Runs the points as tasks of ``chunk`` points, at most ``4 n`` in flight."""
-    from distributed import as_completed
+def _on_dask(spec, client, points, todo: int, take, n: int, chunk, counts: dict) -> None:
+    """Runs the points as tasks of ``chunk`` points, at most ``4 n`` in flight. A task whose
+    workers died more often than the scheduler allows (``KilledWorker``: a point that crashes
+    its worker, out of memory say) is split into one task per point; a single point that does
+    it is a row with the error."""
+    from distributed import KilledWorker, as_completed
 
     size = chunk or max(1, min(MAX_CHUNK, math.ceil(todo / (4 * n))))
     tasks = _chunks(points, size)
-    window = as_completed()
+    window, pending = as_completed(), {}
+
+    def submit(task):
+        future = client.submit(run_points, spec, task, pure=False)
+        pending[future.key] = task
+        window.add(future)
+
     for task in itertools.islice(tasks, 4 * n):
-        window.add(client.submit(run_points, spec, task, pure=False))
+        submit(task)
     for future in window:
-        take(future.result())
+        task = pending.pop(future.key)
+        try:
+            rows = future.result()
+        except KilledWorker as exc:
+            counts["killed"] += 1
+            if len(task) > 1:
+                for point in task:
+                    submit([point])
+                continue
+            rows = [failed_row(spec, task[0], f"the worker running this point died ({exc})")]
+        take(rows)
         future.release()  # its rows are written: a worker that dies later need not redo it
         nxt = next(tasks, None)
         if nxt is not None:
-            window.add(client.submit(run_points, spec, nxt, pure=False))
+            submit(nxt)
 
 
 def _connect(Client, address: str):
