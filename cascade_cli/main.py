@@ -42,6 +42,8 @@ GROUPS = (
         ("map", "simulate",
          "cascade map examples/attention/mha_3pass.ein --arch fusemax --save best.yaml"),
         ("reproduce", "reproduce", "cascade reproduce fusemax --plots plots/"),
+        ("sweep", "sweep", "cascade sweep examples/sweeps/fusemax_pareto.yaml -o results.parquet"),
+        ("plot", "plot", "cascade plot results.parquet --pareto latency,area --by workload"),
     )),
     ("GPU (Triton)", (
         ("compile", "compile", "cascade compile examples/attention/causal.ein -o kernel.py"),
