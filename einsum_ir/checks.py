@@ -13,6 +13,7 @@ from typing import Mapping
 
 from .errors import CascadeError
 from .graphs import find_cycle
+from .sizes import real_params
 from .exprs import rank_root
 from .facts import Axis, Dependences, Recurrence, components, is_recurrent, out_indices, \
     step_vars_of
@@ -24,6 +25,13 @@ Shapes = Mapping[str, tuple[Axis, ...]]
 
 def _err(message: str, node, hint: str | None = None) -> CascadeError:
     return CascadeError(message, getattr(node, "span", None), hint)
+
+
+def _refuse_real(cascade: Cascade, node, what: str) -> None:
+    """A real parameter (``param CAP = 30.0``) is a value: not a size, an index or a predicate."""
+    if isinstance(node, Name) and not node.is_index and node.name in real_params(cascade):
+        raise _err(f"{node.name} is a real parameter and cannot be used in {what}", node,
+                   "sizes, indices and predicates are integers; use it in values only")
 
 
 # ------------------------------------------------------------------ declarations
@@ -63,6 +71,8 @@ def _check_size_decl(cascade: Cascade, sizes, seen, decl: SizeDecl) -> None:
         if isinstance(node, Name) and node.name not in sizes and node.name not in outers:
             raise _err(f"unknown size {node.name!r} in the size of {decl.name}", node,
                        "declare it with 'rank' or 'param'")
+        if decl.is_rank:
+            _refuse_real(cascade, node, f"the size of rank {decl.name}")
 
 
 def _check_tensor_decls(cascade: Cascade, sizes) -> None:
@@ -169,6 +179,7 @@ def check_einsum(cascade: Cascade, shapes: Shapes, einsum: Einsum) -> None:
     out_vars = set(einsum.output_vars)
     body_vars = set(index_vars(einsum.body))
     for node in walk(einsum.output):
+        _refuse_real(cascade, node, "an index")
         if isinstance(node, Name) and not node.is_index and node.name not in sizes:
             raise _err(f"unknown size {node.name!r}", node,
                "declare it with 'rank' or 'param'; index variables are lower case")
@@ -262,6 +273,7 @@ def _check_index(cascade: Cascade, shapes: Shapes, index) -> None:
                        "reading through index tensors (gathers) is not supported yet")
         if isinstance(node, Name):
             check_name(cascade, shapes, node)
+            _refuse_real(cascade, node, "an index")
         if isinstance(node, Num) and not isinstance(node.value, int):
             raise _err("an index must be an integer expression", node,
                "indices use index variables, sizes, integers and + - * / %")
@@ -293,6 +305,7 @@ def check_predicate(cascade: Cascade, shapes: Shapes, expr) -> None:
                        "predicates use integer arithmetic, abs, min and max")
         if isinstance(node, Name):
             check_name(cascade, shapes, node)
+            _refuse_real(cascade, node, "a predicate")
         if isinstance(node, Num) and isinstance(node.value, float) and not (
                 math.isfinite(node.value) and node.value.is_integer()):
             raise _err(f"a predicate compares integers, not {node.value!r}", node,

@@ -10,8 +10,9 @@ from lark import Token, v_args
 from lark.visitors import Transformer_NonRecursive
 
 from .errors import CascadeError, source_line, source_lines
-from .ir import (Access, Binary, Call, Cascade, Einsum, Name, Num, SizeDecl, Span, Split,
-                 TensorDecl, Unary, index_vars)
+from .frontend import Let, RawEinsum, build_einsum, empty_value, resolve_lets
+from .ir import (Access, Binary, Call, Cascade, Name, Num, SizeDecl, Span, Split, TensorDecl,
+                 Unary)
 from .resources import BuiltinKind, resolve_spec
 
 _GRAMMAR = Path(__file__).with_name("cascade.lark")
@@ -29,7 +30,7 @@ _TOKEN_WORDS = {
     "NAME": "a name", "NUMBER": "a number", "_NL": "end of line", "$END": "end of file",
     "STAR": "'*'", "ADD_OP": "'+' or '-'", "MUL_OP": "'*', '/' or '%'", "COMP": "a comparison",
     "WHERE": "'where'", "MINUS": "'-'", "INF": "'inf'", "SUM": "'sum'", "MAX": "'max'",
-    "MIN": "'min'", "PROD": "'prod'", "NOT": "'not'",
+    "MIN": "'min'", "PROD": "'prod'", "NOT": "'not'", "EMPTY": "'empty'", "COLON": "':'",
 }
 
 
@@ -152,19 +153,7 @@ class _ToIR(Transformer_NonRecursive):  # iterative: deep input must not exhaust
     @v_args(meta=True)
     def einsum(self, meta, children):
         output, rhs, where = children
-        span = _span_of(self.file, meta)
-        if isinstance(rhs, tuple) and rhs and rhs[0] == "reduction":
-            _, reducer, reduced, body, _spans = rhs
-            return Einsum(output, body, reducer, reduced, where, span=span)
-        body = rhs
-        # A plain Einsum: indices missing from the output are summed, as in numpy.einsum.
-        out_vars = set()
-        for index in output.indices:
-            out_vars.update(index_vars(index))
-        free = tuple(v for v in index_vars(body) if v not in out_vars)
-        if free:
-            return Einsum(output, body, "sum", free, where, implicit_sum=True, span=span)
-        return Einsum(output, body, None, (), where, span=span)
+        return RawEinsum(output, rhs, where, _span_of(self.file, meta))
 
     @v_args(meta=True)
     def size_item(self, meta, children):
@@ -183,9 +172,28 @@ class _ToIR(Transformer_NonRecursive):  # iterative: deep input must not exhaust
 
     @v_args(meta=True)
     def tensor_sig(self, meta, children):
-        name, *axes = children
+        name, *axes, keyword, value = children
         axes = tuple(str(a) for a in axes if a is not None)
-        return TensorDecl(str(name), axes, span=_span_of(self.file, meta))
+        span = _span_of(self.file, meta)
+        if keyword is None:
+            return TensorDecl(str(name), axes, span=span)
+        return TensorDecl(str(name), axes, empty_value(value, self._span(keyword)), span=span)
+
+    @v_args(meta=True)
+    def let_stmt(self, meta, children):
+        name, value = children
+        return [Let(str(name), value, _span_of(self.file, meta))]
+
+    def index_stmt(self, children):
+        *names, rank = children
+        out = []
+        for name in names:
+            if not str(name)[0].islower():
+                raise CascadeError(f"index {name}: an index name is lower case", self._span(name),
+                                   f"write index {str(name).lower()} : {rank}")
+            out.append(SizeDecl(str(name).upper(), Name(str(rank), span=self._span(rank)), True,
+                                True, span=self._span(name)))
+        return out
 
     def tensor_stmt(self, children):
         keyword, *sigs = children
@@ -208,19 +216,27 @@ def parse(text: str, file: str = "<string>", name: str | None = None) -> Cascade
             raise exc.orig_exc.with_source(text) from None
         raise
 
-    sizes, splits, inputs, outputs, einsums = [], [], [], [], []
+    sizes, splits, inputs, outputs, raw, lets = [], [], [], [], [], []
     for stmt in statements:
-        if isinstance(stmt, Einsum):
-            einsums.append(stmt)
+        if isinstance(stmt, RawEinsum):
+            raw.append(stmt)
             continue
         for item in stmt:
             if isinstance(item, SizeDecl):
                 sizes.append(item)
             elif isinstance(item, Split):
                 splits.append(item)
+            elif isinstance(item, Let):
+                lets.append(item)
             else:
                 keyword, decl = item
                 (inputs if keyword == "input" else outputs).append(decl)
+    try:
+        ranks = {d.name.lower() for d in sizes if d.is_rank} | {s.outer.lower() for s in splits}
+        resolved = resolve_lets(lets, ranks)
+        einsums = [build_einsum(r, resolved) for r in raw]
+    except CascadeError as exc:
+        raise exc.with_source(text) from None
     if name is None:
         name = Path(file).stem if file and not file.startswith("<") else "cascade"
     return Cascade(tuple(sizes), tuple(splits), tuple(inputs), tuple(outputs), tuple(einsums),
