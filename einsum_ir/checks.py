@@ -73,6 +73,9 @@ def _check_size_decl(cascade: Cascade, sizes, seen, decl: SizeDecl) -> None:
                        "declare it with 'rank' or 'param'")
         if decl.is_rank:
             _refuse_real(cascade, node, f"the size of rank {decl.name}")
+    if decl.index_of and decl.default.name not in set(cascade.rank_names()):
+        raise _err(f"index {decl.name.lower()} : {decl.default.name}: {decl.default.name} is not "
+                   "a rank", decl.default, "an index ranges over a rank declared with 'rank'")
 
 
 def _check_tensor_decls(cascade: Cascade, sizes) -> None:

@@ -3,7 +3,9 @@
 without a reducer sums the indices its output lacks, computed after substitution).
 
 A ``let`` is sugar: the IR holds the expanded expressions, so every stage sees ordinary index
-arithmetic and the printer writes the expansion (which parses back to an equal IR).
+arithmetic and the printer writes the expansion (which parses back to an equal IR). A let is an
+index expression (``/`` floors) wherever it is used: in a value its ``/`` becomes
+``floor(a / b)``.
 """
 from __future__ import annotations
 
@@ -45,21 +47,38 @@ def empty_value(expr: Expr, span: Span | None) -> float:
     return sign * float(node.value)
 
 
-def substitute(expr: Expr | None, lets: dict[str, Let]) -> Expr | None:
-    """``expr`` with every let name replaced by its expression."""
+def substitute(expr: Expr | None, lets: dict[str, Let], value: bool = False) -> Expr | None:
+    """``expr`` with every let name replaced by its expression. In a value (``value``, outside
+    the indices of an access) ``/`` is real division, so a let's integer ``/`` is written there
+    as ``floor(a / b)``, its meaning as an index expression."""
     if expr is None or not lets:
         return expr
     if isinstance(expr, Name):
         let = lets.get(expr.name)
-        return let.value if let is not None else expr
+        if let is None:
+            return expr
+        return _floored(let.value) if value else let.value
     if isinstance(expr, Access):
         return replace(expr, indices=tuple(substitute(i, lets) for i in expr.indices))
     if isinstance(expr, Unary):
-        return replace(expr, operand=substitute(expr.operand, lets))
+        return replace(expr, operand=substitute(expr.operand, lets, value))
     if isinstance(expr, Binary):
-        return replace(expr, lhs=substitute(expr.lhs, lets), rhs=substitute(expr.rhs, lets))
+        return replace(expr, lhs=substitute(expr.lhs, lets, value),
+                       rhs=substitute(expr.rhs, lets, value))
     if isinstance(expr, Call):
-        return replace(expr, args=tuple(substitute(a, lets) for a in expr.args))
+        return replace(expr, args=tuple(substitute(a, lets, value) for a in expr.args))
+    return expr
+
+
+def _floored(expr: Expr) -> Expr:
+    """An integer index expression as a value expression of the same value."""
+    if isinstance(expr, Binary):
+        out = replace(expr, lhs=_floored(expr.lhs), rhs=_floored(expr.rhs))
+        return Call("floor", (out,), span=expr.span) if expr.op == "/" else out
+    if isinstance(expr, Unary):
+        return replace(expr, operand=_floored(expr.operand))
+    if isinstance(expr, Call):
+        return replace(expr, args=tuple(_floored(a) for a in expr.args))
     return expr
 
 
@@ -104,8 +123,9 @@ def build_einsum(raw: RawEinsum, lets: dict[str, Let]) -> Einsum:
                 raise CascadeError(f"{reducer}[{name}]: {name} is a named index expression "
                                    "(let), not an index variable", span,
                                    "reduce over the index variables it uses")
-        return Einsum(output, substitute(body, lets), reducer, reduced, where, span=raw.span)
-    body = substitute(raw.rhs, lets)
+        return Einsum(output, substitute(body, lets, True), reducer, reduced, where,
+                      span=raw.span)
+    body = substitute(raw.rhs, lets, True)
     # A plain Einsum: indices missing from the output are summed, as in numpy.einsum.
     out_vars = set()
     for index in output.indices:

@@ -176,8 +176,9 @@ class _ToIR(Transformer_NonRecursive):  # iterative: deep input must not exhaust
         axes = tuple(str(a) for a in axes if a is not None)
         span = _span_of(self.file, meta)
         if keyword is None:
-            return TensorDecl(str(name), axes, span=span)
-        return TensorDecl(str(name), axes, empty_value(value, self._span(keyword)), span=span)
+            return TensorDecl(str(name), axes, span=span), None
+        return (TensorDecl(str(name), axes, empty_value(value, self._span(keyword)), span=span),
+                keyword)
 
     @v_args(meta=True)
     def let_stmt(self, meta, children):
@@ -197,7 +198,12 @@ class _ToIR(Transformer_NonRecursive):  # iterative: deep input must not exhaust
 
     def tensor_stmt(self, children):
         keyword, *sigs = children
-        return [(str(keyword), sig) for sig in sigs]
+        for decl, empty in sigs:
+            if empty is not None and str(keyword) == "input":
+                raise CascadeError(f"input {decl.name}: only an output declares the value of its "
+                                   "empty points", self._span(empty),
+                                   "an input has a value at every point; remove 'empty ...'")
+        return [(str(keyword), decl) for decl, _ in sigs]
 
     def program(self, children):
         return [c for c in children if c is not None]

@@ -114,3 +114,188 @@ def test_prod_reduction_with_a_zero_and_an_infinity_is_zero():
     text = "rank I = 2, J = 3\ninput X[i,j]\noutput P[i]\nP[i] = prod[j] X[i,j]\n"
     x = np.array([[0.0, np.inf, 2.0], [1.0, np.inf, 2.0]])
     np.testing.assert_array_equal(evaluate(roundtrip(text), {"X": x})["P"], [0.0, np.inf])
+
+
+# ------------------------------------------------------------------ output empty values
+
+LSE = """rank P = 4, M = 4
+input S[p,m]
+output LSE[p] empty -inf, O[p,m] empty 0.5
+T[p,m]  = S[p,m] where m < p
+GM[p]   = max[m] T[p,m]
+SD[p]   = sum[m] exp(T[p,m] - GM[p])
+LSE[p]  = GM[p] + log(SD[p])
+O[p,m]  = T[p,m]
+"""
+
+
+def test_an_output_writes_its_declared_empty_value():
+    s = np.random.default_rng(4).standard_normal((4, 4))
+    cascade = roundtrip(LSE)
+    assert [d.empty for d in cascade.outputs] == [-np.inf, 0.5]
+    out = evaluate(cascade, {"S": s})
+    lse = [np.log(np.exp(s[p, :p]).sum()) if p else -np.inf for p in range(4)]
+    np.testing.assert_allclose(out["LSE"], lse)
+    mask = np.arange(4)[None, :] < np.arange(4)[:, None]
+    np.testing.assert_array_equal(out["O"], np.where(mask, s, 0.5))
+
+
+def test_empty_value_misuse_is_located():
+    located("rank P = 2\ninput A[p] empty 1\noutput O[p]\nO[p] = A[p]\n", "input", line=2)
+    located("rank P = 2\ninput A[p]\noutput O[p] empty p\nO[p] = A[p]\n", "a number", line=3)
+
+
+# ------------------------------------------------------------------ real parameters
+
+SOFTCAP = """rank P = 3, M = 4
+param CAP = 30.0, HALF = CAP / 2
+input S[p,m]
+output O[p,m]
+O[p,m] = CAP * tanh(S[p,m] / HALF)
+"""
+
+
+def test_real_parameters_and_their_overrides():
+    s = np.random.default_rng(5).standard_normal((3, 4)) * 50
+    cascade = roundtrip(SOFTCAP)
+    np.testing.assert_allclose(evaluate(cascade, {"S": s})["O"], 30 * np.tanh(s / 15))
+    out = evaluate(cascade, {"S": s}, {"CAP": 0.5})["O"]
+    np.testing.assert_allclose(out, 0.5 * np.tanh(s / 0.25))
+
+
+@pytest.mark.parametrize("text,line", [
+    ("rank P = 4, M = CAP\nparam CAP = 3.0\ninput S[p]\noutput O[p]\nO[p] = S[p]\n", 1),
+    ("rank P = 4\nparam CAP = 3.0\ninput S[p]\noutput O[p]\nO[p] = S[p] where p < CAP\n", 5),
+    ("rank P = 4\nparam CAP = 3.0\ninput S[p]\noutput O[p]\nO[p] = S[p + CAP]\n", 5),
+    ("rank P = 4\nparam CAP = 3.0, W = CAP\ninput S[p]\noutput O[p]\nO[p] = S[p] where p < W\n", 5),
+])
+def test_a_real_parameter_as_a_size_index_or_predicate_is_located(text, line):
+    from einsum_ir import verify
+
+    with pytest.raises(CascadeError) as info:
+        verify(loads(text))
+    assert info.value.span.line == line and "real parameter" in str(info.value)
+
+
+def test_set_takes_reals_for_real_parameters_only(tmp_path, capsys):
+    from cascade_cli.main import main
+    from einsum_ir import resolve_sizes
+
+    path = tmp_path / "softcap.ein"
+    path.write_text(SOFTCAP)
+    assert main(["eval", str(path), "--set", "CAP=0.25", "--out", str(tmp_path / "o.npz")]) == 0
+    assert main(["eval", str(path), "--set", "P=2.5", "--out", str(tmp_path / "o.npz")]) == 1
+    assert "P is an integer size" in capsys.readouterr().err
+    cascade = loads(SOFTCAP)
+    assert resolve_sizes(cascade, {"CAP": 2}) == {"P": 3, "M": 4, "CAP": 2.0, "HALF": 1.0}
+
+
+# ------------------------------------------------------------------ let and continuation lines
+
+WINDOW_2D = """rank P = 12, M = 12, WI = 4
+param R = 1
+let y = p / WI
+let x = p % WI
+let my = m / WI
+let mx = m % WI
+input A[p,m]
+output O[p]
+O[p] = sum[m] A[p,m] * (y - my)
+    where abs(y - my) <= R
+    and abs(x - mx) <= R
+"""
+
+
+def test_let_names_an_index_expression_for_predicates_and_values():
+    cascade = roundtrip(WINDOW_2D)
+    a = np.random.default_rng(6).standard_normal((12, 12))
+    p, m = np.arange(12)[:, None], np.arange(12)[None, :]
+    mask = (np.abs(p // 4 - m // 4) <= 1) & (np.abs(p % 4 - m % 4) <= 1)
+    expect = (np.where(mask, a * (p // 4 - m // 4), 0)).sum(1)
+    np.testing.assert_allclose(evaluate(cascade, {"A": a})["O"], expect)
+    # the IR holds the expansion: the same cascade written out in full is equal
+    expanded = WINDOW_2D.replace("* (y - my)", "* (floor(p / WI) - floor(m / WI))").replace(
+        "abs(y - my)", "abs(p / WI - m / WI)").replace("abs(x - mx)", "abs(p % WI - m % WI)")
+    assert loads("\n".join(l for l in expanded.splitlines() if not l.startswith("let"))) == cascade
+
+
+def test_let_in_an_index_position():
+    text = "rank P = 6, Q = 3\nlet q = p / 2\ninput A[q]\noutput O[p]\nO[p] = A[q]\n"
+    with pytest.raises(CascadeError):  # q is the index of rank Q: a let cannot take its name
+        loads(text)
+    text = "rank P = 6, Q = 3\nlet h = p / 2\ninput A[q]\noutput O[p]\nO[p] = A[h]\n"
+    a = np.arange(3.0)
+    np.testing.assert_array_equal(evaluate(roundtrip(text), {"A": a})["O"], a[np.arange(6) // 2])
+
+
+@pytest.mark.parametrize("text,words,line", [
+    ("rank P = 2\nlet Y = p\ninput A[p]\noutput O[p]\nO[p] = A[p]\n", ["lower case"], 2),
+    ("rank P = 2\nlet y = p\nlet y = p\ninput A[p]\noutput O[p]\nO[p] = A[p]\n", ["twice"], 3),
+    ("rank P = 2\nlet y = A[p]\ninput A[p]\noutput O[p]\nO[p] = A[p]\n", ["integer"], 2),
+    ("rank P = 2\nlet y = p / 2.5\ninput A[p]\noutput O[p]\nO[p] = A[p]\n", ["integer"], 2),
+    ("rank P = 2\nlet y = p\ninput A[p]\noutput O[p]\nO[y] = A[p]\n", ["axis of O"], 5),
+    ("rank P = 2\nlet y = p\ninput A[p]\noutput O[]\nO[] = sum[y] A[p]\n", ["sum[y]"], 5),
+])
+def test_let_misuse_is_located(text, words, line):
+    located(text, *words, line=line)
+
+
+def test_where_and_or_continue_the_statement_above():
+    one = loads("rank P = 4, M = 4\ninput A[p,m]\noutput O[p,m]\n"
+                "O[p,m] = A[p,m] where m <= p and m > 0 or p == 3\n")
+    split = loads("rank P = 4, M = 4\ninput A[p,m]\noutput O[p,m]\n"
+                  "O[p,m] = A[p,m]\n   where m <= p   # a comment\n\tand m > 0\n  or p == 3\n")
+    assert one == split
+    # a blank line ends the statement: 'where' cannot start one
+    located("rank P = 4\ninput A[p]\noutput O[p]\nO[p] = A[p]\n\nwhere p > 0\n", line=6)
+
+
+# ------------------------------------------------------------------ a second index over a rank
+
+ALIAS_CAUSAL = """rank B = 1, H = 2, P = 7, E = 3, F = 2
+rank M = P
+input  Q[b,h,p,e], K[b,h,m,e], V[b,h,m,f]
+output AV[b,h,p,f]
+QK[b,h,p,m] = sum[e] Q[b,h,p,e] * K[b,h,m,e] where m <= p
+GM[b,h,p]   = max[m] QK[b,h,p,m]
+SN[b,h,p,m] = exp(QK[b,h,p,m] - GM[b,h,p])
+SD[b,h,p]   = sum[m] SN[b,h,p,m]
+AV[b,h,p,f] = sum[m] SN[b,h,p,m] / SD[b,h,p] * V[b,h,m,f]
+"""
+INDEX_CAUSAL = ALIAS_CAUSAL.replace("rank M = P", "index m : P")
+
+
+@pytest.mark.parametrize("text", [ALIAS_CAUSAL, INDEX_CAUSAL], ids=["alias", "index"])
+def test_causal_with_a_second_index_over_p_has_three_passes(text):
+    from einsum_ir.analysis.passcount import count_passes
+
+    cascade = roundtrip(text)
+    report = count_passes(cascade)
+    assert report.rank == "M" and report.passes == 3
+    assert report.per_einsum["AV"] == 3 and report.per_einsum["QK"] == 1
+
+
+def test_index_declaration_evaluates_over_the_rank_it_names():
+    rng = np.random.default_rng(7)
+    q, k, v = rng.standard_normal((7, 3)), rng.standard_normal((7, 3)), rng.standard_normal((7, 2))
+    cascade = roundtrip(INDEX_CAUSAL)
+    assert "index m : P" in format_cascade(cascade)
+    out = evaluate(cascade, {"Q": q[None, None].repeat(2, 1), "K": k[None, None].repeat(2, 1),
+                             "V": v[None, None].repeat(2, 1)}, {"P": 7})["AV"][0, 0]
+    s = np.where(np.tri(7, dtype=bool), q @ k.T, -np.inf)
+    a = np.exp(s - s.max(1, keepdims=True))
+    np.testing.assert_allclose(out, (a / a.sum(1, keepdims=True)) @ v, atol=1e-12)
+
+
+def test_index_declaration_misuse():
+    from einsum_ir import resolve_sizes
+
+    with pytest.raises(CascadeError, match="set P instead"):
+        resolve_sizes(loads(INDEX_CAUSAL), {"M": 3})
+    located(INDEX_CAUSAL.replace("index m : P", "index M : P"), "lower case", line=2)
+    bad = INDEX_CAUSAL.replace("index m : P", "param W = 3\nindex m : W")
+    with pytest.raises(CascadeError, match="W is not a rank") as info:
+        from einsum_ir import verify
+
+        verify(loads(bad))
+    assert info.value.span.line == 3
