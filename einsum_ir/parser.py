@@ -10,7 +10,8 @@ from lark import Token, v_args
 from lark.visitors import Transformer_NonRecursive
 
 from .errors import CascadeError, source_line, source_lines
-from .frontend import Let, RawEinsum, build_einsum, empty_value, resolve_lets
+from .frontend import (Let, RawEinsum, Reduce, build_einsums, empty_value, refuse_reductions,
+                       resolve_lets)
 from .ir import (Access, Binary, Call, Cascade, Name, Num, SizeDecl, Span, Split, TensorDecl,
                  Unary)
 from .resources import BuiltinKind, resolve_spec
@@ -103,6 +104,13 @@ class _ToIR(Transformer_NonRecursive):  # iterative: deep input must not exhaust
         indices = tuple(i for i in indices if i is not None)
         return Access(str(name), indices, span=_span_of(self.file, meta))
 
+    @v_args(meta=True)
+    def inner_reduction(self, meta, children):
+        reducer, *rest = children
+        *names, body, where = rest
+        return Reduce(str(reducer), tuple(str(n) for n in names), body, where,
+                      span=_span_of(self.file, meta))
+
     def fname(self, children):
         return children[0]
 
@@ -162,6 +170,8 @@ class _ToIR(Transformer_NonRecursive):  # iterative: deep input must not exhaust
 
     def size_stmt(self, children):
         keyword, *items = children
+        for _, value, _ in items:
+            refuse_reductions(value, "a size")
         is_rank = str(keyword) == "rank"
         return [SizeDecl(name, value, is_rank, span=span) for name, value, span in items]
 
@@ -240,7 +250,8 @@ def parse(text: str, file: str = "<string>", name: str | None = None) -> Cascade
     try:
         ranks = {d.name.lower() for d in sizes if d.is_rank} | {s.outer.lower() for s in splits}
         resolved = resolve_lets(lets, ranks)
-        einsums = [build_einsum(r, resolved) for r in raw]
+        taken = {d.name for d in inputs} | {r.output.tensor for r in raw}
+        einsums = [e for r in raw for e in build_einsums(r, resolved, taken)]
     except CascadeError as exc:
         raise exc.with_source(text) from None
     if name is None:
@@ -345,8 +356,8 @@ def _hint_for(token: Token, words: list[str], text: str, line: int) -> str | Non
     source_line = _line(text, line)
     if token.type in ("SUM", "MAX", "MIN", "PROD") or (
             token.type == "LSQB" and any(r in source_line for r in ("sum[", "max[", "min[", "prod["))):
-        return ("a reduction must be the whole right-hand side; define its result as a tensor of "
-                "its own and use that")
+        return ("a reduction must be the whole right-hand side, or in parentheses inside an "
+                "expression: (max[m] S[p,m])")
     if token.type == "_NL" and source_line.count("[") > source_line.count("]"):
         return "a '[' is not closed"
     if token.type == "_NL" and source_line.count("(") > source_line.count(")"):
@@ -365,8 +376,8 @@ def _nested_reduction(text: str, line: int, column: int) -> str | None:
     _, eq, rhs = source.partition("=")
     match = _REDUCTION.search(rhs) if eq else None
     if match and rhs[: match.start()].strip():
-        return ("a reduction must be the whole right-hand side; define its result as a tensor "
-                "of its own and use that")
+        return ("a reduction must be the whole right-hand side, or in parentheses inside an "
+                "expression: (max[m] S[p,m])")
     return None
 
 

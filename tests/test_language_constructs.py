@@ -299,3 +299,45 @@ def test_index_declaration_misuse():
 
         verify(loads(bad))
     assert info.value.span.line == 3
+
+
+# ------------------------------------------------------------------ reductions inside expressions
+
+INNER = """rank P = 4, M = 5
+index m2 : M
+input S[p,m]
+output A[p,m]
+A[p,m] = exp(S[p,m] - (max[m2] S[p,m2] where m2 <= p)) / (sum[m2] exp(S[p,m2] - (max[m] S[p,m])))
+"""
+
+
+def test_a_reduction_in_an_expression_is_lifted_into_an_intermediate():
+    cascade = roundtrip(INNER)
+    assert [e.name for e in cascade.einsums] == ["A_max1", "A_max2", "A_sum1", "A"]
+    s = np.random.default_rng(8).standard_normal((4, 5))
+    causal_max = np.array([s[p, :p + 1].max() for p in range(4)])
+    denom = np.exp(s - s.max(1, keepdims=True)).sum(1)
+    expect = np.exp(s - causal_max[:, None]) / denom[:, None]
+    np.testing.assert_allclose(evaluate(cascade, {"S": s})["A"], expect)
+    # the intermediates are ordinary tensors: the printed cascade names them
+    assert "A_max1[p] = max[m2] S[p, m2] where m2 <= p" in format_cascade(cascade)
+
+
+def test_lifted_names_do_not_collide():
+    text = ("rank P = 3, M = 2\ninput S[p,m], A_max1[p]\noutput A[p]\n"
+            "A[p] = A_max1[p] + (max[m] S[p,m])\n")
+    cascade = roundtrip(text)
+    assert [e.name for e in cascade.einsums] == ["A_max2", "A"]
+    s, a = np.random.default_rng(9).standard_normal((3, 2)), np.arange(3.0)
+    np.testing.assert_allclose(evaluate(cascade, {"S": s, "A_max1": a})["A"], a + s.max(1))
+
+
+@pytest.mark.parametrize("text,words", [
+    ("rank P = 4\ninput S[p]\noutput A[p]\nA[p] = S[p] where p < (max[p] S[p])\n", ["predicate"]),
+    ("rank P = 4\ninput S[p]\noutput A[p]\nA[p] = S[(sum[p] p)]\n", ["an index"]),
+    ("rank P = (sum[p] p)\ninput S[p]\noutput A[p]\nA[p] = S[p]\n", ["a size"]),
+    ("rank P = 4\nlet y = (sum[p] p)\ninput S[p]\noutput A[p]\nA[p] = S[p]\n", ["let y"]),
+    ("rank P = 4\ninput S[p]\noutput A[p]\nA[p] = S[p] * max[p] S[p]\n", ["in parentheses"]),
+])
+def test_reductions_where_they_cannot_be_are_located(text, words):
+    located(text, *words)
