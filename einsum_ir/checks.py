@@ -270,10 +270,17 @@ def check_access(cascade: Cascade, shapes: Shapes, access: Access) -> None:
 
 
 def _check_index(cascade: Cascade, shapes: Shapes, index) -> None:
+    gathers = [node for node in walk(index) if isinstance(node, Access)]
+    for access in gathers:  # a gather through an index tensor (data_masks.gather_index)
+        check_access(cascade, shapes, access)
+    inner = {id(n) for a in gathers for i in a.indices for n in walk(i)}
     for node in walk(index):
-        if isinstance(node, (Access, Call)):
+        if id(node) in inner or isinstance(node, Access):
+            continue
+        if isinstance(node, Call):
             raise _err("an index must be integer arithmetic of indices and sizes", node,
-                       "reading through index tensors (gathers) is not supported yet")
+                       "indices use + - * / %, index variables, sizes, integers and reads of "
+                       "index tensors (gathers)")
         if isinstance(node, Name):
             check_name(cascade, shapes, node)
             _refuse_real(cascade, node, "an index")
@@ -299,13 +306,29 @@ def check_predicate(cascade: Cascade, shapes: Shapes, expr) -> None:
             isinstance(expr, Unary) and expr.op == "not"):
         raise _err("a 'where' predicate must be a comparison (combine with and/or/not)", expr,
                    "for example: where m <= p")
+    _check_truth(cascade, shapes, expr)
+
+
+def _check_truth(cascade: Cascade, shapes: Shapes, expr) -> None:
+    """and/or/not of comparisons: one that reads a tensor compares values (data_masks.py), the
+    others integer index arithmetic."""
+    if isinstance(expr, Binary) and expr.op in LOGICAL:
+        _check_truth(cascade, shapes, expr.lhs)
+        _check_truth(cascade, shapes, expr.rhs)
+    elif isinstance(expr, Unary) and expr.op == "not":
+        _check_truth(cascade, shapes, expr.operand)
+    elif any(isinstance(node, Access) for node in walk(expr)):
+        check_value(cascade, shapes, expr)
+    else:
+        _check_integer_predicate(cascade, shapes, expr)
+
+
+def _check_integer_predicate(cascade: Cascade, shapes: Shapes, expr) -> None:
     for node in walk(expr):
-        if isinstance(node, Access):
-            raise _err("a 'where' predicate is over indices only; it cannot read tensors", node,
-                       "masks that depend on data (top-k, routing) are not supported yet")
         if isinstance(node, Call) and node.func not in ("abs", "min", "max"):
             raise _err(f"function {node.func!r} cannot be used in a predicate", node,
-                       "predicates use integer arithmetic, abs, min and max")
+                       "predicates use integer arithmetic, abs, min and max (or compare "
+                       "tensor values: where S[p,m] > 0)")
         if isinstance(node, Name):
             check_name(cascade, shapes, node)
             _refuse_real(cascade, node, "a predicate")

@@ -32,6 +32,7 @@ import numpy as np
 from .budget import check_budget
 from .errors import CascadeError
 from .contract import multiply, product, sum_of_products
+from .data_masks import eval_mask, gather_index, reads_tensors
 from .exprs import Factor, coverage, product_factors
 from .ir import Access, Binary, Call, Cascade, Einsum, Expr, Name, Num, Unary, walk
 from .labelled import IndexEvaluator, LArr, align, ensure_fits, union_labels
@@ -105,7 +106,8 @@ class _Evaluator:
                     break
                 labels.append(index.name)
                 slicer.append(slice(0, self.extent(index.name)))
-            elif isinstance(index, (Num, Name)) or (isinstance(index, Binary) and not _has_index(index, self.fixed)):
+            elif isinstance(index, (Num, Name)) or (isinstance(index, Binary) and not _has_index(
+                    index, self.fixed) and not reads_tensors(index)):
                 i = int(self.eval_int(index).values)
                 if not 0 <= i < ext:
                     plain = False
@@ -119,10 +121,15 @@ class _Evaluator:
             e = exists[tuple(slicer)] if exists is not None else None
             return LArr(tuple(labels), v, e)
         # General path: gather through broadcast integer index arrays.
-        idx = [self.eval_int(index) for index in access.indices]
+        idx = [gather_index(self, access, k, index, values.shape[k]) if reads_tensors(index)
+               else self.eval_int(index) for k, index in enumerate(access.indices)]
         labels_t = union_labels(*(i.labels for i in idx))
         arrays = [align(i, labels_t)[0] for i in idx]
         valid = None
+        for i in idx:  # an empty point of an index tensor reads an empty point
+            if i.exists is not None:
+                present = align(i, labels_t)[1]
+                valid = present if valid is None else valid & present
         clipped = []
         for k, arr in enumerate(arrays):
             ext = values.shape[k]
@@ -155,7 +162,7 @@ class _Evaluator:
             return LArr(inner.labels, (inner.values == 0).astype(self.dtype), inner.exists)
         if isinstance(expr, Binary):
             if expr.op in ("and", "or"):
-                pred = self.eval_pred(expr)
+                pred = eval_mask(self, expr)
                 return LArr(pred.labels, pred.values.astype(self.dtype))
             cover = coverage(expr.lhs, expr.rhs) if expr.op in ("+", "-") else (True, True)
             return self._binary(expr.op, self.eval_value(expr.lhs), self.eval_value(expr.rhs),
@@ -210,7 +217,7 @@ class _Evaluator:
         sign = [Factor(Num(-1))] if product.negated else []
         factors = [self._factor(f) for f in (*sign, *product.factors)]
         if einsum.where is not None:
-            pred = self.eval_pred(einsum.where)
+            pred = eval_mask(self, einsum.where)
             # The predicate decides which points exist; it contributes no value.
             factors.append(LArr(pred.labels, np.ones(pred.values.shape, dtype=self.dtype), pred.values))
             masked = True
@@ -249,7 +256,7 @@ class _Evaluator:
     def _map_reduce(self, einsum: Einsum, out_labels, reduced) -> LArr:
         body = self.eval_value(einsum.body)
         if einsum.where is not None:
-            pred = self.eval_pred(einsum.where)
+            pred = eval_mask(self, einsum.where)
             labels = union_labels(body.labels, pred.labels)
             v, e = align(body, labels)
             p, _ = align(pred, labels)

@@ -112,7 +112,18 @@ def _resolve(cascade: Cascade, overrides: Mapping[str, int] | None) -> dict[str,
             raise CascadeError(f"split {split.rank} = {split.outer} * {split.inner}: "
                                f"{split.rank} or {split.inner} is not a declared rank", split.span,
                                "declare both with 'rank'")
+    _check_index_ranks(cascade, overrides, env)
     return env
+
+
+def _check_index_ranks(cascade: Cascade, overrides: Mapping, env: Mapping) -> None:
+    """An ``index`` rank has the extent of the rank it indexes: an override may only repeat it
+    (a caller passing every resolved size back does)."""
+    for decl in cascade.sizes:
+        if decl.index_of and decl.name in overrides and env[decl.name] != env[decl.default.name]:
+            raise CascadeError(f"--set {decl.name}: {decl.name.lower()} is declared as a second "
+                               f"index over {decl.default.name}, which gives its extent",
+                               hint=f"set {decl.default.name} instead")
 
 
 def _value(decl, overrides: Mapping, env: Mapping, real: bool) -> int | float | None:
@@ -130,13 +141,8 @@ def _value(decl, overrides: Mapping, env: Mapping, real: bool) -> int | float | 
 
 
 def _check_override_kinds(cascade: Cascade, overrides: Mapping, real: frozenset[str]) -> None:
-    """A real value only for a real parameter; an ``index`` rank follows the rank it indexes."""
+    """A real value only for a real parameter."""
     for name, value in overrides.items():
-        decl = cascade.size_decl(name)
-        if decl is not None and decl.index_of:
-            raise CascadeError(f"--set {name}: {name.lower()} is declared as a second index over "
-                               f"{decl.default.name}, which gives its extent",
-                               hint=f"set {decl.default.name} instead")
         if isinstance(value, float) and name not in real:
             raise CascadeError(f"--set {name}={value!r}: {name} is an integer size",
                                hint=f"give an integer; a parameter declared with a real literal "

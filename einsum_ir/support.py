@@ -3,15 +3,36 @@ an error located at the construct (file:line:col), never a traceback deeper in."
 from __future__ import annotations
 
 from .errors import CascadeError
-from .ir import Cascade
+from .ir import Access, Cascade, walk
 from .sizes import real_params
+
+
+def refuse_data_dependent(cascade: Cascade, backend: str) -> None:
+    """Predicates over tensor values (``where S[p,m] > 0``) and gathers through index tensors
+    (``K[b,h,Idx[b,h,p,j],e]``): the interpreter evaluates them; ``backend`` refuses."""
+    for einsum in cascade.einsums:
+        for node in walk(einsum.where) if einsum.where is not None else ():
+            if isinstance(node, Access):
+                raise CascadeError(f"the {backend} does not support predicates over tensor "
+                                   f"values (a data-dependent mask reading {node.tensor}) yet",
+                                   node.span, "evaluate with the interpreter (cascade eval)",
+                                   source=cascade.source)
+        for access in (einsum.output, *einsum.reads()):
+            for index in access.indices:
+                inner = next((n for n in walk(index) if isinstance(n, Access)), None)
+                if inner is not None:
+                    raise CascadeError(f"the {backend} does not support gathers through index "
+                                       f"tensors ({access.tensor}[..{inner.tensor}[..]..]) yet",
+                                       inner.span, "evaluate with the interpreter (cascade eval)",
+                                       source=cascade.source)
 
 
 def refuse_unsupported(cascade: Cascade, backend: str, *, real: bool = True,
                        empty: bool = True) -> None:
-    """Raises for the first construct ``backend`` does not handle: a real parameter
-    (``param CAP = 30.0``, with ``real``) or an output's declared empty value (``empty -inf``,
-    with ``empty``)."""
+    """Raises for the first construct ``backend`` does not handle: a data-dependent mask or a
+    gather (always), a real parameter (``param CAP = 30.0``, with ``real``) or an output's
+    declared empty value (``empty -inf``, with ``empty``)."""
+    refuse_data_dependent(cascade, backend)
     if real:
         for decl in cascade.sizes:
             if decl.name in real_params(cascade):

@@ -21,6 +21,7 @@ from einsum_ir.exprs import rank_root
 from einsum_ir.ir import Role
 from einsum_ir.ir import Cascade, Einsum, Name, index_vars
 from einsum_ir.sizes import resolve_sizes
+from einsum_ir.support import refuse_unsupported
 
 from .fused import fused_patterns
 
@@ -193,6 +194,7 @@ def _existing_points(cascade: Cascade, analysis, sizes: dict):
 
 def build_problem(cascade: Cascade, overrides: dict | None = None) -> Problem:
     analysis = analyze(cascade)
+    refuse_unsupported(cascade, "simulator", real=False, empty=False)
     known = {d.name for d in cascade.sizes}
     overrides = {k: v for k, v in (overrides or {}).items() if k in known}
     sizes = resolve_sizes(cascade, overrides)

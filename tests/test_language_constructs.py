@@ -341,3 +341,75 @@ def test_lifted_names_do_not_collide():
 ])
 def test_reductions_where_they_cannot_be_are_located(text, words):
     located(text, *words)
+
+
+# ------------------------------------------------------------------ data-dependent masks, gathers
+
+TOPK = """rank P = 4, M = 6, J = 2, E = 3
+param K = 3
+index m2 : M
+input S[p,m], KV[m,e], Idx[p,j]
+output G[p,j,e], T[p,m], POS[p,m]
+G[p,j,e] = KV[Idx[p,j], e]
+C[p,m]   = sum[m2] (S[p,m2] > S[p,m])     # how many scores beat this one
+T[p,m]   = S[p,m] where C[p,m] < K and m <= p + 2
+POS[p,m] = S[p,m] where S[p,m] > 0.25 or not (m < 3)
+"""
+
+
+def _topk_inputs(seed=10):
+    rng = np.random.default_rng(seed)
+    return {"S": rng.standard_normal((4, 6)), "KV": rng.standard_normal((6, 3)),
+            "Idx": rng.integers(0, 6, (4, 2)).astype(float)}
+
+
+def test_top_k_and_value_predicates():
+    x = _topk_inputs()
+    out = evaluate(roundtrip(TOPK), x)
+    s = x["S"]
+    beaten = (s[:, None, :] > s[:, :, None]).sum(2)  # [p, m]: scores above S[p,m]
+    m, p = np.arange(6)[None, :], np.arange(4)[:, None]
+    np.testing.assert_array_equal(out["T"], np.where((beaten < 3) & (m <= p + 2), s, 0))
+    np.testing.assert_array_equal(out["POS"], np.where((s > 0.25) | (m >= 3), s, 0))
+
+
+def test_gather_through_an_index_tensor():
+    x = _topk_inputs()
+    out = evaluate(roundtrip(TOPK), x)["G"]
+    np.testing.assert_array_equal(out, x["KV"][x["Idx"].astype(int)])
+
+
+@pytest.mark.parametrize("value,words", [(6.0, "outside axis 1"), (-1.0, "outside axis 1"),
+                                         (1.5, "not an integer"), (np.nan, "not an integer")])
+def test_gather_bounds_and_integers_are_checked(value, words):
+    x = _topk_inputs()
+    x["Idx"][1, 1] = value
+    with pytest.raises(CascadeError, match=words) as info:
+        evaluate(loads(TOPK, "topk.ein"), x)
+    assert (info.value.span.line, info.value.span.column) == (6, 15)
+
+
+def test_back_ends_refuse_data_dependent_constructs_with_a_location():
+    from backends.triton import compile_cascade
+    from einsum_ir.analysis.work import count_work
+    from mapper.search import search
+    from simulator.arch import resolve_arch
+
+    cascade = loads(TOPK, "topk.ein")
+    for run in (lambda: compile_cascade(cascade), lambda: count_work(cascade),
+                lambda: search(cascade, resolve_arch("fusemax"))):
+        with pytest.raises(CascadeError, match="gathers through index tensors") as info:
+            run()
+        assert info.value.span.line == 6
+    masked = loads(TOPK.replace("G[p,j,e] = KV[Idx[p,j], e]", "G[p,j,e] = KV[m,e] + Idx[p,j]"),
+                   "topk.ein")
+    with pytest.raises(CascadeError, match="data-dependent mask reading C") as info:
+        compile_cascade(masked)
+    assert info.value.span.line == 8
+    real = loads(SOFTCAP, "softcap.ein")
+    with pytest.raises(CascadeError, match="real parameters") as info:
+        compile_cascade(real)
+    assert info.value.span.line == 2
+    with pytest.raises(CascadeError, match="empty value") as info:
+        compile_cascade(loads(LSE, "lse.ein"))
+    assert info.value.span.line == 3

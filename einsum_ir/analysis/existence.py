@@ -30,6 +30,7 @@ import numpy as np
 
 from ..errors import CascadeError
 from ..exprs import coverage
+from ..support import refuse_data_dependent
 from ..ir import Access, Binary, Call, Einsum, Expr, Name, Num, Unary
 from ..labelled import IndexEvaluator, LArr, align, ensure_fits, union_labels
 from ..verifier import Analysis
@@ -267,6 +268,8 @@ class ExistenceEvaluator:
 
 def existence(analysis: Analysis, sizes: Mapping[str, int]) -> ExistenceEvaluator:
     """Runs the existence propagation and returns the evaluator (masks in ``store``)."""
+    # structure only: no values to decide a data-dependent mask or a gather
+    refuse_data_dependent(analysis.cascade, "work and existence analysis")
     try:
         return ExistenceEvaluator(analysis, sizes).run()
     except CascadeError as exc:
