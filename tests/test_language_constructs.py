@@ -413,3 +413,11 @@ def test_back_ends_refuse_data_dependent_constructs_with_a_location():
     with pytest.raises(CascadeError, match="empty value") as info:
         compile_cascade(loads(LSE, "lse.ein"))
     assert info.value.span.line == 3
+
+
+def test_triton_refuses_a_product_with_an_infinite_constant():
+    from backends.triton import compile_cascade
+
+    with pytest.raises(CascadeError, match="0 \\* inf = 0") as info:
+        compile_cascade(loads(MASK_BY_INF, "inf.ein"))
+    assert (info.value.span.line, info.value.span.column) == (4, 19)
