@@ -4,9 +4,12 @@ Semantics (the README's language section states them for users):
 * Points that fail a ``where`` predicate do not exist (they are *empty*, not zero). A reduction
   reduces only the points that exist; a reduction over no point gives an empty point.
 * ``+``, ``-``, binary ``max`` and ``min`` combine the points either operand has (a missing operand
-  acts as the identity: ``X - Y`` is ``X`` where ``Y`` is empty and ``-Y`` where ``X`` is); every
-  other operator and function needs all its operands (``*`` meets only where both exist), as in
-  sparse tensor algebra.
+  acts as the identity: ``X - Y`` is ``X`` where ``Y`` is empty and ``-Y`` where ``X`` is); for
+  ``+`` and ``-`` an operand lacking some of the other's indices (``GM[p]`` against ``S[p,m]``, a
+  constant) creates no points (``exprs.coverage``). Every other operator and function needs all
+  its operands (``*`` meets only where both exist), as in sparse tensor algebra.
+* A ``where`` may compare tensor values and an index may read an index tensor (a gather):
+  ``data_masks.py``.
 * A zero factor annihilates an infinity: ``0 * inf`` is 0, in ``*``, in a sum of products and in
   a ``prod`` reduction (``contract.py``), so ``S - inf * Mask`` masks exactly.
 * Any other undefined result of arithmetic on infinities (``-inf - -inf``, ``inf / inf``) is
