@@ -29,7 +29,10 @@ def _err(message: str, node, hint: str | None = None) -> CascadeError:
 
 def _refuse_real(cascade: Cascade, node, what: str) -> None:
     """A real parameter (``param CAP = 30.0``) is a value: not a size, an index or a predicate."""
-    if isinstance(node, Name) and not node.is_index and node.name in real_params(cascade):
+    if not isinstance(node, Name) or node.is_index:
+        return
+    decl = cascade.size_decl(node.name)
+    if decl is not None and not decl.is_rank and node.name in real_params(cascade):
         raise _err(f"{node.name} is a real parameter and cannot be used in {what}", node,
                    "sizes, indices and predicates are integers; use it in values only")
 
