@@ -421,3 +421,20 @@ def test_triton_refuses_a_product_with_an_infinite_constant():
     with pytest.raises(CascadeError, match="0 \\* inf = 0") as info:
         compile_cascade(loads(MASK_BY_INF, "inf.ein"))
     assert (info.value.span.line, info.value.span.column) == (4, 19)
+
+
+@pytest.mark.parametrize("text,where", [
+    ("rank P = 4\nparam CAP = 3.0\ninput S[p]\noutput O[p]\nO[p] = S[p] where p < CAP\n", ":5:23:"),
+    ("rank P = 4\nlet y = S[p]\ninput S[p]\noutput O[p]\nO[p] = S[p]\n", ":2:9:"),
+    ("rank P = 4\nindex Q : P\ninput S[p]\noutput O[p]\nO[p] = S[p]\n", ":2:7:"),
+    ("rank P = 4\ninput S[p] empty 1\noutput O[p]\nO[p] = S[p]\n", ":2:12:"),
+    ("rank P = 4\ninput S[p]\noutput O[p]\nO[p] = S[(sum[p] p)]\n", ":4:10:"),
+])
+def test_cli_reports_misuse_located_without_a_traceback(tmp_path, capsys, text, where):
+    from cascade_cli.main import main
+
+    path = tmp_path / "bad.ein"
+    path.write_text(text)
+    assert main(["check", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"bad.ein{where} error:" in err and "Traceback" not in err
