@@ -17,9 +17,11 @@ from functools import cached_property, lru_cache
 from einsum_ir import analyze
 from einsum_ir.analysis.opclasses import einsum_profile
 from einsum_ir.analysis.work import count_work
+from einsum_ir.exprs import rank_root
 from einsum_ir.ir import Role
 from einsum_ir.ir import Cascade, Einsum, Name, index_vars
 from einsum_ir.sizes import resolve_sizes
+from einsum_ir.support import refuse_unsupported
 
 from .fused import fused_patterns
 
@@ -111,6 +113,10 @@ def _structural_sizes(cascade: Cascade, sizes: dict, cap: int = 2048) -> dict:
             involved |= {sp.rank, sp.inner}
             involved.discard(sp.outer)
     decls = {d.name: d for d in cascade.sizes}
+    # An alias rank (rank M = P) has its root's extent: both are involved or neither.
+    aliases = {n: rank_root(cascade, n) for n, d in decls.items() if isinstance(d.default, Name)}
+    involved |= {r for n, r in aliases.items() if n in involved}
+    involved |= {n for n, r in aliases.items() if r in involved}
     out = {}
     big = max((sizes[r] for r in involved if r in decls), default=1)
     factor = max(1, big // cap)
@@ -123,6 +129,9 @@ def _structural_sizes(cascade: Cascade, sizes: dict, cap: int = 2048) -> dict:
             out[name] = v // factor if (name not in inner and v >= cap and v % factor == 0) else v
         else:
             out[name] = 1
+    for name, root in aliases.items():
+        if root in out and decls[name].is_rank:
+            out[name] = out[root]
     return out
 
 
@@ -185,6 +194,7 @@ def _existing_points(cascade: Cascade, analysis, sizes: dict):
 
 def build_problem(cascade: Cascade, overrides: dict | None = None) -> Problem:
     analysis = analyze(cascade)
+    refuse_unsupported(cascade, "simulator", real=False, empty=False)
     known = {d.name for d in cascade.sizes}
     overrides = {k: v for k, v in (overrides or {}).items() if k in known}
     sizes = resolve_sizes(cascade, overrides)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from einsum_ir.errors import CascadeError
+from einsum_ir.exprs import coverage
 from einsum_ir.ir import Access, Binary, Call, Expr, Name, Num, Unary
 
 from .kernel import KernelGen
@@ -147,8 +148,10 @@ class ValueGen(KernelGen):
                 return const_tile(_const_binary(op, a.const, b.const))
             except (ZeroDivisionError, ValueError, OverflowError):
                 pass
-        if op in _UNION:
-            return self._union(op, a, b, axes)
+        cover = coverage(node.lhs, node.rhs) if isinstance(node, Binary) and op in ("+", "-") \
+            else (True, True)
+        if op in _UNION or (op == "-" and self._needs_union(a, b, cover)):
+            return self._union(op, a, b, axes, cover)
         terms = a.terms | b.terms
         ninf = a.ninf_terms if (a.ninf_terms and op == "-" and not b.may_inf
                                 and not b.ninf_terms) else frozenset()  # -inf - finite = -inf
@@ -171,25 +174,49 @@ class ValueGen(KernelGen):
         zero = a.zero_terms if op == "/" else frozenset()
         return Tile(code_for(op, x, y), axes, "f32", terms, zero, may_inf, variant)
 
-    def _union(self, op: str, a: Tile, b: Tile, axes) -> Tile:
-        """``+``, ``max``, ``min``: a union keeps the side that exists where the other is empty
-        (the empty-point rule); padding positions are outside every iteration space and need no
-        select."""
+    def _non_pad(self, t: Tile) -> set:
+        return {tm for tm in t.terms if tm[0] not in self.pad_terms}
+
+    def _needs_union(self, a: Tile, b: Tile, cover) -> bool:
+        """Whether ``a - b`` has other points than its operands' intersection (exprs.coverage)."""
+        sa, sb = self._non_pad(a), self._non_pad(b)
+        if all(cover):
+            return sa != sb
+        return not (sb <= sa if cover[0] else sa <= sb) if any(cover) else False
+
+    def _union(self, op: str, a: Tile, b: Tile, axes, cover=(True, True)) -> Tile:
+        """``+``, ``-``, ``max``, ``min``: a union keeps the side that exists where the other is
+        empty (the empty-point rule; ``-`` negates a lone right operand); an operand that does not
+        cover the other's indices creates no points (exprs.coverage); padding positions are
+        outside every iteration space and need no select."""
+        x, y = self.bcast(self.f32(a), a.axes, axes), self.bcast(self.f32(b), b.axes, axes)
+        if not any(cover):
+            return Tile(code_for(op, x, y), axes, "f32", a.terms | b.terms, frozenset(),
+                        a.may_inf or b.may_inf, a.variant or b.variant)
         terms = a.terms & b.terms if (a.terms and b.terms) else frozenset()
         ninf = a.ninf_terms if (a.ninf_terms and op == "+" and not b.may_inf
                                 and not b.ninf_terms) else frozenset()
-        x, y = self.bcast(self.f32(a), a.axes, axes), self.bcast(self.f32(b), b.axes, axes)
         code = code_for(op, x, y)
+        lone_y = f"(-{y})" if op == "-" else y
         sa = [tm for tm in a.terms if tm[0] not in self.pad_terms]
         sb = [tm for tm in b.terms if tm[0] not in self.pad_terms]
-        if sa and not sb:
-            code, ninf = f"tl.where({self.mask_var(sa, axes)}, {code}, {y})", frozenset()
+        if not all(cover):  # the covering side's points; a missing other side is the identity
+            if sa if cover[0] else sb:
+                terms = a.terms if cover[0] else b.terms
+            other, keep = (sb, x) if cover[0] else (sa, lone_y)
+            if other:
+                code, ninf = f"tl.where({self.mask_var(other, axes)}, {code}, {keep})", frozenset()
+        elif sa and not sb:
+            code, ninf = f"tl.where({self.mask_var(sa, axes)}, {code}, {lone_y})", frozenset()
         elif sb and not sa:
             code, ninf = f"tl.where({self.mask_var(sb, axes)}, {code}, {x})", frozenset()
         elif sa and sb:
             ma, mb = self.mask_var(sa, axes), self.mask_var(sb, axes)
-            code, ninf = f"tl.where({ma} & {mb}, {code}, tl.where({ma}, {x}, {y}))", frozenset()
+            code, ninf = (f"tl.where({ma} & {mb}, {code}, tl.where({ma}, {x}, {lone_y}))",
+                          frozenset())
         variant = a.variant or b.variant
+        if op == "-":
+            return Tile(code, axes, "f32", terms, frozenset(), a.may_inf or b.may_inf, variant)
         if op != "+":
             return Tile(code, axes, "f32", terms, frozenset(), a.may_inf and b.may_inf, variant,
                         max_of=a.max_of | b.max_of if op == "max" else frozenset())
