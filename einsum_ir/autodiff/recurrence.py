@@ -113,7 +113,13 @@ def suffix_sum(rec: Loop, plain: str | None, final: str | None, alias: str,
         einsums.append(Einsum(Access(after, at(rec.var)), Access(plain, at(j)), "sum", (j,),
                               Binary(">", Name(j), Name(rec.var))))
         terms.append(Access(after, at(rec.var)))
-    if final is not None:
+    if final is not None and plain is not None:
+        # '+' takes no points from an operand broadcast along n (the coverage rule), and the
+        # suffix sum is empty at the last step: spread the end's gradient along n first.
+        spread = names.fresh(f"d{rec.tensor}_end_all")
+        einsums.append(Einsum(Access(spread, at(rec.var)), Access(final, rest)))
+        terms.append(Access(spread, at(rec.var)))
+    elif final is not None:
         terms.append(Access(final, rest))
     if len(terms) == 1 and isinstance(terms[0], Access) and terms[0].indices == at(rec.var):
         return einsums, terms[0]

@@ -303,8 +303,20 @@ def _without_copies(einsums: list[Einsum], keep: set[str]) -> list[Einsum]:
         if any(not all(isinstance(i, Name) for i in a.indices)
                for e in readers for a in e.reads() if a.tensor == copy.name):
             continue
+        if _broadcasts(copy) and any(_adds(e.body) for e in readers):
+            continue  # under '+' a broadcast operand creates no points (coverage rule): keep it
         out = [replace(e, body=inline_read(e.body, copy)) for e in out if e is not copy]
     return out
+
+
+def _broadcasts(copy: Einsum) -> bool:
+    return set(copy.output.indices) > set(copy.body.indices)
+
+
+def _adds(expr) -> bool:
+    from ..ir import Binary, walk
+
+    return any(isinstance(x, Binary) and x.op in "+-" for x in walk(expr))
 
 
 def _is_copy(e: Einsum) -> bool:
