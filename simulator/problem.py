@@ -1,6 +1,6 @@
 """A cascade at fixed sizes, prepared for the cost model: shapes, recurrences, work per Einsum.
 
-Counts come from :func:`einsum_ir.analysis.work.count_work` (exact under masks). Two choices of the
+Counts come from :func:`einsum_ir.analysis.work.existence_counts` (exact under masks). Two choices of the
 accelerator model are made here and documented in docs/accelerator.md:
 
 * A constant scale hoisted out of a contraction (``/ sqrt(E)``) is folded into an operand and costs
@@ -16,7 +16,7 @@ from functools import cached_property, lru_cache
 
 from einsum_ir import analyze
 from einsum_ir.analysis.opclasses import einsum_profile
-from einsum_ir.analysis.work import count_work
+from einsum_ir.analysis.work import existence_counts
 from einsum_ir.ir import Role
 from einsum_ir.ir import Cascade, Einsum, Name, index_vars
 from einsum_ir.sizes import resolve_sizes
@@ -92,40 +92,6 @@ class Problem:
         return self.cascade.output(tensor) is not None
 
 
-def _structural_sizes(cascade: Cascade, sizes: dict, cap: int = 2048) -> dict:
-    """Sizes at which masks are counted: ranks that no predicate or index expression involves are
-    dense (set to 1; they multiply every count alike), the others are kept, or scaled down by a
-    common factor when large (the density is then that of the scaled problem: exact for the
-    shapes of the examples up to a relative error of about 1/cap)."""
-    involved: set = set()
-    for e in cascade.einsums:
-        if e.where is not None:
-            involved |= {v.upper() for v in index_vars(e.where)}
-        for acc in (*e.reads(), e.output):
-            for idx in acc.indices:
-                vs = index_vars(idx)
-                if not isinstance(idx, Name) and vs:
-                    involved |= {v.upper() for v in vs}
-    for sp in cascade.splits:
-        if {sp.rank, sp.outer, sp.inner} & involved:
-            involved |= {sp.rank, sp.inner}
-            involved.discard(sp.outer)
-    decls = {d.name: d for d in cascade.sizes}
-    out = {}
-    big = max((sizes[r] for r in involved if r in decls), default=1)
-    factor = max(1, big // cap)
-    inner = {sp.inner for sp in cascade.splits}
-    for name, decl in decls.items():
-        if not decl.is_rank:
-            out[name] = sizes[name]
-        elif name in involved:
-            v = sizes[name]
-            out[name] = v // factor if (name not in inner and v >= cap and v % factor == 0) else v
-        else:
-            out[name] = 1
-    return out
-
-
 def _skip_empty_steps(infos: dict, recurrences: dict) -> dict:
     """A recurrence step where nothing from outside the recurrence exists (a fully masked key tile
     of a causal cascade) leaves the running state unchanged: the model does not run it. Einsums of
@@ -167,20 +133,10 @@ def _reads(einsum: Einsum, recurrences: dict):
     return reads, carried, final
 
 
-def _existing_points(cascade: Cascade, analysis, sizes: dict):
-    """Existing points per Einsum key: a function of the Einsum's variables and key."""
-    dense = all(e.where is None for e in cascade.einsums) and all(
-        sizes[sp.rank] % sizes[sp.inner] == 0 for sp in cascade.splits)
-    if dense:
-        # No predicate and no ragged split tail: every point exists (closed form, O(1) in sizes).
-        return lambda key, vars_: math.prod(sizes[v.upper()] for v in vars_)
-    scale = count_work(cascade, _structural_sizes(cascade, sizes), analysis=analysis)
-
-    def scaled(key, vars_):
-        full = math.prod(sizes[v.upper()] for v in vars_)
-        small = math.prod(scale.sizes[v.upper()] for v in vars_)
-        return round(full * scale.points.get(key, 0) / small) if small else 0
-    return scaled
+def _existing_points(cascade: Cascade, analysis, sizes: dict) -> dict:
+    """Existing points per Einsum key: exact under masks, split tails and reads past an extent
+    (counted from regions, whose cost does not grow with the sizes)."""
+    return dict(existence_counts(analysis, sizes).points)
 
 
 def build_problem(cascade: Cascade, overrides: dict | None = None) -> Problem:
@@ -202,7 +158,7 @@ def build_problem(cascade: Cascade, overrides: dict | None = None) -> Problem:
         dense = math.prod(sizes[v.upper()] for v in vars_)
         reads, carried, final = _reads(einsum, recurrences)
         infos[key] = EinsumInfo(key, einsum, per_point, fused_patterns(einsum.body),
-                                points(key, vars_), dense, reads, carried, final)
+                                points.get(key, 0), dense, reads, carried, final)
     infos = _skip_empty_steps(infos, recurrences)
     order = tuple(infos)
     producer = {infos[k].einsum.name: k for k in order}

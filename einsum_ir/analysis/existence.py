@@ -51,6 +51,8 @@ class ExistenceEvaluator:
     it writes, and ``dense[key]`` whether every point of its iteration space exists.
     """
 
+    method = "dense"  # how the points are counted (see einsum_ir.analysis.work.count_work)
+
     def __init__(self, analysis: Analysis, sizes: Mapping[str, int]):
         self.a = analysis
         self.c = analysis.cascade
