@@ -4,14 +4,17 @@ Counts come from :func:`einsum_ir.analysis.work.existence_counts` (exact under m
 accelerator model are made here and documented in docs/accelerator.md:
 
 * A constant scale hoisted out of a contraction (``/ sqrt(E)``) is folded into an operand and costs
-  nothing on the array (the FuseMax artifact's cascades omit it).
+  nothing on the array (the FuseMax artifact's cascades omit it). Other work that does not use the
+  reduced indices is charged once per output point (``per_output``).
+* Functions are counted by name (``tanh``); a unit that does not price the name runs them as
+  ``other`` (:func:`einsum_ir.analysis.opclasses.resolve_named`).
 * Initial values of recurrences (``RM[...,0] = -inf``) are register initialisations, not work.
 """
 from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 
 from einsum_ir import analyze
@@ -40,6 +43,8 @@ class EinsumInfo:
     reads: dict  # tensor -> set of index variables used to read it
     carried: dict  # tensor -> True when read at the previous step of its recurrence
     final: set  # tensors whose final iterate is read (e.g. RNV[M1])
+    per_output: Counter = field(default_factory=Counter)  # op -> count per existing output point
+    out_points: int = 0  # existing output points
 
     @property
     def density(self) -> float:
@@ -133,10 +138,11 @@ def _reads(einsum: Einsum, recurrences: dict):
     return reads, carried, final
 
 
-def _existing_points(cascade: Cascade, analysis, sizes: dict) -> dict:
-    """Existing points per Einsum key: exact under masks, split tails and reads past an extent
-    (counted from regions, whose cost does not grow with the sizes)."""
-    return dict(existence_counts(analysis, sizes).points)
+def _existing_points(analysis, sizes: dict):
+    """Existing points (``points``) and output points (``out_points``) per Einsum key: exact
+    under masks, split tails and reads past an extent (counted from regions where the masks
+    allow, whose cost does not grow with the sizes)."""
+    return existence_counts(analysis, sizes)
 
 
 def build_problem(cascade: Cascade, overrides: dict | None = None) -> Problem:
@@ -144,7 +150,7 @@ def build_problem(cascade: Cascade, overrides: dict | None = None) -> Problem:
     known = {d.name for d in cascade.sizes}
     overrides = {k: v for k, v in (overrides or {}).items() if k in known}
     sizes = resolve_sizes(cascade, overrides)
-    points = _existing_points(cascade, analysis, sizes)
+    counted = _existing_points(analysis, sizes)
     recurrences = {t: (r.axis, r.var) for t, r in analysis.recurrences.items()}
     shapes = {t: tuple((a.rank, sizes[a.rank] + a.extra) for a in axes)
               for t, axes in analysis.shapes.items()}
@@ -153,12 +159,13 @@ def build_problem(cascade: Cascade, overrides: dict | None = None) -> Problem:
         if einsum.id.role is Role.INIT:
             continue
         key = str(einsum.id)
-        per_point, _per_output = einsum_profile(einsum)
+        per_point, per_output = einsum_profile(einsum, named=True, scale=False)
         vars_ = einsum.iteration_space
         dense = math.prod(sizes[v.upper()] for v in vars_)
         reads, carried, final = _reads(einsum, recurrences)
         infos[key] = EinsumInfo(key, einsum, per_point, fused_patterns(einsum.body),
-                                points.get(key, 0), dense, reads, carried, final)
+                                counted.points.get(key, 0), dense, reads, carried, final,
+                                per_output, counted.out_points.get(key, 0))
     infos = _skip_empty_steps(infos, recurrences)
     order = tuple(infos)
     producer = {infos[k].einsum.name: k for k in order}
