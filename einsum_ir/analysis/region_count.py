@@ -26,7 +26,7 @@ import numpy as np
 from ..ir import Access, Binary, Call, Einsum, Expr, Name, Num, Unary
 from ..verifier import Analysis
 from .regions import (FALSE, TRUE, Box, Form, Lowering, Region, Unsupported, conj_and, conj_or,
-                      project, simplify, simplify_region, substitute)
+                      merge_products, project, simplify, simplify_region, substitute)
 
 ENUM_LIMIT = 1 << 26  # outer points enumerated for one component of one conjunction
 _CHUNK = 1 << 20
@@ -97,6 +97,7 @@ def _substitute_equalities(conj, box: dict):
 
 def count_conjunction(conj, box: Box) -> int:
     box = dict(box)
+    conj, _ = merge_products(conj, box, list(box))
     conj = _substitute_equalities(conj, box)
     if conj is None:
         return 0

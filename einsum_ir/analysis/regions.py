@@ -182,17 +182,51 @@ def _unit_equality(forms, var: str) -> Form | None:
 
 
 def _floor_definition(conj: Conjunction, var: str) -> bool:
-    """Whether ``var``'s only constraints are ``0 <= e - d*var <= d - 1``: a quotient that some
-    value in its box always satisfies, so that removing it keeps the other constraints."""
+    """Whether ``var`` is an auxiliary quotient whose only constraints are its definition
+    ``0 <= e - d*var <= d - 1``: its box holds every ``floor(e / d)``, so that some value always
+    satisfies them and removing it keeps the other constraints."""
     mine = [f for f in conj if f.coef(var)]
-    if len(mine) != 2:
+    if not is_quotient(var) or len(mine) != 2:
         return False
     f, g = mine
     total = f + g
     return not total.coefs and total.const == -(abs(f.coef(var)) - 1) and f.coef(var) == -g.coef(var)
 
 
+def merge_products(conj: Conjunction, box: dict, candidates) -> tuple[Conjunction, list]:
+    """Merges pairs of ``candidates`` (``a``, ``b``) that every form uses only as ``K*a + b``,
+    with ``b`` ranging over ``0..K-1`` and ``a`` from 0 (a product rank ``M = M1 * M2`` read as
+    ``m1 * M2 + m2``): one variable over ``0..(A*K)-1`` then stands for both (a bijection).
+    ``box`` has the merged variables instead of the pairs; returns the forms and the candidates after merging."""
+    candidates = list(candidates)
+    merged = True
+    while merged:
+        merged = False
+        for a in candidates:
+            for b in candidates:
+                k = box[b][1] + 1
+                if a == b or box[a][0] != 0 or box[b][0] != 0 or k < 2:
+                    continue
+                if not any(f.coef(a) for f in conj) or any(
+                        f.coef(a) != k * f.coef(b) for f in conj if f.coef(a) or f.coef(b)):
+                    continue
+                name = f"{a}*{b}"
+                box[name] = (0, (box.pop(a)[1] + 1) * k - 1)
+                del box[b]
+                conj = frozenset(Form.of({**{v: c for v, c in f.coefs if v not in (a, b)},
+                                          **({name: f.coef(b)} if f.coef(b) else {})}, f.const)
+                                 for f in conj)
+                candidates = [v for v in candidates if v not in (a, b)] + [name]
+                merged = True
+                break
+            if merged:
+                break
+    return conj, candidates
+
+
 def _project_one(conj: Conjunction, drop, box: Box) -> Conjunction | None:
+    box = dict(box)
+    conj, drop = merge_products(conj, box, drop)
     pending = [v for v in drop if any(f.coef(v) for f in conj)]
     while pending:
         for var in pending:
@@ -227,6 +261,11 @@ def project(region: Region, drop, box: Box) -> Region:
 
 
 # ----------------------------------------------------------------------------- lowering
+
+
+def is_quotient(var: str) -> bool:
+    """Whether ``var`` is an auxiliary quotient made by :class:`Lowering`."""
+    return "#q" in var
 
 
 class Lowering:
