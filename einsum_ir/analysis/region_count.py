@@ -25,10 +25,12 @@ import numpy as np
 
 from ..ir import Access, Binary, Call, Einsum, Expr, Name, Num, Unary
 from ..verifier import Analysis
-from .regions import (FALSE, TRUE, Box, Form, Lowering, Region, Unsupported, conj_and, conj_or,
-                      merge_products, project, simplify, simplify_region, substitute)
+from .projection import Projected, floor_definitions, merge_products, project
+from .regions import (TRUE, Box, Form, Lowering, Region, Unsupported, conj_and, conj_or, simplify,
+                      simplify_region, substitute)
 
 ENUM_LIMIT = 1 << 26  # outer points enumerated for one component of one conjunction
+MAX_TERMS = 4096  # intersections counted for the union of one region
 _CHUNK = 1 << 20
 _UNION = {"+", "max", "min"}
 
@@ -44,14 +46,17 @@ def count(region: Region, box: Box) -> int:
     if region == TRUE:
         return math.prod(hi - lo + 1 for lo, hi in box.values())
     conjs = list(region)
-    total = 0
+    total = terms = 0
 
     def walk(start: int, current: frozenset, sign: int) -> None:
-        nonlocal total
+        nonlocal total, terms
         for i in range(start, len(conjs)):
             both = simplify(current | conjs[i], box)
-            if both is None:
+            if both is None:  # disjoint (residue classes are): no term below this one
                 continue
+            terms += 1
+            if terms > MAX_TERMS:
+                raise Unsupported(f"more than {MAX_TERMS} intersections of {len(conjs)} conjunctions")
             total += sign * count_conjunction(both, box)
             walk(i + 1, both, -sign)
 
@@ -175,7 +180,7 @@ class RegionExistence:
     def __init__(self, analysis: Analysis, sizes: Mapping[str, int]):
         self.a = analysis
         self.sizes = dict(sizes)
-        self.store: dict[str, tuple | None] = {}  # tensor -> (labels, region); None: dense
+        self.store: dict[str, tuple | None] = {}  # tensor -> (labels, Projected); None: dense
         self.points: dict[str, int] = {}
         self.out_points: dict[str, int] = {}
         self.dense: dict[str, bool] = {}
@@ -200,16 +205,16 @@ class RegionExistence:
         full = math.prod(self.extent(v) for v in einsum.iteration_space)
         points = count(region, box)
         out_vars = einsum.output_vars
-        out_box = {v: box[v] for v in out_vars}
         drop = [v for v in box if v not in out_vars]
-        out_region = project(region, drop, box) if points else FALSE
-        out_points = count(out_region, out_box)
+        out = project(region, drop, box) if points else Projected(())
+        out_box = {v: box[v] for v in (*out_vars, *out.aux)}
+        out_points = count(conj_and(out.region, (floor_definitions(out.aux),)), out_box)
         self.points[key] = points
         self.out_points[key] = out_points
         self.dense[key] = points == full
-        self._write(einsum, out_region, out_points == math.prod(self.extent(v) for v in out_vars))
+        self._write(einsum, out, out_points == math.prod(self.extent(v) for v in out_vars))
 
-    def _write(self, einsum: Einsum, region: Region, whole: bool) -> None:
+    def _write(self, einsum: Einsum, region: Projected, whole: bool) -> None:
         tensor = einsum.name
         if tensor in self.a.recurrences:
             if not whole:
@@ -256,8 +261,16 @@ class RegionExistence:
                 bounds |= {f.scale(-1), f.plus(1 - extent)}
             if stored is not None:
                 env[stored[0][k]] = f
-        region = TRUE if stored is None else substitute(stored[1], env)
-        return conj_and(region, (frozenset(bounds),))
+        if stored is None:
+            return (frozenset(bounds),)
+        projected = stored[1]
+        for name, (base, d) in projected.aux.items():  # re-created for this read
+            lo, hi = env[base].bounds(low.box)
+            fresh = f"{name}@{len(low.box)}#q"  # a quotient of this Einsum's variables
+            low.box[fresh] = (lo // d, hi // d)
+            env[name] = Form.var(fresh)
+        low.defs |= floor_definitions(projected.aux, env)
+        return conj_and(substitute(projected.region, env), (frozenset(bounds),))
 
 
 def region_existence(analysis: Analysis, sizes: Mapping[str, int]) -> RegionExistence:

@@ -11,8 +11,7 @@ variables. This module is the algebra of such sets at fixed sizes (every size is
   ``e % D`` (``D`` a positive constant) introduce an auxiliary variable ``q = floor(e / D)`` with
   its defining constraints ``0 <= e - D*q <= D - 1`` (``e % D`` is then ``e - D*q``): ``q`` is
   determined by the other variables, so counting points with it counts the same points.
-* :func:`project` removes variables (the reduced indices of a reduction) by Fourier-Motzkin
-  elimination, exact on integers for every pair of bounds where one coefficient is 1.
+* :mod:`einsum_ir.analysis.projection` removes variables (the reduced indices of a reduction).
 
 Anything outside this fragment raises :class:`Unsupported`; the caller then counts another way.
 """
@@ -131,6 +130,10 @@ def simplify(conj: Conjunction, box: Box) -> Conjunction | None:
             continue
         if f.const > tightest.get(f.coefs, Form(const=-(1 << 62))).const:
             tightest[f.coefs] = f
+    for coefs, f in tightest.items():  # f <= 0 and g <= 0 with g's coefficients -f's
+        g = tightest.get(tuple((v, -c) for v, c in coefs))
+        if g is not None and f.const + g.const > 0:
+            return None
     return frozenset(tightest.values())
 
 
@@ -147,117 +150,6 @@ def simplify_region(region: Region, box: Box) -> Region:
 
 def substitute(region: Region, env: Mapping[str, Form]) -> Region:
     return tuple(frozenset(f.substitute(env) for f in conj) for conj in region)
-
-
-# ----------------------------------------------------------------------------- projection
-
-
-def _eliminate(conj: Conjunction, var: str, box: Box) -> Conjunction:
-    forms = set(conj) | {Form(((var, -1),), box[var][0]), Form(((var, 1),), -box[var][1])}
-    eq = _unit_equality(forms, var)
-    if eq is not None:  # var = expression: substitute it (exact)
-        return frozenset(f.substitute({var: eq}) for f in forms)
-    lower = [f for f in forms if f.coef(var) < 0]
-    upper = [f for f in forms if f.coef(var) > 0]
-    rest = {f for f in forms if f.coef(var) == 0}
-    for lo in lower:
-        for up in upper:
-            a, b = -lo.coef(var), up.coef(var)
-            if a != 1 and b != 1:
-                raise Unsupported(f"eliminating {var} with coefficients {a} and {b}")
-            rest.add(lo.scale(b) + up.scale(a))
-    if len(rest) > MAX_CONSTRAINTS:
-        raise Unsupported(f"{len(rest)} constraints after eliminating {var}")
-    return frozenset(rest)
-
-
-def _unit_equality(forms, var: str) -> Form | None:
-    """``e`` when ``forms`` hold ``var == e`` (a form and its negation, var's coefficient +-1)."""
-    for f in forms:
-        c = f.coef(var)
-        if abs(c) == 1 and f.scale(-1) in forms:
-            rest = Form.of({v: k for v, k in f.coefs if v != var}, f.const)
-            return rest.scale(-c)
-    return None
-
-
-def _floor_definition(conj: Conjunction, var: str) -> bool:
-    """Whether ``var`` is an auxiliary quotient whose only constraints are its definition
-    ``0 <= e - d*var <= d - 1``: its box holds every ``floor(e / d)``, so that some value always
-    satisfies them and removing it keeps the other constraints."""
-    mine = [f for f in conj if f.coef(var)]
-    if not is_quotient(var) or len(mine) != 2:
-        return False
-    f, g = mine
-    total = f + g
-    return not total.coefs and total.const == -(abs(f.coef(var)) - 1) and f.coef(var) == -g.coef(var)
-
-
-def merge_products(conj: Conjunction, box: dict, candidates) -> tuple[Conjunction, list]:
-    """Merges pairs of ``candidates`` (``a``, ``b``) that every form uses only as ``K*a + b``,
-    with ``b`` ranging over ``0..K-1`` and ``a`` from 0 (a product rank ``M = M1 * M2`` read as
-    ``m1 * M2 + m2``): one variable over ``0..(A*K)-1`` then stands for both (a bijection).
-    ``box`` has the merged variables instead of the pairs; returns the forms and the candidates after merging."""
-    candidates = list(candidates)
-    merged = True
-    while merged:
-        merged = False
-        for a in candidates:
-            for b in candidates:
-                k = box[b][1] + 1
-                if a == b or box[a][0] != 0 or box[b][0] != 0 or k < 2:
-                    continue
-                if not any(f.coef(a) for f in conj) or any(
-                        f.coef(a) != k * f.coef(b) for f in conj if f.coef(a) or f.coef(b)):
-                    continue
-                name = f"{a}*{b}"
-                box[name] = (0, (box.pop(a)[1] + 1) * k - 1)
-                del box[b]
-                conj = frozenset(Form.of({**{v: c for v, c in f.coefs if v not in (a, b)},
-                                          **({name: f.coef(b)} if f.coef(b) else {})}, f.const)
-                                 for f in conj)
-                candidates = [v for v in candidates if v not in (a, b)] + [name]
-                merged = True
-                break
-            if merged:
-                break
-    return conj, candidates
-
-
-def _project_one(conj: Conjunction, drop, box: Box) -> Conjunction | None:
-    box = dict(box)
-    conj, drop = merge_products(conj, box, drop)
-    pending = [v for v in drop if any(f.coef(v) for f in conj)]
-    while pending:
-        for var in pending:
-            if _floor_definition(conj, var):
-                conj = frozenset(f for f in conj if not f.coef(var))
-                break
-            try:
-                nxt = _eliminate(conj, var, box)
-            except Unsupported:
-                continue
-            conj = simplify(nxt, box)
-            if conj is None:
-                return None
-            break
-        else:
-            raise Unsupported(f"eliminating {', '.join(pending)} is not exact")
-        pending = [v for v in pending if any(f.coef(v) for f in conj)]
-    return conj
-
-
-def project(region: Region, drop, box: Box) -> Region:
-    """The points of ``region`` with the variables ``drop`` existentially removed (``box`` gives
-    every variable's range)."""
-    out = []
-    for conj in region:
-        current = simplify(conj, box)
-        if current is not None:
-            current = _project_one(current, drop, box)
-        if current is not None:
-            out.append(current)
-    return simplify_region(tuple(out), box)
 
 
 # ----------------------------------------------------------------------------- lowering
