@@ -145,8 +145,12 @@ def _masked_cases():
     cases.append(_gqa_causal())
     rng = random.Random(3)
     text = (EX / "causal.ein").read_text()
-    for pred in ("abs(p - m) <= 5", "(p - m) % 3 == 0", "m / 16 <= p / 16", "m != p"):
-        cases.append(loads(text.replace("where m <= p", f"where {pred}"), f"causal_{rng.random()}.ein"))
+    preds = ["abs(p - m) <= 5", "(p - m) % 3 == 0", "m / 16 <= p / 16", "m != p"]
+    preds += [rng.choice(_PREDICATES).format(a=rng.randint(1, 40), b=rng.randint(0, 30),
+                                             d=rng.randint(2, 7), r=rng.randint(0, 1), m="m")
+              for _ in range(3)]
+    for i, pred in enumerate(preds):
+        cases.append(loads(text.replace("where m <= p", f"where {pred}"), f"causal_{i}.ein"))
     return cases
 
 
@@ -162,7 +166,9 @@ def test_masked_work_is_at_most_unmasked_on_the_same_mapping(cascade):
     dense_points = {e.key: e.points for e in dense.einsums}
     assert all(e.points <= dense_points[e.key] for e in masked.einsums)
     assert masked.cycles <= dense.cycles * (1 + 1e-9)
-    assert sum(e.points for e in masked.einsums) < sum(dense_points.values())
+    fewer = count_work(cascade, sizes).total["mac"] < count_work(_unmasked(cascade), sizes).total["mac"]
+    if fewer:  # a predicate that holds everywhere at these sizes removes nothing
+        assert sum(e.points for e in masked.einsums) < sum(dense_points.values())
 
 
 # ---------------------------------------------------------------- the example-level numbers

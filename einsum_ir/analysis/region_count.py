@@ -29,7 +29,7 @@ from .projection import Projected, floor_definitions, merge_products, project
 from .regions import (TRUE, Box, Form, Lowering, Region, Unsupported, conj_and, conj_or, simplify,
                       simplify_region, substitute)
 
-ENUM_LIMIT = 1 << 26  # outer points enumerated for one component of one conjunction
+ENUM_LIMIT = 1 << 26  # outer points enumerated to count one region (all its conjunctions)
 MAX_TERMS = 4096  # intersections counted for the union of one region
 _CHUNK = 1 << 20
 _UNION = {"+", "max", "min"}
@@ -47,6 +47,7 @@ def count(region: Region, box: Box) -> int:
         return math.prod(hi - lo + 1 for lo, hi in box.values())
     conjs = list(region)
     total = terms = 0
+    budget = [ENUM_LIMIT]
 
     def walk(start: int, current: frozenset, sign: int) -> None:
         nonlocal total, terms
@@ -57,7 +58,7 @@ def count(region: Region, box: Box) -> int:
             terms += 1
             if terms > MAX_TERMS:
                 raise Unsupported(f"more than {MAX_TERMS} intersections of {len(conjs)} conjunctions")
-            total += sign * count_conjunction(both, box)
+            total += sign * count_conjunction(both, box, budget)
             walk(i + 1, both, -sign)
 
     walk(0, frozenset(), 1)
@@ -100,7 +101,9 @@ def _substitute_equalities(conj, box: dict):
             return conj
 
 
-def count_conjunction(conj, box: Box) -> int:
+def count_conjunction(conj, box: Box, budget: list | None = None) -> int:
+    """The points of one conjunction; ``budget[0]``: the outer points it may still enumerate."""
+    budget = [ENUM_LIMIT] if budget is None else budget
     box = dict(box)
     conj, _ = merge_products(conj, box, list(box))
     conj = _substitute_equalities(conj, box)
@@ -128,21 +131,22 @@ def count_conjunction(conj, box: Box) -> int:
     total = 1
     for vars_ in groups.values():
         forms = [f for f in conj if f.vars and find(f.vars[0]) == find(vars_[0])]
-        total *= _component(vars_, forms, box) if forms else math.prod(
+        total *= _component(vars_, forms, box, budget) if forms else math.prod(
             box[v][1] - box[v][0] + 1 for v in vars_)
         if total == 0:
             return 0
     return total
 
 
-def _component(vars_, forms, box: Box) -> int:
+def _component(vars_, forms, box: Box, budget: list) -> int:
     """Points of one connected component: enumerate all but the widest variable."""
     inner = max(vars_, key=lambda v: box[v][1] - box[v][0])
     outer = [v for v in vars_ if v != inner]
     shape = [box[v][1] - box[v][0] + 1 for v in outer]
     n = math.prod(shape)
-    if n > ENUM_LIMIT:
-        raise Unsupported(f"{n:,} points to enumerate for one component")
+    budget[0] -= n
+    if budget[0] < 0:
+        raise Unsupported(f"more than {ENUM_LIMIT:,} points to enumerate for one region")
     coefs = np.array([[f.coef(v) for v in outer] for f in forms], dtype=np.int64).reshape(len(forms), len(outer))
     a = np.array([f.coef(inner) for f in forms], dtype=np.int64)
     const = np.array([f.const for f in forms], dtype=np.int64)
