@@ -91,8 +91,18 @@ TRUE: Region = (frozenset(),)
 FALSE: Region = ()
 
 
+def _contradicts(conj: Conjunction) -> bool:
+    """Whether two constraints of ``conj`` bound one form from both sides with nothing between
+    (``f + c <= 0`` and ``-f + c' <= 0`` with ``c + c' > 0``: distinct residue classes are)."""
+    tightest: dict = {}
+    for f in conj:
+        tightest[f.coefs] = max(tightest.get(f.coefs, f.const), f.const)
+    return any(c + tightest.get(tuple((v, -k) for v, k in coefs), -(1 << 62)) > 0
+               for coefs, c in tightest.items())
+
+
 def conj_and(a: Region, b: Region) -> Region:
-    out = tuple(x | y for x, y in product(a, b))
+    out = tuple(z for z in (x | y for x, y in product(a, b)) if not _contradicts(z))
     if len(out) > MAX_DISJUNCTS:
         raise Unsupported(f"an intersection of {len(out)} conjunctions")
     return _dedupe(out)
