@@ -62,6 +62,8 @@ class ExistenceEvaluator:
         self.points: dict[str, int] = {}
         self.out_points: dict[str, int] = {}
         self.dense: dict[str, bool] = {}
+        self.bounded: dict[str, int] = {}  # every count is exact here (see region_count)
+        self.bounded_out: dict[str, int] = {}
 
     # ------------------------------------------------------------------ helpers
     def extent(self, var: str) -> int:

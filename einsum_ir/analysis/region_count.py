@@ -26,8 +26,9 @@ import numpy as np
 from ..ir import Access, Binary, Call, Einsum, Expr, Name, Num, Unary
 from ..verifier import Analysis
 from .projection import Projected, floor_definitions, merge_products, project
-from .regions import (TRUE, Box, Form, Lowering, Region, Unsupported, conj_and, conj_or, simplify,
-                      simplify_region, substitute)
+from .region_sample import sample_count
+from .regions import (TRUE, Box, Form, Lowering, Region, TooCostly, Unsupported, conj_and, conj_or,
+                      simplify, simplify_region, substitute)
 
 ENUM_LIMIT = 1 << 26  # outer points enumerated to count one region (all its conjunctions)
 MAX_TERMS = 4096  # intersections counted for the union of one region
@@ -57,7 +58,7 @@ def count(region: Region, box: Box) -> int:
                 continue
             terms += 1
             if terms > MAX_TERMS:
-                raise Unsupported(f"more than {MAX_TERMS} intersections of {len(conjs)} conjunctions")
+                raise TooCostly(f"more than {MAX_TERMS} intersections of {len(conjs)} conjunctions")
             total += sign * count_conjunction(both, box, budget)
             walk(i + 1, both, -sign)
 
@@ -146,7 +147,7 @@ def _component(vars_, forms, box: Box, budget: list) -> int:
     n = math.prod(shape)
     budget[0] -= n
     if budget[0] < 0:
-        raise Unsupported(f"more than {ENUM_LIMIT:,} points to enumerate for one region")
+        raise TooCostly(f"more than {ENUM_LIMIT:,} points to enumerate for one region")
     coefs = np.array([[f.coef(v) for v in outer] for f in forms], dtype=np.int64).reshape(len(forms), len(outer))
     a = np.array([f.coef(inner) for f in forms], dtype=np.int64)
     const = np.array([f.const for f in forms], dtype=np.int64)
@@ -172,6 +173,14 @@ def _component(vars_, forms, box: Box, budget: list) -> int:
     return total
 
 
+def _count(region: Region, box, primary, aux) -> tuple[int, int | None]:
+    """(exact count, None), or (sampled count, its error bound) where exact costs too much."""
+    try:
+        return count(region, box), None
+    except TooCostly:
+        return sample_count(region, box, primary, aux)
+
+
 # ----------------------------------------------------------------------------- existence
 
 
@@ -188,6 +197,8 @@ class RegionExistence:
         self.points: dict[str, int] = {}
         self.out_points: dict[str, int] = {}
         self.dense: dict[str, bool] = {}
+        self.bounded: dict[str, int] = {}  # key -> error bound of sampled points (see _count)
+        self.bounded_out: dict[str, int] = {}  # the same for output points
 
     def extent(self, var: str) -> int:
         return self.sizes[var.upper()]
@@ -207,15 +218,20 @@ class RegionExistence:
             region = conj_and(region, low.predicate(einsum.where))
         region = conj_and(region, (frozenset(low.defs),))
         full = math.prod(self.extent(v) for v in einsum.iteration_space)
-        points = count(region, box)
+        points, bound = _count(region, box, einsum.iteration_space, low.aux)
         out_vars = einsum.output_vars
         drop = [v for v in box if v not in out_vars]
-        out = project(region, drop, box) if points else Projected(())
+        out = project(region, drop, box)
         out_box = {v: box[v] for v in (*out_vars, *out.aux)}
-        out_points = count(conj_and(out.region, (floor_definitions(out.aux),)), out_box)
+        aux = {name: (Form.var(base), d) for name, (base, d) in out.aux.items()}
+        out_points, out_bound = _count(conj_and(out.region, (floor_definitions(out.aux),)),
+                                       out_box, out_vars, aux)
         self.points[key] = points
         self.out_points[key] = out_points
-        self.dense[key] = points == full
+        for table, b in ((self.bounded, bound), (self.bounded_out, out_bound)):
+            if b is not None:
+                table[key] = b
+        self.dense[key] = points == full and bound is None
         self._write(einsum, out, out_points == math.prod(self.extent(v) for v in out_vars))
 
     def _write(self, einsum: Einsum, region: Projected, whole: bool) -> None:
@@ -272,6 +288,7 @@ class RegionExistence:
             lo, hi = env[base].bounds(low.box)
             fresh = f"{name}@{len(low.box)}#q"  # a quotient of this Einsum's variables
             low.box[fresh] = (lo // d, hi // d)
+            low.aux[fresh] = (env[base], d)
             env[name] = Form.var(fresh)
         low.defs |= floor_definitions(projected.aux, env)
         return conj_and(substitute(projected.region, env), (frozenset(bounds),))

@@ -32,6 +32,10 @@ class Unsupported(Exception):
     """The expression or set is outside what regions represent exactly."""
 
 
+class TooCostly(Unsupported):
+    """The set is represented, but counting its points exactly would take too long."""
+
+
 @dataclass(frozen=True)
 class Form:
     """``sum(c * v for v, c in coefs) + const``; ``coefs`` sorted by variable, no zero."""
@@ -182,6 +186,7 @@ class Lowering:
         self.sizes = sizes
         self.fixed = fixed or {}
         self.defs: set = set()
+        self.aux: dict = {}  # auxiliary -> (form, d): it is floor(form / d)
         self._quotients: dict = {}
 
     def form(self, expr: Expr) -> Form:
@@ -227,6 +232,7 @@ class Lowering:
             self.defs.add(q.scale(d) - num)  # d*q <= num
             self.defs.add(num - q.scale(d) - Form(const=d - 1))  # num - d*q <= d - 1
             self._quotients[key] = q
+            self.aux[name] = (num, d)
         return self._quotients[key]
 
     def predicate(self, expr: Expr) -> Region:

@@ -58,9 +58,12 @@ class WorkReport:
     output_points: dict[str, int] = field(default_factory=dict)
     symbolic_points: dict[str, sympy.Expr] = field(default_factory=dict)
     method: str = "regions"  # how the points were counted: regions or dense
+    # key -> error bound of its points where they are sampled (an exact count costs too much),
+    # holding with probability einsum_ir.analysis.region_sample.CONFIDENCE; empty when all exact
+    bounded: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict:
-        return {
+        out = {
             "sizes": dict(self.sizes),
             "per_einsum": self.per_einsum,
             "points": self.points,
@@ -68,6 +71,9 @@ class WorkReport:
             "symbolic": None if self.symbolic is None else {
                 k: {op: str(v) for op, v in ops.items()} for k, ops in self.symbolic.items()},
         }
+        if self.bounded:  # sampled counts: their error bounds
+            out["bounded"] = dict(self.bounded)
+        return out
 
 
 # ---------------------------------------------------------------------- symbols
@@ -175,4 +181,5 @@ def count_work(cascade: Cascade, sizes: Mapping[str, int] | None = None, *,
     total = {op: sum(counts[op] for counts in per_einsum.values()) for op in OP_CLASSES}
     return WorkReport(per_einsum=per_einsum, points=dict(ev.points), total=total,
                       symbolic=symbolic or None, sizes=env, output_points=dict(ev.out_points),
-                      symbolic_points=symbolic_points, method=ev.method)
+                      symbolic_points=symbolic_points, method=ev.method,
+                      bounded=dict(ev.bounded))
