@@ -15,7 +15,8 @@ Counting rules (one count per *existing* point; masked points and split tails do
 * An initial value of a recurrence (``RM[b,h,p,0] = -inf``) is reported as ``RM.init``.
 
 ``points`` are exact under masks for the given sizes: counted from regions of affine constraints
-(:mod:`einsum_ir.analysis.region_count`, cost independent of the sizes) where the masks allow, else
+(:mod:`einsum_ir.analysis.region_count`, cost independent of the sizes; sampled with an error
+bound, ``bounded``, only where an exact count would enumerate too much) where the masks allow, else
 by dense enumeration over the predicates' index space (:mod:`einsum_ir.analysis.existence`; its
 memory limit refuses sizes it cannot afford). ``symbolic`` gives closed forms in the rank symbols for
 every Einsum that no ``where`` predicate reaches and that is dense at the given sizes; a split's
