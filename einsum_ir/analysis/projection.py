@@ -6,8 +6,8 @@ for every pair of a lower bound ``a*x >= L`` and an upper bound ``b*x <= U`` wit
 
 * a variable fixed by a unit equality (``m = p - 3*q``) is substituted;
 * a product rank read as ``m1 * M2 + m2`` with both parts removed is one variable ``m``;
-* an auxiliary quotient whose only constraints are its definition is dropped (some value of its
-  box always satisfies them).
+* a variable whose only constraints define it as a quotient ``floor(e / d)`` is dropped when its
+  box holds every such quotient (some value always satisfies them).
 
 When every pair left has coefficients above 1 (``exists q: p - M + 1 <= 3*q <= p``), the other
 variables are split by their residues modulo ``d`` (``p = 3*p' + r`` for ``r`` in 0..2, one
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from itertools import product
 
 from .regions import (MAX_CONSTRAINTS, MAX_DISJUNCTS, Conjunction, Form, Region, Unsupported,
-                      is_quotient, simplify, simplify_region)
+                      simplify, simplify_region)
 
 
 @dataclass(frozen=True)
@@ -60,11 +60,11 @@ def _unit_equality(forms, var: str) -> Form | None:
 
 
 def _floor_definition(conj: Conjunction, var: str, box) -> bool:
-    """Whether ``var`` is an auxiliary quotient whose only constraints are ``0 <= e - d*var <=
-    d - 1`` and whose box holds ``floor(e / d)`` for every value of ``e``: some value of it then
+    """Whether ``var``'s only constraints are ``0 <= e - d*var <= d - 1`` (a quotient's
+    definition) and its box holds ``floor(e / d)`` for every value of ``e``: some value of it then
     always satisfies them."""
     mine = [f for f in conj if f.coef(var)]
-    if not is_quotient(var) or len(mine) != 2:
+    if len(mine) != 2:
         return False
     f, g = sorted(mine, key=lambda h: h.coef(var))  # f = e - d*var - (d-1), g = d*var - e
     d = g.coef(var)

@@ -286,7 +286,7 @@ class RegionExistence:
         projected = stored[1]
         for name, (base, d) in projected.aux.items():  # re-created for this read
             lo, hi = env[base].bounds(low.box)
-            fresh = f"{name}@{len(low.box)}#q"  # a quotient of this Einsum's variables
+            fresh = f"{name}@{len(low.box)}"  # a quotient of this Einsum's variables
             low.box[fresh] = (lo // d, hi // d)
             low.aux[fresh] = (env[base], d)
             env[name] = Form.var(fresh)

@@ -169,11 +169,6 @@ def substitute(region: Region, env: Mapping[str, Form]) -> Region:
 # ----------------------------------------------------------------------------- lowering
 
 
-def is_quotient(var: str) -> bool:
-    """Whether ``var`` is an auxiliary quotient made by :class:`Lowering`."""
-    return "#q" in var
-
-
 class Lowering:
     """Index and predicate expressions of one Einsum as forms and regions.
 
@@ -181,10 +176,9 @@ class Lowering:
     their defining constraints to ``defs`` (a conjunction every region of the Einsum is met with).
     """
 
-    def __init__(self, box: dict[str, tuple[int, int]], sizes: Mapping[str, int], fixed=None):
+    def __init__(self, box: dict[str, tuple[int, int]], sizes: Mapping[str, int]):
         self.box = box
         self.sizes = sizes
-        self.fixed = fixed or {}
         self.defs: set = set()
         self.aux: dict = {}  # auxiliary -> (form, d): it is floor(form / d)
         self._quotients: dict = {}
@@ -197,8 +191,6 @@ class Lowering:
         if isinstance(expr, Name):
             if not expr.is_index:
                 return Form(const=int(self.sizes[expr.name]))
-            if expr.name in self.fixed:
-                return Form(const=self.fixed[expr.name])
             return Form.var(expr.name)
         if isinstance(expr, Unary) and expr.op == "-":
             return self.form(expr.operand).scale(-1)
