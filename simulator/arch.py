@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from einsum_ir.analysis.opclasses import OP_CLASSES
+from einsum_ir.analysis.opclasses import NAMED_FUNCTIONS, OP_CLASSES
 from einsum_ir.assignments import parse_assignments
 from einsum_ir.errors import CascadeError
 from einsum_ir.resources import BuiltinKind, builtin_names, data_root, resolve_spec
@@ -294,9 +294,11 @@ def _unit(ctx: _Reader, node, path: str, actions: dict, earlier: list) -> Unit:
 
 
 def _op(ctx: _Reader, op, node, path: str, actions: dict) -> OpCost:
-    if op not in OP_CLASSES and op not in FUSED_OP_NAMES:
+    if op not in OP_CLASSES and op not in FUSED_OP_NAMES and op not in NAMED_FUNCTIONS:
         raise ctx.err(path, f"unknown operation class {op!r}",
-                      hint="classes: " + ", ".join(OP_CLASSES + FUSED_OP_NAMES))
+                      hint="classes: " + ", ".join(OP_CLASSES + FUSED_OP_NAMES)
+                      + "; or a function priced by name (falls back to other): "
+                      + ", ".join(NAMED_FUNCTIONS))
     ctx.mapping(node, path, "{cycles: 1, actions: {mac: 1}}")
     ctx.keys(node, path, _OP, ("cycles", "actions"))
     cycles = ctx.num(node, "cycles", path, CYCLES)

@@ -10,7 +10,7 @@ from einsum_ir.errors import CascadeError
 from einsum_ir.passes import digest, replay
 
 from .arch import Arch
-from .fused import fuse
+from .counts import op_counts
 from .mapping import Group, Mapping, outer_part
 from .problem import Problem
 
@@ -54,10 +54,10 @@ class _Checker:
             raise self.err(f"{path}.unit", f"{self.arch.name} has no unit {em.unit!r}",
                            hint="units: " + ", ".join(units))
         unit = self.arch.unit(em.unit)
-        lacking = [op for op in fuse(info.per_point, info.fused, unit.ops) if op not in unit.ops]
+        lacking = [op for op in op_counts(info, unit) if op not in unit.ops]
         if lacking:
             able = [u.name for u in self.arch.units
-                    if all(op in u.ops for op in fuse(info.per_point, info.fused, u.ops))]
+                    if all(op in u.ops for op in op_counts(info, u))]
             raise self.err(f"{path}.unit", f"unit {unit.name} cannot perform {', '.join(lacking)} "
                            f"(needed by {key})",
                            hint=f"units that can run {key}: {', '.join(able) or 'none'}")

@@ -59,6 +59,8 @@ class ExistenceEvaluator:
     it writes, and ``dense[key]`` whether every point of its iteration space exists.
     """
 
+    method = "dense"  # how the points are counted (see einsum_ir.analysis.work.count_work)
+
     def __init__(self, analysis: Analysis, sizes: Mapping[str, int]):
         self.a = analysis
         self.c = analysis.cascade
@@ -68,6 +70,8 @@ class ExistenceEvaluator:
         self.points: dict[str, int] = {}
         self.out_points: dict[str, int] = {}
         self.dense: dict[str, bool] = {}
+        self.bounded: dict[str, int] = {}  # every count is exact here (see region_count)
+        self.bounded_out: dict[str, int] = {}
 
     # ------------------------------------------------------------------ helpers
     def extent(self, var: str) -> int:
