@@ -27,13 +27,14 @@ from ..ir import Access, Binary, Call, Einsum, Expr, Name, Num, Unary
 from ..verifier import Analysis
 from .projection import Projected, floor_definitions, merge_products, project
 from .region_sample import sample_count
+from ..exprs import coverage
 from .regions import (TRUE, Box, Form, Lowering, Region, TooCostly, Unsupported, conj_and, conj_or,
                       simplify, simplify_region, substitute)
 
 ENUM_LIMIT = 1 << 26  # outer points enumerated to count one region (all its conjunctions)
 MAX_TERMS = 4096  # intersections counted for the union of one region
 _CHUNK = 1 << 20
-_UNION = {"+", "max", "min"}
+_UNION = {"+", "-", "max", "min"}
 
 
 # ----------------------------------------------------------------------------- counting
@@ -256,8 +257,13 @@ class RegionExistence:
         if isinstance(expr, Binary):
             if expr.op in ("and", "or"):
                 return TRUE
+            a, b = self.exists(expr.lhs, low), self.exists(expr.rhs, low)
+            if expr.op in ("+", "-"):
+                cover = coverage(expr.lhs, expr.rhs)
+                if not all(cover):  # a broadcast operand creates no points (exprs.coverage)
+                    return a if cover[0] else b if cover[1] else conj_and(a, b)
             combine = conj_or if expr.op in _UNION else conj_and
-            return combine(self.exists(expr.lhs, low), self.exists(expr.rhs, low))
+            return combine(a, b)
         if isinstance(expr, Call):
             regions = [self.exists(arg, low) for arg in expr.args]
             out = regions[0]
