@@ -7,7 +7,8 @@ recurrence-cycle bounds and compute energy; for every tiling (resident tiles, of
 spill) the off-chip traffic and the buffer terms are added, capacity is checked, and latency and
 energy follow. The formulas are the model's own (:func:`simulator.schedule.recurrence_bound`,
 :func:`simulator.cost.buffer_footprint`, :func:`simulator.cost.offchip_energy`,
-:func:`simulator.cost.buffer_energy`) applied to arrays, so a candidate's cost here is the one
+:func:`simulator.cost.buffer_energy`, :func:`simulator.timing.einsum_fill` and
+:func:`simulator.timing.port_cycles`) applied to arrays, so a candidate's cost here is the one
 :func:`simulator.cost.simulate_problem` gives its pipelined mapping.
 
 On a spec with levels inside the buffer (:mod:`simulator.hierarchy`), what each inner level keeps
@@ -32,7 +33,7 @@ from simulator.hierarchy import group_hierarchy, level_energy
 from simulator.counts import group_traffic, inplace_pairs, whole_along
 from simulator.loops import Loops
 from simulator.mapping import EinsumMap, Group, LevelMap, Mapping
-from simulator.timing import port_cycles
+from simulator.timing import einsum_fill, port_cycles
 from simulator.schedule import recurrence_bound, recurrence_cycles, recurrence_distance, step_var
 
 from .bindings import BindingCosts, binding_matrix, relayouts
@@ -146,15 +147,38 @@ def _tables(form: Form, arch, spatial: dict, probe: Mapping, min_parallelism) ->
     B = binding_matrix(choices, BindingCosts(cyc, en, lat, rec, found))
     cols = np.arange(len(form.keys))
     TB, EB = cyc[cols, B], en[cols, B]
-    # sums in the model's order (Einsum by Einsum), so that both round alike
-    busy = np.zeros((B.shape[0], len(unit_names)))
     energy = 0.0
-    for i in cols:
-        for j in range(len(unit_names)):
-            busy[:, j] = busy[:, j] + np.where(B[:, i] == j, TB[:, i], 0.0)
+    for i in cols:  # in the model's order (Einsum by Einsum), so that both round alike
         energy = energy + EB[:, i]
-    return _Tables(B, TB, lat[cols, B], busy.max(axis=1), np.broadcast_to(energy, B.shape[:1]),
-                   _relayout_masks(found, B))
+    return _Tables(B, TB, lat[cols, B], _busiest(B, TB, len(unit_names)),
+                   np.broadcast_to(energy, B.shape[:1]), _relayout_masks(found, B))
+
+
+def _busiest(B: np.ndarray, TB: np.ndarray, n_units: int) -> np.ndarray:
+    """The busiest unit's cycles of every binding, summed Einsum by Einsum as the model does."""
+    busy = np.zeros((B.shape[0], n_units))
+    for i in range(B.shape[1]):
+        for j in range(n_units):
+            busy[:, j] = busy[:, j] + np.where(B[:, i] == j, TB[:, i], 0.0)
+    return busy.max(axis=1)
+
+
+def _occupied(form: Form, arch, tables: _Tables, loops: Loops, names: tuple, spatial: dict):
+    """(fill and drain of every binding's Einsums, the busiest unit's cycles with them) under one
+    tiling: :func:`simulator.timing.einsum_fill` per Einsum and capable unit,
+    picked by the binding (``tables`` as they are where no unit charges fill and drain)."""
+    if not any(u.timing.charged for u in arch.units):
+        return np.zeros_like(tables.cycles), tables.busy
+    unit_names = [u.name for u in arch.units]
+    fill = np.zeros((len(form.keys), len(unit_names)))
+    for i, k in enumerate(form.keys):
+        for u in form.units_for[k]:
+            fill[i, unit_names.index(u)] = einsum_fill(form.prob, k, arch.unit(u),
+                                                       tuple(spatial.get(u, ())), loops, names)
+    cols = np.arange(len(form.keys))
+    B = tables.bindings
+    FB = np.where(tables.cycles != 0, fill[cols, B], 0.0)
+    return FB, _busiest(B, tables.cycles + FB, len(unit_names))
 
 
 @dataclass(frozen=True)
@@ -200,10 +224,11 @@ def _tiling_cost(form: Form, arch, tables: _Tables, mem: _Memory, loops: Loops, 
     cycles = recurrence_cycles(form.prob, keys)
     members = {x for cycle, _ in cycles for x in cycle}
     col = {k: i for i, k in enumerate(keys)}
-    per_iter = {x: tables.cycles[:, col[x]] / n_iter for x in members}
+    fill, busiest = _occupied(form, arch, tables, loops, names, spatial)
+    per_iter = {x: tables.cycles[:, col[x]] / n_iter + fill[:, col[x]] / n_iter for x in members}
     latency = {x: tables.latency[:, col[x]] for x in members}
     rec = recurrence_bound(cycles, per_iter, latency, distance) * n_iter
-    compute = np.maximum(tables.busy, rec)
+    compute = np.maximum(busiest, rec)
     held, gr, gw = dict(mem.held), 0.0, mem.glb_write
     unit_of = {k: tables.bindings[:, col[k]] for k in keys}
     producer = form.prob.producer

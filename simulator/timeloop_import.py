@@ -18,7 +18,10 @@ ERT in an ``ERT:`` section or a separate file) becomes the plain data of a nativ
   ``!Parallel`` branch (Eyeriss's ifmap, filter and psum scratchpads side by side) are one level
   with their capacities added (Cascade's tensors are not Timeloop's dataspaces, so which
   scratchpad holds which tensor is the mapping's choice). A storage with another instance count
-  (one per group of PEs) is folded into the unit's ``register_file``.
+  (one per group of PEs) is folded into the unit's ``register_file``;
+* an on-chip storage's ``shared_bandwidth`` or ``read_bandwidth``/``write_bandwidth`` (words per
+  cycle per instance) becomes its level's ``ports`` x ``port_bytes`` (:mod:`simulator.timing`),
+  reads and writes pooled.
 
 What Cascade's model does not have (keep/bypass constraints, networks, a missing clock or DRAM
 bandwidth) is reported in :attr:`ImportedSpec.notes`, and by

@@ -94,12 +94,39 @@ class LevelBuilder:
         else:
             self.notes.append(f"{leaf.name}: no ERT table: energies and area from its capacity "
                               "and width (Cascade's 45 nm SRAM table)")
-        bandwidth = self._bandwidth(leaf)
-        if bandwidth is not None:
-            level["bandwidth"] = bandwidth
-            self.notes.append(f"{leaf.name}: bandwidth recorded; the model does not limit on-chip "
-                              "bandwidth")
+        level.update(self._ports([leaf], leaf.name))
         return level
+
+    def _ports(self, leaves: list, name: str) -> dict:
+        """``ports`` and ``port_bytes`` of an on-chip level from its storages' Timeloop bandwidth
+        (words per cycle per instance, :mod:`simulator.timing`'s ports are per instance too):
+        ``shared_bandwidth`` is one port; ``read_bandwidth`` and ``write_bandwidth`` are pooled
+        (the model's ports serve reads and writes alike), as two ports where they are equal; the
+        storages of one ``!Parallel`` branch add theirs. Nothing where a storage declares none."""
+        rates = []
+        for leaf in leaves:
+            got = {k: self.r.leaf_number(leaf, k, WORDS_PER_CYCLE)
+                   for k in ("shared_bandwidth", "read_bandwidth", "write_bandwidth")}
+            word = (self._bits(leaf) or self.word_bits) / 8
+            if got["shared_bandwidth"] is not None:
+                rates.append((1, got["shared_bandwidth"] * word))
+            elif got["read_bandwidth"] is not None or got["write_bandwidth"] is not None:
+                rw = [w for w in (got["read_bandwidth"], got["write_bandwidth"]) if w is not None]
+                self.notes.append(f"{leaf.name}: " + (
+                    f"{rw[0]:g} words/cycle for reads and writes together" if len(rw) == 1 else
+                    f"read_bandwidth and write_bandwidth ({rw[0]:g} and {rw[1]:g} words/cycle) "
+                    "pooled: reads and writes share the ports"))
+                rates.append((2, rw[0] * word) if len(rw) == 2 and rw[0] == rw[1]
+                             else (1, sum(rw) * word))
+            else:
+                return {}
+        ports = sum(p for p, _ in rates)
+        per_port = sum(p * b for p, b in rates) / ports
+        port_bytes = max(1, math.ceil(per_port))
+        if port_bytes != per_port:
+            self.notes.append(f"{name}: {per_port:g} bytes per port and cycle rounded up to "
+                              f"{port_bytes} (port_bytes is whole bytes)")
+        return {"ports": ports, "port_bytes": port_bytes}
 
     def _local_levels(self, unit: Leaf, spads: list) -> tuple:
         """(levels, storages left to fold) of the per-PE and per-row storages feeding ``unit``."""
@@ -133,6 +160,7 @@ class LevelBuilder:
         else:
             self.notes.append(f"{name}: no ERT table: energies and area from its capacity and "
                               "width (Cascade's 45 nm SRAM table)")
+        level.update(self._ports(members, name))
         count = unit.instances if per == "pe" else unit.mesh[1]
         together = (" (one !Parallel branch: one level, capacities added, the largest energy per "
                     "access)" if len(members) > 1 else "")

@@ -183,22 +183,26 @@ def passes(info, loops, loop_names: tuple, dims: list, flow: Dataflow, sizes: di
     return count * info.density
 
 
+def einsum_fill(prob, key: str, unit, spatial, loops, loop_names: tuple) -> float:
+    """Cycles of fill and drain Einsum ``key`` adds on ``unit`` with the spatial ranks
+    ``spatial``, in a group looping over ``loop_names`` (0 with ``none``). The one formula: the
+    model charges it per Einsum, the mapper's evaluator per Einsum and capable unit."""
+    mode = unit.timing.fill_drain
+    if mode == "none":
+        return 0.0
+    info = prob.infos[key]
+    extra, flow, dims = fill_per_pass(info, unit, spatial, loops, prob.sizes)
+    count = 1.0 if mode == "per_group" else passes(info, loops, loop_names, dims, flow, prob.sizes)
+    return extra * count
+
+
 def fill_drain_cycles(prob, arch, mapping, loops, group, costs: dict) -> dict:
-    """Cycles of fill and drain each Einsum of ``group`` adds on its unit (0 with ``none``)."""
-    out = {}
-    for key, cost in costs.items():
-        unit = arch.unit(cost.unit)
-        mode = unit.timing.fill_drain
-        if mode == "none" or not cost.cycles:
-            out[key] = 0.0
-            continue
-        info = prob.infos[key]
-        extra, flow, dims = fill_per_pass(info, unit, mapping.einsums[key].spatial, loops,
-                                          prob.sizes)
-        count = 1.0 if mode == "per_group" else passes(
-            info, loops, group.loops + group.buffer_loops, dims, flow, prob.sizes)
-        out[key] = extra * count
-    return out
+    """Cycles of fill and drain each Einsum of ``group`` adds on its unit (0 with ``none``, and
+    for an Einsum that keeps its unit no cycle busy)."""
+    names = group.loops + group.buffer_loops
+    return {key: einsum_fill(prob, key, arch.unit(cost.unit), mapping.einsums[key].spatial, loops,
+                             names) if cost.cycles else 0.0
+            for key, cost in costs.items()}
 
 
 def with_fill(costs: dict, fill: dict, n_iter: int) -> dict:
