@@ -222,15 +222,13 @@ class Lowering:
             return True
         if self.split_outer_of(name):
             return False
+        if not any(rank_root(self.c, r) == rank_root(self.c, name) for d in self.c.inputs
+                   for r in d.ranks):
+            return True  # no input's shape gives it (a rank only inside a derived rank)
         vars_with = [v for v, r in self.roles.role.items() if v.upper() == name]
         if any(self.roles.role[v] in ("full", "col", "chunk_row") for v in vars_with):
             return True
-        if self.split_inner_of(name):
-            return True
-        if not vars_with:
-            # a rank only used in sizes: baked unless an input axis has it
-            return not any(rank_root(self.c, r) == rank_root(self.c, name) for d in self.c.inputs for r in d.ranks)
-        return False
+        return bool(self.split_inner_of(name))
 
 
 def stream_split_inner(prepared: Prepared, facts=None) -> str | None:

@@ -268,7 +268,9 @@ class PhaseGen(ReadGen):
         for kind, u in loop.units:
             if kind == "sred":
                 name, axes = accs[u.name]
-                self.finals[u.name] = Tile(name, axes, "f32", may_inf=u.reducer in ("max", "min"))
+                self.finals[u.name] = Tile(name, axes, "f32", may_inf=u.reducer in ("max", "min"),
+                                           empty_at={"max": float("-inf"), "min": float("inf")}
+                                           .get(u.reducer))
         self.carried = {}
         self.newval = {}
 
@@ -318,13 +320,15 @@ class PhaseGen(ReadGen):
                  if set(term_axes) <= set(axes)] if cast else []
         if valid:  # points outside the value's validity terms are empty: stored as 0
             value = f"tl.where({' & '.join(valid)}, {value}, 0.0)"
+        if cast and t.empty_at is not None:  # a max/min over no point is empty: stored as 0
+            ident = "float('-inf')" if t.empty_at < 0 else "float('inf')"
+            value = f"tl.where({value} == {ident}, 0.0, {value})"
         v = self.emit(name.lower() + "_out", value, in_loop)
-        if cast and any(e.where is not None for e in low.c.einsums):
-            # a row whose points are all empty ends as 0 / 0: stored as 0 (the empty-point rule)
+        if cast:
+            # a NaN an operation makes (0 / 0 of an empty row or a zero normaliser, inf - inf,
+            # a negative base to a fractional power) is the interpreter's empty point: stored 0
             v2 = self.emit(name.lower() + "_val",
                            f"tl.where({v} == {v}, {v}, 0.0).to({ptr}.dtype.element_ty)", in_loop)
-        elif cast:
-            v2 = self.emit(name.lower() + "_val", f"{v}.to({ptr}.dtype.element_ty)", in_loop)
         else:
             v2 = v
         mask = f", mask={' & '.join(terms)}" if terms else ""

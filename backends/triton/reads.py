@@ -23,9 +23,11 @@ class ReadGen(DotGen):
     def read(self, acc: Access) -> Tile:
         low = self.low
         name = acc.tensor
+        rec = low.a.recurrences.get(name)
+        if rec is not None and name in self.phase_reads:
+            return self.load(self._final_in_scratch(acc, rec))
         if name in low.inputs or name in self.phase_reads:
             return self.load(acc)
-        rec = low.a.recurrences.get(name)
         if rec is not None:
             index = acc.indices[rec.axis]
             step = rec.var
@@ -58,6 +60,17 @@ class ReadGen(DotGen):
         if einsum in self.stream_reductions():
             raise _err(f"{name} is read before the loop that reduces it has finished", acc)
         return self.inline(einsum, acc)
+
+    def _final_in_scratch(self, acc: Access, rec) -> Access:
+        """A recurrence finished by an earlier kernel is in scratch without its step axis: only
+        its final iterate can be read there."""
+        index = acc.indices[rec.axis]
+        if not (isinstance(index, Name) and not index.is_index):
+            raise _err(f"{acc.tensor} is read at a step of its recurrence in a later kernel, "
+                       f"which only has its final iterate {acc.tensor}[..., {rec.var.upper()}]",
+                       acc)
+        kept = tuple(i for k, i in enumerate(acc.indices) if k != rec.axis)
+        return Access(acc.tensor, kept, acc.span)
 
     def check_same(self, acc: Access, einsum: Einsum, skip=None):
         for k, (i, j) in enumerate(zip(acc.indices, einsum.output.indices, strict=True)):
@@ -179,6 +192,10 @@ class ReadGen(DotGen):
         return ptr
 
     def scratch_axes(self, name):
+        rec = self.low.a.recurrences.get(name)
+        if rec is not None:  # the final iterate: the step axis is gone
+            return [i.name.upper() for k, i in enumerate(rec.update.output.indices)
+                    if k != rec.axis]
         (e,) = self.low.defs[name]
         return [i.name.upper() for i in e.output.indices]
 
@@ -240,6 +257,10 @@ class ReadGen(DotGen):
         max_of = frozenset({t.code} | ({t.lin[0]} if t.lin else set())) \
             if einsum.reducer == "max" else frozenset()
         x = self.f32(t)
+        if t.empty_at is not None and IDENTITY[einsum.reducer] != _IDENT_CODE[t.empty_at]:
+            # an empty max/min read by another reducer contributes nothing
+            x = f"tl.where({x} == {_IDENT_CODE[t.empty_at]}, {IDENTITY[einsum.reducer]}, {x})"
+        empty_at = _EMPTY_AT.get(einsum.reducer) if (need or t.ninf_terms) else None
         if need:
             m = self.mask_var(need, t.axes)
             x = f"tl.where({m}, {x}, {IDENTITY[einsum.reducer]})"
@@ -254,7 +275,7 @@ class ReadGen(DotGen):
             terms = frozenset(tm for tm in t.terms if ax not in tm[1])
             return Tile(f"({fn}({inner}, axis={axis}) * {c!r})", out_axes, "f32", terms,
                         frozenset(), bool(need) or t.may_inf or bool(t.ninf_terms), t.variant,
-                        max_of=max_of)
+                        max_of=max_of, empty_at=empty_at)
         fn = {"sum": "tl.sum", "max": "tl.max", "min": "tl.min"}.get(einsum.reducer)
         if fn is None:
             raise _err(f"the reducer {einsum.reducer} is outside the Triton lowering's reach",
@@ -264,7 +285,7 @@ class ReadGen(DotGen):
         terms = frozenset(tm for tm in t.terms if ax not in tm[1])
         return Tile(f"{fn}({x}, axis={axis})", out_axes, "f32", terms, frozenset(),
                     einsum.reducer in ("max", "min") and (bool(need) or bool(t.ninf_terms))
-                    or t.may_inf, t.variant, max_of=max_of)
+                    or t.may_inf, t.variant, max_of=max_of, empty_at=empty_at)
 
     def bound_term(self, var: str):
         """The validity of ``var``'s padded tile positions (None when the tile has no padding)."""
@@ -336,3 +357,6 @@ class ReadGen(DotGen):
 
 
 # ----------------------------------------------------------------------------------- utilities
+
+_EMPTY_AT = {"max": float("-inf"), "min": float("inf")}
+_IDENT_CODE = {float("-inf"): "float('-inf')", float("inf"): "float('inf')"}

@@ -7,6 +7,7 @@ from einsum_ir.errors import CascadeError
 from einsum_ir.ir import Access, Binary, Call, Expr, Name, Num, Unary
 
 from .kernel import KernelGen
+from .powers import pow_code
 from .peepholes import dot_accumulate, fold_exp2_scale, safe_running_max, scaled_product
 from .tiles import (
     _UNION,
@@ -168,8 +169,19 @@ class ValueGen(KernelGen):
         if op == "/" and not b.axes and b.const:
             return scaled_product(a, const_tile(1.0 / b.const), f"({x} * {1.0 / b.const!r})",
                                   axes, terms, may_inf, zero=a.zero_terms)
+        if op == "pow":
+            return self._pow(a, b, x, y, axes, terms, variant)
         zero = a.zero_terms if op == "/" else frozenset()
         return Tile(code_for(op, x, y), axes, "f32", terms, zero, may_inf, variant)
+
+    def _pow(self, a: Tile, b: Tile, x: str, y: str, axes, terms, variant) -> Tile:
+        """``a ** b`` with numpy's meaning for negative and zero bases (backends.triton.powers)."""
+        n = b.const if not b.axes and not b.variant else None
+        x = x if _simple(x) else self.emit("pow_base", x, variant)
+        if n is None and not _simple(y):
+            y = self.emit("pow_exp", y, variant)
+        zero = a.zero_terms if n is not None and n > 0 else frozenset()
+        return Tile(pow_code(x, y, n), axes, "f32", terms, zero, True, variant)
 
     def _union(self, op: str, a: Tile, b: Tile, axes) -> Tile:
         """``+``, ``max``, ``min``: a union keeps the side that exists where the other is empty
