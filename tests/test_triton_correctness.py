@@ -87,3 +87,172 @@ def test_decay_with_negative_rates_is_not_nan(dtype):
     rates = np.linspace(-0.9, 0.9, 40)
     got, ref = _run(DECAY, {"L": rates}, dtype, block_r=16, block_c=16)
     _close(got, ref, dtype)
+
+
+# ------------------------------------------------------------- empty rows, zero normalisers
+
+LINEAR_RELU = """
+rank P = 20, M = 30, E = 16, F = 16
+input Q[p, e], K[m, e], V[m, f]
+output O[p, f]
+QF[p, e] = relu(Q[p, e])
+KF[m, e] = relu(K[m, e])
+KV[e, f] = sum[m] KF[m, e] * V[m, f]
+KS[e] = sum[m] KF[m, e]
+NUM[p, f] = sum[e] QF[p, e] * KV[e, f]
+DEN[p] = sum[e] QF[p, e] * KS[e]
+O[p, f] = NUM[p, f] / DEN[p]
+"""
+
+
+def test_zero_normaliser_of_a_non_causal_linear_kernel_is_zero_not_nan():
+    q = np.random.default_rng(1).standard_normal((20, 16))
+    q[[2, 11]] = -np.abs(q[[2, 11]])  # relu zeroes these rows: DEN = NUM = 0
+    got, ref = _run(LINEAR_RELU, {"Q": q}, block_c=16)
+    assert (ref["O"][[2, 11]] == 0).all()
+    _close(got, ref)
+
+
+FLOAT_MASK = """
+rank P = 20, M = 40, E = 16, F = 16
+input Q[p, e], K[m, e], V[m, f], KB[p, m]
+output O[p, f]
+QK[p, m] = sum[e] Q[p, e] * K[m, e] / sqrt(E)
+S[p, m] = QK[p, m] + KB[p, m]
+GM[p] = max[m] S[p, m]
+SN[p, m] = exp(S[p, m] - GM[p])
+SD[p] = sum[m] SN[p, m]
+A[p, m] = SN[p, m] / SD[p]
+O[p, f] = sum[m] A[p, m] * V[m, f]
+"""
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
+def test_value_masked_rows_with_minus_inf_running_max(dtype):
+    kb = np.zeros((20, 40))
+    kb[5, :] = -np.inf  # a fully masked row: 0, as the interpreter
+    kb[9, :16] = -np.inf  # the first key block of this row is all -inf: the running max is -inf
+    kb[12, 20:] = -np.inf
+    got, ref = _run(FLOAT_MASK, {"KB": kb}, dtype, block_r=16, block_c=16)
+    assert (ref["O"][5] == 0).all() and (ref["O"][9] != 0).all()
+    _close(got, ref, dtype)
+
+
+CROSS_WINDOW = """
+rank P = 40, M = 20, E = 16, F = 16
+input Q[p, e], K[m, e], V[m, f]
+output O[p, f], G[p]
+QK[p, m] = sum[e] Q[p, e] * K[m, e] where p - 4 < m and m <= p
+GM[p] = max[m] QK[p, m]
+SN[p, m] = exp(QK[p, m] - GM[p])
+SD[p] = sum[m] SN[p, m]
+O[p, f] = sum[m] SN[p, m] * V[m, f] / SD[p]
+G[p] = max[m] QK[p, m]
+"""
+
+
+def test_rows_past_the_keys_are_empty():
+    got, ref = _run(CROSS_WINDOW, block_r=16, block_c=16, rewrite=False)
+    assert (ref["O"][24:] == 0).all() and (ref["G"][24:] == 0).all()
+    _close(got, ref)
+
+
+# ------------------------------------------------------------- reads past a rank's extent
+
+ALIBI_BIASED = """
+rank H = 2, P = 100, M = 40, E = 16, F = 16
+input Q[h, p, e], K[h, m, e], V[h, m, f], Slope[h]
+output O[h, p, f]
+QK[h, p, m] = sum[e] Q[h, p, e] * K[h, m, e] / sqrt(E)
+S[h, p, m] = QK[h, p, m] - Slope[h] * (p - m) where m <= p
+GM[h, p] = max[m] S[h, p, m]
+SN[h, p, m] = exp(S[h, p, m] - GM[h, p])
+SD[h, p] = sum[m] SN[h, p, m]
+A[h, p, m] = SN[h, p, m] / SD[h, p]
+O[h, p, f] = sum[m] A[h, p, m] * V[h, m, f]
+"""
+
+
+def test_alibi_masked_on_the_biased_score_masks_padded_keys_in_fp16():
+    # a negative slope grows the score with the distance: exp of the padded keys' scores
+    # (m >= M, past the block) overflows fp16 unless the second dot masks them
+    got, ref = _run(ALIBI_BIASED, {"Slope": np.array([-2.0, 0.5])}, torch.float16,
+                    block_r=32, block_c=32)
+    _close(got, ref, torch.float16)
+
+
+def test_inlined_read_past_an_intermediates_extent_is_empty():
+    text = """
+rank P = 2, M = 5
+input X[p, m]
+output O[p]
+A[p, m] = max(X[p, m + 1], 3)
+B[p, m] = A[p, m + 1]
+O[p] = sum[m] B[p, m]
+"""
+    got, ref = _run(text, {"X": np.zeros((2, 5))})
+    np.testing.assert_array_equal(ref["O"], [12.0, 12.0])  # B at m = 4 reads A past M
+    _close(got, ref)
+
+
+# ------------------------------------------------------------- crashes
+
+def test_cascade_without_inputs_runs():
+    text = """
+rank M = 40, F = 3, M0 = 16
+split M = M1 * M0
+output O[f]
+R[f, 0] = 1.5
+R[f, m1 + 1] = R[f, m1] * 2
+O[f] = R[f, M1]
+"""
+    got, ref = _run(text)
+    np.testing.assert_allclose(ref["O"], [12.0] * 3)
+    _close(got, ref)
+
+
+def test_rank_only_inside_a_derived_rank_sizes_an_output():
+    text = """
+rank P = 6, M = 4, E = 3
+rank R = P + M
+input X[p, r], Y[p, e]
+output O[m, e]
+O[m, e] = sum[p] Y[p, e] * X[p, p - m + M]
+"""
+    got, ref = _run(text)
+    _close(got, ref)
+
+
+def test_recurrence_final_iterate_read_by_a_later_kernel():
+    text = """
+rank P = 5, M = 40, F = 3, M0 = 16
+split M = M1 * M0
+input X[m, f], Y[p, f]
+output O[p, m1, m0]
+L[f, m1] = max[m0] X[m1 * M0 + m0, f]
+R[f, 0] = 0.0
+R[f, m1 + 1] = max(R[f, m1], L[f, m1])
+Z[p, f] = Y[p, f] * R[f, M1]
+O[p, m1, m0] = sum[f] X[m1 * M0 + m0, f] * Z[p, f]
+"""
+    got, ref = _run(text)
+    _close(got, ref)
+
+
+def test_recurrence_step_read_by_a_later_kernel_is_refused_with_a_location():
+    text = """rank P = 5, M = 40, F = 3, M0 = 16
+split M = M1 * M0
+input X[m, f], Y[p, f]
+output O[p, m1]
+L[f, m1] = max[m0] X[m1 * M0 + m0, f]
+R[f, 0] = 0.0
+R[f, m1 + 1] = max(R[f, m1], L[f, m1])
+O[p, m1] = sum[f] Y[p, f] * R[f, m1]
+"""
+    try:
+        got, ref = _run(text)
+    except CascadeError as exc:
+        assert exc.span is not None and "R" in exc.message
+        assert "case.ein:" in str(exc)
+    else:
+        _close(got, ref)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from backends.gpu.extents import in_linear_fragment, reach
 from einsum_ir.exprs import rank_root
 from einsum_ir.ir import Access, Binary, Einsum, Name, Num
 
@@ -109,9 +110,34 @@ class ReadGen(DotGen):
             t = self.einsum_value(einsum)
         finally:
             self.bind = saved
+        outside = self._extent_terms(einsum, acc)
+        if outside:  # points read past the intermediate's extent do not exist
+            t = replace(t, terms=t.terms | outside, variant=t.variant or any(v for *_, v in outside))
         t = self.materialize(t, einsum.name)
         (self.memo_var if t.variant else self.memo_inv)[key] = t
         return t
+
+    def _extent_terms(self, einsum: Einsum, acc: Access) -> frozenset:
+        """Validity terms of an inlined read whose indices may leave the intermediate's extent
+        (``A[p, m + 1]`` at ``m = M - 1``), from the interval analysis (backends.gpu.extents)."""
+        out = set()
+        for k, i in enumerate(acc.indices):
+            axis = self.low.a.shapes[einsum.name][k]
+            if not in_linear_fragment(self.low, i):
+                continue  # ``m / M0``, ``p % C``: the split's own ranges, not proved here
+            r = reach(self.low, i, axis.rank, axis.extra)
+            if not (r.below or r.above):
+                continue
+            idx = self.eval_int(i)
+            ext = self.size_code(axis.rank) + (f" + {axis.extra}" if axis.extra else "")
+            parts = ([f"({idx.code} >= 0)"] if r.below else []) + \
+                ([f"({idx.code} < {ext})"] if r.above else [])
+            code = " & ".join(parts)
+            memo = self.memo_var if idx.variant else self.memo_inv
+            if ("mask", code) not in memo:
+                memo[("mask", code)] = self.emit(f"in_{einsum.name.lower()}", code, idx.variant)
+            out.add((memo[("mask", code)], idx.axes, idx.variant))
+        return frozenset(out)
 
     def load(self, acc: Access) -> Tile:
         low = self.low
@@ -142,15 +168,16 @@ class ReadGen(DotGen):
                         continue  # full tile exactly covers the axis: no mask
                 term = f"({i.code} < {ext})"
                 stream_bound = None
-                if "-" in i.code:
+                below = reach(low, acc.indices[k], ranks[k], padded=True).below
+                if below:
                     term = f"(({i.code} >= 0) & ({i.code} < {ext}))"
                 if (rank_root(low.c, ranks[k]) == low.roles.stream_rank and self.cur_block
-                        and i.variant and "-" not in i.code):
+                        and i.variant and not below):
                     rank = ranks[k]
                     term = f"(({i.code} < {ext}) | {self.names.even(rank)})"
                     self.evens.setdefault(rank, set()).add(self.cur_block)
                     stream_bound = (rank, self.cur_block)
-                padding = "-" not in i.code and len(i.axes) == 1 and _is_ident(i.code, i.axes[0], self.names)
+                padding = not below and len(i.axes) == 1 and _is_ident(i.code, i.axes[0], self.names)
                 if not _simple(term):
                     mkey = ("mask", term)
                     memo = self.memo_var if i.variant else self.memo_inv
