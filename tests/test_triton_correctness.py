@@ -256,3 +256,74 @@ O[p, m1] = sum[f] Y[p, f] * R[f, m1]
         assert "case.ein:" in str(exc)
     else:
         _close(got, ref)
+
+
+# ------------------------------------------------------------- cascade run --inputs, --check
+
+def _cli(*args):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=os.getcwd(), TRITON_INTERPRET="1")
+    return subprocess.run([sys.executable, "-m", "cascade_cli", "run", *args],
+                          capture_output=True, text=True, env=env)
+
+
+def test_run_takes_inputs_by_name_and_sizes_from_their_shapes(tmp_path):
+    rng = np.random.default_rng(0)
+    q = rng.standard_normal((1, 2, 20, 16))
+    q[0, 0, 3] = -np.abs(q[0, 0, 3])  # a zero normaliser: the interpreter's 0
+    arrays = dict(Q=q, K=rng.standard_normal((1, 2, 30, 16)),
+                  V=rng.standard_normal((1, 2, 30, 16)))
+    path = tmp_path / "in.npz"
+    np.savez(path, **arrays)
+    r = _cli("examples/attention/linear_relu.ein", "--inputs", str(path), "--check", "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    import json
+    report = json.loads(r.stdout)
+    assert report["ok"] and report["outputs"][0]["bad"] == 0
+    assert report["outputs"][0]["size"] == 1 * 2 * 20 * 16  # P, M, E, F from the shapes
+
+
+@pytest.mark.parametrize("arrays,message", [
+    (dict(Q=(1, 2, 20, 16), K=(1, 2, 31, 16), V=(1, 2, 30, 16)), "rank M is 31 in K but 30 in V"),
+    (dict(Q=(1, 2, 20, 16), K=(1, 2, 30, 16), V=(1, 2, 30, 16), X=(3,)), "X is not an input"),
+    (dict(Q=(1, 2, 20), K=(1, 2, 30, 16), V=(1, 2, 30, 16)), "Q has 3 dimensions, expected 4"),
+    (dict(Q=(1, 2, 20, 16), K=(1, 2, 30, 16)), "input V is missing"),
+    (dict(Q="text", K=(1, 2, 30, 16), V=(1, 2, 30, 16)), "not real numbers"),
+])
+def test_run_refuses_wrong_inputs_with_a_clear_error(tmp_path, arrays, message):
+    made = {k: np.full((1, 2, 20, 16), "a") if v == "text" else np.zeros(v)
+            for k, v in arrays.items()}
+    path = tmp_path / "in.npz"
+    np.savez(path, **made)
+    r = _cli("examples/attention/linear_relu.ein", "--inputs", str(path))
+    assert r.returncode == 1 and message in r.stderr, r.stderr
+    assert f"--inputs {path}: error:" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_default_inputs_come_from_the_domain_their_use_needs():
+    from einsum_ir import load
+    from einsum_ir.inputs import Domain, input_domains
+
+    cascade = load("examples/attention/decayed_linear.ein")
+    assert input_domains(cascade) == {"Q": Domain.REAL, "K": Domain.REAL, "V": Domain.REAL,
+                                      "L": Domain.UNIT}
+    rates = random_inputs(cascade, resolve_sizes(cascade, {}), 0, domains=True)["L"]
+    assert ((rates > 0) & (rates <= 1)).all()
+    text = "rank P = 8\ninput X[p], Y[p], Z[p]\noutput O[p]\nO[p] = log(X[p]) + sqrt(Y[p]) / Z[p]\n"
+    assert list(input_domains(parse(text)).values()) == [Domain.UNIT, Domain.NONNEGATIVE,
+                                                         Domain.AWAY_FROM_ZERO]
+
+
+def test_check_tolerance_does_not_grow_with_the_largest_reference_value():
+    from cascade_cli.commands.run_kernel import compare
+
+    ref = np.array([1e6, 1.0, 0.0])
+    got = np.array([1e6 + 50.0, 1.5, 0.0])  # 0.5 off on an element of size 1
+    result = compare("O", got, ref, ref, 1e-4)
+    assert not result["ok"] and result["bad"] == 1  # max(1, |ref|) scaling would pass it
+    # the float32 computation's own error is allowed (twice over): a lossy cascade passes
+    assert compare("O", got, ref, np.array([1e6, 1.3, 0.0]), 1e-4)["ok"]
+    assert compare("O", np.array([np.inf]), np.array([np.inf]), np.array([np.inf]), 1e-4)["ok"]
