@@ -1,8 +1,8 @@
 """The inputs of a cascade: their shapes at given sizes, seeded random values, checked arrays.
 
 Random inputs are standard normals, unless ``domains`` asks for values from the domain an
-input's use needs (:func:`input_domains`): a decay rate raised to a power, or a value under
-``log``, is drawn from (0, 1]; a value under ``sqrt`` from |N(0, 1)|; a divisor from [0.5, 1.5].
+input's use needs (:func:`input_domains`): a decay rate raised to a varying power, or a value
+under ``log``, is drawn from (0, 1]; a value under ``sqrt`` from |N(0, 1)|; a divisor from [0.5, 1.5].
 """
 from __future__ import annotations
 
@@ -43,8 +43,8 @@ def _uses(expr: Expr, found: dict, inputs: set) -> None:
             found[arg.tensor] = min(old, domain, key=_NARROWEST.index)
 
     if isinstance(expr, Call):
-        if expr.func == "pow" or expr.func == "log":
-            need(expr.args[0], Domain.UNIT)
+        if expr.func == "pow" and not isinstance(expr.args[1], Num) or expr.func == "log":
+            need(expr.args[0], Domain.UNIT)  # a rate to a varying power; x ** 2 takes any x
         elif expr.func == "sqrt":
             need(expr.args[0], Domain.NONNEGATIVE)
         elif expr.func == "recip":

@@ -312,9 +312,10 @@ def test_default_inputs_come_from_the_domain_their_use_needs():
                                       "L": Domain.UNIT}
     rates = random_inputs(cascade, resolve_sizes(cascade, {}), 0, domains=True)["L"]
     assert ((rates > 0) & (rates <= 1)).all()
-    text = "rank P = 8\ninput X[p], Y[p], Z[p]\noutput O[p]\nO[p] = log(X[p]) + sqrt(Y[p]) / Z[p]\n"
+    text = ("rank P = 8\ninput X[p], Y[p], Z[p], U[p]\noutput O[p]\n"
+            "O[p] = log(X[p]) + sqrt(Y[p]) / Z[p] + pow(U[p], 2)\n")
     assert list(input_domains(parse(text)).values()) == [Domain.UNIT, Domain.NONNEGATIVE,
-                                                         Domain.AWAY_FROM_ZERO]
+                                                         Domain.AWAY_FROM_ZERO, Domain.REAL]
 
 
 def test_check_tolerance_does_not_grow_with_the_largest_reference_value():

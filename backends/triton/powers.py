@@ -17,14 +17,19 @@ from __future__ import annotations
 _MAX_UNROLLED = 4  # x ** n as n - 1 multiplies up to this |n|
 
 
-def pow_code(x: str, y: str, y_const: float | None) -> str:
-    """Code of ``x ** y`` for simple operand codes ``x``, ``y`` (``y_const``: y's constant)."""
+def pow_code(x: str, y: str, y_const: float | None, y_int: str | None = None) -> str:
+    """Code of ``x ** y`` for simple operand codes ``x``, ``y`` (``y_const``: y's constant;
+    ``y_int``: y's integer code when it is an index expression such as ``p - m``)."""
     if y_const is not None:
         return _const_pow(x, y_const)
     magnitude = f"tl.exp2(tl.log2(tl.abs({x})) * {y})"
-    integral = f"(tl.floor({y}) == {y})"
-    odd = f"(tl.floor({y} * 0.5) * 2.0 != {y})"
-    sign = f"tl.where({x} < 0, tl.where({integral}, tl.where({odd}, -1.0, 1.0), float('nan')), 1.0)"
+    if y_int is not None:  # an integer exponent: the sign of a negative base is its parity
+        sign = f"tl.where(({x} < 0) & (({y_int}) % 2 != 0), -1.0, 1.0)"
+    else:
+        integral = f"(tl.floor({y}) == {y})"
+        odd = f"(tl.floor({y} * 0.5) * 2.0 != {y})"
+        sign = (f"tl.where({x} < 0, tl.where({integral}, tl.where({odd}, -1.0, 1.0), "
+                f"float('nan')), 1.0)")
     return f"tl.where({y} == 0, 1.0, {sign} * {magnitude})"
 
 

@@ -170,18 +170,32 @@ class ValueGen(KernelGen):
             return scaled_product(a, const_tile(1.0 / b.const), f"({x} * {1.0 / b.const!r})",
                                   axes, terms, may_inf, zero=a.zero_terms)
         if op == "pow":
-            return self._pow(a, b, x, y, axes, terms, variant)
+            return self._pow(a, b, x, y, axes, terms, variant, node)
         zero = a.zero_terms if op == "/" else frozenset()
         return Tile(code_for(op, x, y), axes, "f32", terms, zero, may_inf, variant)
 
-    def _pow(self, a: Tile, b: Tile, x: str, y: str, axes, terms, variant) -> Tile:
+    def _index_exponent(self, node):
+        """The exponent of ``pow`` as an integer index value, or None when it is not one."""
+        if not (isinstance(node, Call) and len(node.args) == 2):
+            return None
+        try:
+            return self.eval_int(node.args[1])
+        except CascadeError:
+            return None
+
+    def _pow(self, a: Tile, b: Tile, x: str, y: str, axes, terms, variant, node) -> Tile:
         """``a ** b`` with numpy's meaning for negative and zero bases (backends.triton.powers)."""
         n = b.const if not b.axes and not b.variant else None
         x = x if _simple(x) else self.emit("pow_base", x, variant)
+        y_int = None
+        exponent = self._index_exponent(node)
+        if n is None and exponent is not None:  # ``p - m``: the parity from the integers
+            y_int = self.bcast(exponent.code, exponent.axes, axes)
+            y_int = y_int if _simple(y_int) else self.emit("pow_int", y_int, variant)
         if n is None and not _simple(y):
-            y = self.emit("pow_exp", y, variant)
+            y = self.emit("pow_exp", f"{y_int}.to(tl.float32)" if y_int else y, variant)
         zero = a.zero_terms if n is not None and n > 0 else frozenset()
-        return Tile(pow_code(x, y, n), axes, "f32", terms, zero, True, variant)
+        return Tile(pow_code(x, y, n, y_int), axes, "f32", terms, zero, True, variant)
 
     def _union(self, op: str, a: Tile, b: Tile, axes) -> Tile:
         """``+``, ``max``, ``min``: a union keeps the side that exists where the other is empty
