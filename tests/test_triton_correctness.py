@@ -157,6 +157,29 @@ def test_rows_past_the_keys_are_empty():
     _close(got, ref)
 
 
+NAN_IS_EMPTY = """
+rank P = 20, M = 24, F = 16
+input A[p, m], B[m], V[m, f], X[p, f]
+output S[p], D[p, f], U[p, m]
+R[p, m] = A[p, m] / B[m]
+S[p] = sum[m] R[p, m]
+D[p, f] = sum[m] R[p, m] * V[m, f]
+U[p, m] = R[p, m] + X[p, m % F]
+"""
+
+
+def test_a_nan_an_operation_makes_is_an_empty_point_in_sums_dots_and_unions():
+    rng = np.random.default_rng(2)
+    a, b = rng.standard_normal((20, 24)), rng.uniform(0.5, 1.5, 24)
+    a[:, [3, 17]], b[[3, 17]] = 0.0, 0.0  # 0 / 0: those points do not exist
+    x = rng.standard_normal((20, 16))
+    got, ref = _run(NAN_IS_EMPTY, {"A": a, "B": b, "X": x}, block_r=16, block_c=16)
+    assert np.isfinite(ref["S"]).all() and (ref["S"] != 0).all()
+    # the union keeps the side that exists: X where the quotient is empty
+    np.testing.assert_allclose(ref["U"][:, [3, 17]], x[:, [3, 1]], rtol=1e-6)
+    _close(got, ref)
+
+
 # ------------------------------------------------------------- reads past a rank's extent
 
 ALIBI_BIASED = """

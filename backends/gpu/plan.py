@@ -17,7 +17,7 @@ from typing import Callable
 
 from einsum_ir.errors import CascadeError
 from einsum_ir.exprs import rank_root
-from einsum_ir.ir import Cascade
+from einsum_ir.ir import Cascade, Num
 from einsum_ir.passes import Prepared
 from einsum_ir.sizes import resolve_sizes
 from einsum_ir.verifier import Analysis
@@ -222,9 +222,9 @@ class Lowering:
             return True
         if self.split_outer_of(name):
             return False
-        if not any(rank_root(self.c, r) == rank_root(self.c, name) for d in self.c.inputs
-                   for r in d.ranks):
-            return True  # no input's shape gives it (a rank only inside a derived rank)
+        if not any(rank_root(self.c, r) == rank_root(self.c, name) for t in self.c.inputs
+                   for r in t.ranks) and (d is None or isinstance(d.default, Num)):
+            return True  # a plain rank no input's shape gives (only inside a derived rank)
         vars_with = [v for v, r in self.roles.role.items() if v.upper() == name]
         if any(self.roles.role[v] in ("full", "col", "chunk_row") for v in vars_with):
             return True

@@ -10,6 +10,7 @@ from .tiles import (
     Idx,
     Tile,
     _err,
+    _simple,
 )
 from .values import ValueGen
 
@@ -97,6 +98,9 @@ class DotGen(ValueGen):
                 and not (finite and (tm in other_t.zero_terms or tm in zeroed))]
         zeroed.update(need)
         code = f"{t.code}.to(tl.float32)" if t.kind == "int" else t.code
+        if t.may_nan:  # a NaN an operation made is an empty point: it contributes nothing
+            code = code if _simple(code) else self.emit("nan_in", code, t.variant)
+            code = f"tl.where({code} == {code}, {code}, 0.0)"
         if need:
             code = f"tl.where({self.mask_var(need, t.axes)}, {code}, 0.0)"
         if t.kind != "native" and other_t.kind == "native":

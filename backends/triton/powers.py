@@ -24,7 +24,7 @@ def pow_code(x: str, y: str, y_const: float | None, y_int: str | None = None) ->
         return _const_pow(x, y_const)
     magnitude = f"tl.exp2(tl.log2(tl.abs({x})) * {y})"
     if y_int is not None:  # an integer exponent: the sign of a negative base is its parity
-        sign = f"tl.where(({x} < 0) & (({y_int}) % 2 != 0), -1.0, 1.0)"
+        sign = f"tl.where({x} < 0, tl.where(({y_int}) % 2 != 0, -1.0, 1.0), 1.0)"
     else:
         integral = f"(tl.floor({y}) == {y})"
         odd = f"(tl.floor({y} * 0.5) * 2.0 != {y})"

@@ -281,6 +281,10 @@ class ReadGen(DotGen):
     def _reduce(self, einsum: Einsum, t: Tile, ax: str, need: list) -> Tile:
         """``tl.sum``/``tl.max``/``tl.min`` along ``ax``; the max of a positively scaled value is
         the scaled max of the value (one multiply per row instead of per element)."""
+        if t.may_nan:  # a NaN an operation made is an empty point: the reduction skips it
+            v = self.materialize(replace(t, code=self.f32(t), kind="f32"), "nan_in").code
+            t = replace(t, code=f"tl.where({v} == {v}, {v}, {IDENTITY[einsum.reducer]})",
+                        kind="f32", lin=None, src=None, may_nan=False)
         max_of = frozenset({t.code} | ({t.lin[0]} if t.lin else set())) \
             if einsum.reducer == "max" else frozenset()
         x = self.f32(t)
@@ -378,7 +382,8 @@ class ReadGen(DotGen):
                    f"{self.shape_of(axes)})"
         var = self.emit(name.lower() + "_next", code, True)
         may_inf = t.may_inf
-        out = Tile(var, axes, "f32", frozenset(), frozenset(), may_inf, True, max_of=t.max_of)
+        out = Tile(var, axes, "f32", frozenset(), frozenset(), may_inf, True, max_of=t.max_of,
+                   may_nan=t.may_nan)
         self.newval[name] = out
         return out
 

@@ -78,6 +78,7 @@ class Tile:
     dot: tuple | None = None  # (a, b): the value is tl.dot(a, b), so "+ acc" can accumulate in it
     const: float | None = None  # the value, when it is a compile-time constant
     empty_at: float | None = None  # a max/min over masked points: this identity means no point
+    may_nan: bool = False  # an operation may make NaN here (0 / 0): the interpreter's empty point
 
 
 # ------------------------------------------------------------------------------------------ roles

@@ -26,6 +26,13 @@ BINARY_OPS = frozenset({"+", "-", "*", "/", "%", "max", "min", "pow", "<", "<=",
                         "==", "!="})
 
 
+def _makes_nan(op: str, a: Tile, b: Tile) -> bool:
+    """Whether ``a op b`` may be a fresh NaN (the interpreter's empty point)."""
+    if op in ("/", "%"):
+        return not (b.const is not None and b.const != 0 and not b.axes and not b.variant)
+    return False  # (0 * inf is not flagged: carried state is conservatively "may be inf")
+
+
 class ValueGen(KernelGen):
     def eval_int(self, expr: Expr) -> Idx:
         if isinstance(expr, Num):
@@ -119,6 +126,11 @@ class ValueGen(KernelGen):
                        src=None, const=None if t.const is None else -t.const)
 
     def unary(self, fn: str, t: Tile, node) -> Tile:
+        out = self._unary(fn, t, node)
+        nan = t.may_nan or fn in ("log", "sqrt")
+        return replace(out, may_nan=True) if nan and not out.may_nan and out.const is None else out
+
+    def _unary(self, fn: str, t: Tile, node) -> Tile:
         folded = fold_exp2_scale(self, fn, t)
         if folded is not None:
             return folded
@@ -138,6 +150,14 @@ class ValueGen(KernelGen):
         return Tile(code_for(fn, x), t.axes, "f32", t.terms, zero, may_inf, t.variant)
 
     def binary(self, op: str, a: Tile, b: Tile, node) -> Tile:
+        out = self._binary(op, a, b, node)
+        if out.const is not None:
+            return out
+        nan = out.may_nan if op in _UNION else a.may_nan or b.may_nan or out.may_nan
+        nan = nan or _makes_nan(op, a, b)
+        return out if nan == out.may_nan else replace(out, may_nan=nan)
+
+    def _binary(self, op: str, a: Tile, b: Tile, node) -> Tile:
         axes = self.low.order(a.axes + b.axes)
         self.need2d(axes, node)
         if op not in BINARY_OPS:
@@ -195,7 +215,9 @@ class ValueGen(KernelGen):
         if n is None and not _simple(y):
             y = self.emit("pow_exp", f"{y_int}.to(tl.float32)" if y_int else y, variant)
         zero = a.zero_terms if n is not None and n > 0 else frozenset()
-        return Tile(pow_code(x, y, n, y_int), axes, "f32", terms, zero, True, variant)
+        fractional = y_int is None and (n is None or not float(n).is_integer())  # (-2) ** 0.5
+        return Tile(pow_code(x, y, n, y_int), axes, "f32", terms, zero, True, variant,
+                    may_nan=fractional)
 
     def _union(self, op: str, a: Tile, b: Tile, axes) -> Tile:
         """``+``, ``max``, ``min``: a union keeps the side that exists where the other is empty
@@ -205,7 +227,13 @@ class ValueGen(KernelGen):
         ninf = a.ninf_terms if (a.ninf_terms and op == "+" and not b.may_inf
                                 and not b.ninf_terms) else frozenset()
         x, y = self.bcast(self.f32(a), a.axes, axes), self.bcast(self.f32(b), b.axes, axes)
+        if a.may_nan or b.may_nan:
+            x, y = self._operand_var(x, a, "union_lhs"), self._operand_var(y, b, "union_rhs")
         code = code_for(op, x, y)
+        if a.may_nan:  # a NaN side is an empty point: the other side passes
+            code, ninf = f"tl.where({x} != {x}, {y}, {code})", frozenset()
+        if b.may_nan:
+            code, ninf = f"tl.where({y} != {y}, {x}, {code})", frozenset()
         sa = [tm for tm in a.terms if tm[0] not in self.pad_terms]
         sb = [tm for tm in b.terms if tm[0] not in self.pad_terms]
         if sa and not sb:
@@ -216,13 +244,17 @@ class ValueGen(KernelGen):
             ma, mb = self.mask_var(sa, axes), self.mask_var(sb, axes)
             code, ninf = f"tl.where({ma} & {mb}, {code}, tl.where({ma}, {x}, {y}))", frozenset()
         variant = a.variant or b.variant
+        nan = a.may_nan and b.may_nan
         if op != "+":
             return Tile(code, axes, "f32", terms, frozenset(), a.may_inf and b.may_inf, variant,
-                        max_of=a.max_of | b.max_of if op == "max" else frozenset())
-        if not sa and not sb:
+                        max_of=a.max_of | b.max_of if op == "max" else frozenset(), may_nan=nan)
+        if not sa and not sb and not (a.may_nan or b.may_nan):
             code = dot_accumulate(a, b, x, y, axes) or code
         return Tile(code, axes, "f32", terms, frozenset(), a.may_inf or b.may_inf, variant,
-                    ninf_terms=ninf)
+                    ninf_terms=ninf, may_nan=nan)
+
+    def _operand_var(self, code: str, t: Tile, hint: str) -> str:
+        return code if _simple(code) else self.emit(hint, code, t.variant)
 
     def materialize(self, t: Tile, hint: str) -> Tile:
         if _simple(t.code) or not t.axes and not t.variant and t.const is not None:

@@ -88,7 +88,7 @@ def _phase1(
         pow_base = l.to(tl.float32)
         pow_int = (offs_p[:, None] - offs_m[None, :])
         pow_exp = pow_int.to(tl.float32)
-        a = (qk_1 * tl.where(pow_exp == 0, 1.0, tl.where((pow_base < 0) & ((pow_int) % 2 != 0), -1.0, 1.0) * tl.exp2(tl.log2(tl.abs(pow_base)) * pow_exp)))
+        a = (qk_1 * tl.where(pow_exp == 0, 1.0, tl.where(pow_base < 0, tl.where((pow_int) % 2 != 0, -1.0, 1.0), 1.0) * tl.exp2(tl.log2(tl.abs(pow_base)) * pow_exp)))
         v = tl.load(V_ptr + b_idx * stride_V_0 + h_idx * stride_V_1 + offs_m[:, None] * stride_V_2 + offs_f[None, :] * stride_V_3, mask=in_m[:, None], other=0.0)
         valid = (offs_m[None, :] <= offs_p[:, None]) & in_m[None, :]
         av = tl.dot(tl.where(valid, a, 0.0).to(V_ptr.dtype.element_ty), v)
