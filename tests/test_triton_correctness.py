@@ -180,6 +180,17 @@ def test_a_nan_an_operation_makes_is_an_empty_point_in_sums_dots_and_unions():
     _close(got, ref)
 
 
+def test_an_unmasked_max_keeps_a_minus_inf_row():
+    # only a masked max marks its identity as "no point": a row of -inf inputs stays -inf
+    text = "rank P = 20, M = 40\ninput X[p, m]\noutput O[p]\nO[p] = max[m] X[p, m]\n"
+    x = np.random.default_rng(0).standard_normal((20, 40))
+    x[3] = -np.inf
+    got, ref = _run(text, {"X": x}, block_r=16, block_c=16)
+    assert got["O"][3] == ref["O"][3] == -np.inf
+    np.testing.assert_allclose(got["O"][np.isfinite(ref["O"])], ref["O"][np.isfinite(ref["O"])],
+                               rtol=1e-6)
+
+
 # ------------------------------------------------------------- reads past a rank's extent
 
 ALIBI_BIASED = """

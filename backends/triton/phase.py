@@ -244,6 +244,7 @@ class PhaseGen(ReadGen):
                 continue
             name, axes = accs[u.name]
             t = self.einsum_value(u, stream_var=loop.var)
+            self.acc_empty_at[u.name] = t.empty_at  # a masked max/min: its identity is "empty"
             part = self.f32(t)
             if tuple(t.axes) != tuple(axes):
                 part = self.bcast(part, t.axes, axes)
@@ -269,8 +270,7 @@ class PhaseGen(ReadGen):
             if kind == "sred":
                 name, axes = accs[u.name]
                 self.finals[u.name] = Tile(name, axes, "f32", may_inf=u.reducer in ("max", "min"),
-                                           empty_at={"max": float("-inf"), "min": float("inf")}
-                                           .get(u.reducer))
+                                           empty_at=self.acc_empty_at.get(u.name))
         self.carried = {}
         self.newval = {}
 

@@ -291,7 +291,8 @@ class ReadGen(DotGen):
         if t.empty_at is not None and IDENTITY[einsum.reducer] != _IDENT_CODE[t.empty_at]:
             # an empty max/min read by another reducer contributes nothing
             x = f"tl.where({x} == {_IDENT_CODE[t.empty_at]}, {IDENTITY[einsum.reducer]}, {x})"
-        empty_at = _EMPTY_AT.get(einsum.reducer) if (need or t.ninf_terms) else None
+        masked = [tm for tm in need if tm[0] not in self.pad_terms]  # not the tile's padding
+        empty_at = _EMPTY_AT.get(einsum.reducer) if (masked or t.ninf_terms) else None
         if need:
             m = self.mask_var(need, t.axes)
             x = f"tl.where({m}, {x}, {IDENTITY[einsum.reducer]})"
