@@ -292,6 +292,30 @@ O[p, m1] = sum[f] Y[p, f] * R[f, m1]
         _close(got, ref)
 
 
+WRITTEN_TILE = """
+rank P = 20, M = 64, E = 16, F = 16, M0 = 16
+split M = M1 * M0
+input Q[p, e], K[m, e], V[m, f]
+output O[p, f], ZF[f]
+QK[p, m] = sum[e] Q[p, e] * K[m, e]
+GM[p] = max[m] QK[p, m]
+SN[p, m] = exp(QK[p, m] - GM[p])
+SD[p] = sum[m] SN[p, m]
+A[p, m] = SN[p, m] / SD[p]
+O[p, f] = sum[m] A[p, m] * V[m, f]
+C[f, m1] = sum[m0] V[m1 * M0 + m0, f]
+Z[f, 0] = 0.0
+Z[f, m1 + 1] = 0.5 * Z[f, m1] + C[f, m1]
+ZF[f] = Z[f, M1]
+"""
+
+
+def test_a_tile_the_cascade_writes_is_kept_after_the_online_rewrite():
+    # Z decays once per chunk of M0 keys: retiling M0 to the mapping's tile changes ZF
+    got, ref = _run(WRITTEN_TILE, block_c=32)
+    _close(got, ref)
+
+
 # ------------------------------------------------------------- cascade run --inputs, --check
 
 def _cli(*args):

@@ -249,5 +249,6 @@ def lowering_sizes(prepared: Prepared, sizes: dict, block_c: int,
     overrides = {k: v for k, v in sizes.items() if low_c.size_decl(k) is not None}
     inner = stream_split_inner(prepared, facts)
     if inner is not None and inner not in (user_params or {}):
-        overrides[inner] = block_c if prepared.changed else overrides.get(inner, block_c)
+        made = prepared.changed and prepared.source.size_decl(inner) is None  # by the rewrite
+        overrides[inner] = block_c if made else overrides.get(inner, block_c)
     return resolve_sizes(low_c, overrides)
