@@ -229,6 +229,33 @@ O[p] = sum[m] B[p, m]
     _close(got, ref)
 
 
+def test_a_grid_index_read_past_its_extent_is_empty():
+    # m is a grid index here (one program per m): X[m + 1] at m = M - 1 is past the end; the
+    # load was unmasked (an out-of-bounds read) and softplus(0) filled the row
+    text = """
+rank M = 5, E = 3, F = 5
+input X[m, e, f]
+output O[m, e, f]
+T[m, e, f] = softplus(min(softplus(X[m + 1, e, f]), X[m + 1, e, f]))
+O[m, e, f] = T[m, e, f]
+"""
+    got, ref = _run(text)
+    assert (ref["O"][4] == 0).all()
+    _close(got, ref)
+
+
+def test_a_union_of_two_masked_sides_exists_where_either_does():
+    text = """
+rank M = 6, E = 6, F = 5
+input X[m, e, f]
+output O[m, e, f]
+T[m, e, f] = 0.5 - X[M - 1 - m, e, f] where m < e
+O[m, e, f] = T[m, e, f] + T[m + 1, e, f] where f < m
+"""
+    got, ref = _run(text)
+    _close(got, ref)
+
+
 # ------------------------------------------------------------- crashes
 
 def test_cascade_without_inputs_runs():

@@ -110,14 +110,14 @@ class ReadGen(DotGen):
             t = self.einsum_value(einsum)
         finally:
             self.bind = saved
-        outside = self._extent_terms(einsum, acc)
+        outside = self._extent_terms(einsum, acc, t.axes)
         if outside:  # points read past the intermediate's extent do not exist
             t = replace(t, terms=t.terms | outside, variant=t.variant or any(v for *_, v in outside))
         t = self.materialize(t, einsum.name)
         (self.memo_var if t.variant else self.memo_inv)[key] = t
         return t
 
-    def _extent_terms(self, einsum: Einsum, acc: Access) -> frozenset:
+    def _extent_terms(self, einsum: Einsum, acc: Access, axes: tuple) -> frozenset:
         """Validity terms of an inlined read whose indices may leave the intermediate's extent
         (``A[p, m + 1]`` at ``m = M - 1``), from the interval analysis (backends.gpu.extents)."""
         out = set()
@@ -125,10 +125,15 @@ class ReadGen(DotGen):
             axis = self.low.a.shapes[einsum.name][k]
             if not in_linear_fragment(self.low, i):
                 continue  # ``m / M0``, ``p % C``: the split's own ranges, not proved here
+            idx = self.eval_int(i)
+            if not idx.axes:
+                term = self._scalar_extent_term(i, idx, axis.rank, axes, axis.extra)
+                if term is not None:
+                    out.add(term)
+                continue
             r = reach(self.low, i, axis.rank, axis.extra)
             if not (r.below or r.above):
                 continue
-            idx = self.eval_int(i)
             ext = self.size_code(axis.rank) + (f" + {axis.extra}" if axis.extra else "")
             parts = ([f"({idx.code} >= 0)"] if r.below else []) + \
                 ([f"({idx.code} < {ext})"] if r.above else [])
@@ -138,6 +143,60 @@ class ReadGen(DotGen):
                 memo[("mask", code)] = self.emit(f"in_{einsum.name.lower()}", code, idx.variant)
             out.add((memo[("mask", code)], idx.axes, idx.variant))
         return frozenset(out)
+
+    def _scalar_extent_term(self, index, i: Idx, rank: str, axes: tuple, extra: int = 0):
+        """The validity term of a scalar index that may leave ``rank`` (``X[m + 1]`` with ``m``
+        a grid index) over the tile ``axes``, or None when the interval analysis proves it
+        inside. (The index is broadcast before the compare: Triton's interpreter refuses a
+        scalar predicate in a mask.)"""
+        if not in_linear_fragment(self.low, index):
+            return None  # ``h / G`` into ``HK = H / G``: the derived rank's own range
+        r = reach(self.low, index, rank, extra)
+        if not (r.below or r.above):
+            return None
+        ext = self.size_code(rank) + (f" + {extra}" if extra else "")
+        x = f"({i.code} + tl.zeros({self.shape_of(axes)}, tl.int32))" if axes else i.code
+        code = " & ".join(([f"({x} >= 0)"] if r.below else [])
+                          + ([f"({x} < {ext})"] if r.above else []))
+        memo = self.memo_var if i.variant else self.memo_inv
+        if ("mask", code) not in memo:
+            memo[("mask", code)] = self.emit(f"in_{rank.lower()}", code, i.variant)
+        return (memo[("mask", code)], tuple(axes), i.variant)
+
+    def _tile_extent_term(self, index, i: Idx, rank_k: str):
+        """The mask term of a tile index into an axis of rank ``rank_k``: ``< extent`` (with
+        the EVEN_ shortcut on the streamed rank), ``>= 0`` where the interval analysis cannot
+        prove the index non-negative; None when the tile covers the axis exactly."""
+        low = self.low
+        ext = self.size_code(rank_k)
+        if len(i.axes) == 1 and _is_ident(i.code, i.axes[0], self.names):
+            var = i.axes[0]
+            b = low.roles.block.get(var)
+            if b and not b[3] and str(b[1]) == str(low.sizes.get(rank_k)) and \
+                    self.size_code(rank_k) == b[2]:
+                return None  # full tile exactly covers the axis: no mask
+        term = f"({i.code} < {ext})"
+        stream_bound = None
+        below = reach(low, index, rank_k, padded=True).below
+        if below:
+            term = f"(({i.code} >= 0) & ({i.code} < {ext}))"
+        if (rank_root(low.c, rank_k) == low.roles.stream_rank and self.cur_block
+                and i.variant and not below):
+            term = f"(({i.code} < {ext}) | {self.names.even(rank_k)})"
+            self.evens.setdefault(rank_k, set()).add(self.cur_block)
+            stream_bound = (rank_k, self.cur_block)
+        padding = not below and len(i.axes) == 1 and _is_ident(i.code, i.axes[0], self.names)
+        if not _simple(term):
+            mkey = ("mask", term)
+            memo = self.memo_var if i.variant else self.memo_inv
+            if mkey not in memo:
+                memo[mkey] = self.emit(f"in_{rank_k.lower()}", term, i.variant)
+            term = memo[mkey]
+        if padding:
+            self.pad_terms.add(term)
+        if stream_bound is not None:
+            self.bound_codes[term] = stream_bound
+        return (term, i.axes, i.variant)
 
     def load(self, acc: Access) -> Tile:
         low = self.low
@@ -158,37 +217,12 @@ class ReadGen(DotGen):
         parts, terms = [], []
         for k, i in enumerate(idx):
             parts.append(f"{self.bcast(i.code, i.axes, axes)} * {strides[k]}")
-            if i.axes:
-                ext = self.size_code(ranks[k])
-                if len(i.axes) == 1 and _is_ident(i.code, i.axes[0], self.names):
-                    var = i.axes[0]
-                    b = low.roles.block.get(var)
-                    if b and not b[3] and str(b[1]) == str(low.sizes.get(ranks[k])) and \
-                            self.size_code(ranks[k]) == b[2]:
-                        continue  # full tile exactly covers the axis: no mask
-                term = f"({i.code} < {ext})"
-                stream_bound = None
-                below = reach(low, acc.indices[k], ranks[k], padded=True).below
-                if below:
-                    term = f"(({i.code} >= 0) & ({i.code} < {ext}))"
-                if (rank_root(low.c, ranks[k]) == low.roles.stream_rank and self.cur_block
-                        and i.variant and not below):
-                    rank = ranks[k]
-                    term = f"(({i.code} < {ext}) | {self.names.even(rank)})"
-                    self.evens.setdefault(rank, set()).add(self.cur_block)
-                    stream_bound = (rank, self.cur_block)
-                padding = not below and len(i.axes) == 1 and _is_ident(i.code, i.axes[0], self.names)
-                if not _simple(term):
-                    mkey = ("mask", term)
-                    memo = self.memo_var if i.variant else self.memo_inv
-                    if mkey not in memo:
-                        memo[mkey] = self.emit(f"in_{ranks[k].lower()}", term, i.variant)
-                    term = memo[mkey]
-                if padding:
-                    self.pad_terms.add(term)
-                if stream_bound is not None:
-                    self.bound_codes[term] = stream_bound
-                terms.append((term, i.axes, i.variant))
+            if not i.axes:  # a grid index or a loop counter: exact, no padding
+                term = self._scalar_extent_term(acc.indices[k], i, ranks[k], axes)
+                if term is not None:
+                    terms.append(term)
+            elif (term := self._tile_extent_term(acc.indices[k], i, ranks[k])) is not None:
+                terms.append(term)
         mask_parts = [self.bcast(t, a, axes) for t, a, _ in terms]
         offs = " + ".join(parts)
         variant = any(i.variant for i in idx)

@@ -243,6 +243,10 @@ class ValueGen(KernelGen):
         elif sa and sb:
             ma, mb = self.mask_var(sa, axes), self.mask_var(sb, axes)
             code, ninf = f"tl.where({ma} & {mb}, {code}, tl.where({ma}, {x}, {y}))", frozenset()
+            if set(sa) != set(sb):  # the union exists where either side does
+                var = a.variant or b.variant
+                either = self.emit("either", f"{ma} | {mb}", var and self.loop_lines is not None)
+                terms = terms | {(either, tuple(axes), var)}
         variant = a.variant or b.variant
         nan = a.may_nan and b.may_nan
         if op != "+":
