@@ -13,12 +13,18 @@ from .tiles import (
     NSPLIT_ARG,
     Idx,
     Tile,
+    _err,
     _is_ident,
     increments_name,
     located,
     prefix_name,
     render_bound,
 )
+
+
+def _first_einsum(loop: Loop):
+    kind, u = loop.units[0] if loop.units else ("", None)
+    return u[0] if kind == "rec" else u
 
 
 class PhaseGen(ReadGen):
@@ -215,8 +221,14 @@ class PhaseGen(ReadGen):
             split = self.low.split_outer_of(loop.var.upper())
             for v, r in roles.role.items():
                 if r == "reshape" and v.upper() == split.rank:
-                    inner_v = next(x for x, rr in roles.role.items()
-                                   if x.upper() == split.inner and rr in ("chunk_row", "col"))
+                    inner_v = next((x for x, rr in roles.role.items()
+                                    if x.upper() == split.inner and rr in ("chunk_row", "col")),
+                                   None)
+                    if inner_v is None:
+                        raise _err(f"{v} (= {split.outer.lower()} * {split.inner} + "
+                                   f"{split.inner.lower()}) is used here, but no tile walks "
+                                   f"{split.inner.lower()} in this loop; the Triton lowering "
+                                   f"cannot rebuild {v}", _first_einsum(loop))
                     inner = self.default_bind(inner_v)
                     size = self.index_size_code(split.inner)
                     self.bind[v] = Idx(f"(it * {size} + {inner.code})", inner.axes, True,
