@@ -12,7 +12,7 @@ $(PY):
 
 # CPU torch is pinned (its wheel is cached locally; an unpinned torch pulls a multi-GB CUDA build).
 $(STAMP): $(PY) pyproject.toml
-	$(PY) -m pip install -q -e '.[test,gpu,plots]'
+	$(PY) -m pip install -q -e '.[test,gpu,plots,sweep]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -1,8 +1,8 @@
 """Benchmark: the cost of one simulation does not grow with the sequence length.
 
 Times the FuseMax mapping of BERT attention at 1K and at 1M tokens (problem preparation included,
-cache cleared each time), and the same for the causal cascade (whose masks are counted at
-structural sizes). Writes bench/results/accel_sim_scaling.json.
+cache cleared each time), and the same for the causal cascade (whose masks are counted exactly,
+from regions). Writes bench/results/accel_sim_scaling.json.
 """
 from __future__ import annotations
 

@@ -26,6 +26,7 @@ GROUPS = (
         ("check", "check", "cascade check examples/attention/causal.ein"),
         ("show", "check", "cascade show examples/attention/gqa.ein --json"),
         ("eval", "eval", "cascade eval examples/attention/causal.ein --set P=64 --out out.npz"),
+        ("grad", "grad", "cascade grad examples/attention/causal.ein --wrt Q,K,V -o causal_grad.ein"),
     )),
     ("target-free analyses and rewrites", (
         ("passes", "analyze", "cascade passes examples/attention/mha_3pass.ein"),
@@ -41,6 +42,8 @@ GROUPS = (
         ("map", "simulate",
          "cascade map examples/attention/mha_3pass.ein --arch fusemax --save best.yaml"),
         ("reproduce", "reproduce", "cascade reproduce fusemax --plots plots/"),
+        ("sweep", "sweep", "cascade sweep examples/sweeps/fusemax_pareto.yaml -o results.parquet"),
+        ("plot", "plot", "cascade plot results.parquet --pareto latency,area --by workload"),
     )),
     ("GPU (Triton)", (
         ("compile", "compile", "cascade compile examples/attention/causal.ein -o kernel.py"),

@@ -6,14 +6,17 @@ import argparse
 from einsum_ir import assignments
 
 
-def parse_assignments(items: list[str] | None, flag: str = "--set") -> dict[str, int]:
-    """``NAME=VALUE`` pairs (integers, ``4K`` style allowed) from a repeatable option."""
-    return assignments.parse_assignments(items, flag, example="P=1024 (or P=4K)")
+def parse_assignments(items: list[str] | None, flag: str = "--set") -> dict[str, int | float]:
+    """``NAME=VALUE`` pairs (integers, ``4K`` style allowed; reals for real parameters, which
+    ``resolve_sizes`` tells apart) from a repeatable option."""
+    return assignments.parse_assignments(items, flag, example="P=1024 (or P=4K)", floats=True,
+                                         kind=assignments.SIZE_KIND)
 
 
 def add_set_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", metavar="NAME=VALUE", default=[],
-                        help="override a rank size or parameter (repeatable), e.g. --set P=4096")
+                        help="override a rank size or parameter (repeatable), e.g. --set P=4096 "
+                        "or, for a real parameter, --set CAP=0.5")
 
 
 _BYTE_UNITS = {"": 1, "K": 2 ** 10, "M": 2 ** 20, "G": 2 ** 30, "T": 2 ** 40}

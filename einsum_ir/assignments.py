@@ -10,6 +10,8 @@ from typing import Iterable
 from .errors import CascadeError
 
 _SCALES = {"K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}
+# What a --set value must be: sizes are integers; a real parameter takes any number.
+SIZE_KIND = "an integer (or a number, for a real parameter)"
 
 
 def parse_value(text: str, *, floats: bool = False) -> int | float | None:
@@ -31,7 +33,7 @@ def parse_value(text: str, *, floats: bool = False) -> int | float | None:
 
 
 def parse_assignments(items: Iterable[str] | None, flag: str = "--set", *, floats: bool = False,
-                      example: str = "P=1024") -> dict[str, int | float]:
+                      example: str = "P=1024", kind: str | None = None) -> dict[str, int | float]:
     """``NAME=VALUE`` pairs from a repeatable option; a bad item is a CascadeError naming
     ``flag`` with an example (``flag example``) as the hint."""
     out: dict[str, int | float] = {}
@@ -42,7 +44,7 @@ def parse_assignments(items: Iterable[str] | None, flag: str = "--set", *, float
                                hint=f"for example {flag} {example}")
         number = parse_value(value, floats=floats)
         if number is None:
-            kind = "a number" if floats else "an integer"
+            kind = kind or ("a number" if floats else "an integer")
             raise CascadeError(f"{flag} {item}: {value!r} is not {kind}",
                                hint=f"for example {flag} {example}")
         out[name.strip()] = number

@@ -13,6 +13,7 @@ from typing import Mapping
 
 from .errors import CascadeError
 from .graphs import find_cycle
+from .sizes import real_params
 from .exprs import rank_root
 from .facts import Axis, Dependences, Recurrence, components, is_recurrent, out_indices, \
     step_vars_of
@@ -24,6 +25,16 @@ Shapes = Mapping[str, tuple[Axis, ...]]
 
 def _err(message: str, node, hint: str | None = None) -> CascadeError:
     return CascadeError(message, getattr(node, "span", None), hint)
+
+
+def _refuse_real(cascade: Cascade, node, what: str) -> None:
+    """A real parameter (``param CAP = 30.0``) is a value: not a size, an index or a predicate."""
+    if not isinstance(node, Name) or node.is_index:
+        return
+    decl = cascade.size_decl(node.name)
+    if decl is not None and not decl.is_rank and node.name in real_params(cascade):
+        raise _err(f"{node.name} is a real parameter and cannot be used in {what}", node,
+                   "sizes, indices and predicates are integers; use it in values only")
 
 
 # ------------------------------------------------------------------ declarations
@@ -63,6 +74,11 @@ def _check_size_decl(cascade: Cascade, sizes, seen, decl: SizeDecl) -> None:
         if isinstance(node, Name) and node.name not in sizes and node.name not in outers:
             raise _err(f"unknown size {node.name!r} in the size of {decl.name}", node,
                        "declare it with 'rank' or 'param'")
+        if decl.is_rank:
+            _refuse_real(cascade, node, f"the size of rank {decl.name}")
+    if decl.index_of and decl.default.name not in set(cascade.rank_names()):
+        raise _err(f"index {decl.name.lower()} : {decl.default.name}: {decl.default.name} is not "
+                   "a rank", decl.default, "an index ranges over a rank declared with 'rank'")
 
 
 def _check_tensor_decls(cascade: Cascade, sizes) -> None:
@@ -169,6 +185,7 @@ def check_einsum(cascade: Cascade, shapes: Shapes, einsum: Einsum) -> None:
     out_vars = set(einsum.output_vars)
     body_vars = set(index_vars(einsum.body))
     for node in walk(einsum.output):
+        _refuse_real(cascade, node, "an index")
         if isinstance(node, Name) and not node.is_index and node.name not in sizes:
             raise _err(f"unknown size {node.name!r}", node,
                "declare it with 'rank' or 'param'; index variables are lower case")
@@ -256,12 +273,20 @@ def check_access(cascade: Cascade, shapes: Shapes, access: Access) -> None:
 
 
 def _check_index(cascade: Cascade, shapes: Shapes, index) -> None:
+    gathers = [node for node in walk(index) if isinstance(node, Access)]
+    for access in gathers:  # a gather through an index tensor (data_masks.gather_index)
+        check_access(cascade, shapes, access)
+    inner = {id(n) for a in gathers for i in a.indices for n in walk(i)}
     for node in walk(index):
-        if isinstance(node, (Access, Call)):
+        if id(node) in inner or isinstance(node, Access):
+            continue
+        if isinstance(node, Call):
             raise _err("an index must be integer arithmetic of indices and sizes", node,
-                       "reading through index tensors (gathers) is not supported yet")
+                       "indices use + - * / %, index variables, sizes, integers and reads of "
+                       "index tensors (gathers)")
         if isinstance(node, Name):
             check_name(cascade, shapes, node)
+            _refuse_real(cascade, node, "an index")
         if isinstance(node, Num) and not isinstance(node.value, int):
             raise _err("an index must be an integer expression", node,
                "indices use index variables, sizes, integers and + - * / %")
@@ -284,15 +309,32 @@ def check_predicate(cascade: Cascade, shapes: Shapes, expr) -> None:
             isinstance(expr, Unary) and expr.op == "not"):
         raise _err("a 'where' predicate must be a comparison (combine with and/or/not)", expr,
                    "for example: where m <= p")
+    _check_truth(cascade, shapes, expr)
+
+
+def _check_truth(cascade: Cascade, shapes: Shapes, expr) -> None:
+    """and/or/not of comparisons: one that reads a tensor compares values (data_masks.py), the
+    others integer index arithmetic."""
+    if isinstance(expr, Binary) and expr.op in LOGICAL:
+        _check_truth(cascade, shapes, expr.lhs)
+        _check_truth(cascade, shapes, expr.rhs)
+    elif isinstance(expr, Unary) and expr.op == "not":
+        _check_truth(cascade, shapes, expr.operand)
+    elif any(isinstance(node, Access) for node in walk(expr)):
+        check_value(cascade, shapes, expr)
+    else:
+        _check_integer_predicate(cascade, shapes, expr)
+
+
+def _check_integer_predicate(cascade: Cascade, shapes: Shapes, expr) -> None:
     for node in walk(expr):
-        if isinstance(node, Access):
-            raise _err("a 'where' predicate is over indices only; it cannot read tensors", node,
-                       "masks that depend on data (top-k, routing) are not supported yet")
         if isinstance(node, Call) and node.func not in ("abs", "min", "max"):
             raise _err(f"function {node.func!r} cannot be used in a predicate", node,
-                       "predicates use integer arithmetic, abs, min and max")
+                       "predicates use integer arithmetic, abs, min and max (or compare "
+                       "tensor values: where S[p,m] > 0)")
         if isinstance(node, Name):
             check_name(cascade, shapes, node)
+            _refuse_real(cascade, node, "a predicate")
         if isinstance(node, Num) and isinstance(node.value, float) and not (
                 math.isfinite(node.value) and node.value.is_integer()):
             raise _err(f"a predicate compares integers, not {node.value!r}", node,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .ir import Binary, Cascade, Expr, Name, Unary
+from .ir import Binary, Cascade, Expr, Name, Unary, index_vars
 
 
 @dataclass(frozen=True)
@@ -71,3 +71,15 @@ def rank_root(cascade: Cascade, rank: str) -> str:
         seen.add(rank)
         rank = decl.default.name
     return rank
+
+
+def coverage(lhs: Expr, rhs: Expr) -> tuple[bool, bool]:
+    """Whether each operand of ``lhs + rhs`` (or ``-``) uses every index variable the pair uses.
+
+    The empty-point rule of ``+`` and ``-`` (a missing operand is the identity) applies between
+    operands that cover each other's indices; an operand broadcast along indices it lacks (a row
+    statistic ``GM[b,h,p]`` against scores ``S[b,h,p,m]``, a constant) creates no points along
+    them, so ``exp(S - GM)`` keeps the points of ``S``. Neither covering (``A[p] + B[m]``): the
+    points both have."""
+    a, b = set(index_vars(lhs)), set(index_vars(rhs))
+    return a >= b, b >= a

@@ -3,18 +3,25 @@
 Semantics (the README's language section states them for users):
 * Points that fail a ``where`` predicate do not exist (they are *empty*, not zero). A reduction
   reduces only the points that exist; a reduction over no point gives an empty point.
-* ``+``, binary ``max`` and ``min`` combine the points either operand has (a missing operand acts as
-  the identity); every other operator and function needs all its operands (``*`` meets only where
-  both exist), as in sparse tensor algebra.
-* An undefined result of arithmetic on infinities (``-inf - -inf``, ``0 * inf``) is empty: an empty
-  history contributes nothing to a running max or sum, so a fully masked query row ends empty.
-  A ``sum`` or ``prod`` reduction whose result is undefined the same way (+inf and -inf among the
-  reduced points) is empty too.
+* ``+``, ``-``, binary ``max`` and ``min`` combine the points either operand has (a missing operand
+  acts as the identity: ``X - Y`` is ``X`` where ``Y`` is empty and ``-Y`` where ``X`` is); for
+  ``+`` and ``-`` an operand lacking some of the other's indices (``GM[p]`` against ``S[p,m]``, a
+  constant) creates no points (``exprs.coverage``). Every other operator and function needs all
+  its operands (``*`` meets only where both exist), as in sparse tensor algebra.
+* A ``where`` may compare tensor values and an index may read an index tensor (a gather):
+  ``data_masks.py``.
+* A zero factor annihilates an infinity: ``0 * inf`` is 0, in ``*``, in a sum of products and in
+  a ``prod`` reduction (``contract.py``), so ``S - inf * Mask`` masks exactly.
+* Any other undefined result of arithmetic on infinities (``-inf - -inf``, ``inf / inf``) is
+  empty: an empty history contributes nothing to a running max or sum, so a fully masked query
+  row ends empty. A ``sum`` reduction whose result is undefined the same way (+inf and -inf among
+  the reduced points) is empty too.
 * Index and predicate arithmetic is checked int64 (see ``labelled.py``): an overflow or a zero
   divisor is an error, never a wrap.
 * Accesses outside a tensor's extent (the tail of a split that does not divide its rank) read
   empty points.
-* Outputs are materialised with empty points as zeros.
+* Outputs are materialised with empty points as zeros, or as the value the output declares
+  (``output LSE[b,h,p] empty -inf``).
 
 Values are carried as labelled arrays (``labelled.py``). Sums of products go through ``np.einsum``
 so that a contraction never materialises its whole iteration space.
@@ -27,7 +34,9 @@ import numpy as np
 
 from .budget import check_budget
 from .errors import CascadeError
-from .exprs import Factor, product_factors
+from .contract import multiply, product, sum_of_products
+from .data_masks import eval_mask, gather_index, reads_tensors
+from .exprs import Factor, coverage, product_factors
 from .ir import Access, Binary, Call, Cascade, Einsum, Expr, Name, Num, Unary, walk
 from .labelled import IndexEvaluator, LArr, align, ensure_fits, union_labels
 from .sizes import resolve_sizes
@@ -35,7 +44,7 @@ from .inputs import input_array, input_shapes, random_inputs
 from .verifier import Analysis, analyze
 
 _IDENTITY = {"sum": 0.0, "max": -np.inf, "min": np.inf, "prod": 1.0}
-_UNION_OPS = {"+", "max", "min"}
+_UNION_OPS = {"+", "-", "max", "min"}
 # np.einsum names each axis by one letter.
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -100,7 +109,8 @@ class _Evaluator:
                     break
                 labels.append(index.name)
                 slicer.append(slice(0, self.extent(index.name)))
-            elif isinstance(index, (Num, Name)) or (isinstance(index, Binary) and not _has_index(index, self.fixed)):
+            elif isinstance(index, (Num, Name)) or (isinstance(index, Binary) and not _has_index(
+                    index, self.fixed) and not reads_tensors(index)):
                 i = int(self.eval_int(index).values)
                 if not 0 <= i < ext:
                     plain = False
@@ -114,10 +124,15 @@ class _Evaluator:
             e = exists[tuple(slicer)] if exists is not None else None
             return LArr(tuple(labels), v, e)
         # General path: gather through broadcast integer index arrays.
-        idx = [self.eval_int(index) for index in access.indices]
+        idx = [gather_index(self, access, k, index, values.shape[k]) if reads_tensors(index)
+               else self.eval_int(index) for k, index in enumerate(access.indices)]
         labels_t = union_labels(*(i.labels for i in idx))
         arrays = [align(i, labels_t)[0] for i in idx]
         valid = None
+        for i in idx:  # an empty point of an index tensor reads an empty point
+            if i.exists is not None:
+                present = align(i, labels_t)[1]
+                valid = present if valid is None else valid & present
         clipped = []
         for k, arr in enumerate(arrays):
             ext = values.shape[k]
@@ -137,6 +152,8 @@ class _Evaluator:
         if isinstance(expr, Num):
             return LArr((), np.asarray(expr.value, dtype=self.dtype))
         if isinstance(expr, Name):
+            if isinstance(self.sizes.get(expr.name), float):  # a real parameter
+                return LArr((), np.asarray(self.sizes[expr.name], dtype=self.dtype))
             arr = self.eval_int(expr)
             return LArr(arr.labels, arr.values.astype(self.dtype))
         if isinstance(expr, Access):
@@ -148,9 +165,11 @@ class _Evaluator:
             return LArr(inner.labels, (inner.values == 0).astype(self.dtype), inner.exists)
         if isinstance(expr, Binary):
             if expr.op in ("and", "or"):
-                pred = self.eval_pred(expr)
+                pred = eval_mask(self, expr)
                 return LArr(pred.labels, pred.values.astype(self.dtype))
-            return self._binary(expr.op, self.eval_value(expr.lhs), self.eval_value(expr.rhs))
+            cover = coverage(expr.lhs, expr.rhs) if expr.op in ("+", "-") else (True, True)
+            return self._binary(expr.op, self.eval_value(expr.lhs), self.eval_value(expr.rhs),
+                                cover)
         if isinstance(expr, Call):
             args = [self.eval_value(a) for a in expr.args]
             if len(args) == 2:
@@ -160,19 +179,24 @@ class _Evaluator:
         raise CascadeError("unsupported expression", getattr(expr, "span", None),
                            "see the README's language section for the expressions")
 
-    def _binary(self, op: str, lhs: LArr, rhs: LArr) -> LArr:
+    def _binary(self, op: str, lhs: LArr, rhs: LArr, cover=(True, True)) -> LArr:
         labels = union_labels(lhs.labels, rhs.labels)
         a, ea = align(lhs, labels)
         b, eb = align(rhs, labels)
         out = _VALUE_OPS[op](a, b)
         if op in _COMPARE:
             out = out.astype(self.dtype)
-        if op in _UNION_OPS and (ea is not None or eb is not None):
-            # Where only one operand exists, it passes through unchanged.
+        if op in _UNION_OPS and any(cover) and (ea is not None or eb is not None):
+            # Where only one operand exists it passes through (negated on the right of '-'); an
+            # operand that does not cover the other's indices creates no points (exprs.coverage).
             has_a = True if ea is None else ea
             has_b = True if eb is None else eb
-            out = np.where(has_a & has_b, out, np.where(has_a, a, b))
-            exists = None if ea is None or eb is None else (ea | eb)
+            alone_b = -b if op == "-" else b
+            out = np.where(has_a & has_b, out, np.where(has_a, a, alone_b))
+            if all(cover):
+                exists = None if ea is None or eb is None else (ea | eb)
+            else:
+                exists = ea if cover[0] else eb
         else:
             exists = _and(ea, eb)
         if op in _NAN_MAKERS:
@@ -196,15 +220,13 @@ class _Evaluator:
         sign = [Factor(Num(-1))] if product.negated else []
         factors = [self._factor(f) for f in (*sign, *product.factors)]
         if einsum.where is not None:
-            pred = self.eval_pred(einsum.where)
+            pred = eval_mask(self, einsum.where)
             # The predicate decides which points exist; it contributes no value.
             factors.append(LArr(pred.labels, np.ones(pred.values.shape, dtype=self.dtype), pred.values))
             masked = True
         else:
             masked = False
         masked = masked or any(f.exists is not None for f in factors)
-        if masked:
-            factors = self._hide_masked_non_finite(factors)
         letters: dict[str, str] = {}
         for label in union_labels(*(f.labels for f in factors)):
             if len(letters) == len(_LETTERS):
@@ -215,9 +237,8 @@ class _Evaluator:
         present_out = tuple(l for l in out_labels if l in letters)
         spec = ",".join("".join(letters[l] for l in f.labels) for f in factors)
         spec += "->" + "".join(letters[l] for l in present_out)
-        vals = [np.where(f.exists, f.values, 0) if f.exists is not None else f.values for f in factors]
-        values = np.einsum(spec, *vals, optimize=len(factors) > 2)
-        exists = _undefined_sums(values, spec, vals, reduced)
+        values, exists = sum_of_products(spec, [f.values for f in factors],
+                                         [f.exists for f in factors])
         if masked:
             masks = [f.exists.astype(self.dtype) if f.exists is not None
                      else np.ones((1,) * len(f.labels), dtype=self.dtype) for f in factors]
@@ -227,26 +248,6 @@ class _Evaluator:
             exists = np.zeros(values.shape, dtype=bool)
         return LArr(present_out, np.asarray(values, dtype=self.dtype),
                     None if exists is None else np.asarray(exists))
-
-    def _hide_masked_non_finite(self, factors: list[LArr]) -> list[LArr]:
-        """A factor's inf or NaN where another factor (or the predicate) has no point would turn
-        the product's ``x * 0`` into NaN: such values are not read, so they are zeroed first (the
-        factor is broadcast over the other factor's labels when it lacks some)."""
-        out = list(factors)
-        for k, f in enumerate(out):
-            if np.isfinite(f.values).all():
-                continue
-            for other in factors:
-                if other is factors[k] or other.exists is None:
-                    continue
-                labels = union_labels(f.labels, other.labels)
-                values, exists = align(f, labels, self.sizes_for(labels), full=True)
-                _, hides = align(other, labels, self.sizes_for(labels), full=True)
-                keep = hides if exists is None else (exists & hides)
-                f = LArr(labels, np.where(hides, values, 0).astype(self.dtype, copy=False),
-                         None if exists is None else np.asarray(keep))
-            out[k] = f
-        return out
 
     def _factor(self, factor: Factor) -> LArr:
         if factor.divisor:
@@ -258,7 +259,7 @@ class _Evaluator:
     def _map_reduce(self, einsum: Einsum, out_labels, reduced) -> LArr:
         body = self.eval_value(einsum.body)
         if einsum.where is not None:
-            pred = self.eval_pred(einsum.where)
+            pred = eval_mask(self, einsum.where)
             labels = union_labels(body.labels, pred.labels)
             v, e = align(body, labels)
             p, _ = align(pred, labels)
@@ -276,7 +277,7 @@ class _Evaluator:
         axes = tuple(range(len(out_labels), len(labels)))
         if e is not None:
             v = np.where(e, v, _IDENTITY[einsum.reducer])
-        reduce_fn = {"sum": np.sum, "max": np.max, "min": np.min, "prod": np.prod}[einsum.reducer]
+        reduce_fn = {"sum": np.sum, "max": np.max, "min": np.min, "prod": product}[einsum.reducer]
         values = reduce_fn(v, axis=axes) if v.size else np.full(v.shape[:len(out_labels)], _IDENTITY[einsum.reducer])
         if e is not None:
             exists = np.any(e, axis=axes)
@@ -324,16 +325,6 @@ class _Evaluator:
             self.fixed = {}
 
 
-def _undefined_sums(values, spec: str, factors, reduced) -> np.ndarray | None:
-    """Points where a sum of products is NaN although no factor is (inf - inf, 0 * inf): empty,
-    the rule '+' and '*' follow. None when there is none."""
-    if not reduced or not np.isnan(values).any():
-        return None
-    nan_in = np.einsum(spec, *[np.isnan(f).astype(np.float64) for f in factors]) > 0
-    fresh = np.isnan(values) & ~nan_in
-    return ~fresh if fresh.any() else None
-
-
 def _has_index(expr: Expr, fixed) -> bool:
     return any(isinstance(n, Name) and n.is_index and n.name not in fixed for n in walk(expr))
 
@@ -358,7 +349,7 @@ _INT_OPS = {
     ">": np.greater, ">=": np.greater_equal, "==": np.equal, "!=": np.not_equal,
 }
 _VALUE_OPS = {
-    **_INT_OPS, "/": np.divide, "%": np.mod, "max": np.maximum, "min": np.minimum, "pow": np.power,
+    **_INT_OPS, "*": multiply, "/": np.divide, "%": np.mod, "max": np.maximum, "min": np.minimum, "pow": np.power,
 }
 _NAN_MAKERS = {"+", "-", "*", "/", "%", "pow"}
 
@@ -395,5 +386,7 @@ def _evaluate(cascade, inputs, sizes, dtype, seed, return_all, analysis):
     out = {}
     for name in wanted:
         values, exists = ev.store[name]
-        out[name] = values if exists is None else np.where(exists, values, 0).astype(dtype)
+        decl = cascade.output(name)
+        empty = decl.empty if decl is not None else 0.0  # ``output T[...] empty -inf``
+        out[name] = values if exists is None else np.where(exists, values, empty).astype(dtype)
     return out

@@ -138,12 +138,16 @@ class SizeDecl:
     """``rank M = 1024`` or ``param W = 64``: a named integer with a default value.
 
     Ranks give extents to index variables (index ``m1`` ranges over rank ``M1``); parameters are
-    integers used in expressions only.
+    numbers used in expressions only: integers, or reals (a default with a real literal,
+    ``param CAP = 30.0``; see :func:`einsum_ir.sizes.real_params`), which only values may use.
+    ``index m2 : P`` declares the rank ``M2`` with ``index_of`` set: an alias of ``P`` that exists
+    to name a second index over it, printed back the same way and not settable on its own.
     """
 
     name: str
     default: Expr
     is_rank: bool = True
+    index_of: bool = False  # declared as ``index m2 : P``: rank M2 is P under a second index name
     span: Span | None = _span()
 
 
@@ -163,6 +167,7 @@ class TensorDecl:
 
     name: str
     axes: tuple[str, ...]  # index names, e.g. ("b", "h", "p", "e"); axis k has rank axes[k].upper()
+    empty: float = 0.0  # the value an output's empty points are written as (``empty -inf``)
     span: Span | None = _span()
 
     @property

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from .assignments import parse_assignments
+from .assignments import SIZE_KIND, parse_assignments
 from .facts import Analysis
 from .ir import Cascade
 from .parser import parse_file
@@ -36,5 +36,5 @@ def load_resolved(source: str | Path | Cascade,
     if isinstance(assignments, Mapping):
         overrides = dict(assignments)
     else:
-        overrides = parse_assignments(assignments, flag)
+        overrides = parse_assignments(assignments, flag, floats=True, kind=SIZE_KIND)
     return Loaded(cascade, facts, overrides, resolve_sizes(cascade, overrides))

@@ -10,8 +10,10 @@ from lark import Token, v_args
 from lark.visitors import Transformer_NonRecursive
 
 from .errors import CascadeError, source_line, source_lines
-from .ir import (Access, Binary, Call, Cascade, Einsum, Name, Num, SizeDecl, Span, Split,
-                 TensorDecl, Unary, index_vars)
+from .frontend import (Let, RawEinsum, Reduce, build_einsums, empty_value, refuse_reductions,
+                       resolve_lets)
+from .ir import (Access, Binary, Call, Cascade, Name, Num, SizeDecl, Span, Split, TensorDecl,
+                 Unary)
 from .resources import BuiltinKind, resolve_spec
 
 _GRAMMAR = Path(__file__).with_name("cascade.lark")
@@ -29,7 +31,7 @@ _TOKEN_WORDS = {
     "NAME": "a name", "NUMBER": "a number", "_NL": "end of line", "$END": "end of file",
     "STAR": "'*'", "ADD_OP": "'+' or '-'", "MUL_OP": "'*', '/' or '%'", "COMP": "a comparison",
     "WHERE": "'where'", "MINUS": "'-'", "INF": "'inf'", "SUM": "'sum'", "MAX": "'max'",
-    "MIN": "'min'", "PROD": "'prod'", "NOT": "'not'",
+    "MIN": "'min'", "PROD": "'prod'", "NOT": "'not'", "EMPTY": "'empty'", "COLON": "':'",
 }
 
 
@@ -102,6 +104,13 @@ class _ToIR(Transformer_NonRecursive):  # iterative: deep input must not exhaust
         indices = tuple(i for i in indices if i is not None)
         return Access(str(name), indices, span=_span_of(self.file, meta))
 
+    @v_args(meta=True)
+    def inner_reduction(self, meta, children):
+        reducer, *rest = children
+        *names, body, where = rest
+        return Reduce(str(reducer), tuple(str(n) for n in names), body, where,
+                      span=_span_of(self.file, meta))
+
     def fname(self, children):
         return children[0]
 
@@ -152,19 +161,7 @@ class _ToIR(Transformer_NonRecursive):  # iterative: deep input must not exhaust
     @v_args(meta=True)
     def einsum(self, meta, children):
         output, rhs, where = children
-        span = _span_of(self.file, meta)
-        if isinstance(rhs, tuple) and rhs and rhs[0] == "reduction":
-            _, reducer, reduced, body, _spans = rhs
-            return Einsum(output, body, reducer, reduced, where, span=span)
-        body = rhs
-        # A plain Einsum: indices missing from the output are summed, as in numpy.einsum.
-        out_vars = set()
-        for index in output.indices:
-            out_vars.update(index_vars(index))
-        free = tuple(v for v in index_vars(body) if v not in out_vars)
-        if free:
-            return Einsum(output, body, "sum", free, where, implicit_sum=True, span=span)
-        return Einsum(output, body, None, (), where, span=span)
+        return RawEinsum(output, rhs, where, _span_of(self.file, meta))
 
     @v_args(meta=True)
     def size_item(self, meta, children):
@@ -173,6 +170,8 @@ class _ToIR(Transformer_NonRecursive):  # iterative: deep input must not exhaust
 
     def size_stmt(self, children):
         keyword, *items = children
+        for _, value, _ in items:
+            refuse_reductions(value, "a size")
         is_rank = str(keyword) == "rank"
         return [SizeDecl(name, value, is_rank, span=span) for name, value, span in items]
 
@@ -183,13 +182,38 @@ class _ToIR(Transformer_NonRecursive):  # iterative: deep input must not exhaust
 
     @v_args(meta=True)
     def tensor_sig(self, meta, children):
-        name, *axes = children
+        name, *axes, keyword, value = children
         axes = tuple(str(a) for a in axes if a is not None)
-        return TensorDecl(str(name), axes, span=_span_of(self.file, meta))
+        span = _span_of(self.file, meta)
+        if keyword is None:
+            return TensorDecl(str(name), axes, span=span), None
+        return (TensorDecl(str(name), axes, empty_value(value, self._span(keyword)), span=span),
+                keyword)
+
+    @v_args(meta=True)
+    def let_stmt(self, meta, children):
+        name, value = children
+        return [Let(str(name), value, _span_of(self.file, meta))]
+
+    def index_stmt(self, children):
+        *names, rank = children
+        out = []
+        for name in names:
+            if not str(name)[0].islower():
+                raise CascadeError(f"index {name}: an index name is lower case", self._span(name),
+                                   f"write index {str(name).lower()} : {rank}")
+            out.append(SizeDecl(str(name).upper(), Name(str(rank), span=self._span(rank)), True,
+                                True, span=self._span(name)))
+        return out
 
     def tensor_stmt(self, children):
         keyword, *sigs = children
-        return [(str(keyword), sig) for sig in sigs]
+        for decl, empty in sigs:
+            if empty is not None and str(keyword) == "input":
+                raise CascadeError(f"input {decl.name}: only an output declares the value of its "
+                                   "empty points", self._span(empty),
+                                   "an input has a value at every point; remove 'empty ...'")
+        return [(str(keyword), decl) for decl, _ in sigs]
 
     def program(self, children):
         return [c for c in children if c is not None]
@@ -208,19 +232,28 @@ def parse(text: str, file: str = "<string>", name: str | None = None) -> Cascade
             raise exc.orig_exc.with_source(text) from None
         raise
 
-    sizes, splits, inputs, outputs, einsums = [], [], [], [], []
+    sizes, splits, inputs, outputs, raw, lets = [], [], [], [], [], []
     for stmt in statements:
-        if isinstance(stmt, Einsum):
-            einsums.append(stmt)
+        if isinstance(stmt, RawEinsum):
+            raw.append(stmt)
             continue
         for item in stmt:
             if isinstance(item, SizeDecl):
                 sizes.append(item)
             elif isinstance(item, Split):
                 splits.append(item)
+            elif isinstance(item, Let):
+                lets.append(item)
             else:
                 keyword, decl = item
                 (inputs if keyword == "input" else outputs).append(decl)
+    try:
+        ranks = {d.name.lower() for d in sizes if d.is_rank} | {s.outer.lower() for s in splits}
+        resolved = resolve_lets(lets, ranks)
+        taken = {d.name for d in inputs} | {r.output.tensor for r in raw}
+        einsums = [e for r in raw for e in build_einsums(r, resolved, taken)]
+    except CascadeError as exc:
+        raise exc.with_source(text) from None
     if name is None:
         name = Path(file).stem if file and not file.startswith("<") else "cascade"
     return Cascade(tuple(sizes), tuple(splits), tuple(inputs), tuple(outputs), tuple(einsums),
@@ -323,8 +356,8 @@ def _hint_for(token: Token, words: list[str], text: str, line: int) -> str | Non
     source_line = _line(text, line)
     if token.type in ("SUM", "MAX", "MIN", "PROD") or (
             token.type == "LSQB" and any(r in source_line for r in ("sum[", "max[", "min[", "prod["))):
-        return ("a reduction must be the whole right-hand side; define its result as a tensor of "
-                "its own and use that")
+        return ("a reduction must be the whole right-hand side, or in parentheses inside an "
+                "expression: (max[m] S[p,m])")
     if token.type == "_NL" and source_line.count("[") > source_line.count("]"):
         return "a '[' is not closed"
     if token.type == "_NL" and source_line.count("(") > source_line.count(")"):
@@ -343,8 +376,8 @@ def _nested_reduction(text: str, line: int, column: int) -> str | None:
     _, eq, rhs = source.partition("=")
     match = _REDUCTION.search(rhs) if eq else None
     if match and rhs[: match.start()].strip():
-        return ("a reduction must be the whole right-hand side; define its result as a tensor "
-                "of its own and use that")
+        return ("a reduction must be the whole right-hand side, or in parentheses inside an "
+                "expression: (max[m] S[p,m])")
     return None
 
 

@@ -68,13 +68,17 @@ def format_einsum(einsum: Einsum) -> str:
 
 
 def _format_decl(decl: TensorDecl) -> str:
-    return f"{decl.name}[{', '.join(decl.axes)}]"
+    text = f"{decl.name}[{', '.join(decl.axes)}]"
+    return text if decl.empty == 0 else f"{text} empty {format_number(decl.empty)}"
 
 
 def format_cascade(cascade: Cascade) -> str:
     lines = [f"# cascade {cascade.name}"]
     # One declaration per line keeps the order, which matters for equality.
     for decl in cascade.sizes:
+        if decl.index_of:
+            lines.append(f"index {decl.name.lower()} : {format_expr(decl.default)}")
+            continue
         keyword = "rank" if decl.is_rank else "param"
         lines.append(f"{keyword} {decl.name} = {format_expr(decl.default)}")
     for split in cascade.splits:

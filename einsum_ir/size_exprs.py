@@ -147,6 +147,40 @@ class CodeSizes(SizeFold[str]):
         return f"{node.func}({', '.join(args)})"
 
 
+class RealSizes(SizeFold[float]):
+    """Evaluation of a real parameter's default over named numbers; ``/`` is real division."""
+
+    what = "real parameter"
+
+    def __init__(self, env: Mapping[str, float]):
+        self.env = env
+
+    def num(self, node: Num) -> float:
+        return float(node.value)
+
+    def name(self, node: Name) -> float:
+        return float(self.env[node.name])
+
+    def neg(self, value: float) -> float:
+        return -value
+
+    def binary(self, node: Binary, lhs: float, rhs: float) -> float:
+        if node.op in ("/", "%") and rhs == 0:
+            raise CascadeError(f"division by zero in a {self.what}", node.span,
+                               "the divisor must be non-zero")
+        ops = {"+": lhs + rhs, "-": lhs - rhs, "*": lhs * rhs}
+        if node.op in ops:
+            return ops[node.op]
+        return lhs / rhs if node.op == "/" else lhs % rhs
+
+    def call(self, node: Call, args: Sequence[float]) -> float:
+        return min(args) if node.func == "min" else max(args)
+
+
+def to_real(expr: Expr, env: Mapping[str, float]) -> float:
+    return RealSizes(env).fold(expr)
+
+
 def to_int(expr: Expr, env: Mapping[str, int], *, what: str = "size") -> int:
     return IntSizes(env, what).fold(expr)
 

@@ -7,23 +7,33 @@ recurrence-cycle bounds and compute energy; for every tiling (resident tiles, of
 spill) the off-chip traffic and the buffer terms are added, capacity is checked, and latency and
 energy follow. The formulas are the model's own (:func:`simulator.schedule.recurrence_bound`,
 :func:`simulator.cost.buffer_footprint`, :func:`simulator.cost.offchip_energy`,
-:func:`simulator.cost.buffer_energy`) applied to arrays, so a candidate's cost here is the one
+:func:`simulator.cost.buffer_energy`, :func:`simulator.timing.einsum_fill` and
+:func:`simulator.timing.port_cycles`) applied to arrays, so a candidate's cost here is the one
 :func:`simulator.cost.simulate_problem` gives its pipelined mapping.
+
+On a spec with levels inside the buffer (:mod:`simulator.hierarchy`), what each inner level keeps
+is searched: every tiling is tried with each level keeping whatever fits (the default), nothing,
+or one input alone (:func:`keep_options`); the routing of reads through the levels is
+:func:`simulator.hierarchy.group_hierarchy`, the model's own, over all bindings at once.
 
 The cost of one evaluation is independent of the sequence length: sizes enter only as numbers.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
 
 from simulator.cost import buffer_energy, buffer_footprint, einsum_cost, offchip_energy
-from simulator.buffer_rules import buffer_read_words, buffered_tensor, fill_words, group_passes
+from simulator.buffer_rules import (buffer_read_words, buffered_tensor, fill_words, group_passes,
+                                    paid_reads)
+from simulator.hierarchy import group_hierarchy, level_energy
 from simulator.counts import group_traffic, inplace_pairs, whole_along
 from simulator.loops import Loops
-from simulator.mapping import EinsumMap, Group, Mapping
+from simulator.mapping import EinsumMap, Group, LevelMap, Mapping
+from simulator.timing import einsum_fill, port_cycles
 from simulator.schedule import recurrence_bound, recurrence_cycles, recurrence_distance, step_var
 
 from .bindings import BindingCosts, binding_matrix, relayouts
@@ -72,7 +82,7 @@ def candidate_mapping(form: Form, row, unit_names, spatial: dict, tiling: Tiling
     maps = {k: EinsumMap(unit_names[u], tuple(spatial.get(unit_names[u], ())))
             for k, u in zip(keys, row, strict=True)}
     group = Group("fused", tuple(keys), mode, tiling.loops, tiling.buffer_loops, {},
-                  dict(tiling.spill), {})
+                  dict(tiling.spill), {}, levels=dict(tiling.levels))
     return Mapping(maps, (group,), dict(tiling.tiles), dict(form.mapping_sizes), **record)
 
 
@@ -137,15 +147,38 @@ def _tables(form: Form, arch, spatial: dict, probe: Mapping, min_parallelism) ->
     B = binding_matrix(choices, BindingCosts(cyc, en, lat, rec, found))
     cols = np.arange(len(form.keys))
     TB, EB = cyc[cols, B], en[cols, B]
-    # sums in the model's order (Einsum by Einsum), so that both round alike
-    busy = np.zeros((B.shape[0], len(unit_names)))
     energy = 0.0
-    for i in cols:
-        for j in range(len(unit_names)):
-            busy[:, j] = busy[:, j] + np.where(B[:, i] == j, TB[:, i], 0.0)
+    for i in cols:  # in the model's order (Einsum by Einsum), so that both round alike
         energy = energy + EB[:, i]
-    return _Tables(B, TB, lat[cols, B], busy.max(axis=1), np.broadcast_to(energy, B.shape[:1]),
-                   _relayout_masks(found, B))
+    return _Tables(B, TB, lat[cols, B], _busiest(B, TB, len(unit_names)),
+                   np.broadcast_to(energy, B.shape[:1]), _relayout_masks(found, B))
+
+
+def _busiest(B: np.ndarray, TB: np.ndarray, n_units: int) -> np.ndarray:
+    """The busiest unit's cycles of every binding, summed Einsum by Einsum as the model does."""
+    busy = np.zeros((B.shape[0], n_units))
+    for i in range(B.shape[1]):
+        for j in range(n_units):
+            busy[:, j] = busy[:, j] + np.where(B[:, i] == j, TB[:, i], 0.0)
+    return busy.max(axis=1)
+
+
+def _occupied(form: Form, arch, tables: _Tables, loops: Loops, names: tuple, spatial: dict):
+    """(fill and drain of every binding's Einsums, the busiest unit's cycles with them) under one
+    tiling: :func:`simulator.timing.einsum_fill` per Einsum and capable unit,
+    picked by the binding (``tables`` as they are where no unit charges fill and drain)."""
+    if not any(u.timing.charged for u in arch.units):
+        return np.zeros_like(tables.cycles), tables.busy
+    unit_names = [u.name for u in arch.units]
+    fill = np.zeros((len(form.keys), len(unit_names)))
+    for i, k in enumerate(form.keys):
+        for u in form.units_for[k]:
+            fill[i, unit_names.index(u)] = einsum_fill(form.prob, k, arch.unit(u),
+                                                       tuple(spatial.get(u, ())), loops, names)
+    cols = np.arange(len(form.keys))
+    B = tables.bindings
+    FB = np.where(tables.cycles != 0, fill[cols, B], 0.0)
+    return FB, _busiest(B, tables.cycles + FB, len(unit_names))
 
 
 @dataclass(frozen=True)
@@ -181,7 +214,8 @@ def _memory(form: Form, arch, loops: Loops, group: Group) -> _Memory:
     return _Memory(tr.dram_read, tr.dram_write, held, reads, glb_write, optional, passes)
 
 
-def _tiling_cost(form: Form, arch, tables: _Tables, mem: _Memory, loops: Loops, tiling: Tiling):
+def _tiling_cost(form: Form, arch, tables: _Tables, mem: _Memory, loops: Loops, tiling: Tiling,
+                 group: Group, spatial: dict, routes: dict):
     """(cycles, energy) of every binding under ``tiling``; ``inf`` where the buffer overflows."""
     keys = form.keys
     names = tiling.loops + tiling.buffer_loops
@@ -190,30 +224,75 @@ def _tiling_cost(form: Form, arch, tables: _Tables, mem: _Memory, loops: Loops, 
     cycles = recurrence_cycles(form.prob, keys)
     members = {x for cycle, _ in cycles for x in cycle}
     col = {k: i for i, k in enumerate(keys)}
-    per_iter = {x: tables.cycles[:, col[x]] / n_iter for x in members}
+    fill, busiest = _occupied(form, arch, tables, loops, names, spatial)
+    per_iter = {x: tables.cycles[:, col[x]] / n_iter + fill[:, col[x]] / n_iter for x in members}
     latency = {x: tables.latency[:, col[x]] for x in members}
     rec = recurrence_bound(cycles, per_iter, latency, distance) * n_iter
-    compute = np.maximum(tables.busy, rec)
+    compute = np.maximum(busiest, rec)
     held, gr, gw = dict(mem.held), 0.0, mem.glb_write
     unit_of = {k: tables.bindings[:, col[k]] for k in keys}
     producer = form.prob.producer
+    buffered = {}  # inner levels: tensor -> (reads, paid per read)
     for t, reads in mem.reads.items():
-        gr = gr + buffer_read_words(reads, producer.get(t) if t in producer and producer[t] in col
-                                    else None, unit_of, mem.passes)
+        owner = producer.get(t) if t in producer and producer[t] in col else None
+        if arch.inner:
+            buffered[t] = (reads, paid_reads(reads, owner, unit_of, mem.passes))
+        else:
+            gr = gr + buffer_read_words(reads, owner, unit_of, mem.passes)
     for t, (f, reads, w) in mem.optional.items():
         mask = tables.relayout.get(t)
         if mask is not None:
             held[t] = mask * f
-            gr = gr + mask * buffer_read_words(reads, producer[t], unit_of, mem.passes)
+            if arch.inner:
+                buffered[t] = (reads, [np.logical_and(mask, p) for p in
+                                       paid_reads(reads, producer[t], unit_of, mem.passes)])
+            else:
+                gr = gr + mask * buffer_read_words(reads, producer[t], unit_of, mem.passes)
             gw = gw + mask * w
     footprint = buffer_footprint(held, inplace_pairs(form.prob, tuple(keys)))
     cap = arch.buffer.capacity if arch.buffer else None
     ok = footprint <= cap if cap is not None else True  # per binding, or one for all
     cyc = np.maximum(compute, (mem.dram_read + mem.dram_write) / arch.offchip.bandwidth * arch.clock_hz)
     energy = tables.compute_energy + offchip_energy(mem.dram_read, mem.dram_write, arch)
+    uses = {}
+    if arch.inner:
+        unit_names = [u.name for u in arch.units]
+        candidates = {k: [(u, unit_names.index(u), tuple(spatial.get(u, ())))
+                          for u in form.units_for[k]] for k in keys}
+        reads, uses, fits = group_hierarchy(form.prob, arch, loops, group, buffered, unit_of,
+                                            candidates, routes)
+        gr = gr + reads
+        ok = np.logical_and(ok, fits)
+    for ports, _ in port_cycles(arch, gr, gw, uses):  # the model's bound (simulator.timing)
+        cyc = np.maximum(cyc, ports)
     if arch.buffer:
         energy = energy + buffer_energy(gr, gw, arch)
+    for lv in arch.inner:  # after the buffer, as the model's energy breakdown sums them
+        energy = energy + level_energy(uses[lv.name].read, uses[lv.name].write, lv,
+                                       arch.word_bytes)
     return np.where(ok, cyc, np.inf), np.where(ok, energy, np.inf)
+
+
+def keep_options(form: Form, arch, tiling: Tiling) -> list:
+    """``tiling`` with every choice of what the inner levels keep that is cheap to search:
+    each level keeping whatever fits (the default), nothing, or one input alone (the inputs'
+    product is capped: past it, only the first two)."""
+    if not arch.inner:
+        return [tiling]
+    inputs = sorted({t for k in form.keys for t in form.prob.infos[k].reads
+                     if t not in form.prob.producer or form.prob.producer[t] not in form.keys})
+    per_level = [None, ()] + [(t,) for t in inputs]
+    if len(per_level) ** len(arch.inner) > MAX_KEEP_OPTIONS:
+        per_level = per_level[:2]
+    out = []
+    for combo in itertools.product(per_level, repeat=len(arch.inner)):
+        levels = {lv.name: LevelMap(keep) for lv, keep in zip(arch.inner, combo, strict=True)
+                  if keep is not None}
+        out.append(replace(tiling, levels=levels))
+    return out
+
+
+MAX_KEEP_OPTIONS = 8
 
 
 def evaluate_space(form: Form, arch, spatial: dict, tilings: list, memo: dict,
@@ -224,14 +303,17 @@ def evaluate_space(form: Form, arch, spatial: dict, tilings: list, memo: dict,
     probe = candidate_mapping(form, first, unit_names, spatial, tilings[0], "pipelined", {})
     tables = _tables(form, arch, spatial, probe, min_parallelism)
     out = []
-    for tiling in tilings:
-        mapping = candidate_mapping(form, tables.bindings[0], unit_names, spatial, tiling,
-                                    "pipelined", {})
-        loops = Loops(form.prob, mapping)
-        key = (form.index, form.keys, tiling.signature)
-        mem = memo.get(key)
-        if mem is None:
-            mem = memo[key] = _memory(form, arch, loops, mapping.groups[0])
-        cyc, energy = _tiling_cost(form, arch, tables, mem, loops, tiling)
-        out.append(Candidates(cyc, energy, form, tables.bindings, spatial, tiling))
+    for base in tilings:
+        routes: dict = {}  # the inner levels' routes of this tiling, whatever they keep
+        for tiling in keep_options(form, arch, base):
+            mapping = candidate_mapping(form, tables.bindings[0], unit_names, spatial, tiling,
+                                        "pipelined", {})
+            loops = Loops(form.prob, mapping)
+            key = (form.index, form.keys, tiling.signature[:2])  # the inner keeps do not change it
+            mem = memo.get(key)
+            if mem is None:
+                mem = memo[key] = _memory(form, arch, loops, mapping.groups[0])
+            cyc, energy = _tiling_cost(form, arch, tables, mem, loops, tiling, mapping.groups[0],
+                                       spatial, routes)
+            out.append(Candidates(cyc, energy, form, tables.bindings, spatial, tiling))
     return out

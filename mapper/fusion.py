@@ -65,7 +65,7 @@ class Partition:
             for k, u in zip(p.keys, p.row, strict=True):
                 maps[k] = EinsumMap(unit_names[u], tuple(p.spatial.get(unit_names[u], ())))
             groups.append(Group(f"g{i}", p.keys, mode, p.tiling.loops, p.tiling.buffer_loops, {},
-                                dict(p.tiling.spill), {}))
+                                dict(p.tiling.spill), {}, levels=dict(p.tiling.levels)))
         tiles = dict(self.pieces[0].tiling.tiles)
         return Mapping(maps, tuple(groups), tiles, dict(self.form.mapping_sizes), **record)
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from einsum_ir.errors import CascadeError
 from einsum_ir.passes import prepare
+from einsum_ir.support import refuse_unsupported
 from simulator.cost import simulate_problem
 from simulator.counts import Infeasible
 from simulator.problem import problem_for
@@ -208,6 +209,7 @@ def search(cascade, arch, sizes: dict | None = None, objective: str = "latency",
     """
     if fusion not in FUSION:
         raise CascadeError(f"unknown fusion {fusion!r}", hint="one of " + ", ".join(FUSION))
+    refuse_unsupported(cascade, "simulator", real=False, empty=False)  # located, before mapping
     t0 = time.perf_counter()
     forms, missing = forms_for(cascade, arch, sizes, allow_rewrite)
     if not forms:

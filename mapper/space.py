@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from einsum_ir.analysis.opclasses import einsum_profile
+from einsum_ir.analysis.opclasses import einsum_profile, resolve_named
 from einsum_ir.errors import CascadeError
 from simulator.counts import whole_along
 from simulator.fused import missing_classes
@@ -37,6 +37,7 @@ class Tiling:
     loops: tuple
     buffer_loops: tuple
     spill: dict = field(default_factory=dict)
+    levels: dict = field(default_factory=dict)  # inner level -> LevelMap (what it keeps)
 
     def describe(self) -> str:
         parts = ", ".join(f"{r}:{'x'.join(str(v) for v in p.values())}" for r, p in self.tiles.items())
@@ -45,15 +46,17 @@ class Tiling:
     @property
     def signature(self) -> tuple:
         """What tells two tilings apart (hashable)."""
-        return (self.describe(), tuple(sorted(self.spill.items())))
+        inner = tuple(sorted((n, lm.keep) for n, lm in self.levels.items()))
+        return (self.describe(), tuple(sorted(self.spill.items()))) + ((inner,) if inner else ())
 
 
 def capable_units(arch, einsum) -> tuple:
     """Units that can perform every operation class of ``einsum`` (a class covered by a fused
     operation the unit has counts as supported, see :mod:`simulator.fused`)."""
-    per_point, _ = einsum_profile(einsum)
-    need = {op for op, n in per_point.items() if n}
-    return tuple(u.name for u in arch.units if not missing_classes(need, u.ops))
+    per_point, per_output = einsum_profile(einsum, named=True, scale=False)
+    need = {op for op, n in (per_point + per_output).items() if n}
+    return tuple(u.name for u in arch.units
+                 if not missing_classes(set(resolve_named(dict.fromkeys(need, 1), u.ops)), u.ops))
 
 
 def bindings(einsums, units_for: dict, unit_names: list) -> np.ndarray:

@@ -7,6 +7,7 @@ field, e.g. ``examples/archs/x.yaml: levels[1].bandwidth: expected a positive nu
 be finite and lie in generous physical ranges (the table below, printed in the message when a value
 is outside it); integer fields refuse fractions.
 
+Levels (:mod:`simulator.arch_levels`): off-chip, the shared buffer, then any levels inside it.
 An on-chip level that gives no ``read_pJ``/``write_pJ``/``um2`` (its area) takes them from its
 capacity and port width (:mod:`simulator.components`); one that gives both energies and no area
 has area 0 (its areas are listed under ``area:``). A unit's ``register_file`` (words, read/write pJ)
@@ -19,17 +20,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from einsum_ir.analysis.opclasses import OP_CLASSES
+from einsum_ir.analysis.opclasses import NAMED_FUNCTIONS, OP_CLASSES
 from einsum_ir.assignments import parse_assignments
 from einsum_ir.errors import CascadeError
 from einsum_ir.resources import BuiltinKind, builtin_names, data_root, resolve_spec
 from einsum_ir.spec_fields import Quantity, SpecFile, join_path
 from einsum_ir.yaml_io import load_yaml_mapping
 
-from .components import sram_cost
+from .arch_levels import AREA_UM2, ENERGY_PJ, FLAG, Level, read_level
 from .fused import FUSED_OPS
 from .spec_expr import evaluate
-from .timing import UnitTiming, read_level_ports, read_unit_timing
+from .timing import UnitTiming, read_unit_timing
 
 FUSED_OP_NAMES = tuple(op.name for op in FUSED_OPS)
 
@@ -38,19 +39,13 @@ FUSED_OP_NAMES = tuple(op.name for op in FUSED_OPS)
 # 1 Hz and a few bytes per second are allowed so hand-worked specs can count in cycles.
 CLOCK_HZ = Quantity(1, 1e11, "Hz")
 WORD_BYTES = Quantity(1, 64, "bytes", integer=True)
-ENERGY_PJ = Quantity(0, 1e9, "pJ")
 PE_DIM = Quantity(1, 2 ** 16, "PEs", integer=True)
 CYCLES = Quantity(0, 1e6, "cycles", positive=True)
 ACTIONS_PER_OP = Quantity(0, 1e6, "actions", positive=True)
 HOP_CYCLES = Quantity(0, 1e6, "cycles")
 RF_WORDS = Quantity(0, 2 ** 30, "words", integer=True)
-CAPACITY = Quantity(1, 2 ** 60, "bytes")
-BANDWIDTH = Quantity(1, 1e16, "bytes/s")
-ACCESS_BYTES = Quantity(1, 2 ** 20, "bytes", integer=True)
 AREA_COUNT = Quantity(0, 2 ** 40, "instances", integer=True)
-AREA_UM2 = Quantity(0, 1e12, "um^2")
 VARIABLE = Quantity(-2.0 ** 100, 2.0 ** 100)
-FLAG = Quantity(0, 1, "(0 or 1)", integer=True)
 
 
 @dataclass(frozen=True)
@@ -89,20 +84,6 @@ class Unit:
 
 
 @dataclass(frozen=True)
-class Level:
-    name: str
-    capacity: float | None  # bytes; None = unbounded (off-chip)
-    bandwidth: float | None  # bytes per second; None = not a bottleneck
-    access_bytes: int
-    read_pJ: float
-    write_pJ: float
-    area_um2: float = 0.0
-    energy_source: str = "spec"  # where read_pJ/write_pJ/area_um2 came from
-    ports: int | None = None  # on-chip: ports x port_bytes bytes a cycle bound the group (simulator.timing)
-    port_bytes: int | None = None
-
-
-@dataclass(frozen=True)
 class Arch:
     name: str
     path: str
@@ -131,9 +112,18 @@ class Arch:
         return self.levels[1] if len(self.levels) > 1 else None
 
     @property
+    def inner(self) -> tuple:
+        """The on-chip levels inside the buffer (per-PE scratchpads, local buffers), outer first."""
+        return self.levels[2:]
+
+    def chain(self, unit: str) -> tuple:
+        """The inner levels between the buffer and the PEs of ``unit``, outer first."""
+        return tuple(lv for lv in self.inner if lv.per == "shared" or lv.unit == unit)
+
+    @property
     def area_um2(self) -> float:
         return (sum(count * um2 for _, count, um2 in self.area)
-                + sum(level.area_um2 for level in self.levels))
+                + sum(level.area_um2 * level.instances for level in self.levels))
 
     def to_json(self) -> dict:
         return {
@@ -148,8 +138,10 @@ class Arch:
                         "access_bytes": lv.access_bytes, "read_pJ": lv.read_pJ,
                         "write_pJ": lv.write_pJ, "area_um2": lv.area_um2,
                         "energy_source": lv.energy_source,
-                        **({"ports": lv.ports, "port_bytes": lv.port_bytes} if lv.ports else {})}
-                       for lv in self.levels],
+                        **({"ports": lv.ports, "port_bytes": lv.port_bytes} if lv.ports else {}),
+                        **({"per": lv.per, "unit": lv.unit, "instances": lv.instances,
+                            "multicast": lv.multicast} if lv.per != "shared" or i > 1 else {})}
+                       for i, lv in enumerate(self.levels)],
             "actions": dict(self.actions), "area_mm2": self.area_um2 / 1e6,
         }
 
@@ -183,8 +175,6 @@ _TOP = {"name", "kind", "description", "provenance", "variables", "clock_hz", "w
         "actions", "units", "levels", "area", "charge_register_files"}
 _UNIT = {"name", "dims", "ops", "register_file", "description", "timing"}
 _OP = {"cycles", "actions", "hop_latency"}
-_LEVEL = {"name", "capacity", "bandwidth", "access_bytes", "read_pJ", "write_pJ", "um2",
-          "description", "ports", "port_bytes"}
 _AREA = {"name", "count", "um2"}
 
 
@@ -236,7 +226,10 @@ def arch_from_dict(data, file: str = "<arch>", overrides: Mapping[str, float] | 
     for i, unode in enumerate(ctx.nonempty_list(data["units"], "units", "compute units")):
         units.append(_unit(ctx, unode, f"units[{i}]", actions, units))
     levels_node = ctx.nonempty_list(data["levels"], "levels", "memory levels, off-chip first")
-    levels = tuple(_level(ctx, lnode, i) for i, lnode in enumerate(levels_node))
+    levels: list = []
+    for i, lnode in enumerate(levels_node):
+        levels.append(read_level(ctx, lnode, i, units, levels))
+    levels = tuple(levels)
     for i, level in enumerate(levels):  # mappings name levels in `keep`: one name, one level
         if any(other.name == level.name for other in levels[:i]):
             raise ctx.err(f"levels[{i}].name", f"level {level.name!r} is declared twice")
@@ -301,9 +294,11 @@ def _unit(ctx: _Reader, node, path: str, actions: dict, earlier: list) -> Unit:
 
 
 def _op(ctx: _Reader, op, node, path: str, actions: dict) -> OpCost:
-    if op not in OP_CLASSES and op not in FUSED_OP_NAMES:
+    if op not in OP_CLASSES and op not in FUSED_OP_NAMES and op not in NAMED_FUNCTIONS:
         raise ctx.err(path, f"unknown operation class {op!r}",
-                      hint="classes: " + ", ".join(OP_CLASSES + FUSED_OP_NAMES))
+                      hint="classes: " + ", ".join(OP_CLASSES + FUSED_OP_NAMES)
+                      + "; or a function priced by name (falls back to other): "
+                      + ", ".join(NAMED_FUNCTIONS))
     ctx.mapping(node, path, "{cycles: 1, actions: {mac: 1}}")
     ctx.keys(node, path, _OP, ("cycles", "actions"))
     cycles = ctx.num(node, "cycles", path, CYCLES)
@@ -315,41 +310,6 @@ def _op(ctx: _Reader, op, node, path: str, actions: dict) -> OpCost:
                           hint="declare it under 'actions:' (pJ per action)")
         acts[act] = ctx.num(acts_node, act, f"{path}.actions", ACTIONS_PER_OP)
     return OpCost(cycles, acts, ctx.num(node, "hop_latency", path, HOP_CYCLES, default=0))
-
-
-def _level(ctx: _Reader, node, i: int) -> Level:
-    path = f"levels[{i}]"
-    ctx.mapping(node, path, "{name: GLB, capacity: 2**20, access_bytes: 64, read_pJ: 1, write_pJ: 1}")
-    required = ("name", "access_bytes") + (("read_pJ", "write_pJ") if i == 0 else ())
-    ctx.keys(node, path, _LEVEL, required)
-    name = ctx.text(node, "name", path, max_len=100)
-    capacity = ctx.num(node, "capacity", path, CAPACITY, default=None)
-    if i > 0 and capacity is None:
-        raise ctx.err(f"{path}.capacity", "missing required field (on-chip levels have a capacity)")
-    bandwidth = ctx.num(node, "bandwidth", path, BANDWIDTH, default=None)
-    if i == 0 and bandwidth is None:
-        raise ctx.err(f"{path}.bandwidth", "missing required field (the off-chip bandwidth, bytes/s)")
-    ctx.text(node, "description", path, required=False)
-    ports, port_bytes = read_level_ports(ctx, node, path, i)
-    access = ctx.num(node, "access_bytes", path, ACCESS_BYTES)
-    return Level(name, capacity, bandwidth, access, *_level_costs(ctx, node, path, capacity, access),
-                 ports=ports, port_bytes=port_bytes)
-
-
-def _level_costs(ctx: _Reader, node, path: str, capacity, access: int) -> tuple:
-    """(read pJ, write pJ, area um^2, source) of a level: what the spec gives, the rest from the
-    buffer model for an on-chip level (the off-chip level gives its energies and has no area)."""
-    given = {key: ctx.num(node, key, path, q, default=None)
-             for key, q in (("read_pJ", ENERGY_PJ), ("write_pJ", ENERGY_PJ), ("um2", AREA_UM2))}
-    if given["read_pJ"] is not None and given["write_pJ"] is not None and given["um2"] is None:
-        given["um2"] = 0.0  # a spec with its own energies lists its areas under `area:`
-    if capacity is None or all(v is not None for v in given.values()):
-        return given["read_pJ"], given["write_pJ"], given["um2"] or 0.0, "spec"
-    model = sram_cost(capacity, access * 8)
-    modelled = (model.read_pJ, model.write_pJ, model.area_um2)
-    values = tuple(m if v is None else v for v, m in zip(given.values(), modelled, strict=True))
-    source = "model" if all(v is None for v in given.values()) else "spec + model"
-    return (*values, source)
 
 
 def _area(ctx: _Reader, node, path: str) -> tuple:

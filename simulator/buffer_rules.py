@@ -74,9 +74,11 @@ def group_passes(prob: Problem, loops: Loops, group: Group) -> dict:
     return passes
 
 
-def consumer_reads(prob: Problem, loops: Loops, group: Group, t: str, passes: dict) -> tuple:
-    """The reads of tensor ``t`` by the group's Einsums, in program order."""
-    all_loops = group.loops + group.buffer_loops
+def consumer_reads(prob: Problem, loops: Loops, group: Group, t: str, passes: dict,
+                   inner: tuple = ()) -> tuple:
+    """The reads of tensor ``t`` by the group's Einsums, in program order; ``inner``: the loops
+    of the levels inside the buffer (each of their iterations reads its tile)."""
+    all_loops = group.loops + group.buffer_loops + inner
     tile = tile_words(prob, loops, tensor_vars(prob, t, group.einsums), all_loops)
     out = []
     for k in group.einsums:
@@ -94,6 +96,14 @@ def buffer_read_words(reads: tuple, producer: str | None, unit_of, passes: dict)
     """Words the buffer delivers for ``reads`` (R1); ``unit_of``: Einsum -> unit (names, or
     arrays of unit indices with one entry per binding)."""
     total = 0.0
+    for r, pays in zip(reads, paid_reads(reads, producer, unit_of, passes), strict=True):
+        total = total + r.words * np.where(pays, 1.0, 0.0)
+    return total
+
+
+def paid_reads(reads: tuple, producer: str | None, unit_of, passes: dict) -> list:
+    """Per read of ``reads``, whether the buffer delivers it (R1): false where the consumer takes
+    the producer's registers or shares an earlier consumer's fetch (booleans or arrays)."""
     paid = []
     for i, r in enumerate(reads):
         unit = unit_of[r.consumer]
@@ -104,19 +114,17 @@ def buffer_read_words(reads: tuple, producer: str | None, unit_of, passes: dict)
             e = reads[j]
             if e.pass_index == r.pass_index and e.carried == r.carried and e.words >= r.words:
                 free = np.logical_or(free, np.logical_and(paid[j], np.equal(unit, unit_of[e.consumer])))
-        pays = np.logical_not(free)
-        paid.append(pays)
-        total = total + r.words * np.where(pays, 1.0, 0.0)
-    return total
+        paid.append(np.logical_not(free))
+    return paid
 
 
 def buffered_tensor(prob: Problem, loops: Loops, group: Group, t: str, produced: bool, wb: int,
-                    passes: dict):
+                    passes: dict, inner: tuple = ()):
     """(bytes held, consumer reads, words written) of a tensor the buffer keeps, with R2: the
     spilled part of an intermediate is written to off-chip memory, not to the buffer."""
     footprint, _, writes = buffer_terms(prob, loops, group, t, produced, wb)
     writes *= 1 - group.spill.get(t, 0.0)
-    return footprint, consumer_reads(prob, loops, group, t, passes), writes
+    return footprint, consumer_reads(prob, loops, group, t, passes, inner), writes
 
 
 def fill_words(traffic, wb: int) -> float:

@@ -25,8 +25,10 @@ import numpy as np
 from einsum_ir.errors import CascadeError
 
 from .arch import Arch, Unit
-from .buffer_rules import buffer_read_words, buffered_tensor, fill_words, group_passes
+from .buffer_rules import (buffer_read_words, buffered_tensor, fill_words, group_passes,
+                           paid_reads)
 from .counts import Infeasible, default_keep, einsum_counts, group_traffic, inplace_pairs
+from .hierarchy import group_hierarchy, level_energy
 from .loops import Loops
 from .mapping import Group, Mapping
 from .problem import Problem, problem_for
@@ -75,9 +77,7 @@ def offchip_energy(dram_read, dram_write, arch: Arch):
 
 def buffer_energy(glb_read, glb_write, arch: Arch):
     """pJ of the on-chip buffer for the words read and written (numbers or arrays)."""
-    buf = arch.buffer
-    per_access = buf.access_bytes / arch.word_bytes
-    return np.ceil(glb_read / per_access) * buf.read_pJ + np.ceil(glb_write / per_access) * buf.write_pJ
+    return level_energy(glb_read, glb_write, arch.buffer, arch.word_bytes)
 
 
 def buffer_footprint(held: dict, pairs):
@@ -131,8 +131,8 @@ def _busy(costs: dict) -> dict:
 
 
 def _buffer(prob, arch, mapping, loops, group: Group, traffic):
-    """(footprint bytes, words read, words written) of the on-chip buffer (rules R1 and R2 of
-    :mod:`simulator.buffer_rules`)."""
+    """(footprint bytes, words read, words written, inner level name -> LevelUse) of the on-chip
+    buffer (rules R1 and R2 of :mod:`simulator.buffer_rules`) and the levels inside it."""
     wb = arch.word_bytes
     buffer = arch.buffer.name if arch.buffer else "GLB"
     keep = default_keep(prob, mapping, loops, group, traffic.boundary_in, traffic.boundary_out,
@@ -140,15 +140,20 @@ def _buffer(prob, arch, mapping, loops, group: Group, traffic):
     keep.update(group.keep)
     passes = group_passes(prob, loops, group)
     unit_of = {k: mapping.einsums[k].unit for k in group.einsums}
+    inner_loops = group.inner_loops(arch)
     glb_read, glb_write = 0.0, fill_words(traffic, wb)
-    held = {}
+    held, buffered = {}, {}
     for t, level in keep.items():
         if level != buffer:
             continue
-        fp, reads, w = buffered_tensor(prob, loops, group, t, t in traffic.produced, wb, passes)
+        fp, reads, w = buffered_tensor(prob, loops, group, t, t in traffic.produced, wb, passes,
+                                       inner_loops)
         held[t] = fp
-        glb_read += float(buffer_read_words(reads, prob.producer.get(t) if t in traffic.produced
-                                            else None, unit_of, passes))
+        producer = prob.producer.get(t) if t in traffic.produced else None
+        if arch.inner:
+            buffered[t] = (reads, paid_reads(reads, producer, unit_of, passes))
+        else:
+            glb_read += float(buffer_read_words(reads, producer, unit_of, passes))
         glb_write += w
     pairs = inplace_pairs(prob, group.einsums) if group.inplace else ()
     footprint = float(buffer_footprint(held, pairs))
@@ -156,7 +161,27 @@ def _buffer(prob, arch, mapping, loops, group: Group, traffic):
         raise Infeasible(f"mapping: group {group.name} needs {footprint / 2**20:.2f} MiB in "
                          f"{arch.buffer.name} but it holds {arch.buffer.capacity / 2**20:.2f} MiB",
                          hint="use smaller buffer tiles (e.g. fewer resident query tiles) or spill")
-    return footprint, glb_read, glb_write
+    inner = {}
+    if arch.inner:
+        candidates = {k: [(m.unit, m.unit, m.spatial)] for k, m in mapping.einsums.items()
+                      if k in group.einsums}
+        reads, inner, fits = group_hierarchy(prob, arch, loops, group, buffered, unit_of,
+                                             candidates)
+        if not fits:
+            raise _too_big(arch, group, inner)
+        glb_read = float(reads)
+        inner = {name: type(u)(float(u.read), float(u.write), float(u.footprint))
+                 for name, u in inner.items()}
+    return footprint, glb_read, glb_write, inner
+
+
+def _too_big(arch, group: Group, inner: dict) -> Infeasible:
+    over = next((lv for lv in arch.inner if float(inner[lv.name].footprint) > lv.capacity),
+                arch.inner[0])
+    return Infeasible(f"mapping: group {group.name} keeps more in {over.name} than one instance "
+                      f"holds ({over.capacity:,.0f} bytes)",
+                      hint=f"keep fewer tensors there (groups[].levels.{over.name}.keep), or "
+                           "give the levels above it loops that make its tiles smaller")
 
 
 def evaluate_group(prob: Problem, arch: Arch, mapping: Mapping, loops: Loops, group: Group,
@@ -170,15 +195,15 @@ def evaluate_group(prob: Problem, arch: Arch, mapping: Mapping, loops: Loops, gr
     traffic = group_traffic(prob, arch, loops, group, group_of)
     bw = arch.offchip.bandwidth
     memory = (traffic.dram_read + traffic.dram_write) / bw * arch.clock_hz if bw else 0.0
-    footprint, glb_read, glb_write = _buffer(prob, arch, mapping, loops, group, traffic)
-    ports_cycles, ports_level = bandwidth_bound(arch, glb_read, glb_write)
+    footprint, glb_read, glb_write, inner = _buffer(prob, arch, mapping, loops, group, traffic)
+    ports_cycles, ports_level = bandwidth_bound(arch, glb_read, glb_write, inner)
     costs = {k: replace(c, fill_cycles=fill[k]) if fill[k] else c for k, c in costs.items()}
     pes = {u: arch.unit(u).pes for u in _busy(costs)}
     span = max(compute, memory, ports_cycles)
     return GroupCost(group.name, group.mode, n_iter, compute, memory, _busy(costs),
                      traffic.dram_read, traffic.dram_write, glb_read, glb_write, footprint,
                      window, rec, ports_cycles, ports_level,
-                     pe_utilization(costs.values(), pes, span)), costs
+                     pe_utilization(costs.values(), pes, span), inner), costs
 
 
 # ------------------------------------------------------------------------------ the model
@@ -206,6 +231,8 @@ def simulate_problem(prob: Problem, arch: Arch, mapping: Mapping, form: str = ""
     energy = {"compute": 0.0, arch.offchip.name: 0.0}
     if arch.buffer:
         energy[arch.buffer.name] = 0.0
+    inner_bytes = {lv.name: 0.0 for lv in arch.inner}
+    energy.update({lv.name: 0.0 for lv in arch.inner})
     busy_total = {u.name: 0.0 for u in arch.units}
     total_cycles = dram_total = glb_total = 0.0
     for group in mapping.groups:
@@ -223,6 +250,10 @@ def simulate_problem(prob: Problem, arch: Arch, mapping: Mapping, form: str = ""
         energy[arch.offchip.name] += offchip_energy(gc.dram_read, gc.dram_write, arch)
         if arch.buffer:
             energy[arch.buffer.name] += float(buffer_energy(gc.glb_read, gc.glb_write, arch))
+        for lv in arch.inner:
+            use = gc.levels[lv.name]
+            energy[lv.name] += float(level_energy(use.read, use.write, lv, wb))
+            inner_bytes[lv.name] += (use.read + use.write) * wb
         dram_total += gc.dram_read + gc.dram_write
         glb_total += (gc.glb_read + gc.glb_write) * wb
     util = {u: (b / total_cycles if total_cycles else 0.0) for u, b in busy_total.items()}
@@ -230,6 +261,7 @@ def simulate_problem(prob: Problem, arch: Arch, mapping: Mapping, form: str = ""
     traffic = {arch.offchip.name: dram_total}
     if arch.buffer:
         traffic[arch.buffer.name] = glb_total
+    traffic.update(inner_bytes)
     return Report(arch.name, total_cycles, total_cycles / arch.clock_hz, sum(energy.values()), energy,
                   dram_total, traffic, arch.area_um2 / 1e6, util,
                   [all_costs[k] for k in prob.order if k in all_costs], groups, form, mapping,

@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 import networkx as nx
 
+from einsum_ir.analysis.opclasses import resolve_named
 from einsum_ir.errors import CascadeError
 
 from .arch import Arch, Unit
@@ -36,8 +37,16 @@ class Infeasible(CascadeError):
 
 
 def op_counts(info: EinsumInfo, unit: Unit) -> dict:
-    """Operations per point of ``info`` on ``unit`` (fused patterns counted as one operation)."""
-    return fuse(info.per_point, info.fused, unit.ops)
+    """Operations per point of ``info`` on ``unit``: fused patterns counted as one operation,
+    functions the unit does not price by name as ``other``, and work done once per output point
+    spread over the points."""
+    counts = resolve_named(fuse(info.per_point, info.fused, unit.ops), unit.ops)
+    if info.points and any(info.per_output.values()):
+        share = info.out_points / info.points
+        for op, n in resolve_named(info.per_output, unit.ops).items():
+            if n:
+                counts[op] = counts.get(op, 0) + n * share
+    return counts
 
 
 def cycles_per_point(info: EinsumInfo, unit: Unit, counts: dict) -> float:

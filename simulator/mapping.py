@@ -14,6 +14,12 @@ inner, then the buffer level's), what each level keeps, and how the group's unit
 level's name (``DRAM``: not buffered, streamed into the array for every tile that uses it).
 ``inplace`` (default true) lets an element-wise map overwrite the dead intermediate it reads.
 
+Levels inside the buffer (per-PE scratchpads, local buffers: ``levels[2:]`` of the spec) are
+mapped under ``levels: {spad: {keep: [K, Q], loops: [E1]}}``: the tensors the level keeps (the
+others bypass it; without ``keep`` it keeps every tensor read through it that fits, in the order
+of the group's Einsums) and the level's own temporal loops, nested inside the buffer's loops in
+the spec's level order (:mod:`simulator.hierarchy`). Mappings without ``levels`` load as before.
+
 Tiling: ``tiles: {P: {P1: 4, P0: 256}}`` splits rank P into P2 x P1 x P0 (the outermost part, P2, is
 derived: ceil(P / (P1 * P0))). Loop names are ranks of the cascade (``B``, ``M1``) or tile parts.
 
@@ -40,6 +46,22 @@ class EinsumMap:
 
 
 @dataclass(frozen=True)
+class LevelMap:
+    """An inner level's choices in one group: what it keeps (None: whatever fits) and its loops."""
+
+    keep: tuple | None = None
+    loops: tuple = ()
+
+    def to_dict(self) -> dict:
+        out: dict = {}
+        if self.keep is not None:
+            out["keep"] = list(self.keep)
+        if self.loops:
+            out["loops"] = list(self.loops)
+        return out
+
+
+@dataclass(frozen=True)
 class Group:
     name: str
     einsums: tuple
@@ -50,6 +72,16 @@ class Group:
     spill: dict = field(default_factory=dict)  # tensor -> fraction written to and read back from DRAM
     order: dict = field(default_factory=dict)  # unit -> [Einsum or Einsum@prev], sequential only
     inplace: bool = True  # an element-wise map may overwrite the dead intermediate it reads
+    levels: dict = field(default_factory=dict)  # inner level name -> LevelMap
+
+    def inner_loops(self, arch) -> tuple:
+        """The loops of the levels inside the buffer, in the spec's level order."""
+        out: tuple = ()
+        for lv in arch.inner:
+            lm = self.levels.get(lv.name)
+            if lm is not None:
+                out += lm.loops
+        return out
 
 
 @dataclass(frozen=True)
@@ -113,6 +145,10 @@ class Mapping:
                 lines.append(f"  {unit}: {' '.join(names)}")
             if g.spill:
                 lines.append("  spill: " + ", ".join(f"{k} {v:.3g}" for k, v in g.spill.items()))
+            for name, lm in g.levels.items():
+                kept = "whatever fits" if lm.keep is None else (", ".join(lm.keep) or "nothing")
+                lines.append(f"  {name}: keeps {kept}" + (f"; loops {' > '.join(lm.loops)}"
+                                                          if lm.loops else ""))
         return "\n".join(lines)
 
 
@@ -127,6 +163,8 @@ def _group_dict(g: Group) -> dict:
         gd["order"] = {u: list(v) for u, v in g.order.items()}
     if not g.inplace:
         gd["inplace"] = False
+    if g.levels:
+        gd["levels"] = {name: lm.to_dict() for name, lm in g.levels.items()}
     return gd
 
 

@@ -10,7 +10,7 @@ from einsum_ir.errors import CascadeError
 from einsum_ir.passes import digest, replay
 
 from .arch import Arch
-from .fused import fuse
+from .counts import op_counts
 from .mapping import Group, Mapping, outer_part
 from .problem import Problem
 
@@ -54,10 +54,10 @@ class _Checker:
             raise self.err(f"{path}.unit", f"{self.arch.name} has no unit {em.unit!r}",
                            hint="units: " + ", ".join(units))
         unit = self.arch.unit(em.unit)
-        lacking = [op for op in fuse(info.per_point, info.fused, unit.ops) if op not in unit.ops]
+        lacking = [op for op in op_counts(info, unit) if op not in unit.ops]
         if lacking:
             able = [u.name for u in self.arch.units
-                    if all(op in u.ops for op in fuse(info.per_point, info.fused, u.ops))]
+                    if all(op in u.ops for op in op_counts(info, u))]
             raise self.err(f"{path}.unit", f"unit {unit.name} cannot perform {', '.join(lacking)} "
                            f"(needed by {key})",
                            hint=f"units that can run {key}: {', '.join(able) or 'none'}")
@@ -69,10 +69,11 @@ class _Checker:
 
     def group(self, i: int, group: Group) -> None:
         path = f"groups[{i}]"
-        names = group.loops + group.buffer_loops
+        names = group.loops + group.buffer_loops + group.inner_loops(self.arch)
         for key, value in (("loops", group.loops), ("buffer_loops", group.buffer_loops)):
             for name in value:
                 self.loop_name(f"{path}.{key}", name)
+        self.levels(path, group)
         dup = next((n for j, n in enumerate(names) if n in names[:j]), None)
         if dup is not None:
             raise self.err(f"{path}.loops", f"{dup} is a loop twice")
@@ -93,13 +94,30 @@ class _Checker:
     def tile_parts(self, path: str, group: Group) -> None:
         """Every part of a rank the group iterates is a loop or spread across PEs."""
         used = {v.upper() for k in group.einsums for v in self.prob.infos[k].vars}
-        placed = set(group.loops + group.buffer_loops)
+        placed = set(group.loops + group.buffer_loops + group.inner_loops(self.arch))
         placed |= {s for k in group.einsums for s in self.m.einsums[k].spatial}
         for part, rank in self.parts.items():
             if rank in used and part not in placed:
                 raise self.err(f"{path}.loops", f"tile part {part} of {rank} is neither a loop of "
                                "the group nor spread across PEs",
                                hint=f"add {part} to loops (off-chip) or buffer_loops")
+
+    def levels(self, path: str, group: Group) -> None:
+        """``levels:`` names inner levels of the spec, tensors of the group and loop names."""
+        inner = [lv.name for lv in self.arch.inner]
+        used = {t for k in group.einsums for t in self.prob.infos[k].reads}
+        for name, lm in group.levels.items():
+            where = f"{path}.levels.{name}"
+            if name not in inner:
+                raise self.err(where, f"{self.arch.name} has no level {name!r} inside its buffer",
+                               hint="inner levels: " + (", ".join(inner) or "none (the spec has "
+                                                        "only off-chip memory and one buffer)"))
+            for t in lm.keep or ():
+                if t not in used:
+                    raise self.err(f"{where}.keep", f"the group's Einsums read no tensor {t}",
+                                   hint="tensors read: " + ", ".join(sorted(used)))
+            for loop in lm.loops:
+                self.loop_name(f"{where}.loops", loop)
 
     def keep(self, path: str, group: Group, tensors: set) -> None:
         levels = ["PE", self.arch.offchip.name] + ([self.arch.buffer.name] if self.arch.buffer else [])

@@ -12,12 +12,12 @@ from einsum_ir.errors import CascadeError
 from einsum_ir.yaml_io import load_yaml_mapping
 from einsum_ir.passes.pipeline import PassSpec
 
-from .mapping import AS_WRITTEN, MODES, EinsumMap, Group, Mapping
+from .mapping import AS_WRITTEN, MODES, EinsumMap, Group, LevelMap, Mapping
 
 TOP_FIELDS = ("cascade", "arch", "cascade_digest", "note", "pipeline", "sizes", "tiles", "einsums",
               "groups")
 GROUP_FIELDS = ("name", "einsums", "mode", "loops", "buffer_loops", "keep", "spill", "order",
-                "inplace")
+                "inplace", "levels")
 OLD_FORM_HINT = ("'form:' is the old, free-text record of the cascade form; record the pipeline "
                  "instead: 'pipeline: {name: as-written}', or 'pipeline: {name: one-pass, passes: "
                  "[{pass: online-softmax, tile_size: 256}]}' for a cascade mapped after the "
@@ -118,7 +118,22 @@ def _group(r: _Reader, node, i: int, einsums: dict, seen: set) -> Group:
         raise r.err(f"{path}.inplace", f"expected true or false, got {inplace!r}")
     return Group(str(node.get("name", f"g{i}")), names, mode, loops, buffer_loops,
                  {str(k): str(v) for k, v in keep.items()},
-                 {str(k): float(v) for k, v in spill.items()}, order, inplace)
+                 {str(k): float(v) for k, v in spill.items()}, order, inplace,
+                 _levels(r, node.get("levels"), f"{path}.levels"))
+
+
+def _levels(r: _Reader, value, path: str) -> dict:
+    """``levels: {spad: {keep: [A, B], loops: [K1]}}`` of a group (the inner levels' choices)."""
+    out = {}
+    for name, node in r.table(value, path, "inner level names to {keep, loops}").items():
+        where = f"{path}.{name}"
+        if not isinstance(node, dict):
+            raise r.err(where, "expected {keep: [TENSOR, ...], loops: [LOOP, ...]}")
+        r.fields(node, where, ("keep", "loops"))
+        keep = (r.names(node["keep"], f"{where}.keep", "tensor names") if "keep" in node
+                and node["keep"] is not None else None)
+        out[str(name)] = LevelMap(keep, r.names(node.get("loops"), f"{where}.loops", "loop names"))
+    return out
 
 
 def _pipeline(r: _Reader, value) -> tuple[str, tuple]:

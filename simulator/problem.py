@@ -1,25 +1,29 @@
 """A cascade at fixed sizes, prepared for the cost model: shapes, recurrences, work per Einsum.
 
-Counts come from :func:`einsum_ir.analysis.work.count_work` (exact under masks). Two choices of the
+Counts come from :func:`einsum_ir.analysis.work.existence_counts` (exact under masks). Two choices of the
 accelerator model are made here and documented in docs/accelerator.md:
 
 * A constant scale hoisted out of a contraction (``/ sqrt(E)``) is folded into an operand and costs
-  nothing on the array (the FuseMax artifact's cascades omit it).
+  nothing on the array (the FuseMax artifact's cascades omit it). Other work that does not use the
+  reduced indices is charged once per output point (``per_output``).
+* Functions are counted by name (``tanh``); a unit that does not price the name runs them as
+  ``other`` (:func:`einsum_ir.analysis.opclasses.resolve_named`).
 * Initial values of recurrences (``RM[...,0] = -inf``) are register initialisations, not work.
 """
 from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 
 from einsum_ir import analyze
 from einsum_ir.analysis.opclasses import einsum_profile
-from einsum_ir.analysis.work import count_work
+from einsum_ir.analysis.work import existence_counts
 from einsum_ir.ir import Role
 from einsum_ir.ir import Cascade, Einsum, Name, index_vars
 from einsum_ir.sizes import resolve_sizes
+from einsum_ir.support import refuse_unsupported
 
 from .fused import fused_patterns
 
@@ -40,6 +44,8 @@ class EinsumInfo:
     reads: dict  # tensor -> set of index variables used to read it
     carried: dict  # tensor -> True when read at the previous step of its recurrence
     final: set  # tensors whose final iterate is read (e.g. RNV[M1])
+    per_output: Counter = field(default_factory=Counter)  # op -> count per existing output point
+    out_points: int = 0  # existing output points
 
     @property
     def density(self) -> float:
@@ -92,40 +98,6 @@ class Problem:
         return self.cascade.output(tensor) is not None
 
 
-def _structural_sizes(cascade: Cascade, sizes: dict, cap: int = 2048) -> dict:
-    """Sizes at which masks are counted: ranks that no predicate or index expression involves are
-    dense (set to 1; they multiply every count alike), the others are kept, or scaled down by a
-    common factor when large (the density is then that of the scaled problem: exact for the
-    shapes of the examples up to a relative error of about 1/cap)."""
-    involved: set = set()
-    for e in cascade.einsums:
-        if e.where is not None:
-            involved |= {v.upper() for v in index_vars(e.where)}
-        for acc in (*e.reads(), e.output):
-            for idx in acc.indices:
-                vs = index_vars(idx)
-                if not isinstance(idx, Name) and vs:
-                    involved |= {v.upper() for v in vs}
-    for sp in cascade.splits:
-        if {sp.rank, sp.outer, sp.inner} & involved:
-            involved |= {sp.rank, sp.inner}
-            involved.discard(sp.outer)
-    decls = {d.name: d for d in cascade.sizes}
-    out = {}
-    big = max((sizes[r] for r in involved if r in decls), default=1)
-    factor = max(1, big // cap)
-    inner = {sp.inner for sp in cascade.splits}
-    for name, decl in decls.items():
-        if not decl.is_rank:
-            out[name] = sizes[name]
-        elif name in involved:
-            v = sizes[name]
-            out[name] = v // factor if (name not in inner and v >= cap and v % factor == 0) else v
-        else:
-            out[name] = 1
-    return out
-
-
 def _skip_empty_steps(infos: dict, recurrences: dict) -> dict:
     """A recurrence step where nothing from outside the recurrence exists (a fully masked key tile
     of a causal cascade) leaves the running state unchanged: the model does not run it. Einsums of
@@ -167,28 +139,20 @@ def _reads(einsum: Einsum, recurrences: dict):
     return reads, carried, final
 
 
-def _existing_points(cascade: Cascade, analysis, sizes: dict):
-    """Existing points per Einsum key: a function of the Einsum's variables and key."""
-    dense = all(e.where is None for e in cascade.einsums) and all(
-        sizes[sp.rank] % sizes[sp.inner] == 0 for sp in cascade.splits)
-    if dense:
-        # No predicate and no ragged split tail: every point exists (closed form, O(1) in sizes).
-        return lambda key, vars_: math.prod(sizes[v.upper()] for v in vars_)
-    scale = count_work(cascade, _structural_sizes(cascade, sizes), analysis=analysis)
-
-    def scaled(key, vars_):
-        full = math.prod(sizes[v.upper()] for v in vars_)
-        small = math.prod(scale.sizes[v.upper()] for v in vars_)
-        return round(full * scale.points.get(key, 0) / small) if small else 0
-    return scaled
+def _existing_points(analysis, sizes: dict):
+    """Existing points (``points``) and output points (``out_points``) per Einsum key: exact
+    under masks, split tails and reads past an extent (counted from regions where the masks
+    allow, whose cost does not grow with the sizes)."""
+    return existence_counts(analysis, sizes)
 
 
 def build_problem(cascade: Cascade, overrides: dict | None = None) -> Problem:
     analysis = analyze(cascade)
+    refuse_unsupported(cascade, "simulator", real=False, empty=False)
     known = {d.name for d in cascade.sizes}
     overrides = {k: v for k, v in (overrides or {}).items() if k in known}
     sizes = resolve_sizes(cascade, overrides)
-    points = _existing_points(cascade, analysis, sizes)
+    counted = _existing_points(analysis, sizes)
     recurrences = {t: (r.axis, r.var) for t, r in analysis.recurrences.items()}
     shapes = {t: tuple((a.rank, sizes[a.rank] + a.extra) for a in axes)
               for t, axes in analysis.shapes.items()}
@@ -197,12 +161,13 @@ def build_problem(cascade: Cascade, overrides: dict | None = None) -> Problem:
         if einsum.id.role is Role.INIT:
             continue
         key = str(einsum.id)
-        per_point, _per_output = einsum_profile(einsum)
+        per_point, per_output = einsum_profile(einsum, named=True, scale=False)
         vars_ = einsum.iteration_space
         dense = math.prod(sizes[v.upper()] for v in vars_)
         reads, carried, final = _reads(einsum, recurrences)
         infos[key] = EinsumInfo(key, einsum, per_point, fused_patterns(einsum.body),
-                                points(key, vars_), dense, reads, carried, final)
+                                counted.points.get(key, 0), dense, reads, carried, final,
+                                per_output, counted.out_points.get(key, 0))
     infos = _skip_empty_steps(infos, recurrences)
     order = tuple(infos)
     producer = {infos[k].einsum.name: k for k in order}

@@ -67,6 +67,7 @@ class GroupCost:
     bandwidth_cycles: float = 0.0  # words through the buffer over its ports (simulator.timing)
     bandwidth_level: str = ""  # the level with ports ("" = none declared)
     pe_utilization: dict = field(default_factory=dict)  # unit -> useful PE-cycles / (PEs x cycles)
+    levels: dict = field(default_factory=dict)  # inner level -> simulator.hierarchy.LevelUse
 
     @property
     def cycles(self) -> float:
@@ -92,6 +93,10 @@ class GroupCost:
         if self.bandwidth_level:  # only where the spec gives the buffer ports
             out["bandwidth_cycles"] = self.bandwidth_cycles
             out["bandwidth_level"] = self.bandwidth_level
+        if self.levels:  # only where the spec has levels inside the buffer
+            out["levels"] = {name: {"read_words": u.read, "write_words": u.write,
+                                    "footprint_bytes": u.footprint}
+                             for name, u in self.levels.items()}
         return out
 
 
@@ -147,6 +152,7 @@ class Report:
             lines.append(f"group {g.name} [{g.mode}]: {g.iterations:,} tiles, compute "
                          f"{g.compute_cycles:,.0f} / memory {g.memory_cycles:,.0f} cycles "
                          f"({g.bound}-bound), buffer {g.footprint / 2**20:.3f} MiB"
+                         + "".join(f", {n} {u.footprint:,.0f} B each" for n, u in g.levels.items())
                          + (f", PE util {pe}" if pe else ""))
         lines.append(f"{'einsum':8} {'unit':5} {'points':>18} {'busy cycles':>16} {'cyc/tile':>9} "
                      f"{'energy J':>10}")

@@ -6,16 +6,25 @@ ERT in an ``ERT:`` section or a separate file) becomes the plain data of a nativ
 
 * the outermost storage (DRAM) is the off-chip level: bandwidth from ``shared_bandwidth`` or
   ``read_bandwidth`` (words per cycle), an access of ``width`` bits, read/write pJ from the ERT;
-* the first storage outside every spatial fan-out (the global buffer) is the on-chip level;
+* the first storage outside every spatial fan-out (the global buffer) is the on-chip buffer,
+  the storages after it outside every fan-out are shared levels inside it;
 * each compute component (class ``*mac*``/``compute``) is a unit whose PE dims are the fan-outs
   above it (``meshY`` rows x ``meshX`` columns); its ERT ``compute`` energy prices a MAC, and the
   unit also performs ``mul`` and ``add`` at that price. Timeloop has no other operations; a
   component's ``cascade_ops`` attribute (Timeloop ignores attributes it does not use) adds them as
   a number of MACs each, e.g. ``{max: 1, exp: 6, div: 8}``;
-* storages inside a fan-out (per-PE scratchpads) are folded into the unit's ``register_file``.
+* storages inside a fan-out are levels local to the compute component after them: one per PE
+  (``per: pe``, as many instances as PEs) or one per row (``per: row``); the storages of one
+  ``!Parallel`` branch (Eyeriss's ifmap, filter and psum scratchpads side by side) are one level
+  with their capacities added (Cascade's tensors are not Timeloop's dataspaces, so which
+  scratchpad holds which tensor is the mapping's choice). A storage with another instance count
+  (one per group of PEs) is folded into the unit's ``register_file``;
+* an on-chip storage's ``shared_bandwidth`` or ``read_bandwidth``/``write_bandwidth`` (words per
+  cycle per instance) becomes its level's ``ports`` x ``port_bytes`` (:mod:`simulator.timing`),
+  reads and writes pooled.
 
-What Cascade's model does not have (more on-chip levels, keep/bypass constraints, networks and
-multicast, a missing clock or DRAM bandwidth) is reported in :attr:`ImportedSpec.notes`, and by
+What Cascade's model does not have (keep/bypass constraints, networks, a missing clock or DRAM
+bandwidth) is reported in :attr:`ImportedSpec.notes`, and by
 :func:`load_timeloop_arch` as one :class:`ArchImportWarning`; a design that cannot be represented
 at all is a :class:`CascadeError` naming the file and the field path.
 """
@@ -36,6 +45,7 @@ from einsum_ir.spec_fields import Quantity, SpecFile
 from .fused import FUSED_OPS
 from .spec_expr import evaluate
 from .timeloop_ert import EnergyTable, read_art, read_ert
+from .timeloop_levels import LevelBuilder, _whole
 from .timeloop_tree import Leaf, TreeReader
 from .timeloop_yaml import load_timeloop_yaml
 
@@ -43,14 +53,9 @@ TOP_KEYS = ("architecture", "ERT", "ART", "variables")
 IGNORED_TOP = ("problem", "mapper", "mapping", "mapspace", "globals", "components", "constraints",
                "sparse_optimizations")
 BITS = Quantity(1, 512, "bits", integer=True)
-WIDTH_BITS = Quantity(1, 2 ** 23, "bits")
-WORDS = Quantity(1, 2 ** 60, "words")
-KB = Quantity(0, 2 ** 50, "KiB", positive=True)
-WORDS_PER_CYCLE = Quantity(0, 2 ** 30, "words/cycle", positive=True)
 CYCLE_S = Quantity(1e-11, 1, "s", positive=True)
 MACS_PER_OP = Quantity(0, 1e6, "MACs", positive=True)
 DEFAULT_CYCLE_S = 1e-9  # Timeloop/Accelergy's default global_cycle_seconds
-READ, WRITE = ("read",), ("write", "update", "fill")
 COMPUTE = ("compute", "mac_random", "mac_reused", "mac")
 
 
@@ -162,7 +167,7 @@ def _variables(spec: SpecFile, node, overrides: Mapping[str, float] | None) -> d
     return env
 
 
-class _Builder:
+class _Builder(LevelBuilder):
     """Maps the flattened leaves onto units, two levels, actions and areas."""
 
     def __init__(self, reader: TreeReader, ert: EnergyTable, art: dict, name: str):
@@ -187,11 +192,15 @@ class _Builder:
             (shared if s.instances == 1 else per_pe).append(s)
         self.clock_hz = self._clock()
         self.word_bits = self._word_bits(offchip, shared, computes)
-        levels = [self._offchip(offchip)] + ([self._buffer(shared[0])] if shared else [])
-        self._note_dropped(shared, leaves)
+        levels = [self._offchip(offchip)] + [self._buffer(s, i == 0) for i, s in enumerate(shared)]
+        self._note_dropped(leaves)
         actions = {c.name: self.ert.energy(self.r, c.name, c.path, COMPUTE) for c in computes}
-        units = [self._unit(c, [s for s in per_pe if _owner(s, computes, leaves) is c])
-                 for c in computes]
+        units = []
+        for c in computes:
+            mine = [s for s in per_pe if _owner(s, computes, leaves) is c]
+            local, folded = self._local_levels(c, mine) if shared else ([], mine)
+            levels += local
+            units.append(self._unit(c, folded))
         return {"name": self.name, "kind": "accelerator",
                 "description": f"{self.name}: imported from a Timeloop v0.4 design",
                 "provenance": f"Timeloop v0.4 architecture {self.r.file} with its Accelergy ERT"
@@ -230,95 +239,15 @@ class _Builder:
                               f"{math.ceil(bits / 8)} bytes")
         return bits
 
-    # -- levels
-
-    def _access_bytes(self, leaf: Leaf) -> int:
-        width = self.r.leaf_number(leaf, "width", WIDTH_BITS) or self.r.leaf_number(
-            leaf, "memory_width", WIDTH_BITS)
-        if width is None:
-            block = self.r.leaf_number(leaf, "block_size", WORDS) or 1
-            width = block * (self._bits(leaf) or self.word_bits)
-        if width % 8:
-            self.notes.append(f"{leaf.name}: an access of {width:g} bits counted as "
-                              f"{math.ceil(width / 8)} bytes")
-        return max(1, math.ceil(width / 8))
-
-    def _bandwidth(self, leaf: Leaf) -> float | None:
-        """Bytes per second from words per cycle (``shared_bandwidth``, else ``read_bandwidth``)."""
-        for key in ("shared_bandwidth", "read_bandwidth"):
-            words = self.r.leaf_number(leaf, key, WORDS_PER_CYCLE)
-            if words is not None:
-                written = self.r.leaf_number(leaf, "write_bandwidth", WORDS_PER_CYCLE)
-                if key == "read_bandwidth" and written not in (None, words):
-                    self.notes.append(f"{leaf.name}: one bandwidth for reads and writes "
-                                      "(read_bandwidth)")
-                return _whole(words * (self._bits(leaf) or self.word_bits) / 8 * self.clock_hz)
-        return None
-
-    def _energies(self, leaf: Leaf) -> tuple:
-        return (self.ert.energy(self.r, leaf.name, leaf.path, READ),
-                self.ert.energy(self.r, leaf.name, leaf.path, WRITE))
-
-    def _offchip(self, leaf: Leaf) -> dict:
-        if leaf.instances != 1:
-            raise self.r.err(f"{leaf.path}.spatial", f"the outermost storage {leaf.name!r} (the "
-                             f"off-chip level) has {leaf.instances} instances",
-                             hint="Cascade models one off-chip memory outside every fan-out")
-        access = self._access_bytes(leaf)
-        bandwidth = self._bandwidth(leaf)
-        if bandwidth is None:
-            bandwidth = _whole(access * self.clock_hz)
-            self.notes.append(f"{leaf.name}: no shared_bandwidth/read_bandwidth: one {access}-byte "
-                              f"access per cycle ({bandwidth / 2**30:.3g} GiB/s)")
-        read, write = self._energies(leaf)
-        return {"name": leaf.name, "bandwidth": bandwidth, "access_bytes": access,
-                "read_pJ": read, "write_pJ": write}
-
-    def _capacity(self, leaf: Leaf) -> float:
-        """Bytes: depth x width, entries x datawidth, or sizeKB."""
-        a = self.r.leaf_number
-        depth = a(leaf, "depth", WORDS) or a(leaf, "memory_depth", WORDS)
-        width = a(leaf, "width", WIDTH_BITS) or a(leaf, "memory_width", WIDTH_BITS)
-        entries = a(leaf, "entries", WORDS)
-        size_kb = a(leaf, "sizeKB", KB)
-        if depth is not None and width is not None:
-            bits = depth * width
-        elif entries is not None:
-            bits = entries * (self._bits(leaf) or self.word_bits)
-        elif size_kb is not None:
-            bits = size_kb * 1024 * 8
-        else:
-            raise self.r.err(f"{leaf.path}.attributes.depth", "missing required field (an on-chip "
-                             "storage needs depth and width, entries, or sizeKB)")
-        if math.isinf(bits):
-            raise self.r.err(f"{leaf.path}.attributes", f"{leaf.name} is on chip but unbounded (INF)",
-                             hint="only the outermost storage (DRAM) may be unbounded")
-        return bits // 8 if float(bits).is_integer() and bits % 8 == 0 else bits / 8
-
-    def _buffer(self, leaf: Leaf) -> dict:
-        level = {"name": leaf.name, "capacity": self._capacity(leaf),
-                 "access_bytes": self._access_bytes(leaf)}
-        level["read_pJ"], level["write_pJ"] = self._energies(leaf)
-        bandwidth = self._bandwidth(leaf)
-        if bandwidth is not None:
-            level["bandwidth"] = bandwidth
-            self.notes.append(f"{leaf.name}: bandwidth recorded; the model does not limit on-chip "
-                              "bandwidth")
-        return level
-
-    def _note_dropped(self, shared: list, leaves: list) -> None:
-        if len(shared) > 1:
-            self.notes.append("on-chip storages " + ", ".join(s.name for s in shared[1:])
-                              + f" not modelled: Cascade has DRAM and one on-chip buffer "
-                              f"({shared[0].name})")
+    def _note_dropped(self, leaves: list) -> None:
         constrained = [lf.name for lf in leaves if lf.constrained]
         if constrained:
             self.notes.append("constraints of " + ", ".join(constrained) + " (keep/bypass, loop "
                               "factors) not imported: Cascade's mapper decides what each level keeps")
         networks = [lf.name for lf in leaves if lf.kind == "network" or lf.networks]
         if networks:
-            self.notes.append("networks of/at " + ", ".join(networks) + " not modelled (no NoC or "
-                              "multicast energy or latency)")
+            self.notes.append("networks of/at " + ", ".join(networks) + " not modelled (no NoC "
+                              "energy or latency; local levels' fills are multicast)")
 
     # -- units and area
 
@@ -387,11 +316,6 @@ def _owner(spad: Leaf, computes: list, leaves: list) -> Leaf:
     """The compute component a per-PE storage feeds: the first one after it in the tree."""
     after = leaves[leaves.index(spad):]
     return next((c for c in after if c in computes), computes[-1])
-
-
-def _whole(x: float):
-    """An integral float as an int (so a written spec reads 200000000, not 200000000.0)."""
-    return int(x) if float(x).is_integer() and abs(x) < 2 ** 63 else x
 
 
 def _hz(cycle_seconds: float) -> float:

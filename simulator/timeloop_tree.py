@@ -43,6 +43,7 @@ class Leaf:
     fanouts: tuple  # (leaf name, meshX, meshY) of every leaf above with a spatial fan-out
     constrained: bool  # declares constraints (keep/bypass, factors) the importer drops
     networks: bool  # a container declaring networks (not modelled)
+    parallel: str = ""  # the path of the !Parallel branch it is a child of ("" if none)
 
     @property
     def instances(self) -> int:
@@ -54,6 +55,7 @@ class _State:
     mesh: tuple = (1, 1)
     fanouts: tuple = ()
     inherited: tuple = ()  # (key, value) pairs of container attributes
+    parallel: str = ""  # the !Parallel branch being walked
 
 
 class TreeReader(SpecFile):
@@ -84,8 +86,9 @@ class TreeReader(SpecFile):
                     self.notes.append(f"{path}: !Pipelined read as !Hierarchical (the model has "
                                       "no pipelined branches)")
                 return self.walk(body["nodes"], f"{path}.nodes", state)
+            inside = _State(state.mesh, state.fanouts, state.inherited, path)
             for j, child in enumerate(body["nodes"] if isinstance(body["nodes"], list) else []):
-                self._node(child, f"{path}.nodes[{j}]", state)
+                self._node(child, f"{path}.nodes[{j}]", inside)
             if not isinstance(body["nodes"], list):
                 self.walk(body["nodes"], f"{path}.nodes", state)  # reports the type
             return state
@@ -107,9 +110,10 @@ class TreeReader(SpecFile):
             return state
         merged = {**dict(state.inherited), **attrs}
         self.leaves.append(Leaf(kind, name, cls, path, node.line, merged, mesh, fanouts,
-                                bool(body.get("constraints")), bool(body.get("networks"))))
+                                bool(body.get("constraints")), bool(body.get("networks")),
+                                state.parallel))
         inherited = state.inherited + tuple(attrs.items()) if kind == "container" else state.inherited
-        return _State(mesh, fanouts, inherited)
+        return _State(mesh, fanouts, inherited, state.parallel)
 
     def _spatial(self, body: dict, path: str, name: str, state: _State) -> tuple:
         spatial = self.mapping(body.get("spatial") or {}, f"{path}.spatial", "{meshX: 14, meshY: 12}")

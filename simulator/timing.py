@@ -27,9 +27,10 @@ every spread rank stays in the PEs while the others stream). ``exposed`` (defaul
 first loads that operand, one array row per cycle (``R`` cycles), as SCALE-Sim's weight- and
 input-stationary arrays do; ``hidden``: it is double-buffered and loaded behind the previous pass.
 
-**On-chip bandwidth** (``levels[1].ports`` and ``levels[1].port_bytes``): the buffer moves at most
-``ports x port_bytes / word_bytes`` words a cycle, so a group takes at least its buffer words read
-and written over that rate; the report says ``bandwidth``-bound when this bound decides.
+**On-chip bandwidth** (``levels[i].ports`` and ``levels[i].port_bytes``, ``i >= 1``): an on-chip
+level moves at most ``ports x port_bytes / word_bytes`` words a cycle (per instance, for a level
+inside the buffer), so a group takes at least its words read and written there over that rate;
+the report says ``bandwidth``-bound when this bound decides, and names the level.
 """
 from __future__ import annotations
 
@@ -89,9 +90,9 @@ def read_level_ports(ctx, node: dict, path: str, index: int) -> tuple:
     given = [k for k in ("ports", "port_bytes") if k in node]
     if not given:
         return None, None
-    if index != 1:
-        raise ctx.err(join_path(path, given[0]), "only the on-chip buffer (levels[1]) has counted "
-                      "traffic to bound", hint="declare ports and port_bytes on levels[1]")
+    if index == 0:
+        raise ctx.err(join_path(path, given[0]), "only the on-chip buffer and the levels inside "
+                      "it have ports (the off-chip level is bounded by its bandwidth)", hint="declare ports and port_bytes on an on-chip level")
     if len(given) == 1:
         other = "port_bytes" if given[0] == "ports" else "ports"
         raise ctx.err(join_path(path, other), f"missing required field (with {given[0]}: the "
@@ -182,22 +183,26 @@ def passes(info, loops, loop_names: tuple, dims: list, flow: Dataflow, sizes: di
     return count * info.density
 
 
+def einsum_fill(prob, key: str, unit, spatial, loops, loop_names: tuple) -> float:
+    """Cycles of fill and drain Einsum ``key`` adds on ``unit`` with the spatial ranks
+    ``spatial``, in a group looping over ``loop_names`` (0 with ``none``). The one formula: the
+    model charges it per Einsum, the mapper's evaluator per Einsum and capable unit."""
+    mode = unit.timing.fill_drain
+    if mode == "none":
+        return 0.0
+    info = prob.infos[key]
+    extra, flow, dims = fill_per_pass(info, unit, spatial, loops, prob.sizes)
+    count = 1.0 if mode == "per_group" else passes(info, loops, loop_names, dims, flow, prob.sizes)
+    return extra * count
+
+
 def fill_drain_cycles(prob, arch, mapping, loops, group, costs: dict) -> dict:
-    """Cycles of fill and drain each Einsum of ``group`` adds on its unit (0 with ``none``)."""
-    out = {}
-    for key, cost in costs.items():
-        unit = arch.unit(cost.unit)
-        mode = unit.timing.fill_drain
-        if mode == "none" or not cost.cycles:
-            out[key] = 0.0
-            continue
-        info = prob.infos[key]
-        extra, flow, dims = fill_per_pass(info, unit, mapping.einsums[key].spatial, loops,
-                                          prob.sizes)
-        count = 1.0 if mode == "per_group" else passes(
-            info, loops, group.loops + group.buffer_loops, dims, flow, prob.sizes)
-        out[key] = extra * count
-    return out
+    """Cycles of fill and drain each Einsum of ``group`` adds on its unit (0 with ``none``, and
+    for an Einsum that keeps its unit no cycle busy)."""
+    names = group.loops + group.buffer_loops
+    return {key: einsum_fill(prob, key, arch.unit(cost.unit), mapping.einsums[key].spatial, loops,
+                             names) if cost.cycles else 0.0
+            for key, cost in costs.items()}
 
 
 def with_fill(costs: dict, fill: dict, n_iter: int) -> dict:
@@ -206,11 +211,29 @@ def with_fill(costs: dict, fill: dict, n_iter: int) -> dict:
             if fill[k] else c for k, c in costs.items()}
 
 
-def bandwidth_bound(arch, glb_read: float, glb_write: float) -> tuple:
-    """(cycles the buffer's ports need for the words read and written, the level's name), or
-    (0, "") when the buffer declares no ports."""
+def port_cycles(arch, glb_read, glb_write, inner: dict | None = None) -> list:
+    """(cycles, level name) of every on-chip level that declares ports: its words over the
+    ``ports x port_bytes`` bytes it moves a cycle (per instance for an inner level, whose words
+    are spread evenly over its instances; ``inner``: name -> simulator.hierarchy.LevelUse).
+    Numbers or arrays over bindings (the mapper's evaluator)."""
+    out = []
     buf = arch.buffer
-    if buf is None or buf.ports is None:
-        return 0.0, ""
-    words_per_cycle = buf.ports * buf.port_bytes / arch.word_bytes
-    return (glb_read + glb_write) / words_per_cycle, buf.name
+    if buf is not None and buf.ports is not None:
+        out.append(((glb_read + glb_write) / (buf.ports * buf.port_bytes / arch.word_bytes),
+                    buf.name))
+    for lv in arch.inner:
+        if lv.ports is not None and inner:
+            use = inner[lv.name]
+            out.append(((use.read + use.write) / lv.instances
+                        / (lv.ports * lv.port_bytes / arch.word_bytes), lv.name))
+    return out
+
+
+def bandwidth_bound(arch, glb_read: float, glb_write: float, inner: dict | None = None) -> tuple:
+    """(cycles the busiest ported level needs for its words, that level's name), or (0, "")
+    when no on-chip level declares ports (:func:`port_cycles`)."""
+    best = (0.0, "")
+    for cycles, name in port_cycles(arch, glb_read, glb_write, inner):
+        if cycles > best[0] or not best[1]:
+            best = (cycles, name)
+    return best

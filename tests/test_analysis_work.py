@@ -193,7 +193,7 @@ def _int(expr, point, env):
 
 def _brute_exists(expr, point, env, shape, inputs, exists):
     """Whether ``expr`` exists at ``point`` by the union/intersection rules."""
-    from einsum_ir.ir import Access, Binary, Name, Num, Unary
+    from einsum_ir.ir import Access, Binary, Name, Num, Unary, index_vars
 
     def ex(e):
         return _brute_exists(e, point, env, shape, inputs, exists)
@@ -211,7 +211,10 @@ def _brute_exists(expr, point, env, shape, inputs, exists):
         if expr.op in ("and", "or"):
             return True
         a, b = ex(expr.lhs), ex(expr.rhs)
-        return (a or b) if expr.op in ("+", "max", "min") else (a and b)
+        if expr.op in ("+", "-"):  # an operand lacking the other's indices adds no points
+            va, vb = set(index_vars(expr.lhs)), set(index_vars(expr.rhs))
+            return (a or b) if va == vb else a if va > vb else b if vb > va else (a and b)
+        return (a or b) if expr.op in ("max", "min") else (a and b)
     parts = [ex(a) for a in expr.args]
     if len(parts) == 2 and expr.func in ("max", "min"):
         return any(parts)

@@ -48,7 +48,7 @@ def _raw(name="fusemax"):
     (lambda d: d["levels"][1].__setitem__("capacity", "glb_bytes * 0"), "x.yaml: levels[1].capacity: expected a positive number"),
     (lambda d: d["levels"][1].pop("capacity"), "x.yaml: levels[1].capacity: missing required field"),
     (lambda d: d["units"][0]["ops"]["exp"].__setitem__("cycles", "six"), "x.yaml: units[0].ops.exp.cycles: unknown variable 'six'"),
-    (lambda d: d["units"][0]["ops"].__setitem__("sqrt", {"cycles": 1, "actions": {"mac": 1}}), "x.yaml: units[0].ops.sqrt: unknown operation class"),
+    (lambda d: d["units"][0]["ops"].__setitem__("sqrtt", {"cycles": 1, "actions": {"mac": 1}}), "x.yaml: units[0].ops.sqrtt: unknown operation class"),
     (lambda d: d["units"][1]["ops"]["div"]["actions"].__setitem__("divide", 1), "x.yaml: units[1].ops.div.actions.divide: no energy for action"),
     (lambda d: d["units"][0].__setitem__("dims", [256, 0]), "x.yaml: units[0].dims[1]: expected a positive integer"),
     (lambda d: d.__setitem__("clock", 1e9), "x.yaml: clock: unknown field"),

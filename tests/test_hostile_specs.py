@@ -202,7 +202,8 @@ def test_gpu_fields_accept_expressions():
 
 def test_unknown_name_and_builtin_paths_in_messages():
     _refused(lambda: resolve_arch("nope"), "--arch nope: no such file and no built-in architecture",
-             "built-in architectures: cascade_ablation, edge, eyeriss, flat, fusemax, tpu_v1, unfused")
+             "built-in architectures: cascade_ablation, edge, eyeriss, eyeriss_spad, flat, fusemax, tpu_v1, "
+             "unfused")
     _refused(lambda: resolve_arch("fusemax", {"pe_dim": -3}),
              "error: examples/archs/fusemax.yaml: units[0].dims[0]: expected a positive integer, "
              "got 'pe_dim' (= -3)")

@@ -29,8 +29,9 @@ CASES = [
      "index m is both kept in the output and reduced", 4, 1),
     ("nested reduction", "S[b,p,m] = exp(sum[e] Q[b,p,e] * K[b,m,e])", "unexpected 'Q'", 4, 23),
     ("assignment in predicate", "S[b,p,m] = sum[e] Q[b,p,e] * K[b,m,e] where m = p", "unexpected '='", 4, 47),
-    ("predicate reads tensor", "S[b,p,m] = sum[e] Q[b,p,e] * K[b,m,e] where Q[b,p,0] > 0",
-     "cannot read tensors", 4, 45),
+    # a predicate may compare tensor values (a data-dependent mask), of tensors that exist
+    ("predicate reads an unknown tensor", "S[b,p,m] = sum[e] Q[b,p,e] * K[b,m,e] where Z[b,p,0] > 0",
+     "unknown tensor 'Z'", 4, 45),
     ("input redefined", "Q[b,p,e] = 1\nS[b,p,m] = sum[e] Q[b,p,e] * K[b,m,e]",
      "Q is an input and cannot be defined here", 4, 1),
     ("function arity", "S[b,p,m] = sum[e] exp(Q[b,p,e], 2) * K[b,m,e]", "exp takes 1 argument(s), got 2", 4, 19),

@@ -1,5 +1,6 @@
 """Timeloop v0.4 / Accelergy designs import into Cascade specs and simulate; what the model lacks is
 a warning, what it cannot represent a located error; the Eyeriss and TPU v1 built-ins load."""
+import dataclasses
 import json
 from pathlib import Path
 
@@ -46,14 +47,17 @@ def test_sample_maps_onto_units_levels_and_energies():
     assert unit.name == "mac" and unit.dims == (12, 14) and unit.pes == 168
     assert unit.ops["mac"].actions == {"mac": 1} and arch.actions == {"mac": MAC_PJ}
     assert unit.ops["exp"].cycles == 6 and unit.ops["div"].actions == {"mac": 8}  # cascade_ops
-    dram, glb = arch.levels
+    dram, glb, spad = arch.levels  # the per-PE scratchpads keep their level
     assert (dram.name, dram.capacity, dram.access_bytes, dram.read_pJ) == ("DRAM", None, 8, 512)
+    assert (spad.name, spad.per, spad.unit, spad.instances) == (
+        "ifmap_spad+weights_spad+psum_spad", "pe", "mac", 168)
+    assert spad.capacity == (12 + 224 + 24) * 2 and unit.register_file is None
     assert dram.bandwidth == 4 * 2 * 200e6  # 4 words of 16 bits per cycle
     assert glb.name == "shared_glb" and glb.capacity == 108 * 1024 and glb.access_bytes == 8
     assert (glb.read_pJ, glb.write_pJ) == (56.092, 56.716)  # the largest argument set
     for folded in ("constraints of shared_glb, ifmap_spad, weights_spad, psum_spad",
-                   "per-PE storages ifmap_spad, weights_spad, psum_spad folded into mac's "
-                   "register_file (260 words)", "no ART: area is 0",
+                   "ifmap_spad+weights_spad+psum_spad: a level per PE of mac (168 instances) (one "
+                   "!Parallel branch: one level, capacities added", "no ART: area is 0",
                    "shared_glb.read: 2 argument sets, the largest energy (56.092 pJ)"):
         assert folded in warning
 
@@ -64,9 +68,10 @@ def test_sample_simulates_attention_with_the_erts_mac_energy(capsys):
     report = json.loads(out)
     macs = sum(n * MACS_PER_OP[op] for e in report["per_einsum"] for op, n in e["ops"].items())
     assert report["energy_breakdown_J"]["compute"] == pytest.approx(macs * MAC_PJ * 1e-12)
-    # the folded scratchpads are charged as per-PE register files (the ERT's spad energies)
-    assert set(report["energy_breakdown_J"]) == {"compute", "DRAM", "shared_glb", "register_files"}
-    assert report["energy_breakdown_J"]["register_files"] > 0
+    # the scratchpads are a level of their own (the ERT's spad energies per access)
+    spad = "ifmap_spad+weights_spad+psum_spad"
+    assert set(report["energy_breakdown_J"]) == {"compute", "DRAM", "shared_glb", spad}
+    assert set(report["traffic"]) == {"DRAM", "shared_glb", spad}
     assert report["traffic"]["DRAM"] > 0 and report["latency_s"] > 0
     assert max(e["pes_used"] for e in report["per_einsum"]) > 1  # spread over the PE array
     assert err.startswith("warning: ") and "imported from Timeloop v0.4" in err
@@ -87,8 +92,8 @@ def test_import_arch_writes_a_native_spec_that_loads_the_same(capsys, tmp_path):
     code, out, err = _cli(capsys, "import-arch", SAMPLE, "-o", out_file)
     assert code == 0, err
     assert out.startswith(f"wrote {out_file}: eyeriss_like, units mac 12x14; levels DRAM, "
-                          "shared_glb 108 KiB; 200 MHz")
-    assert "warning: per-PE storages" in err
+                          "shared_glb 108 KiB, ifmap_spad+weights_spad+psum_spad ")
+    assert "warning: ifmap_spad+weights_spad+psum_spad: a level per PE" in err
     text = out_file.read_text()
     assert text.startswith("# Imported from the Timeloop v0.4 design") and "#   no ART" in text
     native = load_arch(out_file)  # a native spec: no warning, the same architecture
@@ -196,7 +201,9 @@ def test_deeper_hierarchies_say_what_is_folded_and_dropped(tmp_path):
     path.write_text(DEEP)
     imported = import_timeloop_file(path)
     notes = "\n".join(imported.notes)
-    assert "on-chip storages L2 not modelled: Cascade has DRAM and one on-chip buffer (GlobalBuffer)" in notes
+    assert "not modelled: Cascade has DRAM and one" not in notes  # L2: a level inside the buffer
+    assert "L2: no ERT table: energies and area from its capacity and width" in notes
+    assert [lv["name"] for lv in imported.spec["levels"]] == ["MainMemory", "GlobalBuffer", "L2"]
     assert "networks of/at PE not modelled" in notes
     assert "vmac: fan-outs PE (4) x lane (8) flattened into one array of dims [2, 16]" in notes
     assert "no global_cycle_seconds: the clock is Timeloop's default 1 GHz" in notes
@@ -229,3 +236,75 @@ def test_builtin_specs_simulate_attention(capsys, arch):
     assert code == 0, err
     report = json.loads(out)
     assert report["arch"] == arch and report["energy_J"] > 0 and report["area_mm2"] > 0
+
+
+PORTED = """architecture:
+  version: 0.4
+  nodes:
+  - !Component {name: DRAM, class: DRAM, attributes: {width: 64, datawidth: 16, shared_bandwidth: 4}}
+  - !Component {name: GLB, class: SRAM, attributes: {depth: 4096, width: 64, datawidth: 16,
+                                                     read_bandwidth: RB, write_bandwidth: 2}}
+  - !Component {name: L2, class: SRAM, attributes: {depth: 512, width: 64, datawidth: 16,
+                                                    shared_bandwidth: 1.25}}
+  - !Container {name: PE, spatial: {meshX: 4, meshY: 4}}
+  - !Parallel
+    nodes:
+    - !Component {name: wspad, class: regfile, attributes: {depth: 16, width: 16, datawidth: 16,
+                                                            shared_bandwidth: 1}}
+    - !Component {name: ospad, class: regfile, attributes: {depth: 16, width: 16, datawidth: 16,
+                                                            shared_bandwidth: 2}}
+  - !Component {name: mac, class: intmac, attributes: {datawidth: 16}}
+ERT:
+  tables:
+  - {name: DRAM, actions: [{name: read, energy: 100}, {name: write, energy: 100}]}
+  - {name: GLB, actions: [{name: read, energy: 6}, {name: write, energy: 6}]}
+  - {name: mac, actions: [{name: compute, energy: 1}]}
+"""
+
+
+@pytest.mark.parametrize("read_bw, ports, port_bytes", [(2, 2, 4), (6, 1, 16)])
+def test_on_chip_bandwidth_becomes_ports(tmp_path, read_bw, ports, port_bytes):
+    """Timeloop's on-chip bandwidth (words of 16 bits per cycle, per instance) is the levels'
+    ports: read and write pooled (two ports where they are equal), ``shared_bandwidth`` one
+    port (2.5 bytes rounded up to 3), a ``!Parallel`` branch its storages' ports together."""
+    path = tmp_path / "ported.yaml"
+    path.write_text(PORTED.replace("RB", str(read_bw)))
+    imported = import_timeloop_file(path)
+    levels = {lv["name"]: lv for lv in imported.spec["levels"]}
+    assert (levels["GLB"]["ports"], levels["GLB"]["port_bytes"]) == (ports, port_bytes)
+    assert (levels["L2"]["ports"], levels["L2"]["port_bytes"]) == (1, 3)
+    spads = levels["wspad+ospad"]
+    assert spads["ports"] * spads["port_bytes"] == (1 + 2) * 2
+    assert "ports" not in levels["DRAM"] and levels["DRAM"]["bandwidth"] == 4 * 2 * 1e9
+    notes = "\n".join(imported.notes)
+    assert "does not limit on-chip bandwidth" not in notes
+    assert f"GLB: read_bandwidth and write_bandwidth ({read_bw} and 2 words/cycle) pooled" in notes
+    assert "L2: 2.5 bytes per port and cycle rounded up to 3" in notes
+    arch = load_arch(path)
+    assert arch.buffer.ports == ports and arch.buffer.port_bytes == port_bytes
+
+
+def test_imported_ports_bound_a_simulation(tmp_path):
+    """The imported ports limit a simulation: a 16 x 16 x 64 GEMM, output-stationary on the 4 x 4
+    array with every tile resident and the inner levels keeping nothing, reads 8 operand words a
+    cycle from the buffer, whose 2 read and 2 write words a cycle (two 4-byte ports) make it
+    bandwidth-bound; the Eyeriss-like sample's buffer gets two 32-byte ports."""
+    from einsum_ir import loads
+    from mapper.builders import single_group
+    from simulator.cost import simulate
+    from simulator.mapping import LevelMap
+
+    assert (_sample_arch()[0].buffer.ports, _sample_arch()[0].buffer.port_bytes) == (2, 32)
+    path = tmp_path / "ported.yaml"
+    path.write_text(PORTED.replace("RB", "2"))
+    arch = load_arch(path)
+    gemm = loads("rank M = 16, N = 16, K = 64\ninput A[m,k], B[k,n]\noutput C[m,n]\n"
+                 "C[m,n] = sum[k] A[m,k] * B[k,n]\n")
+    m = single_group(["C"], {"C": "mac"}, {"mac": ["M0", "N0"]},
+                     tiles={"M": {"M0": 4}, "N": {"N0": 4}}, loops=(), buffer_loops=("M1", "N1"))
+    nothing = {"L2": LevelMap(()), "wspad+ospad": LevelMap(())}
+    m = dataclasses.replace(m, groups=(dataclasses.replace(m.groups[0], levels=nothing),))
+    g = simulate(gemm, arch, m).groups[0]
+    assert g.compute_cycles == 1024 and g.glb_read + g.glb_write == 8 * 1024 + 2 * 16 * 64
+    assert g.bandwidth_level == "GLB" and g.bandwidth_cycles == (8 * 1024 + 2 * 16 * 64) / 4
+    assert g.bound == "bandwidth" and g.cycles == g.bandwidth_cycles

@@ -16,6 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CODE = ("einsum_ir", "mapper", "simulator", "backends", "cascade_cli")
 DATA = {"archs": "*.yaml", "gpus": "*.yaml", "attention": "*.ein"}
+EXAMPLES = {**DATA, "sweeps": "*.yaml"}  # the built-ins, and example files that are not built-ins
 # not part of a build: version control, environments, caches, earlier builds
 SKIP = shutil.ignore_patterns(".git", ".venv", "venv", "build", "dist", "*.egg-info", "__pycache__",
                               ".pytest_cache", ".hypothesis", ".whl", "out")
@@ -31,7 +32,7 @@ def test_every_package_and_data_folder_is_declared():
     """The package list is explicit (the data package is renamed); a new subpackage must join it."""
     on_disk = {".".join(p.parent.relative_to(ROOT).parts) for top in CODE
                for p in (ROOT / top).rglob("__init__.py")}
-    on_disk |= {"cascade_examples"} | {f"cascade_examples.{folder}" for folder in DATA}
+    on_disk |= {"cascade_examples"} | {f"cascade_examples.{folder}" for folder in EXAMPLES}
     assert set(_declared_packages()) == on_disk
     from einsum_ir.resources import BuiltinKind
 
@@ -82,7 +83,7 @@ def installed(tmp_path_factory):
 @pytest.mark.slow
 def test_wheel_contains_the_code_and_the_builtins(installed):
     names = set(zipfile.ZipFile(installed[2]).namelist())
-    for folder, pattern in DATA.items():
+    for folder, pattern in EXAMPLES.items():
         files = sorted((ROOT / "examples" / folder).glob(pattern))
         assert files and {f"cascade_examples/{folder}/{f.name}" for f in files} <= names
     modules = {p.relative_to(ROOT).as_posix() for top in CODE for p in (ROOT / top).rglob("*.py")}

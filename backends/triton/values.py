@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from einsum_ir.errors import CascadeError
+from einsum_ir.exprs import coverage
 from einsum_ir.ir import Access, Binary, Call, Expr, Name, Num, Unary
 
 from .kernel import KernelGen
@@ -168,8 +169,10 @@ class ValueGen(KernelGen):
                 return const_tile(_const_binary(op, a.const, b.const))
             except (ZeroDivisionError, ValueError, OverflowError):
                 pass
-        if op in _UNION:
-            return self._union(op, a, b, axes)
+        cover = coverage(node.lhs, node.rhs) if isinstance(node, Binary) and op in ("+", "-") \
+            else (True, True)
+        if op in _UNION or (op == "-" and self._needs_union(a, b, cover)):
+            return self._union(op, a, b, axes, cover)
         terms = a.terms | b.terms
         ninf = a.ninf_terms if (a.ninf_terms and op == "-" and not b.may_inf
                                 and not b.ninf_terms) else frozenset()  # -inf - finite = -inf
@@ -219,36 +222,63 @@ class ValueGen(KernelGen):
         return Tile(pow_code(x, y, n, y_int), axes, "f32", terms, zero, True, variant,
                     may_nan=fractional)
 
-    def _union(self, op: str, a: Tile, b: Tile, axes) -> Tile:
-        """``+``, ``max``, ``min``: a union keeps the side that exists where the other is empty
-        (the empty-point rule); padding positions are outside every iteration space and need no
+    def _non_pad(self, t: Tile) -> set:
+        return {tm for tm in t.terms if tm[0] not in self.pad_terms}
+
+    def _needs_union(self, a: Tile, b: Tile, cover) -> bool:
+        """Whether ``a - b`` has other points than its operands' intersection (exprs.coverage)."""
+        sa, sb = self._non_pad(a), self._non_pad(b)
+        if all(cover):
+            return sa != sb
+        return not (sb <= sa if cover[0] else sa <= sb) if any(cover) else False
+
+    def _union(self, op: str, a: Tile, b: Tile, axes, cover=(True, True)) -> Tile:
+        """``+``, ``-``, ``max``, ``min``: a union keeps the side that exists where the other is
+        empty (the empty-point rule; ``-`` negates a lone right operand; a NaN side is an empty
+        point); an operand that does not cover the other's indices creates no points
+        (exprs.coverage); padding positions are outside every iteration space and need no
         select."""
-        terms = a.terms & b.terms if (a.terms and b.terms) else frozenset()
-        ninf = a.ninf_terms if (a.ninf_terms and op == "+" and not b.may_inf
-                                and not b.ninf_terms) else frozenset()
         x, y = self.bcast(self.f32(a), a.axes, axes), self.bcast(self.f32(b), b.axes, axes)
         if a.may_nan or b.may_nan:
             x, y = self._operand_var(x, a, "union_lhs"), self._operand_var(y, b, "union_rhs")
+        if not any(cover):
+            return Tile(code_for(op, x, y), axes, "f32", a.terms | b.terms, frozenset(),
+                        a.may_inf or b.may_inf, a.variant or b.variant,
+                        may_nan=a.may_nan or b.may_nan)
+        terms = a.terms & b.terms if (a.terms and b.terms) else frozenset()
+        ninf = a.ninf_terms if (a.ninf_terms and op == "+" and not b.may_inf
+                                and not b.ninf_terms) else frozenset()
         code = code_for(op, x, y)
+        lone_y = f"(-{y})" if op == "-" else y
         if a.may_nan:  # a NaN side is an empty point: the other side passes
-            code, ninf = f"tl.where({x} != {x}, {y}, {code})", frozenset()
+            code, ninf = f"tl.where({x} != {x}, {lone_y}, {code})", frozenset()
         if b.may_nan:
             code, ninf = f"tl.where({y} != {y}, {x}, {code})", frozenset()
         sa = [tm for tm in a.terms if tm[0] not in self.pad_terms]
         sb = [tm for tm in b.terms if tm[0] not in self.pad_terms]
-        if sa and not sb:
-            code, ninf = f"tl.where({self.mask_var(sa, axes)}, {code}, {y})", frozenset()
+        if not all(cover):  # the covering side's points; a missing other side is the identity
+            if sa if cover[0] else sb:
+                terms = a.terms if cover[0] else b.terms
+            other, keep = (sb, x) if cover[0] else (sa, lone_y)
+            if other:
+                code, ninf = f"tl.where({self.mask_var(other, axes)}, {code}, {keep})", frozenset()
+        elif sa and not sb:
+            code, ninf = f"tl.where({self.mask_var(sa, axes)}, {code}, {lone_y})", frozenset()
         elif sb and not sa:
             code, ninf = f"tl.where({self.mask_var(sb, axes)}, {code}, {x})", frozenset()
         elif sa and sb:
             ma, mb = self.mask_var(sa, axes), self.mask_var(sb, axes)
-            code, ninf = f"tl.where({ma} & {mb}, {code}, tl.where({ma}, {x}, {y}))", frozenset()
+            code, ninf = (f"tl.where({ma} & {mb}, {code}, tl.where({ma}, {x}, {lone_y}))",
+                          frozenset())
             if set(sa) != set(sb):  # the union exists where either side does
                 var = a.variant or b.variant
                 either = self.emit("either", f"{ma} | {mb}", var and self.loop_lines is not None)
                 terms = terms | {(either, tuple(axes), var)}
         variant = a.variant or b.variant
         nan = a.may_nan and b.may_nan
+        if op == "-":
+            return Tile(code, axes, "f32", terms, frozenset(), a.may_inf or b.may_inf, variant,
+                        may_nan=nan)
         if op != "+":
             return Tile(code, axes, "f32", terms, frozenset(), a.may_inf and b.may_inf, variant,
                         max_of=a.max_of | b.max_of if op == "max" else frozenset(), may_nan=nan)

@@ -105,6 +105,7 @@ def run_passes(args) -> int:
 def run_work(args) -> int:
     from einsum_ir.analysis.opclasses import OP_CLASSES
     from einsum_ir.analysis.work import count_work
+    from einsum_ir.analysis.region_sample import CONFIDENCE
 
     cascade, analysis, sizes = _load(args)
     report = count_work(cascade, sizes, analysis=analysis)
@@ -131,8 +132,13 @@ def run_work(args) -> int:
             text = ", ".join(f"{op} = {forms[op]}" for op in OP_CLASSES if forms[op] != 0)
             print(f"  {key}: {text or 'no operations'}")
     missing = [k for k in report.per_einsum if not report.symbolic or k not in report.symbolic]
+    missing = [k for k in missing if k not in report.bounded]
     if missing:
         print(f"exact counts only (masked or ragged at these sizes): {' '.join(missing)}")
+    if report.bounded:
+        bounds = ", ".join(f"{k} +-{b:,}" for k, b in report.bounded.items())
+        print(f"sampled counts (exact counting costs too much; bounds hold with probability "
+              f"{CONFIDENCE}): {bounds}")
     return 0
 
 

@@ -5,8 +5,9 @@ decision without the values, for large sizes: this module propagates boolean *ex
 only, with the interpreter's rules (stated in the README's language section):
 
 * a ``where`` predicate removes points from an Einsum's iteration space;
-* ``+``, ``max`` and ``min`` keep the points either operand has (union); every other operator and
-  function keeps the points all its operands have (intersection);
+* ``+``, ``-``, ``max`` and ``min`` keep the points either operand has (union; for ``+`` and ``-``
+  an operand that does not cover the other's indices adds no points, ``exprs.coverage``); every
+  other operator and function keeps the points all its operands have (intersection);
 * a read outside a tensor's extent (the tail of a split that does not divide its rank) is empty;
 * a reduction's output point exists when any of its reduced points exists.
 
@@ -28,11 +29,18 @@ from typing import Mapping
 import numpy as np
 
 from ..errors import CascadeError
+from ..exprs import coverage
+from ..support import refuse_data_dependent
 from ..ir import Access, Binary, Call, Einsum, Expr, Name, Num, Unary
 from ..labelled import IndexEvaluator, LArr, align, ensure_fits, union_labels
 from ..verifier import Analysis
 
-_UNION = {"+", "max", "min"}
+_UNION = {"+", "-", "max", "min"}
+
+
+def _full_is_none(mask: "Mask | None") -> "Mask | None":
+    """A mask under which every point exists is no mask (the dense case)."""
+    return None if mask is not None and bool(np.all(mask.values)) else mask
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,8 @@ class ExistenceEvaluator:
     it writes, and ``dense[key]`` whether every point of its iteration space exists.
     """
 
+    method = "dense"  # how the points are counted (see einsum_ir.analysis.work.count_work)
+
     def __init__(self, analysis: Analysis, sizes: Mapping[str, int]):
         self.a = analysis
         self.c = analysis.cascade
@@ -60,6 +70,8 @@ class ExistenceEvaluator:
         self.points: dict[str, int] = {}
         self.out_points: dict[str, int] = {}
         self.dense: dict[str, bool] = {}
+        self.bounded: dict[str, int] = {}  # every count is exact here (see region_count)
+        self.bounded_out: dict[str, int] = {}
 
     # ------------------------------------------------------------------ helpers
     def extent(self, var: str) -> int:
@@ -119,8 +131,13 @@ class ExistenceEvaluator:
         if isinstance(expr, Binary):
             if expr.op in ("and", "or"):
                 return None
+            a, b = self.exists(expr.lhs), self.exists(expr.rhs)
+            if expr.op in ("+", "-"):
+                cover = coverage(expr.lhs, expr.rhs)
+                if not all(cover):  # a broadcast operand creates no points (exprs.coverage)
+                    return _full_is_none(a if cover[0] else b if cover[1] else self._and(a, b))
             combine = self._or if expr.op in _UNION else self._and
-            return combine(self.exists(expr.lhs), self.exists(expr.rhs))
+            return combine(a, b)
         if isinstance(expr, Call):
             masks = [self.exists(arg) for arg in expr.args]
             if len(masks) == 1:
@@ -255,6 +272,8 @@ class ExistenceEvaluator:
 
 def existence(analysis: Analysis, sizes: Mapping[str, int]) -> ExistenceEvaluator:
     """Runs the existence propagation and returns the evaluator (masks in ``store``)."""
+    # structure only: no values to decide a data-dependent mask or a gather
+    refuse_data_dependent(analysis.cascade, "work and existence analysis")
     try:
         return ExistenceEvaluator(analysis, sizes).run()
     except CascadeError as exc:

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from ..errors import CascadeError
-from ..exprs import rank_root
 from ..ir import Cascade, index_vars
 from ..verifier import Analysis, analyze
 
@@ -77,7 +76,7 @@ class PassReport:
 
 def covering_ranks(cascade: Cascade, rank: str) -> set[str]:
     """Ranks whose index walks over ``rank``: itself, the ranks it was split from, and the outer
-    ranks of its own splits (walking the tiles of M walks M); aliases of all of these."""
+    ranks of its own splits (walking the tiles of M walks M)."""
     cover = {rank}
     up = [rank]
     while up:
@@ -93,10 +92,10 @@ def covering_ranks(cascade: Cascade, rank: str) -> set[str]:
             if split.rank == r and split.outer not in cover:
                 cover.add(split.outer)
                 down.append(split.outer)
-    roots = {rank_root(cascade, r) for r in cover}
-    for decl in cascade.sizes:
-        if decl.is_rank and rank_root(cascade, decl.name) in roots:
-            cover.add(decl.name)
+    # Not its aliases: ``rank M = P`` (or ``index m : P``) gives M the extent of P, but m is a
+    # traversal of its own (the keys of self-attention, while p walks the queries); counting p
+    # as walking M would make max[m] over QK[b,h,p,m] a partial reduction and causal attention
+    # one pass.
     return cover
 
 

@@ -14,8 +14,11 @@ Counting rules (one count per *existing* point; masked points and split tails do
   index arithmetic inside accesses and ``where`` predicates is address/loop work and not counted.
 * An initial value of a recurrence (``RM[b,h,p,0] = -inf``) is reported as ``RM.init``.
 
-``points`` are exact under masks for the given sizes (vectorised over the predicate's index space,
-see :mod:`einsum_ir.analysis.existence`). ``symbolic`` gives closed forms in the rank symbols for
+``points`` are exact under masks for the given sizes: counted from regions of affine constraints
+(:mod:`einsum_ir.analysis.region_count`, cost independent of the sizes; sampled with an error
+bound, ``bounded``, only where an exact count would enumerate too much) where the masks allow, else
+by dense enumeration over the predicates' index space (:mod:`einsum_ir.analysis.existence`; its
+memory limit refuses sizes it cannot afford). ``symbolic`` gives closed forms in the rank symbols for
 every Einsum that no ``where`` predicate reaches and that is dense at the given sizes; a split's
 outer rank is ``ceiling(M / M0)``. Where both exist they agree exactly.
 """
@@ -33,6 +36,7 @@ from ..size_exprs import to_sympy
 from ..sizes import resolve_sizes
 from ..verifier import Analysis, analyze
 from .existence import existence
+from .region_count import Unsupported, region_existence
 from .opclasses import OP_CLASSES, einsum_profile, expr_ops
 
 __all__ = ["OP_CLASSES", "WorkReport", "count_work", "einsum_profile", "expr_ops", "rank_symbols"]
@@ -54,9 +58,13 @@ class WorkReport:
     sizes: dict[str, int] = field(default_factory=dict)
     output_points: dict[str, int] = field(default_factory=dict)
     symbolic_points: dict[str, sympy.Expr] = field(default_factory=dict)
+    method: str = "regions"  # how the points were counted: regions or dense
+    # key -> error bound of its points where they are sampled (an exact count costs too much),
+    # holding with probability einsum_ir.analysis.region_sample.CONFIDENCE; empty when all exact
+    bounded: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict:
-        return {
+        out = {
             "sizes": dict(self.sizes),
             "per_einsum": self.per_einsum,
             "points": self.points,
@@ -64,6 +72,9 @@ class WorkReport:
             "symbolic": None if self.symbolic is None else {
                 k: {op: str(v) for op, v in ops.items()} for k, ops in self.symbolic.items()},
         }
+        if self.bounded:  # sampled counts: their error bounds
+            out["bounded"] = dict(self.bounded)
+        return out
 
 
 # ---------------------------------------------------------------------- symbols
@@ -119,19 +130,38 @@ def _tainted(cascade: Cascade) -> set[str]:
 
 # ---------------------------------------------------------------------- the report
 
+METHODS = ("auto", "regions", "dense")
+def existence_counts(analysis: Analysis, env: Mapping[str, int], method: str = "auto"):
+    """Existing points per Einsum (``points``, ``out_points``, ``dense``, ``method``).
+
+    ``regions`` counts from affine regions (exact, cost independent of the sizes) and refuses
+    masks outside that fragment; ``dense`` enumerates the masks (exact, cost grows with the
+    sizes, refused past the memory limit); ``auto`` takes regions, else dense."""
+    if method not in METHODS:
+        raise CascadeError(f"unknown counting method {method!r}", hint=f"one of {', '.join(METHODS)}")
+    if method in ("auto", "regions"):
+        try:
+            return region_existence(analysis, env)
+        except Unsupported as exc:
+            if method == "regions":
+                raise CascadeError(f"the masks cannot be counted from regions: {exc}",
+                                   hint="count with method='dense'") from None
+    return existence(analysis, env)
+
 
 def count_work(cascade: Cascade, sizes: Mapping[str, int] | None = None, *,
-               analysis: Analysis | None = None) -> WorkReport:
+               analysis: Analysis | None = None, method: str = "auto") -> WorkReport:
     """Counts the work of ``cascade``.
 
     ``sizes`` are overrides of the declared defaults (as ``--set`` gives them), or a full size
-    table from :func:`einsum_ir.resolve_sizes`.
+    table from :func:`einsum_ir.resolve_sizes`. ``method``: ``regions``, ``dense`` or ``auto``
+    (see :func:`existence_counts`).
     """
     analysis = analysis or analyze(cascade)
     known = {d.name for d in cascade.sizes}
     overrides = {k: v for k, v in (sizes or {}).items() if k in known}
     env = resolve_sizes(cascade, overrides)
-    ev = existence(analysis, env)
+    ev = existence_counts(analysis, env, method)
     symbols = rank_symbols(cascade, env)
     tainted = _tainted(cascade)
 
@@ -152,4 +182,5 @@ def count_work(cascade: Cascade, sizes: Mapping[str, int] | None = None, *,
     total = {op: sum(counts[op] for counts in per_einsum.values()) for op in OP_CLASSES}
     return WorkReport(per_einsum=per_einsum, points=dict(ev.points), total=total,
                       symbolic=symbolic or None, sizes=env, output_points=dict(ev.out_points),
-                      symbolic_points=symbolic_points)
+                      symbolic_points=symbolic_points, method=ev.method,
+                      bounded=dict(ev.bounded))

@@ -12,11 +12,17 @@ each unit in the mapping's order, ``X@prev`` running X of the previous tile.
 
 Off-chip transfers are events too: each tile's share of the group's traffic is a transfer on an
 off-chip channel that runs ahead of compute (prefetch; in sequential groups the next tile's
-transfer overlaps the current tile), and a tile's instances wait for its transfer.
+transfer overlaps the current tile), and a tile's instances wait for its transfer. Where on-chip
+levels declare ports (:mod:`simulator.timing`), each tile's share of the busiest level's port
+cycles is a transfer on a second channel, scheduled alike.
 
-Pipeline fill and drain are simulated, which the analytical steady state leaves out; on problems
-with many tiles the two agree closely (the tests require 1%). Cost grows with the number of tiles,
-so this is for small problems only.
+The spec's timing options are the model's (:func:`simulator.cost.evaluate_group` gives each
+Einsum's fill and drain, and the port cycles): ``per_tile`` fill and drain (stationary-operand
+loading included) is spread over an Einsum's instances, ``per_group`` is paid by its first one.
+The pipeline's own ramp (the first tile's producers before its consumers can start, the last
+tile's drain) is simulated, which the analytical steady state leaves out; on problems with many
+tiles the two agree closely (the tests require 1%). Cost grows with the number of tiles, so this
+is for small problems only.
 """
 from __future__ import annotations
 
@@ -28,7 +34,7 @@ from dataclasses import dataclass
 from ..arch import Arch
 from ..mapping import Mapping
 
-from ..cost import einsum_cost
+from ..cost import evaluate_group
 from ..counts import group_traffic
 from ..loops import Loops
 from ..schedule import dependence_graph, step_var
@@ -50,11 +56,12 @@ def simulate_events(prob: Problem, arch: Arch, mapping: Mapping, max_instances: 
 
 
 OFFCHIP = "@offchip"  # the off-chip channel, scheduled like a unit
+PORTS = "@ports"  # the busiest ported on-chip level, scheduled alike
 
 
 @dataclass(frozen=True)
 class _Channel:
-    """The off-chip channel as a unit: one transfer per tile, no result latency."""
+    """A transfer channel as a unit: one transfer per tile, no result latency."""
 
     unit: str = OFFCHIP
     latency: float = 0.0
@@ -94,8 +101,9 @@ class _Group:
     grid: _Grid
     preds: dict  # Einsum -> [(producer, carried, final)]
     step_pos: list  # positions of the loops walking the recurrence's step
-    per_tile_mem: float
+    channels: dict  # OFFCHIP / PORTS -> cycles of one tile's transfer (where there are any)
     order: dict  # Einsum -> program order (ties among ready instances)
+    first: dict  # Einsum -> cycles its first instance adds (per_group fill and drain)
 
 
 def _setup(prob, arch, mapping, loops, group, max_instances, group_of) -> _Group:
@@ -104,16 +112,21 @@ def _setup(prob, arch, mapping, loops, group, max_instances, group_of) -> _Group
     extents = [loops.extent(n) for n in all_loops]
     lvars = [loops.var(n) for n in all_loops]
     n_iter = math.prod(extents)
-    costs = {k: einsum_cost(prob, arch, mapping, loops, k, group.name) for k in keys}
+    gc, costs = evaluate_group(prob, arch, mapping, loops, group, group_of)  # the model's terms
     iterates = {k: [v in prob.infos[k].vars for v in lvars] for k in keys}
     n_inst = {k: math.prod(e for e, it in zip(extents, iterates[k], strict=True) if it) for k in keys}
-    dur = {k: costs[k].cycles / n_inst[k] for k in keys}
+    once = {k: arch.unit(costs[k].unit).timing.fill_drain == "per_group" for k in keys}
+    dur = {k: (costs[k].cycles + (0.0 if once[k] else costs[k].fill_cycles)) / n_inst[k]
+           for k in keys}
+    first = {k: costs[k].fill_cycles for k in keys if once[k] and costs[k].fill_cycles}
     # off-chip transfers: one load per tile on the off-chip channel, which runs ahead of compute
     # (prefetching, as the analytical overlap assumes); every instance of a tile waits for it
     traffic = group_traffic(prob, arch, loops, group, group_of)
     bw = arch.offchip.bandwidth
-    per_tile_mem = ((traffic.dram_read + traffic.dram_write) / bw * arch.clock_hz / n_iter
-                    if bw else 0.0)
+    per_tile = {OFFCHIP: ((traffic.dram_read + traffic.dram_write) / bw * arch.clock_hz / n_iter
+                          if bw else 0.0),
+                PORTS: gc.bandwidth_cycles / n_iter}
+    channels = {c: v for c, v in per_tile.items() if v > 0}
     if sum(n_inst.values()) > max_instances:
         raise ValueError("problem too large for the event-driven simulation")
     step = step_var(prob, keys)
@@ -121,10 +134,10 @@ def _setup(prob, arch, mapping, loops, group, max_instances, group_of) -> _Group
     for x, y, carried, final in dependence_graph(prob, keys):
         preds[y].append((x, carried, final))
     order = {k: i for i, k in enumerate(keys)}
-    if per_tile_mem > 0:
-        costs[OFFCHIP], dur[OFFCHIP], order[OFFCHIP], preds[OFFCHIP] = _Channel(), per_tile_mem, -1, []
+    for c, cycles in channels.items():
+        costs[c], dur[c], order[c], preds[c] = _Channel(c), cycles, -1, []
     return _Group(keys, costs, dur, n_iter, _Grid(extents, iterates), preds,
-                  [j for j, v in enumerate(lvars) if v == step], per_tile_mem, order)
+                  [j for j, v in enumerate(lvars) if v == step], channels, order, first)
 
 
 def _instances(g: _Group):
@@ -138,14 +151,15 @@ def _instances(g: _Group):
                 insts[(k, tuple(c))] = it
     succ = {i: [] for i in insts}
     npred = {i: 0 for i in insts}
-    if g.per_tile_mem > 0:
-        loads = {(OFFCHIP, tuple(g.grid.coords(it))): it for it in range(g.n_iter)}
+    for channel in g.channels:
+        loads = {(channel, tuple(g.grid.coords(it))): it for it in range(g.n_iter)}
         for i in loads:
             succ[i] = []
             npred[i] = 0
         for (k, c), it in insts.items():
-            succ[(OFFCHIP, tuple(g.grid.coords(it)))].append((k, c))
-            npred[(k, c)] += 1
+            if k in g.keys:
+                succ[(channel, tuple(g.grid.coords(it)))].append((k, c))
+                npred[(k, c)] += 1
         insts.update(loads)
     for (k, c), _ in insts.items():
         for x, carried, _final in g.preds[k]:
@@ -167,8 +181,7 @@ class _Dispatcher:
 
     def __init__(self, g: _Group, insts: dict, succ: dict, npred: dict):
         self.g, self.insts, self.succ, self.npred = g, insts, succ, npred
-        self.units = sorted({g.costs[k].unit for k in g.keys}
-                            | ({OFFCHIP} if g.per_tile_mem > 0 else set()))
+        self.units = sorted({g.costs[k].unit for k in g.keys} | set(g.channels))
         self.waiting = {u: [] for u in self.units}  # (ready time, key) not yet ready
         self.ready = {u: [] for u in self.units}  # (iteration, program order) ready
         self.counter = itertools.count()
@@ -176,6 +189,7 @@ class _Dispatcher:
         self.free_at = {u: 0.0 for u in self.units}
         self.busy = {u: 0.0 for u in self.units}
         self.done: list = []
+        self.first = dict(g.first)  # per_group fill and drain, paid by an Einsum's first instance
         for i, n in npred.items():
             if n == 0:
                 heapq.heappush(self.waiting[self.unit(i)], (0.0, next(self.counter), i))
@@ -191,7 +205,7 @@ class _Dispatcher:
         for u in self.units:
             if self.free_at[u] <= t and self.ready[u]:
                 _, _, _, i = heapq.heappop(self.ready[u])
-                d = self.g.dur[i[0]]
+                d = self.g.dur[i[0]] + self.first.pop(i[0], 0.0)
                 self.free_at[u] = t + d
                 self.busy[u] += d
                 heapq.heappush(self.done, (t + d, next(self.counter), i))
@@ -233,7 +247,8 @@ class _Dispatcher:
             remaining -= n
             end_time = max(end_time, end)
         busy = dict(self.busy)
-        busy.pop(OFFCHIP, None)
+        for c in self.g.channels:
+            busy.pop(c, None)
         return end_time, busy
 
 
@@ -275,8 +290,9 @@ def _ready_deps(g: _Group, k, active: dict, deferred: set, end: dict):
     return deps
 
 
-def _window(g: _Group, todo: dict, active: dict, deferred: set, busy: dict) -> float:
-    """List-schedules one window (each unit in order); returns its length."""
+def _window(g: _Group, todo: dict, active: dict, deferred: set, busy: dict, first: dict) -> float:
+    """List-schedules one window (each unit in order); returns its length. ``first``: the
+    per_group fill and drain not paid yet (taken by an Einsum's first instance)."""
     end: dict = {}
     free = {u: 0.0 for u in todo}
     pos = {u: 0 for u in todo}
@@ -289,9 +305,10 @@ def _window(g: _Group, todo: dict, active: dict, deferred: set, busy: dict) -> f
             deps = _ready_deps(g, k, active, deferred, end)
             if deps is None:
                 continue
-            end[k] = max([free[u]] + deps) + g.dur[k]
+            d = g.dur[k] + first.pop(k, 0.0)
+            end[k] = max([free[u]] + deps) + d
             free[u] = end[k]
-            busy[u] += g.dur[k]
+            busy[u] += d
             pos[u] += 1
             progressed = True
         if not progressed:
@@ -305,6 +322,7 @@ def _sequential(g: _Group, group):
     seqs, deferred = _sequences(g, group)
     total = 0.0
     busy = {u: 0.0 for u in seqs}
+    first = dict(g.first)
     for it in range(g.n_iter + 1):
         active = {}
         for u in seqs:
@@ -313,7 +331,7 @@ def _sequential(g: _Group, group):
                 if 0 <= tile < g.n_iter and g.grid.runs_at(k, g.grid.coords(tile)):
                     active[k] = True
         todo = {u: [k for k in seqs[u] if k in active] for u in seqs}
-        window = _window(g, todo, active, deferred, busy)
-        # the next tile's transfer overlaps this tile (double buffering)
-        total += max(window, g.per_tile_mem if it < g.n_iter else 0.0)
+        window = _window(g, todo, active, deferred, busy, first)
+        # the next tile's transfers overlap this tile (double buffering)
+        total += max([window] + (list(g.channels.values()) if it < g.n_iter else []))
     return total, busy

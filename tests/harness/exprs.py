@@ -2,7 +2,8 @@
 
 Every leaf is used once; leaves are combined with ``+ - * /``, ``max(a, b)``, ``min(a, b)`` and
 wrapped in unary functions; ``pow`` appears as a square/cube, a root of a positive value, or a
-decay ``pow(0.9, p - m)``; indices appear as values (``p - m``) and sizes as constants.
+decay ``pow(0.9, p - m)``; indices appear as values (``p - m``) and sizes, or now and then the
+real parameter ``CAP``, as constants.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from .context import Ctx, binary, num
 from .intervals import CAP, Iv
 
 Leaf = tuple[Expr, Iv]
+REAL_PARAM = 1.5  # the value of the real parameter CAP when a cascade uses one
 
 _SAFE_UNARY = ("abs", "relu", "sigmoid", "tanh", "elu", "silu", "gelu", "softplus", "square")
 
@@ -117,6 +119,10 @@ def expression(draw, ctx: Ctx, leaves: list[Leaf], vars_: tuple[str, ...]) -> Le
     if draw(st.integers(0, 4)) == 0:
         value = draw(st.sampled_from([0.5, 2, 1.5, -1, 3]))
         pool.append((num(value), Iv(value, value)))
+    elif draw(st.integers(0, 29)) == 0:  # a real parameter (param CAP = 1.5): interpreter only
+        ctx.params.add("CAP")
+        ctx.sizes["CAP"] = REAL_PARAM
+        pool.append((Name("CAP"), Iv(REAL_PARAM, REAL_PARAM)))
     while len(pool) > 1:
         i = draw(st.integers(0, len(pool) - 1))
         a = pool.pop(i)

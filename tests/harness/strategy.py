@@ -21,7 +21,7 @@ from .builders import BUILDERS
 from .context import Ctx, binary, ordered
 
 FILE = "generated.ein"
-_PARAMS = ("G", "W", "D")
+_PARAMS = ("G", "W", "D", "CAP")
 
 
 @dataclass(frozen=True)
@@ -106,12 +106,14 @@ def _declarations(ctx: Ctx) -> tuple:
     return tuple(decls)
 
 
-def _finish(ctx: Ctx, sim_scale: int) -> Case:
+def _finish(ctx: Ctx, sim_scale: int, empty: float = 0.0) -> Case:
     defined = [t for t, info in ctx.tensors.items() if not info.is_input]
     # Tensors nobody reads are the outputs (at most three; the rest stay as dead code).
     sinks = [t for t in defined if ctx.tensors[t].reads == 0][-3:] or [defined[-1]]
     inputs = tuple(TensorDecl(t, info.axes) for t, info in ctx.tensors.items() if info.is_input)
-    outputs = tuple(TensorDecl(t, ctx.tensors[t].axes) for t in sinks)
+    # A partial output may declare the value of its empty points (interpreter only today).
+    outputs = tuple(TensorDecl(t, ctx.tensors[t].axes, empty if ctx.tensors[t].partial else 0.0)
+                    for t in sinks)
     splits = (Split("M", "M1", "M0"),) if ctx.split else ()
     cascade = Cascade(_declarations(ctx), splits, inputs, outputs, tuple(ctx.einsums), "generated")
     return Case(format_cascade(cascade), sim_scale)
@@ -127,4 +129,5 @@ def cascades(draw, max_builders: int = 5) -> Case:
         if i >= count and not unread:
             break
         draw(st.sampled_from(BUILDERS))(draw, ctx)
-    return _finish(ctx, draw(st.sampled_from([1, 1, 16, 64])))
+    empty = draw(st.sampled_from([0.0] * 7 + [-1.5]))
+    return _finish(ctx, draw(st.sampled_from([1, 1, 16, 64])), empty)
