@@ -274,6 +274,8 @@ class ValueGen(KernelGen):
                 var = a.variant or b.variant
                 either = self.emit("either", f"{ma} | {mb}", var and self.loop_lines is not None)
                 terms = terms | {(either, tuple(axes), var)}
+        # padding (past a rank's extent) is outside every iteration space: it stays masked
+        terms = terms | {tm for tm in a.terms | b.terms if tm[0] in self.pad_terms}
         variant = a.variant or b.variant
         nan = a.may_nan and b.may_nan
         if op == "-":

@@ -139,7 +139,7 @@ def _phase1(
     num = tl.dot(qf, kv)
     ks = tl.load(KS_ptr + b_idx * stride_KS_0 + h_idx * stride_KS_1 + offs_e * stride_KS_2)
     den = tl.sum((qf * ks[None, :]), axis=1)
-    av_out = (num / den[:, None])
+    av_out = tl.where(in_p[:, None], (num / den[:, None]), 0.0)
     av_val = tl.where(av_out == av_out, av_out, 0.0).to(AV_ptr.dtype.element_ty)
     tl.store(AV_ptr + b_idx * stride_AV_0 + h_idx * stride_AV_1 + offs_p[:, None] * stride_AV_2 + offs_f[None, :] * stride_AV_3, av_val, mask=(offs_p < P)[:, None])
 
