@@ -17,7 +17,7 @@ from typing import Callable
 
 from einsum_ir.errors import CascadeError
 from einsum_ir.exprs import rank_root
-from einsum_ir.ir import Cascade
+from einsum_ir.ir import Cascade, Num
 from einsum_ir.passes import Prepared
 from einsum_ir.sizes import resolve_sizes
 from einsum_ir.verifier import Analysis
@@ -222,15 +222,13 @@ class Lowering:
             return True
         if self.split_outer_of(name):
             return False
+        if not any(rank_root(self.c, r) == rank_root(self.c, name) for t in self.c.inputs
+                   for r in t.ranks) and (d is None or isinstance(d.default, Num)):
+            return True  # a plain rank no input's shape gives (only inside a derived rank)
         vars_with = [v for v, r in self.roles.role.items() if v.upper() == name]
         if any(self.roles.role[v] in ("full", "col", "chunk_row") for v in vars_with):
             return True
-        if self.split_inner_of(name):
-            return True
-        if not vars_with:
-            # a rank only used in sizes: baked unless an input axis has it
-            return not any(rank_root(self.c, r) == rank_root(self.c, name) for d in self.c.inputs for r in d.ranks)
-        return False
+        return bool(self.split_inner_of(name))
 
 
 def stream_split_inner(prepared: Prepared, facts=None) -> str | None:
@@ -251,5 +249,6 @@ def lowering_sizes(prepared: Prepared, sizes: dict, block_c: int,
     overrides = {k: v for k, v in sizes.items() if low_c.size_decl(k) is not None}
     inner = stream_split_inner(prepared, facts)
     if inner is not None and inner not in (user_params or {}):
-        overrides[inner] = block_c if prepared.changed else overrides.get(inner, block_c)
+        made = prepared.changed and prepared.source.size_decl(inner) is None  # by the rewrite
+        overrides[inner] = block_c if made else overrides.get(inner, block_c)
     return resolve_sizes(low_c, overrides)

@@ -203,9 +203,9 @@ class CompiledCascade:
         import torch
 
         sizes = self.sizes_of(tensors)
-        first = next(iter(tensors.values()))
-        dtype = str(first.dtype).replace("torch.", "")
-        if first.device.type == "cpu" and not interpreting():
+        first = next(iter(tensors.values()), None)  # a cascade may have no input
+        dtype = "float32" if first is None else str(first.dtype).replace("torch.", "")
+        if first is not None and first.device.type == "cpu" and not interpreting():
             raise CascadeError("the tensors are on the CPU: move them to a GPU, or set "
                                "TRITON_INTERPRET=1 (before importing triton) to run the kernels "
                                "in Triton's interpreter")

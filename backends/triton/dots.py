@@ -10,6 +10,7 @@ from .tiles import (
     Idx,
     Tile,
     _err,
+    _simple,
 )
 from .values import ValueGen
 
@@ -82,18 +83,24 @@ class DotGen(ValueGen):
         return var, ninf
 
     def _dot_operand(self, t: Tile, other_t: Tile, want, ax, bound, pred, zeroed) -> str:
-        """An operand of ``tl.dot``: zero where it is not valid (a product is zero where either
-        factor is, so one zeroed operand is enough), in the other operand's dtype when that one
-        is loaded, transposed to ``want``."""
+        """An operand of ``tl.dot``: zero where it is not valid, in the other operand's dtype
+        when that one is loaded, transposed to ``want``. A product is zero where one factor is
+        zero and the other finite: only a loaded operand (its padding reads 0, its values are
+        finite) may stay unmasked where the other one is zero; a computed one (``exp`` of a
+        score past the keys' extent overflows fp16) is masked at every invalid point."""
         need = [tm for tm in t.terms if ax in tm[1]]
         if bound is not None and bound not in need:
             need.append(bound)
         if pred is not None and ax in pred.axes:
             need.append((pred.code, pred.axes, pred.variant))
-        need = [tm for tm in need if tm not in t.zero_terms and tm not in other_t.zero_terms
-                and tm not in zeroed]
+        finite = t.kind == "native"
+        need = [tm for tm in need if tm not in t.zero_terms
+                and not (finite and (tm in other_t.zero_terms or tm in zeroed))]
         zeroed.update(need)
         code = f"{t.code}.to(tl.float32)" if t.kind == "int" else t.code
+        if t.may_nan:  # a NaN an operation made is an empty point: it contributes nothing
+            code = code if _simple(code) else self.emit("nan_in", code, t.variant)
+            code = f"tl.where({code} == {code}, {code}, 0.0)"
         if need:
             code = f"tl.where({self.mask_var(need, t.axes)}, {code}, 0.0)"
         if t.kind != "native" and other_t.kind == "native":

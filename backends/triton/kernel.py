@@ -49,6 +49,7 @@ class KernelGen:
         self.carried: dict = {}  # tensor -> var name of the carried (old) value
         self.newval: dict = {}  # tensor -> var name of the value after this step
         self.finals: dict = {}  # tensor -> Tile of the finished value
+        self.acc_empty_at: dict = {}  # streamed max/min -> the identity marking an empty row
         self.pointers: list[str] = []  # tensors passed by pointer, in argument order
         self.strides: dict = {}  # tensor -> list of stride arg names
         self.size_args: list[str] = []  # runtime sizes (names in the cascade; NSPLIT_ARG)

@@ -83,8 +83,8 @@ def launcher(low, names, metas, scratch, *, nsplit_arg: str, increments, prefix)
     out = ["def forward(config=None, /, **tensors):",
            f'    """Runs the cascade on torch tensors given by name ({", ".join(ins)}); returns '
            '{output name: tensor}."""',
-           f"    {', '.join(names.tensor(n) for n in ins)}{',' * (len(ins) == 1)} = "
-           f"_inputs(tensors, {tuple(ins)!r})",
+           (f"    {', '.join(names.tensor(n) for n in ins)}{',' * (len(ins) == 1)} = "
+            if ins else "    ") + f"_inputs(tensors, {tuple(ins)!r})",
            "    cfg = dict(CONFIG, **(config or {}))",
            "    sizes = dict(BAKED_SIZES)"]
     for d in c.inputs:
@@ -94,8 +94,11 @@ def launcher(low, names, metas, scratch, *, nsplit_arg: str, increments, prefix)
         out.append(f"    _derive(sizes, {d.name!r}, lambda s: {to_code(d.default, _launcher_size)})")
     for sp in c.splits:
         out.append(f"    sizes[{sp.outer!r}] = -(-sizes[{sp.rank!r}] // sizes[{sp.inner!r}])")
-    first = next((d.name for d in c.inputs if len(d.axes) >= 2), c.inputs[0].name)
-    out.append(f"    device, dtype = {names.tensor(first)}.device, {names.tensor(first)}.dtype")
+    if c.inputs:
+        first = next((d.name for d in c.inputs if len(d.axes) >= 2), c.inputs[0].name)
+        out.append(f"    device, dtype = {names.tensor(first)}.device, {names.tensor(first)}.dtype")
+    else:  # nothing to take them from: fp32 outputs on the device the kernels run on
+        out.append("    device, dtype = _default_device(), torch.float32")
     for d in c.outputs:
         shape = ", ".join(f"sizes[{r!r}]" for r in d.ranks)
         out.append(f"    {names.tensor(d.name)} = torch.empty(({shape},), device=device, "
@@ -124,6 +127,8 @@ def launcher(low, names, metas, scratch, *, nsplit_arg: str, increments, prefix)
         helpers.append(_NSPLIT)
     if derived:
         helpers.append(_DERIVE)
+    if not c.inputs:
+        helpers.append(_DEVICE)
     for helper in helpers:
         out += ["", "", *helper.strip("\n").splitlines()]
     return out
@@ -169,6 +174,14 @@ def _derive(sizes, rank, fn):
     if rank in sizes and sizes[rank] != value:
         raise ValueError(f"rank {rank} must be {value} here, got {sizes[rank]}")
     sizes[rank] = value
+'''
+
+_DEVICE = '''
+def _default_device():
+    import os
+    if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0") or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda")
 '''
 
 

@@ -6,7 +6,8 @@ They read the facts a :class:`~backends.triton.tiles.Tile` carries (``lin``: a s
 * :func:`fold_exp2_scale` -- ``exp(s * c - m)`` as one ``exp2`` with the scale folded into the
   exponent (FlashAttention's ``qk_scale``);
 * :func:`safe_running_max` -- ``s - m`` where ``m`` is the running max of ``s``'s row: ``m = -inf``
-  only where the row has no point, so ``m -> 0`` there is exact and keeps ``-inf - m = -inf``;
+  only where the row's values are all -inf (or it has no point), so ``m -> 0`` there is exact and
+  keeps ``-inf - m = -inf``;
 * :func:`dot_accumulate` -- ``acc + tl.dot(a, b)`` accumulates in the dot;
 * :func:`scaled_product` -- a product with a constant records the scale (``lin``) for the two
   above and keeps where the value is 0 / -inf.
@@ -36,8 +37,11 @@ def fold_exp2_scale(gen, fn: str, t: Tile) -> Tile | None:
 
 
 def safe_running_max(gen, a: Tile, b: Tile, ninf):
-    """(b, the -inf set of a - b): ``b`` replaced by its safe form when it bounds ``a``'s row."""
-    if (a.ninf_terms and b.may_inf and len(b.axes) == len(a.axes) - 1
+    """(b, the -inf set of a - b): ``b`` replaced by its safe form when it bounds ``a``'s row.
+    ``b`` is -inf only where every value of the row is -inf (masked at the source, or an input
+    that holds -inf, a float attention mask), so ``a - 0 = -inf`` there and ``exp`` gives 0
+    where ``-inf - -inf`` would be NaN."""
+    if (b.may_inf and len(b.axes) == len(a.axes) - 1
             and set(b.axes) < set(a.axes) and _bounded_by(a, b)):
         safe = gen.emit(f"{_name_of(b.code)}_safe",
                         f"tl.where({gen.f32(b)} == float('-inf'), 0.0, {gen.f32(b)})", b.variant)

@@ -13,12 +13,18 @@ from .tiles import (
     NSPLIT_ARG,
     Idx,
     Tile,
+    _err,
     _is_ident,
     increments_name,
     located,
     prefix_name,
     render_bound,
 )
+
+
+def _first_einsum(loop: Loop):
+    kind, u = loop.units[0] if loop.units else ("", None)
+    return u[0] if kind == "rec" else u
 
 
 class PhaseGen(ReadGen):
@@ -215,8 +221,14 @@ class PhaseGen(ReadGen):
             split = self.low.split_outer_of(loop.var.upper())
             for v, r in roles.role.items():
                 if r == "reshape" and v.upper() == split.rank:
-                    inner_v = next(x for x, rr in roles.role.items()
-                                   if x.upper() == split.inner and rr in ("chunk_row", "col"))
+                    inner_v = next((x for x, rr in roles.role.items()
+                                    if x.upper() == split.inner and rr in ("chunk_row", "col")),
+                                   None)
+                    if inner_v is None:
+                        raise _err(f"{v} (= {split.outer.lower()} * {split.inner} + "
+                                   f"{split.inner.lower()}) is used here, but no tile walks "
+                                   f"{split.inner.lower()} in this loop; the Triton lowering "
+                                   f"cannot rebuild {v}", _first_einsum(loop))
                     inner = self.default_bind(inner_v)
                     size = self.index_size_code(split.inner)
                     self.bind[v] = Idx(f"(it * {size} + {inner.code})", inner.axes, True,
@@ -244,6 +256,7 @@ class PhaseGen(ReadGen):
                 continue
             name, axes = accs[u.name]
             t = self.einsum_value(u, stream_var=loop.var)
+            self.acc_empty_at[u.name] = t.empty_at  # a masked max/min: its identity is "empty"
             part = self.f32(t)
             if tuple(t.axes) != tuple(axes):
                 part = self.bcast(part, t.axes, axes)
@@ -268,7 +281,8 @@ class PhaseGen(ReadGen):
         for kind, u in loop.units:
             if kind == "sred":
                 name, axes = accs[u.name]
-                self.finals[u.name] = Tile(name, axes, "f32", may_inf=u.reducer in ("max", "min"))
+                self.finals[u.name] = Tile(name, axes, "f32", may_inf=u.reducer in ("max", "min"),
+                                           empty_at=self.acc_empty_at.get(u.name))
         self.carried = {}
         self.newval = {}
 
@@ -318,13 +332,15 @@ class PhaseGen(ReadGen):
                  if set(term_axes) <= set(axes)] if cast else []
         if valid:  # points outside the value's validity terms are empty: stored as 0
             value = f"tl.where({' & '.join(valid)}, {value}, 0.0)"
+        if cast and t.empty_at is not None:  # a max/min over no point is empty: stored as 0
+            ident = "float('-inf')" if t.empty_at < 0 else "float('inf')"
+            value = f"tl.where({value} == {ident}, 0.0, {value})"
         v = self.emit(name.lower() + "_out", value, in_loop)
-        if cast and any(e.where is not None for e in low.c.einsums):
-            # a row whose points are all empty ends as 0 / 0: stored as 0 (the empty-point rule)
+        if cast:
+            # a NaN an operation makes (0 / 0 of an empty row or a zero normaliser, inf - inf,
+            # a negative base to a fractional power) is the interpreter's empty point: stored 0
             v2 = self.emit(name.lower() + "_val",
                            f"tl.where({v} == {v}, {v}, 0.0).to({ptr}.dtype.element_ty)", in_loop)
-        elif cast:
-            v2 = self.emit(name.lower() + "_val", f"{v}.to({ptr}.dtype.element_ty)", in_loop)
         else:
             v2 = v
         mask = f", mask={' & '.join(terms)}" if terms else ""

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from backends.gpu.extents import in_linear_fragment, reach
 from einsum_ir.exprs import rank_root
 from einsum_ir.ir import Access, Binary, Einsum, Name, Num
 
@@ -23,9 +24,11 @@ class ReadGen(DotGen):
     def read(self, acc: Access) -> Tile:
         low = self.low
         name = acc.tensor
+        rec = low.a.recurrences.get(name)
+        if rec is not None and name in self.phase_reads:
+            return self.load(self._final_in_scratch(acc, rec))
         if name in low.inputs or name in self.phase_reads:
             return self.load(acc)
-        rec = low.a.recurrences.get(name)
         if rec is not None:
             index = acc.indices[rec.axis]
             step = rec.var
@@ -58,6 +61,17 @@ class ReadGen(DotGen):
         if einsum in self.stream_reductions():
             raise _err(f"{name} is read before the loop that reduces it has finished", acc)
         return self.inline(einsum, acc)
+
+    def _final_in_scratch(self, acc: Access, rec) -> Access:
+        """A recurrence finished by an earlier kernel is in scratch without its step axis: only
+        its final iterate can be read there."""
+        index = acc.indices[rec.axis]
+        if not (isinstance(index, Name) and not index.is_index):
+            raise _err(f"{acc.tensor} is read at a step of its recurrence in a later kernel, "
+                       f"which only has its final iterate {acc.tensor}[..., {rec.var.upper()}]",
+                       acc)
+        kept = tuple(i for k, i in enumerate(acc.indices) if k != rec.axis)
+        return Access(acc.tensor, kept, acc.span)
 
     def check_same(self, acc: Access, einsum: Einsum, skip=None):
         for k, (i, j) in enumerate(zip(acc.indices, einsum.output.indices, strict=True)):
@@ -96,9 +110,93 @@ class ReadGen(DotGen):
             t = self.einsum_value(einsum)
         finally:
             self.bind = saved
+        outside = self._extent_terms(einsum, acc, t.axes)
+        if outside:  # points read past the intermediate's extent do not exist
+            t = replace(t, terms=t.terms | outside, variant=t.variant or any(v for *_, v in outside))
         t = self.materialize(t, einsum.name)
         (self.memo_var if t.variant else self.memo_inv)[key] = t
         return t
+
+    def _extent_terms(self, einsum: Einsum, acc: Access, axes: tuple) -> frozenset:
+        """Validity terms of an inlined read whose indices may leave the intermediate's extent
+        (``A[p, m + 1]`` at ``m = M - 1``), from the interval analysis (backends.gpu.extents)."""
+        out = set()
+        for k, i in enumerate(acc.indices):
+            axis = self.low.a.shapes[einsum.name][k]
+            if not in_linear_fragment(self.low, i):
+                continue  # ``m / M0``, ``p % C``: the split's own ranges, not proved here
+            idx = self.eval_int(i)
+            if not idx.axes:
+                term = self._scalar_extent_term(i, idx, axis.rank, axes, axis.extra)
+                if term is not None:
+                    out.add(term)
+                continue
+            r = reach(self.low, i, axis.rank, axis.extra)
+            if not (r.below or r.above):
+                continue
+            ext = self.size_code(axis.rank) + (f" + {axis.extra}" if axis.extra else "")
+            parts = ([f"({idx.code} >= 0)"] if r.below else []) + \
+                ([f"({idx.code} < {ext})"] if r.above else [])
+            code = " & ".join(parts)
+            memo = self.memo_var if idx.variant else self.memo_inv
+            if ("mask", code) not in memo:
+                memo[("mask", code)] = self.emit(f"in_{einsum.name.lower()}", code, idx.variant)
+            out.add((memo[("mask", code)], idx.axes, idx.variant))
+        return frozenset(out)
+
+    def _scalar_extent_term(self, index, i: Idx, rank: str, axes: tuple, extra: int = 0):
+        """The validity term of a scalar index that may leave ``rank`` (``X[m + 1]`` with ``m``
+        a grid index) over the tile ``axes``, or None when the interval analysis proves it
+        inside. (The index is broadcast before the compare: Triton's interpreter refuses a
+        scalar predicate in a mask.)"""
+        if not in_linear_fragment(self.low, index):
+            return None  # ``h / G`` into ``HK = H / G``: the derived rank's own range
+        r = reach(self.low, index, rank, extra)
+        if not (r.below or r.above):
+            return None
+        ext = self.size_code(rank) + (f" + {extra}" if extra else "")
+        x = f"({i.code} + tl.zeros({self.shape_of(axes)}, tl.int32))" if axes else i.code
+        code = " & ".join(([f"({x} >= 0)"] if r.below else [])
+                          + ([f"({x} < {ext})"] if r.above else []))
+        memo = self.memo_var if i.variant else self.memo_inv
+        if ("mask", code) not in memo:
+            memo[("mask", code)] = self.emit(f"in_{rank.lower()}", code, i.variant)
+        return (memo[("mask", code)], tuple(axes), i.variant)
+
+    def _tile_extent_term(self, index, i: Idx, rank_k: str):
+        """The mask term of a tile index into an axis of rank ``rank_k``: ``< extent`` (with
+        the EVEN_ shortcut on the streamed rank), ``>= 0`` where the interval analysis cannot
+        prove the index non-negative; None when the tile covers the axis exactly."""
+        low = self.low
+        ext = self.size_code(rank_k)
+        if len(i.axes) == 1 and _is_ident(i.code, i.axes[0], self.names):
+            var = i.axes[0]
+            b = low.roles.block.get(var)
+            if b and not b[3] and str(b[1]) == str(low.sizes.get(rank_k)) and \
+                    self.size_code(rank_k) == b[2]:
+                return None  # full tile exactly covers the axis: no mask
+        term = f"({i.code} < {ext})"
+        stream_bound = None
+        below = reach(low, index, rank_k, padded=True).below
+        if below:
+            term = f"(({i.code} >= 0) & ({i.code} < {ext}))"
+        if (rank_root(low.c, rank_k) == low.roles.stream_rank and self.cur_block
+                and i.variant and not below):
+            term = f"(({i.code} < {ext}) | {self.names.even(rank_k)})"
+            self.evens.setdefault(rank_k, set()).add(self.cur_block)
+            stream_bound = (rank_k, self.cur_block)
+        padding = not below and len(i.axes) == 1 and _is_ident(i.code, i.axes[0], self.names)
+        if not _simple(term):
+            mkey = ("mask", term)
+            memo = self.memo_var if i.variant else self.memo_inv
+            if mkey not in memo:
+                memo[mkey] = self.emit(f"in_{rank_k.lower()}", term, i.variant)
+            term = memo[mkey]
+        if padding:
+            self.pad_terms.add(term)
+        if stream_bound is not None:
+            self.bound_codes[term] = stream_bound
+        return (term, i.axes, i.variant)
 
     def load(self, acc: Access) -> Tile:
         low = self.low
@@ -119,36 +217,12 @@ class ReadGen(DotGen):
         parts, terms = [], []
         for k, i in enumerate(idx):
             parts.append(f"{self.bcast(i.code, i.axes, axes)} * {strides[k]}")
-            if i.axes:
-                ext = self.size_code(ranks[k])
-                if len(i.axes) == 1 and _is_ident(i.code, i.axes[0], self.names):
-                    var = i.axes[0]
-                    b = low.roles.block.get(var)
-                    if b and not b[3] and str(b[1]) == str(low.sizes.get(ranks[k])) and \
-                            self.size_code(ranks[k]) == b[2]:
-                        continue  # full tile exactly covers the axis: no mask
-                term = f"({i.code} < {ext})"
-                stream_bound = None
-                if "-" in i.code:
-                    term = f"(({i.code} >= 0) & ({i.code} < {ext}))"
-                if (rank_root(low.c, ranks[k]) == low.roles.stream_rank and self.cur_block
-                        and i.variant and "-" not in i.code):
-                    rank = ranks[k]
-                    term = f"(({i.code} < {ext}) | {self.names.even(rank)})"
-                    self.evens.setdefault(rank, set()).add(self.cur_block)
-                    stream_bound = (rank, self.cur_block)
-                padding = "-" not in i.code and len(i.axes) == 1 and _is_ident(i.code, i.axes[0], self.names)
-                if not _simple(term):
-                    mkey = ("mask", term)
-                    memo = self.memo_var if i.variant else self.memo_inv
-                    if mkey not in memo:
-                        memo[mkey] = self.emit(f"in_{ranks[k].lower()}", term, i.variant)
-                    term = memo[mkey]
-                if padding:
-                    self.pad_terms.add(term)
-                if stream_bound is not None:
-                    self.bound_codes[term] = stream_bound
-                terms.append((term, i.axes, i.variant))
+            if not i.axes:  # a grid index or a loop counter: exact, no padding
+                term = self._scalar_extent_term(acc.indices[k], i, ranks[k], axes)
+                if term is not None:
+                    terms.append(term)
+            elif (term := self._tile_extent_term(acc.indices[k], i, ranks[k])) is not None:
+                terms.append(term)
         mask_parts = [self.bcast(t, a, axes) for t, a, _ in terms]
         offs = " + ".join(parts)
         variant = any(i.variant for i in idx)
@@ -179,6 +253,10 @@ class ReadGen(DotGen):
         return ptr
 
     def scratch_axes(self, name):
+        rec = self.low.a.recurrences.get(name)
+        if rec is not None:  # the final iterate: the step axis is gone
+            return [i.name.upper() for k, i in enumerate(rec.update.output.indices)
+                    if k != rec.axis]
         (e,) = self.low.defs[name]
         return [i.name.upper() for i in e.output.indices]
 
@@ -237,9 +315,18 @@ class ReadGen(DotGen):
     def _reduce(self, einsum: Einsum, t: Tile, ax: str, need: list) -> Tile:
         """``tl.sum``/``tl.max``/``tl.min`` along ``ax``; the max of a positively scaled value is
         the scaled max of the value (one multiply per row instead of per element)."""
+        if t.may_nan:  # a NaN an operation made is an empty point: the reduction skips it
+            v = self.materialize(replace(t, code=self.f32(t), kind="f32"), "nan_in").code
+            t = replace(t, code=f"tl.where({v} == {v}, {v}, {IDENTITY[einsum.reducer]})",
+                        kind="f32", lin=None, src=None, may_nan=False)
         max_of = frozenset({t.code} | ({t.lin[0]} if t.lin else set())) \
             if einsum.reducer == "max" else frozenset()
         x = self.f32(t)
+        if t.empty_at is not None and IDENTITY[einsum.reducer] != _IDENT_CODE[t.empty_at]:
+            # an empty max/min read by another reducer contributes nothing
+            x = f"tl.where({x} == {_IDENT_CODE[t.empty_at]}, {IDENTITY[einsum.reducer]}, {x})"
+        masked = [tm for tm in need if tm[0] not in self.pad_terms]  # not the tile's padding
+        empty_at = _EMPTY_AT.get(einsum.reducer) if (masked or t.ninf_terms) else None
         if need:
             m = self.mask_var(need, t.axes)
             x = f"tl.where({m}, {x}, {IDENTITY[einsum.reducer]})"
@@ -254,7 +341,7 @@ class ReadGen(DotGen):
             terms = frozenset(tm for tm in t.terms if ax not in tm[1])
             return Tile(f"({fn}({inner}, axis={axis}) * {c!r})", out_axes, "f32", terms,
                         frozenset(), bool(need) or t.may_inf or bool(t.ninf_terms), t.variant,
-                        max_of=max_of)
+                        max_of=max_of, empty_at=empty_at)
         fn = {"sum": "tl.sum", "max": "tl.max", "min": "tl.min"}.get(einsum.reducer)
         if fn is None:
             raise _err(f"the reducer {einsum.reducer} is outside the Triton lowering's reach",
@@ -264,7 +351,7 @@ class ReadGen(DotGen):
         terms = frozenset(tm for tm in t.terms if ax not in tm[1])
         return Tile(f"{fn}({x}, axis={axis})", out_axes, "f32", terms, frozenset(),
                     einsum.reducer in ("max", "min") and (bool(need) or bool(t.ninf_terms))
-                    or t.may_inf, t.variant, max_of=max_of)
+                    or t.may_inf, t.variant, max_of=max_of, empty_at=empty_at)
 
     def bound_term(self, var: str):
         """The validity of ``var``'s padded tile positions (None when the tile has no padding)."""
@@ -330,9 +417,13 @@ class ReadGen(DotGen):
                    f"{self.shape_of(axes)})"
         var = self.emit(name.lower() + "_next", code, True)
         may_inf = t.may_inf
-        out = Tile(var, axes, "f32", frozenset(), frozenset(), may_inf, True, max_of=t.max_of)
+        out = Tile(var, axes, "f32", frozenset(), frozenset(), may_inf, True, max_of=t.max_of,
+                   may_nan=t.may_nan)
         self.newval[name] = out
         return out
 
 
 # ----------------------------------------------------------------------------------- utilities
+
+_EMPTY_AT = {"max": float("-inf"), "min": float("inf")}
+_IDENT_CODE = {float("-inf"): "float('-inf')", float("inf"): "float('inf')"}

@@ -77,6 +77,8 @@ class Tile:
     max_of: frozenset = frozenset()  # codes of tiles this row value bounds from above (a max)
     dot: tuple | None = None  # (a, b): the value is tl.dot(a, b), so "+ acc" can accumulate in it
     const: float | None = None  # the value, when it is a compile-time constant
+    empty_at: float | None = None  # a max/min over masked points: this identity means no point
+    may_nan: bool = False  # an operation may make NaN here (0 / 0): the interpreter's empty point
 
 
 # ------------------------------------------------------------------------------------------ roles
@@ -117,7 +119,7 @@ def _const_fold(fn, x):
 
 def _const_binary(op, x, y):
     table = {"+": lambda: x + y, "-": lambda: x - y, "*": lambda: x * y, "/": lambda: x / y,
-             "max": lambda: max(x, y), "min": lambda: min(x, y), "pow": lambda: x ** y}
+             "max": lambda: max(x, y), "min": lambda: min(x, y), "pow": lambda: math.pow(x, y)}
     if op not in table:
         raise ValueError(op)
     return table[op]()
@@ -156,7 +158,6 @@ CODE_FOR_OP = {
     "%": "({x} % {y})",
     "max": "tl.maximum({x}, {y})",
     "min": "tl.minimum({x}, {y})",
-    "pow": "tl.exp2(tl.log2({x}) * {y})",
     "safe_sub": "tl.where({x} == {y}, 0.0, {x} - {y})",  # inf - inf: an empty history gives 0
     **{c: "tl.where({x} " + c + " {y}, 1.0, 0.0)" for c in ("<", "<=", ">", ">=", "==", "!=")},
 }

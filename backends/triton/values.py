@@ -8,6 +8,7 @@ from einsum_ir.exprs import coverage
 from einsum_ir.ir import Access, Binary, Call, Expr, Name, Num, Unary
 
 from .kernel import KernelGen
+from .powers import pow_code
 from .peepholes import dot_accumulate, fold_exp2_scale, safe_running_max, scaled_product
 from .tiles import (
     _UNION,
@@ -24,6 +25,13 @@ from .tiles import (
 
 BINARY_OPS = frozenset({"+", "-", "*", "/", "%", "max", "min", "pow", "<", "<=", ">", ">=",
                         "==", "!="})
+
+
+def _makes_nan(op: str, a: Tile, b: Tile) -> bool:
+    """Whether ``a op b`` may be a fresh NaN (the interpreter's empty point)."""
+    if op in ("/", "%"):
+        return not (b.const is not None and b.const != 0 and not b.axes and not b.variant)
+    return False  # (0 * inf is not flagged: carried state is conservatively "may be inf")
 
 
 class ValueGen(KernelGen):
@@ -119,6 +127,11 @@ class ValueGen(KernelGen):
                        src=None, const=None if t.const is None else -t.const)
 
     def unary(self, fn: str, t: Tile, node) -> Tile:
+        out = self._unary(fn, t, node)
+        nan = t.may_nan or fn in ("log", "sqrt")
+        return replace(out, may_nan=True) if nan and not out.may_nan and out.const is None else out
+
+    def _unary(self, fn: str, t: Tile, node) -> Tile:
         folded = fold_exp2_scale(self, fn, t)
         if folded is not None:
             return folded
@@ -138,6 +151,14 @@ class ValueGen(KernelGen):
         return Tile(code_for(fn, x), t.axes, "f32", t.terms, zero, may_inf, t.variant)
 
     def binary(self, op: str, a: Tile, b: Tile, node) -> Tile:
+        out = self._binary(op, a, b, node)
+        if out.const is not None:
+            return out
+        nan = out.may_nan if op in _UNION else a.may_nan or b.may_nan or out.may_nan
+        nan = nan or _makes_nan(op, a, b)
+        return out if nan == out.may_nan else replace(out, may_nan=nan)
+
+    def _binary(self, op: str, a: Tile, b: Tile, node) -> Tile:
         axes = self.low.order(a.axes + b.axes)
         self.need2d(axes, node)
         if op not in BINARY_OPS:
@@ -171,8 +192,35 @@ class ValueGen(KernelGen):
         if op == "/" and not b.axes and b.const:
             return scaled_product(a, const_tile(1.0 / b.const), f"({x} * {1.0 / b.const!r})",
                                   axes, terms, may_inf, zero=a.zero_terms)
+        if op == "pow":
+            return self._pow(a, b, x, y, axes, terms, variant, node)
         zero = a.zero_terms if op == "/" else frozenset()
         return Tile(code_for(op, x, y), axes, "f32", terms, zero, may_inf, variant)
+
+    def _index_exponent(self, node):
+        """The exponent of ``pow`` as an integer index value, or None when it is not one."""
+        if not (isinstance(node, Call) and len(node.args) == 2):
+            return None
+        try:
+            return self.eval_int(node.args[1])
+        except CascadeError:
+            return None
+
+    def _pow(self, a: Tile, b: Tile, x: str, y: str, axes, terms, variant, node) -> Tile:
+        """``a ** b`` with numpy's meaning for negative and zero bases (backends.triton.powers)."""
+        n = b.const if not b.axes and not b.variant else None
+        x = x if _simple(x) else self.emit("pow_base", x, variant)
+        y_int = None
+        exponent = self._index_exponent(node)
+        if n is None and exponent is not None:  # ``p - m``: the parity from the integers
+            y_int = self.bcast(exponent.code, exponent.axes, axes)
+            y_int = y_int if _simple(y_int) else self.emit("pow_int", y_int, variant)
+        if n is None and not _simple(y):
+            y = self.emit("pow_exp", f"{y_int}.to(tl.float32)" if y_int else y, variant)
+        zero = a.zero_terms if n is not None and n > 0 else frozenset()
+        fractional = y_int is None and (n is None or not float(n).is_integer())  # (-2) ** 0.5
+        return Tile(pow_code(x, y, n, y_int), axes, "f32", terms, zero, True, variant,
+                    may_nan=fractional)
 
     def _non_pad(self, t: Tile) -> set:
         return {tm for tm in t.terms if tm[0] not in self.pad_terms}
@@ -186,18 +234,26 @@ class ValueGen(KernelGen):
 
     def _union(self, op: str, a: Tile, b: Tile, axes, cover=(True, True)) -> Tile:
         """``+``, ``-``, ``max``, ``min``: a union keeps the side that exists where the other is
-        empty (the empty-point rule; ``-`` negates a lone right operand); an operand that does not
-        cover the other's indices creates no points (exprs.coverage); padding positions are
-        outside every iteration space and need no select."""
+        empty (the empty-point rule; ``-`` negates a lone right operand; a NaN side is an empty
+        point); an operand that does not cover the other's indices creates no points
+        (exprs.coverage); padding positions are outside every iteration space and need no
+        select."""
         x, y = self.bcast(self.f32(a), a.axes, axes), self.bcast(self.f32(b), b.axes, axes)
+        if a.may_nan or b.may_nan:
+            x, y = self._operand_var(x, a, "union_lhs"), self._operand_var(y, b, "union_rhs")
         if not any(cover):
             return Tile(code_for(op, x, y), axes, "f32", a.terms | b.terms, frozenset(),
-                        a.may_inf or b.may_inf, a.variant or b.variant)
+                        a.may_inf or b.may_inf, a.variant or b.variant,
+                        may_nan=a.may_nan or b.may_nan)
         terms = a.terms & b.terms if (a.terms and b.terms) else frozenset()
         ninf = a.ninf_terms if (a.ninf_terms and op == "+" and not b.may_inf
                                 and not b.ninf_terms) else frozenset()
         code = code_for(op, x, y)
         lone_y = f"(-{y})" if op == "-" else y
+        if a.may_nan:  # a NaN side is an empty point: the other side passes
+            code, ninf = f"tl.where({x} != {x}, {lone_y}, {code})", frozenset()
+        if b.may_nan:
+            code, ninf = f"tl.where({y} != {y}, {x}, {code})", frozenset()
         sa = [tm for tm in a.terms if tm[0] not in self.pad_terms]
         sb = [tm for tm in b.terms if tm[0] not in self.pad_terms]
         if not all(cover):  # the covering side's points; a missing other side is the identity
@@ -214,16 +270,27 @@ class ValueGen(KernelGen):
             ma, mb = self.mask_var(sa, axes), self.mask_var(sb, axes)
             code, ninf = (f"tl.where({ma} & {mb}, {code}, tl.where({ma}, {x}, {lone_y}))",
                           frozenset())
+            if set(sa) != set(sb):  # the union exists where either side does
+                var = a.variant or b.variant
+                either = self.emit("either", f"{ma} | {mb}", var and self.loop_lines is not None)
+                terms = terms | {(either, tuple(axes), var)}
+        # padding (past a rank's extent) is outside every iteration space: it stays masked
+        terms = terms | {tm for tm in a.terms | b.terms if tm[0] in self.pad_terms}
         variant = a.variant or b.variant
+        nan = a.may_nan and b.may_nan
         if op == "-":
-            return Tile(code, axes, "f32", terms, frozenset(), a.may_inf or b.may_inf, variant)
+            return Tile(code, axes, "f32", terms, frozenset(), a.may_inf or b.may_inf, variant,
+                        may_nan=nan)
         if op != "+":
             return Tile(code, axes, "f32", terms, frozenset(), a.may_inf and b.may_inf, variant,
-                        max_of=a.max_of | b.max_of if op == "max" else frozenset())
-        if not sa and not sb:
+                        max_of=a.max_of | b.max_of if op == "max" else frozenset(), may_nan=nan)
+        if not sa and not sb and not (a.may_nan or b.may_nan):
             code = dot_accumulate(a, b, x, y, axes) or code
         return Tile(code, axes, "f32", terms, frozenset(), a.may_inf or b.may_inf, variant,
-                    ninf_terms=ninf)
+                    ninf_terms=ninf, may_nan=nan)
+
+    def _operand_var(self, code: str, t: Tile, hint: str) -> str:
+        return code if _simple(code) else self.emit(hint, code, t.variant)
 
     def materialize(self, t: Tile, hint: str) -> Tile:
         if _simple(t.code) or not t.axes and not t.variant and t.const is not None:

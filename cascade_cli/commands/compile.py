@@ -2,24 +2,20 @@
 
 ``compile`` writes a standalone Python module (the generated Triton kernels plus a
 ``forward(config=None, /, **tensors) -> dict`` launcher) whose header names the cascade and the
-mapping the GPU cost model chose. ``run`` compiles, runs on a GPU if there is one (else under Triton's interpreter,
-``TRITON_INTERPRET=1``, on the CPU), compares with the float64 reference interpreter and prints the
-max error; ``--check`` makes a mismatch exit with status 3.
+mapping the GPU cost model chose. ``run`` (run_kernel.py) compiles, runs on a GPU if there is one
+(else under Triton's interpreter, ``TRITON_INTERPRET=1``, on the CPU) and compares every element
+with the float64 reference interpreter; ``--check`` makes a mismatch exit with status 3.
 """
 from __future__ import annotations
 
-import json
-import os
 import sys
-import time
 
 from einsum_ir.errors import CascadeError
 
 from ..io import read_cascade, write_output
 from ..options import add_file_argument, add_json_option, add_set_option
+from .run_kernel import add_run_options, run_run
 
-MISMATCH = 3  # the exit status of `run --check` when the kernel and the reference differ
-TOLERANCE = {"float32": 1e-4, "float16": 1e-2, "bfloat16": 4e-2}  # x max(1, max |reference|)
 
 
 def _common(p) -> None:
@@ -53,14 +49,9 @@ def register(sub) -> None:
 
     p = sub.add_parser("run", help="compile and run a cascade, compared with the reference")
     _common(p)
-    p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--check", action="store_true",
-                   help="exit with status 3 when the error exceeds the tolerance")
-    p.add_argument("--tol", type=float, default=None,
-                   help="tolerance on max |out - ref| / max(1, max |ref|) (default by dtype)")
+    add_run_options(p)
     add_json_option(p)
-    p.set_defaults(func=run_run)
+    p.set_defaults(func=lambda args: run_run(args, _overrides(args)))
 
 
 def _overrides(args) -> dict:
@@ -98,102 +89,3 @@ def run_compile(args) -> int:
     else:
         sys.stdout.write(gen.source)
     return 0
-
-
-def _has_cuda() -> bool:
-    try:
-        import torch
-    except ImportError:
-        raise CascadeError("the Triton backend needs torch and triton",
-                           hint="pip install -e '.[gpu]'") from None
-    return torch.cuda.is_available()
-
-
-def run_run(args) -> int:
-    cascade, sets, sizes = _load(args)
-    if "triton" not in sys.modules and not os.environ.get("TRITON_INTERPRET"):
-        # decided before triton is imported: the interpreter flag is read at import/jit time
-        import importlib.util
-        if importlib.util.find_spec("torch") is None:
-            raise CascadeError("the Triton backend needs torch and triton",
-                               hint="pip install -e '.[gpu]'")
-    gpu = _has_cuda()
-    import warnings
-    warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"triton\..*")
-    if not gpu:
-        os.environ["TRITON_INTERPRET"] = "1"
-        if args.dtype == "bfloat16":
-            raise CascadeError("bfloat16 cannot be checked without a GPU: Triton's interpreter "
-                               "computes bfloat16 tl.dot wrongly",
-                               hint="use --dtype float16 or float32, or run on a GPU")
-    import numpy as np
-    import torch
-
-    from backends.triton.api import compile_cascade
-    from einsum_ir import evaluate, random_inputs
-
-    fn = compile_cascade(cascade, rewrite=not args.no_rewrite, arch=args.arch,
-                         **_overrides(args), **sets)
-    inputs = random_inputs(cascade, sizes, args.seed, np.float64)
-    dtype = getattr(torch, args.dtype)
-    device = "cuda" if gpu else "cpu"
-    tensors = {k: torch.tensor(v, dtype=dtype, device=device) for k, v in inputs.items()}
-    t0 = time.perf_counter()
-    out = fn(**tensors)
-    if gpu:
-        torch.cuda.synchronize()
-    first = time.perf_counter() - t0
-    ref = evaluate(cascade, {k: np.asarray(t.double().cpu().numpy()) for k, t in tensors.items()},
-                   sets)
-    plan = fn.last_plan
-    where = "GPU " + torch.cuda.get_device_name() if gpu else "CPU (TRITON_INTERPRET=1)"
-    ms = _time_gpu(lambda: fn(**tensors)) if gpu else None
-    tol = args.tol if args.tol is not None else TOLERANCE[args.dtype]
-    results = [_compare(name, value.double().cpu().numpy(), ref[name], tol)
-               for name, value in out.items()]
-    ok = all(r["ok"] for r in results)
-    if args.json:
-        print(json.dumps({"file": args.file, "device": where, "dtype": args.dtype,
-                          "first_call_s": first, "measured_ms": ms,
-                          "predicted_ms": plan.predicted_s * 1e3 if plan is not None else None,
-                          "outputs": results, "ok": ok}, indent=2))
-    else:
-        print(f"{args.file}: ran on {where}, {args.dtype}, first call {first:.2f} s")
-        if plan is not None:
-            print("  " + plan.describe().replace("\n", "\n  "))
-        if ms is not None:
-            print(f"  measured {ms:.4f} ms per call (predicted {plan.predicted_s * 1e3:.4f} ms)")
-        for r in results:
-            print(f"  {r['name']}: max |error| {r['max_error']:.3e} (tolerance {r['tolerance']:.1e})"
-                  f"{'' if r['finite'] else ', NOT FINITE'} -> {'ok' if r['ok'] else 'MISMATCH'}")
-    if not ok and args.check:
-        print(f"{args.file}: error: the Triton kernel does not match the reference interpreter",
-              file=sys.stderr)
-        return MISMATCH
-    return 0
-
-
-def _compare(name: str, got, ref, tol: float) -> dict:
-    """One output against the reference: max |error| within tol x max(1, max |ref|)."""
-    import numpy as np
-
-    err = float(np.abs(got - ref).max()) if ref.size else 0.0
-    scale = max(1.0, float(np.abs(ref).max()) if ref.size else 1.0)
-    finite = bool(np.isfinite(got).all())
-    return {"name": name, "max_error": err, "tolerance": tol * scale, "finite": finite,
-            "ok": finite and err <= tol * scale}
-
-
-def _time_gpu(fn, reps: int = 20) -> float:
-    import torch
-
-    for _ in range(3):
-        fn()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(reps):
-        fn()
-    end.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(end) / reps

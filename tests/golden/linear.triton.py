@@ -85,9 +85,9 @@ def _phase0(
         elu_in = k.to(tl.float32)
         kf = (tl.where(elu_in > 0, elu_in, tl.exp2(tl.minimum(elu_in, 0.0) * 1.4426950408889634) - 1.0) + 1.0)
         v = tl.load(V_ptr + b_idx * stride_V_0 + h_idx * stride_V_1 + offs_m[:, None] * stride_V_2 + offs_f[None, :] * stride_V_3, mask=in_m[:, None], other=0.0)
-        kv = tl.dot(tl.trans(kf.to(V_ptr.dtype.element_ty)), v)
-        kv_acc = kv_acc + kv
         valid = in_m[:, None]
+        kv = tl.dot(tl.trans(tl.where(valid, kf, 0.0).to(V_ptr.dtype.element_ty)), v)
+        kv_acc = kv_acc + kv
         ks_acc = ks_acc + tl.sum(tl.where(valid, kf, 0.0), axis=0)
     kv_out = kv_acc
     tl.atomic_add(KV_ptr + b_idx * stride_KV_0 + h_idx * stride_KV_1 + offs_e[:, None] * stride_KV_2 + offs_f[None, :] * stride_KV_3, kv_out)
@@ -139,8 +139,8 @@ def _phase1(
     num = tl.dot(qf, kv)
     ks = tl.load(KS_ptr + b_idx * stride_KS_0 + h_idx * stride_KS_1 + offs_e * stride_KS_2)
     den = tl.sum((qf * ks[None, :]), axis=1)
-    av_out = (num / den[:, None])
-    av_val = av_out.to(AV_ptr.dtype.element_ty)
+    av_out = tl.where(in_p[:, None], (num / den[:, None]), 0.0)
+    av_val = tl.where(av_out == av_out, av_out, 0.0).to(AV_ptr.dtype.element_ty)
     tl.store(AV_ptr + b_idx * stride_AV_0 + h_idx * stride_AV_1 + offs_p[:, None] * stride_AV_2 + offs_f[None, :] * stride_AV_3, av_val, mask=(offs_p < P)[:, None])
 
 

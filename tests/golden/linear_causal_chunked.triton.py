@@ -94,10 +94,10 @@ def _phase_increments(
         elu_in = k.to(tl.float32)
         kf = (tl.where(elu_in > 0, elu_in, tl.exp2(tl.minimum(elu_in, 0.0) * 1.4426950408889634) - 1.0) + 1.0)
         v = tl.load(V_ptr + b_idx * stride_V_0 + h_idx * stride_V_1 + ((it * BLOCK_C) + offs_d)[:, None] * stride_V_2 + offs_f[None, :] * stride_V_3, mask=in_m[:, None], other=0.0)
-        kvc = tl.dot(tl.trans(kf.to(V_ptr.dtype.element_ty)), v)
+        valid = in_m[:, None]
+        kvc = tl.dot(tl.trans(tl.where(valid, kf, 0.0).to(V_ptr.dtype.element_ty)), v)
         s_inc_out = kvc
         tl.store(S_inc_ptr + b_idx * stride_S_inc_0 + h_idx * stride_S_inc_1 + it * stride_S_inc_2 + offs_e[:, None] * stride_S_inc_3 + offs_f[None, :] * stride_S_inc_4, s_inc_out)
-        valid = in_m[:, None]
         ksc = tl.sum(tl.where(valid, kf, 0.0), axis=0)
         z_inc_out = ksc
         tl.store(Z_inc_ptr + b_idx * stride_Z_inc_0 + h_idx * stride_Z_inc_1 + it * stride_Z_inc_2 + offs_e * stride_Z_inc_3, z_inc_out)
@@ -161,7 +161,6 @@ def _phase_steps(
     offs_f = tl.arange(0, BLOCK_F)
     offs_e = tl.arange(0, BLOCK_E)
     offs_d = tl.arange(0, BLOCK_D)
-    valid = (offs_d[None, :] <= offs_c[:, None])
     for it in range(lo_0, hi_0):
         in_p = ((((it * BLOCK_C) + offs_c) < P) | EVEN_P)
         q = tl.load(Q_ptr + b_idx * stride_Q_0 + h_idx * stride_Q_1 + ((it * BLOCK_C) + offs_c)[:, None] * stride_Q_2 + offs_e[None, :] * stride_Q_3, mask=in_p[:, None], other=0.0)
@@ -175,12 +174,12 @@ def _phase_steps(
         kf = (tl.where(elu_in_1 > 0, elu_in_1, tl.exp2(tl.minimum(elu_in_1, 0.0) * 1.4426950408889634) - 1.0) + 1.0)
         sc = tl.dot(qf, tl.trans(kf))
         v = tl.load(V_ptr + b_idx * stride_V_0 + h_idx * stride_V_1 + ((it * BLOCK_C) + offs_d)[:, None] * stride_V_2 + offs_f[None, :] * stride_V_3, mask=in_m[:, None], other=0.0)
+        valid = (offs_d[None, :] <= offs_c[:, None]) & in_m[None, :]
         inum = tl.dot(tl.where(valid, sc, 0.0).to(V_ptr.dtype.element_ty), v)
         valid_1 = in_p[:, None]
         z_pre = tl.load(Z_pre_ptr + b_idx * stride_Z_pre_0 + h_idx * stride_Z_pre_1 + it * stride_Z_pre_2 + offs_e * stride_Z_pre_3)
         xden = tl.sum((qf * z_pre[None, :]), axis=1)
-        valid_2 = (offs_d[None, :] <= offs_c[:, None]) & in_m[None, :]
-        iden = tl.sum(tl.where(valid_2, sc, 0.0), axis=1)
+        iden = tl.sum(tl.where(valid, sc, 0.0), axis=1)
         o = (tl.where(valid_1 & valid_1, (xnum + inum), tl.where(valid_1, xnum, inum)) / tl.where(in_p & in_p, (xden + iden), tl.where(in_p, xden, iden))[:, None])
         av_out = tl.where(in_p[:, None], o, 0.0)
         av_val = tl.where(av_out == av_out, av_out, 0.0).to(AV_ptr.dtype.element_ty)

@@ -118,17 +118,18 @@ def _phase1(
         exp_in = tl.where(rm == rm_next, 0.0, rm - rm_next)
         prm = tl.exp2(exp_in * 1.4426950408889634)
         spd = (prm * rd)
-        sln = tl.exp2(qk * 0.18033688011112042 - (rm_next * 1.4426950408889634)[:, None])
+        rm_next_safe = tl.where(rm_next == float('-inf'), 0.0, rm_next)
+        sln = tl.exp2(qk * 0.18033688011112042 - (rm_next_safe * 1.4426950408889634)[:, None])
         sld = tl.sum(tl.where(valid, sln, 0.0), axis=1)
         rd_next = (spd + sld)
         spnv = (prm[:, None] * rnv)
         v = tl.load(V_ptr + b_idx * stride_V_0 + h_idx * stride_V_1 + ((it * BLOCK_M0) + offs_m0)[:, None] * stride_V_2 + offs_f[None, :] * stride_V_3, mask=in_m[:, None], other=0.0)
-        rnv_next = tl.dot(sln.to(V_ptr.dtype.element_ty), v, spnv)
+        rnv_next = tl.dot(tl.where(valid, sln, 0.0).to(V_ptr.dtype.element_ty), v, spnv)
         rm = rm_next
         rd = rd_next
         rnv = rnv_next
     av_out = (rnv / rd[:, None])
-    av_val = av_out.to(AV_ptr.dtype.element_ty)
+    av_val = tl.where(av_out == av_out, av_out, 0.0).to(AV_ptr.dtype.element_ty)
     tl.store(AV_ptr + b_idx * stride_AV_0 + h_idx * stride_AV_1 + offs_p[:, None] * stride_AV_2 + offs_f[None, :] * stride_AV_3, av_val, mask=(offs_p < P)[:, None])
 
 
