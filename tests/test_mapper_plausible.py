@@ -99,3 +99,25 @@ def test_cycles_lie_between_the_work_and_a_factor_of_it(name, n):
     compute, dram = _unit_bounds(report, arch)
     assert report.cycles >= compute * (1 - 1e-9)
     assert report.cycles <= FACTOR * (compute + dram), (report.cycles, compute, dram)
+
+
+def test_an_output_kept_in_the_buffer_is_drained_from_it():
+    """A mapping that keeps the off-chip output AV in the buffer reads every word of it back out
+    to write it off-chip: the buffer reads grow by AV's words (they were free before)."""
+    import dataclasses
+
+    from simulator.cost import simulate_problem
+    from simulator.problem import problem_for
+
+    arch = resolve_arch("fusemax")
+    casc = load(ATTENTION / "linear.ein")
+    mapping = search(casc, arch, {}, top=1, fusion="full").best[0][0]
+    prob = problem_for(casc, {})
+    base = simulate_problem(prob, arch, mapping)
+    (group,) = mapping.groups
+    kept = dataclasses.replace(mapping, groups=(dataclasses.replace(
+        group, keep={**group.keep, "AV": arch.buffer.name}),))
+    rep = simulate_problem(prob, arch, kept)
+    drained = rep.groups[0].glb_read - base.groups[0].glb_read
+    assert drained >= prob.tensor_words("AV")
+    assert rep.groups[0].footprint > base.groups[0].footprint
