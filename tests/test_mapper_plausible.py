@@ -49,12 +49,16 @@ def test_the_rewrites_own_split_is_sized_by_the_mapper():
     assert "online-softmax" in report.form and report.sizes["M0"] == 256  # one PE dimension
 
 
-def _unit_bounds(report, arch) -> tuple[float, float]:
-    """(the busiest unit's work over its PEs, DRAM transfer cycles) of a report."""
+def _work(report) -> dict:
     work: dict = {}
     for c in report.einsums:
         work[c.unit] = work.get(c.unit, 0.0) + c.work
-    compute = max(w / arch.unit(u).pes for u, w in work.items())
+    return work
+
+
+def _unit_bounds(report, arch) -> tuple[float, float]:
+    """(the busiest unit's work over its PEs, DRAM transfer cycles) of a report."""
+    compute = max(w / arch.unit(u).pes for u, w in _work(report).items())
     return compute, report.traffic_bytes / arch.offchip.bandwidth * arch.clock_hz
 
 
@@ -97,8 +101,12 @@ def test_cycles_lie_between_the_work_and_a_factor_of_it(name, n):
     sizes = {"P": n} if name == "linear_causal_chunked" else {"P": n, "M": n}
     report = search(casc, arch, sizes, top=1).best[0][1]
     compute, dram = _unit_bounds(report, arch)
-    assert report.cycles >= compute * (1 - 1e-9)
-    assert report.cycles <= FACTOR * (compute + dram), (report.cycles, compute, dram)
+    assert report.cycles >= compute * (1 - 1e-9)  # no unit beats its peak
+    # all the work spread over all the PEs, plus the off-chip transfers: the mapper stays within
+    # FACTOR of it (before per-Einsum spatial ranks linear attention took 14x, at 149,504 cycles;
+    # mha_1pass, whose written M0 = 64 fills a quarter of the 2D array, is the closest, 3.5x)
+    ideal = sum(_work(report).values()) / sum(u.pes for u in arch.units)
+    assert report.cycles <= FACTOR * (ideal + dram), (report.cycles, ideal, dram)
 
 
 def test_an_output_kept_in_the_buffer_is_drained_from_it():
@@ -121,3 +129,16 @@ def test_an_output_kept_in_the_buffer_is_drained_from_it():
     drained = rep.groups[0].glb_read - base.groups[0].glb_read
     assert drained >= prob.tensor_words("AV")
     assert rep.groups[0].footprint > base.groups[0].footprint
+
+
+def test_a_small_state_never_spreads_its_recurrence_rank():
+    """With a 64 x 64 state the 2D array's rows find no state rank of 256: the unit's choice
+    falls back to the token tile T0, which the recurrent S must walk step after step (before,
+    S spread T0 and ran 1,000 dependent steps at once); S spreads its state's e and f instead."""
+    arch = resolve_arch("fusemax")
+    mapping, report = search(load(RECURRENCE), arch, {"T": 1000}, top=1).best[0]
+    s = mapping.einsums["S"]
+    assert sorted(s.spatial) == ["E", "F"], s.spatial
+    cost = next(c for c in report.einsums if c.key == "S")
+    assert cost.pes_used == 64 * 64
+    assert report.cycles >= cost.work / cost.pes_used
