@@ -71,8 +71,13 @@ class BindingCosts:
 def relayouts(prob, keys: tuple, spatial: dict, unit_names: list, loops) -> tuple:
     """Every (intermediate, producer, consumer) of the group whose layout differs between some
     two units (a rank spread across PEs on one is walked in time on the other)."""
+    from .space import spread
+
     n = len(unit_names)
-    spatial_vars = [{loops.var(x) for x in spatial.get(u, ())} for u in unit_names]
+
+    def spatial_vars(k):
+        return [{loops.var(x) for x in spread(spatial, u, k)} for u in unit_names]
+
     out = []
     for pi, k in enumerate(keys):
         t = prob.infos[k].einsum.name
@@ -80,10 +85,13 @@ def relayouts(prob, keys: tuple, spatial: dict, unit_names: list, loops) -> tupl
         tv = set(prob.infos[k].out_vars)
         for ci in readers:
             tv |= prob.infos[keys[ci]].reads[t]
-        conflict = np.array([[a != c and bool((spatial_vars[a] ^ spatial_vars[c]) & tv)
-                              for c in range(n)] for a in range(n)])
-        if conflict.any():
-            out.extend(Relayout(t, pi, ci, conflict) for ci in readers)
+        pv = spatial_vars(k)
+        for ci in readers:
+            cv = spatial_vars(keys[ci])
+            conflict = np.array([[a != c and bool((pv[a] ^ cv[c]) & tv)
+                                  for c in range(n)] for a in range(n)])
+            if conflict.any():
+                out.append(Relayout(t, pi, ci, conflict))
     return tuple(out)
 
 

@@ -37,7 +37,7 @@ from simulator.timing import einsum_fill, port_cycles
 from simulator.schedule import recurrence_bound, recurrence_cycles, recurrence_distance, step_var
 
 from .bindings import BindingCosts, binding_matrix, relayouts
-from .space import Tiling
+from .space import Tiling, per_einsum, spread
 
 
 @dataclass(frozen=True)
@@ -57,10 +57,11 @@ class Form:
 
     @cached_property
     def mapping_sizes(self) -> dict:
-        """Split tile sizes a mapping records: those of splits written in the cascade (a split the
-        pipeline made has its tile size as the pass's option)."""
+        """Split tile sizes a mapping records: those of splits written in the cascade, as the
+        search used them (a split the pipeline made has its tile size as the pass's option)."""
         declared = {d.name for d in self.prepared.source.sizes}
-        return {k: v for k, v in self.split_sizes.items() if k in declared}
+        return {s.inner: self.prob.sizes[s.inner] for s in self.prepared.cascade.splits
+                if s.inner in declared and s.inner in self.prob.sizes}
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def candidate_mapping(form: Form, row, unit_names, spatial: dict, tiling: Tiling
                       record: dict) -> Mapping:
     """The mapping of one candidate (one fusion group with all of the form's Einsums)."""
     keys = form.keys
-    maps = {k: EinsumMap(unit_names[u], tuple(spatial.get(unit_names[u], ())))
+    maps = {k: EinsumMap(unit_names[u], spread(spatial, unit_names[u], k))
             for k, u in zip(keys, row, strict=True)}
     group = Group("fused", tuple(keys), mode, tiling.loops, tiling.buffer_loops, {},
                   dict(tiling.spill), {}, levels=dict(tiling.levels))
@@ -108,7 +109,7 @@ def _unit_costs(form: Form, arch, spatial: dict, probe: Mapping, loops: Loops, m
         used = {}
         for u in form.units_for[k]:
             j = unit_names.index(u)
-            m = Mapping({k: EinsumMap(u, tuple(spatial.get(u, ())))}, (), probe.tiles)
+            m = Mapping({k: EinsumMap(u, spread(spatial, u, k))}, (), probe.tiles)
             c = einsum_cost(form.prob, arch, m, loops, k, "fused")
             cyc[i, j], en[i, j], lat[i, j] = c.cycles, c.energy_pJ, c.latency
             used[u] = c.pes_used
@@ -174,7 +175,7 @@ def _occupied(form: Form, arch, tables: _Tables, loops: Loops, names: tuple, spa
     for i, k in enumerate(form.keys):
         for u in form.units_for[k]:
             fill[i, unit_names.index(u)] = einsum_fill(form.prob, k, arch.unit(u),
-                                                       tuple(spatial.get(u, ())), loops, names)
+                                                       spread(spatial, u, k), loops, names)
     cols = np.arange(len(form.keys))
     B = tables.bindings
     FB = np.where(tables.cycles != 0, fill[cols, B], 0.0)
@@ -257,7 +258,7 @@ def _tiling_cost(form: Form, arch, tables: _Tables, mem: _Memory, loops: Loops, 
     uses = {}
     if arch.inner:
         unit_names = [u.name for u in arch.units]
-        candidates = {k: [(u, unit_names.index(u), tuple(spatial.get(u, ())))
+        candidates = {k: [(u, unit_names.index(u), spread(spatial, u, k))
                           for u in form.units_for[k]] for k in keys}
         reads, uses, fits = group_hierarchy(form.prob, arch, loops, group, buffered, unit_of,
                                             candidates, routes)
@@ -295,12 +296,22 @@ def keep_options(form: Form, arch, tiling: Tiling) -> list:
 MAX_KEEP_OPTIONS = 8
 
 
+def _own_choices(form: Form, arch, spatial: dict, loops: Loops) -> dict:
+    """``spatial`` with every Einsum's own choice where the unit's misses it (a rank it does not
+    index, or its recurrence rank): :func:`mapper.space.per_einsum`."""
+    prob = form.prob
+    recurrent = {k: prob.recurrences[prob.infos[k].einsum.name][1] for k in form.keys
+                 if prob.infos[k].einsum.name in prob.recurrences}
+    return per_einsum(spatial, form.prepared.cascade, prob, form.keys, arch, loops, recurrent)
+
+
 def evaluate_space(form: Form, arch, spatial: dict, tilings: list, memo: dict,
                    min_parallelism: float) -> list:
     """Evaluates every binding under every tiling of one spatial choice -> ``Candidates`` list."""
     unit_names = [u.name for u in arch.units]
     first = [unit_names.index(form.units_for[k][0]) for k in form.keys]
     probe = candidate_mapping(form, first, unit_names, spatial, tilings[0], "pipelined", {})
+    spatial = _own_choices(form, arch, spatial, Loops(form.prob, probe))
     tables = _tables(form, arch, spatial, probe, min_parallelism)
     out = []
     for base in tilings:

@@ -27,7 +27,7 @@ from simulator.schedule import dependence_graph
 
 from .evaluate import Form, evaluate_space
 from .select import pareto_front
-from .space import Tiling, batch_ranks, spatial_options, tilings
+from .space import Tiling, batch_ranks, spatial_options, spread, tilings
 
 FUSION = ("searched", "full", "none")
 FRONT_POINTS = 16  # partitions kept per prefix (the Pareto front's extremes and spread)
@@ -63,7 +63,7 @@ class Partition:
         maps, groups = {}, []
         for i, p in enumerate(self.pieces, 1):
             for k, u in zip(p.keys, p.row, strict=True):
-                maps[k] = EinsumMap(unit_names[u], tuple(p.spatial.get(unit_names[u], ())))
+                maps[k] = EinsumMap(unit_names[u], spread(p.spatial, unit_names[u], k))
             groups.append(Group(f"g{i}", p.keys, mode, p.tiling.loops, p.tiling.buffer_loops, {},
                                 dict(p.tiling.spill), {}, levels=dict(p.tiling.levels)))
         tiles = dict(self.pieces[0].tiling.tiles)
@@ -176,7 +176,7 @@ def segment_fronts(form: Form, arch, keys: tuple, spill_levels, min_parallelism:
                 j = ok[i]
                 points.append((float(cand.cycles[j]), float(cand.energy[j]),
                                Piece(keys, float(cand.cycles[j]), float(cand.energy[j]),
-                                     tuple(int(u) for u in cand.bindings[j]), spatial, cand.tiling)))
+                                     tuple(int(u) for u in cand.bindings[j]), cand.spatial, cand.tiling)))
     return {t: _front(p, FRONT_POINTS) for t, p in by_tiles.items()}, evaluated
 
 

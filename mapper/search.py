@@ -61,13 +61,22 @@ def pipeline_forms(cascade, tile_size: int, allow_rewrite: bool = True) -> list:
     return forms
 
 
+def mapper_split_tiles(prepared, sizes=None) -> list:
+    """Inner ranks of the splits of ``prepared.cascade`` the mapper may size (one PE dimension):
+    those a pipeline introduced. A split written in the cascade keeps its declared (or --set)
+    tile: the chunk size of a chunked algorithm is part of the algorithm, not a mapping choice."""
+    written = {s.inner for s in prepared.source.splits}
+    sized = {d.name for d in prepared.source.sizes if d.default is not None} | set(sizes or {})
+    return [s.inner for s in prepared.cascade.splits if not (s.inner in written and s.inner in sized)]
+
+
 def forms_for(cascade, arch, sizes=None, allow_rewrite: bool = True):
     """(forms the arch can run, the first Einsum no unit can run and the classes it needs)."""
     max_dim = max(max(u.dims) for u in arch.units)
     forms, missing = [], None
     for prepared in pipeline_forms(cascade, max_dim, allow_rewrite):
         casc = prepared.cascade
-        split_sizes = {s.inner: max_dim for s in casc.splits}
+        split_sizes = {r: max_dim for r in mapper_split_tiles(prepared, sizes)}
         try:
             prob = problem_for(casc, {**dict(sizes or {}), **split_sizes})
         except CascadeError:
@@ -146,7 +155,7 @@ def _resimulate(pools: list, order: np.ndarray, arch, top: int, modes) -> tuple[
         p = int(np.searchsorted(offsets, gi, side="right") - 1)
         cand = pools[p]
         row = cand.bindings[gi - offsets[p]]
-        sig = (cand.form.index, tuple(row), tuple(sorted(cand.spatial.items())), cand.tiling.signature)
+        sig = (cand.form.index, tuple(row), tuple(sorted(cand.spatial.items(), key=str)), cand.tiling.signature)
         if sig in seen:
             continue
         seen.add(sig)

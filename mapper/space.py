@@ -193,3 +193,49 @@ def tilings(cascade, prob, keys, tile_sizes: dict, batch: list, spill_levels) ->
                 spill = {t: s for t in spillable} if s else {}
                 out.append(Tiling(tiles, loops, buffer_loops, spill))
     return out
+
+
+def spread(spatial: dict, unit: str, key: str) -> tuple:
+    """The names Einsum ``key`` spreads across ``unit``'s PEs: its own choice where
+    :func:`per_einsum` made one, else the unit's."""
+    return tuple(spatial.get((unit, key), spatial.get(unit, ())))
+
+
+def per_einsum(spatial: dict, cascade, prob, keys, arch, loops, recurrent=frozenset()) -> dict:
+    """``spatial`` (unit -> names) with a choice per Einsum where the unit's names miss it: a PE
+    dimension whose rank an Einsum does not index would leave that dimension idle (the state
+    update of linear attention has no query rank to spread), so it takes the Einsum's own rank
+    that fills most of the dimension (untiled ranks and tile parts already chosen only, so the
+    tiling stays one); a recurrent Einsum never spreads its recurrence rank (``recurrent``:
+    Einsum -> that rank's variable), which must run step after step."""
+    out = dict(spatial)
+    for u in arch.units:
+        names = tuple(spatial.get(u.name, ()))
+        if not names:
+            continue
+        for k in keys:
+            info = prob.infos[k]
+            mine = _own_names(names, u.dims, cascade, prob.sizes, loops, info.vars,
+                              recurrent.get(k))
+            if mine != names:
+                out[(u.name, k)] = mine
+    return out
+
+
+def _own_names(names: tuple, dims, cascade, sizes, loops, evars, step) -> tuple:
+    chosen = list(names)
+    usable = [v for v in evars if v != step]
+    for i, (dim, name) in enumerate(zip(dims, names, strict=False)):
+        if loops.var(name) in usable:
+            continue
+        taken = {loops.var(n) for j, n in enumerate(chosen) if j != i}
+        best, fill = name, 1
+        for cand, _, size in spatial_candidates(cascade, sizes, dim, fallback=True):
+            if not loops.known(cand) or (size is not None and loops.extent(cand) != size):
+                continue
+            v = loops.var(cand)
+            used = min(dim, loops.extent(cand))
+            if v in usable and v not in taken and used > fill:
+                best, fill = cand, used
+        chosen[i] = best
+    return tuple(chosen)

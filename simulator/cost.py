@@ -172,7 +172,14 @@ def _buffer(prob, arch, mapping, loops, group: Group, traffic):
         glb_read = float(reads)
         inner = {name: type(u)(float(u.read), float(u.write), float(u.footprint))
                  for name, u in inner.items()}
-    return footprint, glb_read, glb_write, inner
+    return footprint, glb_read + _drained(prob, group, traffic, buffer), glb_write, inner
+
+
+def _drained(prob, group: Group, traffic, buffer: str) -> float:
+    """Words read out of the buffer to drain the off-chip outputs a mapping keeps there (R2's
+    direct write from the array holds only for outputs the buffer does not keep)."""
+    return float(sum(prob.tensor_words(t) for t in traffic.boundary_out
+                     if group.keep.get(t) == buffer))
 
 
 def _too_big(arch, group: Group, inner: dict) -> Infeasible:

@@ -121,11 +121,11 @@ def test_ragged_tiles_agree_with_the_event_driven_simulation():
     last 9 keys): the mapper's best mapping, simulated event by event, within 1%."""
     arch = resolve_arch("fusemax", {"pe_dim": 16})
     cascade = load(MHA_1PASS)
-    sizes = {"B": 1, "H": 1, "E": 16, "F": 16, "P": 200, "M": 777}
+    sizes = {"B": 1, "H": 1, "E": 16, "F": 16, "P": 200, "M": 777, "M0": 16}
     mapping, report = _best(cascade, arch, sizes)
     assert "P0" in mapping.einsums["QK"].spatial
     assert 200 % math.prod(mapping.tiles["P"].values())  # an imperfect factorisation
-    prob = problem_for(cascade, {**sizes, **mapping.sizes, "M0": 16})
+    prob = problem_for(cascade, {**sizes, **mapping.sizes})
     events = simulate_events(prob, arch, mapping)["cycles"]
     assert events == pytest.approx(report.cycles, rel=0.01)
     assert events >= report.cycles * (1 - 1e-9)

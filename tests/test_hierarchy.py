@@ -217,7 +217,7 @@ def _sampled_candidates(cascade, arch, sizes, step):
             found = tilings(casc, form.prob, form.keys, tile_sizes, batch_ranks(casc), (0.0,))
             for cand in (evaluate_space(form, arch, spatial, found, memo, 1.0)[::step] if found else []):
                 for r in range(0, len(cand.cycles), max(1, len(cand.cycles) // 2)):
-                    yield form, cand, r, candidate_mapping(form, cand.bindings[r], units, spatial,
+                    yield form, cand, r, candidate_mapping(form, cand.bindings[r], units, cand.spatial,
                                                            cand.tiling, "pipelined", {})
 
 

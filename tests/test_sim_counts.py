@@ -230,7 +230,7 @@ def test_linear_causal_chunked_counts_its_chunks_exactly():
 def test_softcap_costs_about_what_plain_attention_costs():
     soft = _cycles(EX / "softcap.ein", P=4096, M=4096)
     plain = _cycles(EX / "mha_3pass.ein", P=4096, M=4096)
-    assert (round(soft), round(plain)) == (74240, 72704)
+    assert (round(soft), round(plain)) == (74240, 70656)  # mha_3pass: RNV spreads its own ranks on the 2D array
 
 
 # ---------------------------------------------------------------- op classes

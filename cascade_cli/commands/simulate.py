@@ -113,6 +113,7 @@ def run_map(args) -> int:
             "mappings_per_s": result.rate,
             "pareto_front": [{"latency_s": a, "energy_J": b} for a, b in result.front],
             "best": [{"latency_s": r.latency_s, "cycles": r.cycles, "energy_J": r.energy_J,
+                      "sizes": r.sizes,
                       "traffic_bytes": r.traffic_bytes, "utilization": r.utilization,
                       "pe_utilization": r.pe_utilization, "mapping": m.to_dict()} for m, r in result.best],
             "saved": args.save}, indent=2))
