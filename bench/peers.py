@@ -66,12 +66,15 @@ def scalesim_row(case: dict, ours: dict, layer_cycles: list) -> dict:
 
 
 def zigzag_row(ours: dict, layers: list) -> dict:
-    """ZigZag's layers summed; energy = its MAC energy + its words moved x 1 pJ (untruncated)."""
+    """ZigZag's layers summed: cycles from its latency-best mapping, energy (its MAC energy + its
+    words moved x 1 pJ, untruncated) from its energy-best one."""
     errors = [x["error"] for x in layers if "error" in x]
     if errors:
         return {"error": errors[0]}
-    keys = ("cycles", "ideal", "stall", "onload", "offload", "energy", "mac_energy", "words")
-    tot = {k: sum(x[k] for x in layers) for k in keys}
+    tkeys = ("cycles", "ideal", "stall", "onload", "offload")
+    ekeys = ("energy", "mac_energy", "words")
+    tot = {**{k: sum(x["latency"][k] for x in layers) for k in tkeys},
+           **{k: sum(x["energy"][k] for x in layers) for k in ekeys}}
     energy = tot["mac_energy"] + tot["words"] * peers_cascade.WORD_PJ
     cyc = ours["cycles"]
     return {**tot, "energy_untruncated": energy, "layers": layers,

@@ -8,26 +8,27 @@ EXPLAIN = """
 * **SCALE-Sim cycles.** Cascade's `per_tile` is SCALE-Sim's count plus one per layer in every
   case: SCALE-Sim prints the 0-based index of the cycle of the last output write. `none` is the
   steady state alone (no skew), `per_group` one fill and drain per layer.
-* **ZigZag ideal cycles** (`ideal_temporal_cycle`) equal Cascade's `none` where the dataflow's
-  spread ranks fill the array or the folding is the same; they differ where a rank is smaller than
-  the array dimension: ZigZag's mapping here unrolls `min(rank, dim)` and LOMA orders the temporal
-  loops, Cascade folds ragged tiles at the unit's full size.
-* **ZigZag total cycles** (`latency_total2`) = ideal + stalls + on-loading + off-loading. Its
-  on-/off-loading is the time to bring the first tile into the lowest memories and write the last
-  one out, at the ports' bandwidth (here 256 words a cycle): a per-layer memory fill/drain, not the
-  array's operand skew that Cascade's `per_group` charges (`(R - 1) + (C - 1)` per Einsum).
-  So `ZigZag / per_group` is below 1 where the skew exceeds ZigZag's on-loading (small layers,
-  large arrays) and near 1 on large layers, where both are a small share of the total.
-* **Energy.** The MAC term matches exactly (same count, 1 pJ each: `ZigZag MAC / Cascade MAC` is
-  1.0000 in every case). The memory terms differ: ZigZag routes every operand through the buffer
-  and re-reads it from there for every fold it is used in (an input is read `M K x ceil(N /
-  cols)` times under output-stationary, broadcast along the other array dimension), and writes
-  outputs to the buffer before DRAM; Cascade counts one buffer read per word per tile of the
-  group's loops (the array re-uses a tile across its folds), writes data from off-chip into the
-  buffer, and sends outputs from the array to DRAM directly (rule R2). DRAM words agree (each
-  input read once, each output written once, when everything fits). ZigZag's own total is
-  truncated to whole `bandwidth_max` accesses; the ratio uses its untruncated word count
-  (`words`, from the same access formula) at 1 pJ a word.
+* **ZigZag ideal cycles** (`ideal_temporal_cycle`, from its latency-best mapping with the
+  dataflow's spatial unrolling, `min(rank, dim)` per array dimension) equal Cascade's `none` in
+  every case: both are `folds x streamed steps`.
+* **ZigZag total cycles** (`latency_total2`) = ideal + stalls (none here: one port per operand, as
+  wide as the array) + on-loading + off-loading, 2 + 2 cycles per layer on these inputs: the time
+  to fill the lowest memories (one word per PE register) before the first MAC and to drain the
+  last outputs. Cascade's `per_group` charges the array's operand skew instead, `(R - 1) + (C - 1)`
+  cycles per Einsum, so `ZigZag / per_group` is below 1, most on small layers on large arrays
+  (20 x 12 x 7 on 32 x 16 PEs: 11 vs 53 cycles) and 1.000 on large ones.
+* **Energy** (ZigZag's energy-best mapping). The MAC term matches exactly (`mac_energy_over` is
+  1 in every case). DRAM words agree (each input read once, each output written once: e.g.
+  256 x 768 x 64 moves 262,144 words in both). The buffer term differs: ZigZag re-reads an
+  operand from the buffer for every fold it is used in (broadcast along the other array
+  dimension) and, where the reduced rank is spread and folded (weight- and input-stationary),
+  moves partial sums between the buffer and the PEs at every fold (256 x 768 x 64 on 4 x 8:
+  6.5 M of its 8.4 M words); Cascade counts one buffer write per word arriving from DRAM and one
+  read per word per tile of the group's loops (no re-reads or partial sums across folds inside a
+  tile), and sends outputs from the array to DRAM directly (rule R2). Hence ZigZag / Cascade
+  energy > 1, most where MACs are few per word moved. ZigZag's own total is truncated to whole
+  `bandwidth_max` accesses; the ratio uses its untruncated word count (`words`, the same access
+  formula) at 1 pJ a word.
 """
 
 
