@@ -132,7 +132,8 @@ def main() -> int:
         measured[name] = mod.run(python, todo) if python is not None else None
     status.update(SKIPPED)
     rows = compare(todo, measured["scalesim"], measured["zigzag"])
-    result = {"status": status, "summary": summary(rows), "rows": rows}
+    result = {"status": status, "summary": summary(rows), "rows": rows,
+              "cascade_chain_fusion": peers_cascade.chain_fusion()}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "peers.json").write_text(json.dumps(result, indent=1) + "\n")
     text = peers_report.markdown(result)

@@ -65,3 +65,25 @@ def run(layers: list, rows: int, cols: int, dataflow: str, fill_drain: str) -> t
               for i in range(len(layers))]
     rep = simulate(loads(cascade_text(layers)), arch(rows, cols, fill_drain), multi_group(groups))
     return rep.cycles, rep.energy_pJ, dict(rep.energy_breakdown)
+
+
+def chain_fusion(objective: str = "energy") -> dict:
+    """``cascade map --fusion none|searched`` on the chain (``bench/peers_cases``): the mapper's
+    best unfused and best searched-cut mapping, cycles, energy and off-chip words."""
+    import json
+    import os
+    import subprocess
+    import sys
+    root = CASES_DIR.parent.parent
+    out = {}
+    for fusion in ("none", "searched"):
+        cmd = [sys.executable, "-m", "cascade_cli.main", "map", str(CASES_DIR / "chain_qk_av.ein"),
+               "--arch", str(CASES_DIR / "sa16x16.yaml"), "--fusion", fusion,
+               "--objective", objective, "--top", "1", "--json"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=root,
+                              env={**os.environ, "PYTHONPATH": str(root)})
+        best = json.loads(proc.stdout)["best"][0]
+        out[fusion] = {"cycles": best["cycles"], "energy_pJ": best["energy_J"] * 1e12,
+                       "offchip_words": best["traffic_bytes"] / WORD_BYTES,
+                       "groups": [g["einsums"] for g in best["mapping"]["groups"]]}
+    return out

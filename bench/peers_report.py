@@ -74,6 +74,19 @@ def _table(rows: list) -> list:
     return lines
 
 
+def _fusion(result: dict) -> list:
+    f = result.get("cascade_chain_fusion")
+    if not f:
+        return []
+    lines = ["", "## Cascade's chain, unfused and with searched cuts (`cascade map --fusion none|"
+             "searched --objective energy`, `bench/peers_cases/`; no peer runs it yet: Stream is "
+             "skipped)", "", "| fusion | groups | cycles | energy pJ | off-chip words |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {k} | {' ; '.join(','.join(g) for g in v['groups'])} | {v['cycles']:.0f} | "
+              f"{v['energy_pJ']:.0f} | {v['offchip_words']:.0f} |" for k, v in f.items()]
+    return lines
+
+
 def markdown(result: dict) -> str:
     lines = ["# Peers: SCALE-Sim 3.0.0 and ZigZag 3.x vs Cascade", "",
              "`python bench/peers.py`; Cascade energies with `fill_drain: none` (fill and drain "
@@ -81,5 +94,5 @@ def markdown(result: dict) -> str:
              "every model.", ""]
     lines += [f"* {name}: {why}" for name, why in result["status"].items()] + [""]
     lines += _scalesim(result) + _zigzag(result)
-    lines += _table(result["rows"]) + [EXPLAIN]
+    lines += _table(result["rows"]) + _fusion(result) + [EXPLAIN]
     return "\n".join(lines)

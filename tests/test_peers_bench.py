@@ -79,8 +79,13 @@ def test_ratios_summary_and_markdown_on_canned_peer_outputs():
     assert z["ratio_energy_over"] == pytest.approx((262144 + 61440) / (262144 + 12288 + 16384))
     summ = peers.summary(rows)
     assert summ["scalesim"]["per_tile_equals_scalesim_plus_one_per_layer"] is True
+    fusion = {"none": {"cycles": 10.0, "energy_pJ": 9.0, "offchip_words": 7.0,
+                       "groups": [["S"], ["O"]]},
+              "searched": {"cycles": 10.0, "energy_pJ": 8.0, "offchip_words": 3.0,
+                           "groups": [["S", "O"]]}}
     text = peers_report.markdown({"status": {"scalesim": "ran", **peers.SKIPPED},
-                                  "summary": summ, "rows": rows})
+                                  "summary": summ, "rows": rows, "cascade_chain_fusion": fusion})
+    assert "| none | S ; O | 10 | 9 | 7 |" in text and "| searched | S,O | 10 | 8 | 3 |" in text
     assert "| gemm | os | 16x16 | (64, 64, 64) | 1503 | 1024 | 1054 | 1504 | 1024 | 1028 |" in text
     assert "Where the models differ" in text
 
