@@ -33,7 +33,7 @@ CHAIN = {"P": 256, "M": 256, "E": 64, "F": 64}  # one attention head: QK (P x M 
 CHAIN_ARRAYS = [(16, 16), (32, 32)]
 FILL_DRAIN = ("none", "per_group", "per_tile")
 SKIPPED = {
-    "stream": "skipped: stream-dse 2.1.1 installs and imports in bench/.venv-zigzag, but its inputs "
+    "stream": "skipped: stream-dse 2.1.1 installs and imports on Python 3.12 (tried by hand), but its inputs "
               "(a multi-core hardware graph with an off-chip core, ONNX or YAML workload with layer "
               "stacks for the fused/unfused chain, per-core mappings) are not generated yet; its "
               "allocation solver also imports gurobipy (a licensed solver) unless the genetic "
