@@ -36,8 +36,8 @@ SKIPPED = {
     "stream": "skipped: stream-dse 2.1.1 installs and imports on Python 3.12 (tried by hand), but its inputs "
               "(a multi-core hardware graph with an off-chip core, ONNX or YAML workload with layer "
               "stacks for the fused/unfused chain, per-core mappings) are not generated yet; its "
-              "allocation solver also imports gurobipy (a licensed solver) unless the genetic "
-              "algorithm is chosen",
+              "solver modules (stream/opt/solver, stream/allocation) reference gurobipy, a "
+              "licensed solver",
     "accelforge": "skipped: accelforge 1.0.467 installs and imports on Python 3.12 (with "
                   "islpy-barvinok wheels, no separate binaries), but its architecture, workload "
                   "and mapping inputs are not generated yet"}
