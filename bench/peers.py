@@ -1,15 +1,12 @@
-"""Peers side by side: SCALE-Sim (cycle-accurate systolic arrays) against Cascade's timing options.
+"""Peers side by side: SCALE-Sim 3.0.0 and ZigZag 3.x against Cascade, on the same case list.
 
-Runs SCALE-Sim 3.0.0 (PyPI ``scalesim``, with ``numpy<2``) in its own virtual environment,
-``bench/.venv-scalesim`` (created on the first run; skipped with a message when it cannot be
-installed), on GEMMs x arrays x dataflows (output-, weight-, input-stationary) and on a chain (one
-attention head, S = Q K^T then O = S V, layer after layer), and Cascade on the same problems with
-``fill_drain: none``, ``per_group`` and ``per_tile``. Writes ``bench/results/peers.json`` and
-``bench/results/peers.md`` (a table of ratios).
-
-SCALE-Sim prints the 0-based index of the cycle of the last output write, so it equals Cascade's
-``per_tile`` cycles minus one per layer. ZigZag and Stream need Python >= 3.12 and are reported
-as skipped here (see ``docs/accelerator.md``).
+Each peer runs in its own virtual environment, created on the first run (``bench/.venv-scalesim``
+with ``numpy<2``; ``bench/.venv-zigzag`` on Python 3.12), through a small driver that imports
+nothing of Cascade (``bench/peers_scalesim.py``, ``bench/peers_zigzag.py``); a peer that cannot be
+installed is recorded as skipped with the reason. The cases are GEMMs x arrays x dataflows
+(output-, weight-, input-stationary) and a chain (one attention head without softmax, S = Q K^T
+then O = S V, layer after layer); Cascade runs them with ``fill_drain: none``, ``per_group`` and
+``per_tile`` (``bench/peers_cascade.py``). Writes ``bench/results/peers.json`` and ``peers.md``.
 
     python bench/peers.py            # from the repository root, the project's Python
 """
@@ -17,169 +14,33 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-VENV = ROOT / "bench" / ".venv-scalesim"
-RESULTS = ROOT / "bench" / "results"
-SCALESIM_REQUIREMENTS = ("numpy<2", "scalesim==3.0.0")
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
+import peers_cascade  # noqa: E402
+import peers_report  # noqa: E402
+import peers_scalesim  # noqa: E402
+import peers_zigzag  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
 GEMMS = [(20, 12, 7), (9, 30, 13), (64, 64, 64), (100, 3, 37), (128, 96, 200), (256, 768, 64)]
 ARRAYS = [(8, 8), (16, 16), (4, 8), (32, 16)]
 DATAFLOWS = ("os", "ws", "is")
 CHAIN = {"P": 256, "M": 256, "E": 64, "F": 64}  # one attention head: QK (P x M x E), AV (P x F x M)
 CHAIN_ARRAYS = [(16, 16), (32, 32)]
-
-_CONFIG = """[general]
-run_name = peer
-[architecture_presets]
-ArrayHeight : {rows}
-ArrayWidth : {cols}
-IfmapSramSzkB : 4096
-FilterSramSzkB : 4096
-OfmapSramSzkB : 4096
-IfmapOffset : 0
-FilterOffset : 10000000
-OfmapOffset : 20000000
-Dataflow : {df}
-Bandwidth : 10
-ReadRequestBuffer : 32
-WriteRequestBuffer : 32
-[layout]
-IfmapCustomLayout : False
-IfmapSRAMBankBandwidth : 10
-IfmapSRAMBankNum : 10
-IfmapSRAMBankPort : 2
-FilterCustomLayout : False
-FilterSRAMBankBandwidth : 10
-FilterSRAMBankNum : 10
-FilterSRAMBankPort : 2
-[sparsity]
-SparsitySupport : false
-SparseRep : ellpack_block
-OptimizedMapping : false
-BlockSize : 8
-RandomNumberGeneratorSeed : 40
-[run_presets]
-InterfaceBandwidth : CALC
-UseRamulatorTrace : False
-"""
-
-
-# ------------------------------------------------------------------ inside the SCALE-Sim venv
-
-
-def scalesim_driver(cases_file: str) -> None:
-    """Runs every case (a layer list per case) and prints ``[[cycles per layer], ...]`` as JSON.
-    Runs under the SCALE-Sim virtual environment: no Cascade imports."""
-    import contextlib
-    import io
-
-    from scalesim.scale_sim import scalesim
-
-    out = []
-    for case in json.loads(Path(cases_file).read_text()):
-        work = Path(tempfile.mkdtemp(prefix="peers-"))
-        (work / "c.cfg").write_text(_CONFIG.format(rows=case["rows"], cols=case["cols"],
-                                                   df=case["dataflow"]))
-        topo = ["Layer, M, N, K,"] + [f"l{i}, {m}, {n}, {k}," for i, (m, n, k) in
-                                      enumerate(case["layers"])]
-        (work / "t.csv").write_text("\n".join(topo) + "\n")
-        layout = ["Layer name" + ", x" * 20 + ","] + [f"l{i}" + ", 1" * 20 + "," for i in
-                                                      range(len(case["layers"]))]
-        (work / "l.csv").write_text("\n".join(layout) + "\n")
-        with contextlib.redirect_stdout(io.StringIO()):
-            sim = scalesim(save_disk_space=True, verbose=False, config=str(work / "c.cfg"),
-                           topology=str(work / "t.csv"), layout=str(work / "l.csv"),
-                           input_type_gemm=True)
-            sim.run_scale(top_path=str(work / "out"))
-        rows = (work / "out" / "peer" / "COMPUTE_REPORT.csv").read_text().splitlines()[1:]
-        out.append([int(r.split(",")[2]) for r in rows if r.strip()])
-        shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps(out))
-
-
-# ------------------------------------------------------------------ in the project's Python
-
-
-def ensure_scalesim() -> tuple:
-    """(the venv's python, "") or (None, why it is skipped)."""
-    python = VENV / "bin" / "python"
-    probe = [str(python), "-c", "import scalesim, numpy; assert numpy.__version__ < '2'"]
-    if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
-        return python, ""
-    try:
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, capture_output=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", *SCALESIM_REQUIREMENTS],
-                       check=True, capture_output=True, text=True, timeout=900)
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
-        detail = getattr(e, "stderr", "") or str(e)
-        return None, f"skipped: cannot install {' '.join(SCALESIM_REQUIREMENTS)}: {detail[-300:]}"
-    if subprocess.run(probe, capture_output=True).returncode != 0:
-        return None, "skipped: scalesim installed but does not import"
-    return python, ""
-
-
-def run_scalesim(python, cases: list) -> list:
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        json.dump(cases, f)
-    try:
-        proc = subprocess.run([str(python), __file__, "--scalesim-driver", f.name],
-                              capture_output=True, text=True, check=True)
-    finally:
-        Path(f.name).unlink()
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def _arch(rows: int, cols: int, fill_drain: str):
-    from simulator.arch import arch_from_dict
-    return arch_from_dict({
-        "name": f"sa{rows}x{cols}", "clock_hz": 1, "word_bytes": 2, "actions": {"mac": 1},
-        "units": [{"name": "array", "dims": [rows, cols],
-                   "ops": {"mac": {"cycles": 1, "actions": {"mac": 1}}},
-                   "timing": {"fill_drain": fill_drain}}],
-        "levels": [{"name": "DRAM", "bandwidth": 1e15, "access_bytes": 2, "read_pJ": 1,
-                    "write_pJ": 1},
-                   {"name": "GLB", "capacity": 2 ** 40, "access_bytes": 4, "read_pJ": 1,
-                    "write_pJ": 1}]}, "peers")
-
-
-# SCALE-Sim's (rows, cols) of the array for each dataflow, as GEMM ranks (A[m,k] B[k,n])
-SPATIAL = {"os": ("M", "N"), "ws": ("K", "N"), "is": ("K", "M")}
-
-
-def cascade_cycles(layers: list, rows: int, cols: int, dataflow: str, fill_drain: str) -> float:
-    """Cascade's cycles for the layers run one after another (one group each)."""
-    from einsum_ir import loads
-    from mapper.builders import multi_group
-    from simulator.cost import simulate
-    text = []
-    for i, (m, n, k) in enumerate(layers):
-        text.append(f"rank M{i} = {m}, N{i} = {n}, K{i} = {k}\ninput A{i}[m{i},k{i}], "
-                    f"B{i}[k{i},n{i}]\noutput C{i}[m{i},n{i}]\n"
-                    f"C{i}[m{i},n{i}] = sum[k{i}] A{i}[m{i},k{i}] * B{i}[k{i},n{i}]\n")
-    cascade = loads(_merge(text))
-    groups = [dict(name=f"l{i}", einsums=(f"C{i}",), binding={f"C{i}": "array"},
-                   spatial={"array": [f"{r}{i}" for r in SPATIAL[dataflow]]})
-              for i in range(len(layers))]
-    return simulate(cascade, _arch(rows, cols, fill_drain), multi_group(groups)).cycles
-
-
-def _merge(texts: list) -> str:
-    """Independent GEMMs as one cascade: the rank, input and output lines joined."""
-    ranks, inputs, outputs, body = [], [], [], []
-    for t in texts:
-        r, i, o, b = t.strip().splitlines()
-        ranks.append(r.removeprefix("rank "))
-        inputs.append(i.removeprefix("input "))
-        outputs.append(o.removeprefix("output "))
-        body.append(b)
-    return (f"rank {', '.join(ranks)}\ninput {', '.join(inputs)}\noutput {', '.join(outputs)}\n"
-            + "\n".join(body) + "\n")
+FILL_DRAIN = ("none", "per_group", "per_tile")
+SKIPPED = {
+    "stream": "skipped: stream-dse 2.1.1 installs and imports on Python 3.12 (tried by hand), but its inputs "
+              "(a multi-core hardware graph with an off-chip core, ONNX or YAML workload with layer "
+              "stacks for the fused/unfused chain, per-core mappings) are not generated yet; its "
+              "solver modules (stream/opt/solver, stream/allocation) reference gurobipy, a "
+              "licensed solver",
+    "accelforge": "skipped: accelforge 1.0.467 installs and imports on Python 3.12 (with "
+                  "islpy-barvinok wheels, no separate binaries), but its architecture, workload "
+                  "and mapping inputs are not generated yet"}
 
 
 def cases() -> list:
@@ -191,80 +52,96 @@ def cases() -> list:
     return out
 
 
-def compare(python) -> list:
-    todo = cases()
-    measured = run_scalesim(python, todo)
-    rows = []
-    for case, layer_cycles in zip(todo, measured, strict=True):
-        ours = {fd: cascade_cycles(case["layers"], case["rows"], case["cols"], case["dataflow"], fd)
-                for fd in ("none", "per_group", "per_tile")}
-        scalesim_cycles = sum(layer_cycles)
-        rows.append({**case, "scalesim": scalesim_cycles, "scalesim_layers": layer_cycles,
-                     "cascade": ours,
-                     "per_tile_minus_scalesim": ours["per_tile"] - scalesim_cycles,
-                     "ratio_scalesim_over": {fd: scalesim_cycles / v for fd, v in ours.items()}})
-    return rows
+def cascade_row(case: dict) -> dict:
+    runs = {fd: peers_cascade.run(case["layers"], case["rows"], case["cols"], case["dataflow"], fd)
+            for fd in FILL_DRAIN}
+    return {"cycles": {fd: r[0] for fd, r in runs.items()}, "energy_pJ": runs["none"][1],
+            "energy_breakdown_pJ": runs["none"][2]}
+
+
+def scalesim_row(case: dict, ours: dict, layer_cycles: list) -> dict:
+    total = sum(layer_cycles)
+    return {"cycles": total, "layers": layer_cycles,
+            "per_tile_minus": ours["cycles"]["per_tile"] - total,
+            "ratio_over": {fd: total / v for fd, v in ours["cycles"].items()}}
+
+
+def zigzag_row(ours: dict, layers: list) -> dict:
+    """ZigZag's layers summed: cycles from its latency-best mapping, energy (its MAC energy + its
+    words moved x 1 pJ, untruncated) from its energy-best one."""
+    errors = [x["error"] for x in layers if "error" in x]
+    if errors:
+        return {"error": errors[0]}
+    tkeys = ("cycles", "ideal", "stall", "onload", "offload")
+    ekeys = ("energy", "mac_energy", "words")
+    tot = {**{k: sum(x["latency"][k] for x in layers) for k in tkeys},
+           **{k: sum(x["energy"][k] for x in layers) for k in ekeys}}
+    energy = tot["mac_energy"] + tot["words"] * peers_cascade.WORD_PJ
+    cyc = ours["cycles"]
+    return {**tot, "energy_untruncated": energy, "layers": layers,
+            "ratio_ideal_over_none": tot["ideal"] / cyc["none"],
+            "ratio_cycles_over_per_group": tot["cycles"] / cyc["per_group"],
+            "ratio_energy_over": energy / ours["energy_pJ"],
+            "ratio_mac_energy_over": tot["mac_energy"] / ours["energy_breakdown_pJ"]["compute"]}
+
+
+def gmean(xs: list) -> float:
+    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else float("nan")
 
 
 def summary(rows: list) -> dict:
-    def gmean(xs):
-        return math.exp(sum(math.log(x) for x in xs) / len(xs))
-    diffs = {r["per_tile_minus_scalesim"] - len(r["layers"]) for r in rows}
-    return {"cases": len(rows),
-            "per_tile_equals_scalesim_plus_one_per_layer": diffs == {0},
-            "geomean_ratio_scalesim_over": {fd: gmean([r["ratio_scalesim_over"][fd] for r in rows])
-                                            for fd in ("none", "per_group", "per_tile")},
-            "max_ratio_scalesim_over_none": max(r["ratio_scalesim_over"]["none"] for r in rows)}
+    out = {"cases": len(rows)}
+    ss = [r["scalesim"] for r in rows if "scalesim" in r]
+    if ss:
+        out["scalesim"] = {
+            "cases": len(ss),
+            "per_tile_equals_scalesim_plus_one_per_layer": all(
+                s["per_tile_minus"] == len(r["layers"]) for r, s in zip(rows, ss, strict=True)),
+            "geomean_ratio_over": {fd: gmean([s["ratio_over"][fd] for s in ss])
+                                   for fd in FILL_DRAIN}}
+    zz = [r["zigzag"] for r in rows if "zigzag" in r and "error" not in r["zigzag"]]
+    if zz:
+        keys = ("ratio_ideal_over_none", "ratio_cycles_over_per_group", "ratio_energy_over",
+                "ratio_mac_energy_over")
+        out["zigzag"] = {"cases": len(zz),
+                         "errors": sum(1 for r in rows if "error" in r.get("zigzag", {})),
+                         "geomean": {k: gmean([z[k] for z in zz]) for k in keys},
+                         "min": {k: min(z[k] for z in zz) for k in keys},
+                         "max": {k: max(z[k] for z in zz) for k in keys}}
+    return out
 
 
-def write_markdown(result: dict) -> str:
-    lines = ["# Peers: SCALE-Sim 3.0.0 vs Cascade's fill/drain options", "",
-             f"SCALE-Sim: {result['scalesim']['status']}", ""]
-    rows = result["scalesim"].get("rows", [])
-    if rows:
-        s = result["scalesim"]["summary"]
-        lines += [f"{s['cases']} cases; Cascade per_tile = SCALE-Sim + 1 per layer in every case: "
-                  f"{s['per_tile_equals_scalesim_plus_one_per_layer']}; geomean SCALE-Sim / "
-                  "Cascade: " + ", ".join(f"{k} {v:.4f}" for k, v in
-                                          s["geomean_ratio_scalesim_over"].items()), "",
-                  "| kind | df | array | layers (M,N,K) | SCALE-Sim | none | per_group | per_tile |"
-                  " SCALE-Sim / none |", "|---|---|---|---|---|---|---|---|---|"]
-        for r in rows:
-            c = r["cascade"]
-            lines.append(f"| {r['kind']} | {r['dataflow']} | {r['rows']}x{r['cols']} | "
-                         f"{' '.join(str(tuple(x)) for x in r['layers'])} | {r['scalesim']} | "
-                         f"{c['none']:.0f} | {c['per_group']:.0f} | {c['per_tile']:.0f} | "
-                         f"{r['ratio_scalesim_over']['none']:.3f} |")
-    lines += ["", f"ZigZag: {result['zigzag']}", f"Stream: {result['stream']}", ""]
-    return "\n".join(lines)
-
-
-def python312_status() -> str:
-    found = shutil.which("python3.12") and subprocess.run(
-        ["python3.12", "--version"], capture_output=True).returncode == 0
-    if not found and sys.version_info < (3, 12):
-        return "skipped: needs Python >= 3.12 (this machine runs %d.%d)" % sys.version_info[:2]
-    return ("skipped: a Python >= 3.12 is available, but the ZigZag/Stream inputs (accelerator, "
-            "workload and mapping files) are not written yet")
+def compare(todo: list, scalesim: list | None, zigzag: list | None) -> list:
+    rows = []
+    for i, case in enumerate(todo):
+        ours = cascade_row(case)
+        row = {**case, "cascade": ours}
+        if scalesim is not None:
+            row["scalesim"] = scalesim_row(case, ours, scalesim[i])
+        if zigzag is not None:
+            row["zigzag"] = zigzag_row(ours, zigzag[i])
+        rows.append(row)
+    return rows
 
 
 def main() -> int:
-    sys.path.insert(0, str(ROOT))
-    python, why = ensure_scalesim()
-    result = {"scalesim": {"status": why or "ran " + " ".join(SCALESIM_REQUIREMENTS)},
-              "zigzag": python312_status(), "stream": python312_status()}
-    if python is not None:
-        rows = compare(python)
-        result["scalesim"].update(rows=rows, summary=summary(rows))
+    todo = cases()
+    status, measured = {}, {}
+    for name, mod in (("scalesim", peers_scalesim), ("zigzag", peers_zigzag)):
+        python, why = mod.ensure()
+        status[name] = why or "ran " + " ".join(mod.REQUIREMENTS)
+        measured[name] = mod.run(python, todo) if python is not None else None
+    status.update(SKIPPED)
+    rows = compare(todo, measured["scalesim"], measured["zigzag"])
+    result = {"status": status, "summary": summary(rows), "rows": rows,
+              "cascade_chain_fusion": peers_cascade.chain_fusion()}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "peers.json").write_text(json.dumps(result, indent=1) + "\n")
-    (RESULTS / "peers.md").write_text(write_markdown(result))
-    print(write_markdown(result).split("\n| kind")[0])
+    text = peers_report.markdown(result)
+    (RESULTS / "peers.md").write_text(text)
+    print(text.split("\n| ")[0])
     return 0
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--scalesim-driver":
-        scalesim_driver(sys.argv[2])
-    else:
-        sys.exit(main())
+    sys.exit(main())
