@@ -39,7 +39,20 @@ def _agree(cascade, overrides=None):
     return True
 
 
-@pytest.mark.parametrize("path", sorted(EX.glob("*.ein")), ids=lambda p: p.stem)
+# A 2-D neighbourhood (p / X and p % X against m / X and m % X) needs X^2 residue classes to
+# project the key rank out; past the regions' limit the count is dense enumeration (exact up to
+# its budget, sampled with a stated bound beyond).
+_REGIONS_REFUSE = {"neighborhood_2d": "1024 residue classes of p / X, p % X: counted dense"}
+
+
+def _example_params():
+    for p in sorted(EX.glob("*.ein")):
+        marks = ([pytest.mark.xfail(reason=_REGIONS_REFUSE[p.stem], strict=True)]
+                 if p.stem in _REGIONS_REFUSE else [])
+        yield pytest.param(p, id=p.stem, marks=marks)
+
+
+@pytest.mark.parametrize("path", _example_params())
 def test_examples_and_their_one_pass_forms_agree_with_dense(path):
     cascade = load(path)
     forms = [cascade]
