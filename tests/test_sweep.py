@@ -258,8 +258,9 @@ def test_pareto_front():
 
 
 def test_fusemax_example_reproduces_the_study(tmp_path):
-    """The example spec's points equal the study's fixed FuseMax mapping (`cascade reproduce
-    fusemax`'s pareto records); the largest arrays only, where the search takes under a second."""
+    """The example spec's points match the study's fixed FuseMax mapping (`cascade reproduce
+    fusemax`'s pareto records): the same area, a latency no worse and within 3%; the largest
+    arrays only, where the search takes under a second."""
     from studies.fusemax.study import attention_point
 
     spec = load_spec(ROOT / "examples" / "sweeps" / "fusemax_pareto.yaml")
@@ -269,7 +270,9 @@ def test_fusemax_example_reproduces_the_study(tmp_path):
     run_sweep(spec, tmp_path / "fm.parquet", workers=0, progress=False)
     for r in read_results(tmp_path / "fm.parquet").to_pylist():
         _, ref = attention_point(r["workload"], 1 << 18, "FuseMax", pe_dim=int(r["pe_dim"]))
-        assert r["latency_s"] == pytest.approx(ref.latency_s, rel=1e-9)
+        # the mapper may beat the paper's fixed binding (per-Einsum spatial ranks put RNV on the
+        # 2D array), never lose to it; the area is the hardware's, exactly
+        assert 0.97 * ref.latency_s <= r["latency_s"] <= ref.latency_s * (1 + 1e-9)
         assert r["area_mm2"] == pytest.approx(ref.area_mm2, rel=1e-12)
 
 
