@@ -110,8 +110,8 @@ class Lowering:
             if split is None:
                 raise _err(f"the recurrence index {rv} must be the outer part of a split "
                            f"(split X = {rv.upper()} * X0) for the Triton lowering", update)
-            return rank_root(self.c, split.rank)
-        cands = {rank_root(self.c, v.upper()) for v in reduced if v not in full and v not in batch}
+            return split.rank
+        cands = {v.upper() for v in reduced if v not in full and v not in batch}
         cands = {r for r in cands if not self.split_inner_of(r)} or cands
         if len(cands) > 1:
             e = next(e for e in self.c.einsums if e.reduced)
@@ -124,17 +124,17 @@ class Lowering:
         inputs2 = [d for d in c.inputs if len(d.axes) >= 2]
         batch_ranks, full_ranks = set(), set()
         for d in inputs2:
-            full_ranks.add(rank_root(self.c, d.ranks[-1]))
-            batch_ranks.update(rank_root(self.c, r) for r in d.ranks[:-2])
+            full_ranks.add(d.ranks[-1])
+            batch_ranks.update(d.ranks[:-2])
         for d in c.outputs:
-            full_ranks.add(rank_root(self.c, d.ranks[-1]))
+            full_ranks.add(d.ranks[-1])
         vars_ = self.all_vars()
         reduced = set()
         for e in c.einsums:
             reduced.update(e.reduced)
         rec_vars = {r.var for r in self.a.recurrences.values()}
-        full = [v for v in vars_ if rank_root(self.c, v.upper()) in full_ranks]
-        batch = [v for v in vars_ if rank_root(self.c, v.upper()) in batch_ranks and v not in full]
+        full = [v for v in vars_ if v.upper() in full_ranks]
+        batch = [v for v in vars_ if v.upper() in batch_ranks and v not in full]
         stream = self._stream_rank(rec_vars, reduced, full, batch)
         role, block = {}, {}
         rows = []
@@ -148,7 +148,7 @@ class Lowering:
                 block[v] = (self.block_name(rank), pow2(max(ext, 16)), str(ext), False)
             elif v in rec_vars:
                 role[v] = Role.STREAM_OUTER
-            elif stream is not None and rank_root(self.c, rank) == stream and not self.split_inner_of(rank):
+            elif rank == stream and not self.split_inner_of(rank):
                 role[v] = Role.STREAM_PLAIN if v in reduced else Role.RESHAPE
                 if v in reduced:
                     block[v] = (self.block_name(rank), self.cfg.block_c, rank, True)
@@ -167,7 +167,7 @@ class Lowering:
         if row is not None:
             rank = row.upper()
             s = self.split_inner_of(rank)
-            if s is not None and rank_root(self.c, s.rank) == stream:
+            if s is not None and s.rank == stream:
                 role[row] = Role.CHUNK_ROW
                 ext = self.sizes[rank]
                 block[row] = (self.block_name(rank), pow2(max(ext, 16)), str(ext), False)
@@ -184,7 +184,7 @@ class Lowering:
         """The inner rank of a streamed split is a column tile of exactly the split size."""
         for v, r in role.items():
             s = self.split_inner_of(v.upper()) if r == Role.COL else None
-            if s is not None and rank_root(self.c, s.rank) == stream:
+            if s is not None and s.rank == stream:
                 ext = self.sizes[v.upper()]
                 if pow2(ext) != ext or ext < 16:
                     raise _err(f"the tile size {v.upper()} = {ext} of split {s.rank} = "

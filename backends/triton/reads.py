@@ -180,7 +180,8 @@ class ReadGen(DotGen):
         below = reach(low, index, rank_k, padded=True).below
         if below:
             term = f"(({i.code} >= 0) & ({i.code} < {ext}))"
-        if (rank_root(low.c, rank_k) == low.roles.stream_rank and self.cur_block
+        stream = low.roles.stream_rank  # an alias of the streamed rank has its extent
+        if (stream and rank_root(low.c, rank_k) == rank_root(low.c, stream) and self.cur_block
                 and i.variant and not below):
             term = f"(({i.code} < {ext}) | {self.names.even(rank_k)})"
             self.evens.setdefault(rank_k, set()).add(self.cur_block)
