@@ -142,3 +142,21 @@ def test_an_index_refusal_points_at_the_index_itself():
     first = _index_node(cascade, "m", None)
     assert (first.span.line, first.span.column) == (8, 8)  # QK[h,p,m]
     assert _index_node(cascade, "z", gm) is None
+
+
+SOFTCAP = """rank P = 3, M = 4
+param CAP = 30.0, HALF = CAP / 2
+input S[p,m]
+output O[p,m]
+O[p,m] = CAP * tanh(S[p,m] / HALF)
+"""
+
+
+@pytest.mark.parametrize("params", [{}, {"CAP": 0.5}])
+def test_a_derived_real_parameter_follows_its_override(params):
+    # HALF = CAP / 2 is resolved with the override before it is baked into the kernel
+    s = np.random.default_rng(5).standard_normal((3, 4)) * 50
+    cap = params.get("CAP", 30.0)
+    got = compile_cascade(loads(SOFTCAP, "softcap.ein"), **params)(
+        S=torch.tensor(s, dtype=torch.float32, device=DEVICE))["O"].double().cpu().numpy()
+    np.testing.assert_allclose(got, cap * np.tanh(s / (cap / 2)), rtol=1e-5, atol=1e-5)
