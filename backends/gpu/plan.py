@@ -124,17 +124,19 @@ class Lowering:
         inputs2 = [d for d in c.inputs if len(d.axes) >= 2]
         batch_ranks, full_ranks = set(), set()
         for d in inputs2:
-            full_ranks.add(d.ranks[-1])
-            batch_ranks.update(d.ranks[:-2])
+            full_ranks.add(rank_root(self.c, d.ranks[-1]))
+            batch_ranks.update(rank_root(self.c, r) for r in d.ranks[:-2])
         for d in c.outputs:
-            full_ranks.add(d.ranks[-1])
+            full_ranks.add(rank_root(self.c, d.ranks[-1]))
         vars_ = self.all_vars()
         reduced = set()
         for e in c.einsums:
             reduced.update(e.reduced)
         rec_vars = {r.var for r in self.a.recurrences.values()}
-        full = [v for v in vars_ if v.upper() in full_ranks]
-        batch = [v for v in vars_ if v.upper() in batch_ranks and v not in full]
+        # an alias of a whole-tile or grid rank is one too; an alias of the streamed rank is
+        # its own loop dimension (keys m over P: p stays the row tile)
+        full = [v for v in vars_ if rank_root(self.c, v.upper()) in full_ranks]
+        batch = [v for v in vars_ if rank_root(self.c, v.upper()) in batch_ranks and v not in full]
         stream = self._stream_rank(rec_vars, reduced, full, batch)
         role, block = {}, {}
         rows = []
