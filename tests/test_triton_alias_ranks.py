@@ -70,12 +70,12 @@ def test_alias_keys_compile_and_match_in_fp32(name):
 
 
 def test_mamba2_stays_a_located_refusal():
-    # its cumulative decay reduces over m2 and its scores over m: two streamed ranks (as it is
-    # with independent ranks M, M2), refused at the Einsum that reduces the second
+    # its cumulative decay reduces over m2 and its output over m: two streamed ranks (as it is
+    # with independent ranks M, M2), refused at the Einsum that reduces the second (line 12)
     cascade = _load("L9_mamba2_ssd")
     with pytest.raises(CascadeError, match="several sequence ranks") as info:
         _check("L9_mamba2_ssd", cascade)
-    assert info.value.span is not None
+    assert info.value.span.line == 12
 
 
 @pytest.mark.parametrize("name", FP16)

@@ -114,7 +114,11 @@ class Lowering:
         cands = {v.upper() for v in reduced if v not in full and v not in batch}
         cands = {r for r in cands if not self.split_inner_of(r)} or cands
         if len(cands) > 1:
-            e = next(e for e in self.c.einsums if e.reduced)
+            # located at the first reduction over a second of them (the one that conflicts)
+            over = [(e, {v.upper() for v in e.reduced} & cands) for e in self.c.einsums]
+            first = next(r for e, rs in over for r in sorted(rs))
+            e = next((e for e, rs in over if rs - {first}), None) or \
+                next(e for e in self.c.einsums if e.reduced)
             raise _err("reductions over several sequence ranks (" + ", ".join(sorted(cands))
                        + ") are outside the Triton lowering's reach", e)
         return next(iter(cands)) if cands else None
