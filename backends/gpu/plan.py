@@ -110,11 +110,15 @@ class Lowering:
             if split is None:
                 raise _err(f"the recurrence index {rv} must be the outer part of a split "
                            f"(split X = {rv.upper()} * X0) for the Triton lowering", update)
-            return rank_root(self.c, split.rank)
-        cands = {rank_root(self.c, v.upper()) for v in reduced if v not in full and v not in batch}
+            return split.rank
+        cands = {v.upper() for v in reduced if v not in full and v not in batch}
         cands = {r for r in cands if not self.split_inner_of(r)} or cands
         if len(cands) > 1:
-            e = next(e for e in self.c.einsums if e.reduced)
+            # located at the first reduction over a second of them (the one that conflicts)
+            over = [(e, {v.upper() for v in e.reduced} & cands) for e in self.c.einsums]
+            first = next(r for e, rs in over for r in sorted(rs))
+            e = next((e for e, rs in over if rs - {first}), None) or \
+                next(e for e in self.c.einsums if e.reduced)
             raise _err("reductions over several sequence ranks (" + ", ".join(sorted(cands))
                        + ") are outside the Triton lowering's reach", e)
         return next(iter(cands)) if cands else None
@@ -133,6 +137,8 @@ class Lowering:
         for e in c.einsums:
             reduced.update(e.reduced)
         rec_vars = {r.var for r in self.a.recurrences.values()}
+        # an alias of a whole-tile or grid rank is one too; an alias of the streamed rank is
+        # its own loop dimension (keys m over P: p stays the row tile)
         full = [v for v in vars_ if rank_root(self.c, v.upper()) in full_ranks]
         batch = [v for v in vars_ if rank_root(self.c, v.upper()) in batch_ranks and v not in full]
         stream = self._stream_rank(rec_vars, reduced, full, batch)
@@ -148,7 +154,7 @@ class Lowering:
                 block[v] = (self.block_name(rank), pow2(max(ext, 16)), str(ext), False)
             elif v in rec_vars:
                 role[v] = Role.STREAM_OUTER
-            elif stream is not None and rank_root(self.c, rank) == stream and not self.split_inner_of(rank):
+            elif rank == stream and not self.split_inner_of(rank):
                 role[v] = Role.STREAM_PLAIN if v in reduced else Role.RESHAPE
                 if v in reduced:
                     block[v] = (self.block_name(rank), self.cfg.block_c, rank, True)
@@ -167,7 +173,7 @@ class Lowering:
         if row is not None:
             rank = row.upper()
             s = self.split_inner_of(rank)
-            if s is not None and rank_root(self.c, s.rank) == stream:
+            if s is not None and s.rank == stream:
                 role[row] = Role.CHUNK_ROW
                 ext = self.sizes[rank]
                 block[row] = (self.block_name(rank), pow2(max(ext, 16)), str(ext), False)
@@ -184,7 +190,7 @@ class Lowering:
         """The inner rank of a streamed split is a column tile of exactly the split size."""
         for v, r in role.items():
             s = self.split_inner_of(v.upper()) if r == Role.COL else None
-            if s is not None and rank_root(self.c, s.rank) == stream:
+            if s is not None and s.rank == stream:
                 ext = self.sizes[v.upper()]
                 if pow2(ext) != ext or ext < 16:
                     raise _err(f"the tile size {v.upper()} = {ext} of split {s.rank} = "

@@ -23,6 +23,7 @@ from backends.gpu.plan import Config, lowering_sizes
 from einsum_ir import Cascade, load, resolve_sizes
 from einsum_ir.errors import CascadeError
 from einsum_ir.passes import Prepared, prepare
+from einsum_ir.sizes import real_params
 from einsum_ir.support import refuse_infinite_factors, refuse_unsupported
 
 from . import aot
@@ -46,7 +47,7 @@ def interpreting() -> bool:
 def prepare_for(cascade: Cascade, *, rewrite: bool = True, block_c: int | None = None) -> Prepared:
     """The one pipeline run of a compile: the online-softmax rewrite (tile ``block_c``) where it
     applies, or the cascade as written (``rewrite=False``)."""
-    refuse_unsupported(cascade, "Triton backend")
+    refuse_unsupported(cascade, "Triton backend", real=False, empty=False)
     refuse_infinite_factors(cascade, "Triton backend")
     return prepare(cascade, "one-pass" if rewrite else "as-written", tile_size=block_c)
 
@@ -250,7 +251,7 @@ def compile_cascade(cascade_or_path, *, block_r: int | None = None, block_c: int
     """
     cascade = load(cascade_or_path) if isinstance(cascade_or_path, (str, os.PathLike)) \
         else cascade_or_path
-    refuse_unsupported(cascade, "Triton backend")
+    refuse_unsupported(cascade, "Triton backend", real=False, empty=False)
     refuse_infinite_factors(cascade, "Triton backend")
     known = {d.name for d in cascade.sizes}
     for k in params:
@@ -259,5 +260,6 @@ def compile_cascade(cascade_or_path, *, block_r: int | None = None, block_c: int
                                f"{cascade.name}", hint="known names: " + ", ".join(sorted(known)))
     config = {k: v for k, v in dict(block_r=block_r, block_c=block_c, num_warps=num_warps,
                                     num_stages=num_stages).items() if v is not None}
-    return CompiledCascade(cascade, {k: int(v) for k, v in params.items()}, config, rewrite, arch,
-                           check_spills)
+    real = real_params(cascade)  # real parameters keep their value; sizes are integers
+    values = {k: float(v) if k in real else int(v) for k, v in params.items()}
+    return CompiledCascade(cascade, values, config, rewrite, arch, check_spills)

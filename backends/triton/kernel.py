@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from backends.gpu.plan import Lowering
 from einsum_ir.errors import CascadeError
 from einsum_ir.exprs import rank_root
-from einsum_ir.ir import Num
+from einsum_ir.ir import Einsum, Name, Num, walk
 from einsum_ir.size_exprs import to_code
 
 from .names import Namespace
@@ -108,7 +108,8 @@ class KernelGen:
         BLOCK_M0``, as the tutorial writes it), other sizes as :meth:`size_code` spells them."""
         low = self.low
         split = low.split_inner_of(name)
-        if split is not None and rank_root(low.c, split.rank) == low.roles.stream_rank:
+        stream = low.roles.stream_rank
+        if split is not None and stream and rank_root(low.c, split.rank) == rank_root(low.c, stream):
             var = next((v for v in low.roles.block if v.upper() == name), None)
             if var is not None and int(low.roles.block[var][1]) == int(low.sizes[name]):
                 return self.blk(var)
@@ -157,4 +158,20 @@ class KernelGen:
         if role == "row":
             return Idx(self.names.offs(var), (var,))
         raise _err(f"index {var} ({role or 'unknown role'}) cannot be used here by the Triton "
-                   f"lowering", node)
+                   f"lowering", _index_node(self.low.c, var, node) or node)
+
+
+def _index_node(cascade, var: str, near=None):
+    """Where a refusal of index ``var`` points: its first written occurrence in ``near`` (an
+    expression or an Einsum), else in the cascade (a rewritten expression has no span)."""
+    def parts(e):
+        return (e.output, e.body) + ((e.where,) if e.where is not None else ())
+
+    if getattr(near, "span", None) is not None and isinstance(near, Name) and near.name == var:
+        return near
+    roots = parts(near) if isinstance(near, Einsum) else (near,) if near is not None else ()
+    for root in roots + tuple(r for e in cascade.einsums for r in parts(e)):
+        for n in walk(root):
+            if isinstance(n, Name) and n.name == var and n.span is not None:
+                return n
+    return None

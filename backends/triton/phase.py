@@ -13,6 +13,7 @@ from .tiles import (
     NSPLIT_ARG,
     Idx,
     Tile,
+    const_tile,
     _err,
     _is_ident,
     increments_name,
@@ -330,17 +331,20 @@ class PhaseGen(ReadGen):
             value = f"tl.broadcast_to({value}, {self.shape_of(axes)})" if axes else value
         valid = [self.bcast(code, term_axes, axes) for code, term_axes, _ in sorted(t.terms)
                  if set(term_axes) <= set(axes)] if cast else []
-        if valid:  # points outside the value's validity terms are empty: stored as 0
-            value = f"tl.where({' & '.join(valid)}, {value}, 0.0)"
-        if cast and t.empty_at is not None:  # a max/min over no point is empty: stored as 0
+        # an empty point is stored as the output's declared empty value (0 unless ``empty``)
+        empty = const_tile(float(low.outputs[name].empty) if name in low.outputs else 0.0).code
+        if valid:  # points outside the value's validity terms are empty
+            value = f"tl.where({' & '.join(valid)}, {value}, {empty})"
+        if cast and t.empty_at is not None:  # a max/min over no point is empty
             ident = "float('-inf')" if t.empty_at < 0 else "float('inf')"
-            value = f"tl.where({value} == {ident}, 0.0, {value})"
+            value = f"tl.where({value} == {ident}, {empty}, {value})"
         v = self.emit(name.lower() + "_out", value, in_loop)
         if cast:
             # a NaN an operation makes (0 / 0 of an empty row or a zero normaliser, inf - inf,
-            # a negative base to a fractional power) is the interpreter's empty point: stored 0
+            # a negative base to a fractional power) is the interpreter's empty point
             v2 = self.emit(name.lower() + "_val",
-                           f"tl.where({v} == {v}, {v}, 0.0).to({ptr}.dtype.element_ty)", in_loop)
+                           f"tl.where({v} == {v}, {v}, {empty}).to({ptr}.dtype.element_ty)",
+                           in_loop)
         else:
             v2 = v
         mask = f", mask={' & '.join(terms)}" if terms else ""

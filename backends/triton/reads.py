@@ -180,12 +180,14 @@ class ReadGen(DotGen):
         below = reach(low, index, rank_k, padded=True).below
         if below:
             term = f"(({i.code} >= 0) & ({i.code} < {ext}))"
-        if (rank_root(low.c, rank_k) == low.roles.stream_rank and self.cur_block
+        stream = low.roles.stream_rank  # an alias of the streamed rank has its extent
+        if (stream and rank_root(low.c, rank_k) == rank_root(low.c, stream) and self.cur_block
                 and i.variant and not below):
             term = f"(({i.code} < {ext}) | {self.names.even(rank_k)})"
             self.evens.setdefault(rank_k, set()).add(self.cur_block)
             stream_bound = (rank_k, self.cur_block)
-        padding = not below and len(i.axes) == 1 and _is_ident(i.code, i.axes[0], self.names)
+        padding = not below and (len(i.axes) == 1 and _is_ident(i.code, i.axes[0], self.names)
+                                 or _split_point(low, index, rank_k))
         if not _simple(term):
             mkey = ("mask", term)
             memo = self.memo_var if i.variant else self.memo_inv
@@ -427,3 +429,20 @@ class ReadGen(DotGen):
 
 _EMPTY_AT = {"max": float("-inf"), "min": float("inf")}
 _IDENT_CODE = {float("-inf"): "float('-inf')", float("inf"): "float('inf')"}
+
+
+def _split_point(low, index, rank: str) -> bool:
+    """Whether ``index`` is a point of a split of ``rank`` (``m1 * M0 + m0``, or the index that
+    a split loop rebuilds): past the rank's extent, the split's last tile has no point (padding,
+    outside every iteration space), unlike a shifted read past the end (``m + 1``)."""
+    split = low.c.split_for(rank)
+    if split is None:
+        return False
+    if isinstance(index, Name):
+        return index.is_index and index.name.upper() == rank
+    if not (isinstance(index, Binary) and index.op == "+" and isinstance(index.rhs, Name)
+            and index.rhs.name == split.inner.lower() and isinstance(index.lhs, Binary)
+            and index.lhs.op == "*"):
+        return False
+    names = {getattr(index.lhs.lhs, "name", None), getattr(index.lhs.rhs, "name", None)}
+    return names == {split.outer.lower(), split.inner}

@@ -129,6 +129,8 @@ def const_tile(value: float) -> Tile:
     """A constant as a tile (its code is the literal)."""
     if math.isinf(value):
         return Tile("float('inf')" if value > 0 else "float('-inf')", may_inf=True, const=value)
+    if math.isnan(value):
+        return Tile("float('nan')", may_nan=True, const=value)
     return Tile(repr(value), const=value)
 
 

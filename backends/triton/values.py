@@ -90,6 +90,9 @@ class ValueGen(KernelGen):
         if isinstance(expr, Num):
             return const_tile(float(expr.value))
         if isinstance(expr, Name):
+            value = self.low.sizes.get(expr.name)
+            if not expr.is_index and isinstance(value, float):  # a real parameter: its literal
+                return const_tile(value)
             i = self.eval_int(expr)
             if not i.axes:
                 low = self.low

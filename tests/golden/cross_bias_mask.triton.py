@@ -120,8 +120,8 @@ def _phase1(
         qk = tl.dot(q, tl.trans(k))
         qk_1 = (qk * 0.125)
         kb = tl.load(KB_ptr + b_idx * stride_KB_0 + offs_p[:, None] * stride_KB_1 + ((it * BLOCK_M0) + offs_m0)[None, :] * stride_KB_2, mask=in_p[:, None] & in_m[None, :], other=0.0)
+        s = (qk_1 + kb.to(tl.float32))
         valid = in_m[None, :]
-        s = tl.where(valid, (qk_1 + kb.to(tl.float32)), qk_1)
         lm = tl.max(tl.where(valid, s, float('-inf')), axis=1)
         rm_next = tl.maximum(rm, lm)
         exp_in = tl.where(rm == rm_next, 0.0, rm - rm_next)

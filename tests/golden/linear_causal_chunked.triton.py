@@ -175,12 +175,10 @@ def _phase_steps(
         sc = tl.dot(qf, tl.trans(kf))
         v = tl.load(V_ptr + b_idx * stride_V_0 + h_idx * stride_V_1 + ((it * BLOCK_C) + offs_d)[:, None] * stride_V_2 + offs_f[None, :] * stride_V_3, mask=in_m[:, None], other=0.0)
         valid = (offs_d[None, :] <= offs_c[:, None]) & in_m[None, :]
-        inum = tl.dot(tl.where(valid, sc, 0.0).to(V_ptr.dtype.element_ty), v)
-        valid_1 = in_p[:, None]
         z_pre = tl.load(Z_pre_ptr + b_idx * stride_Z_pre_0 + h_idx * stride_Z_pre_1 + it * stride_Z_pre_2 + offs_e * stride_Z_pre_3)
         xden = tl.sum((qf * z_pre[None, :]), axis=1)
         iden = tl.sum(tl.where(valid, sc, 0.0), axis=1)
-        o = (tl.where(valid_1 & valid_1, (xnum + inum), tl.where(valid_1, xnum, inum)) / tl.where(in_p & in_p, (xden + iden), tl.where(in_p, xden, iden))[:, None])
+        o = (tl.dot(tl.where(valid, sc, 0.0).to(V_ptr.dtype.element_ty), v, xnum) / (xden + iden)[:, None])
         av_out = tl.where(in_p[:, None], o, 0.0)
         av_val = tl.where(av_out == av_out, av_out, 0.0).to(AV_ptr.dtype.element_ty)
         tl.store(AV_ptr + b_idx * stride_AV_0 + h_idx * stride_AV_1 + (it * BLOCK_C + offs_c)[:, None] * stride_AV_2 + offs_f[None, :] * stride_AV_3, av_val, mask=((it * BLOCK_C + offs_c) < P)[:, None])
