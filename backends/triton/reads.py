@@ -1,26 +1,22 @@
-"""Reads of tensors (loads, inlined Einsums, recurrences), reductions and ``tl.dot``."""
+"""Reads of tensors (loads, inlined Einsums, recurrences) and reductions; the validity masks
+of the reads are in masks.py."""
 from __future__ import annotations
 
 from dataclasses import replace
 
-from backends.gpu.extents import in_linear_fragment, reach
-from einsum_ir.exprs import rank_root
 from einsum_ir.ir import Access, Binary, Einsum, Name, Num
 
-from .dots import DotGen
+from .masks import MaskGen
 from .tiles import (
     IDENTITY,
-    Idx,
     Tile,
     _err,
-    _is_ident,
-    _simple,
     located,
     prefix_name,
 )
 
 
-class ReadGen(DotGen):
+class ReadGen(MaskGen):
     def read(self, acc: Access) -> Tile:
         low = self.low
         name = acc.tensor
@@ -116,89 +112,6 @@ class ReadGen(DotGen):
         t = self.materialize(t, einsum.name)
         (self.memo_var if t.variant else self.memo_inv)[key] = t
         return t
-
-    def _extent_terms(self, einsum: Einsum, acc: Access, axes: tuple) -> frozenset:
-        """Validity terms of an inlined read whose indices may leave the intermediate's extent
-        (``A[p, m + 1]`` at ``m = M - 1``), from the interval analysis (backends.gpu.extents)."""
-        out = set()
-        for k, i in enumerate(acc.indices):
-            axis = self.low.a.shapes[einsum.name][k]
-            if not in_linear_fragment(self.low, i):
-                continue  # ``m / M0``, ``p % C``: the split's own ranges, not proved here
-            idx = self.eval_int(i)
-            if not idx.axes:
-                term = self._scalar_extent_term(i, idx, axis.rank, axes, axis.extra)
-                if term is not None:
-                    out.add(term)
-                continue
-            r = reach(self.low, i, axis.rank, axis.extra)
-            if not (r.below or r.above):
-                continue
-            ext = self.size_code(axis.rank) + (f" + {axis.extra}" if axis.extra else "")
-            parts = ([f"({idx.code} >= 0)"] if r.below else []) + \
-                ([f"({idx.code} < {ext})"] if r.above else [])
-            code = " & ".join(parts)
-            memo = self.memo_var if idx.variant else self.memo_inv
-            if ("mask", code) not in memo:
-                memo[("mask", code)] = self.emit(f"in_{einsum.name.lower()}", code, idx.variant)
-            out.add((memo[("mask", code)], idx.axes, idx.variant))
-        return frozenset(out)
-
-    def _scalar_extent_term(self, index, i: Idx, rank: str, axes: tuple, extra: int = 0):
-        """The validity term of a scalar index that may leave ``rank`` (``X[m + 1]`` with ``m``
-        a grid index) over the tile ``axes``, or None when the interval analysis proves it
-        inside. (The index is broadcast before the compare: Triton's interpreter refuses a
-        scalar predicate in a mask.)"""
-        if not in_linear_fragment(self.low, index):
-            return None  # ``h / G`` into ``HK = H / G``: the derived rank's own range
-        r = reach(self.low, index, rank, extra)
-        if not (r.below or r.above):
-            return None
-        ext = self.size_code(rank) + (f" + {extra}" if extra else "")
-        x = f"({i.code} + tl.zeros({self.shape_of(axes)}, tl.int32))" if axes else i.code
-        code = " & ".join(([f"({x} >= 0)"] if r.below else [])
-                          + ([f"({x} < {ext})"] if r.above else []))
-        memo = self.memo_var if i.variant else self.memo_inv
-        if ("mask", code) not in memo:
-            memo[("mask", code)] = self.emit(f"in_{rank.lower()}", code, i.variant)
-        return (memo[("mask", code)], tuple(axes), i.variant)
-
-    def _tile_extent_term(self, index, i: Idx, rank_k: str):
-        """The mask term of a tile index into an axis of rank ``rank_k``: ``< extent`` (with
-        the EVEN_ shortcut on the streamed rank), ``>= 0`` where the interval analysis cannot
-        prove the index non-negative; None when the tile covers the axis exactly."""
-        low = self.low
-        ext = self.size_code(rank_k)
-        if len(i.axes) == 1 and _is_ident(i.code, i.axes[0], self.names):
-            var = i.axes[0]
-            b = low.roles.block.get(var)
-            if b and not b[3] and str(b[1]) == str(low.sizes.get(rank_k)) and \
-                    self.size_code(rank_k) == b[2]:
-                return None  # full tile exactly covers the axis: no mask
-        term = f"({i.code} < {ext})"
-        stream_bound = None
-        below = reach(low, index, rank_k, padded=True).below
-        if below:
-            term = f"(({i.code} >= 0) & ({i.code} < {ext}))"
-        stream = low.roles.stream_rank  # an alias of the streamed rank has its extent
-        if (stream and rank_root(low.c, rank_k) == rank_root(low.c, stream) and self.cur_block
-                and i.variant and not below):
-            term = f"(({i.code} < {ext}) | {self.names.even(rank_k)})"
-            self.evens.setdefault(rank_k, set()).add(self.cur_block)
-            stream_bound = (rank_k, self.cur_block)
-        padding = not below and (len(i.axes) == 1 and _is_ident(i.code, i.axes[0], self.names)
-                                 or _split_point(low, index, rank_k))
-        if not _simple(term):
-            mkey = ("mask", term)
-            memo = self.memo_var if i.variant else self.memo_inv
-            if mkey not in memo:
-                memo[mkey] = self.emit(f"in_{rank_k.lower()}", term, i.variant)
-            term = memo[mkey]
-        if padding:
-            self.pad_terms.add(term)
-        if stream_bound is not None:
-            self.bound_codes[term] = stream_bound
-        return (term, i.axes, i.variant)
 
     def load(self, acc: Access) -> Tile:
         low = self.low
@@ -355,54 +268,6 @@ class ReadGen(DotGen):
                     einsum.reducer in ("max", "min") and (bool(need) or bool(t.ninf_terms))
                     or t.may_inf, t.variant, max_of=max_of, empty_at=empty_at)
 
-    def bound_term(self, var: str):
-        """The validity of ``var``'s padded tile positions (None when the tile has no padding)."""
-        low = self.low
-        role = low.roles.role.get(var)
-        b = self.default_bind(var)
-        if len(b.axes) != 1 or b.code != self.names.offs(var):
-            return None
-        rank = var.upper()
-        if role == "stream_plain":
-            ext = self.size_code(rank)
-            code = f"(({b.code} < {ext}) | {self.names.even(rank)})"
-            if self.cur_block:
-                self.evens.setdefault(rank, set()).add(self.cur_block)
-            else:
-                code = f"({b.code} < {ext})"
-        elif role in ("full", "col", "chunk_row"):
-            blk = low.roles.block[var]
-            if int(blk[1]) == int(low.sizes[rank]):
-                return None
-            code = f"({b.code} < {self.size_code(rank)})"
-        else:
-            return None
-        mkey = ("mask", code)
-        memo = self.memo_var if b.variant else self.memo_inv
-        if mkey not in memo:
-            memo[mkey] = self.emit(f"in_{rank.lower()}", code, b.variant)
-        self.pad_terms.add(memo[mkey])
-        if role == "stream_plain" and self.cur_block:
-            self.bound_codes[memo[mkey]] = (rank, self.cur_block)
-        return (memo[mkey], b.axes, b.variant)
-
-    def mask_var(self, need, axes) -> str:
-        """The conjunction of validity terms over ``axes``, computed once per scope."""
-        need = sorted(set(need))
-        code = " & ".join(self.bcast(c, a, axes) for c, a, _ in need)
-        if len(need) == 1 and _simple(code):
-            return code
-        variant = self.loop_lines is not None and any(v for _, _, v in need)
-        key = ("validity", code)
-        memo = self.memo_var if variant else self.memo_inv
-        if key not in memo:
-            memo[key] = self.emit("valid", code, variant)
-        return memo[key]
-
-    def mask(self, t: Tile, pred: Idx) -> Tile:
-        return replace(t, terms=t.terms | {(pred.code, pred.axes, pred.variant)},
-                       variant=t.variant or pred.variant)
-
     # ----------------------------------------------------------------- recurrences
     def rec_update(self, name: str) -> Tile:
         if name in self.newval:
@@ -429,20 +294,3 @@ class ReadGen(DotGen):
 
 _EMPTY_AT = {"max": float("-inf"), "min": float("inf")}
 _IDENT_CODE = {float("-inf"): "float('-inf')", float("inf"): "float('inf')"}
-
-
-def _split_point(low, index, rank: str) -> bool:
-    """Whether ``index`` is a point of a split of ``rank`` (``m1 * M0 + m0``, or the index that
-    a split loop rebuilds): past the rank's extent, the split's last tile has no point (padding,
-    outside every iteration space), unlike a shifted read past the end (``m + 1``)."""
-    split = low.c.split_for(rank)
-    if split is None:
-        return False
-    if isinstance(index, Name):
-        return index.is_index and index.name.upper() == rank
-    if not (isinstance(index, Binary) and index.op == "+" and isinstance(index.rhs, Name)
-            and index.rhs.name == split.inner.lower() and isinstance(index.lhs, Binary)
-            and index.lhs.op == "*"):
-        return False
-    names = {getattr(index.lhs.lhs, "name", None), getattr(index.lhs.rhs, "name", None)}
-    return names == {split.outer.lower(), split.inner}
