@@ -296,13 +296,15 @@ def keep_options(form: Form, arch, tiling: Tiling) -> list:
 MAX_KEEP_OPTIONS = 8
 
 
-def _own_choices(form: Form, arch, spatial: dict, loops: Loops) -> dict:
+def _own_choices(form: Form, arch, spatial: dict, loops: Loops, tilings: list) -> dict:
     """``spatial`` with every Einsum's own choice where the unit's misses it (a rank it does not
     index, or its recurrence rank): :func:`mapper.space.per_einsum`."""
     prob = form.prob
     recurrent = {k: prob.recurrences[prob.infos[k].einsum.name][1] for k in form.keys
                  if prob.infos[k].einsum.name in prob.recurrences}
-    return per_einsum(spatial, form.prepared.cascade, prob, form.keys, arch, loops, recurrent)
+    looped = frozenset(n for t in tilings for n in (*t.loops, *t.buffer_loops))
+    return per_einsum(spatial, form.prepared.cascade, prob, form.keys, arch, loops, recurrent,
+                      looped)
 
 
 def evaluate_space(form: Form, arch, spatial: dict, tilings: list, memo: dict,
@@ -311,7 +313,7 @@ def evaluate_space(form: Form, arch, spatial: dict, tilings: list, memo: dict,
     unit_names = [u.name for u in arch.units]
     first = [unit_names.index(form.units_for[k][0]) for k in form.keys]
     probe = candidate_mapping(form, first, unit_names, spatial, tilings[0], "pipelined", {})
-    spatial = _own_choices(form, arch, spatial, Loops(form.prob, probe))
+    spatial = _own_choices(form, arch, spatial, Loops(form.prob, probe), tilings)
     tables = _tables(form, arch, spatial, probe, min_parallelism)
     out = []
     for base in tilings:

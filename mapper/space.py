@@ -201,13 +201,15 @@ def spread(spatial: dict, unit: str, key: str) -> tuple:
     return tuple(spatial.get((unit, key), spatial.get(unit, ())))
 
 
-def per_einsum(spatial: dict, cascade, prob, keys, arch, loops, recurrent=frozenset()) -> dict:
+def per_einsum(spatial: dict, cascade, prob, keys, arch, loops, recurrent=frozenset(),
+               looped=frozenset()) -> dict:
     """``spatial`` (unit -> names) with a choice per Einsum where the unit's names miss it: a PE
     dimension whose rank an Einsum does not index would leave that dimension idle (the state
     update of linear attention has no query rank to spread), so it takes the Einsum's own rank
     that fills most of the dimension (untiled ranks and tile parts already chosen only, so the
     tiling stays one); a recurrent Einsum never spreads its recurrence rank (``recurrent``:
-    Einsum -> that rank's variable), which must run step after step."""
+    Einsum -> that rank's variable), which must run step after step; nor a name the tiling loops
+    over in time (``looped``: B in ``B > H > P2 > M1`` holds one value per tile)."""
     out = dict(spatial)
     for u in arch.units:
         names = tuple(spatial.get(u.name, ()))
@@ -216,13 +218,13 @@ def per_einsum(spatial: dict, cascade, prob, keys, arch, loops, recurrent=frozen
         for k in keys:
             info = prob.infos[k]
             mine = _own_names(names, u.dims, cascade, prob.sizes, loops, info.vars,
-                              recurrent.get(k))
+                              recurrent.get(k), looped)
             if mine != names:
                 out[(u.name, k)] = mine
     return out
 
 
-def _own_names(names: tuple, dims, cascade, sizes, loops, evars, step) -> tuple:
+def _own_names(names: tuple, dims, cascade, sizes, loops, evars, step, looped) -> tuple:
     chosen = list(names)
     usable = [v for v in evars if v != step]
     for i, (dim, name) in enumerate(zip(dims, names, strict=False)):
@@ -231,7 +233,8 @@ def _own_names(names: tuple, dims, cascade, sizes, loops, evars, step) -> tuple:
         taken = {loops.var(n) for j, n in enumerate(chosen) if j != i}
         best, fill = name, 1
         for cand, _, size in spatial_candidates(cascade, sizes, dim, fallback=True):
-            if not loops.known(cand) or (size is not None and loops.extent(cand) != size):
+            if cand in looped or not loops.known(cand) or (
+                    size is not None and loops.extent(cand) != size):
                 continue
             v = loops.var(cand)
             used = min(dim, loops.extent(cand))
