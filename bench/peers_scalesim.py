@@ -12,6 +12,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from peer_venv import ensure_venv
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / "bench" / ".venv-scalesim"
 REQUIREMENTS = ("numpy<2", "scalesim==3.0.0")
@@ -90,20 +92,8 @@ def driver(cases_file: str) -> None:
 
 def ensure() -> tuple:
     """(the venv's python, "") or (None, why it is skipped)."""
-    python = VENV / "bin" / "python"
-    probe = [str(python), "-c", "import scalesim, numpy; assert numpy.__version__ < '2'"]
-    if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
-        return python, ""
-    try:
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, capture_output=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", *REQUIREMENTS],
-                       check=True, capture_output=True, text=True, timeout=900)
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
-        detail = getattr(e, "stderr", "") or str(e)
-        return None, f"skipped: cannot install {' '.join(REQUIREMENTS)}: {detail[-300:]}"
-    if subprocess.run(probe, capture_output=True).returncode != 0:
-        return None, "skipped: scalesim installed but does not import"
-    return python, ""
+    return ensure_venv(VENV, sys.executable, REQUIREMENTS,
+                       "import scalesim, numpy; assert numpy.__version__ < '2'", "scalesim")
 
 
 def run(python, cases: list) -> list:

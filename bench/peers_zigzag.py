@@ -15,6 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from peer_venv import ensure_venv, ready, venv_python
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / "bench" / ".venv-zigzag"
 REQUIREMENTS = ("zigzag-dse>=3,<4", "six")  # six: imported by zigzag 3.9.1, not declared
@@ -171,23 +173,13 @@ def find_python312() -> str | None:
 
 def ensure() -> tuple:
     """(the venv's python, "") or (None, why ZigZag is skipped)."""
-    python = VENV / "bin" / "python"
-    probe = [str(python), "-c", "import zigzag.api"]
-    if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
-        return python, ""
+    probe = "import zigzag.api"
+    if ready(VENV, probe):
+        return venv_python(VENV), ""
     base = find_python312()
     if base is None:
         return None, "skipped: needs Python >= 3.12 (none found: %s)" % ", ".join(PYTHON312)
-    try:
-        subprocess.run([base, "-m", "venv", str(VENV)], check=True, capture_output=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", *REQUIREMENTS],
-                       check=True, capture_output=True, text=True, timeout=900)
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
-        detail = getattr(e, "stderr", "") or str(e)
-        return None, f"skipped: cannot install {' '.join(REQUIREMENTS)}: {detail[-300:]}"
-    if subprocess.run(probe, capture_output=True).returncode != 0:
-        return None, "skipped: zigzag-dse installed but does not import"
-    return python, ""
+    return ensure_venv(VENV, base, REQUIREMENTS, probe, "zigzag-dse")
 
 
 def run(python, cases: list) -> list:

@@ -7,19 +7,9 @@ imported only here, when the command runs.
 """
 from __future__ import annotations
 
-import argparse
-
 from einsum_ir.errors import CascadeError
 
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is negative")
-    return value
+from ..options import non_negative_int
 
 
 def register(sub) -> None:
@@ -27,11 +17,11 @@ def register(sub) -> None:
     p.add_argument("spec", metavar="SPEC.yaml", help="the sweep spec (see docs/sweeps.md)")
     p.add_argument("-o", "--out", metavar="OUT", help="results file, .parquet or .csv "
                    "(required unless --dry-run)")
-    p.add_argument("--workers", type=_count, metavar="N", help="Dask LocalCluster of N worker "
+    p.add_argument("--workers", type=non_negative_int, metavar="N", help="Dask LocalCluster of N worker "
                    "processes; 0 runs in-process (default: in-process up to 16 points, else one "
                    "worker per core)")
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on an existing Dask cluster")
-    p.add_argument("--chunk", type=_count, metavar="K", help="points per task (default: about a "
+    p.add_argument("--chunk", type=non_negative_int, metavar="K", help="points per task (default: about a "
                    "quarter of the points per worker, at most 16)")
     p.add_argument("--resume", action="store_true", help="keep the points already in OUT and run "
                    "the others")

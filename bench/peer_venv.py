@@ -1,0 +1,35 @@
+"""A peer tool's own virtual environment, made on first use (bench/.venv-*, git-ignored)."""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+
+def venv_python(venv: Path) -> Path:
+    return venv / "bin" / "python"
+
+
+def ready(venv: Path, probe: str) -> bool:
+    """Whether the venv exists and ``probe`` (Python code) runs in it."""
+    python = venv_python(venv)
+    return python.exists() and subprocess.run([str(python), "-c", probe],
+                                              capture_output=True).returncode == 0
+
+
+def ensure_venv(venv: Path, base_python: str, requirements: tuple, probe: str,
+                what: str) -> tuple:
+    """(the venv's python, "") or (None, why the peer is skipped): the venv is made from
+    ``base_python`` and ``requirements`` installed unless ``probe`` already runs in it."""
+    python = venv_python(venv)
+    if ready(venv, probe):
+        return python, ""
+    try:
+        subprocess.run([base_python, "-m", "venv", str(venv)], check=True, capture_output=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *requirements],
+                       check=True, capture_output=True, text=True, timeout=900)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
+        detail = getattr(e, "stderr", "") or str(e)
+        return None, f"skipped: cannot install {' '.join(requirements)}: {detail[-300:]}"
+    if not ready(venv, probe):
+        return None, f"skipped: {what} installed but does not import"
+    return python, ""
