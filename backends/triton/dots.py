@@ -6,13 +6,18 @@ from dataclasses import replace
 from einsum_ir.exprs import product_factors
 from einsum_ir.ir import Einsum
 
+from .tile_ir import Assign, BinOp, Call, Cast, Const, Dot, If, Node, Where
 from .tiles import (
     Idx,
     Tile,
     _err,
     _simple,
+    conj,
+    ordered_terms,
 )
 from .values import ValueGen
+
+_MINUS_INF = Const(float("-inf"))
 
 
 class DotGen(ValueGen):
@@ -42,10 +47,10 @@ class DotGen(ValueGen):
         ca = operand(ka, True, kb)
         cb = operand(kb, False, ka)
         out = (oa, ob)
-        code = f"tl.dot({ca}, {cb})"
+        code = Dot(ca, cb)
         axes = lo.order(out)
         if axes != out:
-            code = f"tl.trans({code})"
+            code = Call("trans", (code,))
         variant = ka.variant or kb.variant or (pred is not None and pred.variant)
         terms = frozenset(tm for tm in ka.terms | kb.terms if ax not in tm[1])
         ninf = frozenset()
@@ -62,7 +67,7 @@ class DotGen(ValueGen):
         if pred is not None and ax not in pred.axes:
             t = self.mask(t, pred)
         elif pred is not None:
-            rest = Idx(pred.code, pred.axes, pred.variant)
+            rest = Idx(pred.value, pred.axes, pred.variant)
             t = replace(t, variant=t.variant or rest.variant)
         return t
 
@@ -71,18 +76,18 @@ class DotGen(ValueGen):
         mask and exp gives 0. Blocks the predicate covers entirely skip the mask (FlexAttention's
         full blocks, the tutorial's off-band stage), in the same loop. Returns (code, -inf set)."""
         rows = {v for v, r in self.low.roles.role.items() if r in ("row", "chunk_row")}
-        ninf = frozenset(tm for tm in terms | {(pred.code, pred.axes, pred.variant)}
+        ninf = frozenset(tm for tm in terms | {(pred.value, pred.axes, pred.variant)}
                          if set(tm[1]) - rows)
         cond = self.partial_block_condition(einsum, pred, ninf)
         if cond is None:
-            return f"tl.where({self.mask_var(list(ninf), axes)}, {code}, float('-inf'))", ninf
+            return Where(self.mask_var(list(ninf), axes), code, _MINUS_INF), ninf
         var = self.emit(einsum.name, code, True)
-        mask = " & ".join(self.bcast(c, a, axes) for c, a, _ in sorted(ninf))
-        self.loop_lines.append(f"if {cond}:  # a block the predicate cuts")
-        self.loop_lines.append(f"    {var} = tl.where({mask}, {var}, float('-inf'))")
+        mask = conj(self.bcast(c, a, axes) for c, a, _ in ordered_terms(ninf))
+        self.loop_lines.append(If(cond, (Assign(var.name, Where(mask, var, _MINUS_INF)),),
+                                  "a block the predicate cuts"))
         return var, ninf
 
-    def _dot_operand(self, t: Tile, other_t: Tile, want, ax, bound, pred, zeroed) -> str:
+    def _dot_operand(self, t: Tile, other_t: Tile, want, ax, bound, pred, zeroed) -> Node:
         """An operand of ``tl.dot``: zero where it is not valid, in the other operand's dtype
         when that one is loaded, transposed to ``want``. A product is zero where one factor is
         zero and the other finite: only a loaded operand (its padding reads 0, its values are
@@ -92,20 +97,20 @@ class DotGen(ValueGen):
         if bound is not None and bound not in need:
             need.append(bound)
         if pred is not None and ax in pred.axes:
-            need.append((pred.code, pred.axes, pred.variant))
+            need.append((pred.value, pred.axes, pred.variant))
         finite = t.kind == "native"
         need = [tm for tm in need if tm not in t.zero_terms
                 and not (finite and (tm in other_t.zero_terms or tm in zeroed))]
         zeroed.update(need)
-        code = f"{t.code}.to(tl.float32)" if t.kind == "int" else t.code
+        code = Cast(t.value) if t.kind == "int" else t.value
         if t.may_nan:  # a NaN an operation made is an empty point: it contributes nothing
             code = code if _simple(code) else self.emit("nan_in", code, t.variant)
-            code = f"tl.where({code} == {code}, {code}, 0.0)"
+            code = Where(BinOp("==", code, code, wrap=False), code, Const(0.0))
         if need:
-            code = f"tl.where({self.mask_var(need, t.axes)}, {code}, 0.0)"
+            code = Where(self.mask_var(need, t.axes), code, Const(0.0))
         if t.kind != "native" and other_t.kind == "native":
-            code = f"{code}.to({other_t.src}.dtype.element_ty)"
-        return code if tuple(t.axes) == want else f"tl.trans({code})"
+            code = Cast(code, other_t.src)
+        return code if tuple(t.axes) == want else Call("trans", (code,))
 
 
 def _dot_pair(tiles, ax):

@@ -7,13 +7,36 @@ from backends.gpu.plan import Lowering
 from einsum_ir.errors import CascadeError
 from einsum_ir.exprs import rank_root
 from einsum_ir.ir import Einsum, Name, Num, walk
-from einsum_ir.size_exprs import to_code
+from einsum_ir.size_exprs import SizeFold
 
 from .names import Namespace
+from .tile_ir import Arange, Assign, BinOp, Call, Const, Expand, Int, Node, Op, Shape, Var
 from .tiles import (
     Idx,
     _err,
 )
+
+
+class _SizeNodes(SizeFold[Node]):
+    """A size expression as index arithmetic (every operation parenthesised, ``/`` as ``//``)."""
+
+    def __init__(self, spell):
+        self.spell = spell
+
+    def num(self, node) -> Node:
+        return Int(int(node.value))
+
+    def name(self, node) -> Node:
+        return self.spell(node.name)
+
+    def neg(self, value: Node) -> Node:
+        return Op("neg", (value,))
+
+    def binary(self, node, lhs: Node, rhs: Node) -> Node:
+        return BinOp("//" if node.op == "/" else node.op, lhs, rhs)
+
+    def call(self, node, args) -> Node:
+        return Call(node.func, tuple(args))  # Python's min/max: a size is a scalar
 
 
 @dataclass(frozen=True)
@@ -39,8 +62,8 @@ class KernelGen:
         self.phase_reads = phase_reads  # tensor -> scratch decl axes (read as memory)
         self.stores = stores  # output Einsums stored after loops
         self.scratch_out = scratch_out  # tensors this phase writes to scratch
-        self.lines: list[str] = []
-        self.loop_lines: list[str] | None = None
+        self.lines: list = []  # statements (tile_ir) of the kernel
+        self.loop_lines: list | None = None  # statements of the loop body being emitted
         self.scope = names.scope()
         self.used_blocks: set[str] = set()  # block constexprs the kernel's code spells
         self.names = names
@@ -71,39 +94,40 @@ class KernelGen:
     def fresh(self, hint: str) -> str:
         return self.scope.fresh(hint)
 
-    def emit(self, hint: str, code: str, variant: bool) -> str:
+    def emit(self, hint: str, value: Node, variant: bool) -> Var:
+        """``value`` assigned to a fresh local, in the loop body when it varies there."""
         name = self.fresh(hint)
         if variant and self.loop_lines is not None:
             self.loop_names.add(name)
         target = self.loop_lines if (variant and self.loop_lines is not None) else self.lines
-        target.append(f"{name} = {code}")
-        return name
+        target.append(Assign(name, value))
+        return Var(name)
 
-    def stmt(self, code: str, variant: bool = True):
+    def stmt(self, stmt, variant: bool = True):
         target = self.loop_lines if (variant and self.loop_lines is not None) else self.lines
-        target.append(code)
+        target.append(stmt)
 
-    def size_code(self, name: str) -> str:
+    def size_code(self, name: str) -> Node:
         low = self.low
         if name in low.sizes and low.is_baked(name):
-            return str(low.sizes[name])
+            v = low.sizes[name]
+            return Int(v) if isinstance(v, int) else Const(v)
         s = low.split_outer_of(name)
         if s is not None:
-            inner = self.size_code(s.inner)
-            return f"tl.cdiv({self.size_code(s.rank)}, {inner})"
+            return Call("cdiv", (self.size_code(s.rank), self.size_code(s.inner)))
         d = low.c.size_decl(name)
         if d is not None and d.is_rank and not any(
                 rank_root(low.c, r) == rank_root(low.c, name) for t in low.c.inputs for r in t.ranks) and \
                 not isinstance(d.default, Num):
-            return "(" + to_code(d.default, self.size_code) + ")"
+            return Op("paren", (_SizeNodes(self.size_code).fold(d.default),))
         root = rank_root(low.c, name)
         if root != name and not any(name in t.ranks for t in low.c.inputs):
             return self.size_code(root)
         if name not in self.size_args:
             self.size_args.append(name)
-        return self.names.size(name)
+        return Var(self.names.size(name))
 
-    def index_size_code(self, name: str) -> str:
+    def index_size_code(self, name: str) -> Node:
         """A size in index arithmetic: the tile of a streamed split by its block name (``it *
         BLOCK_M0``, as the tutorial writes it), other sizes as :meth:`size_code` spells them."""
         low = self.low
@@ -115,22 +139,22 @@ class KernelGen:
                 return self.blk(var)
         return self.size_code(name)
 
-    def shape_of(self, axes) -> str:
-        return "[" + ", ".join(self.blk(a) for a in axes) + "]"
+    def shape_of(self, axes) -> Shape:
+        return Shape(tuple(self.blk(a) for a in axes))
 
-    def blk(self, var: str) -> str:
+    def blk(self, var: str) -> Var:
         """The block-size constexpr of an index variable's tile (a parameter of the kernel)."""
         name = self.low.roles.block[var][0]
         self.used_blocks.add(name)
-        return name
+        return Var(name)
 
-    def bcast(self, code: str, axes: tuple, target: tuple) -> str:
+    def bcast(self, value: Node, axes: tuple, target: tuple) -> Node:
         if tuple(axes) == tuple(target) or not axes:
-            return code
+            return value
         if len(target) == 2 and len(axes) == 1:
-            return f"{code}[:, None]" if axes[0] == target[0] else f"{code}[None, :]"
+            return Expand(value, "row" if axes[0] == target[0] else "col")
         if len(target) == 2 and tuple(axes) == (target[1], target[0]):
-            return f"tl.trans({code})"
+            return Call("trans", (value,))
         raise CascadeError(f"cannot broadcast a tile over {axes} to {target}")
 
     def need2d(self, axes, node):
@@ -146,17 +170,17 @@ class KernelGen:
         if var in self.bind:
             return self.bind[var]
         if role == "batch":
-            return Idx(self.names.idx(var))
+            return Idx(Var(self.names.idx(var)))
         if role in ("full", "col", "chunk_row"):
             blk = self.blk(var)
             name = self.names.offs(var)
             key = ("offs", var)
             if key not in self.memo_inv:
-                self.lines.append(f"{name} = tl.arange(0, {blk})")
+                self.lines.append(Assign(name, Arange(blk)))
                 self.memo_inv[key] = name
-            return Idx(name, (var,))
+            return Idx(Var(name), (var,))
         if role == "row":
-            return Idx(self.names.offs(var), (var,))
+            return Idx(Var(self.names.offs(var)), (var,))
         raise _err(f"index {var} ({role or 'unknown role'}) cannot be used here by the Triton "
                    f"lowering", _index_node(self.low.c, var, node) or node)
 

@@ -36,6 +36,7 @@ from einsum_ir.passes import Prepared
 from .kernel import PhaseMode
 from .module import header, launcher
 from .names import Namespace
+from . import render
 from .phase import PhaseGen
 from .tiles import NSPLIT_ARG, increments_name, prefix_name
 
@@ -176,8 +177,7 @@ def _assemble(low: Lowering, names: Namespace, kernels, scratch, config: Config,
         for a in args:
             src.append(f"    {a},")
         src.append("):")
-        for line in lines:
-            src.append("    " + line if line else "")
+        src += ["    " + line if line else "" for line in render.lines(lines)]
         src.append("")
         src.append("")
         split = None

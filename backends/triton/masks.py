@@ -9,7 +9,18 @@ from einsum_ir.exprs import rank_root
 from einsum_ir.ir import Access, Binary, Einsum, Name
 
 from .dots import DotGen
-from .tiles import Idx, Tile, _is_ident, _simple
+from .tile_ir import BinOp, Int, Node, Var, Zeros
+from .tiles import Idx, Tile, _is_ident, _simple, conj, ordered_terms
+
+
+def _extent(size: Node, extra: int) -> Node:
+    return BinOp("+", size, Int(extra), wrap=False) if extra else size
+
+
+def _inside(value: Node, ext: Node, below: bool, above: bool) -> Node:
+    """``value >= 0`` and/or ``value < ext``, as the reach of the index asks."""
+    return conj(([BinOp(">=", value, Int(0))] if below else [])
+                + ([BinOp("<", value, ext)] if above else []))
 
 
 class MaskGen(DotGen):
@@ -30,10 +41,8 @@ class MaskGen(DotGen):
             r = reach(self.low, i, axis.rank, axis.extra)
             if not (r.below or r.above):
                 continue
-            ext = self.size_code(axis.rank) + (f" + {axis.extra}" if axis.extra else "")
-            parts = ([f"({idx.code} >= 0)"] if r.below else []) + \
-                ([f"({idx.code} < {ext})"] if r.above else [])
-            code = " & ".join(parts)
+            code = _inside(idx.value, _extent(self.size_code(axis.rank), axis.extra), r.below,
+                           r.above)
             memo = self.memo_var if idx.variant else self.memo_inv
             if ("mask", code) not in memo:
                 memo[("mask", code)] = self.emit(f"in_{einsum.name.lower()}", code, idx.variant)
@@ -50,10 +59,8 @@ class MaskGen(DotGen):
         r = reach(self.low, index, rank, extra)
         if not (r.below or r.above):
             return None
-        ext = self.size_code(rank) + (f" + {extra}" if extra else "")
-        x = f"({i.code} + tl.zeros({self.shape_of(axes)}, tl.int32))" if axes else i.code
-        code = " & ".join(([f"({x} >= 0)"] if r.below else [])
-                          + ([f"({x} < {ext})"] if r.above else []))
+        x = BinOp("+", i.value, Zeros(self.shape_of(axes), "int32")) if axes else i.value
+        code = _inside(x, _extent(self.size_code(rank), extra), r.below, r.above)
         memo = self.memo_var if i.variant else self.memo_inv
         if ("mask", code) not in memo:
             memo[("mask", code)] = self.emit(f"in_{rank.lower()}", code, i.variant)
@@ -65,24 +72,24 @@ class MaskGen(DotGen):
         prove the index non-negative; None when the tile covers the axis exactly."""
         low = self.low
         ext = self.size_code(rank_k)
-        if len(i.axes) == 1 and _is_ident(i.code, i.axes[0], self.names):
+        if len(i.axes) == 1 and _is_ident(i.value, i.axes[0], self.names):
             var = i.axes[0]
             b = low.roles.block.get(var)
             if b and not b[3] and str(b[1]) == str(low.sizes.get(rank_k)) and \
-                    self.size_code(rank_k) == b[2]:
+                    isinstance(ext, Int) and str(ext.value) == b[2]:
                 return None  # full tile exactly covers the axis: no mask
-        term = f"({i.code} < {ext})"
+        term = BinOp("<", i.value, ext)
         stream_bound = None
         below = reach(low, index, rank_k, padded=True).below
         if below:
-            term = f"(({i.code} >= 0) & ({i.code} < {ext}))"
+            term = BinOp("&", BinOp(">=", i.value, Int(0)), term)
         stream = low.roles.stream_rank  # an alias of the streamed rank has its extent
         if (stream and rank_root(low.c, rank_k) == rank_root(low.c, stream) and self.cur_block
                 and i.variant and not below):
-            term = f"(({i.code} < {ext}) | {self.names.even(rank_k)})"
+            term = BinOp("|", BinOp("<", i.value, ext), Var(self.names.even(rank_k)))
             self.evens.setdefault(rank_k, set()).add(self.cur_block)
             stream_bound = (rank_k, self.cur_block)
-        padding = not below and (len(i.axes) == 1 and _is_ident(i.code, i.axes[0], self.names)
+        padding = not below and (len(i.axes) == 1 and _is_ident(i.value, i.axes[0], self.names)
                                  or _split_point(low, index, rank_k))
         if not _simple(term):
             mkey = ("mask", term)
@@ -101,21 +108,21 @@ class MaskGen(DotGen):
         low = self.low
         role = low.roles.role.get(var)
         b = self.default_bind(var)
-        if len(b.axes) != 1 or b.code != self.names.offs(var):
+        if len(b.axes) != 1 or b.value != Var(self.names.offs(var)):
             return None
         rank = var.upper()
         if role == "stream_plain":
             ext = self.size_code(rank)
-            code = f"(({b.code} < {ext}) | {self.names.even(rank)})"
+            code = BinOp("|", BinOp("<", b.value, ext), Var(self.names.even(rank)))
             if self.cur_block:
                 self.evens.setdefault(rank, set()).add(self.cur_block)
             else:
-                code = f"({b.code} < {ext})"
+                code = BinOp("<", b.value, ext)
         elif role in ("full", "col", "chunk_row"):
             blk = low.roles.block[var]
             if int(blk[1]) == int(low.sizes[rank]):
                 return None
-            code = f"({b.code} < {self.size_code(rank)})"
+            code = BinOp("<", b.value, self.size_code(rank))
         else:
             return None
         mkey = ("mask", code)
@@ -127,10 +134,10 @@ class MaskGen(DotGen):
             self.bound_codes[memo[mkey]] = (rank, self.cur_block)
         return (memo[mkey], b.axes, b.variant)
 
-    def mask_var(self, need, axes) -> str:
+    def mask_var(self, need, axes) -> Node:
         """The conjunction of validity terms over ``axes``, computed once per scope."""
-        need = sorted(set(need))
-        code = " & ".join(self.bcast(c, a, axes) for c, a, _ in need)
+        need = ordered_terms(need)
+        code = conj(self.bcast(c, a, axes) for c, a, _ in need)
         if len(need) == 1 and _simple(code):
             return code
         variant = self.loop_lines is not None and any(v for _, _, v in need)
@@ -141,7 +148,7 @@ class MaskGen(DotGen):
         return memo[key]
 
     def mask(self, t: Tile, pred: Idx) -> Tile:
-        return replace(t, terms=t.terms | {(pred.code, pred.axes, pred.variant)},
+        return replace(t, terms=t.terms | {(pred.value, pred.axes, pred.variant)},
                        variant=t.variant or pred.variant)
 
 

@@ -1,7 +1,8 @@
 """The named peepholes of the Triton lowering, each a function of the tiles it rewrites.
 
-They read the facts a :class:`~backends.triton.tiles.Tile` carries (``lin``: a scaled value,
-``diff``: a difference, ``max_of``: a running max, ``dot``: a ``tl.dot``), never the code:
+Each is a rewrite of tile-IR nodes. They read the facts a :class:`~backends.triton.tiles.Tile`
+carries (``lin``: a scaled value, ``diff``: a difference, ``max_of``: a running max, ``dot``: a
+``tl.dot``), never the spelling:
 
 * :func:`fold_exp2_scale` -- ``exp(s * c - m)`` as one ``exp2`` with the scale folded into the
   exponent (FlashAttention's ``qk_scale``);
@@ -19,7 +20,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .tiles import LOG2E, Tile, _bounded_by, _name_of, _simple
+from .render import LOG2E
+from .tile_ir import BinOp, Call, Const, Dot, Node, Where
+from .tiles import Tile, _bounded_by, _name_of, _simple
 
 
 def fold_exp2_scale(gen, fn: str, t: Tile) -> Tile | None:
@@ -30,10 +33,10 @@ def fold_exp2_scale(gen, fn: str, t: Tile) -> Tile | None:
     if a.lin is None or a.axes != t.axes or len(b.axes) >= len(t.axes):
         return None
     base, c = a.lin
-    y = gen.f32(b)
-    yb = gen.bcast(f"({y} * {LOG2E})", b.axes, t.axes) if b.axes else f"({y} * {LOG2E})"
-    code = f"tl.exp2({base} * {c * LOG2E!r} - {yb})"
-    return Tile(code, t.axes, "f32", t.terms, t.ninf_terms, False, t.variant)
+    y = BinOp("*", gen.f32(b), Const(LOG2E))
+    yb = gen.bcast(y, b.axes, t.axes) if b.axes else y
+    exponent = BinOp("-", BinOp("*", base, Const(c * LOG2E), wrap=False), yb, wrap=False)
+    return Tile(Call("exp2", (exponent,)), t.axes, "f32", t.terms, t.ninf_terms, False, t.variant)
 
 
 def safe_running_max(gen, a: Tile, b: Tile, ninf):
@@ -43,22 +46,23 @@ def safe_running_max(gen, a: Tile, b: Tile, ninf):
     where ``-inf - -inf`` would be NaN."""
     if (b.may_inf and len(b.axes) == len(a.axes) - 1
             and set(b.axes) < set(a.axes) and _bounded_by(a, b)):
-        safe = gen.emit(f"{_name_of(b.code)}_safe",
-                        f"tl.where({gen.f32(b)} == float('-inf'), 0.0, {gen.f32(b)})", b.variant)
-        return replace(b, code=safe, may_inf=False, max_of=frozenset()), a.ninf_terms
+        m = gen.f32(b)
+        is_empty = BinOp("==", m, Const(float("-inf")), wrap=False)
+        safe = gen.emit(f"{_name_of(b.value)}_safe", Where(is_empty, Const(0.0), m), b.variant)
+        return replace(b, value=safe, may_inf=False, max_of=frozenset()), a.ninf_terms
     return b, ninf
 
 
-def dot_accumulate(a: Tile, b: Tile, x: str, y: str, axes) -> str | None:
+def dot_accumulate(a: Tile, b: Tile, x: Node, y: Node, axes) -> Dot | None:
     """``tl.dot(p, q, acc)`` for ``acc + tl.dot(p, q)`` (either order), or None."""
     for d, other, oc in ((b, a, x), (a, b, y)):
         if d.dot is not None and tuple(d.axes) == tuple(axes) and \
                 tuple(other.axes) == tuple(axes) and other.kind == "f32":
-            return f"tl.dot({d.dot[0]}, {d.dot[1]}, {oc})"
+            return Dot(d.dot[0], d.dot[1], oc)
     return None
 
 
-def scaled_product(a: Tile, b: Tile, code: str, axes, terms, may_inf: bool, *,
+def scaled_product(a: Tile, b: Tile, code: Node, axes, terms, may_inf: bool, *,
                    zero=None) -> Tile:
     """``a * b``; when one side is a constant ``k`` the value records ``lin = (other, k)``. With
     ``zero`` (a division by a constant, given as its reciprocal ``b``) only ``a`` is scaled."""
@@ -67,10 +71,10 @@ def scaled_product(a: Tile, b: Tile, code: str, axes, terms, may_inf: bool, *,
     variant = a.variant or b.variant
     pairs = ((a, b),) if divide else ((a, b), (b, a))
     for t, c in pairs:
-        if t.axes and t.kind == "f32" and _simple(t.code) and not c.axes and c.const is not None:
+        if t.axes and t.kind == "f32" and _simple(t.value) and not c.axes and c.const is not None:
             k = c.const
             return Tile(code, axes, "f32", terms, zero, may_inf, variant,
                         ninf_terms=t.ninf_terms if k > 0 else frozenset(),
                         max_of=t.max_of if k > 0 and not divide else frozenset(),
-                        lin=(t.code, k))
+                        lin=(t.value, k))
     return Tile(code, axes, "f32", terms, zero, may_inf, variant)

@@ -8,6 +8,29 @@ from einsum_ir.ir import Einsum, Name
 
 from .reads import ReadGen
 from .rules import dead_assignments
+from .tile_ir import (
+    LOOP_VAR,
+    Arange,
+    Assign,
+    BinOp,
+    Blank,
+    BroadcastTo,
+    Call,
+    Cast,
+    Comment,
+    Const,
+    Disj,
+    For,
+    Full,
+    Int,
+    Offset,
+    Op,
+    ProgramId,
+    StoreStmt,
+    Var,
+    Where,
+    Zeros,
+)
 from .tiles import (
     IDENTITY,
     NSPLIT_ARG,
@@ -19,13 +42,28 @@ from .tiles import (
     increments_name,
     located,
     prefix_name,
-    render_bound,
+    bound_node,
+    conj,
+    ordered_terms,
 )
 
 
 def _first_einsum(loop: Loop):
     kind, u = loop.units[0] if loop.units else ("", None)
     return u[0] if kind == "rec" else u
+
+
+def _bare(op: str, x, y) -> BinOp:
+    return BinOp(op, x, y, wrap=False)
+
+
+def _accumulate(reducer: str, acc: Var, part):
+    """One step of a loop-carried accumulator."""
+    if reducer == "max":
+        return Call("maximum", (acc, part))
+    if reducer == "min":
+        return Call("minimum", (acc, part))
+    return _bare("+" if reducer == "sum" else "*", acc, part)
 
 
 class PhaseGen(ReadGen):
@@ -36,22 +74,23 @@ class PhaseGen(ReadGen):
         # program ids: rows (axis 0) and batch (axis 1)
         if roles.row and roles.role[roles.row] == "row" and self.has_row:
             v = roles.row
-            head.append("pid_r = tl.program_id(0)")
+            head.append(Assign("pid_r", ProgramId(0)))
             offs = self.names.offs(v)
-            head.append(f"{offs} = pid_r * {self.blk(v)} + tl.arange(0, {self.blk(v)})")
+            head.append(Assign(offs, _bare("+", _bare("*", Var("pid_r"), self.blk(v)),
+                                           Arange(self.blk(v)))))
             self.memo_inv[("offs", v)] = offs
         if roles.batch:
-            head.append("pid_b = tl.program_id(1)")
-            rem = "pid_b"
+            head.append(Assign("pid_b", ProgramId(1)))
+            rem = Var("pid_b")
             for k, v in enumerate(reversed(roles.batch)):
                 ext = self.size_code(v.upper())
                 if k == len(roles.batch) - 1:
-                    head.append(f"{self.names.idx(v)} = {rem}")
+                    head.append(Assign(self.names.idx(v), rem))
                 else:
-                    head.append(f"{self.names.idx(v)} = {rem} % {ext}")
+                    head.append(Assign(self.names.idx(v), _bare("%", rem, ext)))
                     quotient = self.fresh(f"rem_{k}")
-                    head.append(f"{quotient} = {rem} // {ext}")
-                    rem = quotient
+                    head.append(Assign(quotient, _bare("//", rem, ext)))
+                    rem = Var(quotient)
         self.lines = head
         for k, loop in enumerate(loops):
             self.emit_loop(k, loop)
@@ -63,19 +102,19 @@ class PhaseGen(ReadGen):
         return dead_assignments(self.lines)
 
     # ----------------------------------------------------------------- loops
-    def bound_code(self, expr) -> str:
-        """Triton code of a typed loop bound (backends.gpu.bounds)."""
-        return render_bound(expr, self.symbol_code)
+    def bound_code(self, expr):
+        """A typed loop bound (backends.gpu.bounds) as a node."""
+        return bound_node(expr, self.symbol_code)
 
-    def symbol_code(self, sym) -> str:
+    def symbol_code(self, sym):
         kind = sym[0]
         if kind == "size":
             return self.size_code(sym[1])
         if kind == "block":
             return self.blk(sym[1])
         if kind == "pid":
-            return "pid_r"
-        return self.names.idx(sym[1])
+            return Var("pid_r")
+        return Var(self.names.idx(sym[1]))
 
     def closure_of(self, einsum, seen=None):
         seen = seen if seen is not None else {}
@@ -95,7 +134,7 @@ class PhaseGen(ReadGen):
         return list(seen.values())
 
     def partial_block_condition(self, einsum, pred, ninf):
-        """Code of "this loop step needs the mask", or None to mask every step."""
+        """The condition "this loop step needs the mask", or None to mask every step."""
         low = self.low
         loop = self.cur_loop
         if loop is None or self.loop_lines is None or self.parallel:
@@ -105,21 +144,23 @@ class PhaseGen(ReadGen):
             return None
         parts = []
         if full.lo is not None:
-            parts.append(f"(it < {self.emit('full_lo', self.bound_code(full.lo), False)})")
+            parts.append(BinOp("<", LOOP_VAR, self.emit("full_lo", self.bound_code(full.lo), False)))
         if full.hi is not None:
-            parts.append(f"(it >= {self.emit('full_hi', self.bound_code(full.hi), False)})")
+            parts.append(BinOp(">=", LOOP_VAR,
+                               self.emit("full_hi", self.bound_code(full.hi), False)))
         if not parts:
             return None
         for code, _, _ in ninf:
-            if code == pred.code:
+            if code == pred.value:
                 continue
             if code in self.bound_codes:
                 rank, blk = self.bound_codes[code]
                 self.used_blocks.add(blk)
-                parts.append(f"((it + 1) * {blk} > {self.size_code(rank)})")
+                step_end = _bare("*", Op("paren", (_bare("+", LOOP_VAR, Int(1)),)), Var(blk))
+                parts.append(BinOp(">", step_end, self.size_code(rank)))
                 continue
             return None  # another kind of emptiness: mask every step
-        return " | ".join(parts)
+        return Disj(tuple(parts)) if len(parts) > 1 else parts[0]
 
     def emit_loop(self, k: int, loop: Loop):
         """``for it in range(lo, hi)`` over the streamed rank: carried state initialised before,
@@ -128,7 +169,7 @@ class PhaseGen(ReadGen):
         self._loop_comments(k, loop, bounds.notes)
         self.carried = {}
         accs = self._loop_state(loop)
-        header = self._loop_range(k, self.bound_code(bounds.lo), self.bound_code(bounds.hi))
+        lo, hi = self._loop_range(k, self.bound_code(bounds.lo), self.bound_code(bounds.hi))
         self.cur_loop = loop
         self.cur_block = self._loop_block(loop)
         self.loop_lines = []
@@ -139,8 +180,7 @@ class PhaseGen(ReadGen):
         self._loop_body(loop, accs)
         self.cur_block = None
         self.cur_loop = None
-        self.lines.append(header)
-        self.lines += ["    " + x for x in self.loop_lines]
+        self.lines.append(For(lo, hi, tuple(self.loop_lines)))
         self.loop_lines = None
         self.memo_var = {}
         self.bind = saved
@@ -151,18 +191,19 @@ class PhaseGen(ReadGen):
         desc = ", ".join(sorted(units | {e.name for e in loop.outputs}
                                 | {self.names.tensor(increments_name(n))
                                    for n, _, _ in self.scan_inc}))
-        self.lines.append("")
-        self.lines.append(f"# loop {k} over the streamed rank ({loop.var}, {loop.style}): {desc}")
+        self.lines.append(Blank())
+        self.lines.append(Comment(f"loop {k} over the streamed rank ({loop.var}, {loop.style}): "
+                                  f"{desc}"))
         if self.parallel:
-            self.lines.append("# one step per program: the programs of grid axis 0 run the steps "
-                              "in parallel")
+            self.lines.append(Comment("one step per program: the programs of grid axis 0 run "
+                                      "the steps in parallel"))
             if self.scan_pre:
-                self.lines.append("# the state before each step is read from its prefix sum ("
-                                  + ", ".join(self.names.tensor(prefix_name(n))
-                                              for n in sorted(self.scan_pre)) + ")")
+                self.lines.append(Comment("the state before each step is read from its prefix "
+                                          "sum (" + ", ".join(self.names.tensor(prefix_name(n))
+                                                              for n in sorted(self.scan_pre)) + ")"))
         else:
             for n in notes:
-                self.lines.append(f"# bounds derived from {n}")
+                self.lines.append(Comment(f"bounds derived from {n}"))
 
     def _loop_state(self, loop: Loop) -> dict:
         """Initial values of the carried recurrences (self.carried) and of the accumulators."""
@@ -172,7 +213,7 @@ class PhaseGen(ReadGen):
             if kind != "rec":
                 axes = low.order(sum((self.eval_int(i).axes for i in u.output.indices), ()))
                 name = self.emit(u.name.lower() + "_acc",
-                                 f"tl.full({self.shape_of(axes)}, {IDENTITY[u.reducer]}, tl.float32)"
+                                 Full(self.shape_of(axes), IDENTITY[u.reducer])
                                  if axes else IDENTITY[u.reducer], False)
                 accs[u.name] = (name, axes)
                 continue
@@ -181,29 +222,31 @@ class PhaseGen(ReadGen):
                     rec = low.a.recurrences[e.name]
                     init = self.einsum_value(rec.init)
                     axes = self.rec_axes(rec)
-                    code = self.f32(init)
-                    code = f"tl.zeros({self.shape_of(axes)}, tl.float32) + " \
-                           f"{self.bcast(code, init.axes, axes) if init.axes else code}" \
-                        if axes else code
-                    self.carried[e.name] = self.emit(e.name.lower(), code, False)
+                    value = self.f32(init)
+                    value = _bare("+", Zeros(self.shape_of(axes)),
+                                  self.bcast(value, init.axes, axes) if init.axes else value) \
+                        if axes else value
+                    self.carried[e.name] = self.emit(e.name.lower(), value, False).name
         return accs
 
-    def _loop_range(self, k: int, lo: str, hi: str) -> str:
-        """The loop header; a parallel loop makes one step per program, a split one a slice."""
+    def _loop_range(self, k: int, lo, hi) -> tuple:
+        """The loop's (lo, hi); a parallel loop makes one step per program, a split one a
+        slice."""
         if self.parallel:
-            lo = "tl.program_id(0)"
+            lo = ProgramId(0)
         lo_n = self.emit(f"lo_{k}", lo, False)
-        hi_n = self.emit(f"hi_{k}", f"{lo_n} + 1" if self.parallel else hi, False)
+        hi_n = self.emit(f"hi_{k}", _bare("+", lo_n, Int(1)) if self.parallel else hi, False)
         if self.split_stream:
             nsplit = self.names.keyed(("nsplit",), "NSPLIT")
-            self.lines.append(f"# this program reduces one of {nsplit} slices of the loop")
-            chunk = self.fresh(f"chunk_{k}")
-            self.lines.append(f"{chunk} = tl.cdiv({hi_n} - {lo_n}, {nsplit})")
-            self.lines.append(f"{lo_n} = {lo_n} + tl.program_id(0) * {chunk}")
-            self.lines.append(f"{hi_n} = tl.minimum({lo_n} + {chunk}, {hi_n})")
+            self.lines.append(Comment(f"this program reduces one of {nsplit} slices of the loop"))
+            chunk = Var(self.fresh(f"chunk_{k}"))
+            self.lines.append(Assign(chunk.name, Call("cdiv", (_bare("-", hi_n, lo_n),
+                                                                Var(nsplit)))))
+            self.lines.append(Assign(lo_n.name, _bare("+", lo_n, _bare("*", ProgramId(0), chunk))))
+            self.lines.append(Assign(hi_n.name, Call("minimum", (_bare("+", lo_n, chunk), hi_n))))
             if NSPLIT_ARG not in self.size_args:
                 self.size_args.append(NSPLIT_ARG)
-        return f"for it in range({lo_n}, {hi_n}):"
+        return lo_n, hi_n
 
     def _loop_block(self, loop: Loop):
         """The block constexpr of the loop's tile (None for a split without a tiled inner)."""
@@ -218,7 +261,7 @@ class PhaseGen(ReadGen):
         """The loop's index values: ``it`` itself (split) or its block of offsets (plain)."""
         roles = self.low.roles
         if loop.style == "split":
-            self.bind[loop.var] = Idx("it", (), True)
+            self.bind[loop.var] = Idx(LOOP_VAR, (), True)
             split = self.low.split_outer_of(loop.var.upper())
             for v, r in roles.role.items():
                 if r == "reshape" and v.upper() == split.rank:
@@ -232,20 +275,22 @@ class PhaseGen(ReadGen):
                                    f"cannot rebuild {v}", _first_einsum(loop))
                     inner = self.default_bind(inner_v)
                     size = self.index_size_code(split.inner)
-                    self.bind[v] = Idx(f"(it * {size} + {inner.code})", inner.axes, True,
-                                       (Idx("it", (), True), size, inner))
+                    rebuilt = BinOp("+", _bare("*", LOOP_VAR, size), inner.value)
+                    self.bind[v] = Idx(rebuilt, inner.axes, True,
+                                       (Idx(LOOP_VAR, (), True), size, inner))
             return
         v = loop.var
         blk = self.blk(v)
         local = self.fresh(f"arange_{v}")
         offs = self.names.offs(v)
-        self.loop_lines.append(f"{offs} = it * {blk} + tl.arange(0, {blk})")
+        self.loop_lines.append(Assign(offs, _bare("+", _bare("*", LOOP_VAR, blk), Arange(blk))))
         self.loop_names.add(offs)
         if ("arange", v) not in self.memo_inv:
-            self.lines.append(f"{local} = tl.arange(0, {blk})")
+            self.lines.append(Assign(local, Arange(blk)))
             self.memo_inv[("arange", v)] = local
-        self.bind[v] = Idx(offs, (v,), True,
-                           (Idx("it", (), True), blk, Idx(self.memo_inv[("arange", v)], (v,))))
+        self.bind[v] = Idx(Var(offs), (v,), True,
+                           (Idx(LOOP_VAR, (), True), blk,
+                            Idx(Var(self.memo_inv[("arange", v)]), (v,))))
 
     def _loop_body(self, loop: Loop, accs: dict):
         low = self.low
@@ -261,9 +306,7 @@ class PhaseGen(ReadGen):
             part = self.f32(t)
             if tuple(t.axes) != tuple(axes):
                 part = self.bcast(part, t.axes, axes)
-            op = {"sum": f"{name} + {part}", "max": f"tl.maximum({name}, {part})",
-                  "min": f"tl.minimum({name}, {part})", "prod": f"{name} * {part}"}[u.reducer]
-            self.loop_lines.append(f"{name} = {op}")
+            self.loop_lines.append(Assign(name.name, _accumulate(u.reducer, name, part)))
         for name, upd, inc in self.scan_inc:
             rec = low.a.recurrences[name]
             idx = [Name(rec.var) if k == rec.axis else i for k, i in enumerate(upd.output.indices)]
@@ -272,13 +315,13 @@ class PhaseGen(ReadGen):
             self.store_einsum(e, in_loop=True)
         for name, var in self.carried.items():
             if name in self.newval:
-                self.loop_lines.append(f"{var} = {self.newval[name].code}")
+                self.loop_lines.append(Assign(var, self.newval[name].value))
 
     def _loop_finish(self, loop: Loop, accs: dict):
         """The finished values: the carried state and the accumulators after the loop."""
         for name, var in self.carried.items():
             rec = self.low.a.recurrences[name]
-            self.finals[name] = Tile(var, self.rec_axes(rec), "f32", may_inf=True)
+            self.finals[name] = Tile(Var(var), self.rec_axes(rec), "f32", may_inf=True)
         for kind, u in loop.units:
             if kind == "sred":
                 name, axes = accs[u.name]
@@ -315,38 +358,35 @@ class PhaseGen(ReadGen):
                              self.scratch_axes(name))]
         parts, terms = [], []
         for k, i in enumerate(idx):
-            parts.append(f"{self.bcast(i.code, i.axes, axes)} * {strides[k]}")
+            parts.append((self.bcast(i.value, i.axes, axes), Var(strides[k])))
             if i.axes:
                 ext = self.size_code(ranks[k])
-                var = i.axes[0] if len(i.axes) == 1 and _is_ident(i.code, i.axes[0], self.names) else None
+                var = i.axes[0] if len(i.axes) == 1 and _is_ident(i.value, i.axes[0], self.names) else None
                 b = low.roles.block.get(var) if var else None
                 if b and not b[3] and str(b[1]) == str(low.sizes.get(ranks[k])):
                     continue
-                terms.append(self.bcast(f"({i.code} < {ext})", i.axes, axes))
+                terms.append(self.bcast(BinOp("<", i.value, ext), i.axes, axes))
         value = self.f32(t)
         if tuple(t.axes) != tuple(axes):
             if not set(t.axes) <= set(axes):
                 raise CascadeError(f"cannot store {name}: its value spans {t.axes}")
             value = self.bcast(value, t.axes, axes) if t.axes else value
-            value = f"tl.broadcast_to({value}, {self.shape_of(axes)})" if axes else value
-        valid = [self.bcast(code, term_axes, axes) for code, term_axes, _ in sorted(t.terms)
+            value = BroadcastTo(value, self.shape_of(axes)) if axes else value
+        valid = [self.bcast(code, term_axes, axes) for code, term_axes, _ in ordered_terms(t.terms)
                  if set(term_axes) <= set(axes)] if cast else []
         # an empty point is stored as the output's declared empty value (0 unless ``empty``)
-        empty = const_tile(float(low.outputs[name].empty) if name in low.outputs else 0.0).code
+        empty = const_tile(float(low.outputs[name].empty) if name in low.outputs else 0.0).value
         if valid:  # points outside the value's validity terms are empty
-            value = f"tl.where({' & '.join(valid)}, {value}, {empty})"
+            value = Where(conj(valid), value, empty)
         if cast and t.empty_at is not None:  # a max/min over no point is empty
-            ident = "float('-inf')" if t.empty_at < 0 else "float('inf')"
-            value = f"tl.where({value} == {ident}, {empty}, {value})"
+            value = Where(_bare("==", value, Const(t.empty_at)), empty, value)
         v = self.emit(name.lower() + "_out", value, in_loop)
         if cast:
             # a NaN an operation makes (0 / 0 of an empty row or a zero normaliser, inf - inf,
             # a negative base to a fractional power) is the interpreter's empty point
-            v2 = self.emit(name.lower() + "_val",
-                           f"tl.where({v} == {v}, {v}, {empty}).to({ptr}.dtype.element_ty)",
+            v2 = self.emit(name.lower() + "_val", Cast(Where(_bare("==", v, v), v, empty), ptr),
                            in_loop)
         else:
             v2 = v
-        mask = f", mask={' & '.join(terms)}" if terms else ""
-        op = "tl.atomic_add" if (self.split_stream and not cast) else "tl.store"
-        self.stmt(f"{op}({ptr} + {' + '.join(parts)}, {v2}{mask})", in_loop)
+        self.stmt(StoreStmt(ptr, Offset(tuple(parts)), v2, conj(terms) if terms else None,
+                            atomic=self.split_stream and not cast), in_loop)

@@ -7,6 +7,7 @@ from dataclasses import replace
 from einsum_ir.ir import Access, Binary, Einsum, Name, Num
 
 from .masks import MaskGen
+from .tile_ir import BinOp, BroadcastTo, Conj, Const, Load, Offset, Reduce, Var, Where
 from .tiles import (
     IDENTITY,
     Tile,
@@ -42,7 +43,7 @@ class ReadGen(MaskGen):
                     raise _err(f"{name}[..., {step}] is read outside its recurrence loop", acc)
                 self.check_same(acc, rec.update, skip=rec.axis)
                 axes = self.rec_axes(rec)
-                return Tile(self.carried[name], axes, may_inf=True, variant=True)
+                return Tile(Var(self.carried[name]), axes, may_inf=True, variant=True)
             if (isinstance(index, Binary) and index.op == "+" and isinstance(index.lhs, Name)
                     and index.lhs.name == step and isinstance(index.rhs, Num) and index.rhs.value == 1):
                 self.check_same(acc, rec.update, skip=rec.axis)
@@ -75,7 +76,7 @@ class ReadGen(MaskGen):
                 continue
             vi = self.eval_int(i)
             vj = self.eval_int(j) if isinstance(j, Name) else None
-            if vj is None or vi.code != vj.code:
+            if vj is None or vi.value != vj.value:
                 raise _err(f"{acc.tensor} is finished in a loop and read here at a shifted index; "
                            f"the Triton lowering keeps only this program's own values", acc)
 
@@ -94,7 +95,7 @@ class ReadGen(MaskGen):
             if not (isinstance(j, Name) and j.is_index):
                 raise _err(f"{einsum.name} cannot be inlined at this access", acc)
             bound[j.name] = self.eval_int(i)
-        key = (einsum.name, tuple((v, b.code, b.axes) for v, b in sorted(bound.items())))
+        key = (einsum.name, tuple((v, b.value, b.axes) for v, b in sorted(bound.items())))
         for memo in (self.memo_var, self.memo_inv):
             if key in memo:
                 return memo[key]
@@ -119,7 +120,7 @@ class ReadGen(MaskGen):
         idx = [self.eval_int(i) for i in acc.indices]
         axes = low.order(sum((i.axes for i in idx), ()))
         self.need2d(axes, acc)
-        key = ("load", name, tuple((i.code, i.axes) for i in idx))
+        key = ("load", name, tuple((i.value, i.axes) for i in idx))
         for memo in (self.memo_var, self.memo_inv):
             if key in memo:
                 return memo[key]
@@ -131,7 +132,7 @@ class ReadGen(MaskGen):
             ranks = tuple(self.phase_reads[name])
         parts, terms = [], []
         for k, i in enumerate(idx):
-            parts.append(f"{self.bcast(i.code, i.axes, axes)} * {strides[k]}")
+            parts.append((self.bcast(i.value, i.axes, axes), Var(strides[k])))
             if not i.axes:  # a grid index or a loop counter: exact, no padding
                 term = self._scalar_extent_term(acc.indices[k], i, ranks[k], axes)
                 if term is not None:
@@ -139,21 +140,17 @@ class ReadGen(MaskGen):
             elif (term := self._tile_extent_term(acc.indices[k], i, ranks[k])) is not None:
                 terms.append(term)
         mask_parts = [self.bcast(t, a, axes) for t, a, _ in terms]
-        offs = " + ".join(parts)
         variant = any(i.variant for i in idx)
-        if mask_parts:
-            code = f"tl.load({ptr} + {offs}, mask={' & '.join(mask_parts)}, other=0.0)"
-        else:
-            code = f"tl.load({ptr} + {offs})"
-        var = self.emit(name, code, variant)
+        mask = Conj(tuple(mask_parts)) if mask_parts else None
+        var = self.emit(name, Load(ptr, Offset(tuple(parts)), mask), variant)
         kind = "native" if name in low.inputs else "f32"
         t = Tile(var, axes, kind, frozenset(terms), frozenset(terms), False, variant,
                  src=ptr if kind == "native" else None)
         (self.memo_var if variant else self.memo_inv)[key] = t
         return t
 
-    def pointer(self, name: str) -> str:
-        ptr = self.names.ptr(name)
+    def pointer(self, name: str) -> Var:
+        ptr = Var(self.names.ptr(name))
         if name not in self.pointers:
             self.pointers.append(name)
             if name in self.extra_ranks:
@@ -231,40 +228,38 @@ class ReadGen(MaskGen):
         """``tl.sum``/``tl.max``/``tl.min`` along ``ax``; the max of a positively scaled value is
         the scaled max of the value (one multiply per row instead of per element)."""
         if t.may_nan:  # a NaN an operation made is an empty point: the reduction skips it
-            v = self.materialize(replace(t, code=self.f32(t), kind="f32"), "nan_in").code
-            t = replace(t, code=f"tl.where({v} == {v}, {v}, {IDENTITY[einsum.reducer]})",
+            v = self.materialize(replace(t, value=self.f32(t), kind="f32"), "nan_in").value
+            t = replace(t, value=Where(BinOp("==", v, v, wrap=False), v, IDENTITY[einsum.reducer]),
                         kind="f32", lin=None, src=None, may_nan=False)
-        max_of = frozenset({t.code} | ({t.lin[0]} if t.lin else set())) \
+        max_of = frozenset({t.value} | ({t.lin[0]} if t.lin else set())) \
             if einsum.reducer == "max" else frozenset()
         x = self.f32(t)
-        if t.empty_at is not None and IDENTITY[einsum.reducer] != _IDENT_CODE[t.empty_at]:
+        if t.empty_at is not None and IDENTITY[einsum.reducer] != Const(t.empty_at):
             # an empty max/min read by another reducer contributes nothing
-            x = f"tl.where({x} == {_IDENT_CODE[t.empty_at]}, {IDENTITY[einsum.reducer]}, {x})"
+            x = Where(BinOp("==", x, Const(t.empty_at), wrap=False), IDENTITY[einsum.reducer], x)
         masked = [tm for tm in need if tm[0] not in self.pad_terms]  # not the tile's padding
         empty_at = _EMPTY_AT.get(einsum.reducer) if (masked or t.ninf_terms) else None
         if need:
             m = self.mask_var(need, t.axes)
-            x = f"tl.where({m}, {x}, {IDENTITY[einsum.reducer]})"
+            x = Where(m, x, IDENTITY[einsum.reducer])
         if (einsum.reducer in ("max", "min") and t.lin is not None and t.lin[1] > 0
                 and not any(tm[0] == x for tm in need)):
             base, c = t.lin
-            inner = base if not need else f"tl.where({self.mask_var(need, t.axes)}, {base}, " \
-                                          f"{IDENTITY[einsum.reducer]})"
-            fn = "tl.max" if einsum.reducer == "max" else "tl.min"
+            inner = base if not need else Where(self.mask_var(need, t.axes), base,
+                                                IDENTITY[einsum.reducer])
             axis = t.axes.index(ax)
             out_axes = tuple(a for a in t.axes if a != ax)
             terms = frozenset(tm for tm in t.terms if ax not in tm[1])
-            return Tile(f"({fn}({inner}, axis={axis}) * {c!r})", out_axes, "f32", terms,
+            return Tile(BinOp("*", Reduce(einsum.reducer, inner, axis), Const(c)), out_axes, "f32", terms,
                         frozenset(), bool(need) or t.may_inf or bool(t.ninf_terms), t.variant,
                         max_of=max_of, empty_at=empty_at)
-        fn = {"sum": "tl.sum", "max": "tl.max", "min": "tl.min"}.get(einsum.reducer)
-        if fn is None:
+        if einsum.reducer not in ("sum", "max", "min"):
             raise _err(f"the reducer {einsum.reducer} is outside the Triton lowering's reach",
                        einsum)
         axis = t.axes.index(ax)
         out_axes = tuple(a for a in t.axes if a != ax)
         terms = frozenset(tm for tm in t.terms if ax not in tm[1])
-        return Tile(f"{fn}({x}, axis={axis})", out_axes, "f32", terms, frozenset(),
+        return Tile(Reduce(einsum.reducer, x, axis), out_axes, "f32", terms, frozenset(),
                     einsum.reducer in ("max", "min") and (bool(need) or bool(t.ninf_terms))
                     or t.may_inf, t.variant, max_of=max_of, empty_at=empty_at)
 
@@ -278,11 +273,11 @@ class ReadGen(MaskGen):
         rec = self.low.a.recurrences[name]
         t = self.einsum_value(rec.update)
         axes = self.rec_axes(rec)
-        code = self.f32(t)
+        value = self.f32(t)
         if tuple(t.axes) != tuple(axes):
-            code = f"tl.broadcast_to({self.bcast(code, t.axes, axes) if t.axes else code}, " \
-                   f"{self.shape_of(axes)})"
-        var = self.emit(name.lower() + "_next", code, True)
+            value = BroadcastTo(self.bcast(value, t.axes, axes) if t.axes else value,
+                                self.shape_of(axes))
+        var = self.emit(name.lower() + "_next", value, True)
         may_inf = t.may_inf
         out = Tile(var, axes, "f32", frozenset(), frozenset(), may_inf, True, max_of=t.max_of,
                    may_nan=t.may_nan)
@@ -293,4 +288,3 @@ class ReadGen(MaskGen):
 # ----------------------------------------------------------------------------------- utilities
 
 _EMPTY_AT = {"max": float("-inf"), "min": float("inf")}
-_IDENT_CODE = {float("-inf"): "float('-inf')", float("inf"): "float('inf')"}

@@ -1,43 +1,58 @@
-"""Named clean-up rules over a kernel's emitted statements.
+"""Named clean-up rules over a kernel's statements (tile_ir).
 
-``dead_assignments`` removes ``name = expr`` statements whose name no other statement reads (the
-lowering materialises some values that its peepholes then bypass: a score scaled for a consumer
+``dead_assignments`` removes ``name = value`` statements whose name no other statement reads (the
+lowering materialises some values that its rewrites then bypass: a score scaled for a consumer
 that uses the unscaled dot and the scale instead, a dot that a later ``acc + dot`` accumulates in
-place). Triton would drop them too; removing them keeps the generated kernel readable. The
-statements are the lowering's own lines (one statement per line, the loop body indented).
+place). Triton would drop them too; removing them keeps the generated kernel readable.
 """
 from __future__ import annotations
 
-import io
-import tokenize
+from collections import Counter
+
+from .tile_ir import Assign, For, If, names_read
 
 
-def _names(line: str) -> list[str]:
-    return [tok.string for tok in tokenize.generate_tokens(io.StringIO(line.strip()).readline)
-            if tok.type == tokenize.NAME]
+def _statements(stmts):
+    """Every statement, those in loop and if bodies included."""
+    for s in stmts:
+        yield s
+        if isinstance(s, (For, If)):
+            yield from _statements(s.body)
 
 
-def _target(line: str) -> str | None:
-    """The name a plain ``name = expr`` statement assigns (None for other statements)."""
-    text = line.strip()
-    head, sep, _ = text.partition(" = ")
-    return head if sep and head.isidentifier() and not text.startswith(("if ", "for ")) else None
+def _own_reads(s) -> list[str]:
+    """The names a statement itself reads (a block: its header, not its body)."""
+    if isinstance(s, Assign):
+        return names_read(s.value)
+    if isinstance(s, For):
+        return names_read(s.lo) + names_read(s.hi)
+    if isinstance(s, If):
+        return names_read(s.cond)
+    return names_read(s)
 
 
-def dead_assignments(lines: list[str]) -> list[str]:
-    """``lines`` without the assignments nothing reads (to a fixed point)."""
-    lines = list(lines)
+def _without(stmts, dead: set, block: bool) -> list:
+    """``stmts`` without the dead assignments; the first statement of a block stays (an if or a
+    loop keeps a body)."""
+    out = []
+    for k, s in enumerate(stmts):
+        if isinstance(s, Assign) and s.target in dead and not (block and k == 0):
+            continue
+        if isinstance(s, For):
+            s = For(s.lo, s.hi, tuple(_without(s.body, dead, True)))
+        elif isinstance(s, If):
+            s = If(s.cond, tuple(_without(s.body, dead, True)), s.note)
+        out.append(s)
+    return out
+
+
+def dead_assignments(stmts) -> list:
+    """``stmts`` without the assignments nothing reads (to a fixed point)."""
+    stmts = list(stmts)
     while True:
-        reads: dict[str, int] = {}
-        for line in lines:
-            names = _names(line)
-            target = _target(line)
-            for n in names[1:] if target is not None else names:
-                reads[n] = reads.get(n, 0) + 1
-        # the first statement of a block stays (an if or a loop keeps a body)
-        dead = {k for k, line in enumerate(lines)
-                if (t := _target(line)) is not None and not reads.get(t)
-                and not (k and lines[k - 1].rstrip().split("#")[0].rstrip().endswith(":"))}
-        if not dead:
-            return lines
-        lines = [line for k, line in enumerate(lines) if k not in dead]
+        reads = Counter(n for s in _statements(stmts) for n in _own_reads(s))
+        new = _without(stmts, {s.target for s in _statements(stmts)
+                               if isinstance(s, Assign) and not reads[s.target]}, False)
+        if new == stmts:
+            return stmts
+        stmts = new

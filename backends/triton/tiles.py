@@ -15,8 +15,11 @@ from dataclasses import dataclass
 from einsum_ir.affine import CeilDiv, FloorDiv, Linear, Max, Min
 from einsum_ir.errors import CascadeError
 
-LOG2E = 1.4426950408889634
-IDENTITY = {"sum": "0.0", "max": "float('-inf')", "min": "float('inf')", "prod": "1.0"}
+from .render import LOG2E, OPS, expr  # noqa: F401  (LOG2E: the tiles' scale constant)
+from .tile_ir import BinOp, Call, Conj, Const, Int, Node, Op, Var, is_simple
+
+IDENTITY = {"sum": Const(0.0), "max": Const(float("-inf")), "min": Const(float("inf")),
+            "prod": Const(1.0)}
 
 
 NSPLIT_ARG = "#nsplit"  # the slice count of a split state phase (not a size of the cascade)
@@ -53,9 +56,9 @@ def located(einsum):
 
 @dataclass(frozen=True)
 class Idx:
-    """An integer index value: Triton code over physical axes (None axes = scalar)."""
+    """An integer index value over physical axes (no axes: a scalar)."""
 
-    code: str
+    value: Node
     axes: tuple = ()
     variant: bool = False
     composite: tuple | None = None  # (outer Idx, size, inner Idx) for x = outer*size + inner
@@ -63,18 +66,20 @@ class Idx:
 
 @dataclass(frozen=True)
 class Tile:
-    code: str
+    """A value over tile axes and the facts the rewrites read (nodes, never text)."""
+
+    value: Node
     axes: tuple = ()
     kind: str = "f32"  # f32 | native | int
-    terms: frozenset = frozenset()  # validity conjuncts: (code, axes, varies in the loop)
+    terms: frozenset = frozenset()  # validity conjuncts: (node, axes, varies in the loop)
     zero_terms: frozenset = frozenset()  # conjuncts outside which the value is known to be 0
     may_inf: bool = False
     variant: bool = False
-    src: str | None = None  # pointer whose element type a native tile has
-    lin: tuple | None = None  # (base code, c): the value is base * c (c a constant)
+    src: Node | None = None  # pointer whose element type a native tile has
+    lin: tuple | None = None  # (base node, c): the value is base * c (c a constant)
     diff: tuple | None = None  # (a, b): the value is a - b (no inf - inf guard needed)
     ninf_terms: frozenset = frozenset()  # conjuncts outside which the value is -inf
-    max_of: frozenset = frozenset()  # codes of tiles this row value bounds from above (a max)
+    max_of: frozenset = frozenset()  # values of tiles this row value bounds from above (a max)
     dot: tuple | None = None  # (a, b): the value is tl.dot(a, b), so "+ acc" can accumulate in it
     const: float | None = None  # the value, when it is a compile-time constant
     empty_at: float | None = None  # a max/min over masked points: this identity means no point
@@ -91,21 +96,33 @@ _UNION = ("+", "max", "min")
 
 
 def _bounded_by(a: Tile, b: Tile) -> bool:
-    codes = {a.code} | ({a.lin[0]} if a.lin else set())
-    return bool(codes & b.max_of)
+    values = {a.value} | ({a.lin[0]} if a.lin else set())
+    return bool(values & b.max_of)
 
 
-def _name_of(code: str) -> str:
-    """A hint for a value's name: its code when that is a name."""
-    return code if code.isidentifier() else "row"
+def _name_of(value: Node) -> str:
+    """A hint for a value's name: its own name when it is one."""
+    return value.name if isinstance(value, Var) else "row"
 
 
-def _simple(code: str) -> bool:
-    return code.replace("_", "").isalnum()
+def _simple(value: Node) -> bool:
+    return is_simple(value)
 
 
-def _is_ident(code, var, names):
-    return var is not None and code == names.offs(var)
+def conj(items) -> Node:
+    """The conjunction of mask terms (one term is itself)."""
+    items = tuple(items)
+    return items[0] if len(items) == 1 else Conj(items)
+
+
+def ordered_terms(terms) -> list:
+    """Validity terms in their spelling's order: masks conjoin them in a stable order, the same
+    in every run (a node's hash is not)."""
+    return sorted(set(terms), key=lambda tm: (expr(tm[0]), tm[1], tm[2]))
+
+
+def _is_ident(value, var, names):
+    return var is not None and value == Var(names.offs(var))
 
 
 def _const_fold(fn, x):
@@ -126,75 +143,52 @@ def _const_binary(op, x, y):
 
 
 def const_tile(value: float) -> Tile:
-    """A constant as a tile (its code is the literal)."""
-    if math.isinf(value):
-        return Tile("float('inf')" if value > 0 else "float('-inf')", may_inf=True, const=value)
-    if math.isnan(value):
-        return Tile("float('nan')", may_nan=True, const=value)
-    return Tile(repr(value), const=value)
+    """A constant as a tile."""
+    return Tile(Const(value), may_inf=math.isinf(value), const=value, may_nan=math.isnan(value))
 
 
-# the Triton spelling of every element-wise operation ({x}, {y}: the operands' code)
-_E = repr(LOG2E)
-CODE_FOR_OP = {
-    "exp": "tl.exp2({x} * " + _E + ")",
-    "log": "tl.log({x})",
-    "sqrt": "tl.sqrt({x})",
-    "abs": "tl.abs({x})",
-    "relu": "tl.maximum({x}, 0.0)",
-    "sigmoid": "(1.0 / (1.0 + tl.exp2(-{x} * " + _E + ")))",
-    "tanh": "(1.0 - 2.0 / (tl.exp2({x} * " + repr(2 * LOG2E) + ") + 1.0))",
-    "elu": "tl.where({x} > 0, {x}, tl.exp2(tl.minimum({x}, 0.0) * " + _E + ") - 1.0)",
-    "silu": "({x} / (1.0 + tl.exp2(-{x} * " + _E + ")))",
-    "gelu": "(0.5 * {x} * (2.0 - 2.0 / (tl.exp2(({x} + 0.044715 * {x} * {x} * {x}) * "
-            + repr(2 * LOG2E * math.sqrt(2 / math.pi)) + ") + 1.0)))",
-    "softplus": "tl.where({x} > 20.0, {x}, tl.log(1.0 + tl.exp2({x} * " + _E + ")))",
-    "recip": "(1.0 / {x})",
-    "square": "({x} * {x})",
-    "floor": "tl.floor({x})",
-    "ceil": "tl.ceil({x})",
-    "+": "({x} + {y})",
-    "-": "({x} - {y})",
-    "*": "({x} * {y})",
-    "/": "({x} / {y})",
-    "%": "({x} % {y})",
-    "max": "tl.maximum({x}, {y})",
-    "min": "tl.minimum({x}, {y})",
-    "safe_sub": "tl.where({x} == {y}, 0.0, {x} - {y})",  # inf - inf: an empty history gives 0
-    **{c: "tl.where({x} " + c + " {y}, 1.0, 0.0)" for c in ("<", "<=", ">", ">=", "==", "!=")},
-}
+def op(name: str, *args: Node) -> Op:
+    """An element-wise operation of the spelling table (render.OPS)."""
+    if name not in OPS:
+        raise KeyError(name)
+    return Op(name, args)
 
 
-def code_for(op: str, x: str, y: str | None = None) -> str:
-    return CODE_FOR_OP[op].format(x=x, y=y)
+def _product(product, sym) -> Node:
+    out = None
+    for x in product:
+        out = sym(x) if out is None else BinOp("*", out, sym(x), wrap=False)
+    return out
 
 
-def _linear_code(lin: Linear, sym) -> str:
-    """Readable code of sum(coef * product) + const."""
-    out = ""
-    for product, c in lin.terms:
-        mag = "" if abs(c) == 1 else f"{abs(c)} * "
-        out += (" - " if c < 0 else " + ") + mag + " * ".join(sym(x) for x in product)
+def _linear_node(lin: Linear, sym) -> Node:
+    """sum(coef * product) + const, spelled as written (no parentheses)."""
+    parts = [(_product(p, sym) if abs(c) == 1 else BinOp("*", Int(abs(c)), _product(p, sym),
+                                                          wrap=False), c < 0)
+             for p, c in lin.terms]
     if lin.const:
-        out += (" - " if lin.const < 0 else " + ") + str(abs(lin.const))
-    out = out.strip()
-    if not out:
-        return "0"
-    return out[2:] if out.startswith("+ ") else "-" + out[2:]
+        parts.append((Int(abs(lin.const)), lin.const < 0))
+    if not parts:
+        return Int(0)
+    (first, negative), out = parts[0], None
+    out = Op("neg_bare", (first,)) if negative else first
+    for x, negative in parts[1:]:
+        out = BinOp("-" if negative else "+", out, x, wrap=False)
+    return out
 
 
-def render_bound(expr, sym) -> str:
-    """Triton code of a bound expression; ``sym`` spells a symbol."""
+def bound_node(expr, sym) -> Node:
+    """A bound expression (backends.gpu.bounds) as a node; ``sym`` gives a symbol's node."""
     if isinstance(expr, Linear):
-        return _linear_code(expr, sym)
+        return _linear_node(expr, sym)
     if isinstance(expr, (Max, Min)):
-        fn = "tl.maximum" if isinstance(expr, Max) else "tl.minimum"
-        a, b = (render_bound(x, sym) for x in expr.items)
-        return f"{fn}({a}, {b})"
+        a, b = (bound_node(x, sym) for x in expr.items)
+        return Call("maximum" if isinstance(expr, Max) else "minimum", (a, b))
     if isinstance(expr, FloorDiv):
-        den = render_bound(expr.den, sym)
-        return f"(tl.maximum({render_bound(expr.num, sym)}, 0) // {den})"
+        num = Call("maximum", (bound_node(expr.num, sym), Int(0)))
+        return BinOp("//", num, bound_node(expr.den, sym))
     if isinstance(expr, CeilDiv):
-        den = render_bound(expr.den, sym)
-        return f"((tl.maximum({render_bound(expr.num, sym)}, 0) + {den} - 1) // {den})"
-    return f"tl.cdiv({render_bound(expr.a, sym)}, {render_bound(expr.b, sym)})"
+        den = bound_node(expr.den, sym)
+        num = Call("maximum", (bound_node(expr.num, sym), Int(0)))
+        return BinOp("//", BinOp("-", BinOp("+", num, den, wrap=False), Int(1)), den)
+    return Call("cdiv", (bound_node(expr.a, sym), bound_node(expr.b, sym)))

@@ -8,21 +8,23 @@ from einsum_ir.exprs import coverage
 from einsum_ir.ir import Access, Binary, Call, Expr, Name, Num, Unary
 
 from .kernel import KernelGen
-from .powers import pow_code
 from .peepholes import dot_accumulate, fold_exp2_scale, safe_running_max, scaled_product
+from .powers import pow_node
+from .render import OPS
+from .tile_ir import BinOp, Cast, Conj, Const, Disj, Int, Node, Op, Select, Where
+from .tile_ir import Call as TlCall
 from .tiles import (
     _UNION,
-    CODE_FOR_OP,
     Idx,
     Tile,
     _const_binary,
     _const_fold,
     _err,
     _simple,
-    code_for,
     const_tile,
 )
 
+_INDEX_OPS = frozenset({"neg", "neg_bare", "paren", "invert", "not"})  # not cascade functions
 BINARY_OPS = frozenset({"+", "-", "*", "/", "%", "max", "min", "pow", "<", "<=", ">", ">=",
                         "==", "!="})
 
@@ -37,54 +39,54 @@ def _makes_nan(op: str, a: Tile, b: Tile) -> bool:
 class ValueGen(KernelGen):
     def eval_int(self, expr: Expr) -> Idx:
         if isinstance(expr, Num):
-            return Idx(str(int(expr.value)))
+            return Idx(Int(int(expr.value)))
         if isinstance(expr, Name):
             if expr.is_index:
                 return self.default_bind(expr.name, expr)
             return Idx(self.index_size_code(expr.name))
         if isinstance(expr, Unary) and expr.op == "-":
             i = self.eval_int(expr.operand)
-            return Idx(f"(-{i.code})", i.axes, i.variant)
+            return Idx(Op("neg", (i.value,)), i.axes, i.variant)
         if isinstance(expr, Binary) and expr.op in ("+", "-", "*", "/", "%"):
             a, b = self.eval_int(expr.lhs), self.eval_int(expr.rhs)
             if expr.op in ("/", "%") and a.composite is not None and not b.axes:
                 outer, size, inner = a.composite
-                if b.code == str(size):
+                if b.value == size:
                     return outer if expr.op == "/" else inner
             axes = self.low.order(a.axes + b.axes)
             self.need2d(axes, expr)
             op = {"/": "//"}.get(expr.op, expr.op)
-            code = f"({self.bcast(a.code, a.axes, axes)} {op} {self.bcast(b.code, b.axes, axes)})"
-            return Idx(code, axes, a.variant or b.variant)
+            value = BinOp(op, self.bcast(a.value, a.axes, axes), self.bcast(b.value, b.axes, axes))
+            return Idx(value, axes, a.variant or b.variant)
         if isinstance(expr, Call) and expr.func in ("min", "max", "abs"):
             args = [self.eval_int(x) for x in expr.args]
             axes = self.low.order(sum((x.axes for x in args), ()))
-            codes = [self.bcast(x.code, x.axes, axes) for x in args]
-            fn = {"min": "tl.minimum", "max": "tl.maximum", "abs": "tl.abs"}[expr.func]
-            return Idx(f"{fn}({', '.join(codes)})", axes, any(x.variant for x in args))
+            values = tuple(self.bcast(x.value, x.axes, axes) for x in args)
+            fn = {"min": "minimum", "max": "maximum", "abs": "abs"}[expr.func]
+            return Idx(TlCall(fn, values), axes, any(x.variant for x in args))
         raise _err("this index expression is outside the Triton lowering's reach", expr)
 
     def eval_pred(self, expr: Expr) -> Idx:
         if isinstance(expr, Unary) and expr.op == "not":
             i = self.eval_pred(expr.operand)
-            return Idx(f"(~{i.code})" if i.axes else f"(not {i.code})", i.axes, i.variant)
+            return Idx(Op("invert" if i.axes else "not", (i.value,)), i.axes, i.variant)
         if isinstance(expr, Binary) and expr.op in ("and", "or", "<", "<=", ">", ">=", "==", "!="):
             ev = self.eval_pred if expr.op in ("and", "or") else self.eval_int
             a, b = ev(expr.lhs), ev(expr.rhs)
             axes = self.low.order(a.axes + b.axes)
             self.need2d(axes, expr)
             op = {"and": "&", "or": "|"}.get(expr.op, expr.op)
-            code = f"({self.bcast(a.code, a.axes, axes)} {op} {self.bcast(b.code, b.axes, axes)})"
-            return Idx(code, axes, a.variant or b.variant)
+            value = BinOp(op, self.bcast(a.value, a.axes, axes), self.bcast(b.value, b.axes, axes))
+            return Idx(value, axes, a.variant or b.variant)
         return self.eval_int(expr)
 
     # ----------------------------------------------------------------- values
-    def f32(self, t: Tile) -> str:
-        if t.kind == "native":
-            return f"{t.code}.to(tl.float32)"
+    def f32(self, t: Tile) -> Node:
+        if t.kind == "native" or t.kind == "int" and t.axes:
+            return Cast(t.value)
         if t.kind == "int":
-            return f"{t.code}.to(tl.float32)" if t.axes else f"({t.code} * 1.0)"
-        return t.code
+            return BinOp("*", t.value, Const(1.0))
+        return t.value
 
     def eval_value(self, expr: Expr) -> Tile:
         if isinstance(expr, Num):
@@ -97,23 +99,24 @@ class ValueGen(KernelGen):
             if not i.axes:
                 low = self.low
                 baked = not expr.is_index and low.is_baked(expr.name) and expr.name in low.sizes
-                return Tile(f"({i.code} * 1.0)", variant=i.variant,
+                return Tile(BinOp("*", i.value, Const(1.0)), variant=i.variant,
                             const=float(low.sizes[expr.name]) if baked else None)
-            return Tile(i.code, i.axes, kind="int", variant=i.variant)
+            return Tile(i.value, i.axes, kind="int", variant=i.variant)
         if isinstance(expr, Access):
             return self.read(expr)
         if isinstance(expr, Unary):
             t = self.eval_value(expr.operand)
             if expr.op == "-":
                 return self.negate(t)
-            return replace(t, code=f"tl.where({self.f32(t)} == 0, 1.0, 0.0)", kind="f32",
+            is_zero = BinOp("==", self.f32(t), Int(0), wrap=False)
+            return replace(t, value=Where(is_zero, Const(1.0), Const(0.0)), kind="f32",
                            zero_terms=frozenset(), src=None, const=None)
         if isinstance(expr, Binary):
             if expr.op in ("and", "or", "<", "<=", ">", ">=", "==", "!="):
                 try:
                     p = self.eval_pred(expr)
-                    return Tile(f"tl.where({p.code}, 1.0, 0.0)" if p.axes else
-                                f"(1.0 if {p.code} else 0.0)", p.axes, variant=p.variant)
+                    pick = Where if p.axes else Select
+                    return Tile(pick(p.value, Const(1.0), Const(0.0)), p.axes, variant=p.variant)
                 except CascadeError:
                     a, b = self.eval_value(expr.lhs), self.eval_value(expr.rhs)
                     return self.binary(expr.op, a, b, expr)
@@ -126,7 +129,7 @@ class ValueGen(KernelGen):
         raise _err("unsupported expression", expr)
 
     def negate(self, t: Tile) -> Tile:
-        return replace(t, code=f"(-{self.f32(t)})", kind="f32", zero_terms=t.zero_terms,
+        return replace(t, value=Op("neg", (self.f32(t),)), kind="f32", zero_terms=t.zero_terms,
                        src=None, const=None if t.const is None else -t.const)
 
     def unary(self, fn: str, t: Tile, node) -> Tile:
@@ -138,7 +141,7 @@ class ValueGen(KernelGen):
         folded = fold_exp2_scale(self, fn, t)
         if folded is not None:
             return folded
-        if fn not in CODE_FOR_OP or fn in BINARY_OPS:
+        if fn not in OPS or fn in BINARY_OPS or fn in _INDEX_OPS:
             raise _err(f"function {fn!r} is outside the Triton lowering's reach", node)
         if not t.axes and not t.variant and t.const is not None:
             value = _const_fold(fn, t.const)
@@ -151,7 +154,7 @@ class ValueGen(KernelGen):
         if fn in ("exp", "sigmoid"):
             zero = t.ninf_terms  # exp(-inf) = 0
         may_inf = t.may_inf and fn not in ("exp", "sigmoid", "tanh")
-        return Tile(code_for(fn, x), t.axes, "f32", t.terms, zero, may_inf, t.variant)
+        return Tile(Op(fn, (x,)), t.axes, "f32", t.terms, zero, may_inf, t.variant)
 
     def binary(self, op: str, a: Tile, b: Tile, node) -> Tile:
         out = self._binary(op, a, b, node)
@@ -185,20 +188,20 @@ class ValueGen(KernelGen):
         variant = a.variant or b.variant
         may_inf = a.may_inf or b.may_inf
         if op == "-" and a.may_inf and b.may_inf:  # inf - inf: an empty history contributes 0
-            return Tile(code_for("safe_sub", x, y), axes, "f32", terms, frozenset(), may_inf,
+            return Tile(Op("safe_sub", (x, y)), axes, "f32", terms, frozenset(), may_inf,
                         variant)
         if op == "-":
-            return Tile(code_for("-", x, y), axes, "f32", terms, frozenset(), may_inf, variant,
+            return Tile(Op("-", (x, y)), axes, "f32", terms, frozenset(), may_inf, variant,
                         ninf_terms=ninf, diff=(a, b))
         if op == "*":
-            return scaled_product(a, b, code_for("*", x, y), axes, terms, may_inf)
+            return scaled_product(a, b, Op("*", (x, y)), axes, terms, may_inf)
         if op == "/" and not b.axes and b.const:
-            return scaled_product(a, const_tile(1.0 / b.const), f"({x} * {1.0 / b.const!r})",
+            return scaled_product(a, const_tile(1.0 / b.const), BinOp("*", x, Const(1.0 / b.const)),
                                   axes, terms, may_inf, zero=a.zero_terms)
         if op == "pow":
             return self._pow(a, b, x, y, axes, terms, variant, node)
         zero = a.zero_terms if op == "/" else frozenset()
-        return Tile(code_for(op, x, y), axes, "f32", terms, zero, may_inf, variant)
+        return Tile(Op(op, (x, y)), axes, "f32", terms, zero, may_inf, variant)
 
     def _index_exponent(self, node):
         """The exponent of ``pow`` as an integer index value, or None when it is not one."""
@@ -209,20 +212,20 @@ class ValueGen(KernelGen):
         except CascadeError:
             return None
 
-    def _pow(self, a: Tile, b: Tile, x: str, y: str, axes, terms, variant, node) -> Tile:
+    def _pow(self, a: Tile, b: Tile, x: Node, y: Node, axes, terms, variant, node) -> Tile:
         """``a ** b`` with numpy's meaning for negative and zero bases (backends.triton.powers)."""
         n = b.const if not b.axes and not b.variant else None
         x = x if _simple(x) else self.emit("pow_base", x, variant)
         y_int = None
         exponent = self._index_exponent(node)
         if n is None and exponent is not None:  # ``p - m``: the parity from the integers
-            y_int = self.bcast(exponent.code, exponent.axes, axes)
+            y_int = self.bcast(exponent.value, exponent.axes, axes)
             y_int = y_int if _simple(y_int) else self.emit("pow_int", y_int, variant)
         if n is None and not _simple(y):
-            y = self.emit("pow_exp", f"{y_int}.to(tl.float32)" if y_int else y, variant)
+            y = self.emit("pow_exp", Cast(y_int) if y_int else y, variant)
         zero = a.zero_terms if n is not None and n > 0 else frozenset()
         fractional = y_int is None and (n is None or not float(n).is_integer())  # (-2) ** 0.5
-        return Tile(pow_code(x, y, n, y_int), axes, "f32", terms, zero, True, variant,
+        return Tile(pow_node(x, y, n, y_int), axes, "f32", terms, zero, True, variant,
                     may_nan=fractional)
 
     def _non_pad(self, t: Tile) -> set:
@@ -245,18 +248,18 @@ class ValueGen(KernelGen):
         if a.may_nan or b.may_nan:
             x, y = self._operand_var(x, a, "union_lhs"), self._operand_var(y, b, "union_rhs")
         if not any(cover):
-            return Tile(code_for(op, x, y), axes, "f32", a.terms | b.terms, frozenset(),
+            return Tile(Op(op, (x, y)), axes, "f32", a.terms | b.terms, frozenset(),
                         a.may_inf or b.may_inf, a.variant or b.variant,
                         may_nan=a.may_nan or b.may_nan)
         terms = a.terms & b.terms if (a.terms and b.terms) else frozenset()
         ninf = a.ninf_terms if (a.ninf_terms and op == "+" and not b.may_inf
                                 and not b.ninf_terms) else frozenset()
-        code = code_for(op, x, y)
-        lone_y = f"(-{y})" if op == "-" else y
+        code = Op(op, (x, y))
+        lone_y = Op("neg", (y,)) if op == "-" else y
         if a.may_nan:  # a NaN side is an empty point: the other side passes
-            code, ninf = f"tl.where({x} != {x}, {lone_y}, {code})", frozenset()
+            code, ninf = Where(BinOp("!=", x, x, wrap=False), lone_y, code), frozenset()
         if b.may_nan:
-            code, ninf = f"tl.where({y} != {y}, {x}, {code})", frozenset()
+            code, ninf = Where(BinOp("!=", y, y, wrap=False), x, code), frozenset()
         sa = [tm for tm in a.terms if tm[0] not in self.pad_terms]
         sb = [tm for tm in b.terms if tm[0] not in self.pad_terms]
         if not all(cover):  # the covering side's points; a missing other side is the identity
@@ -264,18 +267,17 @@ class ValueGen(KernelGen):
                 terms = a.terms if cover[0] else b.terms
             other, keep = (sb, x) if cover[0] else (sa, lone_y)
             if other:
-                code, ninf = f"tl.where({self.mask_var(other, axes)}, {code}, {keep})", frozenset()
+                code, ninf = Where(self.mask_var(other, axes), code, keep), frozenset()
         elif sa and not sb:
-            code, ninf = f"tl.where({self.mask_var(sa, axes)}, {code}, {lone_y})", frozenset()
+            code, ninf = Where(self.mask_var(sa, axes), code, lone_y), frozenset()
         elif sb and not sa:
-            code, ninf = f"tl.where({self.mask_var(sb, axes)}, {code}, {x})", frozenset()
+            code, ninf = Where(self.mask_var(sb, axes), code, x), frozenset()
         elif sa and sb:
             ma, mb = self.mask_var(sa, axes), self.mask_var(sb, axes)
-            code, ninf = (f"tl.where({ma} & {mb}, {code}, tl.where({ma}, {x}, {lone_y}))",
-                          frozenset())
+            code, ninf = Where(Conj((ma, mb)), code, Where(ma, x, lone_y)), frozenset()
             if set(sa) != set(sb):  # the union exists where either side does
                 var = a.variant or b.variant
-                either = self.emit("either", f"{ma} | {mb}", var and self.loop_lines is not None)
+                either = self.emit("either", Disj((ma, mb)), var and self.loop_lines is not None)
                 terms = terms | {(either, tuple(axes), var)}
         # padding (past a rank's extent) is outside every iteration space: it stays masked
         terms = terms | {tm for tm in a.terms | b.terms if tm[0] in self.pad_terms}
@@ -292,12 +294,12 @@ class ValueGen(KernelGen):
         return Tile(code, axes, "f32", terms, frozenset(), a.may_inf or b.may_inf, variant,
                     ninf_terms=ninf, may_nan=nan)
 
-    def _operand_var(self, code: str, t: Tile, hint: str) -> str:
-        return code if _simple(code) else self.emit(hint, code, t.variant)
+    def _operand_var(self, value: Node, t: Tile, hint: str) -> Node:
+        return value if _simple(value) else self.emit(hint, value, t.variant)
 
     def materialize(self, t: Tile, hint: str) -> Tile:
-        if _simple(t.code) or not t.axes and not t.variant and t.const is not None:
+        if _simple(t.value) or not t.axes and not t.variant and t.const is not None:
             return t
-        return replace(t, code=self.emit(hint, t.code, t.variant))
+        return replace(t, value=self.emit(hint, t.value, t.variant))
 
     # ----------------------------------------------------------------- reads
