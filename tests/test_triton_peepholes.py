@@ -3,7 +3,7 @@ from backends.triton.peepholes import (dot_accumulate, fold_exp2_scale, safe_run
                                        scaled_product)
 from backends.triton.render import expr
 from backends.triton.tile_ir import Assign, BinOp, Call, Const, Dot, Expand, Op, Var, Where
-from backends.triton.tiles import LOG2E, Tile, const_tile
+from backends.triton.tiles import LOG2E, Term, Tile, const_tile
 
 ROW = ("p", "m0")
 QK, M = Var("qk"), Var("m")
@@ -27,7 +27,7 @@ class _Gen:
 
 
 def test_scaled_product_records_the_scale_and_keeps_the_minus_inf_set():
-    qk = Tile(QK, ROW, ninf_terms=frozenset({(Var("mask"), ROW, True)}))
+    qk = Tile(QK, ROW, ninf_terms=frozenset({Term(Var("mask"), ROW, True)}))
     out = scaled_product(qk, const_tile(0.125), Op("*", (QK, Const(0.125))), ROW, frozenset(),
                          False)
     assert out.lin == (QK, 0.125) and out.ninf_terms == qk.ninf_terms
@@ -52,7 +52,7 @@ def test_exp_of_a_scaled_difference_is_one_exp2_with_the_scale_folded():
 
 
 def test_the_running_max_of_a_row_is_made_safe_only_when_it_bounds_the_row():
-    ninf = frozenset({(Var("mask"), ROW, True)})
+    ninf = frozenset({Term(Var("mask"), ROW, True)})
     s = Tile(Var("s"), ROW, ninf_terms=ninf)
     m = Tile(M, ("p",), may_inf=True, max_of=frozenset({Var("s")}))
     gen = _Gen()

@@ -9,6 +9,7 @@ from einsum_ir.ir import Einsum
 from .tile_ir import Assign, BinOp, Call, Cast, Const, Dot, If, Node, Where
 from .tiles import (
     Idx,
+    Term,
     Tile,
     _err,
     _simple,
@@ -52,7 +53,7 @@ class DotGen(ValueGen):
         if axes != out:
             code = Call("trans", (code,))
         variant = ka.variant or kb.variant or (pred is not None and pred.variant)
-        terms = frozenset(tm for tm in ka.terms | kb.terms if ax not in tm[1])
+        terms = frozenset(tm for tm in ka.terms | kb.terms if ax not in tm.axes)
         ninf = frozenset()
         if pred is not None and ax not in pred.axes and lo.feeds_max(einsum.name):
             code, ninf = self.minus_inf_at_source(einsum, pred, code, axes, terms)
@@ -76,13 +77,13 @@ class DotGen(ValueGen):
         mask and exp gives 0. Blocks the predicate covers entirely skip the mask (FlexAttention's
         full blocks, the tutorial's off-band stage), in the same loop. Returns (code, -inf set)."""
         rows = {v for v, r in self.low.roles.role.items() if r in ("row", "chunk_row")}
-        ninf = frozenset(tm for tm in terms | {(pred.value, pred.axes, pred.variant)}
-                         if set(tm[1]) - rows)
+        ninf = frozenset(tm for tm in terms | {Term(pred.value, pred.axes, pred.variant)}
+                         if set(tm.axes) - rows)
         cond = self.partial_block_condition(einsum, pred, ninf)
         if cond is None:
             return Where(self.mask_var(list(ninf), axes), code, _MINUS_INF), ninf
         var = self.emit(einsum.name, code, True)
-        mask = conj(self.bcast(c, a, axes) for c, a, _ in ordered_terms(ninf))
+        mask = conj(self.bcast(tm.mask, tm.axes, axes) for tm in ordered_terms(ninf))
         self.loop_lines.append(If(cond, (Assign(var.name, Where(mask, var, _MINUS_INF)),),
                                   "a block the predicate cuts"))
         return var, ninf
@@ -93,11 +94,11 @@ class DotGen(ValueGen):
         zero and the other finite: only a loaded operand (its padding reads 0, its values are
         finite) may stay unmasked where the other one is zero; a computed one (``exp`` of a
         score past the keys' extent overflows fp16) is masked at every invalid point."""
-        need = [tm for tm in t.terms if ax in tm[1]]
+        need = [tm for tm in t.terms if ax in tm.axes]
         if bound is not None and bound not in need:
             need.append(bound)
         if pred is not None and ax in pred.axes:
-            need.append((pred.value, pred.axes, pred.variant))
+            need.append(Term(pred.value, pred.axes, pred.variant))
         finite = t.kind == "native"
         need = [tm for tm in need if tm not in t.zero_terms
                 and not (finite and (tm in other_t.zero_terms or tm in zeroed))]

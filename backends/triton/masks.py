@@ -10,7 +10,7 @@ from einsum_ir.ir import Access, Binary, Einsum, Name
 
 from .dots import DotGen
 from .tile_ir import BinOp, Int, Node, Var, Zeros
-from .tiles import Idx, Tile, _is_ident, _simple, conj, ordered_terms
+from .tiles import Idx, Term, Tile, _is_ident, _simple, conj, ordered_terms
 
 
 def _extent(size: Node, extra: int) -> Node:
@@ -46,7 +46,7 @@ class MaskGen(DotGen):
             memo = self.memo_var if idx.variant else self.memo_inv
             if ("mask", code) not in memo:
                 memo[("mask", code)] = self.emit(f"in_{einsum.name.lower()}", code, idx.variant)
-            out.add((memo[("mask", code)], idx.axes, idx.variant))
+            out.add(Term(memo[("mask", code)], idx.axes, idx.variant))
         return frozenset(out)
 
     def _scalar_extent_term(self, index, i: Idx, rank: str, axes: tuple, extra: int = 0):
@@ -64,7 +64,7 @@ class MaskGen(DotGen):
         memo = self.memo_var if i.variant else self.memo_inv
         if ("mask", code) not in memo:
             memo[("mask", code)] = self.emit(f"in_{rank.lower()}", code, i.variant)
-        return (memo[("mask", code)], tuple(axes), i.variant)
+        return Term(memo[("mask", code)], tuple(axes), i.variant)
 
     def _tile_extent_term(self, index, i: Idx, rank_k: str):
         """The mask term of a tile index into an axis of rank ``rank_k``: ``< extent`` (with
@@ -101,7 +101,7 @@ class MaskGen(DotGen):
             self.pad_terms.add(term)
         if stream_bound is not None:
             self.bound_codes[term] = stream_bound
-        return (term, i.axes, i.variant)
+        return Term(term, i.axes, i.variant)
 
     def bound_term(self, var: str):
         """The validity of ``var``'s padded tile positions (None when the tile has no padding)."""
@@ -132,15 +132,15 @@ class MaskGen(DotGen):
         self.pad_terms.add(memo[mkey])
         if role == "stream_plain" and self.cur_block:
             self.bound_codes[memo[mkey]] = (rank, self.cur_block)
-        return (memo[mkey], b.axes, b.variant)
+        return Term(memo[mkey], b.axes, b.variant)
 
     def mask_var(self, need, axes) -> Node:
         """The conjunction of validity terms over ``axes``, computed once per scope."""
         need = ordered_terms(need)
-        code = conj(self.bcast(c, a, axes) for c, a, _ in need)
+        code = conj(self.bcast(tm.mask, tm.axes, axes) for tm in need)
         if len(need) == 1 and _simple(code):
             return code
-        variant = self.loop_lines is not None and any(v for _, _, v in need)
+        variant = self.loop_lines is not None and any(tm.variant for tm in need)
         key = ("validity", code)
         memo = self.memo_var if variant else self.memo_inv
         if key not in memo:
@@ -148,7 +148,7 @@ class MaskGen(DotGen):
         return memo[key]
 
     def mask(self, t: Tile, pred: Idx) -> Tile:
-        return replace(t, terms=t.terms | {(pred.value, pred.axes, pred.variant)},
+        return replace(t, terms=t.terms | {Term(pred.value, pred.axes, pred.variant)},
                        variant=t.variant or pred.variant)
 
 

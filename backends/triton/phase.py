@@ -150,7 +150,8 @@ class PhaseGen(ReadGen):
                                self.emit("full_hi", self.bound_code(full.hi), False)))
         if not parts:
             return None
-        for code, _, _ in ninf:
+        for tm in ninf:
+            code = tm.mask
             if code == pred.value:
                 continue
             if code in self.bound_codes:
@@ -372,8 +373,8 @@ class PhaseGen(ReadGen):
                 raise CascadeError(f"cannot store {name}: its value spans {t.axes}")
             value = self.bcast(value, t.axes, axes) if t.axes else value
             value = BroadcastTo(value, self.shape_of(axes)) if axes else value
-        valid = [self.bcast(code, term_axes, axes) for code, term_axes, _ in ordered_terms(t.terms)
-                 if set(term_axes) <= set(axes)] if cast else []
+        valid = [self.bcast(tm.mask, tm.axes, axes) for tm in ordered_terms(t.terms)
+                 if set(tm.axes) <= set(axes)] if cast else []
         # an empty point is stored as the output's declared empty value (0 unless ``empty``)
         empty = const_tile(float(low.outputs[name].empty) if name in low.outputs else 0.0).value
         if valid:  # points outside the value's validity terms are empty

@@ -109,7 +109,7 @@ class ReadGen(MaskGen):
             self.bind = saved
         outside = self._extent_terms(einsum, acc, t.axes)
         if outside:  # points read past the intermediate's extent do not exist
-            t = replace(t, terms=t.terms | outside, variant=t.variant or any(v for *_, v in outside))
+            t = replace(t, terms=t.terms | outside, variant=t.variant or any(tm.variant for tm in outside))
         t = self.materialize(t, einsum.name)
         (self.memo_var if t.variant else self.memo_inv)[key] = t
         return t
@@ -139,7 +139,7 @@ class ReadGen(MaskGen):
                     terms.append(term)
             elif (term := self._tile_extent_term(acc.indices[k], i, ranks[k])) is not None:
                 terms.append(term)
-        mask_parts = [self.bcast(t, a, axes) for t, a, _ in terms]
+        mask_parts = [self.bcast(tm.mask, tm.axes, axes) for tm in terms]
         variant = any(i.variant for i in idx)
         mask = Conj(tuple(mask_parts)) if mask_parts else None
         var = self.emit(name, Load(ptr, Offset(tuple(parts)), mask), variant)
@@ -214,7 +214,7 @@ class ReadGen(MaskGen):
     def _reduction_mask(self, einsum: Einsum, t: Tile, ax: str, r: str) -> list:
         """The validity terms a reduction along ``ax`` must apply: not those where the value is
         already the reducer's identity (0 for a sum, -inf for a max)."""
-        need = [tm for tm in t.terms if ax in tm[1]]
+        need = [tm for tm in t.terms if ax in tm.axes]
         bt = self.bound_term(r)
         if bt is not None and bt not in need:
             need.append(bt)
@@ -237,19 +237,19 @@ class ReadGen(MaskGen):
         if t.empty_at is not None and IDENTITY[einsum.reducer] != Const(t.empty_at):
             # an empty max/min read by another reducer contributes nothing
             x = Where(BinOp("==", x, Const(t.empty_at), wrap=False), IDENTITY[einsum.reducer], x)
-        masked = [tm for tm in need if tm[0] not in self.pad_terms]  # not the tile's padding
+        masked = [tm for tm in need if tm.mask not in self.pad_terms]  # not the tile's padding
         empty_at = _EMPTY_AT.get(einsum.reducer) if (masked or t.ninf_terms) else None
         if need:
             m = self.mask_var(need, t.axes)
             x = Where(m, x, IDENTITY[einsum.reducer])
         if (einsum.reducer in ("max", "min") and t.lin is not None and t.lin[1] > 0
-                and not any(tm[0] == x for tm in need)):
+                and not any(tm.mask == x for tm in need)):
             base, c = t.lin
             inner = base if not need else Where(self.mask_var(need, t.axes), base,
                                                 IDENTITY[einsum.reducer])
             axis = t.axes.index(ax)
             out_axes = tuple(a for a in t.axes if a != ax)
-            terms = frozenset(tm for tm in t.terms if ax not in tm[1])
+            terms = frozenset(tm for tm in t.terms if ax not in tm.axes)
             return Tile(BinOp("*", Reduce(einsum.reducer, inner, axis), Const(c)), out_axes, "f32", terms,
                         frozenset(), bool(need) or t.may_inf or bool(t.ninf_terms), t.variant,
                         max_of=max_of, empty_at=empty_at)
@@ -258,7 +258,7 @@ class ReadGen(MaskGen):
                        einsum)
         axis = t.axes.index(ax)
         out_axes = tuple(a for a in t.axes if a != ax)
-        terms = frozenset(tm for tm in t.terms if ax not in tm[1])
+        terms = frozenset(tm for tm in t.terms if ax not in tm.axes)
         return Tile(Reduce(einsum.reducer, x, axis), out_axes, "f32", terms, frozenset(),
                     einsum.reducer in ("max", "min") and (bool(need) or bool(t.ninf_terms))
                     or t.may_inf, t.variant, max_of=max_of, empty_at=empty_at)

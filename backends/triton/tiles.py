@@ -65,13 +65,22 @@ class Idx:
 
 
 @dataclass(frozen=True)
+class Term:
+    """A validity conjunct: a boolean tile over ``axes``; ``variant``: it changes in the loop."""
+
+    mask: Node
+    axes: tuple
+    variant: bool
+
+
+@dataclass(frozen=True)
 class Tile:
     """A value over tile axes and the facts the rewrites read (nodes, never text)."""
 
     value: Node
     axes: tuple = ()
     kind: str = "f32"  # f32 | native | int
-    terms: frozenset = frozenset()  # validity conjuncts: (node, axes, varies in the loop)
+    terms: frozenset = frozenset()  # validity conjuncts (Term)
     zero_terms: frozenset = frozenset()  # conjuncts outside which the value is known to be 0
     may_inf: bool = False
     variant: bool = False
@@ -118,7 +127,7 @@ def conj(items) -> Node:
 def ordered_terms(terms) -> list:
     """Validity terms in their spelling's order: masks conjoin them in a stable order, the same
     in every run (a node's hash is not)."""
-    return sorted(set(terms), key=lambda tm: (expr(tm[0]), tm[1], tm[2]))
+    return sorted(set(terms), key=lambda tm: (expr(tm.mask), tm.axes, tm.variant))
 
 
 def _is_ident(value, var, names):

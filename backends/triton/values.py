@@ -16,6 +16,7 @@ from .tile_ir import Call as TlCall
 from .tiles import (
     _UNION,
     Idx,
+    Term,
     Tile,
     _const_binary,
     _const_fold,
@@ -229,7 +230,7 @@ class ValueGen(KernelGen):
                     may_nan=fractional)
 
     def _non_pad(self, t: Tile) -> set:
-        return {tm for tm in t.terms if tm[0] not in self.pad_terms}
+        return {tm for tm in t.terms if tm.mask not in self.pad_terms}
 
     def _needs_union(self, a: Tile, b: Tile, cover) -> bool:
         """Whether ``a - b`` has other points than its operands' intersection (exprs.coverage)."""
@@ -260,8 +261,8 @@ class ValueGen(KernelGen):
             code, ninf = Where(BinOp("!=", x, x, wrap=False), lone_y, code), frozenset()
         if b.may_nan:
             code, ninf = Where(BinOp("!=", y, y, wrap=False), x, code), frozenset()
-        sa = [tm for tm in a.terms if tm[0] not in self.pad_terms]
-        sb = [tm for tm in b.terms if tm[0] not in self.pad_terms]
+        sa = [tm for tm in a.terms if tm.mask not in self.pad_terms]
+        sb = [tm for tm in b.terms if tm.mask not in self.pad_terms]
         if not all(cover):  # the covering side's points; a missing other side is the identity
             if sa if cover[0] else sb:
                 terms = a.terms if cover[0] else b.terms
@@ -278,9 +279,9 @@ class ValueGen(KernelGen):
             if set(sa) != set(sb):  # the union exists where either side does
                 var = a.variant or b.variant
                 either = self.emit("either", Disj((ma, mb)), var and self.loop_lines is not None)
-                terms = terms | {(either, tuple(axes), var)}
+                terms = terms | {Term(either, tuple(axes), var)}
         # padding (past a rank's extent) is outside every iteration space: it stays masked
-        terms = terms | {tm for tm in a.terms | b.terms if tm[0] in self.pad_terms}
+        terms = terms | {tm for tm in a.terms | b.terms if tm.mask in self.pad_terms}
         variant = a.variant or b.variant
         nan = a.may_nan and b.may_nan
         if op == "-":
