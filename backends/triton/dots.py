@@ -84,7 +84,7 @@ class DotGen(ValueGen):
             return Where(self.mask_var(list(ninf), axes), code, _MINUS_INF), ninf
         var = self.emit(einsum.name, code, True)
         mask = conj(self.bcast(tm.mask, tm.axes, axes) for tm in ordered_terms(ninf))
-        self.loop_lines.append(If(cond, (Assign(var.name, Where(mask, var, _MINUS_INF)),),
+        self.loop.body.append(If(cond, (Assign(var.name, Where(mask, var, _MINUS_INF)),),
                                   "a block the predicate cuts"))
         return var, ninf
 

@@ -1,7 +1,8 @@
 """The emission state of one kernel: statements, names, sizes, bindings of index variables."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from backends.gpu.plan import Lowering
 from einsum_ir.errors import CascadeError
@@ -50,45 +51,79 @@ class PhaseMode:
     scan_pre: frozenset = frozenset()  # recurrences read from their exclusive prefix in memory
     extra_ranks: tuple = ()  # scratch tensors of the scan: (name, ranks)
 
+    @property
+    def extra(self) -> dict:
+        return dict(self.extra_ranks)
+
+
+@dataclass(frozen=True)
+class PhaseSpec:
+    """What one kernel computes, fixed before it is emitted."""
+
+    name: str
+    loops: tuple  # the loops over the streamed rank (backends.gpu.schedule.Loop)
+    post: tuple = ()  # Einsums computed and stored after the loops
+    store_finals: tuple = ()  # tensors this phase finishes into scratch for a later one
+    phase_reads: Mapping = field(default_factory=dict)  # tensor -> ranks, read from scratch
+    mode: PhaseMode = PhaseMode()
+
+
+@dataclass
+class Signature:
+    """The parameters the kernel's code uses, collected while it is emitted."""
+
+    pointers: list = field(default_factory=list)  # tensors passed by pointer, in order
+    strides: dict = field(default_factory=dict)  # tensor -> its stride parameters
+    sizes: list = field(default_factory=list)  # runtime sizes (cascade names; NSPLIT_ARG)
+    blocks: set = field(default_factory=set)  # block constexprs
+    evens: dict = field(default_factory=dict)  # rank -> blocks whose EVEN_ flag is read
+
+
+@dataclass
+class LoopScope:
+    """The loop being emitted: its body and the values that exist only inside it."""
+
+    loop: object  # backends.gpu.schedule.Loop
+    block: str | None  # the block constexpr of the loop's tile
+    body: list = field(default_factory=list)  # statements
+    memo: dict = field(default_factory=dict)  # values that vary in the loop, by key
+    newval: dict = field(default_factory=dict)  # recurrence -> Tile of its value after the step
+
 
 class KernelGen:
-    """Emits one @triton.jit kernel (one phase)."""
+    """Emits one @triton.jit kernel (one phase): a fixed spec, the signature it collects, the
+    statements, and the loop being emitted (``loop``, None outside loops)."""
 
-    def __init__(self, low: Lowering, names: Namespace, name: str, units: list, phase_reads: dict,
-                 stores: list, scratch_out: list, mode: PhaseMode = PhaseMode()):
+    def __init__(self, low: Lowering, names: Namespace, spec: PhaseSpec):
         self.low = low
-        self.name = name
-        self.units = units  # list of loops: (style, [Einsum units])
-        self.phase_reads = phase_reads  # tensor -> scratch decl axes (read as memory)
-        self.stores = stores  # output Einsums stored after loops
-        self.scratch_out = scratch_out  # tensors this phase writes to scratch
-        self.lines: list = []  # statements (tile_ir) of the kernel
-        self.loop_lines: list | None = None  # statements of the loop body being emitted
-        self.scope = names.scope()
-        self.used_blocks: set[str] = set()  # block constexprs the kernel's code spells
         self.names = names
-        self.memo_inv: dict = {}
-        self.memo_var: dict = {}
-        self.carried: dict = {}  # tensor -> var name of the carried (old) value
-        self.newval: dict = {}  # tensor -> var name of the value after this step
+        self.spec = spec
+        self.scope = names.scope()  # the kernel's locals
+        self.sig = Signature()
+        self.lines: list = []  # statements (tile_ir) of the kernel
+        self.loop: LoopScope | None = None
+        self.memo_inv: dict = {}  # values that do not vary in a loop, by key
+        self.bind: dict = {}  # var -> Idx in the current context
+        self.carried: dict = {}  # recurrence -> local holding its carried (old) value
         self.finals: dict = {}  # tensor -> Tile of the finished value
         self.acc_empty_at: dict = {}  # streamed max/min -> the identity marking an empty row
-        self.pointers: list[str] = []  # tensors passed by pointer, in argument order
-        self.strides: dict = {}  # tensor -> list of stride arg names
-        self.size_args: list[str] = []  # runtime sizes (names in the cascade; NSPLIT_ARG)
-        self.bind: dict = {}  # var -> Idx in the current context
-        self.evens: dict = {}
-        self.cur_block = None
-        self.pad_terms: set = set()
-        self.cur_loop = None
-        self.bound_codes: dict = {}  # mask variable of a streamed rank's bound -> (rank, block)
-        self.loop_names: set = set()
-        self.split_stream = mode.split_stream
-        self.parallel = mode.parallel
-        self.scan_inc = mode.scan_inc
-        self.scan_pre = mode.scan_pre
-        self.extra_ranks = dict(mode.extra_ranks)
-        self.has_row = mode.has_row
+        self.pad_terms: set = set()  # masks of tile padding (outside every iteration space)
+        self.bound_codes: dict = {}  # mask of a streamed rank's bound -> (rank, block)
+
+    @property
+    def mode(self) -> PhaseMode:
+        return self.spec.mode
+
+    @property
+    def cur_block(self) -> str | None:
+        return self.loop.block if self.loop is not None else None
+
+    def memo(self, variant: bool) -> dict:
+        """Where a value is memoised: in the loop when it varies there (a varying value outside
+        a loop is never reused)."""
+        if not variant:
+            return self.memo_inv
+        return self.loop.memo if self.loop is not None else {}
 
     # ----------------------------------------------------------------- emission helpers
     def fresh(self, hint: str) -> str:
@@ -97,14 +132,11 @@ class KernelGen:
     def emit(self, hint: str, value: Node, variant: bool) -> Var:
         """``value`` assigned to a fresh local, in the loop body when it varies there."""
         name = self.fresh(hint)
-        if variant and self.loop_lines is not None:
-            self.loop_names.add(name)
-        target = self.loop_lines if (variant and self.loop_lines is not None) else self.lines
-        target.append(Assign(name, value))
+        self.stmt(Assign(name, value), variant)
         return Var(name)
 
     def stmt(self, stmt, variant: bool = True):
-        target = self.loop_lines if (variant and self.loop_lines is not None) else self.lines
+        target = self.loop.body if (variant and self.loop is not None) else self.lines
         target.append(stmt)
 
     def size_code(self, name: str) -> Node:
@@ -123,8 +155,8 @@ class KernelGen:
         root = rank_root(low.c, name)
         if root != name and not any(name in t.ranks for t in low.c.inputs):
             return self.size_code(root)
-        if name not in self.size_args:
-            self.size_args.append(name)
+        if name not in self.sig.sizes:
+            self.sig.sizes.append(name)
         return Var(self.names.size(name))
 
     def index_size_code(self, name: str) -> Node:
@@ -145,7 +177,7 @@ class KernelGen:
     def blk(self, var: str) -> Var:
         """The block-size constexpr of an index variable's tile (a parameter of the kernel)."""
         name = self.low.roles.block[var][0]
-        self.used_blocks.add(name)
+        self.sig.blocks.add(name)
         return Var(name)
 
     def bcast(self, value: Node, axes: tuple, target: tuple) -> Node:

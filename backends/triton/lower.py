@@ -33,7 +33,7 @@ from backends.gpu.schedule import Loop, schedule
 from einsum_ir.errors import CascadeError
 from einsum_ir.passes import Prepared
 
-from .kernel import PhaseMode
+from .kernel import PhaseMode, PhaseSpec
 from .module import header, launcher
 from .names import Namespace
 from . import render
@@ -104,9 +104,10 @@ def _generate(prepared: Prepared, sizes, config, mapping_note):
         # programs (grid axis 0) and adds the partial sums atomically
         split = not last and len(loops) == 1 and all(
             kind == "sred" and u.reducer == "sum" for kind, u in loops[0].units)
-        gen = PhaseGen(low, names, f"_phase{ph}", loops, phase_reads, post if last else [],
-                       store_finals, PhaseMode(has_row=last, split_stream=split))
-        lines = gen.run(loops, post if last else [], store_finals)
+        gen = PhaseGen(low, names, PhaseSpec(
+            f"_phase{ph}", tuple(loops), tuple(post) if last else (), tuple(store_finals),
+            phase_reads, PhaseMode(has_row=last, split_stream=split)))
+        lines = gen.run()
         if not last:
             for name in store_finals:
                 rec = low.a.recurrences.get(name)
@@ -126,15 +127,16 @@ def _generate_scan(low, names, phases, post, scan, config, mapping_note, prepare
         ranks[name] = [rec.var.upper() if k == rec.axis else i.name.upper()
                        for k, i in enumerate(upd.output.indices)]
     inc_loop = Loop(loop.level, loop.style, loop.var)
-    gen_inc = PhaseGen(low, names, "_phase_increments", [inc_loop], {}, [], [], PhaseMode(
+    gen_inc = PhaseGen(low, names, PhaseSpec("_phase_increments", (inc_loop,), mode=PhaseMode(
         has_row=False, parallel=True, scan_inc=tuple(scan),
-        extra_ranks=tuple((increments_name(n), r) for n, r in ranks.items())))
-    lines_inc = gen_inc.run([inc_loop], [], [])
+        extra_ranks=tuple((increments_name(n), r) for n, r in ranks.items()))))
+    lines_inc = gen_inc.run()
     main_loop = Loop(loop.level, loop.style, loop.var, (), tuple(loop.outputs))
     reads = {prefix_name(n): r for n, r in ranks.items()}
-    gen = PhaseGen(low, names, "_phase_steps", [main_loop], reads, [], [], PhaseMode(
-        has_row=False, parallel=True, scan_pre=frozenset(n for n, _, _ in scan)))
-    lines = gen.run([main_loop], [], [])
+    gen = PhaseGen(low, names, PhaseSpec("_phase_steps", (main_loop,), phase_reads=reads,
+                                         mode=PhaseMode(has_row=False, parallel=True,
+                                                        scan_pre=frozenset(n for n, _, _ in scan))))
+    lines = gen.run()
     scan_meta = [(n, ranks[n], recs[n].axis, float(recs[n].init.body.value)) for n, _, _ in scan]
     return _assemble(low, names, [(gen_inc, lines_inc, []), (gen, lines, [])], {}, config, mapping_note,
                      prepared, scan=scan_meta)
@@ -163,17 +165,17 @@ def _assemble(low: Lowering, names: Namespace, kernels, scratch, config: Config,
     src.append("")
     metas = []
     for gen, lines, _ in kernels:
-        consts = sorted(gen.used_blocks)
-        evens = dict(sorted(gen.evens.items()))
-        args = [names.ptr(p) for p in gen.pointers]
-        for p in gen.pointers:
-            args += gen.strides[p]
+        consts = sorted(gen.sig.blocks)
+        evens = dict(sorted(gen.sig.evens.items()))
+        args = [names.ptr(p) for p in gen.sig.pointers]
+        for p in gen.sig.pointers:
+            args += gen.sig.strides[p]
         args += [names.keyed(("nsplit",), "NSPLIT") if s == NSPLIT_ARG else names.size(s)
-                 for s in gen.size_args]
+                 for s in gen.sig.sizes]
         args += [f"{k}: tl.constexpr" for k in consts]
         args += [f"{names.even(k)}: tl.constexpr" for k in evens]
         src.append("@triton.jit")
-        src.append(f"def {gen.name}(")
+        src.append(f"def {gen.spec.name}(")
         for a in args:
             src.append(f"    {a},")
         src.append("):")
@@ -181,17 +183,17 @@ def _assemble(low: Lowering, names: Namespace, kernels, scratch, config: Config,
         src.append("")
         src.append("")
         split = None
-        if gen.split_stream:
-            lp = gen.units[0]
+        if gen.mode.split_stream:
+            lp = gen.spec.loops[0]
             if lp.style == "plain":
                 split = (lp.var.upper(), roles.block[lp.var][0])
             else:
                 sp = low.split_outer_of(lp.var.upper())
                 split = (sp.rank, next(roles.block[v][0] for v in roles.block if v.upper() == sp.inner))
-        metas.append({"split": split, "kernel": gen.name, "pointers": list(gen.pointers),
+        metas.append({"split": split, "kernel": gen.spec.name, "pointers": list(gen.sig.pointers),
                       "args": _typed_args(low, names, gen, consts, evens),
-                      "sizes": list(gen.size_args), "consts": consts, "evens": evens,
-                      "row": roles.row if gen.has_row and roles.row and roles.role[roles.row] == "row" else None})
+                      "sizes": list(gen.sig.sizes), "consts": consts, "evens": evens,
+                      "row": roles.row if gen.mode.has_row and roles.row and roles.role[roles.row] == "row" else None})
     if scan:
         for m in metas:
             split = low.split_outer_of(gen_loop_var(kernels).upper())
@@ -206,16 +208,16 @@ def _typed_args(low: Lowering, names: Namespace, gen, consts, evens) -> list:
     """The kernel's parameters as (identifier, kind, detail): ``ptr`` (detail: the tensor has the
     inputs' dtype, else fp32 scratch), ``stride`` (detail: the last axis), ``size``, ``block``,
     ``even``; what an ahead-of-time compile needs to specialise them."""
-    out = [(names.ptr(p), "ptr", p in low.inputs or p in low.outputs) for p in gen.pointers]
-    for p in gen.pointers:
-        strides = gen.strides[p]
+    out = [(names.ptr(p), "ptr", p in low.inputs or p in low.outputs) for p in gen.sig.pointers]
+    for p in gen.sig.pointers:
+        strides = gen.sig.strides[p]
         out += [(x, "stride", k == len(strides) - 1) for k, x in enumerate(strides)]
     out += [(names.keyed(("nsplit",), "NSPLIT") if s == NSPLIT_ARG else names.size(s), "size",
-             None) for s in gen.size_args]
+             None) for s in gen.sig.sizes]
     out += [(k, "block", None) for k in consts]
     out += [(names.even(k), "even", None) for k in evens]
     return out
 
 
 def gen_loop_var(kernels):
-    return kernels[0][0].units[0].var
+    return kernels[0][0].spec.loops[0].var

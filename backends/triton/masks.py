@@ -43,7 +43,7 @@ class MaskGen(DotGen):
                 continue
             code = _inside(idx.value, _extent(self.size_code(axis.rank), axis.extra), r.below,
                            r.above)
-            memo = self.memo_var if idx.variant else self.memo_inv
+            memo = self.memo(idx.variant)
             if ("mask", code) not in memo:
                 memo[("mask", code)] = self.emit(f"in_{einsum.name.lower()}", code, idx.variant)
             out.add(Term(memo[("mask", code)], idx.axes, idx.variant))
@@ -61,7 +61,7 @@ class MaskGen(DotGen):
             return None
         x = BinOp("+", i.value, Zeros(self.shape_of(axes), "int32")) if axes else i.value
         code = _inside(x, _extent(self.size_code(rank), extra), r.below, r.above)
-        memo = self.memo_var if i.variant else self.memo_inv
+        memo = self.memo(i.variant)
         if ("mask", code) not in memo:
             memo[("mask", code)] = self.emit(f"in_{rank.lower()}", code, i.variant)
         return Term(memo[("mask", code)], tuple(axes), i.variant)
@@ -87,13 +87,13 @@ class MaskGen(DotGen):
         if (stream and rank_root(low.c, rank_k) == rank_root(low.c, stream) and self.cur_block
                 and i.variant and not below):
             term = BinOp("|", BinOp("<", i.value, ext), Var(self.names.even(rank_k)))
-            self.evens.setdefault(rank_k, set()).add(self.cur_block)
+            self.sig.evens.setdefault(rank_k, set()).add(self.cur_block)
             stream_bound = (rank_k, self.cur_block)
         padding = not below and (len(i.axes) == 1 and _is_ident(i.value, i.axes[0], self.names)
                                  or _split_point(low, index, rank_k))
         if not _simple(term):
             mkey = ("mask", term)
-            memo = self.memo_var if i.variant else self.memo_inv
+            memo = self.memo(i.variant)
             if mkey not in memo:
                 memo[mkey] = self.emit(f"in_{rank_k.lower()}", term, i.variant)
             term = memo[mkey]
@@ -115,7 +115,7 @@ class MaskGen(DotGen):
             ext = self.size_code(rank)
             code = BinOp("|", BinOp("<", b.value, ext), Var(self.names.even(rank)))
             if self.cur_block:
-                self.evens.setdefault(rank, set()).add(self.cur_block)
+                self.sig.evens.setdefault(rank, set()).add(self.cur_block)
             else:
                 code = BinOp("<", b.value, ext)
         elif role in ("full", "col", "chunk_row"):
@@ -126,7 +126,7 @@ class MaskGen(DotGen):
         else:
             return None
         mkey = ("mask", code)
-        memo = self.memo_var if b.variant else self.memo_inv
+        memo = self.memo(b.variant)
         if mkey not in memo:
             memo[mkey] = self.emit(f"in_{rank.lower()}", code, b.variant)
         self.pad_terms.add(memo[mkey])
@@ -140,9 +140,9 @@ class MaskGen(DotGen):
         code = conj(self.bcast(tm.mask, tm.axes, axes) for tm in need)
         if len(need) == 1 and _simple(code):
             return code
-        variant = self.loop_lines is not None and any(tm.variant for tm in need)
+        variant = self.loop is not None and any(tm.variant for tm in need)
         key = ("validity", code)
-        memo = self.memo_var if variant else self.memo_inv
+        memo = self.memo(variant)
         if key not in memo:
             memo[key] = self.emit("valid", code, variant)
         return memo[key]

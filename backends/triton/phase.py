@@ -6,6 +6,7 @@ from backends.gpu.schedule import Loop
 from einsum_ir.errors import CascadeError
 from einsum_ir.ir import Einsum, Name
 
+from .kernel import LoopScope
 from .reads import ReadGen
 from .rules import dead_assignments
 from .tile_ir import (
@@ -67,12 +68,13 @@ def _accumulate(reducer: str, acc: Var, part):
 
 
 class PhaseGen(ReadGen):
-    def run(self, loops: list, post: list, store_finals: list):
+    def run(self) -> list:
+        """The kernel's statements."""
         low = self.low
         roles = low.roles
         head = []
         # program ids: rows (axis 0) and batch (axis 1)
-        if roles.row and roles.role[roles.row] == "row" and self.has_row:
+        if roles.row and roles.role[roles.row] == "row" and self.mode.has_row:
             v = roles.row
             head.append(Assign("pid_r", ProgramId(0)))
             offs = self.names.offs(v)
@@ -92,12 +94,12 @@ class PhaseGen(ReadGen):
                     head.append(Assign(quotient, _bare("//", rem, ext)))
                     rem = Var(quotient)
         self.lines = head
-        for k, loop in enumerate(loops):
+        for k, loop in enumerate(self.spec.loops):
             self.emit_loop(k, loop)
         # after the loops: outputs and scratch
-        for e in post:
+        for e in self.spec.post:
             self.store_einsum(e)
-        for name in store_finals:
+        for name in self.spec.store_finals:
             self.store_scratch(name)
         return dead_assignments(self.lines)
 
@@ -136,9 +138,9 @@ class PhaseGen(ReadGen):
     def partial_block_condition(self, einsum, pred, ninf):
         """The condition "this loop step needs the mask", or None to mask every step."""
         low = self.low
-        loop = self.cur_loop
-        if loop is None or self.loop_lines is None or self.parallel:
+        if self.loop is None or self.mode.parallel:
             return None
+        loop = self.loop.loop
         full = pred_range(low, einsum, loop, full=True)
         if full is None:
             return None
@@ -156,7 +158,7 @@ class PhaseGen(ReadGen):
                 continue
             if code in self.bound_codes:
                 rank, blk = self.bound_codes[code]
-                self.used_blocks.add(blk)
+                self.sig.blocks.add(blk)
                 step_end = _bare("*", Op("paren", (_bare("+", LOOP_VAR, Int(1)),)), Var(blk))
                 parts.append(BinOp(">", step_end, self.size_code(rank)))
                 continue
@@ -171,19 +173,12 @@ class PhaseGen(ReadGen):
         self.carried = {}
         accs = self._loop_state(loop)
         lo, hi = self._loop_range(k, self.bound_code(bounds.lo), self.bound_code(bounds.hi))
-        self.cur_loop = loop
-        self.cur_block = self._loop_block(loop)
-        self.loop_lines = []
-        self.memo_var = {}
-        self.newval = {}
+        self.loop = LoopScope(loop, self._loop_block(loop))
         saved = dict(self.bind)
         self._bind_loop_var(loop)
         self._loop_body(loop, accs)
-        self.cur_block = None
-        self.cur_loop = None
-        self.lines.append(For(lo, hi, tuple(self.loop_lines)))
-        self.loop_lines = None
-        self.memo_var = {}
+        body, self.loop = self.loop.body, None
+        self.lines.append(For(lo, hi, tuple(body)))
         self.bind = saved
         self._loop_finish(loop, accs)
 
@@ -191,17 +186,17 @@ class PhaseGen(ReadGen):
         units = {e.name for kind, u in loop.units for e in (u if kind == "rec" else [u])}
         desc = ", ".join(sorted(units | {e.name for e in loop.outputs}
                                 | {self.names.tensor(increments_name(n))
-                                   for n, _, _ in self.scan_inc}))
+                                   for n, _, _ in self.mode.scan_inc}))
         self.lines.append(Blank())
         self.lines.append(Comment(f"loop {k} over the streamed rank ({loop.var}, {loop.style}): "
                                   f"{desc}"))
-        if self.parallel:
+        if self.mode.parallel:
             self.lines.append(Comment("one step per program: the programs of grid axis 0 run "
                                       "the steps in parallel"))
-            if self.scan_pre:
+            if self.mode.scan_pre:
                 self.lines.append(Comment("the state before each step is read from its prefix "
                                           "sum (" + ", ".join(self.names.tensor(prefix_name(n))
-                                                              for n in sorted(self.scan_pre)) + ")"))
+                                                              for n in sorted(self.mode.scan_pre)) + ")"))
         else:
             for n in notes:
                 self.lines.append(Comment(f"bounds derived from {n}"))
@@ -233,11 +228,11 @@ class PhaseGen(ReadGen):
     def _loop_range(self, k: int, lo, hi) -> tuple:
         """The loop's (lo, hi); a parallel loop makes one step per program, a split one a
         slice."""
-        if self.parallel:
+        if self.mode.parallel:
             lo = ProgramId(0)
         lo_n = self.emit(f"lo_{k}", lo, False)
-        hi_n = self.emit(f"hi_{k}", _bare("+", lo_n, Int(1)) if self.parallel else hi, False)
-        if self.split_stream:
+        hi_n = self.emit(f"hi_{k}", _bare("+", lo_n, Int(1)) if self.mode.parallel else hi, False)
+        if self.mode.split_stream:
             nsplit = self.names.keyed(("nsplit",), "NSPLIT")
             self.lines.append(Comment(f"this program reduces one of {nsplit} slices of the loop"))
             chunk = Var(self.fresh(f"chunk_{k}"))
@@ -245,8 +240,8 @@ class PhaseGen(ReadGen):
                                                                 Var(nsplit)))))
             self.lines.append(Assign(lo_n.name, _bare("+", lo_n, _bare("*", ProgramId(0), chunk))))
             self.lines.append(Assign(hi_n.name, Call("minimum", (_bare("+", lo_n, chunk), hi_n))))
-            if NSPLIT_ARG not in self.size_args:
-                self.size_args.append(NSPLIT_ARG)
+            if NSPLIT_ARG not in self.sig.sizes:
+                self.sig.sizes.append(NSPLIT_ARG)
         return lo_n, hi_n
 
     def _loop_block(self, loop: Loop):
@@ -284,8 +279,7 @@ class PhaseGen(ReadGen):
         blk = self.blk(v)
         local = self.fresh(f"arange_{v}")
         offs = self.names.offs(v)
-        self.loop_lines.append(Assign(offs, _bare("+", _bare("*", LOOP_VAR, blk), Arange(blk))))
-        self.loop_names.add(offs)
+        self.loop.body.append(Assign(offs, _bare("+", _bare("*", LOOP_VAR, blk), Arange(blk))))
         if ("arange", v) not in self.memo_inv:
             self.lines.append(Assign(local, Arange(blk)))
             self.memo_inv[("arange", v)] = local
@@ -307,16 +301,16 @@ class PhaseGen(ReadGen):
             part = self.f32(t)
             if tuple(t.axes) != tuple(axes):
                 part = self.bcast(part, t.axes, axes)
-            self.loop_lines.append(Assign(name.name, _accumulate(u.reducer, name, part)))
-        for name, upd, inc in self.scan_inc:
+            self.loop.body.append(Assign(name.name, _accumulate(u.reducer, name, part)))
+        for name, upd, inc in self.mode.scan_inc:
             rec = low.a.recurrences[name]
             idx = [Name(rec.var) if k == rec.axis else i for k, i in enumerate(upd.output.indices)]
             self.store(increments_name(name), idx, self.eval_value(inc), cast=False, in_loop=True)
         for e in loop.outputs:
             self.store_einsum(e, in_loop=True)
         for name, var in self.carried.items():
-            if name in self.newval:
-                self.loop_lines.append(Assign(var, self.newval[name].value))
+            if name in self.loop.newval:
+                self.loop.body.append(Assign(var, self.loop.newval[name].value))
 
     def _loop_finish(self, loop: Loop, accs: dict):
         """The finished values: the carried state and the accumulators after the loop."""
@@ -329,7 +323,6 @@ class PhaseGen(ReadGen):
                 self.finals[u.name] = Tile(name, axes, "f32", may_inf=u.reducer in ("max", "min"),
                                            empty_at=self.acc_empty_at.get(u.name))
         self.carried = {}
-        self.newval = {}
 
     # ----------------------------------------------------------------- stores
     def store_einsum(self, e: Einsum, in_loop=False):
@@ -353,9 +346,9 @@ class PhaseGen(ReadGen):
         idx = [self.eval_int(i) for i in indices]
         axes = low.order(sum((i.axes for i in idx), ()))
         ptr = self.pointer(name)
-        strides = self.strides[name]
+        strides = self.sig.strides[name]
         ranks = [d for d in (low.outputs[name].ranks if name in low.outputs else
-                             self.extra_ranks[name] if name in self.extra_ranks else
+                             self.mode.extra[name] if name in self.mode.extra else
                              self.scratch_axes(name))]
         parts, terms = [], []
         for k, i in enumerate(idx):
@@ -390,4 +383,4 @@ class PhaseGen(ReadGen):
         else:
             v2 = v
         self.stmt(StoreStmt(ptr, Offset(tuple(parts)), v2, conj(terms) if terms else None,
-                            atomic=self.split_stream and not cast), in_loop)
+                            atomic=self.mode.split_stream and not cast), in_loop)

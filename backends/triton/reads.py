@@ -22,9 +22,9 @@ class ReadGen(MaskGen):
         low = self.low
         name = acc.tensor
         rec = low.a.recurrences.get(name)
-        if rec is not None and name in self.phase_reads:
+        if rec is not None and name in self.spec.phase_reads:
             return self.load(self._final_in_scratch(acc, rec))
-        if name in low.inputs or name in self.phase_reads:
+        if name in low.inputs or name in self.spec.phase_reads:
             return self.load(acc)
         if rec is not None:
             index = acc.indices[rec.axis]
@@ -35,7 +35,7 @@ class ReadGen(MaskGen):
                                f"lowered", acc)
                 self.check_same(acc, rec.update, skip=rec.axis)
                 return self.finals[name]
-            if isinstance(index, Name) and index.name == step and name in self.scan_pre:
+            if isinstance(index, Name) and index.name == step and name in self.mode.scan_pre:
                 # the state before step n: the exclusive prefix sum computed between kernels
                 return self.load(Access(prefix_name(name), acc.indices, acc.span))
             if isinstance(index, Name) and index.name == step:
@@ -96,7 +96,7 @@ class ReadGen(MaskGen):
                 raise _err(f"{einsum.name} cannot be inlined at this access", acc)
             bound[j.name] = self.eval_int(i)
         key = (einsum.name, tuple((v, b.value, b.axes) for v, b in sorted(bound.items())))
-        for memo in (self.memo_var, self.memo_inv):
+        for memo in (self.memo(True), self.memo(False)):
             if key in memo:
                 return memo[key]
         saved = self.bind
@@ -111,7 +111,7 @@ class ReadGen(MaskGen):
         if outside:  # points read past the intermediate's extent do not exist
             t = replace(t, terms=t.terms | outside, variant=t.variant or any(tm.variant for tm in outside))
         t = self.materialize(t, einsum.name)
-        (self.memo_var if t.variant else self.memo_inv)[key] = t
+        (self.memo(t.variant))[key] = t
         return t
 
     def load(self, acc: Access) -> Tile:
@@ -121,15 +121,15 @@ class ReadGen(MaskGen):
         axes = low.order(sum((i.axes for i in idx), ()))
         self.need2d(axes, acc)
         key = ("load", name, tuple((i.value, i.axes) for i in idx))
-        for memo in (self.memo_var, self.memo_inv):
+        for memo in (self.memo(True), self.memo(False)):
             if key in memo:
                 return memo[key]
         ptr = self.pointer(name)
-        strides = self.strides[name]
+        strides = self.sig.strides[name]
         if name in low.inputs:
             ranks = low.inputs[name].ranks
         else:
-            ranks = tuple(self.phase_reads[name])
+            ranks = tuple(self.spec.phase_reads[name])
         parts, terms = [], []
         for k, i in enumerate(idx):
             parts.append((self.bcast(i.value, i.axes, axes), Var(strides[k])))
@@ -146,22 +146,22 @@ class ReadGen(MaskGen):
         kind = "native" if name in low.inputs else "f32"
         t = Tile(var, axes, kind, frozenset(terms), frozenset(terms), False, variant,
                  src=ptr if kind == "native" else None)
-        (self.memo_var if variant else self.memo_inv)[key] = t
+        (self.memo(variant))[key] = t
         return t
 
     def pointer(self, name: str) -> Var:
         ptr = Var(self.names.ptr(name))
-        if name not in self.pointers:
-            self.pointers.append(name)
-            if name in self.extra_ranks:
-                self.strides[name] = [self.names.stride(name, k)
-                                      for k in range(len(self.extra_ranks[name]))]
+        if name not in self.sig.pointers:
+            self.sig.pointers.append(name)
+            if name in self.mode.extra:
+                self.sig.strides[name] = [self.names.stride(name, k)
+                                      for k in range(len(self.mode.extra[name]))]
                 return ptr
             n = len(self.low.inputs[name].axes) if name in self.low.inputs else (
-                len(self.phase_reads.get(name) or self.low.outputs[name].axes)
-                if name in self.phase_reads or name in self.low.outputs else
+                len(self.spec.phase_reads.get(name) or self.low.outputs[name].axes)
+                if name in self.spec.phase_reads or name in self.low.outputs else
                 len(self.scratch_axes(name)))
-            self.strides[name] = [self.names.stride(name, k) for k in range(n)]
+            self.sig.strides[name] = [self.names.stride(name, k) for k in range(n)]
         return ptr
 
     def scratch_axes(self, name):
@@ -265,8 +265,8 @@ class ReadGen(MaskGen):
 
     # ----------------------------------------------------------------- recurrences
     def rec_update(self, name: str) -> Tile:
-        if name in self.newval:
-            return self.newval[name]
+        if self.loop is not None and name in self.loop.newval:
+            return self.loop.newval[name]
         if name not in self.carried:
             raise _err(f"{name}[..., {self.low.a.recurrences[name].var}+1] is read outside its "
                        f"recurrence loop", self.low.a.recurrences[name].update)
@@ -281,7 +281,7 @@ class ReadGen(MaskGen):
         may_inf = t.may_inf
         out = Tile(var, axes, "f32", frozenset(), frozenset(), may_inf, True, max_of=t.max_of,
                    may_nan=t.may_nan)
-        self.newval[name] = out
+        self.loop.newval[name] = out
         return out
 
 

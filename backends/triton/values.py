@@ -278,7 +278,7 @@ class ValueGen(KernelGen):
             code, ninf = Where(Conj((ma, mb)), code, Where(ma, x, lone_y)), frozenset()
             if set(sa) != set(sb):  # the union exists where either side does
                 var = a.variant or b.variant
-                either = self.emit("either", Disj((ma, mb)), var and self.loop_lines is not None)
+                either = self.emit("either", Disj((ma, mb)), var and self.loop is not None)
                 terms = terms | {Term(either, tuple(axes), var)}
         # padding (past a rank's extent) is outside every iteration space: it stays masked
         terms = terms | {tm for tm in a.terms | b.terms if tm.mask in self.pad_terms}
