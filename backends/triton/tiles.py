@@ -1,10 +1,10 @@
-"""Values of the Triton lowering: index values, tiles with the facts the peepholes read, and the
-spelling of loop bounds.
+"""Values of the Triton lowering: index values, tiles with the facts the rewrites read, and loop
+bounds as tile-IR nodes.
 
-A :class:`Tile` is a Triton expression over tile axes plus facts about it (validity conjuncts,
-where it is zero or -inf, whether it is a scaled value, a difference or a dot); the peepholes of
-the lowering (exp2 scale folding, the safe running max, dot accumulation, -inf at the source) read
-those facts instead of the code.
+A :class:`Tile` is a tile-IR node (backends.triton.tile_ir) over tile axes plus facts about it
+(validity :class:`Term` s, where it is zero or -inf, whether it is a scaled value, a difference or a
+dot); the rewrites of the lowering (exp2 scale folding, the safe running max, dot accumulation,
+-inf at the source) read those facts, never the spelling.
 """
 from __future__ import annotations
 
@@ -95,10 +95,7 @@ class Tile:
     may_nan: bool = False  # an operation may make NaN here (0 / 0): the interpreter's empty point
 
 
-# ------------------------------------------------------------------------------------------ roles
-
-
-# ------------------------------------------------------------------------------------- code gen
+# ---------------------------------------------------------------------------------- helpers
 
 
 _UNION = ("+", "max", "min")
