@@ -1,0 +1,204 @@
+"""Cutting a cascade into groups of Einsums that each lower to one kernel program.
+
+A cascade the single-kernel lowering refuses (two row ranks, reductions over several sequence
+ranks, the dQ and dK/dV halves of a gradient) can still run as a sequence of kernels that pass
+intermediates through global memory. :func:`partition` cuts the cascade into :class:`Group` s,
+each an ordinary sub-:class:`~einsum_ir.Cascade` that writes some tensors (its *targets*: outputs,
+or intermediates later groups read) and computes them from the original inputs and what earlier
+groups wrote, recomputing whatever else it needs. Groups are grown greedily, as fused as the
+lowering allows (the ``lowers`` callback decides); where nothing on the way to an output lowers,
+the cascade is refused with the lowering's own located error for the first step that does not.
+
+Nothing here knows about Triton: the callback is the lowering, so the partition is pure.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable
+
+from einsum_ir import Cascade
+from einsum_ir.errors import CascadeError
+from einsum_ir.ir import Access, Einsum, Expr, Name, Role, TensorDecl
+
+
+@dataclass(frozen=True)
+class Unit:
+    """Einsums that must stay in one group: one tensor's definition (initial value and update
+    of a recurrence together)."""
+
+    tensor: str
+    einsums: tuple[Einsum, ...]
+
+    def reads(self) -> frozenset[str]:
+        return frozenset(a.tensor for e in self.einsums for a in e.reads()) - {self.tensor}
+
+    @property
+    def recurrent(self) -> bool:
+        return any(e.role is not Role.DEF for e in self.einsums)
+
+
+@dataclass(frozen=True)
+class Group:
+    """One kernel program's share of the cascade.
+
+    ``cascade`` declares as inputs the original inputs it reads and the intermediates earlier
+    groups write (``reads``), and as outputs the original outputs it defines and the intermediates
+    later groups read (``writes``)."""
+
+    cascade: Cascade
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
+
+
+def units_of(cascade: Cascade) -> list[Unit]:
+    """The cascade's Einsums as units, in the cascade's (topological) order."""
+    order: dict[str, list[Einsum]] = {}
+    for e in cascade.einsums:
+        order.setdefault(e.name, []).append(e)
+    return [Unit(name, tuple(es)) for name, es in order.items()]
+
+
+def intermediate_decl(cascade: Cascade, unit: Unit, empty: float = 0.0) -> TensorDecl:
+    """The declaration of a unit's tensor as a group's input or output: its axes are the index
+    variables of its definition. A recurrence's history has no such declaration."""
+    if unit.recurrent:
+        raise CascadeError(f"{unit.tensor} is a recurrence: its steps cannot pass between kernels",
+                           unit.einsums[-1].span, source=cascade.source)
+    e = unit.einsums[0]
+    axes = []
+    for index in e.output.indices:
+        if not isinstance(index, Name) or not index.is_index:
+            raise CascadeError(f"{unit.tensor} is written at computed indices: it cannot pass "
+                               "between kernels", e.span, source=cascade.source)
+        axes.append(index.name)
+    return TensorDecl(unit.tensor, tuple(axes), empty, e.span)
+
+
+def stored_name(cascade: Cascade, tensor: str) -> str:
+    """The group input that holds ``tensor`` as written to memory, before its predicate is
+    applied again (see :func:`sub_cascade`); a name the cascade does not use."""
+    name, taken = f"{tensor}_stored", set(cascade.tensor_names())
+    while name in taken:
+        name += "_"
+    return name
+
+
+def closure(targets, available: set[str], units: dict[str, Unit]) -> list[Unit]:
+    """The units that compute ``targets`` from the ``available`` tensors (inputs and what earlier
+    groups wrote), in the cascade's order: a tensor not in memory is computed again."""
+    need, todo = set(), list(targets)
+    while todo:
+        t = todo.pop()
+        if t in need or t in available:
+            continue
+        need.add(t)
+        todo += sorted(units[t].reads())
+    return [u for u in units.values() if u.tensor in need]
+
+
+def sub_cascade(cascade: Cascade, targets: list[str], available: set[str], number: int,
+                units: dict[str, Unit], restore: dict[str, Expr] | None = None) -> Group:
+    """The group that writes ``targets``: the Einsums that compute them from ``available``
+    tensors, those tensors as inputs and the targets as outputs.
+
+    ``restore`` maps an intermediate with empty points to the predicate that says which points
+    exist: the group reads it as ``T_stored`` and defines ``T = T_stored where predicate`` first,
+    so that its empty points are empty again."""
+    chosen = closure(targets, available, units)
+    defined = {u.tensor for u in chosen}
+    read = list(dict.fromkeys(t for u in chosen for t in sorted(u.reads()) if t not in defined))
+    finals = {d.name: d for d in cascade.outputs}
+    restore = restore or {}
+    ins_mid, masked = [], []
+    for t in read:
+        if cascade.input(t) is not None:
+            continue
+        decl = intermediate_decl(cascade, units[t])
+        if t in restore:
+            axes = tuple(Name(a) for a in decl.axes)
+            masked.append(Einsum(Access(t, axes), Access(stored_name(cascade, t), axes),
+                                 where=restore[t], span=units[t].einsums[0].span))
+            decl = replace(decl, name=stored_name(cascade, t))
+        ins_mid.append(decl)
+    ins_orig = [d for d in cascade.inputs if d.name in read]
+    outs = [finals[t] if t in finals else intermediate_decl(cascade, units[t])
+            for t in sorted(targets, key=list(units).index)]
+    einsums = tuple(masked) + tuple(e for u in chosen for e in u.einsums)
+    # intermediates first: the launcher takes the dtype of what it allocates from the first input
+    sub = Cascade(cascade.sizes, cascade.splits, tuple(ins_mid + ins_orig), tuple(outs), einsums,
+                  name=f"{cascade.name}_k{number}", source=cascade.source)
+    return Group(sub, tuple(t for t in read if cascade.input(t) is None),
+                 tuple(d.name for d in outs if d.name not in finals))
+
+
+Lowers = Callable[[Group], None]  # raises CascadeError where the group does not lower
+
+
+def partition(cascade: Cascade, lowers: Lowers,
+              restore: dict[str, Expr] | None = None) -> list[Group]:
+    """The cascade as a sequence of groups, each as fused as the greedy growth allows
+    (``restore``: see :func:`sub_cascade`).
+
+    Each group is named by the tensors it writes (its *targets*) and computes them from the
+    inputs and from what earlier groups wrote, recomputing anything else it needs (the scores of
+    a gradient are recomputed by the dQ and the dK/dV kernels, never written). The next group
+    takes the first pending output; where its computation does not lower, the latest tensor on
+    the way to it whose computation does is written first. Pending outputs then join the group
+    while it still lowers."""
+    state = _State(cascade, lowers, restore or {})
+    pending = [d.name for d in cascade.outputs]
+    while pending:
+        targets = state.attempt(pending) and list(pending) or state.grow(pending)
+        state.commit(targets)
+        pending = [t for t in pending if t not in targets]
+    return state.groups
+
+
+class _State:
+    """The partition under way: what is in memory, the groups so far, the probes' verdicts."""
+
+    def __init__(self, cascade: Cascade, lowers: Lowers, restore: dict):
+        self.cascade, self.lowers, self.restore = cascade, lowers, restore
+        self.units = {u.tensor: u for u in units_of(cascade)}
+        self.available = {d.name for d in cascade.inputs}
+        self.groups: list[Group] = []
+        self.verdicts: dict = {}  # (targets, available) -> Group or the CascadeError
+
+    def probe(self, targets) -> Group | CascadeError:
+        key = (frozenset(targets), frozenset(self.available))
+        if key not in self.verdicts:
+            try:
+                group = sub_cascade(self.cascade, list(targets), self.available,
+                                    len(self.groups), self.units, self.restore)
+                self.lowers(group)
+                self.verdicts[key] = group
+            except CascadeError as exc:
+                self.verdicts[key] = exc
+        return self.verdicts[key]
+
+    def attempt(self, targets) -> bool:
+        return isinstance(self.probe(targets), Group)
+
+    def grow(self, pending: list[str]) -> list[str]:
+        """Targets of the next group: the first pending output, or the latest tensor on its way
+        that lowers, plus the pending outputs that still lower with it."""
+        targets = [self.reachable(pending[0])]
+        for t in pending:
+            if t not in targets and self.attempt(targets + [t]):
+                targets.append(t)
+        return targets
+
+    def reachable(self, target: str) -> str:
+        if self.attempt([target]):
+            return target
+        way = closure([target], self.available, self.units)
+        for unit in reversed(way[:-1]):
+            if self.attempt([unit.tensor]):
+                return unit.tensor
+        first = self.probe([way[0].tensor])  # nothing on the way lowers: the first step refuses
+        raise first if isinstance(first, CascadeError) else self.probe([target])
+
+    def commit(self, targets: list[str]) -> None:
+        group = self.probe(targets)
+        self.groups.append(group)
+        self.available |= set(targets)
