@@ -195,8 +195,7 @@ class _State:
         for unit in reversed(way[:-1]):
             if self.attempt([unit.tensor]):
                 return unit.tensor
-        first = self.probe([way[0].tensor])  # nothing on the way lowers: the first step refuses
-        raise first if isinstance(first, CascadeError) else self.probe([target])
+        raise self.probe([target])  # nothing on the way lowers: the target's own refusal
 
     def commit(self, targets: list[str]) -> None:
         group = self.probe(targets)

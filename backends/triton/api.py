@@ -198,6 +198,8 @@ class CompiledCascade:
         return program, program
 
     def _program(self, sizes: dict, dtype: str, refusal: CascadeError):
+        from backends.gpu.reassociate import split_reductions
+
         from .program import build_program, group_sizes
 
         config = Config(**{k: v for k, v in self.config.items()})
@@ -218,7 +220,8 @@ class CompiledCascade:
                 raise CascadeError(f"the Triton lowering failed on {fn.cascade.name} "
                                    f"({type(exc).__name__}: {exc})") from None
 
-        return build_program(self.cascade, sizes, dtype, compile_group, probe, refusal)
+        return build_program(split_reductions(self.cascade), sizes, dtype, compile_group, probe,
+                             refusal)
 
     def _single(self, sizes: dict, dtype: str, shrink: int):
         plan = self.plan(sizes, dtype)

@@ -23,7 +23,7 @@ from backends.gpu.partition import Group, partition
 from einsum_ir import Cascade
 from einsum_ir.analysis.existence import existence
 from einsum_ir.errors import CascadeError
-from einsum_ir.ir import Access, Binary, Einsum, Name, TensorDecl, index_vars
+from einsum_ir.ir import Access, Binary, Einsum, Name, Num, TensorDecl, index_vars
 from einsum_ir.verifier import analyze
 
 _LOW_PRECISION = ("float16", "bfloat16")
@@ -119,8 +119,8 @@ def restorable(cascade: Cascade, sizes: dict, holes: set[str]) -> dict:
     """The intermediates with empty points whose existence a predicate over their own indices
     states exactly: tensor -> that predicate. The candidate is the conjunction of the ``where``
     terms of the tensor's definition and of the definitions it depends on that mention only the
-    tensor's indices (``h < HH`` for a row maximum of heads masked by ``h < HH and ...``) and of
-    the split tails over them (``m1 * M0 + m0 < M``); it is
+    tensor's indices (``h < HH`` for a row maximum of heads masked by ``h < HH and ...``) and the
+    bounds of their reads at computed indices (``m1 * M0 + m0 < M``, a split's tail); it is
     kept where the existence analysis of ``T = X where candidate`` gives the cascade's own mask
     at ``sizes``."""
     ev = existence(analyze(cascade), sizes)
@@ -132,8 +132,7 @@ def restorable(cascade: Cascade, sizes: dict, holes: set[str]) -> dict:
             continue
         out = defs[0].output
         axes = tuple(i.name for i in out.indices)
-        terms = [t for t in _ancestor_terms(cascade, name) + _tail_terms(cascade)
-                 if set(index_vars(t)) <= set(axes)]
+        terms = [t for t in _ancestor_terms(cascade, name) if set(index_vars(t)) <= set(axes)]
         if not terms:
             continue
         candidate = terms[0]
@@ -149,7 +148,8 @@ def restorable(cascade: Cascade, sizes: dict, holes: set[str]) -> dict:
 
 
 def _ancestor_terms(cascade: Cascade, name: str) -> list:
-    """The conjuncts of the ``where`` clauses of ``name``'s definition and its ancestors'."""
+    """The conjuncts of the ``where`` clauses of ``name``'s definition and its ancestors', and
+    the bounds of their reads at computed indices (``n * C + d < M``: a split's tail)."""
     terms, seen, todo = [], set(), [name]
     while todo:
         t = todo.pop()
@@ -158,15 +158,27 @@ def _ancestor_terms(cascade: Cascade, name: str) -> list:
         seen.add(t)
         for e in cascade.definitions(t):
             terms += _conjuncts(e.where)
-            todo += [a.tensor for a in e.reads()]
+            for access in e.reads():
+                terms += _bounds(cascade, access)
+                todo.append(access.tensor)
     return list(dict.fromkeys(terms))
 
 
-def _tail_terms(cascade: Cascade) -> list:
-    """``m1 * M0 + m0 < M`` for every split: the points past the rank in the last tile."""
-    return [Binary("<", Binary("+", Binary("*", Name(sp.outer.lower()), Name(sp.inner)),
-                               Name(sp.inner.lower())), Name(sp.rank))
-            for sp in cascade.splits]
+def _bounds(cascade: Cascade, access: Access) -> list:
+    """``0 <= index < RANK`` for the computed indices of a read."""
+    decl = cascade.input(access.tensor)
+    if decl is not None:
+        ranks = decl.ranks
+    else:
+        defs = cascade.definitions(access.tensor)
+        if not defs or not all(isinstance(i, Name) for i in defs[0].output.indices):
+            return []
+        ranks = tuple(i.name.upper() for i in defs[0].output.indices)
+    out = []
+    for index, rank in zip(access.indices, ranks, strict=True):
+        if not isinstance(index, Name):
+            out += [Binary("<", index, Name(rank)), Binary(">=", index, Num(0))]
+    return out
 
 
 def _conjuncts(expr) -> list:
@@ -201,6 +213,8 @@ def build_program(cascade: Cascade, sizes: dict, dtype: str,
     try:
         groups = partition(cascade, lowers, restore)
     except CascadeError as exc:
+        if exc.message == refusal.message:
+            raise refusal from None
         hint = f"cut into several kernels, it still refuses: {exc.render()}"
         raise CascadeError(refusal.message, refusal.span,
                            f"{refusal.hint}; {hint}" if refusal.hint else hint,
