@@ -48,6 +48,11 @@ class Group:
     cascade: Cascade
     reads: tuple[str, ...]
     writes: tuple[str, ...]
+    sources: tuple[tuple[str, str], ...] = ()  # (input of the group, tensor it is), where renamed
+
+    def source_of(self, name: str) -> str:
+        """The tensor of the program a group input holds (``AV`` for ``AV_stored``)."""
+        return dict(self.sources).get(name, name)
 
 
 def units_of(cascade: Cascade) -> list[Unit]:
@@ -96,7 +101,7 @@ def closure(targets, available: set[str], units: dict[str, Unit]) -> list[Unit]:
     return [u for u in units.values() if u.tensor in need]
 
 
-def sub_cascade(cascade: Cascade, targets: list[str], available: set[str], number: int,
+def sub_cascade(cascade: Cascade, targets: list[str], available: set[str],
                 units: dict[str, Unit], restore: dict[str, Expr] | None = None) -> Group:
     """The group that writes ``targets``: the Einsums that compute them from ``available``
     tensors, those tensors as inputs and the targets as outputs.
@@ -109,7 +114,7 @@ def sub_cascade(cascade: Cascade, targets: list[str], available: set[str], numbe
     read = list(dict.fromkeys(t for u in chosen for t in sorted(u.reads()) if t not in defined))
     finals = {d.name: d for d in cascade.outputs}
     restore = restore or {}
-    ins_mid, masked = [], []
+    ins_mid, masked, sources = [], [], []
     for t in read:
         if cascade.input(t) is not None:
             continue
@@ -119,16 +124,17 @@ def sub_cascade(cascade: Cascade, targets: list[str], available: set[str], numbe
             masked.append(Einsum(Access(t, axes), Access(stored_name(cascade, t), axes),
                                  where=restore[t], span=units[t].einsums[0].span))
             decl = replace(decl, name=stored_name(cascade, t))
+            sources.append((decl.name, t))
         ins_mid.append(decl)
     ins_orig = [d for d in cascade.inputs if d.name in read]
-    outs = [finals[t] if t in finals else intermediate_decl(cascade, units[t])
-            for t in sorted(targets, key=list(units).index)]
+    targets = sorted(targets, key=list(units).index)
+    outs = [finals[t] if t in finals else intermediate_decl(cascade, units[t]) for t in targets]
     einsums = tuple(masked) + tuple(e for u in chosen for e in u.einsums)
     # intermediates first: the launcher takes the dtype of what it allocates from the first input
     sub = Cascade(cascade.sizes, cascade.splits, tuple(ins_mid + ins_orig), tuple(outs), einsums,
-                  name=f"{cascade.name}_k{number}", source=cascade.source)
+                  name=f"{cascade.name}_to_{'_'.join(targets)}", source=cascade.source)
     return Group(sub, tuple(t for t in read if cascade.input(t) is None),
-                 tuple(d.name for d in outs if d.name not in finals))
+                 tuple(d.name for d in outs if d.name not in finals), tuple(sources))
 
 
 Lowers = Callable[[Group], None]  # raises CascadeError where the group does not lower
@@ -164,37 +170,54 @@ class _State:
         self.groups: list[Group] = []
         self.verdicts: dict = {}  # (targets, available) -> Group or the CascadeError
 
-    def probe(self, targets) -> Group | CascadeError:
-        key = (frozenset(targets), frozenset(self.available))
+    def probe(self, targets, extra: frozenset = frozenset()) -> Group | CascadeError:
+        """The group writing ``targets`` (with ``extra`` tensors in memory too), or its refusal."""
+        available = frozenset(self.available) | extra
+        key = (frozenset(targets), available)
         if key not in self.verdicts:
             try:
-                group = sub_cascade(self.cascade, list(targets), self.available,
-                                    len(self.groups), self.units, self.restore)
+                group = sub_cascade(self.cascade, list(targets), set(available), self.units,
+                                    self.restore)
                 self.lowers(group)
                 self.verdicts[key] = group
             except CascadeError as exc:
                 self.verdicts[key] = exc
         return self.verdicts[key]
 
-    def attempt(self, targets) -> bool:
-        return isinstance(self.probe(targets), Group)
+    def attempt(self, targets, extra: frozenset = frozenset()) -> bool:
+        return isinstance(self.probe(targets, extra), Group)
 
     def grow(self, pending: list[str]) -> list[str]:
-        """Targets of the next group: the first pending output, or the latest tensor on its way
-        that lowers, plus the pending outputs that still lower with it."""
+        """Targets of the next group: the first pending output, or a tensor on its way that
+        lowers, plus the pending outputs that still lower with it."""
         targets = [self.reachable(pending[0])]
         for t in pending:
-            if t not in targets and self.attempt(targets + [t]):
+            if t in targets or self.refused_as_is(targets, t):
+                continue
+            if self.attempt(targets + [t]):
                 targets.append(t)
         return targets
 
+    def refused_as_is(self, targets: list[str], t: str) -> bool:
+        """Whether ``t`` was refused alone and would join without cutting anything: the same
+        Einsums, only more of them written (a lowering that then accepts it is not trusted)."""
+        same = {u.tensor for u in closure(targets + [t], self.available, self.units)} == \
+            {u.tensor for u in closure([t], self.available, self.units)}
+        return same and not self.attempt([t])
+
     def reachable(self, target: str) -> str:
+        """``target`` where it lowers; else the latest tensor on its way that lowers and, once
+        in memory, lets the target lower (a cut that finishes the job), else the latest one
+        that lowers at all."""
         if self.attempt([target]):
             return target
         way = closure([target], self.available, self.units)
-        for unit in reversed(way[:-1]):
-            if self.attempt([unit.tensor]):
-                return unit.tensor
+        lowering = [u.tensor for u in reversed(way[:-1]) if self.attempt([u.tensor])]
+        for t in lowering:
+            if self.attempt([target], frozenset([t])):
+                return t
+        if lowering:
+            return lowering[0]
         raise self.probe([target])  # nothing on the way lowers: the target's own refusal
 
     def commit(self, targets: list[str]) -> None:

@@ -83,7 +83,7 @@ class Program:
         env = dict(tensors)
         out = {}
         for group, fn in zip(self.groups, self.compiled, strict=True):
-            results = fn(**{d.name: env[d.name] for d in group.cascade.inputs})
+            results = fn(**{d.name: env[group.source_of(d.name)] for d in group.cascade.inputs})
             for name, value in results.items():
                 if name in group.writes:
                     env[name] = _fp32(value)
