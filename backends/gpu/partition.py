@@ -20,6 +20,8 @@ from einsum_ir import Cascade
 from einsum_ir.errors import CascadeError
 from einsum_ir.ir import Access, Einsum, Expr, Name, Role, TensorDecl
 
+from .views import SplitView, read_through, split_view
+
 
 @dataclass(frozen=True)
 class Unit:
@@ -49,10 +51,14 @@ class Group:
     reads: tuple[str, ...]
     writes: tuple[str, ...]
     sources: tuple[tuple[str, str], ...] = ()  # (input of the group, tensor it is), where renamed
+    views: tuple[SplitView, ...] = ()  # inputs that are views of an intermediate
 
     def source_of(self, name: str) -> str:
         """The tensor of the program a group input holds (``AV`` for ``AV_stored``)."""
         return dict(self.sources).get(name, name)
+
+    def view_of(self, name: str) -> SplitView | None:
+        return next((v for v in self.views if v.name == name), None)
 
 
 def units_of(cascade: Cascade) -> list[Unit]:
@@ -79,13 +85,18 @@ def intermediate_decl(cascade: Cascade, unit: Unit, empty: float = 0.0) -> Tenso
     return TensorDecl(unit.tensor, tuple(axes), empty, e.span)
 
 
-def stored_name(cascade: Cascade, tensor: str) -> str:
-    """The group input that holds ``tensor`` as written to memory, before its predicate is
-    applied again (see :func:`sub_cascade`); a name the cascade does not use."""
-    name, taken = f"{tensor}_stored", set(cascade.tensor_names())
+def fresh_name(cascade: Cascade, name: str) -> str:
+    """``name``, or it with underscores appended, so that the cascade does not use it."""
+    taken = set(cascade.tensor_names())
     while name in taken:
         name += "_"
     return name
+
+
+def stored_name(cascade: Cascade, tensor: str) -> str:
+    """The group input that holds ``tensor`` as written to memory, before its predicate is
+    applied again (see :func:`sub_cascade`)."""
+    return fresh_name(cascade, f"{tensor}_stored")
 
 
 def closure(targets, available: set[str], units: dict[str, Unit]) -> list[Unit]:
@@ -102,24 +113,32 @@ def closure(targets, available: set[str], units: dict[str, Unit]) -> list[Unit]:
 
 
 def sub_cascade(cascade: Cascade, targets: list[str], available: set[str],
-                units: dict[str, Unit], restore: dict[str, Expr] | None = None) -> Group:
+                units: dict[str, Unit], restore: dict[str, Expr] | None = None,
+                sizes: dict | None = None) -> Group:
     """The group that writes ``targets``: the Einsums that compute them from ``available``
     tensors, those tensors as inputs and the targets as outputs.
 
     ``restore`` maps an intermediate with empty points to the predicate that says which points
     exist: the group reads it as ``T_stored`` and defines ``T = T_stored where predicate`` first,
-    so that its empty points are empty again."""
+    so that its empty points are empty again. With ``sizes``, an intermediate read only at
+    ``hk * G + g2`` on one axis is read through a view (:mod:`backends.gpu.views`)."""
     chosen = closure(targets, available, units)
+    einsums = [e for u in chosen for e in u.einsums]
     defined = {u.tensor for u in chosen}
     read = list(dict.fromkeys(t for u in chosen for t in sorted(u.reads()) if t not in defined))
     finals = {d.name: d for d in cascade.outputs}
     restore = restore or {}
-    ins_mid, masked, sources = [], [], []
+    ins_mid, masked, sources, views = [], [], [], {}
     for t in read:
         if cascade.input(t) is not None:
             continue
         decl = intermediate_decl(cascade, units[t])
-        if t in restore:
+        view = split_view(decl, einsums, sizes, fresh_name(cascade, f"{t}_by")) \
+            if sizes is not None and t not in restore else None
+        if view is not None:
+            views[t] = view
+            decl = view.decl(decl)
+        elif t in restore:
             axes = tuple(Name(a) for a in decl.axes)
             masked.append(Einsum(Access(t, axes), Access(stored_name(cascade, t), axes),
                                  where=restore[t], span=units[t].einsums[0].span))
@@ -129,21 +148,22 @@ def sub_cascade(cascade: Cascade, targets: list[str], available: set[str],
     ins_orig = [d for d in cascade.inputs if d.name in read]
     targets = sorted(targets, key=list(units).index)
     outs = [finals[t] if t in finals else intermediate_decl(cascade, units[t]) for t in targets]
-    einsums = tuple(masked) + tuple(e for u in chosen for e in u.einsums)
+    einsums = tuple(masked) + tuple(read_through(e, views) for e in einsums)
     # intermediates first: the launcher takes the dtype of what it allocates from the first input
     sub = Cascade(cascade.sizes, cascade.splits, tuple(ins_mid + ins_orig), tuple(outs), einsums,
                   name=f"{cascade.name}_to_{'_'.join(targets)}", source=cascade.source)
     return Group(sub, tuple(t for t in read if cascade.input(t) is None),
-                 tuple(d.name for d in outs if d.name not in finals), tuple(sources))
+                 tuple(d.name for d in outs if d.name not in finals), tuple(sources),
+                 tuple(views.values()))
 
 
 Lowers = Callable[[Group], None]  # raises CascadeError where the group does not lower
 
 
-def partition(cascade: Cascade, lowers: Lowers,
-              restore: dict[str, Expr] | None = None) -> list[Group]:
+def partition(cascade: Cascade, lowers: Lowers, restore: dict[str, Expr] | None = None,
+              sizes: dict | None = None) -> list[Group]:
     """The cascade as a sequence of groups, each as fused as the greedy growth allows
-    (``restore``: see :func:`sub_cascade`).
+    (``restore``, ``sizes``: see :func:`sub_cascade`).
 
     Each group is named by the tensors it writes (its *targets*) and computes them from the
     inputs and from what earlier groups wrote, recomputing anything else it needs (the scores of
@@ -151,7 +171,7 @@ def partition(cascade: Cascade, lowers: Lowers,
     takes the first pending output; where its computation does not lower, the latest tensor on
     the way to it whose computation does is written first. Pending outputs then join the group
     while it still lowers."""
-    state = _State(cascade, lowers, restore or {})
+    state = _State(cascade, lowers, restore or {}, sizes)
     pending = [d.name for d in cascade.outputs]
     while pending:
         targets = state.attempt(pending) and list(pending) or state.grow(pending)
@@ -163,8 +183,8 @@ def partition(cascade: Cascade, lowers: Lowers,
 class _State:
     """The partition under way: what is in memory, the groups so far, the probes' verdicts."""
 
-    def __init__(self, cascade: Cascade, lowers: Lowers, restore: dict):
-        self.cascade, self.lowers, self.restore = cascade, lowers, restore
+    def __init__(self, cascade: Cascade, lowers: Lowers, restore: dict, sizes: dict | None):
+        self.cascade, self.lowers, self.restore, self.sizes = cascade, lowers, restore, sizes
         self.units = {u.tensor: u for u in units_of(cascade)}
         self.available = {d.name for d in cascade.inputs}
         self.groups: list[Group] = []
@@ -177,7 +197,7 @@ class _State:
         if key not in self.verdicts:
             try:
                 group = sub_cascade(self.cascade, list(targets), set(available), self.units,
-                                    self.restore)
+                                    self.restore, self.sizes)
                 self.lowers(group)
                 self.verdicts[key] = group
             except CascadeError as exc:

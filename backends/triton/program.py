@@ -83,7 +83,7 @@ class Program:
         env = dict(tensors)
         out = {}
         for group, fn in zip(self.groups, self.compiled, strict=True):
-            results = fn(**{d.name: env[group.source_of(d.name)] for d in group.cascade.inputs})
+            results = fn(**{d.name: self._input(group, d.name, env) for d in group.cascade.inputs})
             for name, value in results.items():
                 if name in group.writes:
                     env[name] = _fp32(value)
@@ -92,6 +92,14 @@ class Program:
         first = _dtype_source(self.cascade, tensors)
         return {d.name: out[d.name] if first is None else out[d.name].to(first.dtype)
                 for d in self.cascade.outputs}
+
+
+    def _input(self, group: Group, name: str, env: dict):
+        view = group.view_of(name)
+        if view is None:
+            return env[group.source_of(name)]
+        t = env[view.tensor]  # the strided view of the intermediate's memory, no copy
+        return t.unflatten(view.axis, (-1, self.sizes[view.size])).movedim(view.axis + 1, -1)
 
 
 def _fp32(value):
@@ -211,7 +219,7 @@ def build_program(cascade: Cascade, sizes: dict, dtype: str,
         compiled[id(group)] = fn
 
     try:
-        groups = partition(cascade, lowers, restore)
+        groups = partition(cascade, lowers, restore, sizes)
     except CascadeError as exc:
         if exc.message == refusal.message:
             raise refusal from None
