@@ -177,9 +177,8 @@ def test_gradient_cascades_compile_and_match_the_interpreter(path, sizes):
 def test_the_linear_gradient_splits_dq_from_dk_and_dv():
     fn = _run_triton(gradient(load(EX / "linear.ein")).backward, dict(H=2, P=10, M=13, E=8, F=8))
     outputs = [{d.name for d in g.cascade.outputs} for g in fn.last.groups]
-    assert any("dQ" in o and "dK" not in o for o in outputs)  # query rows
-    for key_side in ("dK", "dV"):  # key rows, never with dQ
-        assert all("dQ" not in o for o in outputs if key_side in o)
+    assert len(outputs) >= 2  # dQ reduces over keys, dK over queries: never one kernel
+    assert all(not {"dQ", "dK"} <= o for o in outputs)
     assert fn.last.plan.describe().startswith(f"{len(outputs)} kernel programs")
 
 

@@ -170,14 +170,15 @@ def partition(cascade: Cascade, lowers: Lowers, restore: dict[str, Expr] | None 
     a gradient are recomputed by the dQ and the dK/dV kernels, never written). The next group
     takes the first pending output; where its computation does not lower, the latest tensor on
     the way to it whose computation does is written first. Pending outputs then join the group
-    while it still lowers."""
+    while it still lowers. Last, adjacent groups are fused where their union lowers, and writes
+    no later group reads are dropped where the group lowers without them."""
     state = _State(cascade, lowers, restore or {}, sizes)
     pending = [d.name for d in cascade.outputs]
     while pending:
         targets = state.attempt(pending) and list(pending) or state.grow(pending)
         state.commit(targets)
         pending = [t for t in pending if t not in targets]
-    return state.groups
+    return state.merged()
 
 
 class _State:
@@ -187,12 +188,14 @@ class _State:
         self.cascade, self.lowers, self.restore, self.sizes = cascade, lowers, restore, sizes
         self.units = {u.tensor: u for u in units_of(cascade)}
         self.available = {d.name for d in cascade.inputs}
-        self.groups: list[Group] = []
+        self.plans: list[tuple[list[str], frozenset]] = []  # each group: targets, memory before
         self.verdicts: dict = {}  # (targets, available) -> Group or the CascadeError
 
-    def probe(self, targets, extra: frozenset = frozenset()) -> Group | CascadeError:
-        """The group writing ``targets`` (with ``extra`` tensors in memory too), or its refusal."""
-        available = frozenset(self.available) | extra
+    def probe(self, targets, extra: frozenset = frozenset(),
+              base: frozenset | None = None) -> Group | CascadeError:
+        """The group writing ``targets`` (with ``extra`` tensors in memory too, or with only
+        ``base`` in memory), or its refusal."""
+        available = (frozenset(self.available) if base is None else base) | extra
         key = (frozenset(targets), available)
         if key not in self.verdicts:
             try:
@@ -218,12 +221,15 @@ class _State:
                 targets.append(t)
         return targets
 
-    def refused_as_is(self, targets: list[str], t: str) -> bool:
-        """Whether ``t`` was refused alone and would join without cutting anything: the same
-        Einsums, only more of them written (a lowering that then accepts it is not trusted)."""
-        same = {u.tensor for u in closure(targets + [t], self.available, self.units)} == \
-            {u.tensor for u in closure([t], self.available, self.units)}
-        return same and not self.attempt([t])
+    def refused_as_is(self, targets: list[str], t, base: frozenset | None = None) -> bool:
+        """Whether ``t`` (a tensor or a list) was refused alone and would join without cutting
+        anything: the same Einsums, only more of them written (a lowering that then accepts it
+        is not trusted)."""
+        alone = [t] if isinstance(t, str) else list(t)
+        memory = set(self.available if base is None else base)
+        same = {u.tensor for u in closure(targets + alone, memory, self.units)} == \
+            {u.tensor for u in closure(alone, memory, self.units)}
+        return same and not isinstance(self.probe(alone, base=base), Group)
 
     def reachable(self, target: str) -> str:
         """``target`` where it lowers; else the latest tensor on its way that lowers and, once
@@ -241,6 +247,34 @@ class _State:
         raise self.probe([target])  # nothing on the way lowers: the target's own refusal
 
     def commit(self, targets: list[str]) -> None:
-        group = self.probe(targets)
-        self.groups.append(group)
+        self.plans.append((list(targets), frozenset(self.available)))
         self.available |= set(targets)
+
+    def merged(self) -> list[Group]:
+        """The groups, adjacent ones fused where the union lowers writing only what is used
+        (an output, or read by a later group: a union that lowers only because it writes more
+        is not trusted), and each writing only what is used where it lowers so."""
+        plans, k = list(self.plans), 0
+        while k + 1 < len(plans):
+            (first, base), (second, _) = plans[k], plans[k + 1]
+            union = self.used(first + [t for t in second if t not in first], plans[k + 2:])
+            if not self.refused_as_is(first, second, base) \
+                    and isinstance(self.probe(union, base=base), Group):
+                plans[k:k + 2] = [(union, base)]
+            else:
+                k += 1
+        groups = []
+        for n, (targets, base) in enumerate(plans):
+            used = self.used(targets, plans[n + 1:])
+            verdict = self.probe(used, base=base)
+            groups.append(verdict if isinstance(verdict, Group) else self.probe(targets, base=base))
+        return groups
+
+    def used(self, targets: list[str], later) -> list[str]:
+        """The targets that are outputs or that the ``later`` groups read."""
+        finals = {d.name for d in self.cascade.outputs}
+        read = set()
+        for targets_after, base in later:
+            group = self.probe(targets_after, base=base)
+            read |= set(group.reads) if isinstance(group, Group) else set()
+        return [t for t in targets if t in finals or t in read]
