@@ -212,3 +212,17 @@ def test_a_gradient_still_refused_says_where():
     with pytest.raises(CascadeError) as info:  # a reverse recurrence (dRD_rev, ...)
         fn.source(P=10, M=40, E=8, F=8, M0=16)
     assert "mha_1pass.ein:" in info.value.render()
+
+
+def test_a_program_runs_in_fp16_with_fp32_intermediates():
+    cascade = gradient(load(EX / "gqa.ein")).backward
+    sizes = dict(H=4, G=2, P=10, M=13, E=16, F=16)
+    inputs = random_inputs(cascade, resolve_sizes(cascade, sizes), 0, np.float32)
+    inputs["LSE"] = np.full_like(inputs["LSE"], 3.0)  # a plausible log-sum-exp: values O(1)
+    want = evaluate(cascade, {k: v.astype(np.float64) for k, v in inputs.items()}, sizes)
+    fn = compile_cascade(cascade, **sizes)
+    got = fn(**{k: torch.from_numpy(v).half() for k, v in inputs.items()})
+    assert isinstance(fn.last, Program)
+    for name, ref in want.items():
+        assert got[name].dtype == torch.float16
+        np.testing.assert_allclose(got[name].float().numpy(), ref, rtol=1e-2, atol=1e-2)
