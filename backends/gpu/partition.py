@@ -20,7 +20,7 @@ from einsum_ir import Cascade
 from einsum_ir.errors import CascadeError
 from einsum_ir.ir import Access, Einsum, Expr, Name, Role, TensorDecl
 
-from .views import SplitView, read_through, split_view
+from .views import permute_view, read_through, split_view
 
 
 @dataclass(frozen=True)
@@ -51,13 +51,13 @@ class Group:
     reads: tuple[str, ...]
     writes: tuple[str, ...]
     sources: tuple[tuple[str, str], ...] = ()  # (input of the group, tensor it is), where renamed
-    views: tuple[SplitView, ...] = ()  # inputs that are views of an intermediate
+    views: tuple = ()  # inputs that are views of an intermediate (SplitView, PermuteView)
 
     def source_of(self, name: str) -> str:
         """The tensor of the program a group input holds (``AV`` for ``AV_stored``)."""
         return dict(self.sources).get(name, name)
 
-    def view_of(self, name: str) -> SplitView | None:
+    def view_of(self, name: str):
         return next((v for v in self.views if v.name == name), None)
 
 
@@ -114,14 +114,15 @@ def closure(targets, available: set[str], units: dict[str, Unit]) -> list[Unit]:
 
 def sub_cascade(cascade: Cascade, targets: list[str], available: set[str],
                 units: dict[str, Unit], restore: dict[str, Expr] | None = None,
-                sizes: dict | None = None) -> Group:
+                sizes: dict | None = None, permute: bool = False) -> Group:
     """The group that writes ``targets``: the Einsums that compute them from ``available``
     tensors, those tensors as inputs and the targets as outputs.
 
     ``restore`` maps an intermediate with empty points to the predicate that says which points
     exist: the group reads it as ``T_stored`` and defines ``T = T_stored where predicate`` first,
     so that its empty points are empty again. With ``sizes``, an intermediate read only at
-    ``hk * G + g2`` on one axis is read through a view (:mod:`backends.gpu.views`)."""
+    ``hk * G + g2`` on one axis is read through a view (:mod:`backends.gpu.views`); with
+    ``permute`` the others through a permuted view where one exists."""
     chosen = closure(targets, available, units)
     einsums = [e for u in chosen for e in u.einsums]
     defined = {u.tensor for u in chosen}
@@ -135,6 +136,8 @@ def sub_cascade(cascade: Cascade, targets: list[str], available: set[str],
         decl = intermediate_decl(cascade, units[t])
         view = split_view(decl, einsums, sizes, fresh_name(cascade, f"{t}_by")) \
             if sizes is not None and t not in restore else None
+        if view is None and permute and t not in restore:
+            view = permute_view(decl, einsums, fresh_name(cascade, f"{t}_t"))
         if view is not None:
             views[t] = view
             decl = view.decl(decl)
@@ -198,14 +201,23 @@ class _State:
         available = (frozenset(self.available) if base is None else base) | extra
         key = (frozenset(targets), available)
         if key not in self.verdicts:
-            try:
-                group = sub_cascade(self.cascade, list(targets), set(available), self.units,
-                                    self.restore, self.sizes)
-                self.lowers(group)
-                self.verdicts[key] = group
-            except CascadeError as exc:
-                self.verdicts[key] = exc
+            self.verdicts[key] = self._lower(list(targets), set(available))
         return self.verdicts[key]
+
+    def _lower(self, targets: list[str], available: set[str]) -> Group | CascadeError:
+        """The group as declared, else with its intermediates read through permuted views."""
+        refusal = None
+        for permute in (False, True):
+            try:
+                group = sub_cascade(self.cascade, targets, available, self.units, self.restore,
+                                    self.sizes, permute)
+                if permute and not group.views:
+                    break
+                self.lowers(group)
+                return group
+            except CascadeError as exc:
+                refusal = refusal or exc
+        return refusal
 
     def attempt(self, targets, extra: frozenset = frozenset()) -> bool:
         return isinstance(self.probe(targets, extra), Group)

@@ -1,4 +1,6 @@
-"""Reading an intermediate at ``hk * G + g2`` as the view ``T[.., hk, .., g2]`` of its memory.
+"""Views of an intermediate's memory that a group reads at plain indices.
+
+Split views: reading at ``hk * G + g2`` as the view ``T[.., hk, .., g2]``.
 
 A group that sums the heads of a group of queries (GQA's ``dK[b,hk,m,e] = sum[g2]
 dK_at[b, hk * G + g2, m, e]``) reads its input at a computed index the single-kernel lowering
@@ -7,6 +9,12 @@ last, is read at plain indices (``dK_at_by[b, hk, m, e, g2]``). Where every read
 intermediate in a group has that form on one axis and the axis's extent is exactly the product
 (checked at the call's sizes), the group declares the view instead; the program hands it
 ``tensor.unflatten(axis, (-1, G)).movedim(axis + 1, -1)``, a strided view, no copy.
+
+Permuted views: the lowering takes the grid ranks from the leading axes of the inputs, so axial
+attention's second half (``R[y,x,e] * R[y2,x,e]``: x is the same in every read, y varies) lowers
+when it reads ``R`` as ``R[x,y,e]`` (``tensor.permute``): the axes every read indexes alike move
+first, the axes a read reduces over last but one (mixture of heads' ``sum[h] W[p,h] *
+AV[h,p,f]`` reads ``AV[p,h,f]``). The partition tries it where a group refuses as declared.
 """
 from __future__ import annotations
 
@@ -36,6 +44,40 @@ class SplitView:
         idx = list(access.indices)
         idx[self.axis] = Name(self.outer)
         return (*idx, Name(self.inner))
+
+
+@dataclass(frozen=True)
+class PermuteView:
+    """``name`` is ``tensor`` with its axes in the order ``order``."""
+
+    tensor: str
+    name: str
+    order: tuple[int, ...]
+
+    def decl(self, decl: TensorDecl) -> TensorDecl:
+        return TensorDecl(self.name, tuple(decl.axes[k] for k in self.order), decl.empty,
+                          decl.span)
+
+    def indices(self, access: Access) -> tuple:
+        return tuple(access.indices[k] for k in self.order)
+
+
+def permute_view(decl: TensorDecl, einsums, name: str) -> PermuteView | None:
+    """The view with the axes every read of ``decl`` indexes by the same variable first, the
+    axes a reading Einsum reduces over after the others (the last axis stays last)."""
+    reads = [(a, e) for e in einsums for a in e.reads() if a.tensor == decl.name]
+    if len(decl.axes) < 3 or not reads:
+        return None
+    last = len(decl.axes) - 1
+
+    def rank(k: int) -> int:
+        names = [a.indices[k].name if isinstance(a.indices[k], Name) else None for a, _ in reads]
+        if any(n is not None and n in e.reduced for n, (_, e) in zip(names, reads, strict=True)):
+            return 2  # reduced by a read: toward the streamed/column end
+        return 0 if None not in names and len(set(names)) == 1 else 1
+
+    order = (*sorted(range(last), key=rank), last)
+    return None if order == tuple(range(len(order))) else PermuteView(decl.name, name, order)
 
 
 def _split_form(index) -> tuple[str, str, str] | None:
@@ -74,7 +116,7 @@ def split_view(decl: TensorDecl, einsums, sizes: dict, name: str) -> SplitView |
     return SplitView(decl.name, name, axis, outer, inner, size)
 
 
-def read_through(einsum: Einsum, views: dict[str, SplitView]) -> Einsum:
+def read_through(einsum: Einsum, views: dict) -> Einsum:
     """``einsum`` reading each viewed tensor through its view."""
     def fn(node):
         if isinstance(node, Access) and node.tensor in views:

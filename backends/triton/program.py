@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 
 from backends.gpu.partition import Group, partition
+from backends.gpu.views import PermuteView
 from einsum_ir import Cascade
 from einsum_ir.analysis.existence import existence
 from einsum_ir.errors import CascadeError
@@ -98,7 +99,9 @@ class Program:
         view = group.view_of(name)
         if view is None:
             return env[group.source_of(name)]
-        t = env[view.tensor]  # the strided view of the intermediate's memory, no copy
+        t = env[view.tensor]  # a strided view of the intermediate's memory, no copy
+        if isinstance(view, PermuteView):
+            return t.permute(view.order)
         return t.unflatten(view.axis, (-1, self.sizes[view.size])).movedim(view.axis + 1, -1)
 
 
