@@ -238,3 +238,10 @@ def test_a_program_runs_in_fp16_with_fp32_intermediates():
     for name, ref in want.items():
         assert got[name].dtype == torch.float16
         np.testing.assert_allclose(got[name].float().numpy(), ref, rtol=1e-2, atol=1e-2)
+
+
+def test_an_output_a_later_kernel_reads_is_handed_on():
+    text = (CAT / "H1_agent.ein").read_text().replace("output O[h,p,f]",
+                                                        "output AV[h,na,f], O[h,p,f]")
+    fn = _run_triton(loads(text, "agent_av.ein"), {})
+    assert any("AV" in g.reads for g in fn.last.groups)

@@ -7,10 +7,13 @@ a :class:`Program`: ``forward(**tensors)`` runs the groups in order, handing eac
 inputs and the intermediates earlier groups wrote (fp32 in memory, whatever the inputs' dtype).
 
 Empty points: a tensor read from memory exists at every point, so an intermediate with empty
-points (a ``where`` that removes some) would come back with values there and change what the
-interpreter computes. The partition never writes such a tensor: a group that would is refused,
-and the greedy growth keeps the tensor inside one group instead (or the cascade refuses, at the
-tensor). Which points exist is decided at the call's sizes by the existence analysis.
+points (a ``where`` that removes some, a split's tail) would come back with values there and
+change what the interpreter computes. Where a predicate over the tensor's own indices states
+exactly which points exist (:func:`restorable`), the reading group applies it again
+(``T = T_stored where predicate``); any other such tensor is never written: a group that would is
+refused, and the partition keeps the tensor inside one group (or the cascade refuses, at the
+tensor). Which points exist is decided at the call's sizes by the existence analysis; emptiness
+that depends on values (``-inf - -inf``) is not modelled by it and not restored.
 """
 from __future__ import annotations
 
@@ -26,8 +29,6 @@ from einsum_ir.analysis.existence import existence
 from einsum_ir.errors import CascadeError
 from einsum_ir.ir import Access, Binary, Einsum, Name, Num, TensorDecl, index_vars
 from einsum_ir.verifier import analyze
-
-_LOW_PRECISION = ("float16", "bfloat16")
 
 
 @dataclass(frozen=True)
@@ -80,20 +81,16 @@ class Program:
         return self.generated[-1].config
 
     def forward(self, config=None, /, **tensors):
-        """Runs the groups in order on torch tensors given by name; returns the outputs."""
+        """Runs the groups in order on torch tensors given by name; returns the outputs.
+        (``config`` is not used: each group runs with its own mapping.)"""
         env = dict(tensors)
-        out = {}
         for group, fn in zip(self.groups, self.compiled, strict=True):
             results = fn(**{d.name: self._input(group, d.name, env) for d in group.cascade.inputs})
-            for name, value in results.items():
-                if name in group.writes:
-                    env[name] = _fp32(value)
-                else:
-                    out[name] = value
+            for name, value in results.items():  # an output may be read by a later group too
+                env[name] = _fp32(value) if name in group.writes else value
         first = _dtype_source(self.cascade, tensors)
-        return {d.name: out[d.name] if first is None else out[d.name].to(first.dtype)
+        return {d.name: env[d.name] if first is None else env[d.name].to(first.dtype)
                 for d in self.cascade.outputs}
-
 
     def _input(self, group: Group, name: str, env: dict):
         view = group.view_of(name)
