@@ -61,7 +61,8 @@ class Program:
     def source(self) -> str:
         """Every kernel module, each under a banner naming its group's inputs and outputs."""
         head = [f"# Cascade {self.cascade.name}: {len(self.groups)} kernel programs, run in "
-                "order; intermediates pass through global memory (fp32)"]
+                "order; intermediates pass through global memory (fp32); each part below is a "
+                "module of its own"]
         for k, g in enumerate(self.groups):
             ins = ", ".join(d.name for d in g.cascade.inputs)
             outs = ", ".join(d.name for d in g.cascade.outputs)
