@@ -45,8 +45,10 @@ def test_gradients_match_eager_autograd(name):
 def test_the_repr_says_what_runs_each_direction():
     assert "backward: Triton kernels" in repr(native_op(EX / "causal.ein"))
     linear = repr(native_op(EX / "linear.ein"))
-    assert "forward: Triton kernels" in linear
-    assert "backward: the reference interpreter (numpy) (the Triton lowering refused" in linear
+    assert "forward: Triton kernels" in linear  # dQ and dK/dV stream different ranks:
+    assert "backward: Triton kernels (the cascade lowers as " in linear
+    recurrent = repr(native_op(EX / "mha_1pass.ein", M0=16))  # a reverse recurrence
+    assert "backward: the reference interpreter (numpy) (the Triton lowering refused" in recurrent
     assert "reference interpreter" in repr(native_op(EX / "causal.ein", backend="reference"))
 
 

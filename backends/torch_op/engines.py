@@ -1,8 +1,10 @@
 """What evaluates a cascade inside a native op: the Triton backend, or the reference interpreter.
 
 :func:`engine_for` picks Triton when the backend lowers the cascade (tried once, at the cascade's
-default sizes, when the op is made, so that nothing is generated inside a traced call), else the
-reference interpreter (numpy, on host copies of the tensors, in their dtype). Either way
+default sizes, when the op is made, so that nothing is generated inside a traced call), in one
+kernel program or, where one refuses, in several (``backends/triton/program.py``: most gradient
+cascades, whose dQ and dK/dV halves stream different ranks), else the reference interpreter
+(numpy, on host copies of the tensors, in their dtype). Either way
 :meth:`Engine.__call__` maps tensors by name to tensors by name.
 """
 from __future__ import annotations
@@ -102,4 +104,11 @@ def engine_for(cascade: Cascade, params: dict, backend: str) -> Engine:
         return Engine(cascade, params, REFERENCE, "Triton is not installed")
     except CascadeError as exc:
         return Engine(cascade, params, REFERENCE, f"the Triton lowering refused: {exc.message}")
-    return Engine(cascade, params, TRITON, "the cascade lowers", compiled)
+    return Engine(cascade, params, TRITON, _how_it_lowers(compiled), compiled)
+
+
+def _how_it_lowers(compiled) -> str:
+    groups = getattr(compiled.last, "groups", None)  # a multi-kernel Program
+    if groups is None:
+        return "the cascade lowers"
+    return f"the cascade lowers as {len(groups)} kernel programs"

@@ -126,12 +126,14 @@ class CompiledCascade:
     rewrite: bool = True
     arch: str | None = None
     check_spills: bool = False
+    multi: bool = True  # where one kernel program refuses, several (backends/triton/program.py)
 
     def __post_init__(self):
         self.prepared = prepare_for(self.cascade, rewrite=self.rewrite,
                                     block_c=self.config.get("block_c"))
         self._cache: dict = {}
         self._shrink: dict = {}
+        self._programs: dict = {}  # (sizes, dtype) -> Program, for cascades cut into groups
         self.last: Generated | None = None
         self.last_plan = None
 
@@ -179,6 +181,49 @@ class CompiledCascade:
                               check_spills=self.check_spills, user_params=self.params)
 
     def kernel(self, sizes: dict, dtype: str = "float16", shrink: int = 0):
+        """The generated module for these sizes (``(Generated, module)``), or, where the cascade
+        does not fuse into one kernel program, its multi-kernel :class:`Program` (twice: it is
+        both the source and the callable)."""
+        key = (tuple(sorted(sizes.items())), dtype)
+        if key in self._programs:
+            program = self._programs[key]
+        else:
+            try:
+                return self._single(sizes, dtype, shrink)
+            except CascadeError as refusal:
+                if not self.multi:
+                    raise
+                program = self._programs[key] = self._program(sizes, dtype, refusal)
+        self.last, self.last_plan = program, program.plan
+        return program, program
+
+    def _program(self, sizes: dict, dtype: str, refusal: CascadeError):
+        from backends.gpu.reassociate import split_reductions
+
+        from .program import build_program, group_sizes
+
+        config = Config(**{k: v for k, v in self.config.items()})
+
+        def compile_group(sub: Cascade) -> CompiledCascade:
+            params = {k: v for k, v in {**sizes, **self.params}.items()
+                      if (d := sub.size_decl(k)) is not None and not d.index_of}
+            return CompiledCascade(sub, params, self.config, self.rewrite, self.arch,
+                                   self.check_spills, multi=False)
+
+        def probe(fn: CompiledCascade) -> None:  # the default mapping lowers: cheap, no search
+            try:
+                generate_for(fn.prepared, group_sizes(fn.cascade, sizes), config,
+                             user_params=fn.params)
+            except CascadeError:
+                raise
+            except Exception as exc:  # a defect of the lowering on this group: not this cut
+                raise CascadeError(f"the Triton lowering failed on {fn.cascade.name} "
+                                   f"({type(exc).__name__}: {exc})") from None
+
+        return build_program(split_reductions(self.cascade), sizes, dtype, compile_group, probe,
+                             refusal)
+
+    def _single(self, sizes: dict, dtype: str, shrink: int):
         plan = self.plan(sizes, dtype)
         cfg = plan.config
         if shrink:  # the GPU refused the launch (shared memory): fewer stages, then smaller tiles

@@ -1,0 +1,243 @@
+"""Cascades that do not fuse into one kernel program: several, in order, through global memory.
+
+:func:`build_program` cuts a cascade with :func:`backends.gpu.partition.partition` where the
+single-kernel lowering refuses it, compiles every group with that lowering (each group is a
+:class:`~backends.triton.api.CompiledCascade` of its own, so it gets its own mapping), and returns
+a :class:`Program`: ``forward(**tensors)`` runs the groups in order, handing each the original
+inputs and the intermediates earlier groups wrote (fp32 in memory, whatever the inputs' dtype).
+
+Empty points: a tensor read from memory exists at every point, so an intermediate with empty
+points (a ``where`` that removes some, a split's tail) would come back with values there and
+change what the interpreter computes. Where a predicate over the tensor's own indices states
+exactly which points exist (:func:`restorable`), the reading group applies it again
+(``T = T_stored where predicate``); any other such tensor is never written: a group that would is
+refused, and the partition keeps the tensor inside one group (or the cascade refuses, at the
+tensor). Which points exist is decided at the call's sizes by the existence analysis; emptiness
+that depends on values (``-inf - -inf``) is not modelled by it and not restored.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from backends.gpu.partition import Group, partition
+from backends.gpu.views import PermuteView
+from einsum_ir import Cascade
+from einsum_ir.analysis.existence import existence
+from einsum_ir.errors import CascadeError
+from einsum_ir.ir import Access, Binary, Einsum, Name, Num, TensorDecl, index_vars
+from einsum_ir.verifier import analyze
+
+
+@dataclass(frozen=True)
+class ProgramPlan:
+    """The mappings of a program's kernels, one per group."""
+
+    plans: tuple
+    predicted_s: float
+
+    def describe(self) -> str:
+        parts = [f"kernel {k + 1} of {len(self.plans)}: {p.describe()}"
+                 for k, p in enumerate(self.plans)]
+        return f"{len(self.plans)} kernel programs, predicted {self.predicted_s * 1e3:.4f} ms " \
+               "in all\n" + "\n".join(parts)
+
+
+@dataclass
+class Program:
+    """A cascade as a sequence of compiled groups; called like a generated module."""
+
+    cascade: Cascade
+    groups: list[Group]
+    compiled: list  # one CompiledCascade per group
+    sizes: dict
+    dtype: str
+    generated: list = field(default_factory=list)  # each group's Generated
+    plans: list = field(default_factory=list)
+
+    @property
+    def source(self) -> str:
+        """Every kernel module, each under a banner naming its group's inputs and outputs."""
+        head = [f"# Cascade {self.cascade.name}: {len(self.groups)} kernel programs, run in "
+                "order; intermediates pass through global memory (fp32); each part below is a "
+                "module of its own"]
+        for k, g in enumerate(self.groups):
+            ins = ", ".join(d.name for d in g.cascade.inputs)
+            outs = ", ".join(d.name for d in g.cascade.outputs)
+            head.append(f"# kernel {k + 1}: {g.cascade.name}: reads {ins}; writes {outs}")
+        parts = ["\n".join(head) + "\n"]
+        for k, gen in enumerate(self.generated):
+            parts.append(f"# {'=' * 40} kernel program {k + 1} of {len(self.generated)}\n"
+                         + gen.source)
+        return "\n".join(parts)
+
+    @property
+    def plan(self) -> ProgramPlan:
+        return ProgramPlan(tuple(self.plans), sum(p.predicted_s for p in self.plans))
+
+    @property
+    def config(self):
+        return self.generated[-1].config
+
+    def forward(self, config=None, /, **tensors):
+        """Runs the groups in order on torch tensors given by name; returns the outputs.
+        (``config`` is not used: each group runs with its own mapping.)"""
+        env = dict(tensors)
+        for group, fn in zip(self.groups, self.compiled, strict=True):
+            results = fn(**{d.name: self._input(group, d.name, env) for d in group.cascade.inputs})
+            for name, value in results.items():  # an output may be read by a later group too
+                env[name] = _fp32(value) if name in group.writes else value
+        first = _dtype_source(self.cascade, tensors)
+        return {d.name: env[d.name] if first is None else env[d.name].to(first.dtype)
+                for d in self.cascade.outputs}
+
+    def _input(self, group: Group, name: str, env: dict):
+        view = group.view_of(name)
+        if view is None:
+            return env[group.source_of(name)]
+        t = env[view.tensor]  # a strided view of the intermediate's memory, no copy
+        if isinstance(view, PermuteView):
+            return t.permute(view.order)
+        return t.unflatten(view.axis, (-1, self.sizes[view.size])).movedim(view.axis + 1, -1)
+
+
+def _fp32(value):
+    import torch
+
+    return value.float() if value.dtype in (torch.float16, torch.bfloat16) else value
+
+
+def _dtype_source(cascade: Cascade, tensors: dict):
+    """The input whose dtype the outputs take (as the single-kernel launcher chooses it)."""
+    if not cascade.inputs:
+        return None
+    name = next((d.name for d in cascade.inputs if len(d.axes) >= 2), cascade.inputs[0].name)
+    return tensors[name]
+
+
+def empty_points(cascade: Cascade, sizes: dict) -> set[str]:
+    """The tensors with empty points at ``sizes`` (structurally: predicates and split tails)."""
+    ev = existence(analyze(cascade), sizes)
+    return {name for name, mask in ev.store.items()
+            if mask is not None and not bool(np.all(mask))}
+
+
+def restorable(cascade: Cascade, sizes: dict, holes: set[str]) -> dict:
+    """The intermediates with empty points whose existence a predicate over their own indices
+    states exactly: tensor -> that predicate. The candidate is the conjunction of the ``where``
+    terms of the tensor's definition and of the definitions it depends on that mention only the
+    tensor's indices (``h < HH`` for a row maximum of heads masked by ``h < HH and ...``) and the
+    bounds of their reads at computed indices (``m1 * M0 + m0 < M``, a split's tail); it is
+    kept where the existence analysis of ``T = X where candidate`` gives the cascade's own mask
+    at ``sizes``."""
+    ev = existence(analyze(cascade), sizes)
+    found = {}
+    for name in sorted(holes):
+        defs = cascade.definitions(name)
+        if cascade.input(name) is not None or len(defs) != 1 \
+                or not all(isinstance(i, Name) and i.is_index for i in defs[0].output.indices):
+            continue
+        out = defs[0].output
+        axes = tuple(i.name for i in out.indices)
+        terms = [t for t in _ancestor_terms(cascade, name) if set(index_vars(t)) <= set(axes)]
+        if not terms:
+            continue
+        candidate = terms[0]
+        for t in terms[1:]:
+            candidate = Binary("and", candidate, t)
+        probe = Cascade(cascade.sizes, cascade.splits, (TensorDecl("X", axes),),
+                        (TensorDecl(name, axes),),
+                        (Einsum(out, Access("X", out.indices), where=candidate),))
+        mine, theirs = existence(analyze(probe), sizes).store[name], ev.store[name]
+        if mine is not None and np.array_equal(*np.broadcast_arrays(mine, theirs)):
+            found[name] = candidate
+    return found
+
+
+def _ancestor_terms(cascade: Cascade, name: str) -> list:
+    """The conjuncts of the ``where`` clauses of ``name``'s definition and its ancestors', and
+    the bounds of their reads at computed indices (``n * C + d < M``: a split's tail)."""
+    terms, seen, todo = [], set(), [name]
+    while todo:
+        t = todo.pop()
+        if t in seen:
+            continue
+        seen.add(t)
+        for e in cascade.definitions(t):
+            terms += _conjuncts(e.where)
+            for access in e.reads():
+                terms += _bounds(cascade, access)
+                todo.append(access.tensor)
+    return list(dict.fromkeys(terms))
+
+
+def _bounds(cascade: Cascade, access: Access) -> list:
+    """``0 <= index < RANK`` for the computed indices of a read."""
+    decl = cascade.input(access.tensor)
+    if decl is not None:
+        ranks = decl.ranks
+    else:
+        defs = cascade.definitions(access.tensor)
+        if not defs or not all(isinstance(i, Name) for i in defs[0].output.indices):
+            return []
+        ranks = tuple(i.name.upper() for i in defs[0].output.indices)
+    out = []
+    for index, rank in zip(access.indices, ranks, strict=True):
+        if not isinstance(index, Name):
+            out += [Binary("<", index, Name(rank)), Binary(">=", index, Num(0))]
+    return out
+
+
+def _conjuncts(expr) -> list:
+    if expr is None:
+        return []
+    if isinstance(expr, Binary) and expr.op == "and":
+        return _conjuncts(expr.lhs) + _conjuncts(expr.rhs)
+    return [expr]
+
+
+def build_program(cascade: Cascade, sizes: dict, dtype: str,
+                  compile_group: Callable[[Cascade], object], probe: Callable[[object], None],
+                  refusal: CascadeError) -> Program:
+    """The program of ``cascade`` at ``sizes``. ``compile_group`` makes a group's
+    CompiledCascade, ``probe`` lowers it at ``sizes`` (raising where it refuses); ``refusal`` is
+    the single-kernel lowering's error, raised again (with the partition's reason as its hint)
+    where no partition lowers either."""
+    holes = empty_points(cascade, sizes)
+    restore = restorable(cascade, sizes, holes)
+    compiled: dict[int, object] = {}  # id(Group) -> its CompiledCascade
+
+    def lowers(group: Group) -> None:
+        lossy = next((t for t in group.writes if t in holes and t not in restore), None)
+        if lossy is not None:
+            e = cascade.definitions(lossy)[0]
+            raise CascadeError(f"{lossy} has empty points, which a kernel boundary would turn "
+                               "into values", e.span, source=cascade.source)
+        fn = compile_group(group.cascade)
+        probe(fn)
+        compiled[id(group)] = fn
+
+    try:
+        groups = partition(cascade, lowers, restore, sizes)
+    except CascadeError as exc:
+        if exc.message == refusal.message:
+            raise refusal from None
+        hint = f"cut into several kernels, it still refuses: {exc.render()}"
+        raise CascadeError(refusal.message, refusal.span,
+                           f"{refusal.hint}; {hint}" if refusal.hint else hint,
+                           source=refusal.source or cascade.source) from None
+    fns = [compiled[id(g)] for g in groups]
+    program = Program(cascade, groups, fns, sizes, dtype)
+    for g, fn in zip(groups, fns, strict=True):
+        gen, _ = fn.kernel(group_sizes(g.cascade, sizes), dtype)
+        program.generated.append(gen)
+        program.plans.append(fn.last_plan)
+    return program
+
+
+def group_sizes(sub: Cascade, sizes: dict) -> dict:
+    """The call's sizes restricted to what a group declares."""
+    return {k: v for k, v in sizes.items() if sub.size_decl(k) is not None
+            or any(sp.outer == k for sp in sub.splits)}
