@@ -127,22 +127,42 @@ class _Counter:
         return self.memo[key]
 
 
-def _own_factor(key: str, atoms: tuple[Atom, ...], sels: list[Selectivity], count: _Counter,
-                upper_points: int) -> Factor:
-    """The ratio of the expected points of ``key`` over its atoms' truth values to the bound."""
+def _own_factor(einsum, atoms: tuple[Atom, ...], sels: list[Selectivity], count: _Counter,
+                upper_points: int, env) -> tuple[Factor, str]:
+    """The ratio of the expected points of ``key`` over its atoms' truth values to the bound,
+    and a note on how exact it is."""
+    key = str(einsum.id)
     kind = weakest("bound" if s.kind == "unknown" else s.kind for s in sels)
     names = frozenset(v for a in atoms for v in a.vars)
-    if len(atoms) > MAX_ATOMS or kind == "bound" and all(s.kind == "unknown" for s in sels):
-        return Factor(key, 1.0, "bound", names)
+    if len(atoms) > MAX_ATOMS or all(s.kind == "unknown" for s in sels):
+        return Factor(key, 1.0, "bound", names), ""
     expected = 0.0
+    by_values = {}
     for values in itertools.product((False, True), repeat=len(atoms)):
         pr = 1.0
         for atom, sel, v in zip(atoms, sels, values, strict=True):
             p_true = sel.density if sel.kind != "unknown" else float(atom.positive)
             pr *= p_true if v else 1.0 - p_true
         if pr:
-            expected += pr * count({key: dict(enumerate(values))}).points.get(key, 0)
-    return Factor(key, expected / upper_points if upper_points else 1.0, kind, names)
+            by_values[values] = count({key: dict(enumerate(values))}).points.get(key, 0)
+            expected += pr * by_values[values]
+    note = "atoms taken as independent" if len(atoms) > 1 else ""
+    if kind == "top-k" and len(atoms) == 1:
+        # exact when the points the atom decides cover every entry of the count tensor alike
+        # (each row's k kept entries then keep the same share of the Einsum's points)
+        decided = by_values.get((True,), 0) - by_values.get((False,), 0)
+        space = 1
+        for v in einsum.iteration_space:
+            space *= env[v.upper()]
+        alike = sels[0].size and decided * sels[0].size == sels[0].entries * space
+        if alike:
+            note = "exact when the ranked values are distinct (ties keep more)"
+        else:
+            kind, note = "assumed", ("the Einsum's other conditions decide only some entries of "
+                                     "the ranking: the kept share assumed uniform")
+    elif len(atoms) > 1:
+        kind = weakest([kind, "assumed"])
+    return Factor(key, expected / upper_points if upper_points else 1.0, kind, names), note
 
 
 def _predicate_ops(einsum, atoms: tuple[Atom, ...], bound: int, env) -> Counter:
@@ -185,10 +205,10 @@ def data_counts(analysis: Analysis, env: Mapping[str, int], method: str = "auto"
         bound = upper.points.get(key, 0)
         if atoms:
             sels = [selectivity(cascade, a, env, upper.out_points) for a in atoms]
-            own = _own_factor(key, atoms, sels, count, bound)
+            own, how = _own_factor(einsum, atoms, sels, count, bound, env)
             factors[key] = own
             kinds.append(own.kind)
-            notes += [s.note for s in sels]
+            notes += [s.note for s in sels] + ([how] if how else [])
             out.predicate_ops[key] = _predicate_ops(einsum, atoms, bound, env)
         distinct_selections = [f for f in factors.values() if f.kind == "top-k"]
         if len(distinct_selections) > 1:

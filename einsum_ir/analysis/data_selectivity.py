@@ -30,6 +30,10 @@ class Selectivity:
     kind: str  # "top-k", "assumed" or "unknown"
     density: float  # the fraction of the decided points where the atom holds (unknown: 1)
     note: str
+    # top-k: the count tensor's existing entries and its dense size (to tell whether the Einsum
+    # decides every entry of every row alike, which makes the count exact)
+    entries: int = 0
+    size: int = 0
 
 
 def density_param(name: str) -> str:
@@ -94,10 +98,12 @@ def _top_k(cascade: Cascade, atom: Atom, env, upper_out: Mapping[str, int]) -> S
         return None
     others = [v for n, v in enumerate(producer.output_vars) if n != axis]
     rows = math.prod(env[v.upper()] for v in others)
-    n = upper_out.get(str(producer.id), 0) / rows if rows else 0.0  # entries per row
+    entries = upper_out.get(str(producer.id), 0)
+    n = entries / rows if rows else 0.0  # entries per row
     density = min(k, n) / n if n else 0.0
-    return Selectivity("top-k", density, f"top-{k} of {n:g} per row of {access.tensor} "
-                       "(exact when the ranked values are distinct; ties keep more)")
+    size = math.prod(env[v.upper()] for v in producer.output_vars)
+    return Selectivity("top-k", density, f"top-{k} of {n:g} per row of {access.tensor}",
+                       entries, size)
 
 
 def _assumed(atom: Atom, env) -> Selectivity | None:
