@@ -77,6 +77,8 @@ class WorkReport:
     kinds: dict[str, str] = field(default_factory=dict)
     upper: dict[str, int] = field(default_factory=dict)
     notes: dict[str, list] = field(default_factory=dict)
+    # key -> op -> operations of evaluating its data-dependent mask (included in per_einsum)
+    predicate: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         out = {
@@ -223,4 +225,5 @@ def count_work(cascade: Cascade, sizes: Mapping[str, int] | None = None, *,
                       symbolic=symbolic or None, sizes=env, output_points=dict(ev.out_points),
                       symbolic_points=symbolic_points, method=ev.method,
                       bounded=dict(ev.bounded), kinds=dict(getattr(ev, "kinds", {})),
-                      upper=dict(getattr(ev, "upper", {})), notes=dict(getattr(ev, "notes", {})))
+                      upper=dict(getattr(ev, "upper", {})), notes=dict(getattr(ev, "notes", {})),
+                      predicate={k: dict(v) for k, v in getattr(ev, "predicate_ops", {}).items()})
