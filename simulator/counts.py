@@ -116,8 +116,13 @@ def einsum_counts(prob: Problem, arch: Arch, mapping: Mapping, loops: Loops, key
                 latency += cost.hop_latency * used
         used_pes *= used
     full_ops = {op: n * info.points for op, n in counts.items()}
-    return EinsumCounts(key, unit, info.points, full_ops, cpp * info.points * factor, latency,
-                        used_pes)
+    cycles = cpp * info.points * factor
+    if not info.points and any(info.predicate.values()):  # a mask that keeps nothing: evaluated
+        masking = resolve_named(info.predicate, unit.ops)
+        for op, n in masking.items():
+            full_ops[op] = full_ops.get(op, 0) + n
+        cycles += cycles_per_point(info, unit, masking) * factor
+    return EinsumCounts(key, unit, info.points, full_ops, cycles, latency, used_pes)
 
 
 # ------------------------------------------------------------------------------ memory

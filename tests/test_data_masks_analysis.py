@@ -5,6 +5,7 @@ tensor); counts without it are checked to be upper bounds on random data, and th
 counts to be exact where the docs say they are."""
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -157,6 +158,44 @@ def test_a_given_density_is_an_assumption_and_a_param_gives_the_same():
     assert bound.kinds["QK"] == "bound" and bound.points["QK"] == p * p * e
 
 
+NEGATED = """rank P = 9, E = 3
+index m : P
+input Q[p,e], K[m,e], Adj[p,m]
+output S[p,m]
+S[p,m] = sum[e] Q[p,e] * K[m,e] where not (Adj[p,m] > 0 and m != p) and m <= p
+"""
+
+
+def test_a_negated_mask_is_bounded_by_taking_it_false_inside_the_not():
+    cascade = parse(NEGATED, "negated.ein")
+    bound = count_work(cascade)
+    assert bound.kinds["S"] == "bound" and bound.points["S"] == 45 * 3  # m <= p only
+    for seed in range(4):
+        x = _inputs(cascade, {}, seed, density=0.25 * seed)
+        exact = count_work(cascade, inputs=x)
+        adj = (x["Adj"] > 0) & ~np.eye(9, dtype=bool)
+        assert exact.points["S"] == np.count_nonzero(~adj & np.tri(9, dtype=bool)) * 3
+        assert exact.points["S"] <= bound.points["S"]
+    half = count_work(cascade, densities={"Adj": 0.5})  # the diagonal always, half the rest
+    assert half.points["S"] == (9 + 0.5 * 36) * 3 and half.kinds["S"] == "assumed"
+
+
+def test_a_mask_that_keeps_nothing_still_costs_its_evaluation():
+    from simulator.arch import resolve_arch
+    from mapper.search import search
+
+    cascade = _load("M11_graph", (CATALOGUE / "M11_graph.ein").read_text().replace(
+        "or p == m", "and p != m"))
+    work = count_work(cascade, densities={"Adj": 0.0})
+    assert work.points["QK"] == 0 and work.per_einsum["QK"]["cmp"] == 8 * 7
+    from einsum_ir.analysis.data_selectivity import with_densities
+
+    _, report = search(with_densities(cascade, {"Adj": 0.0}), resolve_arch("fusemax"), {},
+                       top=1).best[0]
+    qk = next(e for e in report.einsums if e.key == "QK")
+    assert qk.ops.get("cmp", 0) == 8 * 7 and report.cycles > 0
+
+
 def test_scatters_and_gathers_from_intermediates_are_refused_with_a_location():
     text = """rank P = 4, M = 6, J = 2, E = 3
 input KV[m,e], Idx[p,j]
@@ -226,6 +265,9 @@ def test_cli_work_and_simulate_state_the_bound_and_the_assumption(capsys, tmp_pa
     assert main(["work", path]) == 0
     out = capsys.readouterr().out
     assert "QK: bound" in out and "upper bound" in out
+    assert main(["work", path, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)["data"]
+    assert data["QK"]["kind"] == "bound" and data["QK"]["upper_bound"] == 256
     assert main(["work", path, "--density", "Adj=0.1"]) == 0
     out = capsys.readouterr().out
     assert "QK: assumed (upper bound 256); density 0.1 of Adj (given)" in out
