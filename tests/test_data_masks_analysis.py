@@ -247,12 +247,34 @@ def test_simulate_is_plausible_and_never_costlier_than_dense_on_its_mapping(name
 
 
 def test_gathered_rows_are_fetched_per_use_at_most_the_whole_tensor():
+    from simulator.counts import _gather_words
     from simulator.problem import problem_for
 
     cascade = _load("S11_index_gather")
     prob = problem_for(cascade, {"P": 32, "M": 96, "J": 8})
     assert prob.gathered["K"] == (32 * 8 * 4, frozenset({"p", "j"}))
     assert prob.gathered["V"] == (32 * 8 * 3, frozenset({"p", "j"}))
+
+    class Loops:  # the two methods _gather_words asks of simulator.loops.Loops
+        def __init__(self, extents):
+            self.extents = extents
+
+        def var(self, name):
+            return name[0].lower()
+
+        def extent(self, name):
+            return self.extents[name]
+
+    class Group:
+        def __init__(self, loops):
+            self.loops = loops
+
+    one_tile = _gather_words(prob, Loops({}), Group(()), "K")
+    assert one_tile == 96 * 4  # 256 rows named, 96 exist: a tile holding K fetches each once
+    four = _gather_words(prob, Loops({"P2": 4}), Group(("P2",)), "K")
+    assert four == 32 * 8 * 4  # 4 tiles may fetch 4 x 96 rows; they name 256: once per use
+    keys = _gather_words(prob, Loops({"M1": 4}), Group(("M1",)), "K")
+    assert keys == one_tile  # a loop over the keys themselves does not choose rows
 
 
 # ------------------------------------------------------------------ the command line

@@ -68,22 +68,13 @@ class DataCounts:
     predicate_ops: dict = field(default_factory=dict)
 
 
-def _remap(factors: dict, access: Access, tensor_axes: Mapping[str, tuple]) -> dict:
+def _read_factors(access: Access, store: Mapping[str, dict]) -> dict:
     """A tensor's factors (over its axes) in the names of the Einsum reading it with ``access``."""
     out = {}
-    for origin, (f, axes) in tensor_axes.get(access.tensor, {}).items():
-        names = set()
-        for k in axes:
-            index = access.indices[k]
-            names |= {n.name for n in _names(index)}
-        out[origin] = Factor(origin, f.density, f.kind, frozenset(names))
-    return {**factors, **out}
-
-
-def _names(expr: Expr):
-    from ..ir import walk
-
-    return [n for n in walk(expr) if isinstance(n, Name) and n.is_index]
+    for origin, (f, axes) in store.get(access.tensor, {}).items():
+        names = frozenset(v for k in axes for v in index_vars(access.indices[k]))
+        out[origin] = Factor(origin, f.density, f.kind, names)
+    return out
 
 
 def _factors(expr: Expr | None, store: Mapping[str, dict]) -> dict:
@@ -92,7 +83,7 @@ def _factors(expr: Expr | None, store: Mapping[str, dict]) -> dict:
     if expr is None or not isinstance(expr, (Access, Unary, Binary, Call)):
         return {}
     if isinstance(expr, Access):
-        return _remap({}, expr, store)
+        return _read_factors(expr, store)
     if isinstance(expr, Unary):
         return _factors(expr.operand, store)
     if isinstance(expr, Binary):
