@@ -320,6 +320,12 @@ class DataExistence(ExistenceEvaluator):
 def existence(analysis: Analysis, sizes: Mapping[str, int], inputs=None) -> ExistenceEvaluator:
     """Runs the existence propagation and returns the evaluator (masks in ``store``). With
     ``inputs`` (name -> array), data-dependent masks and gathers are decided on those values."""
+    from .data_atoms import is_data_dependent
+
+    if inputs is None and is_data_dependent(analysis.cascade):
+        raise CascadeError("existence without the data cannot decide a data-dependent mask or "
+                           "a gather", hint="count with einsum_ir.analysis.work.existence_counts "
+                           "(bounds and estimates), or pass inputs")
     try:
         if inputs is not None:
             values = evaluated(analysis, sizes, inputs)
