@@ -69,3 +69,19 @@ def gather_index(ev, access: Access, axis: int, index: Expr, extent: int) -> LAr
                            f"{axis + 1} (extent {extent})", index.span,
                            "a gather's positions must lie within the axis it indexes")
     return LArr(out.labels, ints, None if out.exists is None else np.asarray(present))
+
+
+def evaluated(analysis, sizes, inputs):
+    """The interpreter's evaluator after one run on ``inputs`` at ``sizes``: the values and the
+    existence of every tensor, for analyses that decide data-dependent masks with the data."""
+    from .budget import check_budget
+    from .inputs import input_array, input_shapes
+    from .interpreter import _Evaluator
+
+    cascade = analysis.cascade
+    check_budget(analysis, sizes, 8)
+    ev = _Evaluator(analysis, sizes, np.dtype(np.float64))
+    for name, shape in input_shapes(cascade, sizes).items():
+        ev.store[name] = [input_array(cascade, name, shape, inputs, np.dtype(np.float64)), None]
+    ev.run()
+    return ev

@@ -31,11 +31,12 @@ def refuse_data_dependent(cascade: Cascade, backend: str) -> None:
 
 
 def refuse_unsupported(cascade: Cascade, backend: str, *, real: bool = True,
-                       empty: bool = True) -> None:
+                       empty: bool = True, data: bool = True) -> None:
     """Raises for the first construct ``backend`` does not handle: a data-dependent mask or a
-    gather (always), a real parameter (``param CAP = 30.0``, with ``real``) or an output's
+    gather (with ``data``), a real parameter (``param CAP = 30.0``, with ``real``) or an output's
     declared empty value (``empty -inf``, with ``empty``)."""
-    refuse_data_dependent(cascade, backend)
+    if data:
+        refuse_data_dependent(cascade, backend)
     if real:
         for decl in cascade.sizes:
             if decl.name in real_params(cascade):

@@ -218,7 +218,7 @@ def search(cascade, arch, sizes: dict | None = None, objective: str = "latency",
     """
     if fusion not in FUSION:
         raise CascadeError(f"unknown fusion {fusion!r}", hint="one of " + ", ".join(FUSION))
-    refuse_unsupported(cascade, "simulator", real=False, empty=False)  # located, before mapping
+    refuse_unsupported(cascade, "simulator", real=False, empty=False, data=False)  # located
     t0 = time.perf_counter()
     forms, missing = forms_for(cascade, arch, sizes, allow_rewrite)
     if not forms:

@@ -7,7 +7,10 @@ Nothing here knows energies: :mod:`simulator.cost` turns counts into energy and 
   ``T_X = points x cycles/point x spatial-folding / PEs``.
 * Tensors crossing a group's boundary are fetched from off-chip once per iteration of every
   off-chip loop that does not index them but encloses one that does (the classic reuse rule);
-  spilled intermediates are written and read back. Buffer accesses count the tile each iteration
+  spilled intermediates are written and read back. A tensor read through a gather
+  (``K[Idx[p,j],e]``) is fetched row by row as the gather reads it: each tile fetches the rows
+  its index values name, a row named by several tiles (or several times) once per naming, but
+  a tile never more than the whole tensor (``_gather_words``). Buffer accesses count the tile each iteration
   reads or writes.
 """
 from __future__ import annotations
@@ -46,6 +49,10 @@ def op_counts(info: EinsumInfo, unit: Unit) -> dict:
         for op, n in resolve_named(info.per_output, unit.ops).items():
             if n:
                 counts[op] = counts.get(op, 0) + n * share
+    if info.points and any(info.predicate.values()):  # a data-dependent mask, evaluated
+        for op, n in resolve_named(info.predicate, unit.ops).items():
+            if n:
+                counts[op] = counts.get(op, 0) + n / info.points
     return counts
 
 
@@ -109,8 +116,13 @@ def einsum_counts(prob: Problem, arch: Arch, mapping: Mapping, loops: Loops, key
                 latency += cost.hop_latency * used
         used_pes *= used
     full_ops = {op: n * info.points for op, n in counts.items()}
-    return EinsumCounts(key, unit, info.points, full_ops, cpp * info.points * factor, latency,
-                        used_pes)
+    cycles = cpp * info.points * factor
+    if not info.points and any(info.predicate.values()):  # a mask that keeps nothing: evaluated
+        masking = resolve_named(info.predicate, unit.ops)
+        for op, n in masking.items():
+            full_ops[op] = full_ops.get(op, 0) + n
+        cycles += cycles_per_point(info, unit, masking) * factor
+    return EinsumCounts(key, unit, info.points, full_ops, cycles, latency, used_pes)
 
 
 # ------------------------------------------------------------------------------ memory
@@ -275,6 +287,17 @@ def _boundary(prob: Problem, group: Group, group_of: dict):
     return produced, {t for t in reads if t not in produced}, boundary_out
 
 
+def _gather_words(prob: Problem, loops: Loops, group: Group, t: str) -> float:
+    """Words of the gathered tensor ``t`` one pass of the group's tiles fetches: the rows the
+    gather names (one per use), at most the whole tensor per tile over the choosing variables."""
+    words, drivers = prob.gathered[t]
+    tiles = 1
+    for name in group.loops:
+        if loops.var(name) in drivers:
+            tiles *= loops.extent(name)
+    return min(words, prob.tensor_words(t) * tiles)
+
+
 def group_traffic(prob: Problem, arch: Arch, loops: Loops, group: Group, group_of: dict) -> Traffic:
     """Off-chip bytes (read, written) of a group, and its boundary tensors (in, out)."""
     wb = arch.word_bytes
@@ -291,11 +314,13 @@ def group_traffic(prob: Problem, arch: Arch, loops: Loops, group: Group, group_o
             for name in all_loops:
                 if loops.var(name) not in tv:
                     factor *= loops.extent(name)
-            moved = prob.tensor_words(t) * wb * factor
+            words = prob.gathered[t][0] if t in prob.gathered else prob.tensor_words(t)
+            moved = words * wb * factor
             bypass += moved
             dram_read += moved
             continue
-        dram_read += prob.tensor_words(t) * wb * refetch(loops, group.loops, tv)
+        words = _gather_words(prob, loops, group, t) if t in prob.gathered else prob.tensor_words(t)
+        dram_read += words * wb * refetch(loops, group.loops, tv)
     for t in boundary_out:
         dram_write += prob.tensor_words(t) * wb
     for t, s in group.spill.items():

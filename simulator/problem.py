@@ -9,6 +9,11 @@ accelerator model are made here and documented in docs/accelerator.md:
 * Functions are counted by name (``tanh``); a unit that does not price the name runs them as
   ``other`` (:func:`einsum_ir.analysis.opclasses.resolve_named`).
 * Initial values of recurrences (``RM[...,0] = -inf``) are register initialisations, not work.
+* Data-dependent masks and gathers (:mod:`einsum_ir.analysis.data_counts`): the points are the
+  analysis's counts (exact, top-k or gather counts, given densities, else upper bounds); the
+  predicate's comparisons are work (``predicate``), the mask tensors it reads are read as any
+  operand, and a tensor read through a gather moves the words the gather reads (``gathered``,
+  see :func:`simulator.counts.group_traffic`).
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from functools import cached_property, lru_cache
 from einsum_ir import analyze
 from einsum_ir.analysis.opclasses import einsum_profile
 from einsum_ir.analysis.work import existence_counts
+from einsum_ir.data_masks import reads_tensors
 from einsum_ir.ir import Role
 from einsum_ir.ir import Cascade, Einsum, Name, index_vars
 from einsum_ir.sizes import resolve_sizes
@@ -46,6 +52,7 @@ class EinsumInfo:
     final: set  # tensors whose final iterate is read (e.g. RNV[M1])
     per_output: Counter = field(default_factory=Counter)  # op -> count per existing output point
     out_points: int = 0  # existing output points
+    predicate: Counter = field(default_factory=Counter)  # op -> evaluating a data-dependent mask
 
     @property
     def density(self) -> float:
@@ -82,6 +89,11 @@ class Problem:
     recurrences: dict  # tensor -> (axis, var)
     consumers: dict  # tensor -> [keys]
     producer: dict  # tensor -> key
+    # tensor -> (words its gathers read in one pass, the index variables that choose the rows)
+    gathered: dict = field(default_factory=dict)
+    data_kinds: dict = field(default_factory=dict)  # key -> how its points were counted
+    data_notes: dict = field(default_factory=dict)  # key -> what the count assumed
+    data_upper: dict = field(default_factory=dict)  # key -> the upper bound of its points
 
     def tensor_words(self, tensor: str, final_only: bool = True) -> int:
         """Elements of a tensor (a recurrence counts its final iterate only)."""
@@ -146,9 +158,25 @@ def _existing_points(analysis, sizes: dict):
     return existence_counts(analysis, sizes)
 
 
+def _gathered_words(cascade: Cascade, sizes: dict) -> dict:
+    """Per gathered tensor: the words its gathers read, one per point of the gathering read's
+    indices (``K[Idx[p,j],e]`` reads P x J x E words of K), and the variables of the index
+    tensors' reads (p, j: they choose the rows)."""
+    out: dict = {}
+    for einsum in cascade.einsums:
+        for acc in einsum.reads():
+            if any(reads_tensors(i) for i in acc.indices):
+                vs = {v for i in acc.indices for v in index_vars(i)}
+                drivers = {v for i in acc.indices if reads_tensors(i) for v in index_vars(i)}
+                words, seen = out.get(acc.tensor, (0, frozenset()))
+                out[acc.tensor] = (words + math.prod(sizes[v.upper()] for v in vs),
+                                   seen | drivers)
+    return out
+
+
 def build_problem(cascade: Cascade, overrides: dict | None = None) -> Problem:
     analysis = analyze(cascade)
-    refuse_unsupported(cascade, "simulator", real=False, empty=False)
+    refuse_unsupported(cascade, "simulator", real=False, empty=False, data=False)
     known = {d.name for d in cascade.sizes}
     overrides = {k: v for k, v in (overrides or {}).items() if k in known}
     sizes = resolve_sizes(cascade, overrides)
@@ -167,7 +195,8 @@ def build_problem(cascade: Cascade, overrides: dict | None = None) -> Problem:
         reads, carried, final = _reads(einsum, recurrences)
         infos[key] = EinsumInfo(key, einsum, per_point, fused_patterns(einsum.body),
                                 counted.points.get(key, 0), dense, reads, carried, final,
-                                per_output, counted.out_points.get(key, 0))
+                                per_output, counted.out_points.get(key, 0),
+                                Counter(getattr(counted, "predicate_ops", {}).get(key, {})))
     infos = _skip_empty_steps(infos, recurrences)
     order = tuple(infos)
     producer = {infos[k].einsum.name: k for k in order}
@@ -175,7 +204,9 @@ def build_problem(cascade: Cascade, overrides: dict | None = None) -> Problem:
     for k in order:
         for t in infos[k].reads:
             consumers.setdefault(t, []).append(k)
-    return Problem(cascade, sizes, analysis, infos, order, shapes, recurrences, consumers, producer)
+    return Problem(cascade, sizes, analysis, infos, order, shapes, recurrences, consumers, producer,
+                   _gathered_words(cascade, sizes), dict(getattr(counted, "kinds", {})),
+                   dict(getattr(counted, "notes", {})), dict(getattr(counted, "upper", {})))
 
 
 @lru_cache(maxsize=256)

@@ -12,6 +12,7 @@ from einsum_ir.ir import Num
 from einsum_ir.passes import REGISTRY, run_named_pass
 
 from ..io import load_cascade, output_errors, read_cascade
+from ..data_options import add_density_option, apply_densities, count_lines
 from ..options import add_file_argument, add_set_option, parse_assignments
 
 _DTYPES = sorted(DTYPE_BYTES)
@@ -31,6 +32,9 @@ def register(sub) -> None:
     p = sub.add_parser("work", help="count operations per class (exact under masks)")
     add_file_argument(p)
     add_set_option(p)
+    add_density_option(p)
+    p.add_argument("--inputs", metavar="IN.npz", help="input arrays by tensor name: decide "
+                   "data-dependent masks and gathers on these values (exact counts)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run_work)
 
@@ -108,7 +112,12 @@ def run_work(args) -> int:
     from einsum_ir.analysis.region_sample import CONFIDENCE
 
     cascade, analysis, sizes = _load(args)
-    report = count_work(cascade, sizes, analysis=analysis)
+    if args.density:
+        cascade = apply_densities(cascade, args.density)
+        analysis = analyze(cascade)
+        sizes = {**resolve_sizes(cascade, {}), **sizes}  # the densities' parameters too
+    inputs = _work_inputs(args, cascade) if args.inputs else None
+    report = count_work(cascade, sizes, analysis=analysis, inputs=inputs)
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
         return 0
@@ -132,14 +141,29 @@ def run_work(args) -> int:
             text = ", ".join(f"{op} = {forms[op]}" for op in OP_CLASSES if forms[op] != 0)
             print(f"  {key}: {text or 'no operations'}")
     missing = [k for k in report.per_einsum if not report.symbolic or k not in report.symbolic]
-    missing = [k for k in missing if k not in report.bounded]
+    missing = [k for k in missing if k not in report.bounded
+               and report.kinds.get(k, "exact") == "exact"]  # the others: said below
     if missing:
         print(f"exact counts only (masked or ragged at these sizes): {' '.join(missing)}")
     if report.bounded:
         bounds = ", ".join(f"{k} +-{b:,}" for k, b in report.bounded.items())
         print(f"sampled counts (exact counting costs too much; bounds hold with probability "
               f"{CONFIDENCE}): {bounds}")
+    for line in count_lines(report.kinds, report.upper, report.notes, report.points):
+        print(line)
     return 0
+
+
+def _work_inputs(args, cascade) -> dict:
+    from ..io import read_npz
+
+    inputs = read_npz("--inputs", args.inputs)
+    missing = [d.name for d in cascade.inputs if d.name not in inputs]
+    if missing:
+        raise CascadeError(f"{args.inputs} has no array {missing[0]}",
+                           hint="inputs: " + ", ".join(d.name for d in cascade.inputs),
+                           file=f"--inputs {args.inputs}")
+    return {k: v for k, v in inputs.items() if cascade.input(k)}
 
 
 # ---------------------------------------------------------------------- footprint

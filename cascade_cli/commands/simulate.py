@@ -11,6 +11,7 @@ import json
 from einsum_ir.errors import CascadeError
 from einsum_ir.resources import BuiltinKind, builtin_names
 
+from ..data_options import add_density_option, apply_densities, count_lines
 from ..io import output_errors, read_cascade
 from ..options import add_file_argument, add_set_option
 
@@ -31,6 +32,7 @@ def register(sub) -> None:
     add_set_option(p)
     p.add_argument("--objective", choices=("latency", "energy", "edp"), default="latency",
                    help="what the mapper optimises when no --mapping is given (default latency)")
+    add_density_option(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run_simulate)
 
@@ -49,6 +51,7 @@ def register(sub) -> None:
                         "mapper chooses the cut points), full (one group), none (cut wherever "
                         "it may be cut; a recurrence stays in one group)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_density_option(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_map)
 
@@ -60,7 +63,22 @@ def _load(args):
 
     loaded = load_resolved(read_cascade(args.file), args.set)  # unknown or derived names are errors
     arch = resolve_arch(args.arch, parse_arch_sets(args.arch_set))
-    return loaded.cascade, dict(loaded.overrides), arch
+    return apply_densities(loaded.cascade, args.density), dict(loaded.overrides), arch
+
+
+def _data_lines(cascade, sizes) -> list[str]:
+    """How the data-dependent points the report costs were counted (docs/analysis.md)."""
+    from simulator.problem import problem_for
+
+    prob = problem_for(cascade, sizes)
+    if not prob.data_kinds:
+        return []
+    points = {k: i.points for k, i in prob.infos.items()}
+    lines = count_lines(prob.data_kinds, prob.data_upper, prob.data_notes, points)
+    if prob.gathered:
+        lines.append("gathers: " + ", ".join(prob.gathered) + " fetched row by row as the "
+                     "gather names them (once per use; a tile fetches at most the whole tensor)")
+    return lines
 
 
 def run_simulate(args) -> int:
@@ -85,6 +103,8 @@ def run_simulate(args) -> int:
         print(json.dumps(out, indent=2))
         return 0
     print(report)
+    for line in _data_lines(cascade, sizes):
+        print(line)
     if searched is not None:
         print(f"mapping (found by the mapper: {searched.evaluated:,} mappings in "
               f"{searched.seconds:.2f} s; forms tried: {', '.join(searched.forms_tried)}):")

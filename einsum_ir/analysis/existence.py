@@ -18,7 +18,10 @@ an array over the full B x H x P x M x E iteration space, and never a Python loo
 Recurrences are stepped along their iterative rank (one vectorised step per tile), as the
 interpreter steps them.
 
-Value-dependent emptiness (``-inf - -inf``) is not modelled: the analysis is structural.
+Value-dependent emptiness (``-inf - -inf``) is not modelled: the analysis is structural. Masks
+that read tensors and gathers through index tensors are decided by :class:`DataExistence` from the
+values of one interpreter run (``count_work(..., inputs=...)``); without values,
+:mod:`einsum_ir.analysis.data_counts` counts a structural rewrite of the cascade instead.
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ import numpy as np
 
 from ..errors import CascadeError
 from ..exprs import coverage
-from ..support import refuse_data_dependent
+from ..data_masks import eval_mask, evaluated, reads_tensors
 from ..ir import Access, Binary, Call, Einsum, Expr, Name, Num, Unary
 from ..labelled import IndexEvaluator, LArr, align, ensure_fits, union_labels
 from ..verifier import Analysis
@@ -270,11 +273,63 @@ class ExistenceEvaluator:
         self.store[tensor] = current
 
 
-def existence(analysis: Analysis, sizes: Mapping[str, int]) -> ExistenceEvaluator:
-    """Runs the existence propagation and returns the evaluator (masks in ``store``)."""
-    # structure only: no values to decide a data-dependent mask or a gather
-    refuse_data_dependent(analysis.cascade, "work and existence analysis")
+class DataExistence(ExistenceEvaluator):
+    """Existence with the data: predicates that read tensors and gather indices are evaluated on
+    the values of one interpreter run (``values``: the interpreter's evaluator after its run), so
+    the points are exact for those inputs."""
+
+    method = "dense with data"
+
+    def __init__(self, analysis: Analysis, sizes: Mapping[str, int], values):
+        super().__init__(analysis, sizes)
+        self.values = values
+
+    def predicate(self, expr: Expr) -> Mask:
+        if not reads_tensors(expr):
+            return super().predicate(expr)
+        self.values.fixed = self.fixed
+        truth = eval_mask(self.values, expr)
+        if not truth.labels:
+            return Mask((), np.asarray(bool(truth.values)))
+        return self._mask((truth.labels, truth.values))
+
+    def _index_values(self, expr: Expr) -> LArr:
+        self.values.fixed = self.fixed
+        return self.values.eval_value(expr)
+
+    def _int(self, expr: Expr) -> tuple[tuple[str, ...], np.ndarray]:
+        if not reads_tensors(expr):
+            return super()._int(expr)
+        out = self._index_values(expr)  # integers within the axis: the interpreter checked them
+        values = np.asarray(out.values, dtype=np.float64)
+        if out.exists is not None:
+            values = np.where(out.exists, values, 0)
+        return out.labels, values.astype(np.int64)
+
+    def read(self, access: Access) -> Mask | None:
+        mask = super().read(access)
+        for index in access.indices:  # an empty point of an index tensor reads an empty point
+            if reads_tensors(index):
+                out = self._index_values(index)
+                if out.exists is not None and out.labels:
+                    present = np.broadcast_to(out.exists, np.shape(out.values))
+                    mask = self._and(mask, self._mask((out.labels, present)))
+        return mask
+
+
+def existence(analysis: Analysis, sizes: Mapping[str, int], inputs=None) -> ExistenceEvaluator:
+    """Runs the existence propagation and returns the evaluator (masks in ``store``). With
+    ``inputs`` (name -> array), data-dependent masks and gathers are decided on those values."""
+    from .data_atoms import is_data_dependent
+
+    if inputs is None and is_data_dependent(analysis.cascade):
+        raise CascadeError("existence without the data cannot decide a data-dependent mask or "
+                           "a gather", hint="count with einsum_ir.analysis.work.existence_counts "
+                           "(bounds and estimates), or pass inputs")
     try:
+        if inputs is not None:
+            values = evaluated(analysis, sizes, inputs)
+            return DataExistence(analysis, sizes, values).run()
         return ExistenceEvaluator(analysis, sizes).run()
     except CascadeError as exc:
         raise exc.with_source(analysis.cascade.source) from None

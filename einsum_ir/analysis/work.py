@@ -21,6 +21,13 @@ by dense enumeration over the predicates' index space (:mod:`einsum_ir.analysis.
 memory limit refuses sizes it cannot afford). ``symbolic`` gives closed forms in the rank symbols for
 every Einsum that no ``where`` predicate reaches and that is dense at the given sizes; a split's
 outer rank is ``ceiling(M / M0)``. Where both exist they agree exactly.
+
+Masks that read tensors and gathers through index tensors (:mod:`einsum_ir.analysis.data_counts`):
+with ``inputs`` the points are exact for those values; without, each Einsum's ``kinds`` entry says
+whether its count is exact, from a gather or a top-k structure, assumed from a given density
+(``densities``), or an upper bound (``upper`` holds the bound of every data-dependent Einsum). The
+predicate's own comparisons are work: ``predicate_ops`` per point where it is evaluated (the
+bound's points), added to the Einsum's counts.
 """
 from __future__ import annotations
 
@@ -35,6 +42,9 @@ from ..errors import CascadeError
 from ..size_exprs import to_sympy
 from ..sizes import resolve_sizes
 from ..verifier import Analysis, analyze
+from .data_atoms import is_data_dependent
+from .data_counts import data_counts
+from .data_selectivity import with_densities
 from .existence import existence
 from .region_count import Unsupported, region_existence
 from .opclasses import OP_CLASSES, einsum_profile, expr_ops
@@ -62,6 +72,13 @@ class WorkReport:
     # key -> error bound of its points where they are sampled (an exact count costs too much),
     # holding with probability einsum_ir.analysis.region_sample.CONFIDENCE; empty when all exact
     bounded: dict[str, int] = field(default_factory=dict)
+    # data-dependent Einsums only (see einsum_ir.analysis.data_counts): how each count was made
+    # (exact, gather, top-k, assumed, bound), the upper bound of its points, what was assumed
+    kinds: dict[str, str] = field(default_factory=dict)
+    upper: dict[str, int] = field(default_factory=dict)
+    notes: dict[str, list] = field(default_factory=dict)
+    # key -> op -> operations of evaluating its data-dependent mask (included in per_einsum)
+    predicate: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         out = {
@@ -74,6 +91,9 @@ class WorkReport:
         }
         if self.bounded:  # sampled counts: their error bounds
             out["bounded"] = dict(self.bounded)
+        if self.kinds:  # data-dependent counts: how each was made, and its upper bound
+            out["data"] = {k: {"kind": self.kinds[k], "upper_bound": self.upper.get(k),
+                               "notes": self.notes.get(k, [])} for k in self.kinds}
         return out
 
 
@@ -131,14 +151,27 @@ def _tainted(cascade: Cascade) -> set[str]:
 # ---------------------------------------------------------------------- the report
 
 METHODS = ("auto", "regions", "dense")
-def existence_counts(analysis: Analysis, env: Mapping[str, int], method: str = "auto"):
+def existence_counts(analysis: Analysis, env: Mapping[str, int], method: str = "auto",
+                     inputs: Mapping | None = None):
     """Existing points per Einsum (``points``, ``out_points``, ``dense``, ``method``).
 
     ``regions`` counts from affine regions (exact, cost independent of the sizes) and refuses
     masks outside that fragment; ``dense`` enumerates the masks (exact, cost grows with the
-    sizes, refused past the memory limit); ``auto`` takes regions, else dense."""
+    sizes, refused past the memory limit); ``auto`` takes regions, else dense. A data-dependent
+    cascade is counted with ``inputs`` (exact, dense enumeration) or without (bounds and
+    estimates, :func:`einsum_ir.analysis.data_counts.data_counts`)."""
     if method not in METHODS:
         raise CascadeError(f"unknown counting method {method!r}", hint=f"one of {', '.join(METHODS)}")
+    if inputs is not None:
+        ev = existence(analysis, env, inputs)
+        if is_data_dependent(analysis.cascade):  # the bounds: where the predicate is evaluated
+            bounds = data_counts(analysis, env, method)
+            ev.predicate_ops, ev.upper = bounds.predicate_ops, bounds.upper
+            ev.kinds = {k: "exact" for k in bounds.kinds}
+            ev.notes = {k: ["decided on the given inputs"] for k in bounds.kinds}
+        return ev
+    if is_data_dependent(analysis.cascade):
+        return data_counts(analysis, env, method)
     if method in ("auto", "regions"):
         try:
             return region_existence(analysis, env)
@@ -150,18 +183,24 @@ def existence_counts(analysis: Analysis, env: Mapping[str, int], method: str = "
 
 
 def count_work(cascade: Cascade, sizes: Mapping[str, int] | None = None, *,
-               analysis: Analysis | None = None, method: str = "auto") -> WorkReport:
+               analysis: Analysis | None = None, method: str = "auto",
+               inputs: Mapping | None = None,
+               densities: Mapping[str, float] | None = None) -> WorkReport:
     """Counts the work of ``cascade``.
 
     ``sizes`` are overrides of the declared defaults (as ``--set`` gives them), or a full size
     table from :func:`einsum_ir.resolve_sizes`. ``method``: ``regions``, ``dense`` or ``auto``
-    (see :func:`existence_counts`).
+    (see :func:`existence_counts`). ``inputs`` (name -> array) decide data-dependent masks and
+    gathers exactly; ``densities`` (tensor or Einsum name -> fraction) give the selectivity of
+    masks the cascade cannot tell (as ``param DENSITY_NAME`` would).
     """
+    if densities:
+        cascade, analysis = with_densities(cascade, densities), None
     analysis = analysis or analyze(cascade)
     known = {d.name for d in cascade.sizes}
     overrides = {k: v for k, v in (sizes or {}).items() if k in known}
     env = resolve_sizes(cascade, overrides)
-    ev = existence_counts(analysis, env, method)
+    ev = existence_counts(analysis, env, method, inputs)
     symbols = rank_symbols(cascade, env)
     tainted = _tainted(cascade)
 
@@ -173,6 +212,8 @@ def count_work(cascade: Cascade, sizes: Mapping[str, int] | None = None, *,
         per_point, per_output = einsum_profile(einsum)
         points, outs = ev.points.get(key, 0), ev.out_points.get(key, 0)
         per_einsum[key] = {op: per_point[op] * points + per_output[op] * outs for op in OP_CLASSES}
+        for op, n in getattr(ev, "predicate_ops", {}).get(key, {}).items():
+            per_einsum[key][op] += n  # evaluating a data-dependent mask is work
         if ev.dense.get(key, False) and einsum.name not in tainted:
             n = math.prod([symbols[v.upper()] for v in einsum.iteration_space], start=sympy.Integer(1))
             o = math.prod([symbols[v.upper()] for v in einsum.output_vars], start=sympy.Integer(1))
@@ -183,4 +224,6 @@ def count_work(cascade: Cascade, sizes: Mapping[str, int] | None = None, *,
     return WorkReport(per_einsum=per_einsum, points=dict(ev.points), total=total,
                       symbolic=symbolic or None, sizes=env, output_points=dict(ev.out_points),
                       symbolic_points=symbolic_points, method=ev.method,
-                      bounded=dict(ev.bounded))
+                      bounded=dict(ev.bounded), kinds=dict(getattr(ev, "kinds", {})),
+                      upper=dict(getattr(ev, "upper", {})), notes=dict(getattr(ev, "notes", {})),
+                      predicate={k: dict(v) for k, v in getattr(ev, "predicate_ops", {}).items()})
