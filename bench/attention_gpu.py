@@ -39,7 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the lane's modules next to this file
 
-from gpu_lane_backward import backward_case  # noqa: E402
+from gpu_lane_backward import backward_case, summary_line  # noqa: E402
 from gpu_lane_measure import (agreement, case_inputs, compile_times, fresh_caches,  # noqa: E402
                               linear_reference, make_bench, softmax_baselines, time_ours, timed)
 from gpu_lane_results import backward_kind, backward_table, forward_table, results_stem  # noqa: E402
@@ -317,7 +317,7 @@ def run_backward(args, todo, device, bench) -> list[dict]:
             rec = backward_case(case, args.dtype, args.eager_max, lambda case=case: ops(case),
                                 bench, device)
             out.append(dict(rec, **{"pass": "backward"}))
-            print(_backward_line(out[-1]), flush=True)
+            print(summary_line(out[-1]), flush=True)
             _free(bench)
     return out
 
@@ -367,15 +367,6 @@ def _line(rec):
             f"{f(rec.get('flex_ms'))} | eager {f(rec.get('eager_ms'))}"
             + (f" | max diff {rec['max_abs_diff_vs_fp32_eager']:.2e}"
                if rec.get("max_abs_diff_vs_fp32_eager") is not None else "")
-            + (f" | error {rec['error']}" if rec.get("error") else ""))
-
-
-def _backward_line(rec):
-    f = _f
-    return (f"{rec['variant']:>14} N={rec['seq_len']:>6} D={rec['head_dim']:>3} backward: ours "
-            f"{f(rec.get('ours_ms'))} ms (fwd+bwd {f(rec.get('ours_fwdbwd_ms'))}, compile "
-            f"{f(rec.get('ours_bwd_compile_s'))} s) | sdpa {f(rec.get('sdpa_ms'))} | flex "
-            f"{f(rec.get('flex_ms'))} | pytorch {f(rec.get('eager_ms'))}"
             + (f" | error {rec['error']}" if rec.get("error") else ""))
 
 

@@ -156,3 +156,15 @@ def _backward_engine(op) -> str:
 
 def _on_host(op) -> bool:
     return INTERPRETER in _backward_engine(op)
+
+
+def summary_line(rec: dict) -> str:
+    """One console line of a backward record."""
+    def f(x):
+        return "-" if x is None else f"{x:.3f}"
+    return (f"{rec['variant']:>14} N={rec['seq_len']:>6} D={rec['head_dim']:>3} backward: ours "
+            f"{f(rec.get('ours_ms'))} ms (fwd+bwd {f(rec.get('ours_fwdbwd_ms'))}, compile "
+            f"{f(rec.get('ours_bwd_compile_s'))} s) | sdpa {f(rec.get('sdpa_ms'))} | flex "
+            f"{f(rec.get('flex_ms'))} | pytorch {f(rec.get('eager_ms'))}"
+            + (f" | error {rec['error']}" if rec.get("error") else "")
+            + (f" | {rec['ours_note']}" if rec.get("ours_note") else ""))
