@@ -7,6 +7,7 @@ baseline that fails leaves its time at None and its error text under ``baseline_
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import time
@@ -250,6 +251,26 @@ def agreement(rec, case, fn, tensors, slope, check_max: int = 4096) -> None:
     rec["max_abs_diff_vs_fp32_eager"] = (mine - other.float()).abs().max().item()
 
 
+@contextlib.contextmanager
+def fresh_caches():
+    """Empty on-disk caches for the block (ours, Triton's, Inductor's), so that first calls
+    measure code generation and JIT compilation; the environment is restored after."""
+    names = ("CASCADE_CACHE", "TRITON_CACHE_DIR", "TORCHINDUCTOR_CACHE_DIR")
+    saved = {k: os.environ.get(k) for k in names}
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["CASCADE_CACHE"] = tmp
+        os.environ["TRITON_CACHE_DIR"] = os.path.join(tmp, "triton")
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(tmp, "inductor")
+        try:
+            yield tmp
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
 def compile_times(arch, dtype, bench: Bench, device_name, seq_len=4096, head_dim=128,
                   heads=16) -> dict:
     """First-call time (code generation + Triton JIT, empty caches) of our causal kernel vs
@@ -262,72 +283,19 @@ def compile_times(arch, dtype, bench: Bench, device_name, seq_len=4096, head_dim
     rec = dict(variant="compile_time", seq_len=seq_len, head_dim=head_dim,
                dtype=str(dtype).replace("torch.", ""), device=device_name)
     q = torch.randn(1, heads, seq_len, head_dim, device=bench.device, dtype=dtype)
-    saved = {k: os.environ.get(k) for k in ("CASCADE_CACHE", "TRITON_CACHE_DIR",
-                                            "TORCHINDUCTOR_CACHE_DIR")}
-    with tempfile.TemporaryDirectory() as tmp:
-        os.environ["CASCADE_CACHE"] = tmp
-        os.environ["TRITON_CACHE_DIR"] = os.path.join(tmp, "triton")
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(tmp, "inductor")
-        try:
+    with fresh_caches():
+        start = time.perf_counter()
+        fn = compile_cascade(builtin_dir(BuiltinKind.CASCADE) / "causal.ein", arch=arch)
+        fn(Q=q, K=q, V=q)
+        bench.sync()
+        rec["ours_first_call_s"] = time.perf_counter() - start
+        if bench.flex is not None:
+            torch._dynamo.reset()
             start = time.perf_counter()
-            fn = compile_cascade(builtin_dir(BuiltinKind.CASCADE) / "causal.ein", arch=arch)
-            fn(Q=q, K=q, V=q)
+            bm = bench.create_block_mask(lambda b, h, qi, ki: qi >= ki, None, None, seq_len,
+                                         seq_len, device=bench.device)
+            bench.flex(q, q, q, block_mask=bm)
             bench.sync()
-            rec["ours_first_call_s"] = time.perf_counter() - start
-            if bench.flex is not None:
-                torch._dynamo.reset()
-                start = time.perf_counter()
-                bm = bench.create_block_mask(lambda b, h, qi, ki: qi >= ki, None, None, seq_len,
-                                             seq_len, device=bench.device)
-                bench.flex(q, q, q, block_mask=bm)
-                bench.sync()
-                rec["flex_first_call_s"] = time.perf_counter() - start
-                rec["flex_backend"] = bench.flex_backend
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+            rec["flex_first_call_s"] = time.perf_counter() - start
+            rec["flex_backend"] = bench.flex_backend
     return rec
-
-
-def backward_case(case, dtype_name, eager_max, fn, bench: Bench, device_name) -> dict:
-    """Backward times (dQ, dK, dV from dO) of the baselines, and ours where the backend's output
-    carries an autograd graph; the forward is outside the timed region."""
-    import torch
-
-    dtype = getattr(torch, dtype_name)
-    tensors, slope = case_inputs(case, dtype, bench.device, requires_grad=True)
-    q, k, v = tensors["Q"], tensors["K"], tensors["V"]
-    rec = dict(variant=case["variant"], seq_len=case["seq_len"], head_dim=case["head_dim"],
-               dtype=dtype_name, batch=case["B"], heads=case["H"], device=device_name,
-               ours_ms=None, predicted_ms=None, ours_tflops=None)
-    calls = {f"{key[:-3]}_ms": call for key, call in sdpa_calls(case, q, k, v, bench).items()}
-    if bench.flex is not None:
-        calls["flex_ms"] = flex_call(case, q, k, v, slope, bench)
-    if case["seq_len"] <= eager_max:
-        calls["eager_ms"] = lambda: eager_softmax(case, q, k, v, slope)
-    try:
-        out = fn(**tensors)["AV"]
-        if out.requires_grad:
-            calls["ours_ms"] = lambda: fn(**tensors)["AV"]
-        else:
-            rec["ours_note"] = "no backward kernel: the Triton backend generates forward kernels only"
-    except Exception as exc:
-        rec["error"] = f"{type(exc).__name__}: {exc}"[:300]
-    for key, forward in calls.items():
-        _time_backward(rec, key, forward, (q, k, v), bench)
-    return rec
-
-
-def _time_backward(rec, key, forward, inputs, bench: Bench) -> None:
-    import torch
-
-    try:
-        out = forward()
-        grad = torch.randn_like(out)
-        rec[key] = bench.timer(lambda: torch.autograd.grad(out, inputs, grad, retain_graph=True))
-    except Exception as exc:
-        rec[key] = None
-        rec.setdefault("baseline_errors", {})[key] = f"{type(exc).__name__}: {exc}"[:300]

@@ -108,13 +108,94 @@ def forward_table(records: list[dict]) -> list[str]:
     return lines
 
 
-def _backward_table(records: list[dict]) -> list[str]:
-    lines = ["| variant | N | D | ours ms | SDPA flash ms | cuDNN ms | Flex ms | eager ms | note |",
-             "|---|---|---|---|---|---|---|---|---|"]
+# The issue's targets for the backward alone (reported by the benchmark, never asserted):
+# baseline -> the least ratio (baseline time / our time), by backward family.
+BACKWARD_TARGETS = {"dense": (("sdpa", 0.9),), "causal": (("sdpa", 0.9), ("flex", 1.0)),
+                    "sliding": (("flex", 1.0),), "linear": (("eager", 1.0),),
+                    "linear_causal": (("eager", 1.0),)}
+BASELINE_LABELS = {"sdpa": "SDPA flash", "sdpa_cudnn": "cuDNN", "sdpa_efficient": "SDPA mem-eff",
+                   "flex": "FlexAttention", "eager": "PyTorch"}
+
+
+def backward_kind(variant: str) -> str | None:
+    """The backward family of a forward-table variant (``sliding1024`` -> ``sliding``), or None."""
+    kind = "sliding" if variant.startswith("sliding") else variant
+    return kind if kind in BACKWARD_TARGETS else None
+
+
+def backward_ratios(rec: dict) -> dict:
+    """Baseline time / our time of the backward alone (``bwd_vs_<baseline>``) and of
+    forward+backward (``fwdbwd_vs_<baseline>``), for every baseline the record measured (None
+    where either time is missing)."""
+    out = {}
+    for b in (b for b in BASELINE_LABELS if f"{b}_ms" in rec):
+        for phase, suffix in (("bwd", "_ms"), ("fwdbwd", "_fwdbwd_ms")):
+            a, ours = rec.get(f"{b}{suffix}"), rec.get(f"ours{suffix}")
+            out[f"{phase}_vs_{b}"] = a / ours if a and ours else None
+    return out
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One target of a record: ``met`` is None where either time is missing."""
+
+    baseline: str
+    least: float
+    ratio: float | None
+    met: bool | None
+
+
+def target_verdicts(rec: dict) -> list[Verdict]:
+    ratios = rec.get("ratios") or backward_ratios(rec)
+    out = []
+    for baseline, least in BACKWARD_TARGETS.get(backward_kind(rec["variant"]) or "", ()):
+        r = ratios.get(f"bwd_vs_{baseline}")
+        out.append(Verdict(baseline, least, r, None if r is None else r >= least))
+    return out
+
+
+def _x(r) -> str:
+    return "-" if r is None else f"{r:.2f}x"
+
+
+def _verdicts(rec: dict) -> str:
+    return "; ".join(f"{BASELINE_LABELS[v.baseline]} >= {v.least}x: "
+                     + {True: "met", False: "below", None: "not measured"}[v.met]
+                     for v in target_verdicts(rec))
+
+
+def _backward_note(rec: dict) -> str:
+    engine = rec.get("ours_backward_engine") or ""
+    text = _note(rec)
+    if engine and not engine.startswith("Triton kernels"):
+        text = f"our backward: {engine}" + (f"; {text}" if text else "")
+    return text.replace("|", "/").replace("\n", " ")[:220]
+
+
+def backward_table(records: list[dict]) -> list[str]:
+    """Our backward and forward+backward times, each baseline's time over ours (above 1: we are
+    faster), the backward's compile time, and the issue's targets."""
+    lines = ["| variant | N | D | ours bwd ms | ours fwd+bwd ms | ours bwd compile s | "
+             "bwd vs SDPA flash | vs cuDNN | vs Flex | vs PyTorch | fwd+bwd vs SDPA flash / Flex / "
+             "PyTorch | Flex bwd compile s | targets (bwd) | note |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    counts = {True: 0, False: 0, None: 0}
     for r in records:
+        if r.get("variant") is None:
+            continue
+        ratios = r.get("ratios") or backward_ratios(r)
+        for v in target_verdicts(r):
+            counts[v.met] += 1
+        fb = " / ".join(_x(ratios.get(f"fwdbwd_vs_{b}")) for b in ("sdpa", "flex", "eager"))
         lines.append(f"| {r['variant']} | {r['seq_len']} | {r['head_dim']} | {_f(r.get('ours_ms'))} | "
-                     f"{_f(r.get('sdpa_ms'))} | {_f(r.get('sdpa_cudnn_ms'))} | {_f(r.get('flex_ms'))} | "
-                     f"{_f(r.get('eager_ms'))} | {_note(r)} |")
+                     f"{_f(r.get('ours_fwdbwd_ms'))} | {_f(r.get('ours_bwd_compile_s'), 2)} | "
+                     f"{_x(ratios.get('bwd_vs_sdpa'))} | {_x(ratios.get('bwd_vs_sdpa_cudnn'))} | "
+                     f"{_x(ratios.get('bwd_vs_flex'))} | {_x(ratios.get('bwd_vs_eager'))} | {fb} | "
+                     f"{_f(r.get('flex_bwd_compile_s'), 2)} | {_verdicts(r) or '-'} | "
+                     f"{_backward_note(r)} |")
+    lines += ["", f"Targets of the backward alone: {counts[True]} met, {counts[False]} below, "
+              f"{counts[None]} not measured (reported, not asserted). Ratios are baseline time / "
+              "our time; the compile time is the first backward call minus a warm one."]
     return lines
 
 
@@ -168,7 +249,7 @@ def render(doc: dict) -> str:
             for r in by_step.get("lane", [])]
     sections = (("correctness", "Correctness (gpu-marked tests)", _correctness),
                 ("forward", "Forward (ratios: baseline time / our time)", forward_table),
-                ("backward", "Backward (dQ, dK, dV)", _backward_table),
+                ("backward", "Backward (dQ, dK, dV from dO) and forward+backward", backward_table),
                 ("compile", "First-call compile time (empty caches)", _compile),
                 ("aot", "Ahead-of-time compile (Triton's ptxas)", _aot))
     for step, title, fmt in sections:

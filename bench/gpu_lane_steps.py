@@ -20,7 +20,10 @@ from gpu_lane_results import Results, timing_record
 ROOT = Path(__file__).resolve().parents[1]
 FORWARD_ORDER = ("causal", "dense", "gqa8", "sliding1024", "alibi", "softcap", "linear",
                  "linear_causal")
-BACKWARD_VARIANTS = ("causal", "dense", "gqa8", "sliding1024")
+BACKWARD_VARIANTS = ("causal", "dense", "sliding1024", "linear", "linear_causal")
+BACKWARD_ESTIMATE_S = {"causal": 35.0, "dense": 35.0, "sliding1024": 35.0, "linear": 15.0,
+                       "linear_causal": 30.0}
+GPU_TEST_FILES = ("test_gpu_triton.py", "test_gpu_backward.py")
 RESTART_RC = 75  # the step asks to be restarted in a fresh process (a lost CUDA context)
 
 
@@ -207,10 +210,13 @@ def forward(ctx: StepContext) -> int:
 
 
 def backward(ctx: StepContext) -> int:
+    """Forward+backward of our native ops against SDPA's, FlexAttention's and PyTorch's
+    backward, at the grid's first shape, on fresh caches (the backward's compile time)."""
     import attention_gpu as ag
-    from gpu_lane_measure import backward_case
+    from gpu_lane_backward import backward_case
+    from gpu_lane_measure import fresh_caches
 
-    bench, ours = _bench(ctx), ag.OurKernels(ctx.arch)
+    bench, ours = _bench(ctx), ag.OurOps()
     items = []
     for case in lane_cases(ctx.shapes):
         if case["variant"] not in BACKWARD_VARIANTS or (case["seq_len"], case["head_dim"]) != \
@@ -218,12 +224,14 @@ def backward(ctx: StepContext) -> int:
             continue
 
         def run(case=case):
-            return backward_case(case, ctx.dtype, ctx.shapes.eager_max, ours(case), bench,
+            return backward_case(case, ctx.dtype, ctx.shapes.eager_max, lambda: ours(case), bench,
                                  ctx.device)
-        # FlexAttention compiles a backward kernel per case (tens of seconds with inductor)
-        items.append(Item(case_id(case), 2.0 if ctx.dry_run else 25.0,
+        # FlexAttention compiles a forward and a backward kernel per case (tens of seconds with
+        # Inductor); ours of linear attention runs its backward in numpy on the host
+        items.append(Item(case_id(case), 2.0 if ctx.dry_run else BACKWARD_ESTIMATE_S[case["variant"]],
                           case_base(case, ctx, ctx.dtype), run))
-    return run_items(ctx, items)
+    with fresh_caches():
+        return run_items(ctx, items)
 
 
 def compile_step(ctx: StepContext) -> int:
@@ -247,8 +255,9 @@ def correctness(ctx: StepContext) -> int:
     if ctx.dry_run:  # the gpu tests' tiny-shape CPU mode (see tests/test_gpu_triton.py)
         os.environ["CASCADE_GPU_TESTS_ON_CPU"] = "1"
     plugin = LanePlugin(ctx.results, ctx.progress, ctx.deadline, 1.0 if ctx.dry_run else 4.0)
-    rc = pytest.main([str(ROOT / "tests" / "test_gpu_triton.py"), "-m", "gpu", "-q", "-p",
-                      "no:cacheprovider", "--rootdir", str(ROOT)], plugins=[plugin])
+    files = [str(ROOT / "tests" / name) for name in GPU_TEST_FILES]
+    rc = pytest.main([*files, "-m", "gpu", "-q", "-p", "no:cacheprovider", "--rootdir", str(ROOT)],
+                     plugins=[plugin])
     ctx.progress.unlink(missing_ok=True)
     return 0 if rc in (0, 1, 5) else int(rc)  # failed tests are records, not a failed step
 

@@ -10,6 +10,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "attention_gpu.py"
 def _module():
     spec = importlib.util.spec_from_file_location("attention_gpu", SCRIPT)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # as an import does (its dataclasses look their module up)
     spec.loader.exec_module(mod)
     return mod
 
