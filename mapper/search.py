@@ -25,6 +25,7 @@ from simulator.problem import problem_for
 
 from .evaluate import Form, candidate_mapping, evaluate_space
 from .fusion import FUSION, cut_points, partitions, placed
+from .levels import with_level_splits
 from .select import front_points, rank, report_key
 from .space import batch_ranks, capable_units, spatial_options, tilings
 
@@ -114,9 +115,9 @@ def _evaluate(forms, arch, spill_levels, min_parallelism, progress) -> list:
     for form, spatial, tile_sizes in spaces:
         casc = form.prepared.cascade
         found = tilings(casc, form.prob, form.keys, tile_sizes, batch_ranks(casc), spill_levels)
-        if found:
+        for group in with_level_splits(casc, form.prob, form.keys, arch, found, spatial):
             pools.extend(_placed_only(c, arch)
-                         for c in evaluate_space(form, arch, spatial, found, memo, min_parallelism))
+                         for c in evaluate_space(form, arch, spatial, group, memo, min_parallelism))
         if bar is not None:
             bar.update(1)
     if bar is not None:
