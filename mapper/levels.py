@@ -34,13 +34,13 @@ def _pe_capacity_words(arch) -> int:
     return int(max(caps) // arch.word_bytes) if caps else 0
 
 
-def split_sizes(extent: int, limit: int) -> list:
-    """``R0`` sizes of a rank of ``extent`` points, largest first: its divisors and
-    ``ceil(extent / 2**i)``, below ``extent`` and at most ``limit``."""
+def split_sizes(extent: int, limit: int, imperfect: bool = True) -> list:
+    """``R0`` sizes of a rank of ``extent`` points, largest first: its divisors and (unless
+    ``imperfect`` is false) ``ceil(extent / 2**i)``, below ``extent`` and at most ``limit``."""
     out = {d for d in range(1, math.isqrt(extent) + 1) if extent % d == 0}
     out |= {extent // d for d in out}
     d = 2
-    while d < extent:
+    while imperfect and d < extent:
         out.add(-(-extent // d))
         d *= 2
     return sorted((s for s in out if s < extent and s <= limit), reverse=True)
@@ -65,7 +65,8 @@ def walked_ranks(cascade, prob, keys, tiling, spatial: dict) -> list:
     return [r for r in cascade.rank_names() if r in out]
 
 
-def with_level_splits(cascade, prob, keys, arch, tilings: list, spatial: dict) -> list:
+def with_level_splits(cascade, prob, keys, arch, tilings: list, spatial: dict,
+                      imperfect: bool = True) -> list:
     """Lists of tilings to evaluate (each list under one choice of per-Einsum spatial ranks):
     ``tilings``, and on a spec with per-PE levels, per walked rank, every tiling with that rank
     split into a buffer loop ``R1`` and a walked ``R0`` (:func:`split_sizes`)."""
@@ -78,7 +79,7 @@ def with_level_splits(cascade, prob, keys, arch, tilings: list, spatial: dict) -
             by_rank.setdefault(r, []).extend(
                 replace(t, tiles={**t.tiles, r: {f"{r}0": r0}},
                         buffer_loops=t.buffer_loops + (f"{r}1",), walked=t.walked + (f"{r}0",))
-                for r0 in split_sizes(prob.sizes[r], limit))
+                for r0 in split_sizes(prob.sizes[r], limit, imperfect))
     return [tilings] + [found for found in by_rank.values() if found]
 
 
