@@ -13,15 +13,14 @@ energy follow. The formulas are the model's own (:func:`simulator.schedule.recur
 
 On a spec with levels inside the buffer (:mod:`simulator.hierarchy`), what each inner level keeps
 is searched: every tiling is tried with each level keeping whatever fits (the default), nothing,
-or one input alone (:func:`keep_options`); the routing of reads through the levels is
+or a subset of the inputs (:func:`mapper.levels.keep_options`); the routing of reads through the levels is
 :func:`simulator.hierarchy.group_hierarchy`, the model's own, over all bindings at once.
 
 The cost of one evaluation is independent of the sequence length: sizes enter only as numbers.
 """
 from __future__ import annotations
 
-import itertools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
@@ -32,11 +31,12 @@ from simulator.buffer_rules import (buffer_read_words, buffered_tensor, fill_wor
 from simulator.hierarchy import group_hierarchy, level_energy
 from simulator.counts import group_traffic, inplace_pairs, whole_along
 from simulator.loops import Loops
-from simulator.mapping import EinsumMap, Group, LevelMap, Mapping
+from simulator.mapping import EinsumMap, Group, Mapping
 from simulator.timing import einsum_fill, port_cycles
 from simulator.schedule import recurrence_bound, recurrence_cycles, recurrence_distance, step_var
 
 from .bindings import BindingCosts, binding_matrix, relayouts
+from .levels import keep_options
 from .space import Tiling, per_einsum, spread
 
 
@@ -274,28 +274,6 @@ def _tiling_cost(form: Form, arch, tables: _Tables, mem: _Memory, loops: Loops, 
     return np.where(ok, cyc, np.inf), np.where(ok, energy, np.inf)
 
 
-def keep_options(form: Form, arch, tiling: Tiling) -> list:
-    """``tiling`` with every choice of what the inner levels keep that is cheap to search:
-    each level keeping whatever fits (the default), nothing, or one input alone (the inputs'
-    product is capped: past it, only the first two)."""
-    if not arch.inner:
-        return [tiling]
-    inputs = sorted({t for k in form.keys for t in form.prob.infos[k].reads
-                     if t not in form.prob.producer or form.prob.producer[t] not in form.keys})
-    per_level = [None, ()] + [(t,) for t in inputs]
-    if len(per_level) ** len(arch.inner) > MAX_KEEP_OPTIONS:
-        per_level = per_level[:2]
-    out = []
-    for combo in itertools.product(per_level, repeat=len(arch.inner)):
-        levels = {lv.name: LevelMap(keep) for lv, keep in zip(arch.inner, combo, strict=True)
-                  if keep is not None}
-        out.append(replace(tiling, levels=levels))
-    return out
-
-
-MAX_KEEP_OPTIONS = 8
-
-
 def _own_choices(form: Form, arch, spatial: dict, loops: Loops, tilings: list) -> dict:
     """``spatial`` with every Einsum's own choice where the unit's misses it (a rank it does not
     index, or its recurrence rank): :func:`mapper.space.per_einsum`."""
@@ -303,6 +281,7 @@ def _own_choices(form: Form, arch, spatial: dict, loops: Loops, tilings: list) -
     recurrent = {k: prob.recurrences[prob.infos[k].einsum.name][1] for k in form.keys
                  if prob.infos[k].einsum.name in prob.recurrences}
     looped = frozenset(n for t in tilings for n in (*t.loops, *t.buffer_loops))
+    looped |= {n for t in tilings for part in t.walked for n in (part, part[:-1])}  # split ranks
     return per_einsum(spatial, form.prepared.cascade, prob, form.keys, arch, loops, recurrent,
                       looped)
 

@@ -148,7 +148,7 @@ def placed(cand, unit_names: list) -> np.ndarray:
         if rank not in used:
             continue
         for part in (*parts, outer_part(rank, parts)):
-            if part not in looped:
+            if part not in looped and part not in tiling.walked:
                 spread = np.array([part in cand.spatial.get(u, ()) for u in unit_names])
                 ok &= spread[cand.bindings].any(axis=1)
     return ok

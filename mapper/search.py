@@ -25,6 +25,7 @@ from simulator.problem import problem_for
 
 from .evaluate import Form, candidate_mapping, evaluate_space
 from .fusion import FUSION, cut_points, partitions, placed
+from .levels import with_level_splits
 from .select import front_points, rank, report_key
 from .space import batch_ranks, capable_units, spatial_options, tilings
 
@@ -101,7 +102,7 @@ def _no_unit(arch, missing) -> CascadeError:
     return CascadeError(f"no unit of {arch.name} can run this cascade")
 
 
-def _evaluate(forms, arch, spill_levels, min_parallelism, progress) -> list:
+def _evaluate(forms, arch, spill_levels, min_parallelism, progress, imperfect=True) -> list:
     """Every candidate of every form, as a list of ``Candidates``."""
     spaces = [(form, spatial, tile_sizes) for form in forms
               for spatial, tile_sizes in spatial_options(form.prepared.cascade, form.prob.sizes, arch)]
@@ -114,9 +115,10 @@ def _evaluate(forms, arch, spill_levels, min_parallelism, progress) -> list:
     for form, spatial, tile_sizes in spaces:
         casc = form.prepared.cascade
         found = tilings(casc, form.prob, form.keys, tile_sizes, batch_ranks(casc), spill_levels)
-        if found:
+        for group in with_level_splits(casc, form.prob, form.keys, arch, found, spatial,
+                                       imperfect):
             pools.extend(_placed_only(c, arch)
-                         for c in evaluate_space(form, arch, spatial, found, memo, min_parallelism))
+                         for c in evaluate_space(form, arch, spatial, group, memo, min_parallelism))
         if bar is not None:
             bar.update(1)
     if bar is not None:
@@ -205,7 +207,7 @@ def _partitioned(forms, arch, fusion, spill_levels, min_parallelism) -> tuple[li
 def search(cascade, arch, sizes: dict | None = None, objective: str = "latency", top: int = 5,
            progress: bool = False, allow_rewrite: bool = True, modes=MODES,
            spill_levels=SPILL_LEVELS, min_parallelism: float = 1.0,
-           fusion: str = "searched") -> SearchResult:
+           fusion: str = "searched", imperfect_factors: bool = True) -> SearchResult:
     """Searches mappings of ``cascade`` on ``arch``; returns the best ``top`` (re-simulated).
 
     ``min_parallelism``: an Einsum may be bound to a unit only if it keeps at least this fraction
@@ -215,6 +217,9 @@ def search(cascade, arch, sizes: dict | None = None, objective: str = "latency",
     ``fusion``: ``full`` maps the whole cascade as one fusion group; ``none`` cuts it wherever
     it may be cut (layer by layer; a recurrence stays in one group); ``searched`` (the default)
     chooses the cut points too (:mod:`mapper.fusion`), the single group being one candidate.
+
+    ``imperfect_factors``: per-level tile factors (:mod:`mapper.levels`) include sizes that do
+    not divide the rank (a ragged last tile); false: divisors only.
     """
     if fusion not in FUSION:
         raise CascadeError(f"unknown fusion {fusion!r}", hint="one of " + ", ".join(FUSION))
@@ -224,7 +229,7 @@ def search(cascade, arch, sizes: dict | None = None, objective: str = "latency",
     if not forms:
         raise _no_unit(arch, missing)
     single = forms if fusion != "none" else [f for f in forms if not cut_points(f.prob, f.keys)]
-    pools = _evaluate(single, arch, spill_levels, min_parallelism, progress)
+    pools = _evaluate(single, arch, spill_levels, min_parallelism, progress, imperfect_factors)
     found, seg_evaluated = _partitioned(forms, arch, fusion, spill_levels, min_parallelism)
     p_lat = np.array([p.cycles for p in found])
     p_en = np.array([p.energy for p in found])

@@ -38,6 +38,7 @@ class Tiling:
     buffer_loops: tuple
     spill: dict = field(default_factory=dict)
     levels: dict = field(default_factory=dict)  # inner level -> LevelMap (what it keeps)
+    walked: tuple = ()  # tile parts the PEs walk inside the tile (mapper.levels' splits)
 
     def describe(self) -> str:
         parts = ", ".join(f"{r}:{'x'.join(str(v) for v in p.values())}" for r, p in self.tiles.items())

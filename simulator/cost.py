@@ -183,8 +183,11 @@ def _drained(prob, group: Group, traffic, buffer: str) -> float:
 
 
 def _too_big(arch, group: Group, inner: dict) -> Infeasible:
-    over = next((lv for lv in arch.inner if float(inner[lv.name].footprint) > lv.capacity),
-                arch.inner[0])
+    over = next((lv for lv in arch.inner if float(inner[lv.name].footprint) > lv.capacity), None)
+    if over is None:  # every level fits: the partial sums do not (simulator.hierarchy.psum_fits)
+        return Infeasible(f"mapping: group {group.name} holds more partial sums in a PE than "
+                          "its register file", hint="make the loops over a reduced rank "
+                          "innermost, or split an output rank walked in the PEs")
     return Infeasible(f"mapping: group {group.name} keeps more in {over.name} than one instance "
                       f"holds ({over.capacity:,.0f} bytes)",
                       hint=f"keep fewer tensors there (groups[].levels.{over.name}.keep), or "

@@ -46,6 +46,7 @@ from .counts import refetch, tensor_vars, tile_words
 
 
 BUFFER = ""  # the shared buffer as a source of fills
+PSUMS = " psums"  # the cache entry of the partial-sum check (no tensor has this name)
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class Route:
     unit: str
     code: object  # the unit as ``unit_of`` spells it (a name, or an index for the mapper)
     fills: tuple  # (Level, Fill) of every level of the chain, outer first
+    reuse: float = 1.0  # uses per word of a PE's tile that only PE-local storage captures
 
 
 def loops_above(arch, group, level) -> tuple:
@@ -140,6 +142,60 @@ def level_fill(prob, arch, loops, group, level, unit, spatial: tuple, t: str, co
     return Fill(parent, per_instance * used * n, per_instance * arch.word_bytes, copies)
 
 
+def walk_reuse(prob, loops, arch, group, unit, spatial: tuple, t: str, consumer: str) -> float:
+    """Uses per word of one PE's tile of ``t`` inside one iteration of every loop (the walk of
+    the ranks no loop and no PE dimension covers) that need PE-local storage: 1 where the unit
+    has no per-PE level (its registers are unbounded, as in a two-level spec), where the tile is
+    one word (the operand register), or where nothing is reused; else the walk's points over the
+    tile's words (each use a read from outside the PE unless a per-PE level keeps the tile).
+    The unit's register file holds the partial sums (outputs accumulate in the PE's registers,
+    as everywhere in the model), not inputs."""
+    pe_level = next((lv for lv in arch.chain(unit.name) if lv.per == "pe"), None)
+    if pe_level is None:
+        return 1.0
+    info = prob.infos[consumer]
+    every = group.loops + group.buffer_loops + group.inner_loops(arch)
+    tv = tensor_vars(prob, t, group.einsums)
+    share, _, _ = _share(prob, loops, info, unit, spatial, pe_level, tv, every)
+    if share <= 1:
+        return 1.0
+    points, _, _ = _share(prob, loops, info, unit, spatial, pe_level, frozenset(info.vars), every)
+    return max(1.0, points / share)
+
+
+def psum_words(prob, loops, arch, group, unit, spatial: tuple, consumer: str) -> float:
+    """Partial sums one PE of ``unit`` holds for Einsum ``consumer`` (0 where the unit has no
+    per-PE level or the Einsum reduces nothing): its output tile under the loops enclosing the
+    outermost loop over a reduced rank that encloses a loop over an output rank (the partial
+    sums of every inner iteration live across it), one PE's share."""
+    pe_level = next((lv for lv in arch.chain(unit.name) if lv.per == "pe"), None)
+    info = prob.infos[consumer]
+    if pe_level is None or not info.reduced:
+        return 0.0
+    every = group.loops + group.buffer_loops + group.inner_loops(arch)
+    out = frozenset(info.out_vars)
+    cut = len(every)
+    for i, name in enumerate(every):
+        if loops.var(name) in info.reduced and any(loops.var(n) in out for n in every[i + 1:]):
+            cut = i
+            break
+    words, _, _ = _share(prob, loops, info, unit, spatial, pe_level, out, every[:cut])
+    return words
+
+
+def psum_fits(prob, arch, loops, group, unit_of, candidates: dict):
+    """Whether every Einsum's partial sums fit its PEs' register file (one word where the unit
+    declares none), on units with a per-PE level (a boolean or an array over bindings)."""
+    fits = True
+    for k in group.einsums:
+        for name, code, spatial in candidates.get(k, ()):
+            unit = arch.unit(name)
+            held = unit.register_file.words if unit.register_file is not None else 1
+            if psum_words(prob, loops, arch, group, unit, spatial, k) > max(held, 1):
+                fits = np.logical_and(fits, np.logical_not(np.equal(unit_of[k], code)))
+    return fits
+
+
 def arch_level(arch, name: str):
     return next(lv for lv in arch.levels if lv.name == name)
 
@@ -156,7 +212,8 @@ def routes(prob, arch, loops, group, t: str, reads: tuple, candidates: dict) -> 
             fills = tuple((lv, level_fill(prob, arch, loops, group, lv, unit, spatial, t,
                                           r.consumer, (BUFFER,) + tuple(p.name for p in chain[:j])))
                           for j, lv in enumerate(chain))
-            per_unit.append(Route(t, r.consumer, name, code, fills))
+            per_unit.append(Route(t, r.consumer, name, code, fills,
+                                  walk_reuse(prob, loops, arch, group, unit, spatial, t, r.consumer)))
         out.append(per_unit)
     return out
 
@@ -204,9 +261,11 @@ def route_reads(reads: tuple, per_read: list, pays: list, unit_of, kept: dict, i
         for route in per_unit:
             on = np.where(np.logical_and(pay, np.equal(unit_of[r.consumer], route.code)), 1.0, 0.0)
             nearest = {BUFFER: 1.0}  # source -> 1 where it is the nearest keeper outward
-            copies = {BUFFER: 1}  # the array's reads of a local level are per instance
+            # the array's reads of a local level are per instance; a source outside the PEs
+            # serves every use of the walk that no PE-local storage captures
+            copies = {BUFFER: route.reuse}
             for lv, fill in route.fills:
-                copies[lv.name] = fill.copies
+                copies[lv.name] = fill.copies * (1.0 if lv.per == "pe" else route.reuse)
                 k = np.where(kept[lv.name][route.tensor], 1.0, 0.0)
                 for src, w in nearest.items():
                     _add(inner, src, on * k * w * fill.parent_reads[src], 0.0)
@@ -255,6 +314,9 @@ def group_hierarchy(prob, arch, loops, group, buffered: dict, unit_of, candidate
         all_routes[t] = cache[t]
     pays = {t: p for t, (_, p) in buffered.items()}
     kept, footprint, fits = choose_keep(arch, group, order, all_routes, pays, unit_of)
+    if PSUMS not in cache:  # nor do the partial sums
+        cache[PSUMS] = psum_fits(prob, arch, loops, group, unit_of, candidates)
+    fits = np.logical_and(fits, cache[PSUMS])
     inner: dict = {}
     glb = 0.0
     for t in order:

@@ -92,10 +92,19 @@ class _Checker:
                                hint="units: " + ", ".join(units))
 
     def tile_parts(self, path: str, group: Group) -> None:
-        """Every part of a rank the group iterates is a loop or spread across PEs."""
+        """Every part of a rank the group iterates is a loop or spread across PEs, except the
+        innermost part of a rank whose outer parts all are and that no Einsum spreads: the PEs
+        walk it inside the tile (a per-level tile factor, ``K = K1 x K0`` with ``K1`` a loop)."""
         used = {v.upper() for k in group.einsums for v in self.prob.infos[k].vars}
         placed = set(group.loops + group.buffer_loops + group.inner_loops(self.arch))
-        placed |= {s for k in group.einsums for s in self.m.einsums[k].spatial}
+        spread = {s for k in group.einsums for s in self.m.einsums[k].spatial}
+        placed |= spread
+        for rank, parts in self.m.tiles.items():
+            inner = list(parts)[-1] if parts else None
+            rest = [p for p in self.parts if self.parts[p] == rank and p != inner]
+            if inner is not None and rest and all(p in placed for p in rest) and not (
+                    spread & {rank, inner, *rest}):
+                placed.add(inner)
         for part, rank in self.parts.items():
             if rank in used and part not in placed:
                 raise self.err(f"{path}.loops", f"tile part {part} of {rank} is neither a loop of "
