@@ -150,7 +150,7 @@ def summary(rows: list) -> dict:
         out["scalesim"] = {
             "cases": len(ss),
             "per_tile_equals_scalesim_plus_one_per_layer": all(
-                s["per_tile_minus"] == len(r["layers"]) for r, s in zip(rows, ss, strict=True)),
+                r["scalesim"]["per_tile_minus"] == len(r["layers"]) for r in rows if "scalesim" in r),
             "geomean_ratio_over": {fd: gmean([s["ratio_over"][fd] for s in ss])
                                    for fd in FILL_DRAIN}}
     zz = [r["zigzag"] for r in rows if "zigzag" in r and "error" not in r["zigzag"]]

@@ -29,6 +29,19 @@ EXPLAIN = """
   energy > 1, most where MACs are few per word moved. ZigZag's own total is truncated to whole
   `bandwidth_max` accesses; the ratio uses its untruncated word count (`words`, the same access
   formula) at 1 pJ a word.
+* **AccelForge cycles** (FFM's latency-best mapping, the dataflow as loop bounds on the array's
+  two spatial dimensions) are MACs over the PEs its spatial loops use: Cascade's `none` where the
+  array's dimensions divide the spread ranks. FFM explores perfect factors by default
+  (`explore_imperfect_spatial_loops: false`), so on 20 x 12 x 7 it spreads 20 over 5 or 4 PEs,
+  not 8 + 8 + 4, and its cycles exceed `none`; it charges no fill or drain (no skew) and, for
+  several Einsums, sums their latencies (one after another on the one array, as Cascade's
+  groups here).
+* **AccelForge energy** (its energy-best mapping) counts, as ZigZag does, a buffer read of an
+  operand for every fold of the array it is broadcast in and partial sums moved between the
+  buffer and the PEs' registers across folds of a spread reduced rank; MACs and DRAM words
+  match Cascade's (`mac_energy_over`, `dram_words_over`). On the chain, AccelForge's DRAM words
+  unfused and fused (S kept on chip) are Cascade's off-chip words of `--fusion none` and
+  `searched`: both drop the 2 x 65,536 words of S written and read back.
 """
 
 

@@ -146,6 +146,8 @@ def test_accelforge_ratios_and_markdown_on_canned_output():
     assert a["ratio_energy_over_zigzag"] == pytest.approx(323584 / (262144 + 61440))
     summ = peers.summary([row])
     assert summ["accelforge"]["cycles_equal_none"] == 1
+    mixed = peers.compare([peers.cases()[0], todo[0]], [[125], None], None, [None, raw])
+    assert peers.summary(mixed)["scalesim"]["cases"] == 1  # rows without SCALE-Sim are skipped
     text = peers_report.markdown({"status": {}, "summary": summ, "rows": [row]})
     assert "| gemm | os | 16x16 | (64, 64, 64) | 1024 | 1024 | 1.000 |" in text
     failed = peers.compare(todo, None, None, [{"error": "TimeoutError: over 600 s"}])
