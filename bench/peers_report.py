@@ -30,18 +30,23 @@ EXPLAIN = """
   `bandwidth_max` accesses; the ratio uses its untruncated word count (`words`, the same access
   formula) at 1 pJ a word.
 * **AccelForge cycles** (FFM's latency-best mapping, the dataflow as loop bounds on the array's
-  two spatial dimensions) are MACs over the PEs its spatial loops use: Cascade's `none` where the
-  array's dimensions divide the spread ranks. FFM explores perfect factors by default
-  (`explore_imperfect_spatial_loops: false`), so on 20 x 12 x 7 it spreads 20 over 5 or 4 PEs,
-  not 8 + 8 + 4, and its cycles exceed `none`; it charges no fill or drain (no skew) and, for
-  several Einsums, sums their latencies (one after another on the one array, as Cascade's
-  groups here).
-* **AccelForge energy** (its energy-best mapping) counts, as ZigZag does, a buffer read of an
-  operand for every fold of the array it is broadcast in and partial sums moved between the
-  buffer and the PEs' registers across folds of a spread reduced rank; MACs and DRAM words
-  match Cascade's (`mac_energy_over`, `dram_words_over`). On the chain, AccelForge's DRAM words
-  unfused and fused (S kept on chip) are Cascade's off-chip words of `--fusion none` and
-  `searched`: both drop the 2 x 65,536 words of S written and read back.
+  two spatial dimensions) are MACs over the PEs its spatial loops use: Cascade's `none` in 20 of
+  the 27 cases. FFM explores perfect factors only by default (`explore_imperfect_spatial_loops:
+  false`), so a spread rank the array does not divide uses a divisor: 100 x 3 x 37 weight-
+  stationary spreads K = 37 (prime) over 1 of 16 rows (3,700 cycles against 300), 128 x 96 x 200
+  spreads K = 200 over 8 rows (1.538). It charges no fill or drain (no skew; Cascade's latency-
+  objective chain is 76 cycles longer, its skew) and sums the Einsums' latencies (one after
+  another on the one array, as Cascade's groups here).
+* **AccelForge energy** (its energy-best mapping; one Pareto point in every case here). MACs and
+  DRAM words match Cascade's in every case (`mac_energy_over`, `dram_words_over` 1). The buffer
+  term follows ZigZag's: an operand re-read from the buffer for every fold it is broadcast in,
+  partial sums moved between the buffer and the PE registers across folds of a spread reduced
+  rank. AccelForge / ZigZag energy is 1.0000 on every output-stationary case the array divides,
+  0.987-0.992 on weight- and input-stationary 64^3, 256 x 768 x 64 and the chain (fewer buffer
+  words; not analysed further) and above 1 where it spreads a divisor (above). On the chain,
+  AccelForge's DRAM words unfused and fused (S left on chip by FFM) are Cascade's off-chip words
+  of `--fusion none` and `searched` (196,608 and 65,536); its fused energy is 1.039 x Cascade's
+  latency-objective mapping's (the buffer re-reads again) at 32,768 cycles against 32,844.
 """
 
 
