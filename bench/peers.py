@@ -169,7 +169,8 @@ def summary(rows: list) -> dict:
         stats = {k: [a[k] for a in af if k in a] for k in keys}
         out["accelforge"] = {
             "cases": len(af), "errors": sum(1 for r in rows if "error" in r.get("accelforge", {})),
-            "cycles_equal_none": sum(1 for a in af if a["ratio_cycles_over_none"] == 1.0),
+            "cycles_equal_none": sum(1 for a in af  # Cascade's cycles carry float rounding
+                                     if math.isclose(a["ratio_cycles_over_none"], 1.0, rel_tol=1e-9)),
             "geomean": {k: gmean(v) for k, v in stats.items() if v},
             "min": {k: min(v) for k, v in stats.items() if v},
             "max": {k: max(v) for k, v in stats.items() if v}}

@@ -30,11 +30,12 @@ EXPLAIN = """
   `bandwidth_max` accesses; the ratio uses its untruncated word count (`words`, the same access
   formula) at 1 pJ a word.
 * **AccelForge cycles** (FFM's latency-best mapping, the dataflow as loop bounds on the array's
-  two spatial dimensions) are MACs over the PEs its spatial loops use: Cascade's `none` in 20 of
+  two spatial dimensions) are MACs over the PEs its spatial loops use: Cascade's `none` in 22 of
   the 27 cases. FFM explores perfect factors only by default (`explore_imperfect_spatial_loops:
   false`), so a spread rank the array does not divide uses a divisor: 100 x 3 x 37 weight-
   stationary spreads K = 37 (prime) over 1 of 16 rows (3,700 cycles against 300), 128 x 96 x 200
-  spreads K = 200 over 8 rows (1.538). It charges no fill or drain (no skew; Cascade's latency-
+  spreads K = 200 over 8 rows (1.538), 100 x 3 x 37 output-stationary M = 100 over 10 rows
+  (1.429). It charges no fill or drain (no skew; Cascade's latency-
   objective chain is 76 cycles longer, its skew) and sums the Einsums' latencies (one after
   another on the one array, as Cascade's groups here).
 * **AccelForge energy** (its energy-best mapping; one Pareto point in every case here). MACs and
