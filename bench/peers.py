@@ -39,7 +39,7 @@ DATAFLOWS = ("os", "ws", "is")
 CHAIN = {"P": 256, "M": 256, "E": 64, "F": 64}  # one attention head: QK (P x M x E), AV (P x F x M)
 CHAIN_ARRAYS = [(16, 16), (32, 32)]
 FILL_DRAIN = ("none", "per_group", "per_tile")
-ACCELFORGE_ARRAYS = [(16, 16)]
+ACCELFORGE_ARRAYS = [(16, 16), (8, 8), (32, 16)]
 EXTRA = [("gemm", (1024, 1024, 1024)), ("qk", (512, 512, 64))]  # qk: BERT-base, one head, S = Q K^T
 EXTRA_ARRAYS = [(16, 16)]
 SKIPPED = {

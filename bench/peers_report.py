@@ -30,8 +30,8 @@ EXPLAIN = """
   `bandwidth_max` accesses; the ratio uses its untruncated word count (`words`, the same access
   formula) at 1 pJ a word.
 * **AccelForge cycles** (FFM's latency-best mapping, the dataflow as loop bounds on the array's
-  two spatial dimensions) are MACs over the PEs its spatial loops use: Cascade's `none` in 22 of
-  the 27 cases. FFM explores perfect factors only by default (`explore_imperfect_spatial_loops:
+  two spatial dimensions) are MACs over the PEs its spatial loops use: Cascade's `none` where the
+  array divides the spread ranks (the count is above). FFM explores perfect factors only by default (`explore_imperfect_spatial_loops:
   false`), so a spread rank the array does not divide uses a divisor: 100 x 3 x 37 weight-
   stationary spreads K = 37 (prime) over 1 of 16 rows (3,700 cycles against 300), 128 x 96 x 200
   spreads K = 200 over 8 rows (1.538), 100 x 3 x 37 output-stationary M = 100 over 10 rows
@@ -44,7 +44,8 @@ EXPLAIN = """
   partial sums moved between the buffer and the PE registers across folds of a spread reduced
   rank. AccelForge / ZigZag energy is 1.0000 on every output-stationary case the array divides,
   0.987-0.992 on weight- and input-stationary 64^3, 256 x 768 x 64 and the chain (fewer buffer
-  words; not analysed further) and above 1 where it spreads a divisor (above). On the chain,
+  words; not analysed further), 0.81 on 20 x 12 x 7 weight-stationary on 8 x 8 (not analysed)
+  and above 1 where it spreads a divisor (above). On the chain,
   AccelForge's DRAM words unfused and fused (S left on chip by FFM) are Cascade's off-chip words
   of `--fusion none` and `searched` (196,608 and 65,536); its fused energy is 1.039 x Cascade's
   latency-objective mapping's (the buffer re-reads again) at 32,768 cycles against 32,844.
