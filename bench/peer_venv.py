@@ -1,8 +1,21 @@
 """A peer tool's own virtual environment, made on first use (bench/.venv-*, git-ignored)."""
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
+
+# ZigZag and AccelForge want Python >= 3.12; this Debian has 3.11 on PATH, pyenv's 3.12.1 beside it
+PYTHON312 = ("python3.12", "/root/.pyenv/versions/3.12.1/bin/python3.12")
+
+
+def find_python(candidates: tuple = PYTHON312) -> str | None:
+    """The first of ``candidates`` (names on PATH or paths) that runs, else None."""
+    for cand in candidates:
+        path = shutil.which(cand) or (cand if Path(cand).exists() else None)
+        if path and subprocess.run([path, "--version"], capture_output=True).returncode == 0:
+            return path
+    return None
 
 
 def venv_python(venv: Path) -> Path:

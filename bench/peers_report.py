@@ -29,6 +29,26 @@ EXPLAIN = """
   energy > 1, most where MACs are few per word moved. ZigZag's own total is truncated to whole
   `bandwidth_max` accesses; the ratio uses its untruncated word count (`words`, the same access
   formula) at 1 pJ a word.
+* **AccelForge cycles** (FFM's latency-best mapping, the dataflow as loop bounds on the array's
+  two spatial dimensions) are MACs over the PEs its spatial loops use: Cascade's `none` where the
+  array divides the spread ranks (the count is above). FFM explores perfect factors only by default (`explore_imperfect_spatial_loops:
+  false`), so a spread rank the array does not divide uses a divisor: 100 x 3 x 37 weight-
+  stationary spreads K = 37 (prime) over 1 of 16 rows (3,700 cycles against 300), 128 x 96 x 200
+  spreads K = 200 over 8 rows (1.538), 100 x 3 x 37 output-stationary M = 100 over 10 rows
+  (1.429). It charges no fill or drain (no skew; Cascade's latency-
+  objective chain is 76 cycles longer, its skew) and sums the Einsums' latencies (one after
+  another on the one array, as Cascade's groups here).
+* **AccelForge energy** (its energy-best mapping; one Pareto point in every case here). MACs and
+  DRAM words match Cascade's in every case (`mac_energy_over`, `dram_words_over` 1). The buffer
+  term follows ZigZag's: an operand re-read from the buffer for every fold it is broadcast in,
+  partial sums moved between the buffer and the PE registers across folds of a spread reduced
+  rank. AccelForge / ZigZag energy is 1.0000 on every output-stationary case the array divides,
+  0.987-0.992 on weight- and input-stationary 64^3, 256 x 768 x 64 and the chain (fewer buffer
+  words; not analysed further), 0.81 on 20 x 12 x 7 weight-stationary on 8 x 8 (not analysed)
+  and above 1 where it spreads a divisor (above). On the chain,
+  AccelForge's DRAM words unfused and fused (S left on chip by FFM) are Cascade's off-chip words
+  of `--fusion none` and `searched` (196,608 and 65,536); its fused energy is 1.039 x Cascade's
+  latency-objective mapping's (the buffer re-reads again) at 32,768 cycles against 32,844.
 """
 
 
@@ -74,25 +94,81 @@ def _table(rows: list) -> list:
     return lines
 
 
+def _accelforge(result: dict) -> list:
+    a = result["summary"].get("accelforge")
+    if not a:
+        return []
+    fmt = ", ".join(f"{k.removeprefix('ratio_')} {a['geomean'][k]:.4f} "
+                    f"[{a['min'][k]:.4f}, {a['max'][k]:.4f}]" for k in a["geomean"])
+    return [f"AccelForge: {a['cases']} cases ({a['errors']} failed); cycles = Cascade's `none` in "
+            f"{a['cycles_equal_none']}; geomean [min, max] of AccelForge / Cascade: {fmt}", ""]
+
+
+def _accelforge_table(rows: list) -> list:
+    af_rows = [r for r in rows if "accelforge" in r]
+    if not af_rows:
+        return []
+    head = ("| kind | df | array | layers (M,N,K) | none | AccelForge | AF / none | Cascade pJ | "
+            "AccelForge pJ | AF / Cascade | ZigZag pJ | AF / ZigZag | Cascade DRAM words | "
+            "AF DRAM words | AF Pareto points |")
+    lines = ["", "## AccelForge 1.0.467 (FFM's latency-best mapping's cycles, its energy-best "
+             "mapping's energy and words)", "", head, "|" + "---|" * head.count(" | ") + "---|"]
+    for r in af_rows:
+        c, a, z = r["cascade"], r["accelforge"], r.get("zigzag", {})
+        shape = (f"| {r['kind']} | {r['dataflow']} | {r['rows']}x{r['cols']} | "
+                 f"{' '.join(str(tuple(x)) for x in r['layers'])} | {c['cycles']['none']:.0f} | ")
+        if "error" in a:
+            lines.append(shape + f"error: {a['error'][:80]} |" + " |" * 9)
+            continue
+        zz = (f"{z['energy_untruncated']:.0f} | {a['ratio_energy_over_zigzag']:.4f}"
+              if "ratio_energy_over_zigzag" in a else "- | -")
+        lines.append(shape + f"{a['cycles']:.0f} | {a['ratio_cycles_over_none']:.3f} | "
+                     f"{c['energy_pJ']:.0f} | {a['energy']:.0f} | {a['ratio_energy_over']:.4f} | "
+                     f"{zz} | {c['energy_breakdown_pJ']['DRAM']:.0f} | {a['dram_words']:.0f} | "
+                     f"{a['pareto']} |")
+    return lines
+
+
+def _af_fusion_cells(entry: dict | None) -> str:
+    if not entry:
+        return "- | - | -"
+    raw = entry["raw"]
+    if "error" in raw:
+        return f"error: {raw['error'][:60]} | - | -"
+    return (f"{raw['latency']['cycles']:.0f} | {raw['energy']['energy']:.0f} | "
+            f"{raw['energy']['dram_words']:.0f}")
+
+
 def _fusion(result: dict) -> list:
     f = result.get("cascade_chain_fusion")
     if not f:
         return []
-    lines = ["", "## Cascade's chain, unfused and with searched cuts (`cascade map --fusion none|"
-             "searched --objective energy`, `bench/peers_cases/`; no peer runs it yet: Stream is "
-             "skipped)", "", "| fusion | groups | cycles | energy pJ | off-chip words |",
-             "|---|---|---|---|---|"]
-    lines += [f"| {k} | {' ; '.join(','.join(g) for g in v['groups'])} | {v['cycles']:.0f} | "
-              f"{v['energy_pJ']:.0f} | {v['offchip_words']:.0f} |" for k, v in f.items()]
+    lat = result.get("cascade_chain_fusion_latency", {})
+    af = result.get("accelforge_chain_fusion", {})
+    lines = ["", "## The chain S = Q K^T, O = S V (256, 256, 64; 16 x 16 array), unfused and with "
+             "searched cuts: Cascade (`cascade map --fusion none|searched --objective energy` and "
+             "`latency`, `bench/peers_cases/`) and AccelForge (the same chain as dependent "
+             "Einsums, S kept in DRAM or left to FFM; the dataflow the mappers')", "",
+             "| fusion | groups | cycles | energy pJ | off-chip words | cycles (latency objective) | "
+             "energy pJ (latency objective) | AccelForge cycles | AccelForge pJ | AccelForge DRAM "
+             "words |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for k, v in f.items():
+        lo = lat.get(k)
+        lo_cells = f"{lo['cycles']:.0f} | {lo['energy_pJ']:.0f}" if lo else "- | -"
+        lines.append(f"| {k} | {' ; '.join(','.join(g) for g in v['groups'])} | "
+                     f"{v['cycles']:.0f} | {v['energy_pJ']:.0f} | {v['offchip_words']:.0f} | "
+                     f"{lo_cells} | {_af_fusion_cells(af.get(k))} |")
     return lines
 
 
 def markdown(result: dict) -> str:
-    lines = ["# Peers: SCALE-Sim 3.0.0 and ZigZag 3.x vs Cascade", "",
+    lines = ["# Peers: SCALE-Sim 3.0.0, ZigZag 3.x and AccelForge 1.0.467 vs Cascade", "",
              "`python bench/peers.py`; Cascade energies with `fill_drain: none` (fill and drain "
              "change cycles only). 1 pJ per MAC and per 16-bit word at the buffer and DRAM in "
              "every model.", ""]
     lines += [f"* {name}: {why}" for name, why in result["status"].items()] + [""]
-    lines += _scalesim(result) + _zigzag(result)
-    lines += _table(result["rows"]) + _fusion(result) + [EXPLAIN]
+    lines += _scalesim(result) + _zigzag(result) + _accelforge(result)
+    lines += _table([r for r in result["rows"] if "scalesim" in r or "zigzag" in r or
+                     "accelforge" not in r])
+    lines += _accelforge_table(result["rows"]) + _fusion(result) + [EXPLAIN]
     return "\n".join(lines)

@@ -15,12 +15,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from peer_venv import ensure_venv, ready, venv_python
+from peer_venv import PYTHON312, ensure_venv, find_python, ready, venv_python
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / "bench" / ".venv-zigzag"
 REQUIREMENTS = ("zigzag-dse>=3,<4", "six")  # six: imported by zigzag 3.9.1, not declared
-PYTHON312 = ("python3.12", "/root/.pyenv/versions/3.12.1/bin/python3.12")
 # ZigZag charges a memory access per bandwidth_max bits: a wide port with its cost scaled to
 # match makes every 16-bit word cost WORD_PJ (the total is truncated to whole accesses)
 PORT_WORDS = 1024
@@ -164,11 +163,7 @@ def driver(cases_file: str) -> None:
 
 
 def find_python312() -> str | None:
-    for cand in PYTHON312:
-        path = shutil.which(cand) or (cand if Path(cand).exists() else None)
-        if path and subprocess.run([path, "--version"], capture_output=True).returncode == 0:
-            return path
-    return None
+    return find_python(PYTHON312)
 
 
 def ensure() -> tuple:

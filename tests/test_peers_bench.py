@@ -15,10 +15,29 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
 sys.path.insert(0, str(BENCH))
 
 import peers  # noqa: E402
+import peers_accelforge  # noqa: E402
 import peers_cascade  # noqa: E402
 import peers_report  # noqa: E402
 import peers_zigzag  # noqa: E402
+import yaml  # noqa: E402
 from einsum_ir import loads  # noqa: E402
+
+
+class _TaggedLoader(yaml.SafeLoader):
+    """Reads AccelForge's ``!Memory``-style node tags as plain mappings tagged ``_tag``."""
+
+
+_TaggedLoader.add_multi_constructor(
+    "!", lambda loader, tag, node: {"_tag": tag, **loader.construct_mapping(node, deep=True)})
+
+
+def _af_arch(case: dict) -> list:
+    return yaml.load(peers_accelforge.arch_text(case), Loader=_TaggedLoader)["arch"]["nodes"]
+
+
+def _af_rec(cycles, energy, macs, dram, glb=0.0):
+    return {"cycles": cycles, "energy": energy, "macs": macs, "dram_words": dram,
+            "glb_words": glb, "einsum_cycles": {}}
 
 
 def _zz_layer(cycles, ideal, energy, mac, words):
@@ -65,6 +84,98 @@ def test_zigzag_inputs_follow_the_case():
     assert m == {"D1": ["M, 32"], "D2": ["N, 3"]}  # never unrolled past the rank
     wl = peers_zigzag.workload([(20, 12, 7)])[0]
     assert wl["loop_sizes"] == [20, 12, 7] and wl["loop_dims"] == ["M", "N", "K"]
+
+
+def test_accelforge_arch_follows_the_case():
+    case = {"kind": "gemm", "dataflow": "ws", "rows": 32, "cols": 16, "layers": [(9, 30, 13)] * 2}
+    nodes = _af_arch(case)
+    assert [n["_tag"] + n["name"] for n in nodes] == ["MemoryDRAM", "MemoryGLB", "ContainerArray",
+                                                      "MemoryReg", "ComputeMAC"]
+    dram, glb, array, reg, mac = nodes
+    assert dram["tensors"] == {"keep": "All"}  # fusion none: every tensor goes off chip
+    for mem, pj in ((dram, 1.0), (glb, 1.0), (reg, 0.0)):  # per 16-bit word, not per bit
+        assert [(a["energy"], a["bits_per_action"]) for a in mem["actions"]] == [(pj, 16)] * 2
+    assert reg["size"] == 3 * 16 and mac["actions"][0]["energy"] == 1.0
+    rows, cols = array["spatial"]
+    assert (rows["fanout"], cols["fanout"]) == (32, 16)
+    assert rows["loop_bounds"] == [{"expression": "~(k0 | k1)", "operator": "==", "value": 1}]
+    assert cols["loop_bounds"][0]["expression"] == "~(n0 | n1)"  # ws: K down, N across
+    free = _af_arch({**case, "dataflow": None, "fusion": "searched"})
+    assert all("loop_bounds" not in d for d in free[2]["spatial"])
+    assert free[0]["tensors"] == {"keep": "~Intermediates", "may_keep": "All"}
+    with pytest.raises(ValueError, match="fusion"):
+        peers_accelforge.arch_text({**case, "fusion": "some"})
+
+
+def test_accelforge_workloads_follow_the_case():
+    wl = yaml.safe_load(peers_accelforge.workload_text(
+        {"layers": [(20, 12, 7), (9, 30, 13)]}))["workload"]
+    assert wl["rank_sizes"] == {"M0": 20, "N0": 12, "K0": 7, "M1": 9, "N1": 30, "K1": 13}
+    assert wl["einsums"][1] == "C1[m1, n1] = A1[m1, k1] * B1[k1, n1]"
+    assert wl["bits_per_value"] == {"All": 16}
+    chain = next(iter(peers.fusion_cases().values()))
+    wl = yaml.safe_load(peers_accelforge.workload_text(chain))["workload"]
+    assert wl["rank_sizes"] == {"P": 256, "M": 256, "E": 64, "F": 64}
+    assert wl["einsums"] == ["S[p, m] = Q[p, e] * K[m, e]", "O[p, f] = S[p, m] * V[m, f]"]
+    with pytest.raises(ValueError, match="chain layers"):
+        peers_accelforge.workload_text({"chain": True, "layers": [(256, 256, 64), (128, 64, 256)]})
+
+
+def test_accelforge_record_reads_ffm_columns():
+    row = {"Total<SEP>latency": 40, "Total<SEP>energy": 99.0,
+           "C0<SEP>action<SEP>DRAM<SEP>A0<SEP>read": 7.0, "C0<SEP>action<SEP>DRAM<SEP>C0<SEP>write": 3,
+           "C0<SEP>action<SEP>GLB<SEP>A0<SEP>read": 11, "C0<SEP>action<SEP>Reg<SEP>A0<SEP>read": 500,
+           "C0<SEP>action<SEP>MAC<SEP>None<SEP>compute": 64, "C0<SEP>latency<SEP>MAC": 40,
+           "C0<SEP>latency<SEP>GLB": 0, "C0<SEP>energy<SEP>DRAM<SEP>A0<SEP>read": 7.0}
+    rec = peers_accelforge._record(row)
+    assert rec == {"cycles": 40.0, "energy": 99.0, "macs": 64.0, "dram_words": 10.0,
+                   "glb_words": 11.0, "einsum_cycles": {"C0": 40.0}}
+
+
+def test_accelforge_ratios_and_markdown_on_canned_output():
+    todo = [{"kind": "gemm", "dataflow": "os", "rows": 16, "cols": 16, "layers": [(64, 64, 64)]}]
+    raw = {"pareto": 2, "latency": _af_rec(1024.0, 400000.0, 262144.0, 12288.0),
+           "energy": _af_rec(2048.0, 323584.0, 262144.0, 12288.0)}
+    zz = [[_zz_layer(1028.0, 1024.0, 1.0, 262144.0, 61440.0)]]
+    row = peers.compare(todo, None, zz, [raw])[0]
+    a = row["accelforge"]
+    assert a["cycles"] == 1024.0 and a["ratio_cycles_over_none"] == 1.0  # the latency-best's
+    assert a["energy"] == 323584.0  # the energy-best's
+    assert a["ratio_energy_over"] == pytest.approx(323584 / row["cascade"]["energy_pJ"])
+    assert a["ratio_dram_words_over"] == 1.0 and a["ratio_mac_energy_over"] == 1.0
+    assert a["ratio_energy_over_zigzag"] == pytest.approx(323584 / (262144 + 61440))
+    summ = peers.summary([row])
+    assert summ["accelforge"]["cycles_equal_none"] == 1
+    mixed = peers.compare([peers.cases()[0], todo[0]], [[125], None], None, [None, raw])
+    assert peers.summary(mixed)["scalesim"]["cases"] == 1  # rows without SCALE-Sim are skipped
+    text = peers_report.markdown({"status": {}, "summary": summ, "rows": [row]})
+    assert "| gemm | os | 16x16 | (64, 64, 64) | 1024 | 1024 | 1.000 |" in text
+    failed = peers.compare(todo, None, None, [{"error": "TimeoutError: over 600 s"}])
+    assert failed[0]["accelforge"] == {"error": "TimeoutError: over 600 s"}
+    assert "error: TimeoutError" in peers_report.markdown(
+        {"status": {}, "summary": peers.summary(failed), "rows": failed})
+
+
+def test_peer_case_selection_and_reuse_without_running_a_peer(monkeypatch):
+    extra = peers.extra_cases()
+    assert {tuple(c["layers"][0]) for c in extra} == {(1024, 1024, 1024), (512, 512, 64)}
+    fusion = peers.fusion_cases()
+    assert [c["fusion"] for c in fusion.values()] == ["none", "searched"]
+    assert all(peers.runs_on("accelforge", c) for c in extra + list(fusion.values()))
+    assert not any(peers.runs_on("zigzag", c) for c in extra + list(fusion.values()))
+    assert peers.case_key(fusion["none"]) != peers.case_key(fusion["searched"])
+    todo = [c for c in peers.cases() if (c["rows"], c["cols"]) == (4, 8)][:2] + extra[:1]
+
+    def no_venv():
+        raise AssertionError("a reused peer must not be set up")
+    monkeypatch.setattr(peers_accelforge, "ensure", no_venv)
+    stored = {peers.case_key(c): {"error": "x"} for c in todo}
+    status, got = peers.measure("accelforge", todo, stored)
+    assert status.startswith("ran accelforge")
+    assert got == [None, None, {"error": "x"}]  # 4 x 8 is not among ACCELFORGE_ARRAYS
+    old = {"rows": [{**c, "accelforge": {"error": "x"}} for c in todo],
+           "accelforge_chain_fusion": {"none": {"case": fusion["none"], "raw": {"error": "y"}}}}
+    assert peers._stored("accelforge", old)[peers.case_key(fusion["none"])] == {"error": "y"}
 
 
 def test_ratios_summary_and_markdown_on_canned_peer_outputs():
@@ -119,3 +230,17 @@ def test_zigzag_driver_on_one_gemm(tmp_path):
     layer = json.loads(out.stdout.strip().splitlines()[-1])[0][0]
     assert layer["latency"]["ideal"] == 1024.0  # Cascade's `none`: 16 folds x K
     assert layer["energy"]["mac_energy"] == 64 ** 3
+
+
+@pytest.mark.slow
+def test_accelforge_driver_on_one_gemm(tmp_path):
+    python = peers_accelforge.VENV / "bin" / "python"
+    if not python.exists():
+        pytest.skip("bench/.venv-accelforge absent (python bench/peers.py creates it)")
+    case = {"kind": "gemm", "dataflow": "os", "rows": 8, "cols": 8, "layers": [(64, 64, 64)]}
+    (tmp_path / "c.json").write_text(json.dumps([case]))
+    out = subprocess.run([str(python), str(BENCH / "peers_accelforge.py"), "--driver",
+                          str(tmp_path / "c.json")], capture_output=True, text=True, check=True)
+    got = json.loads(out.stdout.strip().splitlines()[-1])[0]
+    assert got["latency"]["cycles"] == 4096.0  # Cascade's `none`: 64 folds x K
+    assert got["energy"]["macs"] == 64 ** 3 and got["energy"]["dram_words"] == 3 * 64 * 64
