@@ -83,6 +83,19 @@ class Lowering:
         self.block_name = block_name
         self._roles()
 
+    def sole_definition(self, name: str, node=None):
+        """The one Einsum defining intermediate ``name``. A tensor of several definitions that
+        the analysis did not take as a loop-carried recurrence (an initial value plus an update
+        read at a reversed step, ``R[M1 - 1 - m1]``) is refused at ``node``: one kernel inlines
+        or schedules a read through a single definition."""
+        defs = self.defs[name]
+        if len(defs) != 1:
+            raise _err(f"{name} has {len(defs)} definitions (an initial value and an update) "
+                       f"that the single-kernel Triton lowering does not run as a recurrence "
+                       f"loop, so it cannot read {name} here",
+                       node if node is not None else defs[0])
+        return defs[0]
+
     # ----------------------------------------------------------------- sizes and ranks
     def split_outer_of(self, rank):
         return next((s for s in self.c.splits if s.outer == rank), None)

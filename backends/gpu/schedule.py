@@ -91,8 +91,7 @@ class Planner:
             return self.unit_level(t) + (1 if final else 0)
         if t in self.sred:
             return self.unit_level(t) + 1
-        (e,) = low.defs[t]
-        return self.reads_level(e, own)
+        return self.reads_level(low.sole_definition(t, acc), own)
 
     def iterates_row(self, einsum, seen=None) -> bool:
         row = self.low.roles.row

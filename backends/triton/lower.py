@@ -36,6 +36,7 @@ from einsum_ir.passes import Prepared
 from .kernel import PhaseMode, PhaseSpec
 from .module import header, launcher
 from .names import Namespace
+from .empties import refuse_reductions_over_empty_finals
 from . import render
 from .phase import PhaseGen
 from .tiles import NSPLIT_ARG, increments_name, prefix_name
@@ -71,6 +72,7 @@ def _generate(prepared: Prepared, sizes, config, mapping_note):
     cascade, facts = prepared.cascade, prepared.facts
     names = Namespace()
     low = Lowering(cascade, sizes, config, facts, names.block)
+    refuse_reductions_over_empty_finals(low)
     plan = schedule(low, config)
     phases, post = plan.phases, list(plan.post)
     if plan.scan is not None:

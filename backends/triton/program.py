@@ -141,7 +141,7 @@ def restorable(cascade: Cascade, sizes: dict, holes: set[str]) -> dict:
             continue
         out = defs[0].output
         axes = tuple(i.name for i in out.indices)
-        terms = [t for t in _ancestor_terms(cascade, name) if set(index_vars(t)) <= set(axes)]
+        terms = [t for t in ancestor_terms(cascade, name) if set(index_vars(t)) <= set(axes)]
         if not terms:
             continue
         candidate = terms[0]
@@ -156,7 +156,7 @@ def restorable(cascade: Cascade, sizes: dict, holes: set[str]) -> dict:
     return found
 
 
-def _ancestor_terms(cascade: Cascade, name: str) -> list:
+def ancestor_terms(cascade: Cascade, name: str) -> list:
     """The conjuncts of the ``where`` clauses of ``name``'s definition and its ancestors', and
     the bounds of their reads at computed indices (``n * C + d < M``: a split's tail)."""
     terms, seen, todo = [], set(), [name]

@@ -54,7 +54,7 @@ class ReadGen(MaskGen):
             defs = low.defs[name]
             self.check_same(acc, defs[0])
             return self.finals[name]
-        (einsum,) = low.defs[name]
+        einsum = low.sole_definition(name, acc)
         if einsum in self.stream_reductions():
             raise _err(f"{name} is read before the loop that reduces it has finished", acc)
         return self.inline(einsum, acc)
