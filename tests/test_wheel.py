@@ -71,7 +71,7 @@ def installed(tmp_path_factory):
     # A .pth line only appends a folder to sys.path: the .pth files inside it (the editable install's
     # finder) are not processed, so the checkout cannot leak in.
     Path(site.stdout.strip(), "_cascade_dependencies.pth").write_text("\n".join(_dependency_dirs()) + "\n")
-    pip = _run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
+    pip = _run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--force-reinstall",
                 "--no-index", "-q", str(wheel)])
     assert pip.returncode == 0, pip.stdout + pip.stderr
     env = {k: os.environ[k] for k in ("HOME", "TMPDIR", "LANG", "SYSTEMROOT") if k in os.environ}
