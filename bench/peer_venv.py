@@ -46,3 +46,19 @@ def ensure_venv(venv: Path, base_python: str, requirements: tuple, probe: str,
     if not ready(venv, probe):
         return None, f"skipped: {what} installed but does not import"
     return python, ""
+
+
+def run_driver(python, script: str, cases: list, timeout_s: float) -> list:
+    """Runs ``script --driver CASES.json`` in the peer's venv; its last stdout line is the JSON
+    list of results (one per case)."""
+    import json
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(cases, f)
+    try:
+        proc = subprocess.run([str(python), str(Path(script).resolve()), "--driver", f.name],
+                              capture_output=True, text=True, check=True, timeout=timeout_s)
+    finally:
+        Path(f.name).unlink()
+    return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -16,12 +16,11 @@ The driver runs inside the venv and imports nothing of Cascade.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from peer_venv import PYTHON312, ensure_venv, find_python, ready, venv_python
+from peer_venv import PYTHON312, ensure_venv, find_python, ready, run_driver, venv_python
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / "bench" / ".venv-accelforge"
@@ -171,15 +170,7 @@ def ensure() -> tuple:
 
 
 def run(python, cases: list) -> list:
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        json.dump(cases, f)
-    try:
-        proc = subprocess.run([str(python), str(Path(__file__).resolve()), "--driver", f.name],
-                              capture_output=True, text=True, check=True,
-                              timeout=CASE_TIMEOUT_S * max(len(cases), 1))
-    finally:
-        Path(f.name).unlink()
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_driver(python, __file__, cases, CASE_TIMEOUT_S * max(len(cases), 1))
 
 
 if __name__ == "__main__":

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from peer_venv import PYTHON312, ensure_venv, find_python, ready, venv_python
+from peer_venv import PYTHON312, ensure_venv, find_python, ready, run_driver, venv_python
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / "bench" / ".venv-zigzag"
@@ -178,14 +177,7 @@ def ensure() -> tuple:
 
 
 def run(python, cases: list) -> list:
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        json.dump(cases, f)
-    try:
-        proc = subprocess.run([str(python), __file__, "--driver", f.name],
-                              capture_output=True, text=True, check=True, timeout=1800)
-    finally:
-        Path(f.name).unlink()
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_driver(python, __file__, cases, 1800)
 
 
 if __name__ == "__main__":
