@@ -106,7 +106,9 @@ class KernelGen:
         self.bind: dict = {}  # var -> Idx in the current context
         self.carried: dict = {}  # recurrence -> local holding its carried (old) value
         self.finals: dict = {}  # tensor -> Tile of the finished value
-        self.acc_empty_at: dict = {}  # streamed max/min -> the identity marking an empty row
+        # a streamed reduction's facts for its final tile: (the identity marking an empty row of
+        # a masked max/min, the validity terms that do not change in the loop)
+        self.acc_facts: dict = {}
         self.pad_terms: set = set()  # masks of tile padding (outside every iteration space)
         self.bound_codes: dict = {}  # mask of a streamed rank's bound -> (rank, block)
 

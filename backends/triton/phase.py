@@ -297,10 +297,18 @@ class PhaseGen(ReadGen):
                 continue
             name, axes = accs[u.name]
             t = self.einsum_value(u, stream_var=loop.var)
-            self.acc_empty_at[u.name] = t.empty_at  # a masked max/min: its identity is "empty"
             part = self.f32(t)
             if tuple(t.axes) != tuple(axes):
                 part = self.bcast(part, t.axes, axes)
+            # validity over the kept axes: a step's empty points add the identity; the terms
+            # the loop does not change make the finished value's empty points
+            # (a tile's padding is not a point: the store's mask leaves it out)
+            kept = [tm for tm in ordered_terms(t.terms)
+                    if set(tm.axes) <= set(axes) and tm.mask not in self.pad_terms]
+            stepwise = [self.bcast(tm.mask, tm.axes, axes) for tm in kept if tm.variant]
+            if stepwise:
+                part = Where(conj(stepwise), part, IDENTITY[u.reducer])
+            self.acc_facts[u.name] = (t.empty_at, frozenset(tm for tm in kept if not tm.variant))
             self.loop.body.append(Assign(name.name, _accumulate(u.reducer, name, part)))
         for name, upd, inc in self.mode.scan_inc:
             rec = low.a.recurrences[name]
@@ -320,8 +328,9 @@ class PhaseGen(ReadGen):
         for kind, u in loop.units:
             if kind == "sred":
                 name, axes = accs[u.name]
-                self.finals[u.name] = Tile(name, axes, "f32", may_inf=u.reducer in ("max", "min"),
-                                           empty_at=self.acc_empty_at.get(u.name))
+                empty_at, terms = self.acc_facts.get(u.name, (None, frozenset()))
+                self.finals[u.name] = Tile(name, axes, "f32", terms,
+                                           may_inf=u.reducer in ("max", "min"), empty_at=empty_at)
         self.carried = {}
 
     # ----------------------------------------------------------------- stores
