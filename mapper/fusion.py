@@ -31,6 +31,10 @@ from .space import Tiling, batch_ranks, spatial_options, spread, tilings
 
 FUSION = ("searched", "full", "none")
 FRONT_POINTS = 16  # partitions kept per prefix (the Pareto front's extremes and spread)
+# Segments the search evaluates at most (each costs one vectorised evaluation of its mapspace).
+# Every range between two cut points is c (c + 1) / 2 segments for c cut points; past the budget
+# the widest groups are left out (the whole cascade, fully fused, is always a candidate).
+MAX_SEGMENTS = 64
 
 
 @dataclass(frozen=True)
@@ -83,15 +87,22 @@ def cut_points(prob, keys: tuple) -> tuple:
     return tuple(c for c in range(1, len(keys)) if c not in blocked)
 
 
-def segments(n: int, cuts: tuple, fusion: str) -> list:
+def segments(n: int, cuts: tuple, fusion: str, budget: int = MAX_SEGMENTS) -> list:
     """The segments ``(start, stop)`` the program considers: every range between two boundaries
     (``searched``), or the finest partition's (``none``); the whole cascade is left out (it is
-    the single fused group the mapper evaluates anyway)."""
+    the single fused group the mapper evaluates anyway). Past ``budget`` segments, only those
+    spanning at most ``w`` cut intervals, the largest ``w`` that fits the budget (at least 1:
+    the finest partition is always there)."""
     bounds = (0, *cuts, n)
     if fusion == "none":
         pairs = list(zip(bounds, bounds[1:], strict=False))
         return pairs if len(pairs) > 1 else []
-    return [(a, b) for i, a in enumerate(bounds) for b in bounds[i + 1:] if (a, b) != (0, n)]
+    spans = [(i, j) for i in range(len(bounds)) for j in range(i + 1, len(bounds))
+             if (bounds[i], bounds[j]) != (0, n)]
+    width = max(j - i for i, j in spans) if spans else 0
+    while width > 1 and sum(j - i <= width for i, j in spans) > budget:
+        width -= 1
+    return [(bounds[i], bounds[j]) for i, j in spans if j - i <= width]
 
 
 def _used_vars(prob, keys: tuple) -> set:

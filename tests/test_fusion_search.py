@@ -159,3 +159,20 @@ def test_cli_fusion_option_and_saved_partition(tmp_path):
                           "--json"], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["cycles"] == cut["best"][0]["cycles"]
+
+
+def test_segments_past_the_budget_keep_the_narrow_groups():
+    """Every range between cut points while they fit the budget; past it, the widest ranges go
+    first, and the finest partition and every two-interval group stay candidates."""
+    from mapper.fusion import MAX_SEGMENTS
+
+    cuts = tuple(range(1, 6))  # 6 intervals: 20 segments, under the budget
+    assert len(segments(6, cuts, "searched")) == 6 * 7 // 2 - 1
+    cuts = tuple(range(1, 24))  # 24 intervals: 299 segments in all
+    found = segments(24, cuts, "searched")
+    assert len(found) <= MAX_SEGMENTS
+    assert {(a, a + 1) for a in range(24)} <= set(found)
+    assert {(a, a + 2) for a in range(23)} <= set(found)
+    width = max(b - a for a, b in found)
+    assert all((a, a + width) in found for a in range(24 - width + 1))
+    assert len(segments(24, cuts, "searched", budget=1)) == 24  # never below the finest cut
