@@ -243,3 +243,30 @@ def test_an_output_a_later_kernel_reads_is_handed_on():
                                                         "output AV[h,na,f], O[h,p,f]")
     fn = _run_triton(loads(text, "agent_av.ein"), {})
     assert any("AV" in g.reads for g in fn.last.groups)
+
+
+# A softmax numerator read at another row: E[p / 2, m, f] needs the maximum S at p / 2, but the
+# program of row p streams m and has finished only S[p, f]. The lowering used to evaluate S's own index inside the
+# inlined E at the inlined binding too (p / 2 against p / 2), took S[p] and gave wrong values.
+SHIFTED_ROW = """
+rank P = 6, M = 5, F = 2
+input X[p, m, f]
+output Y[p, m, f]
+
+S[p, f]    = max[m] X[p, m, f]
+E[p, m, f] = exp(X[p, m, f] - S[p, f])
+Y[p, m, f] = E[p / 2, M - 1 - m, f] + E[p, m, f]
+"""
+
+
+def test_a_finished_reduction_inlined_at_another_row_is_refused_by_one_kernel():
+    cascade = loads(SHIFTED_ROW, "shifted.ein")
+    single = compile_cascade(cascade)
+    single.multi = False
+    with pytest.raises(CascadeError, match="S is finished in a loop and read here at a shifted"):
+        single(X=torch.rand(6, 5, 2))
+
+
+def test_a_finished_reduction_inlined_at_another_row_runs_as_a_program():
+    fn = _run_triton(loads(SHIFTED_ROW, "shifted.ein"), {})
+    assert isinstance(fn.last, Program) and "E" in fn.last.groups[0].writes
