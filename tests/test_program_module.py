@@ -14,7 +14,6 @@ import pytest
 from triton_lane import torch  # noqa: F401 (sets TRITON_INTERPRET first)
 
 from backends.triton.api import CompiledCascade, load_module
-from backends.triton.program_module import program_source
 from cascade_cli.main import main
 from einsum_ir import evaluate, load, loads, random_inputs, resolve_sizes
 from einsum_ir.errors import CascadeError
@@ -34,7 +33,7 @@ def _module_of(cascade, sizes=None):
         fn.kernel(sizes, "float32")
     fn.multi = True
     program = fn.program(sizes, "float32", refusal.value)
-    return program, program_source(program, [p.describe() for p in program.plans])
+    return program, program.source
 
 
 def _check_runs(cascade, source):

@@ -2,7 +2,8 @@
 
 ``compile`` writes a standalone Python module (the generated Triton kernels plus a
 ``forward(config=None, /, **tensors) -> dict`` launcher) whose header names the cascade and the
-mapping the GPU cost model chose. ``run`` (run_kernel.py) compiles, runs on a GPU if there is one
+mapping the GPU cost model chose; a cascade one kernel program cannot hold is written as its
+kernel program (every group's kernels, one ``forward()`` launching them in order). ``run`` (run_kernel.py) compiles, runs on a GPU if there is one
 (else under Triton's interpreter, ``TRITON_INTERPRET=1``, on the CPU) and compares every element
 with the float64 reference interpreter; ``--check`` makes a mismatch exit with status 3.
 """
@@ -98,12 +99,9 @@ def run_compile(args) -> int:
 
 def _program_source(args, cascade, sets, sizes, overrides, refusal) -> tuple[str, str]:
     """The kernel program's module, mapped for the GPU (not the interpreter), and its summary."""
-    from backends.triton.api import CompiledCascade, mapping_note
-    from backends.triton.program_module import program_source
+    from backends.triton.api import CompiledCascade
 
     fn = CompiledCascade(cascade, sets, overrides, not args.no_rewrite, args.arch,
                          args.check_spills, interpret=False)
     program = fn.program(sizes, args.dtype, refusal)
-    notes = [mapping_note(f.prepared, p.describe())
-             for f, p in zip(program.compiled, program.plans, strict=True)]
-    return program_source(program, notes), program.plan.describe().splitlines()[0]
+    return program.source, program.plan.describe().splitlines()[0]
