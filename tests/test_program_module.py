@@ -16,6 +16,7 @@ from triton_lane import torch  # noqa: F401 (sets TRITON_INTERPRET first)
 from backends.triton.api import CompiledCascade, load_module
 from cascade_cli.main import main
 from einsum_ir import evaluate, load, loads, random_inputs, resolve_sizes
+from einsum_ir.autodiff import gradient
 from einsum_ir.errors import CascadeError
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
@@ -36,9 +37,10 @@ def _module_of(cascade, sizes=None):
     return program, program.source
 
 
-def _check_runs(cascade, source):
-    inputs = random_inputs(cascade, resolve_sizes(cascade, {}), 0, np.float32)
-    want = evaluate(cascade, {k: v.astype(np.float64) for k, v in inputs.items()}, {})
+def _check_runs(cascade, source, sizes=None):
+    sizes = sizes or {}
+    inputs = random_inputs(cascade, resolve_sizes(cascade, sizes), 0, np.float32)
+    want = evaluate(cascade, {k: v.astype(np.float64) for k, v in inputs.items()}, sizes)
     got = load_module(source, cascade.name).forward(
         **{k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in inputs.items()})
     for name, ref in want.items():
@@ -47,11 +49,21 @@ def _check_runs(cascade, source):
                                    err_msg=name)
 
 
-@pytest.mark.parametrize("path", [CAT / "M9_axial.ein", CAT / "D6_mixture_of_heads.ein",
-                                  CAT / "H1_agent.ein", SHIFTED], ids=lambda p: p.stem)
-def test_the_program_module_matches_the_interpreter(path):
-    cascade = load(path)
-    program, source = _module_of(cascade)
+CASES = [  # (cascade file, sizes, of its gradient): permuted views, scratch of two-phase groups,
+    # three groups, views of hk * G + g2 (the sizes of the split), a sum over b, p and m
+    (CAT / "M9_axial.ein", {}, False), (CAT / "D6_mixture_of_heads.ein", {}, False),
+    (CAT / "H1_agent.ein", {}, False), (SHIFTED, {}, False),
+    (ROOT / "examples" / "attention" / "gqa.ein", dict(H=4, G=2, P=10, M=13, E=8, F=8), True),
+    (ROOT / "examples" / "attention" / "decayed_linear.ein", dict(H=2, P=6, M=7, E=4, F=4),
+     True),
+]
+
+
+@pytest.mark.parametrize("path,sizes,grad", CASES,
+                         ids=[p.stem + "_grad" * g for p, _, g in CASES])
+def test_the_program_module_matches_the_interpreter(path, sizes, grad):
+    cascade = gradient(load(path)).backward if grad else load(path)
+    program, source = _module_of(cascade, sizes)
     ast.parse(source)
     kernels = re.findall(r"^def (_k\d+_\w+)\(", source, re.M)
     assert len(kernels) == sum(len(g.host.function.launches) for g in program.generated) >= 2
@@ -60,7 +72,7 @@ def test_the_program_module_matches_the_interpreter(path):
         for t in group.writes:
             assert len(re.findall(rf"^    {t} = torch.empty\(.*torch.float32\)$", source,
                                   re.M)) == 1, t
-    _check_runs(cascade, source)
+    _check_runs(cascade, source, sizes)
 
 
 def test_an_intermediate_named_like_the_launcher_locals_keeps_its_own_name():

@@ -97,8 +97,9 @@ def _locals(program: Program, group, host: HostFunction, tensor: dict, names: Na
         for local in launch.locals() | {a.name for a in launch.before} \
                 | {p.result for p in launch.after}:
             out.setdefault(local, names.keyed(("local", k, local), local))
+    outputs = {local for _, local in host.returns}
     for a in host.allocations:  # the group's scratch: allocated just before its launches
-        if a.name not in dict((loc, n) for n, loc in host.returns):
+        if a.name not in outputs:
             out.setdefault(a.name, names.keyed(("local", k, a.name), a.name))
             lines.append(f"    {out[a.name]} = torch.zeros(({_shape(a)},), device=device, "
                          f"dtype={a.dtype})")
