@@ -98,7 +98,7 @@ class Launch:
                       tuple(replace(p, result=local(p.result), increments=local(p.increments))
                             for p in self.after), fixed)
 
-    def locals(self) -> set[str]:
+    def tensor_locals(self) -> set[str]:
         return {a.local for a in self.args if isinstance(a, TensorArg)}
 
 

@@ -15,7 +15,7 @@ from einsum_ir.errors import CascadeError
 from backends.gpu.views import PermuteView
 
 from .host import Allocation, HostFunction, SizeArg, render_forward
-from .module import TITLE, _cascade_text, header
+from .module import TITLE, cascade_text, header
 from .names import Namespace, comment_lines, comment_safe
 from .program import Program
 
@@ -29,7 +29,7 @@ def program_source(program: Program, mapping_notes: list[str]) -> str:
         tensor.update({t: names.tensor(t) for t in g.writes})
     src = [TITLE, f"# Cascade {comment_safe(program.cascade.name)}: {len(program.groups)} "
            "kernel programs, run in order; intermediates pass through global memory (fp32)"]
-    src += comment_lines(_cascade_text(program.cascade), "    ")
+    src += comment_lines(cascade_text(program.cascade), "    ")
     src += ["import torch", "import triton", "import triton.language as tl", ""]
     baked: dict = {}
     for gen in program.generated:
@@ -94,7 +94,7 @@ def _locals(program: Program, group, host: HostFunction, tensor: dict, names: Na
     for name, local in host.returns:
         out[local] = tensor[name]
     for launch in host.launches:
-        for local in launch.locals() | {a.name for a in launch.before} \
+        for local in launch.tensor_locals() | {a.name for a in launch.before} \
                 | {p.result for p in launch.after}:
             out.setdefault(local, names.keyed(("local", k, local), local))
     outputs = {local for _, local in host.returns}
