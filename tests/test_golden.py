@@ -18,6 +18,8 @@ from cascade_cli.main import main
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "golden"
 EXAMPLES = sorted((ROOT / "examples" / "attention").glob("*.ein"))
+# cascades one kernel program cannot hold: compiled into several (the catalogue's sizes)
+PROGRAMS = [ROOT / "tests" / "data" / "catalogue" / "M9_axial.ein"]
 # small fixed sizes: compile and the mapper search stay fast, and every example stays valid
 SIZES = ["--set", "P=256", "--set", "M=256"]
 SIZES_CAUSAL_CHUNKED = ["--set", "P=256"]
@@ -64,6 +66,13 @@ def _compare(request, name: str, actual: str) -> None:
 def test_compiled_module(request, path):
     source = _run(["compile", str(path.relative_to(ROOT)), *_sizes(path)])
     _compare(request, f"{path.stem}.triton.py", source)
+
+
+@pytest.mark.parametrize("path", PROGRAMS, ids=lambda p: p.stem)
+def test_compiled_program_module(request, path):
+    source = _run(["compile", str(path.relative_to(ROOT))])
+    assert "kernel programs, run in order" in source.splitlines()[1]
+    _compare(request, f"{path.stem}.program.triton.py", source)
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)

@@ -112,6 +112,14 @@ def test_nested_reductions_are_exact():
 # ------------------------------------------------------------------ forward cascades on Triton
 
 
+def test_a_sum_over_several_indices_nests_as_written_among_equals():
+    # each of b, p, m inner keeps three indices: m (written last) goes innermost and b, which a
+    # kernel maps to its grid, is summed last over dL[b, h] instead of first over every (p, m)
+    cascade = loads("rank B = 2, H = 2, P = 3, M = 4\ninput A[b,h,p,m]\noutput D[h]\n"
+                    "D[h] = sum[b, p, m] A[b,h,p,m] * (p - m)\n", "sum3.ein")
+    assert [e.reduced for e in split_reductions(cascade).einsums] == [("m",), ("p",), ("b",)]
+
+
 def test_agent_attention_runs_as_a_kernel_program_the_partition_found():
     fn = _run_triton(load(CAT / "H1_agent.ein"), {})  # one kernel refuses: two sequence ranks
     assert isinstance(fn.last, Program)
@@ -176,6 +184,7 @@ GRADIENTS = [  # (cascade file, sizes): the backward fell back to the interprete
     (EX / "gqa.ein", dict(H=4, G=2, P=10, M=13, E=8, F=8)),  # head sums read through views
     (CAT / "D2_gqa.ein", {}),
     (EX / "cross_bias_mask.ein", dict(H=2, P=10, M=11, E=8, F=8)),  # the bias's head sum
+    (EX / "decayed_linear.ein", dict(H=2, P=10, M=11, E=8, F=8)),  # dL = sum[b, p, m] ...
 ]
 
 
@@ -243,3 +252,31 @@ def test_an_output_a_later_kernel_reads_is_handed_on():
                                                         "output AV[h,na,f], O[h,p,f]")
     fn = _run_triton(loads(text, "agent_av.ein"), {})
     assert any("AV" in g.reads for g in fn.last.groups)
+
+
+# A softmax numerator read at another row: E[p / 2, m, f] needs the maximum S at p / 2, but the
+# program of row p streams m and has finished only S[p, f]. The lowering used to evaluate S's own
+# index inside the inlined E at the inlined binding too (p / 2 against p / 2), took S[p] and gave
+# wrong values.
+SHIFTED_ROW = """
+rank P = 6, M = 5, F = 2
+input X[p, m, f]
+output Y[p, m, f]
+
+S[p, f]    = max[m] X[p, m, f]
+E[p, m, f] = exp(X[p, m, f] - S[p, f])
+Y[p, m, f] = E[p / 2, M - 1 - m, f] + E[p, m, f]
+"""
+
+
+def test_a_finished_reduction_inlined_at_another_row_is_refused_by_one_kernel():
+    cascade = loads(SHIFTED_ROW, "shifted.ein")
+    single = compile_cascade(cascade)
+    single.multi = False
+    with pytest.raises(CascadeError, match="S is finished in a loop and read here at a shifted"):
+        single(X=torch.rand(6, 5, 2))
+
+
+def test_a_finished_reduction_inlined_at_another_row_runs_as_a_program():
+    fn = _run_triton(loads(SHIFTED_ROW, "shifted.ein"), {})
+    assert isinstance(fn.last, Program) and "E" in fn.last.groups[0].writes

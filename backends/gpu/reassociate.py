@@ -7,7 +7,10 @@ into a new Einsum that reduces it (with the original ``where``, so that the same
 and the others multiply its result in the outer one. A point of the outer reduction exists when
 some inner point does and its outer factors exist, which is when some point of the original
 iteration space does. ``max`` and ``min`` nest the same way (their bodies stay whole). The inner
-index is the one whose Einsum keeps the fewest indices (the 2-D contraction ``sum[f] dAV * V``).
+index is the one whose Einsum keeps the fewest indices (the 2-D contraction ``sum[f] dAV * V``),
+among equals the one written last: ``sum[b, p, m]`` nests as its loops are written, m innermost,
+so that the leading (batch-like) index is summed last, over a small tensor (summed first, it
+would be a reduction over a rank the kernel maps to its grid, which the lowering refuses).
 """
 from __future__ import annotations
 
@@ -33,7 +36,7 @@ def _nested(e: Einsum, taken: set[str]) -> list[Einsum]:
         return [e]
     product = product_factors(e.body) if e.reducer == "sum" else Product(False, (Factor(e.body),))
     best = None
-    for r in e.reduced:
+    for r in reversed(e.reduced):  # among equals, the index written last
         inner = [f for f in product.factors if r in index_vars(f.expr)]
         if not inner:
             continue

@@ -127,6 +127,9 @@ class CompiledCascade:
     arch: str | None = None
     check_spills: bool = False
     multi: bool = True  # where one kernel program refuses, several (backends/triton/program.py)
+    # map for Triton's interpreter or not; None: as TRITON_INTERPRET says, for the device's GPU
+    # (given, the cost model maps for ``arch`` or H100, as ``cascade compile`` does)
+    interpret: bool | None = None
 
     def __post_init__(self):
         self.prepared = prepare_for(self.cascade, rewrite=self.rewrite,
@@ -166,7 +169,7 @@ class CompiledCascade:
     def plan(self, sizes: dict, dtype: str):
         """The mapping (tiles, warps, stages) for these sizes, from the GPU cost model."""
         arch = self.arch
-        if arch is None and not interpreting():
+        if arch is None and self.interpret is None and not interpreting():
             try:
                 import torch
 
@@ -177,7 +180,8 @@ class CompiledCascade:
             except ImportError:
                 pass
         return choose_checked(self.prepared, sizes, dtype=dtype, arch=arch,
-                              overrides=self.config, interpret=interpreting(),
+                              overrides=self.config,
+                              interpret=interpreting() if self.interpret is None else self.interpret,
                               check_spills=self.check_spills, user_params=self.params)
 
     def kernel(self, sizes: dict, dtype: str = "float16", shrink: int = 0):
@@ -197,6 +201,10 @@ class CompiledCascade:
         self.last, self.last_plan = program, program.plan
         return program, program
 
+    def program(self, sizes: dict, dtype: str, refusal: CascadeError):
+        """The kernel program for these sizes, where one kernel program gave ``refusal``."""
+        return self._program(sizes, dtype, refusal)
+
     def _program(self, sizes: dict, dtype: str, refusal: CascadeError):
         from backends.gpu.reassociate import split_reductions
 
@@ -208,7 +216,7 @@ class CompiledCascade:
             params = {k: v for k, v in {**sizes, **self.params}.items()
                       if (d := sub.size_decl(k)) is not None and not d.index_of}
             return CompiledCascade(sub, params, self.config, self.rewrite, self.arch,
-                                   self.check_spills, multi=False)
+                                   self.check_spills, multi=False, interpret=self.interpret)
 
         def probe(fn: CompiledCascade) -> None:  # the default mapping lowers: cheap, no search
             try:

@@ -104,6 +104,7 @@ class KernelGen:
         self.loop: LoopScope | None = None
         self.memo_inv: dict = {}  # values that do not vary in a loop, by key
         self.bind: dict = {}  # var -> Idx in the current context
+        self.home_bind: dict | None = None  # the bindings outside inlined Einsums, inside one
         self.carried: dict = {}  # recurrence -> local holding its carried (old) value
         self.finals: dict = {}  # tensor -> Tile of the finished value
         # a streamed reduction's facts for its final tile: (the identity marking an empty row of

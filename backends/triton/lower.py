@@ -34,7 +34,8 @@ from einsum_ir.errors import CascadeError
 from einsum_ir.passes import Prepared
 
 from .kernel import PhaseMode, PhaseSpec
-from .module import header, launcher
+from .host import HostModule, render_forward
+from .module import header, host_function
 from .names import Namespace
 from .empties import refuse_reductions_over_empty_finals
 from . import render
@@ -57,6 +58,7 @@ class Generated:
     roles: Roles
     config: Config
     tunable: dict  # block constexpr name -> default
+    host: HostModule | None = None  # the kernels' text and forward() as data (kernel programs)
 
 
 def generate(prepared: Prepared, sizes: dict, config: Config | None = None, *,
@@ -165,7 +167,7 @@ def _assemble(low: Lowering, names: Namespace, kernels, scratch, config: Config,
     src.append(f"FIXED_BLOCKS = {fixed_blocks!r}")
     src.append(f"CONFIG = {dict(tunable, num_warps=config.num_warps, num_stages=config.num_stages)!r}")
     src.append("")
-    metas = []
+    metas, first_kernel = [], len(src)
     for gen, lines, _ in kernels:
         consts = sorted(gen.sig.blocks)
         evens = dict(sorted(gen.sig.evens.items()))
@@ -201,9 +203,13 @@ def _assemble(low: Lowering, names: Namespace, kernels, scratch, config: Config,
             split = low.split_outer_of(gen_loop_var(kernels).upper())
             m["parallel"] = (split.rank, split.inner)
         metas[0]["scan"] = scan
-    src += launcher(low, names, metas, scratch, nsplit_arg=NSPLIT_ARG, increments=increments_name,
-                    prefix=prefix_name)
-    return Generated("\n".join(src) + "\n", metas, roles, config, tunable)
+    host = host_function(low, names, metas, scratch, nsplit_arg=NSPLIT_ARG,
+                         increments=increments_name, prefix=prefix_name)
+    module = HostModule(tuple(src[first_kernel:]), baked, fixed_blocks,
+                        dict(tunable, num_warps=config.num_warps, num_stages=config.num_stages),
+                        host)
+    src += render_forward(host)
+    return Generated("\n".join(src) + "\n", metas, roles, config, tunable, module)
 
 
 def _typed_args(low: Lowering, names: Namespace, gen, consts, evens) -> list:

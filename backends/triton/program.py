@@ -59,19 +59,12 @@ class Program:
 
     @property
     def source(self) -> str:
-        """Every kernel module, each under a banner naming its group's inputs and outputs."""
-        head = [f"# Cascade {self.cascade.name}: {len(self.groups)} kernel programs, run in "
-                "order; intermediates pass through global memory (fp32); each part below is a "
-                "module of its own"]
-        for k, g in enumerate(self.groups):
-            ins = ", ".join(d.name for d in g.cascade.inputs)
-            outs = ", ".join(d.name for d in g.cascade.outputs)
-            head.append(f"# kernel {k + 1}: {g.cascade.name}: reads {ins}; writes {outs}")
-        parts = ["\n".join(head) + "\n"]
-        for k, gen in enumerate(self.generated):
-            parts.append(f"# {'=' * 40} kernel program {k + 1} of {len(self.generated)}\n"
-                         + gen.source)
-        return "\n".join(parts)
+        """The standalone module: every group's kernels and one ``forward()`` launching them."""
+        from .api import mapping_note
+        from .program_module import program_source
+
+        return program_source(self, [mapping_note(fn.prepared, p.describe())
+                                     for fn, p in zip(self.compiled, self.plans, strict=True)])
 
     @property
     def plan(self) -> ProgramPlan:

@@ -71,14 +71,26 @@ class ReadGen(MaskGen):
         return Access(acc.tensor, kept, acc.span)
 
     def check_same(self, acc: Access, einsum: Einsum, skip=None):
+        """Refuses a read of a finished (or carried) value at other indices than the program's
+        own: those values exist only at the bindings outside any inlined Einsum, so the
+        definition's indices are evaluated there (inside an inlined ``T3[p / 2, m]`` the read
+        ``T2[p]`` is at ``p / 2``, not at this program's ``p``)."""
+        home = self.home_bind if self.home_bind is not None else self.bind
         for k, (i, j) in enumerate(zip(acc.indices, einsum.output.indices, strict=True)):
             if k == skip:
                 continue
             vi = self.eval_int(i)
-            vj = self.eval_int(j) if isinstance(j, Name) else None
+            vj = self._eval_at(j, home) if isinstance(j, Name) else None
             if vj is None or vi.value != vj.value:
                 raise _err(f"{acc.tensor} is finished in a loop and read here at a shifted index; "
                            f"the Triton lowering keeps only this program's own values", acc)
+
+    def _eval_at(self, expr, bind: dict):
+        saved, self.bind = self.bind, bind
+        try:
+            return self.eval_int(expr)
+        finally:
+            self.bind = saved
 
     def rec_axes(self, rec) -> tuple:
         axes = []
@@ -99,14 +111,15 @@ class ReadGen(MaskGen):
         for memo in (self.memo(True), self.memo(False)):
             if key in memo:
                 return memo[key]
-        saved = self.bind
+        saved, home = self.bind, self.home_bind
+        self.home_bind = saved if home is None else home  # the bindings outside every inlining
         self.bind = {**{k: v for k, v in saved.items() if k not in einsum.reduced}, **bound}
         for v in einsum.reduced:
             self.bind.pop(v, None)
         try:
             t = self.einsum_value(einsum)
         finally:
-            self.bind = saved
+            self.bind, self.home_bind = saved, home
         outside = self._extent_terms(einsum, acc, t.axes)
         if outside:  # points read past the intermediate's extent do not exist
             t = replace(t, terms=t.terms | outside, variant=t.variant or any(tm.variant for tm in outside))
