@@ -27,6 +27,7 @@ from einsum_ir.sizes import real_params
 from einsum_ir.support import refuse_infinite_factors, refuse_unsupported
 
 from . import aot
+from .gathers import check_gather_indices
 from .lower import Generated, generate
 
 _MODULES: dict = {}
@@ -47,7 +48,7 @@ def interpreting() -> bool:
 def prepare_for(cascade: Cascade, *, rewrite: bool = True, block_c: int | None = None) -> Prepared:
     """The one pipeline run of a compile: the online-softmax rewrite (tile ``block_c``) where it
     applies, or the cascade as written (``rewrite=False``)."""
-    refuse_unsupported(cascade, "Triton backend", real=False, empty=False)
+    refuse_unsupported(cascade, "Triton backend", real=False, empty=False, data=False)
     refuse_infinite_factors(cascade, "Triton backend")
     return prepare(cascade, "one-pass" if rewrite else "as-written", tile_size=block_c)
 
@@ -255,6 +256,7 @@ class CompiledCascade:
             raise CascadeError("the tensors are on the CPU: move them to a GPU, or set "
                                "TRITON_INTERPRET=1 (before importing triton) to run the kernels "
                                "in Triton's interpreter")
+        check_gather_indices(self.cascade, sizes, tensors)
         ins = {k: v for k, v in tensors.items()}
         shrink = self._shrink.get((tuple(sorted(sizes.items())), dtype), 0)
         while True:
@@ -296,7 +298,7 @@ def compile_cascade(cascade_or_path, *, block_r: int | None = None, block_c: int
     """
     cascade = load(cascade_or_path) if isinstance(cascade_or_path, (str, os.PathLike)) \
         else cascade_or_path
-    refuse_unsupported(cascade, "Triton backend", real=False, empty=False)
+    refuse_unsupported(cascade, "Triton backend", real=False, empty=False, data=False)
     refuse_infinite_factors(cascade, "Triton backend")
     known = {d.name for d in cascade.sizes}
     for k in params:

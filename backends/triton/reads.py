@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from einsum_ir.ir import Access, Binary, Einsum, Name, Num
 
+from .data import gather_index, is_gather
 from .masks import MaskGen
 from .tile_ir import BinOp, BroadcastTo, Conj, Const, Load, Offset, Reduce, Var, Where
 from .tiles import (
@@ -117,7 +118,12 @@ class ReadGen(MaskGen):
     def load(self, acc: Access) -> Tile:
         low = self.low
         name = acc.tensor
-        idx = [self.eval_int(i) for i in acc.indices]
+        ranks = low.inputs[name].ranks if name in low.inputs else \
+            tuple(self.spec.phase_reads[name])
+        gathers = {k: gather_index(self, i, self.size_code(ranks[k]))
+                   for k, i in enumerate(acc.indices) if is_gather(i)}
+        idx = [gathers[k][0] if k in gathers else self.eval_int(i)
+               for k, i in enumerate(acc.indices)]
         axes = low.order(sum((i.axes for i in idx), ()))
         self.need2d(axes, acc)
         key = ("load", name, tuple((i.value, i.axes) for i in idx))
@@ -126,21 +132,19 @@ class ReadGen(MaskGen):
                 return memo[key]
         ptr = self.pointer(name)
         strides = self.sig.strides[name]
-        if name in low.inputs:
-            ranks = low.inputs[name].ranks
-        else:
-            ranks = tuple(self.spec.phase_reads[name])
         parts, terms = [], []
         for k, i in enumerate(idx):
             parts.append((self.bcast(i.value, i.axes, axes), Var(strides[k])))
-            if not i.axes:  # a grid index or a loop counter: exact, no padding
+            if k in gathers:  # bounds-checked positions (backends/triton/data.py)
+                terms.append(gathers[k][1])
+            elif not i.axes:  # a grid index or a loop counter: exact, no padding
                 term = self._scalar_extent_term(acc.indices[k], i, ranks[k], axes)
                 if term is not None:
                     terms.append(term)
             elif (term := self._tile_extent_term(acc.indices[k], i, ranks[k])) is not None:
                 terms.append(term)
         mask_parts = [self.bcast(tm.mask, tm.axes, axes) for tm in terms]
-        variant = any(i.variant for i in idx)
+        variant = any(i.variant for i in idx) or any(tm.variant for tm in terms)
         mask = Conj(tuple(mask_parts)) if mask_parts else None
         var = self.emit(name, Load(ptr, Offset(tuple(parts)), mask), variant)
         kind = "native" if name in low.inputs else "f32"
