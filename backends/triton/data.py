@@ -37,11 +37,10 @@ def value_predicate(gen, expr: Expr) -> Idx:
                 parts.append(BinOp("==", v, v))
     else:  # a value used as a truth value: non-zero where it exists
         a = gen.eval_value(expr)
-        axes = a.axes
-        b = a
+        axes, b = a.axes, a
         parts = [BinOp("!=", gen.f32(a), Int(0))]
     terms = a.terms | b.terms
-    parts += _valid(gen, a, axes) + (_valid(gen, b, axes) if b is not a else [])
+    parts += [gen.bcast(tm.mask, tm.axes, axes) for tm in ordered_terms(terms)]
     variant = a.variant or b.variant or any(tm.variant for tm in terms)
     value = conj(parts)
     if not axes:
