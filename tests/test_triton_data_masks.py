@@ -168,3 +168,20 @@ def test_gather_index_arithmetic_out_of_range_reads_an_empty_point():
     assert np.all(out[1] == 0)  # the empty row
     rows = [0, 2, 3, 4]
     np.testing.assert_allclose(out[rows], want["AV"][rows], atol=2e-5, rtol=2e-5)
+
+
+def test_an_empty_operand_compares_false_also_under_not():
+    """``X`` is empty above the diagonal: there ``X[p,m] > 0`` is false and ``not`` makes the
+    point exist, as in the interpreter (einsum_ir/data_masks.py)."""
+    text = """
+rank P = 6, E = 4, F = 3
+index m : P
+input  Q[p,e], K[m,e], V[m,f]
+output AV[p,f]
+X[p,m]  = sum[e] Q[p,e] * K[m,e] where m <= p
+QK[p,m] = sum[e] Q[p,e] * K[m,e] where not (X[p,m] > 0)
+""" + SOFTMAX
+    rng = np.random.default_rng(9)
+    inputs = {"Q": rng.standard_normal((6, 4)), "K": rng.standard_normal((6, 4)),
+              "V": rng.standard_normal((6, 3))}
+    _check(text, inputs, "fp32")
