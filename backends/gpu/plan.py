@@ -41,6 +41,8 @@ class Config:
     num_warps: int = 4
     num_stages: int = 2
     scan: bool = True  # running sums of independent increments: all steps in parallel
+    row_grid: bool = False  # the row rank on the grid, one row per program (where a value
+    # over the row tile would span three tile ranks: a top-k count, a block pooling)
 
 
 class Role(str, Enum):
@@ -155,7 +157,8 @@ class Lowering:
         # its own loop dimension (keys m over P: p stays the row tile)
         full = [v for v in vars_ if rank_root(self.c, v.upper()) in full_ranks]
         batch = [v for v in vars_ if rank_root(self.c, v.upper()) in batch_ranks and v not in full]
-        batch += [v for v in _gather_rows(c) if v in vars_ and v not in full + batch
+        gridded = list(vars_) if self.cfg.row_grid else _gather_rows(c)
+        batch += [v for v in gridded if v in vars_ and v not in full + batch
                   and v not in reduced and v not in rec_vars]
         stream = self._stream_rank(rec_vars, reduced, full, batch)
         role, block = {}, {}

@@ -28,6 +28,7 @@ from einsum_ir.support import refuse_infinite_factors, refuse_unsupported
 
 from . import aot
 from .gathers import check_gather_indices
+from .kernel import TILE_RANKS
 from .lower import Generated, generate
 
 _MODULES: dict = {}
@@ -94,9 +95,20 @@ def mapping_note(prepared: Prepared, plan_note: str) -> str:
 
 def generate_for(prepared: Prepared, sizes: dict, config: Config, *,
                  user_params: dict | None = None, mapping_note: str = "") -> Generated:
-    """Lowers a prepared cascade for concrete sizes and a mapping."""
+    """Lowers a prepared cascade for concrete sizes and a mapping; where a value over the row
+    tile would span three tile ranks (``sum[m2] S[p,m2] > S[p,m]``), with the rows on the grid,
+    one per program (``Config.row_grid``)."""
     full = lowering_sizes(prepared, sizes, config.block_c, user_params)
-    return generate(prepared, full, config, mapping_note=mapping_note)
+    try:
+        return generate(prepared, full, config, mapping_note=mapping_note)
+    except CascadeError as refusal:
+        if config.row_grid or TILE_RANKS not in refusal.message:
+            raise
+        try:
+            return generate(prepared, full, replace(config, row_grid=True),
+                            mapping_note=mapping_note + " (rows on the grid: one per program)")
+        except CascadeError:
+            raise refusal from None
 
 
 def load_module(source: str, name: str = "kernel"):

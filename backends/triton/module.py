@@ -6,7 +6,7 @@ only as comments rendered by :func:`~backends.triton.names.comment_lines`.
 """
 from __future__ import annotations
 
-from einsum_ir.ir import Num
+from einsum_ir.ir import Name, Num
 from einsum_ir.printer import format_cascade
 from einsum_ir.size_exprs import to_code
 
@@ -89,11 +89,7 @@ def launcher(low, names, metas, scratch, *, nsplit_arg: str, increments, prefix)
            "    sizes = dict(BAKED_SIZES)"]
     for d in c.inputs:
         out.append(f"    _shape({names.tensor(d.name)}, {d.name!r}, {list(d.ranks)!r}, sizes)")
-    derived = [d for d in c.sizes if d.is_rank and not isinstance(d.default, Num)]
-    for d in derived:  # ranks defined by expressions of others
-        out.append(f"    _derive(sizes, {d.name!r}, lambda s: {to_code(d.default, _launcher_size)})")
-    for sp in c.splits:
-        out.append(f"    sizes[{sp.outer!r}] = -(-sizes[{sp.rank!r}] // sizes[{sp.inner!r}])")
+    out += _size_lines(low)
     if c.inputs:
         first = next((d.name for d in c.inputs if len(d.axes) >= 2), c.inputs[0].name)
         out.append(f"    device, dtype = {names.tensor(first)}.device, {names.tensor(first)}.dtype")
@@ -125,7 +121,7 @@ def launcher(low, names, metas, scratch, *, nsplit_arg: str, increments, prefix)
     helpers = [_INPUTS, _SHAPE]
     if any(m.get("split") for m in metas):
         helpers.append(_NSPLIT)
-    if derived:
+    if any(d.is_rank and not isinstance(d.default, Num) for d in c.sizes):
         helpers.append(_DERIVE)
     if not c.inputs:
         helpers.append(_DEVICE)
@@ -183,6 +179,30 @@ def _default_device():
         return torch.device("cpu")
     return torch.device("cuda")
 '''
+
+
+def _size_lines(low) -> list[str]:
+    """Sizes the shapes do not give: derived ranks, split outers. Where no shape gives a rank
+    that an alias names (``index m : P`` with only ``K[m, e]`` read), the alias gives it, and an
+    alias of a split's outer rank is derived again once the split has set it."""
+    c = low.c
+    out = []
+    derived = [d for d in c.sizes if d.is_rank and not isinstance(d.default, Num)]
+    for d in derived:  # ranks defined by expressions of others
+        out.append(f"    _derive(sizes, {d.name!r}, lambda s: {to_code(d.default, _launcher_size)})")
+    shaped = {r for inp in c.inputs for r in inp.ranks}
+    unknown = [d for d in derived if isinstance(d.default, Name) and not low.is_baked(
+        d.default.name) and d.default.name not in shaped | {d.name}]
+    outers = {sp.outer for sp in c.splits}
+    for d in unknown:
+        if d.default.name not in outers:
+            out.append(f"    _derive(sizes, {d.default.name!r}, lambda s: s[{d.name!r}])")
+    for sp in c.splits:
+        out.append(f"    sizes[{sp.outer!r}] = -(-sizes[{sp.rank!r}] // sizes[{sp.inner!r}])")
+    for d in unknown:
+        if d.default.name in outers and d.name not in shaped:
+            out.append(f"    _derive(sizes, {d.name!r}, lambda s: s[{d.default.name!r}])")
+    return out
 
 
 def _launcher_size(name: str) -> str:
