@@ -185,3 +185,29 @@ QK[p,m] = sum[e] Q[p,e] * K[m,e] where not (X[p,m] > 0)
     inputs = {"Q": rng.standard_normal((6, 4)), "K": rng.standard_normal((6, 4)),
               "V": rng.standard_normal((6, 3))}
     _check(text, inputs, "fp32")
+
+
+TOPK = """
+rank H = 2, P = 5, M = 13, E = 4, F = 3
+param TK = 3
+index m2 : M
+input  Q[h,p,e], K[h,m,e], V[h,m,f]
+output AV[h,p,f]
+S[h,p,m]  = sum[e] Q[h,p,e] * K[h,m,e]
+C[h,p,m]  = sum[m2] S[h,p,m2] > S[h,p,m]
+QK[h,p,m] = S[h,p,m] where C[h,p,m] < TK
+GM[h,p]   = max[m] QK[h,p,m]
+SN[h,p,m] = exp(QK[h,p,m] - GM[h,p])
+SD[h,p]   = sum[m] SN[h,p,m]
+AV[h,p,f] = sum[m] SN[h,p,m] / SD[h,p] * V[h,m,f]
+"""
+
+
+@pytest.mark.parametrize("dtype", list(DTYPES))
+def test_top_k_as_a_count_runs_with_rows_on_the_grid(dtype):
+    """The count ``sum[m2] S[p,m2] > S[p,m]`` spans p, m, m2: the rows go on the grid."""
+    rng = np.random.default_rng(10)
+    inputs = {"Q": rng.standard_normal((2, 5, 4)), "K": rng.standard_normal((2, 13, 4)),
+              "V": rng.standard_normal((2, 13, 3))}
+    _, _, fn = _check(TOPK, inputs, dtype)
+    assert "rows on the grid" in "".join(g.source for g in fn.last.generated)
