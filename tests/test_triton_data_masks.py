@@ -211,3 +211,20 @@ def test_top_k_as_a_count_runs_with_rows_on_the_grid(dtype):
               "V": rng.standard_normal((2, 13, 3))}
     _, _, fn = _check(TOPK, inputs, dtype)
     assert "rows on the grid" in "".join(g.source for g in fn.last.generated)
+
+
+def test_rows_on_the_grid_are_the_last_resort_for_a_three_rank_value():
+    """``X[p,m,e]`` needs a 3-D tile with tiled rows; with one row per program it is 2-D."""
+    text = """
+rank P = 5, M = 7, E = 4, F = 3
+input  Q[p,e], K[m,e], V[m,f]
+output AV[p,f]
+X[p,m,e] = Q[p,e] * K[m,e]
+Y[p,m] = sum[e] X[p,m,e]
+AV[p,f] = sum[m] Y[p,m] * V[m,f]
+"""
+    rng = np.random.default_rng(11)
+    inputs = {"Q": rng.standard_normal((5, 4)), "K": rng.standard_normal((7, 4)),
+              "V": rng.standard_normal((7, 3))}
+    _, _, fn = _check(text, inputs, "fp32")
+    assert "rows on the grid" in fn.last.source

@@ -94,15 +94,16 @@ def mapping_note(prepared: Prepared, plan_note: str) -> str:
 
 
 def generate_for(prepared: Prepared, sizes: dict, config: Config, *,
-                 user_params: dict | None = None, mapping_note: str = "") -> Generated:
-    """Lowers a prepared cascade for concrete sizes and a mapping; where a value over the row
-    tile would span three tile ranks (``sum[m2] S[p,m2] > S[p,m]``), with the rows on the grid,
-    one per program (``Config.row_grid``)."""
+                 user_params: dict | None = None, mapping_note: str = "",
+                 row_grid: bool = False) -> Generated:
+    """Lowers a prepared cascade for concrete sizes and a mapping; with ``row_grid``, where a
+    value over the row tile would span three tile ranks (``sum[m2] S[p,m2] > S[p,m]``), with
+    the rows on the grid, one per program (``Config.row_grid``)."""
     full = lowering_sizes(prepared, sizes, config.block_c, user_params)
     try:
         return generate(prepared, full, config, mapping_note=mapping_note)
     except CascadeError as refusal:
-        if config.row_grid or TILE_RANKS not in refusal.message:
+        if not row_grid or config.row_grid or TILE_RANKS not in refusal.message:
             raise
         try:
             return generate(prepared, full, replace(config, row_grid=True),
@@ -140,6 +141,7 @@ class CompiledCascade:
     arch: str | None = None
     check_spills: bool = False
     multi: bool = True  # where one kernel program refuses, several (backends/triton/program.py)
+    row_grid: bool = False  # lower with the rows on the grid where tiled rows need 3-D tiles
 
     def __post_init__(self):
         self.prepared = prepare_for(self.cascade, rewrite=self.rewrite,
@@ -197,6 +199,23 @@ class CompiledCascade:
         """The generated module for these sizes (``(Generated, module)``), or, where the cascade
         does not fuse into one kernel program, its multi-kernel :class:`Program` (twice: it is
         both the source and the callable)."""
+        try:
+            return self._kernel(sizes, dtype, shrink)
+        except CascadeError:
+            if self.row_grid or not self.multi:
+                raise
+            # the last resort (what lowers otherwise keeps its tiled rows and views): rows on
+            # the grid where a value over the row tile would span three tile ranks
+            self.row_grid = True
+            try:
+                return self._kernel(sizes, dtype, shrink)
+            except CascadeError:
+                pass
+            finally:
+                self.row_grid = False
+            raise
+
+    def _kernel(self, sizes: dict, dtype: str, shrink: int):
         key = (tuple(sorted(sizes.items())), dtype)
         if key in self._programs:
             program = self._programs[key]
@@ -221,12 +240,12 @@ class CompiledCascade:
             params = {k: v for k, v in {**sizes, **self.params}.items()
                       if (d := sub.size_decl(k)) is not None and not d.index_of}
             return CompiledCascade(sub, params, self.config, self.rewrite, self.arch,
-                                   self.check_spills, multi=False)
+                                   self.check_spills, multi=False, row_grid=self.row_grid)
 
         def probe(fn: CompiledCascade) -> None:  # the default mapping lowers: cheap, no search
             try:
                 generate_for(fn.prepared, group_sizes(fn.cascade, sizes), config,
-                             user_params=fn.params)
+                             user_params=fn.params, row_grid=fn.row_grid)
             except CascadeError:
                 raise
             except Exception as exc:  # a defect of the lowering on this group: not this cut
@@ -246,7 +265,8 @@ class CompiledCascade:
                cfg.num_stages, dtype)
         if key not in self._cache:
             gen = generate_for(self.prepared, sizes, cfg, user_params=self.params,
-                               mapping_note=mapping_note(self.prepared, plan.describe()))
+                               mapping_note=mapping_note(self.prepared, plan.describe()),
+                               row_grid=self.row_grid)
             module = load_module(gen.source, self.cascade.name)
             self._cache[key] = (gen, module, plan)
         gen, module, plan = self._cache[key]

@@ -8,7 +8,7 @@ from einsum_ir.ir import Access, Binary, Einsum, Name, Num
 
 from .data import gather_index, is_gather
 from .masks import MaskGen
-from .tile_ir import BinOp, BroadcastTo, Conj, Const, Load, Offset, Reduce, Var, Where
+from .tile_ir import BinOp, BroadcastTo, Conj, Const, Load, Offset, Reduce, Var, Where, Zeros
 from .tiles import (
     IDENTITY,
     Tile,
@@ -100,6 +100,13 @@ class ReadGen(MaskGen):
         for memo in (self.memo(True), self.memo(False)):
             if key in memo:
                 return memo[key]
+        canon, axis_of = self._canonical(einsum, bound)
+        for memo in (self.memo(True), self.memo(False)):
+            if canon in memo:  # the same positions over other axes: computed once, so that
+                t, seen = memo[canon]  # S[p,m2] > S[p,m] is exactly false at m2 == m
+                renamed = _relabelled(t, {seen[v]: axis_of[v] for v in seen})
+                if renamed is not None and renamed.axes == self.low.order(renamed.axes):
+                    return renamed
         saved = self.bind
         self.bind = {**{k: v for k, v in saved.items() if k not in einsum.reduced}, **bound}
         for v in einsum.reduced:
@@ -113,7 +120,23 @@ class ReadGen(MaskGen):
             t = replace(t, terms=t.terms | outside, variant=t.variant or any(tm.variant for tm in outside))
         t = self.materialize(t, einsum.name)
         (self.memo(t.variant))[key] = t
+        self.memo(t.variant).setdefault(canon, (t, axis_of))
         return t
+
+    def _canonical(self, einsum: Einsum, bound: dict) -> tuple:
+        """The inline key with whole-tile aranges (``offs_nc``, ``offs_c2``: positions 0 to
+        BLOCK - 1 of a full or column tile) named by their block size instead of their axis."""
+        parts, axis_of = [], {}
+        for v, b in sorted(bound.items()):
+            axis = b.axes[0] if len(b.axes) == 1 else None
+            blk = self.low.roles.block.get(axis) if axis is not None else None
+            if blk is not None and not blk[3] and self.low.roles.role.get(axis) in ("full", "col") \
+                    and b.value == Var(self.names.offs(axis)):
+                parts.append((v, "arange", blk[1]))
+                axis_of[v] = axis
+            else:
+                parts.append((v, b.value, b.axes))
+        return ("inline-positions", einsum.name, tuple(parts)), axis_of
 
     def load(self, acc: Access) -> Tile:
         low = self.low
@@ -211,9 +234,20 @@ class ReadGen(MaskGen):
         t = self.eval_value(einsum.body)
         if pred is not None:
             t = self.mask(t, pred)
+        if ax not in t.axes and any(ax in tm.axes for tm in t.terms):
+            t = self._spread(t, einsum)  # ``1 where C[p,nc] < 1``: the mask varies, the value not
         if ax not in t.axes:
             raise _err(f"the reduced index {r} does not vary in this tile", einsum)
         return self._reduce(einsum, t, ax, self._reduction_mask(einsum, t, ax, r))
+
+    def _spread(self, t: Tile, einsum: Einsum) -> Tile:
+        """``t``'s value over the axes of its validity terms too (a full tile)."""
+        axes = self.low.order(t.axes + tuple(a for tm in t.terms for a in tm.axes))
+        self.need2d(axes, einsum)
+        value = BinOp("+", self.bcast(self.f32(t), t.axes, axes),
+                      Zeros(self.shape_of(axes), "float32"))
+        return replace(t, value=value, axes=axes, kind="f32", src=None, lin=None, dot=None,
+                       const=None, zero_terms=frozenset(), max_of=frozenset())
 
     def _reduction_mask(self, einsum: Einsum, t: Tile, ax: str, r: str) -> list:
         """The validity terms a reduction along ``ax`` must apply: not those where the value is
@@ -292,3 +326,22 @@ class ReadGen(MaskGen):
 # ----------------------------------------------------------------------------------- utilities
 
 _EMPTY_AT = {"max": float("-inf"), "min": float("inf")}
+
+
+def _relabelled(t: Tile, rename: dict) -> Tile | None:
+    """``t`` over renamed axes (the same positions), or None when a fact of it names an axis
+    it cannot rename (a term computed over the old axes stays valid: same positions)."""
+    if not rename or all(a == b for a, b in rename.items()):
+        return t
+    if len(set(rename.values())) != len(rename):
+        return None
+
+    def axes(x):
+        return tuple(rename.get(a, a) for a in x)
+
+    def terms(ts):
+        return frozenset(replace(tm, axes=axes(tm.axes)) for tm in ts)
+
+    return replace(t, axes=axes(t.axes), terms=terms(t.terms), zero_terms=terms(t.zero_terms),
+                   ninf_terms=terms(t.ninf_terms), lin=None, diff=None, dot=None,
+                   max_of=frozenset())
