@@ -228,3 +228,23 @@ AV[p,f] = sum[m] Y[p,m] * V[m,f]
               "V": rng.standard_normal((7, 3))}
     _, _, fn = _check(text, inputs, "fp32")
     assert "rows on the grid" in fn.last.source
+
+
+def test_a_count_compares_one_value_with_itself_exactly():
+    """``sum[c2] SQ[p,c2] > SQ[p,nc]`` reads the inlined SQ over two axes: computed once, the
+    ranks of a row are exactly a permutation (two summation orders would count ties)."""
+    text = """
+rank P = 9, E = 4, NC = 5
+index c2 : NC
+input  Q[p,e], Mu[nc,e]
+output CQ[p,nc]
+SQ[p,nc] = sum[e] Q[p,e] * Mu[nc,e]
+CQ[p,nc] = sum[c2] SQ[p,c2] > SQ[p,nc]
+"""
+    fn = compile_cascade(loads(text))
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        q, mu = rng.standard_normal((9, 4)), rng.standard_normal((5, 4))
+        got = fn(Q=torch.tensor(q, dtype=torch.float32, device=DEVICE),
+                 Mu=torch.tensor(mu, dtype=torch.float32, device=DEVICE))["CQ"].cpu().numpy()
+        np.testing.assert_array_equal(np.sort(got, axis=1), np.tile(np.arange(5.0), (9, 1)))

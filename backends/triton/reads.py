@@ -125,14 +125,15 @@ class ReadGen(MaskGen):
 
     def _canonical(self, einsum: Einsum, bound: dict) -> tuple:
         """The inline key with whole-tile aranges (``offs_nc``, ``offs_c2``: positions 0 to
-        BLOCK - 1 of a full or column tile) named by their block size instead of their axis."""
+        BLOCK - 1 of a full or column tile) named by their block size and extent instead of
+        their axis."""
         parts, axis_of = [], {}
         for v, b in sorted(bound.items()):
             axis = b.axes[0] if len(b.axes) == 1 else None
             blk = self.low.roles.block.get(axis) if axis is not None else None
             if blk is not None and not blk[3] and self.low.roles.role.get(axis) in ("full", "col") \
                     and b.value == Var(self.names.offs(axis)):
-                parts.append((v, "arange", blk[1]))
+                parts.append((v, "arange", blk[1], blk[2]))  # block size and extent
                 axis_of[v] = axis
             else:
                 parts.append((v, b.value, b.axes))
