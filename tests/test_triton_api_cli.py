@@ -64,9 +64,9 @@ def test_outside_the_lowering_is_a_located_error():
                                torch.from_numpy(want["S"]), rtol=1e-4, atol=1e-4)
     src3 = ("rank B = 1, H = 2, P = 64, M = 64, E = 32, F = 32\n"
             "input  Q[b,h,p,e], K[b,h,m,e], V[b,h,m,f]\noutput AV[b,h,p,f]\n\n"
-            "X[b,h,p,m,e] = Q[b,h,p,e] * K[b,h,m,e]\n"
-            "Y[b,h,p,m] = sum[e] X[b,h,p,m,e]\n"
-            "AV[b,h,p,f] = sum[m] Y[b,h,p,m] * V[b,h,m,f]\n")
+            "X[b,h,p,m,e,f] = Q[b,h,p,e] * K[b,h,m,e] * V[b,h,m,f]\n"
+            "Y[b,h,p,m,f] = sum[e] X[b,h,p,m,e,f]\n"
+            "AV[b,h,p,f] = sum[m] Y[b,h,p,m,f]\n")  # 3-D even with the rows on the grid
     with pytest.raises(CascadeError) as info:
         compile_cascade(loads(src3, "three.ein")).source()
     assert "3-D tile" in info.value.message and info.value.span.line == 5

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from einsum_ir.affine import BoundExpr, CDiv, CeilDiv, FloorDiv, Linear, Max, Min, constraints_of
+from einsum_ir.data_masks import reads_tensors
 from einsum_ir.ir import Access, Binary, Call, Unary
 
 from .plan import Lowering
@@ -139,8 +140,8 @@ def pred_range(low: Lowering, einsum, loop: Loop, full: bool = False) -> StepRan
     """The loop counter range that may meet ``einsum``'s predicate; with ``full``, the range
     where every point of the block meets it (None: unknown)."""
     clauses = constraints_of(einsum.where, _baked(low))
-    if clauses is None or full and len(clauses) != 1:
-        return None
+    if clauses is None or full and (len(clauses) != 1 or reads_tensors(einsum.where)):
+        return None  # (a data-dependent part, dropped from an ``and``, can fail anywhere)
     results = []
     for conj in clauses:
         lo_c, hi_c = [], []

@@ -17,7 +17,8 @@ from typing import Callable
 
 from einsum_ir.errors import CascadeError
 from einsum_ir.exprs import rank_root
-from einsum_ir.ir import Cascade, Num
+from einsum_ir.data_masks import reads_tensors
+from einsum_ir.ir import Access, Cascade, Num, index_vars, walk
 from einsum_ir.passes import Prepared
 from einsum_ir.sizes import resolve_sizes
 from einsum_ir.verifier import Analysis
@@ -40,6 +41,8 @@ class Config:
     num_warps: int = 4
     num_stages: int = 2
     scan: bool = True  # running sums of independent increments: all steps in parallel
+    row_grid: bool = False  # the row rank on the grid, one row per program (where a value
+    # over the row tile would span three tile ranks: a top-k count, a block pooling)
 
 
 class Role(str, Enum):
@@ -154,6 +157,9 @@ class Lowering:
         # its own loop dimension (keys m over P: p stays the row tile)
         full = [v for v in vars_ if rank_root(self.c, v.upper()) in full_ranks]
         batch = [v for v in vars_ if rank_root(self.c, v.upper()) in batch_ranks and v not in full]
+        gridded = list(vars_) if self.cfg.row_grid else _gather_rows(c)
+        batch += [v for v in gridded if v in vars_ and v not in full + batch
+                  and v not in reduced and v not in rec_vars]
         stream = self._stream_rank(rec_vars, reduced, full, batch)
         role, block = {}, {}
         rows = []
@@ -271,3 +277,18 @@ def lowering_sizes(prepared: Prepared, sizes: dict, block_c: int,
         made = prepared.changed and prepared.source.size_decl(inner) is None  # by the rewrite
         overrides[inner] = block_c if made else overrides.get(inner, block_c)
     return resolve_sizes(low_c, overrides)
+
+
+def _gather_rows(cascade: Cascade) -> list:
+    """Index variables that a gather's index reads outside the reduced ones (``p`` of
+    ``K[Idx[p,j], e]``): one per program (a grid axis), so that the gathered rows (``j``) and
+    the gathered tensor's own axes (``e``) make the 2-D tile."""
+    found = {}
+    for e in cascade.einsums:
+        for node in (n for x in (e.body, e.where) if x is not None for n in walk(x)):
+            if isinstance(node, Access):
+                for index in node.indices:
+                    if reads_tensors(index):
+                        found.update(dict.fromkeys(v for v in index_vars(index)
+                                                   if v not in e.reduced))
+    return list(found)

@@ -27,6 +27,8 @@ from einsum_ir.sizes import real_params
 from einsum_ir.support import refuse_infinite_factors, refuse_unsupported
 
 from . import aot
+from .gathers import check_gather_indices
+from .kernel import TILE_RANKS
 from .lower import Generated, generate
 
 _MODULES: dict = {}
@@ -47,7 +49,7 @@ def interpreting() -> bool:
 def prepare_for(cascade: Cascade, *, rewrite: bool = True, block_c: int | None = None) -> Prepared:
     """The one pipeline run of a compile: the online-softmax rewrite (tile ``block_c``) where it
     applies, or the cascade as written (``rewrite=False``)."""
-    refuse_unsupported(cascade, "Triton backend", real=False, empty=False)
+    refuse_unsupported(cascade, "Triton backend", real=False, empty=False, data=False)
     refuse_infinite_factors(cascade, "Triton backend")
     return prepare(cascade, "one-pass" if rewrite else "as-written", tile_size=block_c)
 
@@ -92,10 +94,22 @@ def mapping_note(prepared: Prepared, plan_note: str) -> str:
 
 
 def generate_for(prepared: Prepared, sizes: dict, config: Config, *,
-                 user_params: dict | None = None, mapping_note: str = "") -> Generated:
-    """Lowers a prepared cascade for concrete sizes and a mapping."""
+                 user_params: dict | None = None, mapping_note: str = "",
+                 row_grid: bool = False) -> Generated:
+    """Lowers a prepared cascade for concrete sizes and a mapping; with ``row_grid``, where a
+    value over the row tile would span three tile ranks (``sum[m2] S[p,m2] > S[p,m]``), with
+    the rows on the grid, one per program (``Config.row_grid``)."""
     full = lowering_sizes(prepared, sizes, config.block_c, user_params)
-    return generate(prepared, full, config, mapping_note=mapping_note)
+    try:
+        return generate(prepared, full, config, mapping_note=mapping_note)
+    except CascadeError as refusal:
+        if not row_grid or config.row_grid or TILE_RANKS not in refusal.message:
+            raise
+        try:
+            return generate(prepared, full, replace(config, row_grid=True),
+                            mapping_note=mapping_note + " (rows on the grid: one per program)")
+        except CascadeError:
+            raise refusal from None
 
 
 def load_module(source: str, name: str = "kernel"):
@@ -130,6 +144,7 @@ class CompiledCascade:
     # map for Triton's interpreter or not; None: as TRITON_INTERPRET says, for the device's GPU
     # (given, the cost model maps for ``arch`` or H100, as ``cascade compile`` does)
     interpret: bool | None = None
+    row_grid: bool = False  # lower with the rows on the grid where tiled rows need 3-D tiles
 
     def __post_init__(self):
         self.prepared = prepare_for(self.cascade, rewrite=self.rewrite,
@@ -188,6 +203,23 @@ class CompiledCascade:
         """The generated module for these sizes (``(Generated, module)``), or, where the cascade
         does not fuse into one kernel program, its multi-kernel :class:`Program` (twice: it is
         both the source and the callable)."""
+        try:
+            return self._kernel(sizes, dtype, shrink)
+        except CascadeError:
+            if self.row_grid or not self.multi:
+                raise
+            # the last resort (what lowers otherwise keeps its tiled rows and views): rows on
+            # the grid where a value over the row tile would span three tile ranks
+            self.row_grid = True
+            try:
+                return self._kernel(sizes, dtype, shrink)
+            except CascadeError:
+                pass
+            finally:
+                self.row_grid = False
+            raise
+
+    def _kernel(self, sizes: dict, dtype: str, shrink: int):
         key = (tuple(sorted(sizes.items())), dtype)
         if key in self._programs:
             program = self._programs[key]
@@ -216,12 +248,13 @@ class CompiledCascade:
             params = {k: v for k, v in {**sizes, **self.params}.items()
                       if (d := sub.size_decl(k)) is not None and not d.index_of}
             return CompiledCascade(sub, params, self.config, self.rewrite, self.arch,
-                                   self.check_spills, multi=False, interpret=self.interpret)
+                                   self.check_spills, multi=False, interpret=self.interpret,
+                                   row_grid=self.row_grid)
 
         def probe(fn: CompiledCascade) -> None:  # the default mapping lowers: cheap, no search
             try:
                 generate_for(fn.prepared, group_sizes(fn.cascade, sizes), config,
-                             user_params=fn.params)
+                             user_params=fn.params, row_grid=fn.row_grid)
             except CascadeError:
                 raise
             except Exception as exc:  # a defect of the lowering on this group: not this cut
@@ -241,7 +274,8 @@ class CompiledCascade:
                cfg.num_stages, dtype)
         if key not in self._cache:
             gen = generate_for(self.prepared, sizes, cfg, user_params=self.params,
-                               mapping_note=mapping_note(self.prepared, plan.describe()))
+                               mapping_note=mapping_note(self.prepared, plan.describe()),
+                               row_grid=self.row_grid)
             module = load_module(gen.source, self.cascade.name)
             self._cache[key] = (gen, module, plan)
         gen, module, plan = self._cache[key]
@@ -263,6 +297,7 @@ class CompiledCascade:
             raise CascadeError("the tensors are on the CPU: move them to a GPU, or set "
                                "TRITON_INTERPRET=1 (before importing triton) to run the kernels "
                                "in Triton's interpreter")
+        check_gather_indices(self.cascade, sizes, tensors)
         ins = {k: v for k, v in tensors.items()}
         shrink = self._shrink.get((tuple(sorted(sizes.items())), dtype), 0)
         while True:
@@ -304,7 +339,7 @@ def compile_cascade(cascade_or_path, *, block_r: int | None = None, block_c: int
     """
     cascade = load(cascade_or_path) if isinstance(cascade_or_path, (str, os.PathLike)) \
         else cascade_or_path
-    refuse_unsupported(cascade, "Triton backend", real=False, empty=False)
+    refuse_unsupported(cascade, "Triton backend", real=False, empty=False, data=False)
     refuse_infinite_factors(cascade, "Triton backend")
     known = {d.name for d in cascade.sizes}
     for k in params:

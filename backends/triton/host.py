@@ -112,6 +112,7 @@ class HostFunction:
     inputs: tuple[tuple[str, str, tuple[str, ...]], ...]
     derived: tuple[tuple[str, str], ...]
     splits: tuple[tuple[str, str, str], ...]
+    after_splits: tuple[tuple[str, str], ...]  # sizes derived from a split's outer rank
     dtype_from: str | None  # the local of the input; None: fp32 on the default device
     allocations: tuple[Allocation, ...]
     launches: tuple[Launch, ...]
@@ -123,7 +124,7 @@ class HostFunction:
         out = [INPUTS, SHAPE]
         if any(launch.grid.kind == "split" for launch in self.launches):
             out.append(NSPLIT)
-        if self.derived:
+        if self.derived or self.after_splits:
             out.append(DERIVE)
         if self.dtype_from is None:
             out.append(DEVICE)
@@ -155,6 +156,7 @@ def render_forward(fn: HostFunction, sections: dict | None = None) -> list[str]:
     out += [f"    _derive(sizes, {name!r}, lambda s: {code})" for name, code in fn.derived]
     out += [f"    sizes[{outer!r}] = -(-sizes[{rank!r}] // sizes[{inner!r}])"
             for outer, rank, inner in fn.splits]
+    out += [f"    _derive(sizes, {name!r}, lambda s: {code})" for name, code in fn.after_splits]
     if fn.dtype_from is not None:
         out.append(f"    device, dtype = {fn.dtype_from}.device, {fn.dtype_from}.dtype")
     else:  # nothing to take them from: fp32 outputs on the device the kernels run on

@@ -18,6 +18,9 @@ from .tiles import (
 )
 
 
+TILE_RANKS = "the Triton lowering handles 2-D tiles"  # the refusal a row grid may avoid
+
+
 class _SizeNodes(SizeFold[Node]):
     """A size expression as index arithmetic (every operation parenthesised, ``/`` as ``//``)."""
 
@@ -195,7 +198,7 @@ class KernelGen:
     def need2d(self, axes, node):
         if len(axes) > 2:
             raise _err(f"this expression needs a {len(axes)}-D tile over "
-                       f"{', '.join(axes)}; the Triton lowering handles 2-D tiles", node,
+                       f"{', '.join(axes)}; {TILE_RANKS}", node,
                        "contract or reduce earlier so that each value spans at most two tile ranks")
 
     # ----------------------------------------------------------------- index values

@@ -6,7 +6,7 @@ only as comments rendered by :func:`~backends.triton.names.comment_lines`.
 """
 from __future__ import annotations
 
-from einsum_ir.ir import Num
+from einsum_ir.ir import Name, Num
 from einsum_ir.printer import format_cascade
 from einsum_ir.size_exprs import to_code
 
@@ -68,12 +68,12 @@ def host_function(low, names, metas, scratch, *, nsplit_arg: str, increments,
     allocations += [Allocation(names.tensor(name), tuple(ranks), "torch.float32", zeroed=True)
                     for name, ranks in scratch.items()]
     batch = tuple(v.upper() for v in low.roles.batch)
+    before, after = _size_derivations(low, derived)
     return HostFunction(
         f"Runs the cascade on torch tensors given by name ({', '.join(ins)}); returns "
         "{output name: tensor}.",
         tuple((names.tensor(n), n, tuple(c.input(n).ranks)) for n in ins),
-        tuple((d.name, to_code(d.default, _launcher_size)) for d in derived),  # defined by others
-        tuple((sp.outer, sp.rank, sp.inner) for sp in c.splits),
+        before, tuple((sp.outer, sp.rank, sp.inner) for sp in c.splits), after,
         None if first is None else names.tensor(first), tuple(allocations),
         tuple(_launch(low, names, meta, batch, nsplit_arg, increments, prefix) for meta in metas),
         tuple((d.name, names.tensor(d.name)) for d in c.outputs))
@@ -108,3 +108,20 @@ def _launch(low, names, meta, batch, nsplit_arg: str, increments, prefix) -> Lau
 
 def _launcher_size(name: str) -> str:
     return f"s[{name!r}]"
+
+
+def _size_derivations(low, derived) -> tuple[tuple, tuple]:
+    """Sizes the shapes do not give, as (name, code over ``s``): ranks defined by others, and
+    those derived again after the splits. Where no shape gives a rank that an alias names
+    (``index m : P`` with only ``K[m, e]`` read), the alias gives it; an alias of a split's outer
+    rank is derived once the split has set it."""
+    c = low.c
+    before = [(d.name, to_code(d.default, _launcher_size)) for d in derived]
+    shaped = {r for inp in c.inputs for r in inp.ranks}
+    unknown = [d for d in derived if isinstance(d.default, Name) and not low.is_baked(
+        d.default.name) and d.default.name not in shaped | {d.name}]
+    outers = {sp.outer for sp in c.splits}
+    before += [(d.default.name, f"s[{d.name!r}]") for d in unknown if d.default.name not in outers]
+    after = [(d.name, f"s[{d.default.name!r}]") for d in unknown
+             if d.default.name in outers and d.name not in shaped]
+    return tuple(before), tuple(after)

@@ -25,7 +25,9 @@ import numpy as np
 from backends.gpu.partition import Group, partition
 from backends.gpu.views import PermuteView
 from einsum_ir import Cascade
+from einsum_ir.analysis.data_atoms import atoms_of, is_data_dependent, structural_cascade
 from einsum_ir.analysis.existence import existence
+from einsum_ir.data_masks import reads_tensors
 from einsum_ir.errors import CascadeError
 from einsum_ir.ir import Access, Binary, Einsum, Name, Num, TensorDecl, index_vars
 from einsum_ir.verifier import analyze
@@ -110,11 +112,37 @@ def _dtype_source(cascade: Cascade, tensors: dict):
     return tensors[name]
 
 
+def _structural_existence(cascade: Cascade, sizes: dict, upper: bool) -> dict:
+    """Existence masks without the data: a data-dependent predicate at its lower value (every
+    atom false, so the fewest points) or its upper one (einsum_ir.analysis.data_atoms); a
+    gather reads a position that exists (an index outside its axis is an error, see data.py)."""
+    if not is_data_dependent(cascade):
+        return existence(analyze(cascade), sizes).store
+    truth = {str(e.id): {a.number: a.positive == upper for a in atoms_of(e)}
+             for e in cascade.einsums}
+    return existence(analyze(structural_cascade(cascade, truth)), sizes).store
+
+
+def _has_holes(mask) -> bool:
+    return mask is not None and not bool(np.all(mask))
+
+
 def empty_points(cascade: Cascade, sizes: dict) -> set[str]:
-    """The tensors with empty points at ``sizes`` (structurally: predicates and split tails)."""
-    ev = existence(analyze(cascade), sizes)
-    return {name for name, mask in ev.store.items()
-            if mask is not None and not bool(np.all(mask))}
+    """The tensors that may have empty points at ``sizes`` (structurally: predicates and split
+    tails; with data-dependent predicates, those that have some when the data removes most)."""
+    store = _structural_existence(cascade, sizes, upper=False)
+    return {name for name, mask in store.items() if _has_holes(mask)}
+
+
+def data_decided(cascade: Cascade, sizes: dict) -> set[str]:
+    """The tensors whose empty points the data decides (no predicate over indices restores
+    them after a kernel boundary)."""
+    if not is_data_dependent(cascade):
+        return set()
+    lower = _structural_existence(cascade, sizes, upper=False)
+    upper = _structural_existence(cascade, sizes, upper=True)
+    return {name for name, mask in lower.items() if _has_holes(mask) and (
+        upper.get(name) is None or not np.array_equal(*np.broadcast_arrays(mask, upper[name])))}
 
 
 def restorable(cascade: Cascade, sizes: dict, holes: set[str]) -> dict:
@@ -125,16 +153,18 @@ def restorable(cascade: Cascade, sizes: dict, holes: set[str]) -> dict:
     bounds of their reads at computed indices (``m1 * M0 + m0 < M``, a split's tail); it is
     kept where the existence analysis of ``T = X where candidate`` gives the cascade's own mask
     at ``sizes``."""
-    ev = existence(analyze(cascade), sizes)
+    store = _structural_existence(cascade, sizes, upper=False)
+    decided = data_decided(cascade, sizes)
     found = {}
-    for name in sorted(holes):
+    for name in sorted(holes - decided):
         defs = cascade.definitions(name)
         if cascade.input(name) is not None or len(defs) != 1 \
                 or not all(isinstance(i, Name) and i.is_index for i in defs[0].output.indices):
             continue
         out = defs[0].output
         axes = tuple(i.name for i in out.indices)
-        terms = [t for t in ancestor_terms(cascade, name) if set(index_vars(t)) <= set(axes)]
+        terms = [t for t in ancestor_terms(cascade, name)
+                 if set(index_vars(t)) <= set(axes) and not reads_tensors(t)]
         if not terms:
             continue
         candidate = terms[0]
@@ -143,7 +173,7 @@ def restorable(cascade: Cascade, sizes: dict, holes: set[str]) -> dict:
         probe = Cascade(cascade.sizes, cascade.splits, (TensorDecl("X", axes),),
                         (TensorDecl(name, axes),),
                         (Einsum(out, Access("X", out.indices), where=candidate),))
-        mine, theirs = existence(analyze(probe), sizes).store[name], ev.store[name]
+        mine, theirs = existence(analyze(probe), sizes).store[name], store[name]
         if mine is not None and np.array_equal(*np.broadcast_arrays(mine, theirs)):
             found[name] = candidate
     return found

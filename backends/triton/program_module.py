@@ -126,7 +126,7 @@ def _forward(program: Program, tensor: dict, launches: tuple) -> HostFunction:
         f"({ins}); returns {{output name: tensor}}. (``config`` is not used: each kernel program "
         "has its own mapping.)",
         tuple((tensor[d.name], d.name, tuple(d.ranks)) for d in c.inputs), single.derived,
-        single.splits, None if first is None else tensor[first], tuple(allocations), launches,
+        single.splits, single.after_splits, None if first is None else tensor[first], tuple(allocations), launches,
         tuple((d.name, tensor[d.name]) for d in c.outputs),
         config="# config is not used: each kernel program has its own mapping (CONFIG_1, ...)")
 
@@ -134,7 +134,7 @@ def _forward(program: Program, tensor: dict, launches: tuple) -> HostFunction:
 def _check_sizes(program: Program, fn: HostFunction, baked: dict) -> None:
     """Every size a launch or an allocation uses is known from the inputs' shapes."""
     known = set(baked) | {r for _, _, ranks in fn.inputs for r in ranks} \
-        | {name for name, _ in fn.derived} | {outer for outer, _, _ in fn.splits}
+        | {name for name, _ in fn.derived + fn.after_splits} | {outer for outer, _, _ in fn.splits}
     used = {r for a in fn.allocations for r in a.shape}
     used |= {a.size for launch in fn.launches for a in launch.args
              if isinstance(a, SizeArg)}

@@ -6,8 +6,9 @@ from dataclasses import replace
 
 from einsum_ir.ir import Access, Binary, Einsum, Name, Num
 
+from .data import gather_index, is_gather
 from .masks import MaskGen
-from .tile_ir import BinOp, BroadcastTo, Conj, Const, Load, Offset, Reduce, Var, Where
+from .tile_ir import BinOp, BroadcastTo, Conj, Const, Load, Offset, Reduce, Var, Where, Zeros
 from .tiles import (
     IDENTITY,
     Tile,
@@ -111,6 +112,13 @@ class ReadGen(MaskGen):
         for memo in (self.memo(True), self.memo(False)):
             if key in memo:
                 return memo[key]
+        canon, axis_of = self._canonical(einsum, bound)
+        for memo in (self.memo(True), self.memo(False)):
+            if canon in memo:  # the same positions over other axes: computed once, so that
+                t, seen = memo[canon]  # S[p,m2] > S[p,m] is exactly false at m2 == m
+                renamed = _relabelled(t, {seen[v]: axis_of[v] for v in seen})
+                if renamed is not None and renamed.axes == self.low.order(renamed.axes):
+                    return renamed
         saved, home = self.bind, self.home_bind
         self.home_bind = saved if home is None else home  # the bindings outside every inlining
         self.bind = {**{k: v for k, v in saved.items() if k not in einsum.reduced}, **bound}
@@ -125,12 +133,34 @@ class ReadGen(MaskGen):
             t = replace(t, terms=t.terms | outside, variant=t.variant or any(tm.variant for tm in outside))
         t = self.materialize(t, einsum.name)
         (self.memo(t.variant))[key] = t
+        self.memo(t.variant).setdefault(canon, (t, axis_of))
         return t
+
+    def _canonical(self, einsum: Einsum, bound: dict) -> tuple:
+        """The inline key with whole-tile aranges (``offs_nc``, ``offs_c2``: positions 0 to
+        BLOCK - 1 of a full or column tile) named by their block size and extent instead of
+        their axis."""
+        parts, axis_of = [], {}
+        for v, b in sorted(bound.items()):
+            axis = b.axes[0] if len(b.axes) == 1 else None
+            blk = self.low.roles.block.get(axis) if axis is not None else None
+            if blk is not None and not blk[3] and self.low.roles.role.get(axis) in ("full", "col") \
+                    and b.value == Var(self.names.offs(axis)):
+                parts.append((v, "arange", blk[1], blk[2]))  # block size and extent
+                axis_of[v] = axis
+            else:
+                parts.append((v, b.value, b.axes))
+        return ("inline-positions", einsum.name, tuple(parts)), axis_of
 
     def load(self, acc: Access) -> Tile:
         low = self.low
         name = acc.tensor
-        idx = [self.eval_int(i) for i in acc.indices]
+        ranks = low.inputs[name].ranks if name in low.inputs else \
+            tuple(self.spec.phase_reads[name])
+        gathers = {k: gather_index(self, i, self.size_code(ranks[k]))
+                   for k, i in enumerate(acc.indices) if is_gather(i)}
+        idx = [gathers[k][0] if k in gathers else self.eval_int(i)
+               for k, i in enumerate(acc.indices)]
         axes = low.order(sum((i.axes for i in idx), ()))
         self.need2d(axes, acc)
         key = ("load", name, tuple((i.value, i.axes) for i in idx))
@@ -139,21 +169,19 @@ class ReadGen(MaskGen):
                 return memo[key]
         ptr = self.pointer(name)
         strides = self.sig.strides[name]
-        if name in low.inputs:
-            ranks = low.inputs[name].ranks
-        else:
-            ranks = tuple(self.spec.phase_reads[name])
         parts, terms = [], []
         for k, i in enumerate(idx):
             parts.append((self.bcast(i.value, i.axes, axes), Var(strides[k])))
-            if not i.axes:  # a grid index or a loop counter: exact, no padding
+            if k in gathers:  # bounds-checked positions (backends/triton/data.py)
+                terms.append(gathers[k][1])
+            elif not i.axes:  # a grid index or a loop counter: exact, no padding
                 term = self._scalar_extent_term(acc.indices[k], i, ranks[k], axes)
                 if term is not None:
                     terms.append(term)
             elif (term := self._tile_extent_term(acc.indices[k], i, ranks[k])) is not None:
                 terms.append(term)
         mask_parts = [self.bcast(tm.mask, tm.axes, axes) for tm in terms]
-        variant = any(i.variant for i in idx)
+        variant = any(i.variant for i in idx) or any(tm.variant for tm in terms)
         mask = Conj(tuple(mask_parts)) if mask_parts else None
         var = self.emit(name, Load(ptr, Offset(tuple(parts)), mask), variant)
         kind = "native" if name in low.inputs else "f32"
@@ -220,9 +248,20 @@ class ReadGen(MaskGen):
         t = self.eval_value(einsum.body)
         if pred is not None:
             t = self.mask(t, pred)
+        if ax not in t.axes and any(ax in tm.axes for tm in t.terms):
+            t = self._spread(t, einsum)  # ``1 where C[p,nc] < 1``: the mask varies, the value not
         if ax not in t.axes:
             raise _err(f"the reduced index {r} does not vary in this tile", einsum)
         return self._reduce(einsum, t, ax, self._reduction_mask(einsum, t, ax, r))
+
+    def _spread(self, t: Tile, einsum: Einsum) -> Tile:
+        """``t``'s value over the axes of its validity terms too (a full tile)."""
+        axes = self.low.order(t.axes + tuple(a for tm in t.terms for a in tm.axes))
+        self.need2d(axes, einsum)
+        value = BinOp("+", self.bcast(self.f32(t), t.axes, axes),
+                      Zeros(self.shape_of(axes), "float32"))
+        return replace(t, value=value, axes=axes, kind="f32", src=None, lin=None, dot=None,
+                       const=None, zero_terms=frozenset(), max_of=frozenset())
 
     def _reduction_mask(self, einsum: Einsum, t: Tile, ax: str, r: str) -> list:
         """The validity terms a reduction along ``ax`` must apply: not those where the value is
@@ -301,3 +340,22 @@ class ReadGen(MaskGen):
 # ----------------------------------------------------------------------------------- utilities
 
 _EMPTY_AT = {"max": float("-inf"), "min": float("inf")}
+
+
+def _relabelled(t: Tile, rename: dict) -> Tile | None:
+    """``t`` over renamed axes (the same positions), or None when a fact of it names an axis
+    it cannot rename (a term computed over the old axes stays valid: same positions)."""
+    if not rename or all(a == b for a, b in rename.items()):
+        return t
+    if len(set(rename.values())) != len(rename):
+        return None
+
+    def axes(x):
+        return tuple(rename.get(a, a) for a in x)
+
+    def terms(ts):
+        return frozenset(replace(tm, axes=axes(tm.axes)) for tm in ts)
+
+    return replace(t, axes=axes(t.axes), terms=terms(t.terms), zero_terms=terms(t.zero_terms),
+                   ninf_terms=terms(t.ninf_terms), lin=None, diff=None, dot=None,
+                   max_of=frozenset())

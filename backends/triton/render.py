@@ -75,6 +75,7 @@ OPS = {
     "paren": "({x})",
     "invert": "(~{x})",
     "not": "(not {x})",
+    "to_int": "{x}.to(tl.int32)",  # a gather's positions (integers stored as floats)
 }
 
 CALLS = {"maximum": "tl.maximum", "minimum": "tl.minimum", "abs": "tl.abs", "cdiv": "tl.cdiv",

@@ -7,6 +7,9 @@ from einsum_ir.errors import CascadeError
 from einsum_ir.exprs import coverage
 from einsum_ir.ir import Access, Binary, Call, Expr, Name, Num, Unary
 
+from einsum_ir.data_masks import reads_tensors
+
+from .data import value_predicate
 from .kernel import KernelGen
 from .peepholes import dot_accumulate, fold_exp2_scale, safe_running_max, scaled_product
 from .powers import pow_node
@@ -25,7 +28,7 @@ from .tiles import (
     const_tile,
 )
 
-_INDEX_OPS = frozenset({"neg", "neg_bare", "paren", "invert", "not"})  # not cascade functions
+_INDEX_OPS = frozenset({"neg", "neg_bare", "paren", "invert", "not", "to_int"})  # not cascade functions
 BINARY_OPS = frozenset({"+", "-", "*", "/", "%", "max", "min", "pow", "<", "<=", ">", ">=",
                         "==", "!="})
 
@@ -68,6 +71,9 @@ class ValueGen(KernelGen):
         raise _err("this index expression is outside the Triton lowering's reach", expr)
 
     def eval_pred(self, expr: Expr) -> Idx:
+        if reads_tensors(expr) and not (isinstance(expr, Unary) and expr.op == "not"
+                                        or isinstance(expr, Binary) and expr.op in ("and", "or")):
+            return value_predicate(self, expr)
         if isinstance(expr, Unary) and expr.op == "not":
             i = self.eval_pred(expr.operand)
             return Idx(Op("invert" if i.axes else "not", (i.value,)), i.axes, i.variant)
