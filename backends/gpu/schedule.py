@@ -195,6 +195,8 @@ def _scan_plan(low: Lowering, phases, post):
     loop = phases[1][0]
     if loop.style != "split" or not loop.units or any(k != "rec" for k, _ in loop.units):
         return None
+    if low.split_outer_of(loop.var.upper()) is None:
+        return None  # a token recurrence: the steps kernel's grid is the chunks of a split
     if roles.row is not None and roles.role[roles.row] == "row":
         return None  # grid axis 0 is taken by row blocks
     recs = low.a.recurrences

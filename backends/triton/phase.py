@@ -250,6 +250,8 @@ class PhaseGen(ReadGen):
         if loop.style == "plain":
             return roles.block[loop.var][0]
         split = self.low.split_outer_of(loop.var.upper())
+        if split is None:  # a token recurrence: no tile
+            return None
         return next((roles.block[v][0] for v in roles.role
                      if v.upper() == split.inner and v in roles.block), None)
 
@@ -260,7 +262,7 @@ class PhaseGen(ReadGen):
             self.bind[loop.var] = Idx(LOOP_VAR, (), True)
             split = self.low.split_outer_of(loop.var.upper())
             for v, r in roles.role.items():
-                if r == "reshape" and v.upper() == split.rank:
+                if split is not None and r == "reshape" and v.upper() == split.rank:
                     inner_v = next((x for x, rr in roles.role.items()
                                     if x.upper() == split.inner and rr in ("chunk_row", "col")),
                                    None)
