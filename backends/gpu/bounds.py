@@ -212,7 +212,7 @@ def loop_bounds(low: Lowering, loop: Loop) -> LoopBounds:
 
     count = step_count(low, loop)
     unbounded = LoopBounds(count, ZERO, count)
-    if loop.outputs:
+    if loop.outputs or loop.reverse:  # (the predicates' ranges are of positions, not steps)
         return unbounded
     cache: dict = {}
     los, his, notes = [], [], []
