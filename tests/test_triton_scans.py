@@ -125,3 +125,88 @@ def test_a_decayed_chunk_state_is_not_a_scan_and_runs_sequentially(dtype):
     assert _plan(cascade).scan is None
     src = _check(cascade, dtype)
     assert src.count("@triton.jit") == 1 and "s = s_next" in src
+
+
+# ------------------------------------------------------------- reversed recurrences
+
+# a decayed suffix sum (the gradient of a decayed running sum): written as a forward recurrence
+# over steps, read at reversed steps; O reads the state after position n, OB the one before it
+SUFFIX = """
+rank B = 2, N = 9, E = 5
+input  X[b,n,e]
+output O[b,n,e], OB[b,n,e]
+G[b,0,e]   = 0
+G[b,n+1,e] = 0.5 * G[b,n,e] + X[b,N - 1 - n,e]
+O[b,n,e]   = G[b,N - n,e]
+OB[b,n,e]  = G[b,N - 1 - n,e]
+"""
+
+# the backward of recurrent causal linear attention (S[p+1] = S[p] + K[p] V[p]^T, O[p] = Q[p]
+# S[p+1]): dS runs from the last token down, dK[p] = dS after position p times V[p]
+LINEAR_BACKWARD = """
+rank H = 2, P = 7, E = 5, F = 3
+input  Q[h,p,e], V[h,p,f], dO[h,p,f]
+output dK[h,p,e]
+DS[h,0,e,f]   = 0
+DS[h,p+1,e,f] = DS[h,p,e,f] + Q[h,P - 1 - p,e] * dO[h,P - 1 - p,f]
+dK[h,p,e]     = sum[f] DS[h,P - p,e,f] * V[h,p,f]
+"""
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("text", [SUFFIX, LINEAR_BACKWARD], ids=["suffix", "linear_backward"])
+def test_a_recurrence_read_at_reversed_steps_is_a_loop_counting_down(text, dtype):
+    cascade = parse(text, "case.ein")
+    (loop,) = _plan(cascade).phases[1]
+    assert loop.reverse and loop.outputs
+    src = _check(cascade, dtype)
+    assert "the positions count down" in src and "- 1) - it)" in src
+
+
+def test_the_reversed_kernel_is_the_gradient_eager_autograd_computes():
+    """dK of the linear recurrence by the reversed kernel against torch.autograd of the forward
+    recurrence written in torch."""
+    g = torch.Generator().manual_seed(0)
+    q, k, v, do = (torch.randn(2, 7, n, generator=g, dtype=torch.float64) for n in (5, 5, 3, 3))
+    k.requires_grad_()
+    state, outs = torch.zeros(2, 5, 3, dtype=torch.float64), []
+    for p in range(7):
+        state = state + k[:, p, :, None] * v[:, p, None, :]
+        outs.append(torch.einsum("he,hef->hf", q[:, p], state))
+    (want,) = torch.autograd.grad(torch.stack(outs, 1), k, do)
+    kernel = compile_cascade(parse(LINEAR_BACKWARD, "case.ein"))
+    got = kernel(Q=q.float().to(DEVICE), V=v.float().to(DEVICE), dO=do.float().to(DEVICE))["dK"]
+    torch.testing.assert_close(got.double().cpu(), want, rtol=1e-4, atol=1e-5)
+
+
+# a forward running sum finished first, then a reversed recurrence started from its final value
+FORWARD_THEN_REVERSED = """
+rank B = 2, N = 6, E = 3
+input  X[b,n,e]
+output O[b,n,e]
+Z[b,0,e]   = 0
+Z[b,n+1,e] = Z[b,n,e] + X[b,n,e]
+R[b,0,e]   = Z[b,N,e]
+R[b,n+1,e] = R[b,n,e] - X[b,N - 1 - n,e]
+O[b,n,e]   = R[b,N - 1 - n,e] * X[b,n,e]
+"""
+
+
+def test_a_forward_loop_and_a_reversed_loop_in_one_kernel():
+    cascade = parse(FORWARD_THEN_REVERSED, "case.ein")
+    loops = _plan(cascade).phases[1]
+    assert [(lp.level, lp.reverse) for lp in loops] == [(0, False), (1, True)]
+    _check(cascade, torch.float32)
+
+
+def test_a_recurrence_read_both_ways_runs_forward_and_refuses_the_reversed_read():
+    from einsum_ir.errors import CascadeError
+
+    text = SUFFIX.replace("O[b,n,e]   = G[b,N - n,e]", "O[b,n,e]   = G[b,n,e]")
+    cascade = parse(text, "case.ein")
+    (loop,) = _plan(cascade).phases[1]
+    assert not loop.reverse
+    from backends.triton.lower import generate
+
+    with pytest.raises(CascadeError, match="read at an index the Triton lowering cannot map"):
+        generate(prepare(cascade), resolve_sizes(cascade, {}), Config())

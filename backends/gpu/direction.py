@@ -5,12 +5,11 @@ reversed steps, ``R[N - 1 - n]`` (the gradient of a forward recurrence, ``cascad
 position ``n`` they need the state after ``N - 1 - n`` steps. Such a recurrence runs as a loop
 whose positions count down: step ``it`` is position ``N - 1 - it``, where the consumers read the
 carried state. The recurrence is *reversed* when a read outside its group indexes its step axis
-with coefficient -1 on an index; reads forward and reversed by different consumers are refused.
+with coefficient -1 on an index (every such read: one forward read makes the loop forward).
 """
 from __future__ import annotations
 
 from einsum_ir.affine import affine_of
-from einsum_ir.errors import CascadeError
 
 
 def step_coefficient(index) -> int | None:
@@ -24,24 +23,20 @@ def step_coefficient(index) -> int | None:
 
 
 def reversed_recurrences(low, rec_groups) -> frozenset:
-    """The recurrences whose consumers (Einsums outside their group) read them at reversed
-    steps; a recurrence read both ways is refused at the second kind of read."""
+    """The recurrences that every consumer (an Einsum outside their group) reading a varying
+    step reads at reversed steps. One read both ways runs forward: its reversed reads need
+    states of other steps, which the lowering refuses where it meets them."""
     member = {e.id: k for k, g in enumerate(rec_groups) for e in g}
-    seen: dict = {}  # recurrence -> (direction, access)
+    coefs: dict = {}  # recurrence -> the step coefficients of its consumers' reads
     for e in low.c.einsums:
         for acc in e.reads():
             rec = low.a.recurrences.get(acc.tensor)
             if rec is None or member.get(e.id, -1) == member.get(rec.update.id):
                 continue
             coef = step_coefficient(acc.indices[rec.axis])
-            if coef is None:
-                continue
-            before = seen.setdefault(acc.tensor, (coef, acc))
-            if before[0] != coef:
-                raise CascadeError(f"{acc.tensor} is read at forward and at reversed steps of "
-                                   f"its recurrence; the Triton lowering runs a recurrence loop "
-                                   f"in one direction", acc.span)
-    return frozenset(name for name, (coef, _) in seen.items() if coef < 0)
+            if coef is not None:
+                coefs.setdefault(acc.tensor, set()).add(coef)
+    return frozenset(name for name, cs in coefs.items() if cs == {-1})
 
 
 def reads_reversed(low, einsum, reverse: frozenset, seen=None) -> bool:

@@ -66,7 +66,11 @@ class Planner:
             group = self.rec_of[key]
             own = {e.name for e in group}
             lvl = 0
-            for e in group:
+            # the initial values are read before the loop: a final iterate they read (R[0] =
+            # Z[N]) puts the group in a later loop
+            inits = [self.low.a.recurrences[e.name].init for e in group
+                     if e.name in self.low.a.recurrences]
+            for e in [*group, *inits]:
                 lvl = max(lvl, self.reads_level(e, own))
             for e in group:
                 self.loop_of[e.name] = lvl
