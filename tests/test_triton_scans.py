@@ -210,3 +210,37 @@ def test_a_recurrence_read_both_ways_runs_forward_and_refuses_the_reversed_read(
 
     with pytest.raises(CascadeError, match="read at an index the Triton lowering cannot map"):
         generate(prepare(cascade), resolve_sizes(cascade, {}), Config())
+
+
+AOT = r"""
+import json, sys, warnings
+warnings.filterwarnings("ignore")
+from backends.triton import compile_cascade
+from backends.triton.aot import available, compile_source
+from einsum_ir import parse
+if not available():
+    print(json.dumps("unavailable")); sys.exit(0)
+fn = compile_cascade(parse(sys.argv[1], "case.ein"))
+fn.source()
+print(json.dumps([b.uses_mma for b in compile_source(fn.last, "float16", 80)]))
+"""
+
+
+@pytest.mark.parametrize("text", [GATED, LINEAR_BACKWARD], ids=["token", "reversed"])
+def test_the_recurrence_loops_compile_for_a_real_gpu(text):
+    """Triton's compiler (not its interpreter) takes the sequential and the counting-down loops
+    (sm_80, fp16, ahead of time with the ptxas Triton ships)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["PYTHONPATH"] = os.getcwd()
+    r = subprocess.run([sys.executable, "-c", AOT, text], capture_output=True, text=True,
+                       env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    if out == "unavailable":
+        pytest.skip("Triton's ptxas is not available")
+    assert len(out) == 1
