@@ -188,6 +188,8 @@ def step_count(low: Lowering, loop: Loop) -> BoundExpr:
     """The number of blocks of the loop's rank."""
     if loop.style == "split":
         split = low.split_outer_of(loop.var.upper())
+        if split is None:  # a token recurrence: one step per index
+            return Linear.of(((("size", loop.var.upper()),), 1))
         return CDiv(Linear.of(((("size", split.rank),), 1)), Linear.of(((("size", split.inner),), 1)))
     return CDiv(Linear.of(((("size", loop.var.upper()),), 1)),
                 Linear.of(((("block", loop.var),), 1)))
@@ -211,7 +213,7 @@ def loop_bounds(low: Lowering, loop: Loop) -> LoopBounds:
 
     count = step_count(low, loop)
     unbounded = LoopBounds(count, ZERO, count)
-    if loop.outputs:
+    if loop.outputs or loop.reverse:  # (the predicates' ranges are of positions, not steps)
         return unbounded
     cache: dict = {}
     los, his, notes = [], [], []

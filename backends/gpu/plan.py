@@ -123,10 +123,8 @@ class Lowering:
                            + ") are outside the Triton lowering's reach", update)
             (rv,) = rec_vars
             split = self.split_outer_of(rv.upper())
-            if split is None:
-                raise _err(f"the recurrence index {rv} must be the outer part of a split "
-                           f"(split X = {rv.upper()} * X0) for the Triton lowering", update)
-            return split.rank
+            # a recurrence over a plain rank (tokens) steps that rank one index at a time
+            return split.rank if split is not None else rv.upper()
         cands = {v.upper() for v in reduced if v not in full and v not in batch}
         cands = {r for r in cands if not self.split_inner_of(r)} or cands
         if len(cands) > 1:
@@ -153,6 +151,10 @@ class Lowering:
         for e in c.einsums:
             reduced.update(e.reduced)
         rec_vars = {r.var for r in self.a.recurrences.values()}
+        # the rank a recurrence steps is walked by its loop, even where it ends an input's layout
+        stepped = {rank_root(self.c, v.upper()) for v in rec_vars}
+        full_ranks -= stepped
+        batch_ranks -= stepped
         # an alias of a whole-tile or grid rank is one too; an alias of the streamed rank is
         # its own loop dimension (keys m over P: p stays the row tile)
         full = [v for v in vars_ if rank_root(self.c, v.upper()) in full_ranks]

@@ -13,6 +13,7 @@ from typing import Mapping
 
 from einsum_ir.ir import Access, Binary, Einsum, Name, Num, walk
 
+from .direction import reads_reversed, reversed_recurrences
 from .plan import Config, Lowering, _err
 
 
@@ -25,6 +26,7 @@ class Loop:
     var: str  # the stepped var (m1 / n) or the plain var (m)
     units: tuple = ()  # ("rec", group) | ("sred", einsum)
     outputs: tuple = ()  # output Einsums stored inside the loop
+    reverse: bool = False  # positions count down: step it is position (steps - 1 - it)
 
 
 @dataclass
@@ -36,9 +38,11 @@ class _LoopBuilder:
     var: str
     units: list = field(default_factory=list)
     outputs: list = field(default_factory=list)
+    reverse: bool = False
 
     def freeze(self) -> Loop:
-        return Loop(self.level, self.style, self.var, tuple(self.units), tuple(self.outputs))
+        return Loop(self.level, self.style, self.var, tuple(self.units), tuple(self.outputs),
+                    self.reverse)
 
 
 class Planner:
@@ -51,6 +55,7 @@ class Planner:
             for e in g:
                 self.rec_of[e.name] = g
         self.sred = {e.name: e for e in low.stream_reductions}
+        self.reverse = reversed_recurrences(low, self.rec_groups)
         self.loop_of: dict = {}  # unit key -> level
         self._level_cache = {}
 
@@ -61,7 +66,11 @@ class Planner:
             group = self.rec_of[key]
             own = {e.name for e in group}
             lvl = 0
-            for e in group:
+            # the initial values are read before the loop: a final iterate they read (R[0] =
+            # Z[N]) puts the group in a later loop
+            inits = [self.low.a.recurrences[e.name].init for e in group
+                     if e.name in self.low.a.recurrences]
+            for e in [*group, *inits]:
                 lvl = max(lvl, self.reads_level(e, own))
             for e in group:
                 self.loop_of[e.name] = lvl
@@ -136,13 +145,15 @@ class Planner:
                     var = low.a.recurrences[u[0].name].var if u[0].name in low.a.recurrences else \
                         next(low.a.recurrences[e.name].var for e in u if e.name in low.a.recurrences)
                     style = "split"
+                    rev = any(e.name in self.reverse for e in u)
                 else:
                     var = next(v for v in u.reduced if low.roles.role.get(v) == "stream_plain")
                     style = "plain"
+                    rev = reads_reversed(low, u, self.reverse)
                 loop = next((lp for lp in loops if lp.level == lvl and lp.style == style
-                             and lp.var == var), None)
+                             and lp.var == var and lp.reverse == rev), None)
                 if loop is None:
-                    loop = _LoopBuilder(lvl, style, var)
+                    loop = _LoopBuilder(lvl, style, var, reverse=rev)
                     loops.append(loop)
                 loop.units.append((kind, u))
             out[ph] = loops
@@ -172,13 +183,15 @@ class Planner:
         v = stream_out[0]
         style = "plain" if low.roles.role[v] == "stream_plain" else "split"
         lvl = self.reads_level(e, set())
-        loop = next((lp for lp in loops if lp.level == lvl and lp.style == style), None)
+        rev = reads_reversed(low, e, self.reverse)
+        loop = next((lp for lp in loops if lp.level == lvl and lp.style == style
+                     and lp.reverse == rev), None)
         if loop is None:
             var = v if style == "plain" else next((r.var for r in low.a.recurrences.values()), None)
             if var is None:
                 raise _err(f"output {e.name} iterates the streamed rank; the Triton lowering "
                            f"cannot place it in a loop", e)
-            loop = _LoopBuilder(lvl, style, var)
+            loop = _LoopBuilder(lvl, style, var, reverse=rev)
             loops.append(loop)
         loop.outputs.append(e)
         return True
@@ -193,8 +206,10 @@ def _scan_plan(low: Lowering, phases, post):
     if list(phases) != [1] or len(phases[1]) != 1 or post:
         return None
     loop = phases[1][0]
-    if loop.style != "split" or not loop.units or any(k != "rec" for k, _ in loop.units):
+    if loop.reverse or loop.style != "split" or not loop.units or any(k != "rec" for k, _ in loop.units):
         return None
+    if low.split_outer_of(loop.var.upper()) is None:
+        return None  # a token recurrence: the steps kernel's grid is the chunks of a split
     if roles.row is not None and roles.role[roles.row] == "row":
         return None  # grid axis 0 is taken by row blocks
     recs = low.a.recurrences

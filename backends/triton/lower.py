@@ -26,7 +26,7 @@ Reductions that do not involve the row rank (the state of linear attention) go t
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from backends.gpu.plan import Config, Lowering, Roles
 from backends.gpu.schedule import Loop, schedule
@@ -77,15 +77,8 @@ def _generate(prepared: Prepared, sizes, config, mapping_note):
     refuse_reductions_over_empty_finals(low)
     plan = schedule(low, config)
     phases, post = plan.phases, list(plan.post)
-    if plan.scan is not None:
-        try:
-            return _generate_scan(low, names, phases, post, plan.scan, config, mapping_note,
-                                  prepared)
-        except CascadeError:
-            names = Namespace()  # fall back to the sequential loop
-            low = Lowering(cascade, sizes, config, facts, names.block)
-            plan = schedule(low, replace(config, scan=False))
-            phases, post = plan.phases, list(plan.post)
+    if plan.scan is not None:  # the schedule chose the parallel scan (backends/gpu/schedule.py)
+        return _generate_scan(low, names, phases, post, plan.scan, config, mapping_note, prepared)
     kernels = []
     finals_from = {}
     phase_keys = sorted(phases)

@@ -35,6 +35,7 @@ from .tile_ir import (
 from .tiles import (
     IDENTITY,
     NSPLIT_ARG,
+    STEP,
     Idx,
     Tile,
     const_tile,
@@ -190,6 +191,9 @@ class PhaseGen(ReadGen):
         self.lines.append(Blank())
         self.lines.append(Comment(f"loop {k} over the streamed rank ({loop.var}, {loop.style}): "
                                   f"{desc}"))
+        if loop.reverse:
+            self.lines.append(Comment(f"reversed: step it is position {loop.var.upper()} - 1 - "
+                                      f"it, the positions count down"))
         if self.mode.parallel:
             self.lines.append(Comment("one step per program: the programs of grid axis 0 run "
                                       "the steps in parallel"))
@@ -250,6 +254,8 @@ class PhaseGen(ReadGen):
         if loop.style == "plain":
             return roles.block[loop.var][0]
         split = self.low.split_outer_of(loop.var.upper())
+        if split is None:  # a token recurrence: no tile
+            return None
         return next((roles.block[v][0] for v in roles.role
                      if v.upper() == split.inner and v in roles.block), None)
 
@@ -257,10 +263,10 @@ class PhaseGen(ReadGen):
         """The loop's index values: ``it`` itself (split) or its block of offsets (plain)."""
         roles = self.low.roles
         if loop.style == "split":
-            self.bind[loop.var] = Idx(LOOP_VAR, (), True)
+            here = self.bind[loop.var] = self.position_of_step(loop)
             split = self.low.split_outer_of(loop.var.upper())
             for v, r in roles.role.items():
-                if r == "reshape" and v.upper() == split.rank:
+                if split is not None and r == "reshape" and v.upper() == split.rank:
                     inner_v = next((x for x, rr in roles.role.items()
                                     if x.upper() == split.inner and rr in ("chunk_row", "col")),
                                    None)
@@ -271,9 +277,8 @@ class PhaseGen(ReadGen):
                                    f"cannot rebuild {v}", _first_einsum(loop))
                     inner = self.default_bind(inner_v)
                     size = self.index_size_code(split.inner)
-                    rebuilt = BinOp("+", _bare("*", LOOP_VAR, size), inner.value)
-                    self.bind[v] = Idx(rebuilt, inner.axes, True,
-                                       (Idx(LOOP_VAR, (), True), size, inner))
+                    rebuilt = BinOp("+", _bare("*", here.value, size), inner.value)
+                    self.bind[v] = Idx(rebuilt, inner.axes, True, (here, size, inner))
             return
         v = loop.var
         blk = self.blk(v)
@@ -286,6 +291,14 @@ class PhaseGen(ReadGen):
         self.bind[v] = Idx(Var(offs), (v,), True,
                            (Idx(LOOP_VAR, (), True), blk,
                             Idx(Var(self.memo_inv[("arange", v)]), (v,))))
+
+    def position_of_step(self, loop: Loop) -> Idx:
+        """The position of step ``it`` of a recurrence loop: ``it``, or ``S - 1 - it`` where the
+        positions count down (a reversed recurrence, backends/gpu/direction.py)."""
+        if not loop.reverse:
+            return STEP
+        last = _bare("-", self.size_code(loop.var.upper()), Int(1))
+        return Idx(Op("paren", (_bare("-", last, LOOP_VAR),)), (), True, steps=(-1, 1, -1))
 
     def _loop_body(self, loop: Loop, accs: dict):
         low = self.low

@@ -11,6 +11,7 @@ from .masks import MaskGen
 from .tile_ir import BinOp, BroadcastTo, Conj, Const, Load, Offset, Reduce, Var, Where, Zeros
 from .tiles import (
     IDENTITY,
+    STEP,
     Tile,
     _err,
     located,
@@ -39,14 +40,14 @@ class ReadGen(MaskGen):
             if isinstance(index, Name) and index.name == step and name in self.mode.scan_pre:
                 # the state before step n: the exclusive prefix sum computed between kernels
                 return self.load(Access(prefix_name(name), acc.indices, acc.span))
-            if isinstance(index, Name) and index.name == step:
+            at = self._step_read(index, step)
+            if at == 0:
                 if name not in self.carried:
                     raise _err(f"{name}[..., {step}] is read outside its recurrence loop", acc)
                 self.check_same(acc, rec.update, skip=rec.axis)
                 axes = self.rec_axes(rec)
                 return Tile(Var(self.carried[name]), axes, may_inf=True, variant=True)
-            if (isinstance(index, Binary) and index.op == "+" and isinstance(index.lhs, Name)
-                    and index.lhs.name == step and isinstance(index.rhs, Num) and index.rhs.value == 1):
+            if at == 1:
                 self.check_same(acc, rec.update, skip=rec.axis)
                 return self.rec_update(name)
             raise _err(f"{name} is read at an index the Triton lowering cannot map onto its "
@@ -59,6 +60,25 @@ class ReadGen(MaskGen):
         if einsum in self.stream_reductions():
             raise _err(f"{name} is read before the loop that reduces it has finished", acc)
         return self.inline(einsum, acc)
+
+    def _step_read(self, index, step: str) -> int | None:
+        """Which state a read of a recurrence at ``index`` takes in the loop: 0 the carried one
+        (before step ``it``), 1 the one after it, None neither. Inside a loop the index's value
+        decides (a consumer of a reversed recurrence reads ``R[N - 1 - n]`` at position ``n =
+        N - 1 - it``); elsewhere, and in a forward loop where the value is not known, the
+        spelling ``R[n]`` / ``R[n+1]``."""
+        if self.loop is not None:
+            steps = self.eval_int(index).steps
+            if steps in ((1, 0, 0), (1, 0, 1)):
+                return steps[2]
+            if steps is not None or self.loop.loop.reverse:
+                return None
+        if isinstance(index, Name) and index.name == step:
+            return 0
+        if (isinstance(index, Binary) and index.op == "+" and isinstance(index.lhs, Name)
+                and index.lhs.name == step and isinstance(index.rhs, Num) and index.rhs.value == 1):
+            return 1
+        return None
 
     def _final_in_scratch(self, acc: Access, rec) -> Access:
         """A recurrence finished by an earlier kernel is in scratch without its step axis: only
@@ -323,7 +343,12 @@ class ReadGen(MaskGen):
             raise _err(f"{name}[..., {self.low.a.recurrences[name].var}+1] is read outside its "
                        f"recurrence loop", self.low.a.recurrences[name].update)
         rec = self.low.a.recurrences[name]
-        t = self.einsum_value(rec.update)
+        saved = self.bind  # the update and its group count steps, whichever way positions run
+        self.bind = {**saved, rec.var: STEP}
+        try:
+            t = self.einsum_value(rec.update)
+        finally:
+            self.bind = saved
         axes = self.rec_axes(rec)
         value = self.f32(t)
         if tuple(t.axes) != tuple(axes):

@@ -16,7 +16,7 @@ from einsum_ir.affine import CeilDiv, FloorDiv, Linear, Max, Min
 from einsum_ir.errors import CascadeError
 
 from .render import LOG2E, OPS, expr  # noqa: F401  (LOG2E: the tiles' scale constant)
-from .tile_ir import BinOp, Call, Conj, Const, Int, Node, Op, Var, is_simple
+from .tile_ir import LOOP_VAR, BinOp, Call, Conj, Const, Int, Node, Op, Var, is_simple
 
 IDENTITY = {"sum": Const(0.0), "max": Const(float("-inf")), "min": Const(float("inf")),
             "prod": Const(1.0)}
@@ -62,6 +62,12 @@ class Idx:
     axes: tuple = ()
     variant: bool = False
     composite: tuple | None = None  # (outer Idx, size, inner Idx) for x = outer*size + inner
+    # (a, b, c): the value a * it + b * S + c in a recurrence loop of S steps (counter it), where
+    # known; which step a recurrence read takes, whichever way the positions run
+    steps: tuple | None = None
+
+
+STEP = Idx(LOOP_VAR, (), True, steps=(1, 0, 0))  # the counter of a recurrence loop
 
 
 @dataclass(frozen=True)

@@ -40,17 +40,31 @@ def _makes_nan(op: str, a: Tile, b: Tile) -> bool:
     return False  # (0 * inf is not flagged: carried state is conservatively "may be inf")
 
 
+def _scaled(steps, k: int):
+    return None if steps is None else tuple(k * x for x in steps)
+
+
+def _step_sum(op: str, a: Idx, b: Idx):
+    """The step form of ``a op b`` (see Idx.steps), where it stays one."""
+    if a.steps is None or b.steps is None or op not in ("+", "-"):
+        return None
+    sign = 1 if op == "+" else -1
+    return tuple(x + sign * y for x, y in zip(a.steps, b.steps, strict=True))
+
+
 class ValueGen(KernelGen):
     def eval_int(self, expr: Expr) -> Idx:
         if isinstance(expr, Num):
-            return Idx(Int(int(expr.value)))
+            return Idx(Int(int(expr.value)), steps=(0, 0, int(expr.value)))
         if isinstance(expr, Name):
             if expr.is_index:
                 return self.default_bind(expr.name, expr)
-            return Idx(self.index_size_code(expr.name))
+            loop_rank = self.loop.loop.var.upper() if self.loop is not None else None
+            return Idx(self.index_size_code(expr.name),
+                       steps=(0, 1, 0) if expr.name == loop_rank else None)
         if isinstance(expr, Unary) and expr.op == "-":
             i = self.eval_int(expr.operand)
-            return Idx(Op("neg", (i.value,)), i.axes, i.variant)
+            return Idx(Op("neg", (i.value,)), i.axes, i.variant, steps=_scaled(i.steps, -1))
         if isinstance(expr, Binary) and expr.op in ("+", "-", "*", "/", "%"):
             a, b = self.eval_int(expr.lhs), self.eval_int(expr.rhs)
             if expr.op in ("/", "%") and a.composite is not None and not b.axes:
@@ -61,7 +75,7 @@ class ValueGen(KernelGen):
             self.need2d(axes, expr)
             op = {"/": "//"}.get(expr.op, expr.op)
             value = BinOp(op, self.bcast(a.value, a.axes, axes), self.bcast(b.value, b.axes, axes))
-            return Idx(value, axes, a.variant or b.variant)
+            return Idx(value, axes, a.variant or b.variant, steps=_step_sum(expr.op, a, b))
         if isinstance(expr, Call) and expr.func in ("min", "max", "abs"):
             args = [self.eval_int(x) for x in expr.args]
             axes = self.low.order(sum((x.axes for x in args), ()))
