@@ -258,18 +258,19 @@ class ExistenceEvaluator:
             current = np.broadcast_to(current, shape).copy()
         target = tuple(s if shape[k] > 1 or not isinstance(s, slice) else slice(None)
                        for k, s in enumerate(slicer))
-        region = current[target]
+        # assigned through ``current[target]``: a target of fixed indices only is one element,
+        # and indexing would give a scalar copy, not a view
         if out is None:
-            region[...] = True
+            current[target] = True
         elif not out.labels:
-            region[...] = bool(out.values)
+            current[target] = bool(out.values)
         else:
             full = self._full(out, tuple(labels))
+            region_shape = np.shape(current[target])
             for i in range(len(labels)):
-                if region.shape[i] == 1 and full.shape[i] > 1:
+                if region_shape[i] == 1 and full.shape[i] > 1:
                     full = full.take([0], axis=i)
-            region[...] = full
-        current[target] = region
+            current[target] = full
         self.store[tensor] = current
 
 
