@@ -18,7 +18,6 @@ import numpy as np
 
 from einsum_ir.errors import CascadeError
 from einsum_ir.passes import prepare
-from einsum_ir.support import refuse_unsupported
 from simulator.cost import simulate_problem
 from simulator.counts import Infeasible
 from simulator.problem import problem_for
@@ -223,7 +222,6 @@ def search(cascade, arch, sizes: dict | None = None, objective: str = "latency",
     """
     if fusion not in FUSION:
         raise CascadeError(f"unknown fusion {fusion!r}", hint="one of " + ", ".join(FUSION))
-    refuse_unsupported(cascade, "simulator", real=False, empty=False, data=False)  # located
     t0 = time.perf_counter()
     forms, missing = forms_for(cascade, arch, sizes, allow_rewrite)
     if not forms:

@@ -24,7 +24,7 @@ from einsum_ir import Cascade, load, resolve_sizes
 from einsum_ir.errors import CascadeError
 from einsum_ir.passes import Prepared, prepare
 from einsum_ir.sizes import real_params
-from einsum_ir.support import refuse_infinite_factors, refuse_unsupported
+from einsum_ir.support import refuse_infinite_factors
 
 from . import aot
 from .gathers import check_gather_indices
@@ -49,7 +49,6 @@ def interpreting() -> bool:
 def prepare_for(cascade: Cascade, *, rewrite: bool = True, block_c: int | None = None) -> Prepared:
     """The one pipeline run of a compile: the online-softmax rewrite (tile ``block_c``) where it
     applies, or the cascade as written (``rewrite=False``)."""
-    refuse_unsupported(cascade, "Triton backend", real=False, empty=False, data=False)
     refuse_infinite_factors(cascade, "Triton backend")
     return prepare(cascade, "one-pass" if rewrite else "as-written", tile_size=block_c)
 
@@ -339,7 +338,6 @@ def compile_cascade(cascade_or_path, *, block_r: int | None = None, block_c: int
     """
     cascade = load(cascade_or_path) if isinstance(cascade_or_path, (str, os.PathLike)) \
         else cascade_or_path
-    refuse_unsupported(cascade, "Triton backend", real=False, empty=False, data=False)
     refuse_infinite_factors(cascade, "Triton backend")
     known = {d.name for d in cascade.sizes}
     for k in params:
