@@ -6,11 +6,14 @@ an index computed by the cascade, or one combined with index arithmetic (``Idx[p
 that falls outside reads an empty point there instead of raising."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 from einsum_ir.data_masks import reads_tensors
 from einsum_ir.errors import CascadeError
 from einsum_ir.ir import Access, Cascade, walk
 
 
+@lru_cache(maxsize=256)  # called before every launch: the cascade's walk is done once
 def checked_gathers(cascade: Cascade) -> tuple:
     """``(index access, gathered tensor, axis, rank)`` for each gather whose index is an input's
     bare access and whose gathered tensor is an input."""
