@@ -33,6 +33,12 @@ BINARY_OPS = frozenset({"+", "-", "*", "/", "%", "max", "min", "pow", "<", "<=",
                         "==", "!="})
 
 
+def _index_f32(value: Node, axes) -> Node:
+    """An integer index value in fp32. A scalar one may be a Python int (a loop counter under
+    TRITON_INTERPRET=1), which has no ``.to``: it is scaled by 1.0 instead."""
+    return Cast(value) if axes else BinOp("*", value, Const(1.0))
+
+
 def _makes_nan(op: str, a: Tile, b: Tile) -> bool:
     """Whether ``a op b`` may be a fresh NaN (the interpreter's empty point)."""
     if op in ("/", "%"):
@@ -103,11 +109,9 @@ class ValueGen(KernelGen):
 
     # ----------------------------------------------------------------- values
     def f32(self, t: Tile) -> Node:
-        if t.kind == "native" or t.kind == "int" and t.axes:
-            return Cast(t.value)
         if t.kind == "int":
-            return BinOp("*", t.value, Const(1.0))
-        return t.value
+            return _index_f32(t.value, t.axes)
+        return Cast(t.value) if t.kind == "native" else t.value
 
     def eval_value(self, expr: Expr) -> Tile:
         if isinstance(expr, Num):
@@ -243,7 +247,7 @@ class ValueGen(KernelGen):
             y_int = self.bcast(exponent.value, exponent.axes, axes)
             y_int = y_int if _simple(y_int) else self.emit("pow_int", y_int, variant)
         if n is None and not _simple(y):
-            y = self.emit("pow_exp", Cast(y_int) if y_int else y, variant)
+            y = self.emit("pow_exp", _index_f32(y_int, exponent.axes) if y_int else y, variant)
         zero = a.zero_terms if n is not None and n > 0 else frozenset()
         fractional = y_int is None and (n is None or not float(n).is_integer())  # (-2) ** 0.5
         return Tile(pow_node(x, y, n, y_int), axes, "f32", terms, zero, True, variant,
