@@ -22,6 +22,7 @@ from einsum_ir.ir import Access, Binary, Call, Unary
 
 from .plan import Lowering
 from .schedule import Loop
+from .stationary import keeps_state
 
 PID = ("pid",)
 ZERO = Linear()
@@ -217,9 +218,13 @@ def loop_bounds(low: Lowering, loop: Loop) -> LoopBounds:
         return unbounded
     cache: dict = {}
     los, his, notes = [], [], []
+    states = frozenset(e.name for kind, u in loop.units if kind == "rec" for e in u
+                       if e.name in low.a.recurrences)
     for e, own in _targets(low, loop):
         deps = empties_einsum(low, e, own, cache)
         if deps is _TOP or not deps:
+            return unbounded
+        if own and not keeps_state(low, e, states, deps):  # a skipped step would change it
             return unbounded
         u_lo, u_hi = [], []
         for name in sorted(deps):

@@ -200,23 +200,11 @@ class Lowering:
                 block[row] = (self.block_name(rank), pow2(max(ext, 16)), str(ext), False)
             else:
                 block[row] = (self.block_name(rank), self.cfg.block_r, rank, True)
-        self._check_split_tiles(role, stream)
         self.roles = Roles(batch, full, stream, role, block, row)
         # reductions over the streamed rank: loop-carried accumulators
         self.stream_reductions = tuple(e for e in c.einsums if e.reducer and any(
             role.get(v) == "stream_plain" for v in e.reduced))
         self.stream_red_names = frozenset(e.name for e in self.stream_reductions)
-
-    def _check_split_tiles(self, role, stream):
-        """The inner rank of a streamed split is a column tile of exactly the split size."""
-        for v, r in role.items():
-            s = self.split_inner_of(v.upper()) if r == Role.COL else None
-            if s is not None and s.rank == stream:
-                ext = self.sizes[v.upper()]
-                if pow2(ext) != ext or ext < 16:
-                    raise _err(f"the tile size {v.upper()} = {ext} of split {s.rank} = "
-                               f"{s.outer} * {s.inner} must be a power of two >= 16 for "
-                               f"Triton", s)
 
     def feeds_max(self, name: str, seen=None) -> bool:
         """Whether a max reduction reads ``name`` through element-wise Einsums."""
