@@ -251,6 +251,7 @@ def main(argv: list | None = None) -> int:
     status.update(SKIPPED)
     af = measured["accelforge"]
     rows = compare(todo, measured["scalesim"], measured["zigzag"], af and af[:len(todo)])
+    peers_stream.zigzag_reference(stream_rows, rows)
     result = {"status": status, "summary": summary(rows), "rows": rows,
               "cascade_chain_fusion": peers_cascade.chain_fusion(),
               "cascade_chain_fusion_latency": peers_cascade.chain_fusion("latency"),

@@ -60,17 +60,23 @@ EXPLAIN = """
   Fusing saves both models the same 131,072 off-chip words (S written and read back).
 * **Stream energy** is 1.89-2.10 x Cascade's energy-objective best (not the ~0.4% expected) for
   two reasons in Stream's model, both visible in its records (`raw` in `peers.json`). (1) The
-  buffer term: Stream keeps ZigZag's *latency*-best temporal mapping of each tile
-  (`MinimalLatencyStage`; energy is not a criterion), and the one kept re-reads the first
-  operand (Q, S, A) from the buffer for every MAC (ZigZag's per-tile `mem_energy` of A equals the
-  tile's MACs: 524,288 of 524,288 on a chain tile), 8.4 M of its 9.3 M buffer pJ on the fused
-  chain, where Cascade's best spends 98,304 buffer pJ. (2) Off-chip words: Stream charges a
-  transfer for every steady-state iteration, so an input no tile loop indexes (K^T and V of the
-  chain) is fetched again for each of the 8 tiles: 294,912 words fused against Cascade's 65,536
-  (Q, K^T, V read once, O written once), 2 x 16,384 x 7 extra; the GEMMs' tiles re-fetch
-  likewise (20,480 words against 12,288 on 64^3). MACs match (its
-  per-tile `mac_energy` is the tile's MACs at 1 pJ); every transfer word costs a DRAM read and a
-  buffer write at 1 pJ each, as Cascade counts them.
+  buffer term: Stream's ZigZag spreads M and K over the array (ZigZag's spatial mapping generator
+  picks it; Stream 2.1.1 cannot be given a dataflow for an ONNX layer: the core validator's
+  `dataflows` entries must match `^[A-Z]+, [0-9]+$`, its MatMul dims are `D0`..`D2`) and keeps
+  the *latency*-best temporal mapping of each tile (`MinimalLatencyStage`, energy only breaking
+  ties), which re-reads the first operand (Q, S, A) from the buffer for every MAC (ZigZag's
+  per-tile `mem_energy` of A equals the tile's MACs, 524,288 on a chain tile): 8.4 M of its
+  9.3 M buffer pJ on the fused chain, where Cascade's best spends 98,304. ZigZag's own run shows
+  the same trade on the input-stationary chain (latency-best 16,388 cycles a layer at 8.9 M pJ,
+  energy-best 32,770 at 5.2 M). (2) Off-chip words: Stream charges a transfer for every
+  steady-state iteration, so an input no tile loop indexes (K^T and V of the chain) is fetched
+  again for each of the 8 tiles: 294,912 words fused against Cascade's 65,536 (Q, K^T, V read
+  once, O written once), 2 x 16,384 x 7 extra; the GEMMs' tiles re-fetch likewise (20,480 words
+  against 12,288 on 64^3). The two account for the chain exactly: Stream's layer-by-layer energy
+  is ZigZag's own latency-best input-stationary energy plus 2 pJ (a DRAM read, a buffer write)
+  per re-fetched word (18,235,392 = 17,776,640 + 2 x 229,376 on 16 x 16; 17,973,248 =
+  17,514,496 + 2 x 229,376 on 32 x 32). MACs match (its per-tile `mac_energy` is the tile's MACs
+  at 1 pJ).
 """
 
 
@@ -219,6 +225,14 @@ def _stream(result: dict) -> list:
             groups = st.get("groups", [])
             lines.append(shape + f"{cut} | {fusion} | {' ; '.join(','.join(g) for g in groups)} | "
                          + _stream_cells(st, r[cut], r["cascade"][fusion]) + " |")
+    refs = [r for r in rows if "zigzag_is_latency_best_pJ" in r and "error" not in r["raw"]["none"]]
+    if refs:
+        lines += ["", "Stream (layer by layer) / ZigZag's own latency-best mappings with the same "
+                  "unrolling (input-stationary: M and K over the array): " + "; ".join(
+                      f"{r['kind']} {r['rows']}x{r['cols']} {' '.join(str(tuple(x)) for x in r['layers'])}: "
+                      f"{r['raw']['none']['energy']:.0f} / {r['zigzag_is_latency_best_pJ']:.0f} = "
+                      f"{r['raw']['none']['energy'] / r['zigzag_is_latency_best_pJ']:.4f}"
+                      for r in refs)]
     cuts = [r for r in rows if "same_cut" in r]
     if cuts:
         lines += ["", "Stream's own cut vs Cascade's searched cut: " + "; ".join(

@@ -178,6 +178,19 @@ def case_key(case: dict) -> str:
     return json.dumps([case["kind"], case["rows"], case["cols"], [list(x) for x in case["layers"]]])
 
 
+def zigzag_reference(stream_rows: list, rows: list) -> None:
+    """Adds to each Stream row ZigZag's own energy of its latency-best mappings (the bench's
+    ZigZag run) with the unrolling Stream's ZigZag picks here, M and K over the array (the
+    input-stationary case), where the ZigZag run has the case."""
+    def shape(r):
+        return [r["kind"], r["rows"], r["cols"], [list(x) for x in r["layers"]]]
+    for row in stream_rows:
+        z = next((r["zigzag"] for r in rows if r.get("dataflow") == "is" and "zigzag" in r
+                  and "error" not in r["zigzag"] and shape(r) == shape(row)), None)
+        if z is not None:
+            row["zigzag_is_latency_best_pJ"] = sum(x["latency"]["energy"] for x in z["layers"])
+
+
 def measure(stored: dict | None = None) -> tuple:
     """(status, compared rows): Stream's raw results in ``stored`` (a previous peers.json's
     ``stream`` entry) are taken, the venv runs the rest; Cascade's side is run every time."""

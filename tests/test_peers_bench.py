@@ -307,6 +307,13 @@ def test_stream_ratios_cut_and_markdown_on_canned_output(monkeypatch):
     assert "| chain | 16x16 | (256, 256, 64) (256, 64, 256) | fused | searched | QK,AV | 32820 |" in text
     assert "Stream [['S', 'O']], Cascade [['S', 'O']] (same; the fewest cycles: stream)" in text
     assert row["stream_fastest"] == "stream"  # fused ties it: Stream's own cut is named
+    zz = {**case, "dataflow": "is", "layers": [list(x) for x in case["layers"]],
+          "zigzag": {"layers": [_zz_layer(1.0, 1.0, 7.0, 1.0, 1.0)] * 2}}
+    peers_stream.zigzag_reference([row], [{**zz, "dataflow": "os"}, zz])
+    assert row["zigzag_is_latency_best_pJ"] == 14.0  # the input-stationary row's layers summed
+    text = peers_report.markdown({"status": {}, "summary": {}, "rows": [],
+                                  "stream": {"rows": [row]}})
+    assert f"{macs + 1e6:.0f} / 14 = " in text
     failed = peers_stream.compare(case, {**raw, "fused": {"error": "ValueError: x"}}, ours)
     assert failed["fused"] == {"error": "ValueError: x"}
     assert "error: ValueError: x" in peers_report.markdown(
