@@ -1,5 +1,5 @@
-"""Peers side by side: SCALE-Sim 3.0.0, ZigZag 3.x and AccelForge 1.0.467 against Cascade, on the
-same case list.
+"""Peers side by side: SCALE-Sim 3.0.0, ZigZag 3.x, AccelForge 1.0.467 and Stream 2.1.1 against
+Cascade, on the same case list.
 
 Each peer runs in its own virtual environment, created on the first run (``bench/.venv-scalesim``
 with ``numpy<2``; ``bench/.venv-zigzag`` on Python 3.12), through a small driver that imports
@@ -10,10 +10,12 @@ tens of seconds a case), the ``EXTRA`` cases (GEMM 1024^3, one BERT-base head's 
 chain as dependent Einsums, unfused and with fusion searched. The cases are GEMMs x arrays x dataflows
 (output-, weight-, input-stationary) and a chain (one attention head without softmax, S = Q K^T
 then O = S V, layer after layer); Cascade runs them with ``fill_drain: none``, ``per_group`` and
-``per_tile`` (``bench/peers_cascade.py``). Writes ``bench/results/peers.json`` and ``peers.md``.
+``per_tile`` (``bench/peers_cascade.py``). Stream 2.1.1 (``bench/.venv-stream``, Python 3.12,
+``bench/peers_stream.py``) runs the chain layer by layer, fused and with its own cut, and two
+GEMMs, beside ``cascade map --fusion none|searched``. Writes ``bench/results/peers.json`` and ``peers.md``.
 
     python bench/peers.py                            # from the repository root, the project's Python
-    python bench/peers.py --reuse scalesim zigzag    # take those peers' results from peers.json
+    python bench/peers.py --reuse scalesim zigzag stream  # take those peers' results from peers.json
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ import peers_accelforge  # noqa: E402
 import peers_cascade  # noqa: E402
 import peers_report  # noqa: E402
 import peers_scalesim  # noqa: E402
+import peers_stream  # noqa: E402
 import peers_zigzag  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -42,12 +45,7 @@ FILL_DRAIN = ("none", "per_group", "per_tile")
 ACCELFORGE_ARRAYS = [(16, 16), (8, 8), (32, 16)]
 EXTRA = [("gemm", (1024, 1024, 1024)), ("qk", (512, 512, 64))]  # qk: BERT-base, one head, S = Q K^T
 EXTRA_ARRAYS = [(16, 16)]
-SKIPPED = {
-    "stream": "skipped: stream-dse 2.1.1 installs and imports on Python 3.12 (tried by hand), but its inputs "
-              "(a multi-core hardware graph with an off-chip core, ONNX or YAML workload with layer "
-              "stacks for the fused/unfused chain, per-core mappings) are not generated yet; its "
-              "solver modules (stream/opt/solver, stream/allocation) reference gurobipy, a "
-              "licensed solver"}
+SKIPPED: dict = {}  # peer -> why it is not run (every peer runs now)
 PEERS = {"scalesim": peers_scalesim, "zigzag": peers_zigzag, "accelforge": peers_accelforge}
 
 
@@ -237,7 +235,7 @@ def chain_fusion(measured: list | None) -> dict:
 
 def main(argv: list | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--reuse", nargs="*", default=[], choices=sorted(PEERS),
+    ap.add_argument("--reuse", nargs="*", default=[], choices=sorted([*PEERS, "stream"]),
                     help="take these peers' results from bench/results/peers.json where present")
     args = ap.parse_args(argv)
     old = json.loads((RESULTS / "peers.json").read_text()) if args.reuse else {}
@@ -248,13 +246,17 @@ def main(argv: list | None = None) -> int:
         reuse = _stored(name, old) if name in args.reuse else None
         status[name], measured[name] = measure(name, todo + fusion if name == "accelforge" else todo,
                                                reuse)
+    status["stream"], stream_rows = peers_stream.measure(
+        old.get("stream") if "stream" in args.reuse else None)
     status.update(SKIPPED)
     af = measured["accelforge"]
     rows = compare(todo, measured["scalesim"], measured["zigzag"], af and af[:len(todo)])
+    peers_stream.zigzag_reference(stream_rows, rows)
     result = {"status": status, "summary": summary(rows), "rows": rows,
               "cascade_chain_fusion": peers_cascade.chain_fusion(),
               "cascade_chain_fusion_latency": peers_cascade.chain_fusion("latency"),
-              "accelforge_chain_fusion": chain_fusion(af and af[len(todo):])}
+              "accelforge_chain_fusion": chain_fusion(af and af[len(todo):]),
+              "stream": {"rows": stream_rows}}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "peers.json").write_text(json.dumps(result, indent=1) + "\n")
     text = peers_report.markdown(result)

@@ -49,6 +49,34 @@ EXPLAIN = """
   AccelForge's DRAM words unfused and fused (S left on chip by FFM) are Cascade's off-chip words
   of `--fusion none` and `searched` (196,608 and 65,536); its fused energy is 1.039 x Cascade's
   latency-objective mapping's (the buffer re-reads again) at 32,768 cycles against 32,844.
+* **Stream cycles** (2.1.1: its MILP allocation of the steady state over ZigZag's per-tile cost)
+  are within 1.3% of Cascade's latency-objective best: 32,852 unfused and 32,820 fused against
+  32,844 on 16 x 16, 8,244 fused against 8,348 on 32 x 32. Stream tiles the chain into 8
+  steady-state iterations of 32 rows of P (its `fusion_splits`); fused, a tile's drain overlaps
+  the next tile, hence fused is 32 (16 x 16) and 74 (32 x 32) cycles faster than layer by layer.
+* **Stream's cut.** Its mapping generator leaves the chain in one group (it cuts at a MaxPool, an
+  Add + Relu, an affine barrier, or where a group's weights cannot stay on its cores), the cut
+  Cascade's search chooses (`S,O`); with `fused` it is the fastest of the three cuts tried.
+  Fusing saves both models the same 131,072 off-chip words (S written and read back).
+* **Stream energy** is 1.89-2.10 x Cascade's energy-objective best (not the ~0.4% expected) for
+  two reasons in Stream's model, both visible in its records (`raw` in `peers.json`). (1) The
+  buffer term: Stream's ZigZag spreads M and K over the array (ZigZag's spatial mapping generator
+  picks it; Stream 2.1.1 cannot be given a dataflow for an ONNX layer: the core validator's
+  `dataflows` entries must match `^[A-Z]+, [0-9]+$`, its MatMul dims are `D0`..`D2`) and keeps
+  the *latency*-best temporal mapping of each tile (`MinimalLatencyStage`, energy only breaking
+  ties), which re-reads the first operand (Q, S, A) from the buffer for every MAC (ZigZag's
+  per-tile `mem_energy` of A equals the tile's MACs, 524,288 on a chain tile): 8.4 M of its
+  9.3 M buffer pJ on the fused chain, where Cascade's best spends 98,304. ZigZag's own run shows
+  the same trade on the input-stationary chain (latency-best 16,388 cycles a layer at 8.9 M pJ,
+  energy-best 32,770 at 5.2 M). (2) Off-chip words: Stream charges a transfer for every
+  steady-state iteration, so an input no tile loop indexes (K^T and V of the chain) is fetched
+  again for each of the 8 tiles: 294,912 words fused against Cascade's 65,536 (Q, K^T, V read
+  once, O written once), 2 x 16,384 x 7 extra; the GEMMs' tiles re-fetch likewise (20,480 words
+  against 12,288 on 64^3). The two account for the chain exactly: Stream's layer-by-layer energy
+  is ZigZag's own latency-best input-stationary energy plus 2 pJ (a DRAM read, a buffer write)
+  per re-fetched word (18,235,392 = 17,776,640 + 2 x 229,376 on 16 x 16; 17,973,248 =
+  17,514,496 + 2 x 229,376 on 32 x 32). MACs match (its per-tile `mac_energy` is the tile's MACs
+  at 1 pJ).
 """
 
 
@@ -161,8 +189,62 @@ def _fusion(result: dict) -> list:
     return lines
 
 
+def _stream_cells(st: dict, side: dict | None, ours: dict) -> str:
+    if not side:
+        return "- | " * 8 + "-"
+    if "error" in side:
+        return f"error: {side['error'][:60]} | " + "- | " * 7 + "-"
+    lat, en = ours["latency"], ours["energy"]
+    return (f"{st['cycles']:.0f} | {lat['cycles']:.0f} | {st['energy']:.0f} | "
+            f"{en['energy_pJ']:.0f} | {side['ratio_energy_over_energy_best']:.4f} | "
+            f"{st['offchip_words']:.0f} | {en['offchip_words']:.0f} | "
+            f"{side['stream_terms']['buffer']:.0f} | {side['cascade_terms']['buffer']:.0f}")
+
+
+def _stream(result: dict) -> list:
+    """Stream's cuts beside Cascade's: ``none`` with ``--fusion none``, ``fused`` and Stream's own
+    cut with ``--fusion searched``."""
+    rows = result.get("stream", {}).get("rows")
+    if not rows:
+        return []
+    pairs = {"none": "none", "fused": "searched", "stream": "searched"}
+    lines = ["", "## Stream 2.1.1 (`bench/peers_stream.py`: one ZigZag core of the array, one "
+             "off-chip DRAM core; its cycles and energy) vs `cascade map` (cycles of the latency "
+             "objective's best, energy and off-chip words of the energy objective's)", "",
+             "| kind | array | layers (M,N,K) | Stream cut | Cascade fusion | Stream groups | "
+             "Stream cycles | Cascade cycles | Stream pJ | Cascade pJ | Stream / Cascade energy | "
+             "Stream off-chip words | Cascade off-chip words | Stream buffer pJ | Cascade buffer "
+             "pJ |", "|" + "---|" * 15]
+    for r in rows:
+        shape = (f"| {r['kind']} | {r['rows']}x{r['cols']} | "
+                 f"{' '.join(str(tuple(x)) for x in r['layers'])} | ")
+        for cut, fusion in pairs.items():
+            if cut not in r:
+                continue
+            st = r["raw"][cut]
+            groups = st.get("groups", [])
+            lines.append(shape + f"{cut} | {fusion} | {' ; '.join(','.join(g) for g in groups)} | "
+                         + _stream_cells(st, r[cut], r["cascade"][fusion]) + " |")
+    refs = [r for r in rows if "zigzag_is_latency_best_pJ" in r and "error" not in r["raw"]["none"]]
+    if refs:
+        lines += ["", "Stream (layer by layer) / ZigZag's own latency-best mappings with the same "
+                  "unrolling (input-stationary: M and K over the array): " + "; ".join(
+                      f"{r['kind']} {r['rows']}x{r['cols']} {' '.join(str(tuple(x)) for x in r['layers'])}: "
+                      f"{r['raw']['none']['energy']:.0f} / {r['zigzag_is_latency_best_pJ']:.0f} = "
+                      f"{r['raw']['none']['energy'] / r['zigzag_is_latency_best_pJ']:.4f}"
+                      for r in refs)]
+    cuts = [r for r in rows if "same_cut" in r]
+    if cuts:
+        lines += ["", "Stream's own cut vs Cascade's searched cut: " + "; ".join(
+            f"{r['kind']} {r['rows']}x{r['cols']}: Stream {r['stream_cut']}, Cascade "
+            f"{r['cascade_cut']} ({'same' if r['same_cut'] else 'different'}; the fewest "
+            f"cycles: {r['stream_fastest']})" for r in cuts)]
+    return lines
+
+
 def markdown(result: dict) -> str:
-    lines = ["# Peers: SCALE-Sim 3.0.0, ZigZag 3.x and AccelForge 1.0.467 vs Cascade", "",
+    lines = ["# Peers: SCALE-Sim 3.0.0, ZigZag 3.x, AccelForge 1.0.467 and Stream 2.1.1 vs Cascade",
+             "",
              "`python bench/peers.py`; Cascade energies with `fill_drain: none` (fill and drain "
              "change cycles only). 1 pJ per MAC and per 16-bit word at the buffer and DRAM in "
              "every model.", ""]
@@ -170,5 +252,5 @@ def markdown(result: dict) -> str:
     lines += _scalesim(result) + _zigzag(result) + _accelforge(result)
     lines += _table([r for r in result["rows"] if "scalesim" in r or "zigzag" in r or
                      "accelforge" not in r])
-    lines += _accelforge_table(result["rows"]) + _fusion(result) + [EXPLAIN]
+    lines += _accelforge_table(result["rows"]) + _fusion(result) + _stream(result) + [EXPLAIN]
     return "\n".join(lines)

@@ -18,6 +18,7 @@ import peers  # noqa: E402
 import peers_accelforge  # noqa: E402
 import peers_cascade  # noqa: E402
 import peers_report  # noqa: E402
+import peers_stream  # noqa: E402
 import peers_zigzag  # noqa: E402
 import yaml  # noqa: E402
 from einsum_ir import loads  # noqa: E402
@@ -244,3 +245,123 @@ def test_accelforge_driver_on_one_gemm(tmp_path):
     got = json.loads(out.stdout.strip().splitlines()[-1])[0]
     assert got["latency"]["cycles"] == 4096.0  # Cascade's `none`: 64 folds x K
     assert got["energy"]["macs"] == 64 ** 3 and got["energy"]["dram_words"] == 3 * 64 * 64
+
+
+def _stream_rec(cycles, energy, words, groups):
+    return {"cycles": cycles, "group_cycles": [cycles], "groups": groups, "energy": energy,
+            "node_energy": energy - 2 * words, "transfer_energy": 2 * words, "iterations": [8.0],
+            "offchip_words": words, "status": ["OPTIMAL"], "splits": {}, "tiles": {}}
+
+
+def _cascade_best(cycles, energy, words, groups):
+    return {"cycles": cycles, "energy_pJ": energy, "offchip_words": words, "groups": groups}
+
+
+def test_stream_inputs_follow_the_case():
+    acc = peers_stream.accelerator(32, 16)
+    array, off = acc["cores"][0], acc["cores"][1]
+    assert (array["type"], off["type"], acc["offchip_core_id"]) == ("zigzag.compute",
+                                                                    "zigzag.offchip", 1)
+    assert array["operational_array"]["sizes"] == [32, 16]
+    assert "dram" not in array["memories"] and list(off["memories"]) == ["dram"]
+    for mem in (array["memories"]["glb"], off["memories"]["dram"]):  # 1 pJ a 16-bit word
+        assert mem["r_cost"] * 16 / mem["ports"][0]["bandwidth_max"] == 1.0
+    link, = acc["core_connectivity"]
+    assert link["cores"] == [0, 1] and link["unit_energy_cost"] == 0
+    assert link["bandwidth"] == off["memories"]["dram"]["ports"][0]["bandwidth_max"]
+    chain = next(c for c in peers_stream.cases() if c["kind"] == "chain")
+    g = peers_stream.graph(chain)
+    assert g["inputs"] == {"Q": [256, 64], "Kt": [64, 256], "V": [256, 64]}
+    assert [n[2] for n in g["nodes"]] == ["S", "O"] and g["outputs"] == {"O": [256, 64]}
+    tensors = {*g["inputs"], *g["outputs"], *(n[2] for n in g["nodes"])}
+    assert not tensors & {n[0] for n in g["nodes"]}  # Stream overwrites a node named as a tensor
+    gemm = peers_stream.graph({"kind": "gemm", "layers": [(20, 12, 7)]})
+    assert gemm["inputs"] == {"A0": [20, 7], "B0": [7, 12]} and gemm["outputs"] == {"C0": [20, 12]}
+    with pytest.raises(ValueError, match="chain layers"):
+        peers_stream.graph({"kind": "chain", "layers": [(256, 256, 64), (128, 64, 256)]})
+    loads(peers_stream.cascade_text(chain))
+    assert peers_stream.cascade_arch(16, 16)["units"][0]["dims"] == [16, 16]
+
+
+def test_stream_ratios_cut_and_markdown_on_canned_output(monkeypatch):
+    case = {"kind": "chain", "rows": 16, "cols": 16, "layers": [(256, 256, 64), (256, 64, 256)]}
+    macs = 2 * 256 * 256 * 64
+    raw = {"none": _stream_rec(32852.0, macs + 1e6, 425984.0, [["QK"], ["AV"]]),
+           "fused": _stream_rec(32820.0, macs + 8e5, 294912.0, [["QK", "AV"]]),
+           "stream": _stream_rec(32820.0, macs + 8e5, 294912.0, [["QK", "AV"]])}
+    ours = {f: {"energy": _cascade_best(524334.0, macs + w + 1e5, w, groups),
+                "latency": _cascade_best(32844.0, macs + w + 9e5, w, groups)}
+            for f, w, groups in (("none", 196608.0, [["S"], ["O"]]),
+                                 ("searched", 65536.0, [["S", "O"]]))}
+    row = peers_stream.compare(case, raw, ours)
+    assert row["stream_cut"] == [["S", "O"]] and row["same_cut"] is True
+    side = row["none"]
+    assert side["ratio_cycles_over_latency_best"] == pytest.approx(32852 / 32844)
+    assert side["ratio_offchip_words_over"] == pytest.approx(425984 / 196608)
+    assert side["stream_terms"] == {"mac": macs, "dram": 425984.0, "buffer": 1e6 - 425984.0}
+    assert side["cascade_terms"]["buffer"] == pytest.approx(1e5)
+    assert row["fused"]["ratio_energy_over_energy_best"] == pytest.approx(
+        (macs + 8e5) / (macs + 65536 + 1e5))
+    text = peers_report.markdown({"status": {}, "summary": {}, "rows": [],
+                                  "stream": {"rows": [row]}})
+    assert "| chain | 16x16 | (256, 256, 64) (256, 64, 256) | fused | searched | QK,AV | 32820 |" in text
+    assert "Stream [['S', 'O']], Cascade [['S', 'O']] (same; the fewest cycles: stream)" in text
+    assert row["stream_fastest"] == "stream"  # fused ties it: Stream's own cut is named
+    zz = {**case, "dataflow": "is", "layers": [list(x) for x in case["layers"]],
+          "zigzag": {"layers": [_zz_layer(1.0, 1.0, 7.0, 1.0, 1.0)] * 2}}
+    peers_stream.zigzag_reference([row], [{**zz, "dataflow": "os"}, zz])
+    assert row["zigzag_is_latency_best_pJ"] == 14.0  # the input-stationary row's layers summed
+    text = peers_report.markdown({"status": {}, "summary": {}, "rows": [],
+                                  "stream": {"rows": [row]}})
+    assert f"{macs + 1e6:.0f} / 14 = " in text
+    failed = peers_stream.compare(case, {**raw, "fused": {"error": "ValueError: x"}}, ours)
+    assert failed["fused"] == {"error": "ValueError: x"}
+    assert "error: ValueError: x" in peers_report.markdown(
+        {"status": {}, "summary": {}, "rows": [], "stream": {"rows": [failed]}})
+    gemm = {"kind": "gemm", "rows": 16, "cols": 16, "layers": [(64, 64, 64)]}
+    one = peers_stream.compare(gemm, {"none": raw["none"]}, {"none": ours["none"]})
+    assert "stream_cut" not in one and "fused" not in one  # one layer: no cut to choose
+
+    def no_venv():
+        raise AssertionError("stored Stream results must not set up the venv")
+    monkeypatch.setattr(peers_stream, "ensure", no_venv)
+    monkeypatch.setattr(peers_stream, "cases", lambda: [case])
+    monkeypatch.setattr(peers_stream, "cascade_side", lambda c: ours)
+    status, rows = peers_stream.measure({"rows": [row]})
+    assert status.startswith("ran stream-dse") and rows[0]["same_cut"] is True
+
+
+def test_stream_skipped_without_python312(tmp_path, monkeypatch):
+    monkeypatch.setattr(peers_stream, "VENV", tmp_path / "none")
+    monkeypatch.setattr(peers_stream, "find_python312", lambda: None)
+    python, why = peers_stream.ensure()
+    assert python is None and why.startswith("skipped: needs Python >= 3.12")
+    status, rows = peers_stream.measure()
+    assert status == why and rows == []
+
+
+def test_stream_cascade_side_of_one_gemm():
+    got = peers_stream.cascade_side({"kind": "gemm", "rows": 16, "cols": 16,
+                                     "layers": [(64, 64, 64)]})
+    assert list(got) == ["none"] and set(got["none"]) == {"energy", "latency"}
+    best = got["none"]["energy"]
+    assert best["offchip_words"] == 3 * 64 * 64 and best["groups"] == [["C0"]]
+    assert best["energy_pJ"] >= 64 ** 3 * peers_cascade.MAC_PJ + 3 * 64 * 64
+    assert got["none"]["latency"]["cycles"] >= 64 ** 3 / 256
+
+
+@pytest.mark.slow
+def test_stream_driver_on_one_gemm(tmp_path):
+    python = peers_stream.VENV / "bin" / "python"
+    if not python.exists():
+        pytest.skip("bench/.venv-stream absent (python bench/peers.py creates it)")
+    case = {"kind": "gemm", "rows": 16, "cols": 16, "layers": [(64, 64, 64)]}
+    (tmp_path / "c.json").write_text(json.dumps([case]))
+    out = subprocess.run([str(python), str(BENCH / "peers_stream.py"), "--driver",
+                          str(tmp_path / "c.json")], capture_output=True, text=True, check=True)
+    got = json.loads(out.stdout.strip().splitlines()[-1])[0]
+    assert list(got) == ["none"] and "error" not in got["none"]
+    rec = got["none"]
+    assert rec["groups"] == [["MM"]] and rec["cycles"] >= 64 ** 3 / 256
+    assert rec["node_energy"] >= 64 ** 3 * peers_cascade.MAC_PJ  # its MACs at 1 pJ, and more
+    assert rec["offchip_words"] >= 3 * 64 * 64  # every input read and the output written once
