@@ -330,7 +330,7 @@ def _shrunk(cfg: Config, step: int) -> Config:
             block_c //= 2
         elif block_r > 16:
             block_r //= 2
-    return Config(block_r, block_c, cfg.num_warps, stages, cfg.scan)
+    return replace(cfg, block_r=block_r, block_c=block_c, num_stages=stages)
 
 
 def compile_cascade(cascade_or_path, *, block_r: int | None = None, block_c: int | None = None,
