@@ -47,6 +47,27 @@ def is_tile_ranks_refusal(message: str) -> bool:
     return bool(_TILE_RANKS.search(message))
 
 
+def broadcast(value: Node, axes, target) -> Node:
+    """``value`` over tile ``axes`` laid out over ``target`` (a superset): its axes permuted
+    into ``target``'s order, then unit axes inserted for the others (the 2-D cases spelled as
+    the tutorials write them: ``x[:, None]``, ``x[None, :]``, ``tl.trans(x)``)."""
+    axes, target = tuple(axes), tuple(target)
+    if axes == target or not axes:
+        return value
+    if len(set(axes)) != len(axes) or not set(axes) <= set(target):
+        raise CascadeError(f"cannot broadcast a tile over {axes} to {target}")
+    if len(target) == 2 and len(axes) == 1:
+        return Expand(value, "row" if axes[0] == target[0] else "col")
+    if len(target) == 2:
+        return Call("trans", (value,))
+    order = tuple(a for a in target if a in axes)
+    if order != axes:
+        value = Permute(value, tuple(axes.index(a) for a in order))
+    if len(order) < len(target):
+        value = Insert(value, tuple(a not in axes for a in target))
+    return value
+
+
 class _SizeNodes(SizeFold[Node]):
     """A size expression as index arithmetic (every operation parenthesised, ``/`` as ``//``)."""
 
@@ -213,23 +234,7 @@ class KernelGen:
         return Var(name)
 
     def bcast(self, value: Node, axes: tuple, target: tuple) -> Node:
-        """``value`` over tile ``axes`` laid out over ``target`` (a superset, in tile order):
-        its axes permuted into ``target``'s order, then unit axes inserted for the others."""
-        axes, target = tuple(axes), tuple(target)
-        if axes == target or not axes:
-            return value
-        if len(set(axes)) != len(axes) or not set(axes) <= set(target):
-            raise CascadeError(f"cannot broadcast a tile over {axes} to {target}")
-        if len(target) == 2 and len(axes) == 1:
-            return Expand(value, "row" if axes[0] == target[0] else "col")
-        if len(target) == 2:
-            return Call("trans", (value,))  # the 2-D transpose, as the tutorials spell it
-        order = tuple(a for a in target if a in axes)
-        if order != axes:
-            value = Permute(value, tuple(axes.index(a) for a in order))
-        if len(order) < len(target):
-            value = Insert(value, tuple(a not in axes for a in target))
-        return value
+        return broadcast(value, axes, target)
 
     def need2d(self, axes, node):
         """Refuses a value over more tile ranks than the mapping allows (``Config.tile_ranks``),
