@@ -137,8 +137,17 @@ T[p,m,f] = S[p,m] * V[m,f] where m + f <= p + 4
 O[p,f]   = max[m] T[p,m,f]
 """  # a predicate over three tile axes (rows tiled: p, m, f)
 
+OUTER = """
+rank H = 2, P = 7, M = 9, E = 4, F = 3, G = 2
+input  Q[h,p,e], K[h,m,e], V[h,m,f], U[h,m,g]
+output O[h,p,f,g]
+S[h,p,m]     = sum[e] Q[h,p,e] * K[h,m,e]
+X[h,p,m,f,g] = S[h,p,m] * V[h,m,f] * U[h,m,g]
+O[h,p,f,g]   = sum[m] X[h,p,m,f,g]
+"""  # an outer product of two values per key: m, f, g per query
+
 FRESH = {"weighted_state": WEIGHTED_STATE, "windowed_split_kv": WINDOWED_SPLIT_KV,
-         "trilinear": TRILINEAR}
+         "trilinear": TRILINEAR, "outer": OUTER}
 
 
 def _check(cascade, dtype, fn=None, seed=0):
