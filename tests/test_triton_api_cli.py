@@ -73,6 +73,15 @@ def test_outside_the_lowering_is_a_located_error():
     assert "handles 3-D tiles" in info.value.message and "four.ein:5:" in info.value.render()
 
 
+def test_cli_compile_takes_the_last_resorts_of_the_api(tmp_path):
+    """Where neither one kernel program nor several lower, ``cascade compile`` lowers as
+    ``compile_cascade`` does: R2's split-KV scores with 3-D tiles and the rows on the grid."""
+    out = tmp_path / "r2.py"
+    r = _cascade("compile", "tests/data/catalogue/R2_split_kv_lse.ein", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "(3-D tiles) (rows on the grid: one per program)" in out.read_text()
+
+
 def test_cli_compile_writes_a_standalone_module(tmp_path):
     out = tmp_path / "kernel.py"
     r = _cascade("compile", "examples/attention/causal.ein", "--target", "triton",

@@ -211,6 +211,15 @@ def test_catalogue_rows_with_3d_tiles(name, dtype):
     assert result["status"] == "ok", result["detail"]
 
 
+@pytest.mark.parametrize("name", CATALOGUE)
+def test_catalogue_rows_with_3d_tiles_asked_for(name):
+    """The same rows with 3-D tiles as the mapping (X4 lowers with the rows on the grid first;
+    here its pooling is a tile over np, ps, e)."""
+    cascade = load(catalogue.FOLDER / f"{name}.ein")
+    fn = _check(cascade, torch.float32, CompiledCascade(cascade, {}, {}, tiles3d=True))
+    assert "(3-D tiles)" in fn.last.source and TILE_3D.search(fn.last.source)
+
+
 # ------------------------------------------------------------------ what stays refused
 
 FOUR_D = """rank P = 5, M = 7, E = 3, F = 3, G = 2
