@@ -146,6 +146,15 @@ X[h,p,m,f,g] = S[h,p,m] * V[h,m,f] * U[h,m,g]
 O[h,p,f,g]   = sum[m] X[h,p,m,f,g]
 """  # an outer product of two values per key: m, f, g per query
 
+STORE_3D = """
+rank P = 5, M = 7, E = 3, F = 6, G = 2
+input  Q[p,e], K[m,e], V[m,f], U[p,g]
+output O[p,f,g]
+S[p,m]   = sum[e] Q[p,e] * K[m,e]
+A[p,f]   = sum[m] S[p,m] * V[m,f]
+O[p,f,g] = A[p,f] * U[p,g] where f + g < 6
+"""  # an output over three tile axes, stored with a 3-D mask (rows tiled)
+
 FRESH = {"weighted_state": WEIGHTED_STATE, "windowed_split_kv": WINDOWED_SPLIT_KV,
          "trilinear": TRILINEAR, "outer": OUTER}
 
@@ -187,6 +196,15 @@ def test_a_predicate_over_three_tiled_axes(dtype):
     _check(cascade, DTYPES[dtype], fn)
     assert "rows on the grid" not in fn.last.source
     assert "[:, :, None]" in fn.last.source and "axis=1" in fn.last.source
+
+
+@pytest.mark.parametrize("dtype", list(DTYPES))
+def test_a_store_over_three_tiled_axes(dtype):
+    cascade = loads(STORE_3D, "store3d.ein")
+    fn = CompiledCascade(cascade, {}, {}, tiles3d=True)
+    _check(cascade, DTYPES[dtype], fn)
+    store = next(line for line in fn.last.source.splitlines() if "tl.store(O_ptr" in line)
+    assert "rows on the grid" not in fn.last.source and TILE_3D.search(store)
 
 
 def test_two_d_cascades_keep_their_code():
