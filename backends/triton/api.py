@@ -32,6 +32,7 @@ from .kernel import is_tile_ranks_refusal
 from .lower import Generated, generate
 
 _MODULES: dict = {}
+TILES_3D_NOTE = "values over three tile ranks (3-D tiles): row and streamed blocks of at most 16"
 
 
 def cache_dir() -> Path:
@@ -280,9 +281,9 @@ class CompiledCascade:
         key = (tuple(sorted(sizes.items())), cfg.block_r, cfg.block_c, cfg.num_warps,
                cfg.num_stages, cfg.tile_ranks, dtype)
         if key not in self._cache:
+            note = plan.describe() + (f"\n{TILES_3D_NOTE}" if self.tiles3d else "")
             gen = generate_for(self.prepared, sizes, cfg, user_params=self.params,
-                               mapping_note=mapping_note(self.prepared, plan.describe())
-                               + (" (3-D tiles)" if self.tiles3d else ""),
+                               mapping_note=mapping_note(self.prepared, note),
                                row_grid=self.row_grid or self.tiles3d)
             module = load_module(gen.source, self.cascade.name)
             self._cache[key] = (gen, module, plan)
