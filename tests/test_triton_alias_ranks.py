@@ -36,9 +36,10 @@ ALIAS = ["D3_alibi_causal", "M10_block_causal", "M1_sinks", "M1_sliding_window",
          "M6_circular_2d", "M7_halo_blocked", "M8_maxvit_block", "M8_maxvit_grid",
          "L2_lightning_decay", "H2_scatterbrain"]
 FP16 = ["D3_alibi_causal", "M1_sliding_window", "M10_block_causal", "L2_lightning_decay"]
-# real parameters; D5_hopfield (a recurrence over an unsplit index), L2_lightning_chunked and
-# R2_split_kv_lse (3-D tiles) stay refused for their structure, not for their values
-VALUES = ["D3_softcap", "L1_transnormer"]
+# real parameters; D5_hopfield (a recurrence over an unsplit index) stays refused for its
+# structure, not for its values; L2_lightning_chunked and R2_split_kv_lse need 3-D tiles
+# (tests/test_triton_tiles3d.py)
+VALUES = ["D3_softcap", "L1_transnormer", "L2_lightning_chunked", "R2_split_kv_lse"]
 
 
 def _check(name: str, cascade, dtype=torch.float32):

@@ -62,15 +62,25 @@ def test_outside_the_lowering_is_a_located_error():
     want = evaluate(two, {"Q": q.double().numpy(), "K": k.double().numpy()}, dict(P=10, M=9))
     torch.testing.assert_close(compile_cascade(two)(Q=q, K=k)["S"].double(),
                                torch.from_numpy(want["S"]), rtol=1e-4, atol=1e-4)
-    src3 = ("rank B = 1, H = 2, P = 64, M = 64, E = 32, F = 32\n"
-            "input  Q[b,h,p,e], K[b,h,m,e], V[b,h,m,f]\noutput AV[b,h,p,f]\n\n"
-            "X[b,h,p,m,e,f] = Q[b,h,p,e] * K[b,h,m,e] * V[b,h,m,f]\n"
-            "Y[b,h,p,m,f] = sum[e] X[b,h,p,m,e,f]\n"
-            "AV[b,h,p,f] = sum[m] Y[b,h,p,m,f]\n")  # 3-D even with the rows on the grid
+    src4 = ("rank B = 1, H = 2, P = 64, M = 64, E = 32, F = 32, G = 4\n"
+            "input  Q[b,h,p,e], K[b,h,m,e], V[b,h,m,f], U[b,h,m,g]\noutput AV[b,h,p,f,g]\n\n"
+            "X[b,h,p,m,e,f,g] = Q[b,h,p,e] * K[b,h,m,e] * V[b,h,m,f] * U[b,h,m,g]\n"
+            "Y[b,h,p,m,f,g] = sum[e] X[b,h,p,m,e,f,g]\n"
+            "AV[b,h,p,f,g] = sum[m] Y[b,h,p,m,f,g]\n")  # 4-D even with the rows on the grid
     with pytest.raises(CascadeError) as info:
-        compile_cascade(loads(src3, "three.ein")).source()
-    assert "3-D tile" in info.value.message and info.value.span.line == 5
-    assert "three.ein:5:" in info.value.render()
+        compile_cascade(loads(src4, "four.ein")).source()
+    assert "4-D tile" in info.value.message and info.value.span.line == 5
+    assert "handles 3-D tiles" in info.value.message and "four.ein:5:" in info.value.render()
+
+
+def test_cli_compile_takes_the_last_resorts_of_the_api(tmp_path):
+    """Where neither one kernel program nor several lower, ``cascade compile`` lowers as
+    ``compile_cascade`` does: R2's split-KV scores with 3-D tiles and the rows on the grid."""
+    out = tmp_path / "r2.py"
+    r = _cascade("compile", "tests/data/catalogue/R2_split_kv_lse.ein", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    text = out.read_text()
+    assert "(3-D tiles)" in text and "(rows on the grid: one per program)" in text
 
 
 def test_cli_compile_writes_a_standalone_module(tmp_path):

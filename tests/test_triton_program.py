@@ -160,12 +160,23 @@ def test_cascades_that_read_an_intermediate_in_another_layout_run_through_a_view
     assert views and all(isinstance(v, PermuteView) for v in views)
 
 
+FOUR_RANKS = """rank H = 2, P = 7, M = 9, E = 4, F = 3, G = 2
+input  Q[h,p,e], K[h,m,e], V[h,m,f], U[h,m,g]
+output O[h,p,f,g]
+X[h,p,m,e,f,g] = Q[h,p,e] * K[h,m,e] * V[h,m,f] * U[h,m,g]
+Y[h,p,m,f,g]   = sum[e] X[h,p,m,e,f,g]
+O[h,p,f,g]     = sum[m] Y[h,p,m,f,g]
+"""
+
+
 def test_a_cascade_no_partition_lowers_is_refused_at_its_einsum():
-    fn = compile_cascade(CAT / "R2_split_kv_lse.ein")  # split-KV: rows p and s, 3-D tiles
+    # X spans p, m, e, f, g: four tile ranks even with the rows on the grid and 3-D tiles
+    # (R2_split_kv_lse, refused here before, lowers with 3-D tiles: tests/test_triton_tiles3d.py)
+    fn = compile_cascade(loads(FOUR_RANKS, "four.ein"))
     with pytest.raises(CascadeError) as info:
         fn.source()
     text = info.value.render()
-    assert "R2_split_kv_lse.ein:11:" in text and "3-D tile" in text
+    assert "four.ein:4:" in text and "4-D tile" in text
 
 
 # ------------------------------------------------------------------ gradient cascades on Triton
@@ -185,6 +196,8 @@ GRADIENTS = [  # (cascade file, sizes): the backward fell back to the interprete
     (CAT / "D2_gqa.ein", {}),
     (EX / "cross_bias_mask.ein", dict(H=2, P=10, M=11, E=8, F=8)),  # the bias's head sum
     (EX / "decayed_linear.ein", dict(H=2, P=10, M=11, E=8, F=8)),  # dL = sum[b, p, m] ...
+    (EX / "alibi.ein", dict(H=2, P=9, M=11, E=8, F=8)),  # dSlope = sum[b, p, m] ... (p - m)
+    (EX / "alibi_masked_bias.ein", dict(H=2, P=9, M=11, E=8, F=8)),
 ]
 
 

@@ -11,7 +11,7 @@ to a first kernel whose results are written to scratch memory).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Callable
 
@@ -43,6 +43,13 @@ class Config:
     scan: bool = True  # running sums of independent increments: all steps in parallel
     row_grid: bool = False  # the row rank on the grid, one row per program (where a value
     # over the row tile would span three tile ranks: a top-k count, a block pooling)
+    tile_ranks: int = 2  # the most tile ranks a value may span (3: see with_3d_tiles)
+
+    def with_3d_tiles(self) -> "Config":
+        """The mapping with values over three tile ranks: the row and streamed blocks at most
+        16 (tl.dot's least), so a 3-D tile over them and a whole tile stays in registers."""
+        return replace(self, tile_ranks=3, block_r=min(self.block_r, 16),
+                       block_c=min(self.block_c, 16))
 
 
 class Role(str, Enum):

@@ -28,10 +28,11 @@ from einsum_ir.support import refuse_infinite_factors
 
 from . import aot
 from .gathers import check_gather_indices
-from .kernel import TILE_RANKS
+from .kernel import is_tile_ranks_refusal
 from .lower import Generated, generate
 
 _MODULES: dict = {}
+TILES_3D_NOTE = "values over three tile ranks (3-D tiles): row and streamed blocks of at most 16"
 
 
 def cache_dir() -> Path:
@@ -102,7 +103,7 @@ def generate_for(prepared: Prepared, sizes: dict, config: Config, *,
     try:
         return generate(prepared, full, config, mapping_note=mapping_note)
     except CascadeError as refusal:
-        if not row_grid or config.row_grid or TILE_RANKS not in refusal.message:
+        if not row_grid or config.row_grid or not is_tile_ranks_refusal(refusal.message):
             raise
         try:
             return generate(prepared, full, replace(config, row_grid=True),
@@ -144,6 +145,7 @@ class CompiledCascade:
     # (given, the cost model maps for ``arch`` or H100, as ``cascade compile`` does)
     interpret: bool | None = None
     row_grid: bool = False  # lower with the rows on the grid where tiled rows need 3-D tiles
+    tiles3d: bool = False  # lower with values over three tile ranks (Config.with_3d_tiles)
 
     def __post_init__(self):
         self.prepared = prepare_for(self.cascade, rewrite=self.rewrite,
@@ -204,19 +206,22 @@ class CompiledCascade:
         both the source and the callable)."""
         try:
             return self._kernel(sizes, dtype, shrink)
-        except CascadeError:
-            if self.row_grid or not self.multi:
+        except CascadeError as refusal:
+            if self.row_grid or self.tiles3d or not self.multi:
                 raise
-            # the last resort (what lowers otherwise keeps its tiled rows and views): rows on
-            # the grid where a value over the row tile would span three tile ranks
-            self.row_grid = True
-            try:
-                return self._kernel(sizes, dtype, shrink)
-            except CascadeError:
-                pass
-            finally:
-                self.row_grid = False
-            raise
+            # the last resorts (what lowers otherwise keeps its 2-D tiles, tiled rows and
+            # views): rows on the grid where a value over the row tile would span three tile
+            # ranks, then values over three tile ranks (small blocks)
+            for resort in ("row_grid", "tiles3d"):
+                setattr(self, resort, True)
+                try:
+                    return self._kernel(sizes, dtype, shrink)
+                except CascadeError as exc:
+                    last = exc
+                finally:
+                    setattr(self, resort, False)
+            # the 3-D attempt went further than a 2-D one refused: its refusal says what is left
+            raise (last if is_tile_ranks_refusal(refusal.message) else refusal) from None
 
     def _kernel(self, sizes: dict, dtype: str, shrink: int):
         key = (tuple(sorted(sizes.items())), dtype)
@@ -242,18 +247,19 @@ class CompiledCascade:
         from .program import build_program, group_sizes
 
         config = Config(**{k: v for k, v in self.config.items()})
+        config = config.with_3d_tiles() if self.tiles3d else config
 
         def compile_group(sub: Cascade) -> CompiledCascade:
             params = {k: v for k, v in {**sizes, **self.params}.items()
                       if (d := sub.size_decl(k)) is not None and not d.index_of}
             return CompiledCascade(sub, params, self.config, self.rewrite, self.arch,
                                    self.check_spills, multi=False, interpret=self.interpret,
-                                   row_grid=self.row_grid)
+                                   row_grid=self.row_grid, tiles3d=self.tiles3d)
 
         def probe(fn: CompiledCascade) -> None:  # the default mapping lowers: cheap, no search
             try:
                 generate_for(fn.prepared, group_sizes(fn.cascade, sizes), config,
-                             user_params=fn.params, row_grid=fn.row_grid)
+                             user_params=fn.params, row_grid=fn.row_grid or fn.tiles3d)
             except CascadeError:
                 raise
             except Exception as exc:  # a defect of the lowering on this group: not this cut
@@ -266,15 +272,19 @@ class CompiledCascade:
     def _single(self, sizes: dict, dtype: str, shrink: int):
         plan = self.plan(sizes, dtype)
         cfg = plan.config
+        if self.tiles3d:
+            cfg = cfg.with_3d_tiles()
+            plan = replace(plan, config=cfg)
         if shrink:  # the GPU refused the launch (shared memory): fewer stages, then smaller tiles
             cfg = _shrunk(cfg, shrink)
             plan = replace(plan, config=cfg)
         key = (tuple(sorted(sizes.items())), cfg.block_r, cfg.block_c, cfg.num_warps,
-               cfg.num_stages, dtype)
+               cfg.num_stages, cfg.tile_ranks, dtype)
         if key not in self._cache:
+            note = plan.describe() + (f"\n{TILES_3D_NOTE}" if self.tiles3d else "")
             gen = generate_for(self.prepared, sizes, cfg, user_params=self.params,
-                               mapping_note=mapping_note(self.prepared, plan.describe()),
-                               row_grid=self.row_grid)
+                               mapping_note=mapping_note(self.prepared, note),
+                               row_grid=self.row_grid or self.tiles3d)
             module = load_module(gen.source, self.cascade.name)
             self._cache[key] = (gen, module, plan)
         gen, module, plan = self._cache[key]
@@ -321,7 +331,7 @@ def _shrunk(cfg: Config, step: int) -> Config:
             block_c //= 2
         elif block_r > 16:
             block_r //= 2
-    return Config(block_r, block_c, cfg.num_warps, stages, cfg.scan)
+    return replace(cfg, block_r=block_r, block_c=block_c, num_stages=stages)
 
 
 def compile_cascade(cascade_or_path, *, block_r: int | None = None, block_c: int | None = None,

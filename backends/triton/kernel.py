@@ -1,6 +1,8 @@
 """The emission state of one kernel: statements, names, sizes, bindings of index variables."""
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -11,14 +13,59 @@ from einsum_ir.ir import Einsum, Name, Num, walk
 from einsum_ir.size_exprs import SizeFold
 
 from .names import Namespace
-from .tile_ir import Arange, Assign, BinOp, Call, Const, Expand, Int, Node, Op, Shape, Var
+from .tile_ir import (
+    Arange,
+    Assign,
+    BinOp,
+    Call,
+    Const,
+    Expand,
+    Insert,
+    Int,
+    Node,
+    Op,
+    Permute,
+    Shape,
+    Var,
+)
 from .tiles import (
     Idx,
     _err,
 )
 
 
-TILE_RANKS = "the Triton lowering handles 2-D tiles"  # the refusal a row grid may avoid
+TILE_RANKS = "the Triton lowering handles {}-D tiles"  # what rows on the grid or 3-D tiles avoid
+_TILE_RANKS = re.compile(r"the Triton lowering (handles \d-D tiles|keeps a 3-D tile within)")
+MAX_TILE_RANKS = 3  # Config.tile_ranks may allow up to this many
+# a 3-D tile's elements at most: its values live in registers (three blocks of 16 x 16 x 64)
+MAX_TILE_ELEMENTS = 16384
+_RANK_WORDS = {2: "two", 3: "three"}
+
+
+def is_tile_ranks_refusal(message: str) -> bool:
+    """Whether a refusal is for a value spanning more tile ranks than the lowering allowed."""
+    return bool(_TILE_RANKS.search(message))
+
+
+def broadcast(value: Node, axes, target) -> Node:
+    """``value`` over tile ``axes`` laid out over ``target`` (a superset): its axes permuted
+    into ``target``'s order, then unit axes inserted for the others (the 2-D cases spelled as
+    the tutorials write them: ``x[:, None]``, ``x[None, :]``, ``tl.trans(x)``)."""
+    axes, target = tuple(axes), tuple(target)
+    if axes == target or not axes:
+        return value
+    if len(set(axes)) != len(axes) or not set(axes) <= set(target):
+        raise CascadeError(f"cannot broadcast a tile over {axes} to {target}")
+    if len(target) == 2 and len(axes) == 1:
+        return Expand(value, "row" if axes[0] == target[0] else "col")
+    if len(target) == 2:
+        return Call("trans", (value,))
+    order = tuple(a for a in target if a in axes)
+    if order != axes:
+        value = Permute(value, tuple(axes.index(a) for a in order))
+    if len(order) < len(target):
+        value = Insert(value, tuple(a not in axes for a in target))
+    return value
 
 
 class _SizeNodes(SizeFold[Node]):
@@ -187,19 +234,25 @@ class KernelGen:
         return Var(name)
 
     def bcast(self, value: Node, axes: tuple, target: tuple) -> Node:
-        if tuple(axes) == tuple(target) or not axes:
-            return value
-        if len(target) == 2 and len(axes) == 1:
-            return Expand(value, "row" if axes[0] == target[0] else "col")
-        if len(target) == 2 and tuple(axes) == (target[1], target[0]):
-            return Call("trans", (value,))
-        raise CascadeError(f"cannot broadcast a tile over {axes} to {target}")
+        return broadcast(value, axes, target)
 
     def need2d(self, axes, node):
-        if len(axes) > 2:
+        """Refuses a value over more tile ranks than the mapping allows (``Config.tile_ranks``),
+        or a 3-D tile over more than MAX_TILE_ELEMENTS elements (registers), at ``node``."""
+        limit = min(self.low.cfg.tile_ranks, MAX_TILE_RANKS)
+        if len(axes) > limit:
             raise _err(f"this expression needs a {len(axes)}-D tile over "
-                       f"{', '.join(axes)}; {TILE_RANKS}", node,
-                       "contract or reduce earlier so that each value spans at most two tile ranks")
+                       f"{', '.join(axes)}; {TILE_RANKS.format(limit)}", node,
+                       f"contract or reduce earlier so that each value spans at most "
+                       f"{_RANK_WORDS[limit]} tile ranks")
+        if len(axes) > 2:
+            blocks = [int(self.low.roles.block[a][1]) for a in axes if a in self.low.roles.block]
+            if math.prod(blocks) > MAX_TILE_ELEMENTS:
+                raise _err(f"this expression needs a 3-D tile over {', '.join(axes)} of "
+                           f"{' x '.join(map(str, blocks))} elements; the Triton lowering keeps "
+                           f"a 3-D tile within {MAX_TILE_ELEMENTS} elements", node,
+                           "contract or reduce earlier so that each value spans at most two "
+                           "tile ranks")
 
     # ----------------------------------------------------------------- index values
     def default_bind(self, var: str, node=None) -> Idx:

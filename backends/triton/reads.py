@@ -299,6 +299,7 @@ class ReadGen(MaskGen):
     def _reduce(self, einsum: Einsum, t: Tile, ax: str, need: list) -> Tile:
         """``tl.sum``/``tl.max``/``tl.min`` along ``ax``; the max of a positively scaled value is
         the scaled max of the value (one multiply per row instead of per element)."""
+        skips_nan = t.may_nan
         if t.may_nan:  # a NaN an operation made is an empty point: the reduction skips it
             v = self.materialize(replace(t, value=self.f32(t), kind="f32"), "nan_in").value
             t = replace(t, value=Where(BinOp("==", v, v, wrap=False), v, IDENTITY[einsum.reducer]),
@@ -310,7 +311,7 @@ class ReadGen(MaskGen):
             # an empty max/min read by another reducer contributes nothing
             x = Where(BinOp("==", x, Const(t.empty_at), wrap=False), IDENTITY[einsum.reducer], x)
         masked = [tm for tm in need if tm.mask not in self.pad_terms]  # not the tile's padding
-        empty_at = _EMPTY_AT.get(einsum.reducer) if (masked or t.ninf_terms) else None
+        empty_at = _EMPTY_AT.get(einsum.reducer) if (masked or t.ninf_terms or skips_nan) else None
         if need:
             m = self.mask_var(need, t.axes)
             x = Where(m, x, IDENTITY[einsum.reducer])

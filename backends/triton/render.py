@@ -25,10 +25,12 @@ from .tile_ir import (
     For,
     Full,
     If,
+    Insert,
     Int,
     Load,
     Offset,
     Op,
+    Permute,
     ProgramId,
     Reduce,
     Select,
@@ -119,6 +121,12 @@ def _cast(n: Cast) -> str:
     return f"{expr(n.x)}.to({to})"
 
 
+def _permute(n: Permute) -> str:
+    if tuple(n.dims) == (1, 0):  # the 2-D transpose, as the tutorials write it
+        return f"tl.trans({expr(n.x)})"
+    return f"tl.permute({expr(n.x)}, ({', '.join(str(d) for d in n.dims)}))"
+
+
 SPELL = {
     Var: lambda n: n.name,
     Int: lambda n: str(n.value),
@@ -142,6 +150,8 @@ SPELL = {
     BroadcastTo: lambda n: f"tl.broadcast_to({expr(n.x)}, {expr(n.shape)})",
     Cast: _cast,
     Expand: lambda n: f"{expr(n.x)}[:, None]" if n.side == "row" else f"{expr(n.x)}[None, :]",
+    Insert: lambda n: f"{expr(n.x)}[{', '.join('None' if k else ':' for k in n.new)}]",
+    Permute: _permute,
 }
 
 

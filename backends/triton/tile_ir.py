@@ -8,8 +8,9 @@ Expressions: names and literals (:class:`Var`, :class:`Int`, :class:`Const`), in
 (:class:`ProgramId`, :class:`Arange`), operations (:class:`Op`: an element-wise operation of the
 spelling table; :class:`BinOp`: infix index arithmetic and compares; :class:`Call`: a ``tl``
 function), :class:`Where`, :class:`Select`, :class:`Load`, :class:`Dot`, :class:`Reduce`,
-:class:`Full`, :class:`Zeros`, :class:`BroadcastTo`, :class:`Cast`, :class:`Expand`, and the
-n-ary joins :class:`Offset` (pointer offsets), :class:`Conj` / :class:`Disj` (mask conjuncts).
+:class:`Full`, :class:`Zeros`, :class:`BroadcastTo`, :class:`Cast`, :class:`Expand` (a 1-D tile
+as a column or a row), :class:`Insert` (new unit axes at any positions of an N-D tile),
+:class:`Permute` (the axes of an N-D tile reordered), and the n-ary joins :class:`Offset` (pointer offsets), :class:`Conj` / :class:`Disj` (mask conjuncts).
 
 Statements: :class:`Assign`, :class:`StoreStmt`, :class:`For` (a loop with its carried state
 assigned in its body), :class:`If`, :class:`Comment`, :class:`Blank`.
@@ -180,6 +181,23 @@ class Expand(Node):
 
     x: Node
     side: str
+
+
+@dataclass(frozen=True)
+class Insert(Node):
+    """``x`` with unit axes inserted (``x[:, None, :]``): ``new[k]`` says whether axis ``k`` of
+    the result is a new one; the kept axes are ``x``'s, in order."""
+
+    x: Node
+    new: tuple  # of bool, one per axis of the result
+
+
+@dataclass(frozen=True)
+class Permute(Node):
+    """``x`` with its axes reordered: axis ``k`` of the result is axis ``dims[k]`` of ``x``."""
+
+    x: Node
+    dims: tuple  # of int
 
 
 # ------------------------------------------------------------------------------------ statements

@@ -196,11 +196,11 @@ def bound_node(expr, sym) -> Node:
     if isinstance(expr, (Max, Min)):
         a, b = (bound_node(x, sym) for x in expr.items)
         return Call("maximum" if isinstance(expr, Max) else "minimum", (a, b))
-    if isinstance(expr, FloorDiv):
-        num = Call("maximum", (bound_node(expr.num, sym), Int(0)))
-        return BinOp("//", num, bound_node(expr.den, sym))
-    if isinstance(expr, CeilDiv):
+    if isinstance(expr, (FloorDiv, CeilDiv)):
         den = bound_node(expr.den, sym)
         num = Call("maximum", (bound_node(expr.num, sym), Int(0)))
-        return BinOp("//", BinOp("-", BinOp("+", num, den, wrap=False), Int(1)), den)
+        if isinstance(expr, CeilDiv):
+            num = BinOp("-", BinOp("+", num, den, wrap=False), Int(1))
+        # a product divides as one operand: x // (3 * BLOCK_S), not (x // 3) * BLOCK_S
+        return BinOp("//", num, den if is_simple(den) else Op("paren", (den,)))
     return Call("cdiv", (bound_node(expr.a, sym), bound_node(expr.b, sym)))

@@ -281,9 +281,10 @@ class ValueGen(KernelGen):
                                 and not b.ninf_terms) else frozenset()
         code = Op(op, (x, y))
         lone_y = Op("neg", (y,)) if op == "-" else y
-        if a.may_nan:  # a NaN side is an empty point: the other side passes
+        # a NaN side is an empty point: the other side passes, where it creates points
+        if a.may_nan and cover[1]:
             code, ninf = Where(BinOp("!=", x, x, wrap=False), lone_y, code), frozenset()
-        if b.may_nan:
+        if b.may_nan and cover[0]:
             code, ninf = Where(BinOp("!=", y, y, wrap=False), x, code), frozenset()
         sa = [tm for tm in a.terms if tm.mask not in self.pad_terms]
         sb = [tm for tm in b.terms if tm.mask not in self.pad_terms]
@@ -307,7 +308,8 @@ class ValueGen(KernelGen):
         # padding (past a rank's extent) is outside every iteration space: it stays masked
         terms = terms | {tm for tm in a.terms | b.terms if tm.mask in self.pad_terms}
         variant = a.variant or b.variant
-        nan = a.may_nan and b.may_nan
+        # NaN stays where both sides may be NaN, or where the NaN side's partner creates no point
+        nan = (a.may_nan and (b.may_nan or not cover[1])) or (b.may_nan and not cover[0])
         if op == "-":
             return Tile(code, axes, "f32", terms, frozenset(), a.may_inf or b.may_inf, variant,
                         may_nan=nan)

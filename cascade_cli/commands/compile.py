@@ -98,10 +98,16 @@ def run_compile(args) -> int:
 
 
 def _program_source(args, cascade, sets, sizes, overrides, refusal) -> tuple[str, str]:
-    """The kernel program's module, mapped for the GPU (not the interpreter), and its summary."""
+    """The kernel program's module, mapped for the GPU (not the interpreter), and its summary;
+    where no kernel program lowers, the last resorts ``compile_cascade`` takes (rows on the grid,
+    3-D tiles)."""
     from backends.triton.api import CompiledCascade
 
     fn = CompiledCascade(cascade, sets, overrides, not args.no_rewrite, args.arch,
                          args.check_spills, interpret=False)
-    program = fn.program(sizes, args.dtype, refusal)
+    try:
+        program = fn.program(sizes, args.dtype, refusal)
+    except CascadeError:
+        gen, _ = fn.kernel(sizes, args.dtype)
+        return gen.source, fn.last_plan.describe().splitlines()[0]
     return program.source, program.plan.describe().splitlines()[0]
