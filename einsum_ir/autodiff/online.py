@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 from ..exprs import product_factors
 from ..ir import Access, Binary, Call, Cascade, Einsum, Expr, Name, Num, Role, Unary
 from ..passes.rewrite import fresh, readers, taken_names, transform
+from .unsplit import merge_split
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,12 @@ def _collapse_one(cascade: Cascade, rm, recurrences):
                                                 **{s.state: s.axis for s in sums}}))
         elif e.role is Role.UPDATE and e.name in new:
             einsums += new[e.name]
-    return replace(cascade, einsums=tuple(einsums)), finals
+    out = replace(cascade, einsums=tuple(einsums))
+    split = next((sp for sp in cascade.splits
+                  if (sp.outer, sp.inner) == (k.upper(), lm.reduced[0].upper())), None)
+    if split is not None:  # the steps are the tiles of a split: reduce over the whole rank
+        out = merge_split(out, {e.name for es in new.values() for e in es}, split, taken)
+    return out, finals
 
 
 def _at_end(access: Access, state: str, axis: int, k: str) -> Access:
