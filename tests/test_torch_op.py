@@ -23,7 +23,7 @@ CASES = {  # example -> (shape of Q, K, V; torch reference; parameters)
     "softcap": ((1, 2, 9, 8), lambda q, k, v: torch_ref.softmax_attention(q, k, v, cap=2.0),
                 {"CAP": 2}),
     "linear": ((1, 2, 11, 8), torch_ref.linear_attention, {}),
-    "mha_1pass": ((1, 1, 40, 8), torch_ref.softmax_attention, {"M0": 16}),  # a reverse loop
+    "mha_1pass": ((1, 1, 40, 8), torch_ref.softmax_attention, {"M0": 16}),  # at its final values
 }
 
 
@@ -47,8 +47,10 @@ def test_the_repr_says_what_runs_each_direction():
     linear = repr(native_op(EX / "linear.ein"))
     assert "forward: Triton kernels" in linear  # dQ and dK/dV stream different ranks:
     assert "backward: Triton kernels (the cascade lowers as " in linear
-    recurrent = repr(native_op(EX / "mha_1pass.ein", M0=16))  # a reverse recurrence
-    assert "backward: the reference interpreter (numpy) (the Triton lowering refused" in recurrent
+    online = repr(native_op(EX / "mha_1pass.ein", M0=16))  # differentiated at its final values
+    assert "backward: Triton kernels (the cascade lowers)" in online
+    refused = repr(native_op(EX / "linear_causal_chunked.ein"))  # a step of a recurrence
+    assert "backward: the reference interpreter (numpy) (the Triton lowering refused" in refused
     assert "reference interpreter" in repr(native_op(EX / "causal.ein", backend="reference"))
 
 

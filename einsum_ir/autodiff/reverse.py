@@ -5,7 +5,8 @@ for each read of a value that depends on a differentiated input, the Einsum of i
 vector-Jacobian product (:mod:`.vjp`); the shares of one tensor are added up once all its readers
 are done. The backward cascade recomputes the forward values its Einsums read, except the
 statistics of each softmax over a streamed rank, which the forward cascade saves as a log-sum-exp
-(:mod:`.softmax`). A running sum gets a suffix sum (:mod:`.recurrence`); other recurrences are
+(:mod:`.softmax`); an online softmax (running max and rescaled running sums) is differentiated in
+its final-value form (:mod:`.online`), so that its backward reads no step of its recurrences. A running sum gets a suffix sum (:mod:`.recurrence`); other recurrences are
 refused with a located error.
 """
 from __future__ import annotations
@@ -16,7 +17,9 @@ from ..errors import CascadeError
 from ..ir import Access, Binary, Cascade, Einsum, Name, Num, Role, SizeDecl, TensorDecl
 from ..verifier import analyze
 from .derivative import inline_read, substitute
+from ..passes.rewrite import transform
 from .loop import reverse_loop
+from .online import collapse
 from .recurrence import RECURRENCE_HINT, Loop, loop_of, read_kind, suffix_sum
 from .softmax import Softmax, find_softmaxes
 from .vjp import Target, tie_count, vjp
@@ -59,10 +62,17 @@ def gradient(cascade: Cascade, wrt=None, outputs=None, *, save_lse: bool = True)
     are given (default: all). ``save_lse=False`` differentiates every softmax as written (the
     arg-max rule through its max) instead of saving its log-sum-exp.
     """
-    analyze(cascade)
+    analysis = analyze(cascade)
     outputs = _choose(cascade.outputs, outputs, "output")
     wrt = _choose(cascade.inputs, wrt, "input")
-    return _Pass(cascade, wrt, outputs, find_softmaxes(cascade) if save_lse else ()).run()
+    if not save_lse:
+        return _Pass(cascade, wrt, outputs, ()).run()
+    collapsed = collapse(cascade, analysis)
+    softmaxes = find_softmaxes(collapsed.cascade) if collapsed is not None else ()
+    if not softmaxes:  # no online softmax, or one whose outputs depend on the shift
+        return _Pass(cascade, wrt, outputs, find_softmaxes(cascade)).run()
+    return _Pass(collapsed.cascade, wrt, outputs, softmaxes, original=cascade,
+                 finals=dict(collapsed.finals)).run()
 
 
 def _choose(decls, names, kind: str) -> tuple[str, ...]:
@@ -77,8 +87,12 @@ def _choose(decls, names, kind: str) -> tuple[str, ...]:
 
 
 class _Pass:
-    def __init__(self, cascade: Cascade, wrt, outputs, softmaxes: tuple[Softmax, ...]):
+    def __init__(self, cascade: Cascade, wrt, outputs, softmaxes: tuple[Softmax, ...],
+                 original: Cascade | None = None, finals: dict | None = None):
         self.c = cascade
+        # the forward pass runs ``original`` (the online form); ``finals``: the tensors of the
+        # final-value form differentiated instead, as final values of the original's states
+        self.original, self.finals = original or cascade, finals or {}
         self.wrt, self.outputs, self.softmaxes = wrt, outputs, softmaxes
         self.names = _Names({*cascade.tensor_names(), *cascade.rank_names(),
                              *(d.name for d in cascade.sizes)})
@@ -250,10 +264,9 @@ class _Pass:
         einsums = _without_copies([*recompute, *backward], set(names.values()))
         decls = {d.name: d for d in (*self.c.inputs, *self.c.outputs)}
         gm_decls = [TensorDecl(self.lse[sm.gm.name], sm.rows) for sm in self.softmaxes]
-        forward = replace(self.c, outputs=(*self.c.outputs, *gm_decls),
-                          einsums=(*self.c.einsums, *(_lse(sm, self.lse[sm.gm.name])
-                                                      for sm in self.softmaxes)),
-                          name=f"{self.c.name}_fwd")
+        lses = (self._at_finals(_lse(sm, self.lse[sm.gm.name])) for sm in self.softmaxes)
+        forward = replace(self.original, outputs=(*self.original.outputs, *gm_decls),
+                          einsums=(*self.original.einsums, *lses), name=f"{self.c.name}_fwd")
         back = Cascade(
             (*self.c.sizes, *self.new_sizes), self.c.splits,
             (*self.c.inputs, *gm_decls,
@@ -263,6 +276,20 @@ class _Pass:
         analyze(back)
         return Gradient(forward, back, tuple(self.seeds.items()), tuple(names.items()),
                         tuple(d.name for d in gm_decls))
+
+    def _at_finals(self, e: Einsum) -> Einsum:
+        """``e`` reading the original's final values for the tensors of the final-value form
+        (``GM[o]`` as ``RM[o, M1]``)."""
+        def final(node):
+            if not isinstance(node, Access) or node.tensor not in self.finals:
+                return None
+            (own,) = self.c.definitions(node.tensor)
+            at = {i.name: r for i, r in zip(own.output.indices, node.indices, strict=True)}
+            end = self.finals[node.tensor]
+            return Access(end.tensor, tuple(at.get(i.name, i) if isinstance(i, Name) else i
+                                            for i in end.indices), node.span)
+
+        return replace(e, body=transform(e.body, final))
 
     def _recompute(self, backward: list[Einsum]) -> list[Einsum]:
         """The forward Einsums the backward ones read, transitively, with the saved values

@@ -46,10 +46,16 @@ def _readers(cascade: Cascade, tensor: str) -> list[Einsum]:
 
 
 def _match(cascade: Cascade, gm: Einsum) -> Softmax | None:
-    readers = _readers(cascade, gm.name)
-    if len(readers) != 1:
-        return None
-    sn = readers[0]
+    """GM's numerator and denominator; GM's other readers (the second pass of the 2-pass form)
+    are left to :func:`_shift_invariant`, which accepts GM only inside ``exp(x - GM)``."""
+    for sn in _readers(cascade, gm.name):
+        found = _match_numerator(cascade, gm, sn)
+        if found is not None:
+            return found
+    return None
+
+
+def _match_numerator(cascade: Cascade, gm: Einsum, sn: Einsum) -> Softmax | None:
     body = sn.body
     if (sn.reducer is not None or sn.where is not None or sn.role is not Role.DEF
             or not (isinstance(body, Call) and body.func == "exp")):
@@ -77,8 +83,9 @@ def _shift_invariant(cascade: Cascade, sm: Softmax) -> bool:
             degree[einsum.name] = 1
             continue
         if einsum.name == sm.gm.name:
+            degree[einsum.name] = None  # read bare, the shift shows: only exp(x - GM) is scaled
             continue
-        d = _degree(einsum.body, degree)
+        d = _degree(einsum.body, degree, sm.gm.name)
         if einsum.reducer == "prod" and d != 0:
             d = None
         if einsum.role is not Role.DEF and d != 0:
@@ -87,16 +94,18 @@ def _shift_invariant(cascade: Cascade, sm: Softmax) -> bool:
     return all(degree.get(o.name, 0) == 0 for o in cascade.outputs)
 
 
-def _degree(expr: Expr, degree: dict[str, int | None]) -> int | None:
+def _degree(expr: Expr, degree: dict[str, int | None], gm: str = "") -> int | None:
+    if _shifted(expr, gm) and _degree(expr.args[0].lhs, degree, gm) == 0:
+        return 1  # exp(x - GM): with GM read as the LSE, divided by SD like SN
     if isinstance(expr, (Num, Name)):
         return 0
     if isinstance(expr, Access):
         return degree.get(expr.tensor, 0)
     if isinstance(expr, Unary):
-        d = _degree(expr.operand, degree)
+        d = _degree(expr.operand, degree, gm)
         return d if expr.op == "-" else (0 if d == 0 else None)
     if isinstance(expr, Binary):
-        a, b = _degree(expr.lhs, degree), _degree(expr.rhs, degree)
+        a, b = _degree(expr.lhs, degree, gm), _degree(expr.rhs, degree, gm)
         if a is None or b is None:
             return None
         if expr.op == "*":
@@ -107,8 +116,15 @@ def _degree(expr: Expr, degree: dict[str, int | None]) -> int | None:
             return a if a == b else None
         return 0 if a == b == 0 else None
     if isinstance(expr, Call):
-        ds = [_degree(a, degree) for a in expr.args]
+        ds = [_degree(a, degree, gm) for a in expr.args]
         if expr.func in ("max", "min") and ds[0] is not None and ds[0] == ds[1]:
             return ds[0]
         return 0 if all(d == 0 for d in ds) else None
     return None
+
+
+def _shifted(expr: Expr, gm: str) -> bool:
+    """``expr`` is ``exp(x - GM[...])``."""
+    return (isinstance(expr, Call) and expr.func == "exp" and isinstance(expr.args[0], Binary)
+            and expr.args[0].op == "-" and isinstance(expr.args[0].rhs, Access)
+            and expr.args[0].rhs.tensor == gm)
