@@ -128,6 +128,10 @@ class ReadGen(MaskGen):
             if not (isinstance(j, Name) and j.is_index):
                 raise _err(f"{einsum.name} cannot be inlined at this access", acc)
             bound[j.name] = self.eval_int(i)
+        captured = sorted(v for v in einsum.reduced for b in bound.values() if v in b.axes)
+        if captured:  # one tile axis cannot be both the reader's index and the reduced one
+            raise _err(f"{einsum.name} reduces over {captured[0]}, which the positions it is read "
+                       f"at here also vary along; one kernel cannot inline it", acc)
         key = (einsum.name, tuple((v, b.value, b.axes) for v, b in sorted(bound.items())))
         for memo in (self.memo(True), self.memo(False)):
             if key in memo:
