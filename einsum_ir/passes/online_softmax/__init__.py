@@ -100,11 +100,11 @@ def rewrite_online_softmax(cascade: Cascade, tile_rank: str | None = None,
         analysis = analyze(current)
         try:
             match = find(analysis, tile_rank)
+            current = build(analysis, match, tile_size)
         except NotApplicable as exc:
             if not done:
                 first_reason = str(exc)
             break
-        current = build(analysis, match, tile_size)
         done.append(match.out_name)
     if not done:
         return RewriteResult(cascade, False, first_reason)

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from ...facts import Analysis
 from ...ir import (Access, Binary, Call, Cascade, Einsum, Expr, Name, Num, SizeDecl, Split,
-                   accesses)
+                   accesses, index_vars)
 from ..rewrite import NEG_INF, access, conjunction, fresh, mentions, plus_one, readers, \
     taken_names, transform
 from .match import PLACEHOLDER, Form, Match, NotApplicable, plain
@@ -26,6 +26,7 @@ def build(analysis: Analysis, match: Match, tile_size: int | None) -> Cascade:
         tiling = Tiling(split.rank, split.outer, split.inner, analysis.shapes)
     else:
         sizes, splits, split = _split(cascade, match.m.upper(), tile_size, taken)
+        _check_tile_names_free(cascade, match.m, split)
         tiling = Tiling(split.rank, split.outer, split.inner, analysis.shapes,
                         retiled=retile_set(analysis, match))
     block = (_online_block if match.form is Form.ONLINE else _full_block)(analysis, match,
@@ -44,6 +45,18 @@ def build(analysis: Analysis, match: Match, tile_size: int | None) -> Cascade:
             new.append(e)
     return replace(cascade, sizes=tuple(sizes), splits=tuple(splits), einsums=tuple(new),
                    source=None)
+
+
+def _check_tile_names_free(cascade: Cascade, m: str, split: Split) -> None:
+    """An existing split's index names must not already index, for other positions, the
+    Einsums over ``m`` that the rewrite tiles (``T15[m, m1, m0, e]``: tiled, m1 would repeat)."""
+    parts = {split.outer.lower(), split.inner.lower()}
+    for e in cascade.einsums:
+        used = {*index_vars(e.output), *index_vars(e.body), *index_vars(e.where), *e.reduced}
+        clash = sorted(parts & used) if m in used else ()
+        if clash:
+            raise NotApplicable(f"the tiles of {split.rank} would be indexed by "
+                                f"{', '.join(clash)}, which {e.name} already uses beside {m}")
 
 
 def _with_tile(sizes, inner: str, tile_size: int | None) -> tuple[SizeDecl, ...]:
