@@ -43,6 +43,8 @@ class Config:
     scan: bool = True  # running sums of independent increments: all steps in parallel
     row_grid: bool = False  # the row rank on the grid, one row per program (where a value
     # over the row tile would span three tile ranks: a top-k count, a block pooling)
+    stored: frozenset = frozenset()  # inputs an earlier kernel of a program wrote: in fp32
+    # whatever the dtype of the other inputs (backends/triton/program.py)
 
 
 class Role(str, Enum):
@@ -158,7 +160,10 @@ class Lowering:
         # an alias of a whole-tile or grid rank is one too; an alias of the streamed rank is
         # its own loop dimension (keys m over P: p stays the row tile)
         full = [v for v in vars_ if rank_root(self.c, v.upper()) in full_ranks]
-        batch = [v for v in vars_ if rank_root(self.c, v.upper()) in batch_ranks and v not in full]
+        # a summed rank is never a grid axis, even where it leads an input's layout: one value
+        # per program cannot be reduced over (``sum[p] Q[p,g,cg] * K[p,g,c2]``)
+        batch = [v for v in vars_ if rank_root(self.c, v.upper()) in batch_ranks
+                 and v not in full and v not in reduced]
         gridded = list(vars_) if self.cfg.row_grid else _gather_rows(c)
         batch += [v for v in gridded if v in vars_ and v not in full + batch
                   and v not in reduced and v not in rec_vars]

@@ -94,11 +94,14 @@ def mapping_note(prepared: Prepared, plan_note: str) -> str:
 
 def generate_for(prepared: Prepared, sizes: dict, config: Config, *,
                  user_params: dict | None = None, mapping_note: str = "",
-                 row_grid: bool = False) -> Generated:
+                 row_grid: bool = False, stored: frozenset = frozenset()) -> Generated:
     """Lowers a prepared cascade for concrete sizes and a mapping; with ``row_grid``, where a
     value over the row tile would span three tile ranks (``sum[m2] S[p,m2] > S[p,m]``), with
-    the rows on the grid, one per program (``Config.row_grid``)."""
+    the rows on the grid, one per program (``Config.row_grid``). ``stored``: the inputs that an
+    earlier kernel of a program wrote (``Config.stored``)."""
     full = lowering_sizes(prepared, sizes, config.block_c, user_params)
+    if stored:
+        config = replace(config, stored=frozenset(stored))
     try:
         return generate(prepared, full, config, mapping_note=mapping_note)
     except CascadeError as refusal:
@@ -144,6 +147,7 @@ class CompiledCascade:
     # (given, the cost model maps for ``arch`` or H100, as ``cascade compile`` does)
     interpret: bool | None = None
     row_grid: bool = False  # lower with the rows on the grid where tiled rows need 3-D tiles
+    stored: frozenset = frozenset()  # inputs an earlier kernel wrote, in fp32 (Config.stored)
 
     def __post_init__(self):
         self.prepared = prepare_for(self.cascade, rewrite=self.rewrite,
@@ -243,17 +247,17 @@ class CompiledCascade:
 
         config = Config(**{k: v for k, v in self.config.items()})
 
-        def compile_group(sub: Cascade) -> CompiledCascade:
+        def compile_group(sub: Cascade, stored: frozenset) -> CompiledCascade:
             params = {k: v for k, v in {**sizes, **self.params}.items()
                       if (d := sub.size_decl(k)) is not None and not d.index_of}
             return CompiledCascade(sub, params, self.config, self.rewrite, self.arch,
                                    self.check_spills, multi=False, interpret=self.interpret,
-                                   row_grid=self.row_grid)
+                                   row_grid=self.row_grid, stored=stored)
 
         def probe(fn: CompiledCascade) -> None:  # the default mapping lowers: cheap, no search
             try:
                 generate_for(fn.prepared, group_sizes(fn.cascade, sizes), config,
-                             user_params=fn.params, row_grid=fn.row_grid)
+                             user_params=fn.params, row_grid=fn.row_grid, stored=fn.stored)
             except CascadeError:
                 raise
             except Exception as exc:  # a defect of the lowering on this group: not this cut
@@ -274,7 +278,7 @@ class CompiledCascade:
         if key not in self._cache:
             gen = generate_for(self.prepared, sizes, cfg, user_params=self.params,
                                mapping_note=mapping_note(self.prepared, plan.describe()),
-                               row_grid=self.row_grid)
+                               row_grid=self.row_grid, stored=self.stored)
             module = load_module(gen.source, self.cascade.name)
             self._cache[key] = (gen, module, plan)
         gen, module, plan = self._cache[key]

@@ -6,7 +6,7 @@ from dataclasses import replace
 from einsum_ir.exprs import product_factors
 from einsum_ir.ir import Einsum
 
-from .tile_ir import Assign, BinOp, Call, Cast, Const, Dot, If, Node, Where
+from .tile_ir import Assign, BinOp, Call, Cast, Const, Dot, If, Node, Var, Where
 from .tiles import (
     Idx,
     Term,
@@ -109,9 +109,16 @@ class DotGen(ValueGen):
             code = Where(BinOp("==", code, code, wrap=False), code, Const(0.0))
         if need:
             code = Where(self.mask_var(need, t.axes), code, Const(0.0))
-        if t.kind != "native" and other_t.kind == "native":
+        if t.kind != "native" and other_t.kind == "native" or \
+                self._stored(t) and other_t.kind == "native" and not self._stored(other_t):
+            # an intermediate an earlier kernel wrote is fp32 in memory: as a computed operand
             code = Cast(code, other_t.src)
         return code if tuple(t.axes) == want else Call("trans", (code,))
+
+    def _stored(self, t: Tile) -> bool:
+        """Whether ``t`` is loaded from an input an earlier kernel wrote (``Config.stored``)."""
+        return t.kind == "native" and any(t.src == Var(self.names.ptr(name))
+                                          for name in self.low.cfg.stored)
 
 
 def _dot_pair(tiles, ax):
