@@ -24,6 +24,10 @@ from einsum_ir.sizes import resolve_sizes
 from einsum_ir.verifier import Analysis
 
 
+# the refusal that rows past the first on the grid avoid (Config.grid_rows)
+ROW_RANKS = "the Triton lowering tiles one rank per program besides the streamed one"
+
+
 def _err(msg, node=None, hint=None):
     return CascadeError(msg, getattr(node, "span", None), hint)
 
@@ -43,6 +47,8 @@ class Config:
     scan: bool = True  # running sums of independent increments: all steps in parallel
     row_grid: bool = False  # the row rank on the grid, one row per program (where a value
     # over the row tile would span three tile ranks: a top-k count, a block pooling)
+    grid_rows: bool = False  # rows past the first on the grid: one program per combination
+    # of their indices, each tiling the first row rank (where a cascade has several)
     stored: frozenset = frozenset()  # inputs an earlier kernel of a program wrote: in fp32
     # whatever the dtype of the other inputs (backends/triton/program.py)
 
@@ -191,11 +197,7 @@ class Lowering:
             else:
                 role[v] = Role.ROW
                 rows.append(v)
-        if len(rows) > 1:
-            e = vars_[rows[1]]
-            raise _err(f"more than one row rank ({', '.join(rows)}): the Triton lowering tiles one "
-                       f"rank per program besides the streamed one", e)
-        row = rows[0] if rows else None
+        row = self._one_row(rows, role, batch, vars_)
         if row is not None:
             rank = row.upper()
             s = self.split_inner_of(rank)
@@ -211,6 +213,17 @@ class Lowering:
         self.stream_reductions = tuple(e for e in c.einsums if e.reducer and any(
             role.get(v) == "stream_plain" for v in e.reduced))
         self.stream_red_names = frozenset(e.name for e in self.stream_reductions)
+
+    def _one_row(self, rows: list, role: dict, batch: list, vars_: dict) -> str | None:
+        """The row rank the programs tile. With ``Config.grid_rows`` the others go on the grid
+        (``role`` and ``batch`` updated); without it, a second row rank is refused."""
+        if len(rows) > 1 and not self.cfg.grid_rows:
+            raise _err(f"more than one row rank ({', '.join(rows)}): {ROW_RANKS}",
+                       vars_[rows[1]])
+        for v in rows[1:]:
+            role[v] = Role.BATCH
+            batch.append(v)
+        return rows[0] if rows else None
 
     def _check_split_tiles(self, role, stream):
         """The inner rank of a streamed split is a column tile of exactly the split size."""

@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from backends.gpu.plan import Config, lowering_sizes
+from backends.gpu.plan import ROW_RANKS, Config, lowering_sizes
 from einsum_ir import Cascade, load, resolve_sizes
 from einsum_ir.errors import CascadeError
 from einsum_ir.passes import Prepared, prepare
@@ -103,13 +103,28 @@ def generate_for(prepared: Prepared, sizes: dict, config: Config, *,
     if stored:
         config = replace(config, stored=frozenset(stored))
     try:
-        return generate(prepared, full, config, mapping_note=mapping_note)
+        return _generate_rows(prepared, full, config, mapping_note)
     except CascadeError as refusal:
         if not row_grid or config.row_grid or TILE_RANKS not in refusal.message:
             raise
         try:
             return generate(prepared, full, replace(config, row_grid=True),
                             mapping_note=mapping_note + " (rows on the grid: one per program)")
+        except CascadeError:
+            raise refusal from None
+
+
+def _generate_rows(prepared: Prepared, sizes: dict, config: Config, mapping_note: str):
+    """The module, with the rows past the first on the grid where the cascade has several row
+    ranks (``Config.grid_rows``): one kernel program, not a cut into several."""
+    try:
+        return generate(prepared, sizes, config, mapping_note=mapping_note)
+    except CascadeError as refusal:
+        if config.grid_rows or ROW_RANKS not in refusal.message:
+            raise
+        try:
+            return generate(prepared, sizes, replace(config, grid_rows=True),
+                            mapping_note=mapping_note + " (rows past the first on the grid)")
         except CascadeError:
             raise refusal from None
 
