@@ -95,38 +95,37 @@ def mapping_note(prepared: Prepared, plan_note: str) -> str:
 def generate_for(prepared: Prepared, sizes: dict, config: Config, *,
                  user_params: dict | None = None, mapping_note: str = "",
                  row_grid: bool = False, stored: frozenset = frozenset()) -> Generated:
-    """Lowers a prepared cascade for concrete sizes and a mapping; with ``row_grid``, where a
-    value over the row tile would span three tile ranks (``sum[m2] S[p,m2] > S[p,m]``), with
-    the rows on the grid, one per program (``Config.row_grid``). ``stored``: the inputs that an
-    earlier kernel of a program wrote (``Config.stored``)."""
+    """Lowers a prepared cascade for concrete sizes and a mapping. With ``row_grid`` (the last
+    resort, once neither one kernel with tiled rows nor a cut into several lowers), rows go on
+    the grid where the refusal says so: all of them, one per program, where a value over the
+    row tile would span three tile ranks (``sum[m2] S[p,m2] > S[p,m]``, ``Config.row_grid``);
+    those past the first where the cascade has several row ranks (``Config.grid_rows``).
+    ``stored``: the inputs that an earlier kernel of a program wrote (``Config.stored``)."""
     full = lowering_sizes(prepared, sizes, config.block_c, user_params)
     if stored:
         config = replace(config, stored=frozenset(stored))
     try:
-        return _generate_rows(prepared, full, config, mapping_note)
+        return generate(prepared, full, config, mapping_note=mapping_note)
     except CascadeError as refusal:
-        if not row_grid or config.row_grid or TILE_RANKS not in refusal.message:
+        if not row_grid:
             raise
-        try:
-            return generate(prepared, full, replace(config, row_grid=True),
-                            mapping_note=mapping_note + " (rows on the grid: one per program)")
-        except CascadeError:
-            raise refusal from None
+        exc = refusal
+        while (retry := _rows_on_the_grid(config, exc)) is not None:
+            config, note = retry
+            try:
+                return generate(prepared, full, config, mapping_note=mapping_note + note)
+            except CascadeError as again:
+                exc = again
+        raise refusal from None
 
 
-def _generate_rows(prepared: Prepared, sizes: dict, config: Config, mapping_note: str):
-    """The module, with the rows past the first on the grid where the cascade has several row
-    ranks (``Config.grid_rows``): one kernel program, not a cut into several."""
-    try:
-        return generate(prepared, sizes, config, mapping_note=mapping_note)
-    except CascadeError as refusal:
-        if config.grid_rows or ROW_RANKS not in refusal.message:
-            raise
-        try:
-            return generate(prepared, sizes, replace(config, grid_rows=True),
-                            mapping_note=mapping_note + " (rows past the first on the grid)")
-        except CascadeError:
-            raise refusal from None
+def _rows_on_the_grid(config: Config, refusal: CascadeError):
+    """The mapping with (more) rows on the grid that avoids ``refusal``, and its note; or None."""
+    if TILE_RANKS in refusal.message and not config.row_grid:
+        return replace(config, row_grid=True), " (rows on the grid: one per program)"
+    if ROW_RANKS in refusal.message and not config.grid_rows and not config.row_grid:
+        return replace(config, grid_rows=True), " (rows past the first on the grid)"
+    return None
 
 
 def load_module(source: str, name: str = "kernel"):
