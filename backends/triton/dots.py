@@ -80,12 +80,14 @@ class DotGen(ValueGen):
     def _fold_vectors(self, tiles: list, ax: str, einsum: Einsum) -> list | None:
         """The factors with the ones over ``ax`` alone (a gate ``g[m]``, a row of a program on
         the grid ``B[q,m]``) multiplied into the first 2-D factor along ``ax``, so that two
-        operands of ``tl.dot`` remain; None when there is no such factor."""
+        operands of ``tl.dot`` remain; None where folding leaves no such pair."""
         vectors = [k for k, (t, _) in enumerate(tiles) if tuple(t.axes) == (ax,)]
-        into = next((k for k, (t, inv) in enumerate(tiles)
-                     if ax in t.axes and len(t.axes) == 2 and not inv), None)
-        if not vectors or into is None:
-            return None
+        rest = [k for k, (t, _) in enumerate(tiles) if ax in t.axes and k not in vectors]
+        others = [frozenset(tiles[k][0].axes) - {ax} for k in rest]
+        if not vectors or len(rest) != 2 or others[0] == others[1] or any(
+                len(tiles[k][0].axes) != 2 or tiles[k][1] for k in rest):
+            return None  # no dot after folding either: nothing is computed
+        into = rest[0]
         t = tiles[into][0]
         for k in vectors:
             t = self.binary("/" if tiles[k][1] else "*", t, tiles[k][0], einsum)
