@@ -84,6 +84,15 @@ SB[q,m]  = sum[e] B[q,e] * K[m,e]
 OB[q,f]  = sum[m] SB[q,m] * V[m,f]
 """
 
+OUTER_PRODUCT = """
+rank B = 1, H = 2, P = 5, M = 6, E = 3, F = 4
+input  Q[b,h,p,e], K[b,h,m,e], V[b,h,m,f]
+output AV[b,h,p,f]
+X[b,h,p,m,e,f] = Q[b,h,p,e] * K[b,h,m,e] * V[b,h,m,f]
+Y[b,h,p,m,f]   = sum[e] X[b,h,p,m,e,f]
+AV[b,h,p,f]    = sum[m] Y[b,h,p,m,f]
+"""
+
 # two recurrences over different ranks whose final iterates one Einsum adds: a recurrence's
 # steps cannot pass between kernels, so no cut helps
 TWO_RECURRENCES = """
@@ -186,6 +195,15 @@ def test_rows_past_the_first_go_on_the_grid_only_as_the_last_resort():
     assert isinstance(fn.last, Program) and len(fn.last.groups) == 2
     assert "on the grid" not in fn.last.source
     assert sorted(f.last.roles.row for f in fn.last.compiled) == ["p", "q"]
+
+
+@pytest.mark.parametrize("dtype", list(DTYPES))
+def test_a_group_with_two_row_ranks_lowers_in_the_last_resort(dtype):
+    # X spans p, m, e, f: no kernel with tiled rows holds it; cut at Y[p,m,f], whose rows p and
+    # m go on the grid (rows past the first, then all of them), it runs as two kernels
+    fn = _run(OUTER_PRODUCT, dtype)
+    assert isinstance(fn.last, Program)
+    assert any({"p", "m"} <= set(g.roles.batch) for g in fn.last.generated)
 
 
 # ------------------------------------------------------------------ what still refuses
