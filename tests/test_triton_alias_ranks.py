@@ -18,10 +18,13 @@ import pytest
 
 from triton_lane import DEVICE, torch  # noqa: E402 (sets TRITON_INTERPRET first)
 
+from backends.gpu.plan import Config  # noqa: E402
 from backends.triton import compile_cascade  # noqa: E402
+from backends.triton.lower import generate  # noqa: E402
 from einsum_ir import evaluate, load, loads, resolve_sizes  # noqa: E402
 from einsum_ir.errors import CascadeError  # noqa: E402
 from einsum_ir.inputs import input_shapes  # noqa: E402
+from einsum_ir.passes import prepare  # noqa: E402
 from harness.compare import compare  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,13 +73,15 @@ def test_alias_keys_compile_and_match_in_fp32(name):
     _check(name, _load(name))
 
 
-def test_mamba2_stays_a_located_refusal():
-    # its cumulative decay reduces over m2 and its output over m: two streamed ranks (as it is
-    # with independent ranks M, M2), refused at the Einsum that reduces the second (line 12)
+def test_mamba2_runs_as_two_kernels_one_per_streamed_rank():
+    # its cumulative decay reduces over m2 and its output over m: two streamed ranks, which one
+    # kernel refuses (at line 12); cut into a kernel per reduction rank it lowers
+    # (tests/test_triton_multirank.py has the mechanisms on fresh cascades)
     cascade = _load("L9_mamba2_ssd")
     with pytest.raises(CascadeError, match="several sequence ranks") as info:
-        _check("L9_mamba2_ssd", cascade)
+        generate(prepare(cascade), resolve_sizes(cascade, {}), Config())
     assert info.value.span.line == 12
+    _check("L9_mamba2_ssd", cascade)
 
 
 @pytest.mark.parametrize("name", FP16)

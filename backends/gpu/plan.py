@@ -24,6 +24,10 @@ from einsum_ir.sizes import resolve_sizes
 from einsum_ir.verifier import Analysis
 
 
+# the refusal that rows past the first on the grid avoid (Config.grid_rows)
+ROW_RANKS = "the Triton lowering tiles one rank per program besides the streamed one"
+
+
 def _err(msg, node=None, hint=None):
     return CascadeError(msg, getattr(node, "span", None), hint)
 
@@ -43,6 +47,10 @@ class Config:
     scan: bool = True  # running sums of independent increments: all steps in parallel
     row_grid: bool = False  # the row rank on the grid, one row per program (where a value
     # over the row tile would span three tile ranks: a top-k count, a block pooling)
+    grid_rows: bool = False  # rows past the first on the grid: one program per combination
+    # of their indices, each tiling the first row rank (where a cascade has several)
+    stored: frozenset = frozenset()  # inputs an earlier kernel of a program wrote: in fp32
+    # whatever the dtype of the other inputs (backends/triton/program.py)
     tile_ranks: int = 2  # the most tile ranks a value may span (3: see with_3d_tiles)
 
     def with_3d_tiles(self) -> "Config":
@@ -165,7 +173,10 @@ class Lowering:
         # an alias of a whole-tile or grid rank is one too; an alias of the streamed rank is
         # its own loop dimension (keys m over P: p stays the row tile)
         full = [v for v in vars_ if rank_root(self.c, v.upper()) in full_ranks]
-        batch = [v for v in vars_ if rank_root(self.c, v.upper()) in batch_ranks and v not in full]
+        # a summed rank is never a grid axis, even where it leads an input's layout: one value
+        # per program cannot be reduced over (``sum[p] Q[p,g,cg] * K[p,g,c2]``)
+        batch = [v for v in vars_ if rank_root(self.c, v.upper()) in batch_ranks
+                 and v not in full and v not in reduced]
         gridded = list(vars_) if self.cfg.row_grid else _gather_rows(c)
         batch += [v for v in gridded if v in vars_ and v not in full + batch
                   and v not in reduced and v not in rec_vars]
@@ -193,11 +204,7 @@ class Lowering:
             else:
                 role[v] = Role.ROW
                 rows.append(v)
-        if len(rows) > 1:
-            e = vars_[rows[1]]
-            raise _err(f"more than one row rank ({', '.join(rows)}): the Triton lowering tiles one "
-                       f"rank per program besides the streamed one", e)
-        row = rows[0] if rows else None
+        row = self._one_row(rows, role, batch, vars_)
         if row is not None:
             rank = row.upper()
             s = self.split_inner_of(rank)
@@ -212,6 +219,17 @@ class Lowering:
         self.stream_reductions = tuple(e for e in c.einsums if e.reducer and any(
             role.get(v) == "stream_plain" for v in e.reduced))
         self.stream_red_names = frozenset(e.name for e in self.stream_reductions)
+
+    def _one_row(self, rows: list, role: dict, batch: list, vars_: dict) -> str | None:
+        """The row rank the programs tile. With ``Config.grid_rows`` the others go on the grid
+        (``role`` and ``batch`` updated); without it, a second row rank is refused."""
+        if len(rows) > 1 and not self.cfg.grid_rows:
+            raise _err(f"more than one row rank ({', '.join(rows)}): {ROW_RANKS}",
+                       vars_[rows[1]])
+        for v in rows[1:]:
+            role[v] = Role.BATCH
+            batch.append(v)
+        return rows[0] if rows else None
 
     def feeds_max(self, name: str, seen=None) -> bool:
         """Whether a max reduction reads ``name`` through element-wise Einsums."""

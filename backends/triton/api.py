@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from backends.gpu.plan import Config, lowering_sizes
+from backends.gpu.plan import ROW_RANKS, Config, lowering_sizes
 from einsum_ir import Cascade, load, resolve_sizes
 from einsum_ir.errors import CascadeError
 from einsum_ir.passes import Prepared, prepare
@@ -95,21 +95,38 @@ def mapping_note(prepared: Prepared, plan_note: str) -> str:
 
 def generate_for(prepared: Prepared, sizes: dict, config: Config, *,
                  user_params: dict | None = None, mapping_note: str = "",
-                 row_grid: bool = False) -> Generated:
-    """Lowers a prepared cascade for concrete sizes and a mapping; with ``row_grid``, where a
-    value over the row tile would span three tile ranks (``sum[m2] S[p,m2] > S[p,m]``), with
-    the rows on the grid, one per program (``Config.row_grid``)."""
+                 row_grid: bool = False, stored: frozenset = frozenset()) -> Generated:
+    """Lowers a prepared cascade for concrete sizes and a mapping. With ``row_grid`` (the last
+    resort, once neither one kernel with tiled rows nor a cut into several lowers), rows go on
+    the grid where the refusal says so: all of them, one per program, where a value over the
+    row tile would span three tile ranks (``sum[m2] S[p,m2] > S[p,m]``, ``Config.row_grid``);
+    those past the first where the cascade has several row ranks (``Config.grid_rows``).
+    ``stored``: the inputs that an earlier kernel of a program wrote (``Config.stored``)."""
     full = lowering_sizes(prepared, sizes, config.block_c, user_params)
+    if stored:
+        config = replace(config, stored=frozenset(stored))
     try:
         return generate(prepared, full, config, mapping_note=mapping_note)
     except CascadeError as refusal:
-        if not row_grid or config.row_grid or not is_tile_ranks_refusal(refusal.message):
+        if not row_grid:
             raise
-        try:
-            return generate(prepared, full, replace(config, row_grid=True),
-                            mapping_note=mapping_note + " (rows on the grid: one per program)")
-        except CascadeError:
-            raise refusal from None
+        exc = refusal
+        while (retry := _rows_on_the_grid(config, exc)) is not None:
+            config, note = retry
+            try:
+                return generate(prepared, full, config, mapping_note=mapping_note + note)
+            except CascadeError as again:
+                exc = again
+        raise refusal from None
+
+
+def _rows_on_the_grid(config: Config, refusal: CascadeError):
+    """The mapping with (more) rows on the grid that avoids ``refusal``, and its note; or None."""
+    if is_tile_ranks_refusal(refusal.message) and not config.row_grid:
+        return replace(config, row_grid=True), " (rows on the grid: one per program)"
+    if ROW_RANKS in refusal.message and not config.grid_rows and not config.row_grid:
+        return replace(config, grid_rows=True), " (rows past the first on the grid)"
+    return None
 
 
 def load_module(source: str, name: str = "kernel"):
@@ -146,6 +163,7 @@ class CompiledCascade:
     interpret: bool | None = None
     row_grid: bool = False  # lower with the rows on the grid where tiled rows need 3-D tiles
     tiles3d: bool = False  # lower with values over three tile ranks (Config.with_3d_tiles)
+    stored: frozenset = frozenset()  # inputs an earlier kernel wrote, in fp32 (Config.stored)
 
     def __post_init__(self):
         self.prepared = prepare_for(self.cascade, rewrite=self.rewrite,
@@ -249,17 +267,19 @@ class CompiledCascade:
         config = Config(**{k: v for k, v in self.config.items()})
         config = config.with_3d_tiles() if self.tiles3d else config
 
-        def compile_group(sub: Cascade) -> CompiledCascade:
+        def compile_group(sub: Cascade, stored: frozenset) -> CompiledCascade:
             params = {k: v for k, v in {**sizes, **self.params}.items()
                       if (d := sub.size_decl(k)) is not None and not d.index_of}
             return CompiledCascade(sub, params, self.config, self.rewrite, self.arch,
                                    self.check_spills, multi=False, interpret=self.interpret,
-                                   row_grid=self.row_grid, tiles3d=self.tiles3d)
+                                   row_grid=self.row_grid, tiles3d=self.tiles3d,
+                                   stored=stored)
 
         def probe(fn: CompiledCascade) -> None:  # the default mapping lowers: cheap, no search
             try:
                 generate_for(fn.prepared, group_sizes(fn.cascade, sizes), config,
-                             user_params=fn.params, row_grid=fn.row_grid or fn.tiles3d)
+                             user_params=fn.params, row_grid=fn.row_grid or fn.tiles3d,
+                             stored=fn.stored)
             except CascadeError:
                 raise
             except Exception as exc:  # a defect of the lowering on this group: not this cut
@@ -284,7 +304,7 @@ class CompiledCascade:
             note = plan.describe() + (f"\n{TILES_3D_NOTE}" if self.tiles3d else "")
             gen = generate_for(self.prepared, sizes, cfg, user_params=self.params,
                                mapping_note=mapping_note(self.prepared, note),
-                               row_grid=self.row_grid or self.tiles3d)
+                               row_grid=self.row_grid or self.tiles3d, stored=self.stored)
             module = load_module(gen.source, self.cascade.name)
             self._cache[key] = (gen, module, plan)
         gen, module, plan = self._cache[key]

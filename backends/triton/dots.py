@@ -6,7 +6,7 @@ from dataclasses import replace
 from einsum_ir.exprs import product_factors
 from einsum_ir.ir import Einsum
 
-from .tile_ir import Assign, BinOp, Call, Cast, Const, Dot, If, Node, Where
+from .tile_ir import Assign, BinOp, Call, Cast, Const, Dot, If, Node, Var, Where
 from .tiles import (
     Idx,
     Term,
@@ -28,9 +28,14 @@ class DotGen(ValueGen):
         product = product_factors(einsum.body)
         tiles = [(self.eval_value(f.expr), f.divisor) for f in product.factors]
         pair = _dot_pair(tiles, ax)
+        if pair is None and (tiles := self._fold_vectors(tiles, ax, einsum)) is not None:
+            pair = _dot_pair(tiles, ax)
         if pair is None:
             return None
         with_ax, ka, kb, oa, ob = pair
+        if pred is not None and ax in pred.axes and \
+                not any(set(pred.axes) <= set(k.axes) for k in (ka, kb)):
+            return None  # the predicate spans both operands' other axes: no operand holds it
         if product.negated:  # the sign goes on one operand: tl.dot(-a, b)
             ka = self.negate(ka)
         lo = self.low
@@ -72,6 +77,22 @@ class DotGen(ValueGen):
             t = replace(t, variant=t.variant or rest.variant)
         return t
 
+    def _fold_vectors(self, tiles: list, ax: str, einsum: Einsum) -> list | None:
+        """The factors with the ones over ``ax`` alone (a gate ``g[m]``, a row of a program on
+        the grid ``B[q,m]``) multiplied into the first 2-D factor along ``ax``, so that two
+        operands of ``tl.dot`` remain; None where folding leaves no such pair."""
+        vectors = [k for k, (t, _) in enumerate(tiles) if tuple(t.axes) == (ax,)]
+        rest = [k for k, (t, _) in enumerate(tiles) if ax in t.axes and k not in vectors]
+        others = [frozenset(tiles[k][0].axes) - {ax} for k in rest]
+        if not vectors or len(rest) != 2 or others[0] == others[1] or any(
+                len(tiles[k][0].axes) != 2 or tiles[k][1] for k in rest):
+            return None  # no dot after folding either: nothing is computed
+        into = rest[0]
+        t = tiles[into][0]
+        for k in vectors:
+            t = self.binary("/" if tiles[k][1] else "*", t, tiles[k][0], einsum)
+        return [(t, False) if k == into else f for k, f in enumerate(tiles) if k not in vectors]
+
     def minus_inf_at_source(self, einsum, pred, code, axes, terms):
         """Scores a max reads are -inf where the predicate fails, at the dot: the max needs no
         mask and exp gives 0. Blocks the predicate covers entirely skip the mask (FlexAttention's
@@ -97,7 +118,9 @@ class DotGen(ValueGen):
         need = [tm for tm in t.terms if ax in tm.axes]
         if bound is not None and bound not in need:
             need.append(bound)
-        if pred is not None and ax in pred.axes:
+        if pred is not None and ax in pred.axes and set(pred.axes) <= set(t.axes):
+            # a predicate over the other operand's axes too (``where m <= p`` of V[m,f] *
+            # E[p,m]) masks only the operand that spans it: zero there, the product is zero
             need.append(Term(pred.value, pred.axes, pred.variant))
         finite = t.kind == "native"
         need = [tm for tm in need if tm not in t.zero_terms
@@ -109,9 +132,16 @@ class DotGen(ValueGen):
             code = Where(BinOp("==", code, code, wrap=False), code, Const(0.0))
         if need:
             code = Where(self.mask_var(need, t.axes), code, Const(0.0))
-        if t.kind != "native" and other_t.kind == "native":
+        if t.kind != "native" and other_t.kind == "native" or \
+                self._stored(t) and other_t.kind == "native" and not self._stored(other_t):
+            # an intermediate an earlier kernel wrote is fp32 in memory: as a computed operand
             code = Cast(code, other_t.src)
         return code if tuple(t.axes) == want else Call("trans", (code,))
+
+    def _stored(self, t: Tile) -> bool:
+        """Whether ``t`` is loaded from an input an earlier kernel wrote (``Config.stored``)."""
+        return t.kind == "native" and any(t.src == Var(self.names.ptr(name))
+                                          for name in self.low.cfg.stored)
 
 
 def _dot_pair(tiles, ax):

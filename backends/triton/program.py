@@ -222,10 +222,11 @@ def _conjuncts(expr) -> list:
 
 
 def build_program(cascade: Cascade, sizes: dict, dtype: str,
-                  compile_group: Callable[[Cascade], object], probe: Callable[[object], None],
+                  compile_group: Callable[[Cascade, frozenset], object],
+                  probe: Callable[[object], None],
                   refusal: CascadeError) -> Program:
     """The program of ``cascade`` at ``sizes``. ``compile_group`` makes a group's
-    CompiledCascade, ``probe`` lowers it at ``sizes`` (raising where it refuses); ``refusal`` is
+    CompiledCascade (given the group's inputs that earlier groups wrote, in fp32), ``probe`` lowers it at ``sizes`` (raising where it refuses); ``refusal`` is
     the single-kernel lowering's error, raised again (with the partition's reason as its hint)
     where no partition lowers either."""
     holes = empty_points(cascade, sizes)
@@ -238,7 +239,8 @@ def build_program(cascade: Cascade, sizes: dict, dtype: str,
             e = cascade.definitions(lossy)[0]
             raise CascadeError(f"{lossy} has empty points, which a kernel boundary would turn "
                                "into values", e.span, source=cascade.source)
-        fn = compile_group(group.cascade)
+        stored = frozenset(d.name for d in group.cascade.inputs if cascade.input(d.name) is None)
+        fn = compile_group(group.cascade, stored)
         probe(fn)
         compiled[id(group)] = fn
 

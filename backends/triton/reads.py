@@ -272,8 +272,10 @@ class ReadGen(MaskGen):
         t = self.eval_value(einsum.body)
         if pred is not None:
             t = self.mask(t, pred)
-        if ax not in t.axes and any(ax in tm.axes for tm in t.terms):
-            t = self._spread(t, einsum)  # ``1 where C[p,nc] < 1``: the mask varies, the value not
+        if any(ax in tm.axes and not set(tm.axes) <= set(t.axes) for tm in t.terms):
+            # the mask of the reduction spans more than the value (``1 where C[p,nc] < 1``,
+            # ``LG[m2] where m2 <= p``): the value is spread over the mask's axes
+            t = self._spread(t, einsum)
         if ax not in t.axes:
             raise _err(f"the reduced index {r} does not vary in this tile", einsum)
         return self._reduce(einsum, t, ax, self._reduction_mask(einsum, t, ax, r))
