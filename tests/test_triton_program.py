@@ -162,15 +162,14 @@ def test_cascades_that_read_an_intermediate_in_another_layout_run_through_a_view
 
 FOUR_RANKS = """rank H = 2, P = 7, M = 9, E = 4, F = 3, G = 2
 input  Q[h,p,e], K[h,m,e], V[h,m,f], U[h,m,g]
-output O[h,p,f,g]
-X[h,p,m,e,f,g] = Q[h,p,e] * K[h,m,e] * V[h,m,f] * U[h,m,g]
-Y[h,p,m,f,g]   = sum[e] X[h,p,m,e,f,g]
-O[h,p,f,g]     = sum[m] Y[h,p,m,f,g]
+output O[h,p,e,f,g]
+O[h,p,e,f,g] = max[m] Q[h,p,e] * K[h,m,e] * V[h,m,f] * U[h,m,g]
 """
 
 
 def test_a_cascade_no_partition_lowers_is_refused_at_its_einsum():
-    # X spans p, m, e, f, g: four tile ranks even with the rows on the grid and 3-D tiles
+    # O's max spans p, m, e, f, g in one Einsum: four tile ranks even with the rows on the grid
+    # and 3-D tiles, and no cut helps (the same sum over e as its own Einsum is cut and lowers)
     # (R2_split_kv_lse, refused here before, lowers with 3-D tiles: tests/test_triton_tiles3d.py)
     fn = compile_cascade(loads(FOUR_RANKS, "four.ein"))
     with pytest.raises(CascadeError) as info:

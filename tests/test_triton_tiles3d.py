@@ -183,9 +183,16 @@ def _check(cascade, dtype, fn=None, seed=0):
 @pytest.mark.parametrize("dtype", list(DTYPES))
 @pytest.mark.parametrize("name", list(FRESH))
 def test_fresh_cascades_that_need_a_3d_tile_match_the_interpreter(name, dtype):
-    fn = _check(loads(FRESH[name], f"{name}.ein"), DTYPES[dtype])
+    """With 3-D tiles asked for; where a 2-D lowering exists (a gate folded into one operand of
+    tl.dot, rows past the first on the grid), the mapping keeps it and the values still match."""
+    cascade = loads(FRESH[name], f"{name}.ein")
+    fn = _check(cascade, DTYPES[dtype], CompiledCascade(cascade, {}, {}, tiles3d=True))
     source = fn.last.source
-    assert "(3-D tiles)" in source and TILE_3D.search(source)
+    assert "(3-D tiles)" in source
+    assert bool(TILE_3D.search(source)) == (name in STILL_3D)
+
+
+STILL_3D = {"windowed_split_kv", "outer"}  # the others lower in 2-D since the gate fold
 
 
 @pytest.mark.parametrize("dtype", list(DTYPES))
@@ -235,18 +242,18 @@ def test_catalogue_rows_with_3d_tiles_asked_for(name):
     here its pooling is a tile over np, ps, e)."""
     cascade = load(catalogue.FOLDER / f"{name}.ein")
     fn = _check(cascade, torch.float32, CompiledCascade(cascade, {}, {}, tiles3d=True))
-    assert "(3-D tiles)" in fn.last.source and TILE_3D.search(fn.last.source)
+    assert "(3-D tiles)" in fn.last.source
+    # L2's chunk state is one tl.dot with the decay folded into an operand: no 3-D tile
+    assert bool(TILE_3D.search(fn.last.source)) == (name != "L2_lightning_chunked")
 
 
 # ------------------------------------------------------------------ what stays refused
 
 FOUR_D = """rank P = 5, M = 7, E = 3, F = 3, G = 2
 input  Q[p,e], K[m,e], V[m,f], U[m,g]
-output O[p,f,g]
-X[p,m,e,f,g] = Q[p,e] * K[m,e] * V[m,f] * U[m,g]
-Y[p,m,f,g]   = sum[e] X[p,m,e,f,g]
-O[p,f,g]     = sum[m] Y[p,m,f,g]
-"""
+output O[p,e,f,g]
+O[p,e,f,g] = max[m] Q[p,e] * K[m,e] * V[m,f] * U[m,g]
+"""  # one Einsum over p, m, e, f, g: no cut helps (a sum of it over e is cut and lowers)
 
 
 def test_a_4d_tile_is_a_located_refusal():
@@ -257,9 +264,10 @@ def test_a_4d_tile_is_a_located_refusal():
 
 
 def test_a_3d_tile_past_the_register_budget_is_a_located_refusal():
-    cascade = loads(WEIGHTED_STATE.replace("E = 5, F = 3", "E = 64, F = 64"), "big.ein")
+    big = WINDOWED_SPLIT_KV.replace("E = 5, F = 3, C = 3", "E = 64, F = 64, C = 64")
+    cascade = loads(big, "big.ein")
     prepared = prepare_for(cascade)
     with pytest.raises(CascadeError) as info:
         generate_for(prepared, resolve_sizes(cascade, {}), Config().with_3d_tiles())
     assert f"within {MAX_TILE_ELEMENTS} elements" in info.value.message
-    assert "16 x 64 x 64" in info.value.message and info.value.span.line == 7
+    assert "64 x 16 x 64" in info.value.message and info.value.span.line == 7
