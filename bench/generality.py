@@ -43,10 +43,16 @@ class Tally:
         self.failures: dict = {}  # (target, kind, group) -> record
         self.t0 = time.perf_counter()
 
-    def add(self, result) -> None:
+    def add(self, result, keep: Path | None = None) -> None:
         self.cases += 1
         for target, outcome in result.outcomes:
             t = self.targets.setdefault(target, {"ok": 0, "refused": {}, "failed": {}})
+            if outcome.failed and keep is not None:  # every failing case, for triage
+                keep.mkdir(parents=True, exist_ok=True)
+                name = f"{target.replace('/', '-')}-{self.cases:04d}.ein"
+                (keep / name).write_text(f"# {outcome.kind.value}: {outcome.group}: "
+                                         f"{outcome.detail}\n".replace("\n", " ").rstrip()
+                                         + "\n" + result.case.text)
             if outcome.failed:
                 kinds = t["failed"].setdefault(outcome.kind.value, {})
                 kinds[outcome.group] = kinds.get(outcome.group, 0) + 1
@@ -87,12 +93,13 @@ def _settings(count: int, phases):
                     suppress_health_check=list(HealthCheck))
 
 
-def collect(count: int, seed_value: int, tally: Tally, out: Path, triton: bool) -> None:
+def collect(count: int, seed_value: int, tally: Tally, out: Path, triton: bool,
+            archs=ARCHS, keep: Path | None = None) -> None:
     @seed(seed_value)
     @_settings(count, [Phase.generate])
     @given(cascades())
     def one(case):
-        tally.add(run_case(case, triton=triton))
+        tally.add(run_case(case, triton=triton, archs=archs), keep)
         if tally.cases % 25 == 0:
             tally.write(out)
             print(f"{tally.cases} cases, {time.perf_counter() - tally.t0:.0f} s", flush=True)
@@ -153,6 +160,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--no-triton", action="store_true", help="the simulator only")
+    parser.add_argument("--triton-only", action="store_true", help="no simulator")
+    parser.add_argument("--keep-failures", type=Path, metavar="DIR",
+                        help="write every failing case to DIR as a .ein (its outcome on line 1)")
     parser.add_argument("--shrink", action="store_true", help="shrink one case per failure group")
     parser.add_argument("--merge", nargs="+", type=Path, metavar="RUN.json",
                         help="write the sum of these reports to --out instead of running")
@@ -164,7 +174,8 @@ def main(argv=None) -> int:
     warnings.filterwarnings("ignore")
     command = "python bench/generality.py " + " ".join(argv if argv is not None else sys.argv[1:])
     tally = Tally(command)
-    collect(args.count, args.seed, tally, args.out, not args.no_triton)
+    collect(args.count, args.seed, tally, args.out, not args.no_triton,
+            () if args.triton_only else ARCHS, args.keep_failures)
     tally.write(args.out)
     shrunk = []
     if args.shrink:
@@ -173,7 +184,7 @@ def main(argv=None) -> int:
             tally.write(args.out, shrunk)
     tally.write(args.out, shrunk)
     print(json.dumps(tally.to_json(shrunk)["summary"], indent=2))
-    print(f"archs: {', '.join(ARCHS)}; wrote {args.out}")
+    print(f"archs: {'none' if args.triton_only else ', '.join(ARCHS)}; wrote {args.out}")
     return 0
 
 

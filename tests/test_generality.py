@@ -87,7 +87,7 @@ def test_regression(regression, monkeypatch):
     if regression.memory_mib:
         monkeypatch.setattr(targets, "MEMORY_BYTES", regression.memory_mib << 20)
     case = regression.case
-    outcome = (run_triton(case) if regression.target == "triton"
+    outcome = (run_triton(case, regression.lowering) if regression.target == "triton"
                else run_simulator(case, regression.target.split("/")[1]))
     assert not outcome.failed, f"{regression.target}: {outcome.describe()}"
 

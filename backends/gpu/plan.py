@@ -215,10 +215,27 @@ class Lowering:
             else:
                 block[row] = (self.block_name(rank), self.cfg.block_r, rank, True)
         self.roles = Roles(batch, full, stream, role, block, row)
+        self._check_whole_rank_alone(role)
         # reductions over the streamed rank: loop-carried accumulators
         self.stream_reductions = tuple(e for e in c.einsums if e.reducer and any(
             role.get(v) == "stream_plain" for v in e.reduced))
         self.stream_red_names = frozenset(e.name for e in self.stream_reductions)
+
+    def _check_whole_rank_alone(self, role: dict) -> None:
+        """A streamed rank seen whole (``m`` as ``m1 * M0 + m0`` of the step's chunk) is a
+        reshape of the split's parts; an Einsum that names ``m`` beside ``m1`` or ``m0`` iterates
+        them independently, and the chunk would give it only the diagonal."""
+        for e in self.c.einsums:
+            space = set(e.iteration_space)
+            for v in space:
+                split = next((s for s in self.c.splits if s.rank == v.upper()), None) \
+                    if role.get(v) == Role.RESHAPE else None
+                parts = split and space & {split.outer.lower(), split.inner.lower()}
+                if parts:
+                    raise _err(f"{e.name} iterates {v} beside {', '.join(sorted(parts))} of its "
+                               f"split: the Triton lowering walks {v} as "
+                               f"{split.outer.lower()} * {split.inner} + {split.inner.lower()} "
+                               f"within a step", e)
 
     def _one_row(self, rows: list, role: dict, batch: list, vars_: dict) -> str | None:
         """The row rank the programs tile. With ``Config.grid_rows`` the others go on the grid

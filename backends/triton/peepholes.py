@@ -67,7 +67,9 @@ def scaled_product(a: Tile, b: Tile, code: Node, axes, terms, may_inf: bool, *,
     """``a * b``; when one side is a constant ``k`` the value records ``lin = (other, k)``. With
     ``zero`` (a division by a constant, given as its reciprocal ``b``) only ``a`` is scaled."""
     divide = zero is not None
-    zero = a.zero_terms | b.zero_terms if zero is None else zero
+    if zero is None:  # 0 * inf is NaN: a side's zeros hold only where the other side is finite
+        zero = (a.zero_terms if not b.may_inf else frozenset()) | \
+            (b.zero_terms if not a.may_inf else frozenset())
     variant = a.variant or b.variant
     pairs = ((a, b),) if divide else ((a, b), (b, a))
     for t, c in pairs:

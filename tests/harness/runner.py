@@ -20,8 +20,8 @@ class CaseResult:
         return tuple((t, o) for t, o in self.outcomes if o.failed)
 
 
-def run_triton(case: Case) -> Outcome:
-    return targets.try_triton(case.cascade)
+def run_triton(case: Case, lowering: str | None = None) -> Outcome:
+    return targets.try_triton(case.cascade, lowering=lowering)
 
 
 def run_simulator(case: Case, arch: str) -> Outcome:

@@ -101,19 +101,23 @@ def _import_triton() -> None:
     import backends.triton  # noqa: F401
 
 
-def _run_triton(cascade: Cascade, inputs: dict, sizes: dict) -> dict:
+def _run_triton(cascade: Cascade, inputs: dict, sizes: dict, lowering: str | None) -> dict:
     import torch
 
     from backends.triton import compile_cascade
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     kernel = compile_cascade(cascade, **sizes)
+    if lowering:  # a last resort, asked for (CompiledCascade.row_grid or .tiles3d)
+        setattr(kernel, lowering, True)
     tensors = {k: torch.tensor(v, dtype=torch.float32, device=device) for k, v in inputs.items()}
     return {k: v.detach().cpu().numpy().astype(np.float64) for k, v in kernel(**tensors).items()}
 
 
-def try_triton(cascade: Cascade, sizes: dict | None = None, seed: int = 0) -> Outcome:
-    """MATCHED, REFUSED (located), UNLOCATED, MISMATCH or CRASH."""
+def try_triton(cascade: Cascade, sizes: dict | None = None, seed: int = 0,
+               lowering: str | None = None) -> Outcome:
+    """MATCHED, REFUSED (located), UNLOCATED, MISMATCH or CRASH; ``lowering`` starts the
+    Triton lowering in one of its last resorts (``row_grid``, ``tiles3d``)."""
     from .compare import compare
 
     sizes = dict(sizes or {})
@@ -128,7 +132,7 @@ def try_triton(cascade: Cascade, sizes: dict | None = None, seed: int = 0) -> Ou
     _import_triton()  # outside the deadline: the first import takes long on a loaded machine
     try:
         with deadline(TIMEOUT_S):
-            got = _run_triton(cascade, inputs, sizes)
+            got = _run_triton(cascade, inputs, sizes, lowering)
     except CascadeError as exc:
         return _refusal(exc)
     except (Timeout, OutOfMemory) as exc:
