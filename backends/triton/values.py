@@ -29,6 +29,7 @@ from .tiles import (
 )
 
 _INDEX_OPS = frozenset({"neg", "neg_bare", "paren", "invert", "not", "to_int"})  # not cascade functions
+_NEUTRAL = {"max": float("-inf"), "min": float("inf")}  # the identity of a max/min operation
 BINARY_OPS = frozenset({"+", "-", "*", "/", "%", "max", "min", "pow", "<", "<=", ">", ">=",
                         "==", "!="})
 
@@ -130,7 +131,7 @@ class ValueGen(KernelGen):
         if isinstance(expr, Access):
             return self.read(expr)
         if isinstance(expr, Unary):
-            t = self.eval_value(expr.operand)
+            t = self.settle_empty(self.eval_value(expr.operand))
             if expr.op == "-":
                 return self.negate(t)
             is_zero = BinOp("==", self.f32(t), Int(0), wrap=False)
@@ -153,11 +154,22 @@ class ValueGen(KernelGen):
             return self.unary(expr.func, args[0], expr)
         raise _err("unsupported expression", expr)
 
+    def settle_empty(self, t: Tile) -> Tile:
+        """A max/min over no point (``empty_at``) as a validity term, before an operation
+        changes the identity that marks it: the point stays empty through the operation."""
+        if t.empty_at is None:
+            return t
+        t = self.materialize(t, "red")
+        term = Term(BinOp("!=", t.value, Const(t.empty_at)), t.axes, t.variant)
+        return replace(t, terms=t.terms | {term}, empty_at=None)
+
     def negate(self, t: Tile) -> Tile:
+        t = self.settle_empty(t)
         return replace(t, value=Op("neg", (self.f32(t),)), kind="f32", zero_terms=t.zero_terms,
                        src=None, const=None if t.const is None else -t.const)
 
     def unary(self, fn: str, t: Tile, node) -> Tile:
+        t = self.settle_empty(t)
         out = self._unary(fn, t, node)
         nan = t.may_nan or fn in ("log", "sqrt")
         return replace(out, may_nan=True) if nan and not out.may_nan and out.const is None else out
@@ -182,7 +194,14 @@ class ValueGen(KernelGen):
         return Tile(Op(fn, (x,)), t.axes, "f32", t.terms, zero, may_inf, t.variant)
 
     def binary(self, op: str, a: Tile, b: Tile, node) -> Tile:
-        out = self._binary(op, a, b, node)
+        neutral = _NEUTRAL.get(op)
+        # max(x, -inf) = x: an empty max is this max's identity and keeps its mark
+        keep = neutral is not None and not (self._non_pad(a) or self._non_pad(b)) \
+            and {a.empty_at, b.empty_at} <= {None, neutral}
+        empty_at = neutral if keep and a.empty_at is not None and b.empty_at is not None else None
+        if not keep:
+            a, b = self.settle_empty(a), self.settle_empty(b)
+        out = replace(self._binary(op, a, b, node), empty_at=empty_at)
         if out.const is not None:
             return out
         nan = out.may_nan if op in _UNION else a.may_nan or b.may_nan or out.may_nan
