@@ -5,13 +5,18 @@ vary along a grid rank, and a recurrence's steps stored for a later kernel.
 Triton's interpreter on the CPU, fp32, small ragged shapes (P = 7, C = 3: a partial last chunk),
 against the float64 interpreter.
 """
+from pathlib import Path
+
 import numpy as np
 import pytest
 from triton_lane import DEVICE, torch  # noqa: F401 (sets TRITON_INTERPRET first)
 
-from backends.triton import compile_cascade
+from backends.torch_op import native_op
+from backends.triton import compile_cascade, torch_ref
 from backends.triton.program import Program, empty_points, restorable
-from einsum_ir import evaluate, loads, random_inputs, resolve_sizes
+from einsum_ir import evaluate, load, loads, random_inputs, resolve_sizes
+from einsum_ir.autodiff import gradient
+from einsum_ir.errors import CascadeError
 from einsum_ir.printer import format_expr
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
@@ -64,3 +69,131 @@ def test_a_suffix_sums_empty_last_step_is_restored_after_a_boundary():
     holes = empty_points(cascade, sizes)
     assert "A" in holes
     assert format_expr(restorable(cascade, sizes, holes)["A"]) == "n + 1 <= N2 - 1"
+
+
+def test_an_intermediate_named_x_is_restorable_too():
+    # the probe cascade that checks a predicate named its input X: a clash with the tensor
+    cascade = loads(SUFFIX.replace("A[", "X["), "suffix_x.ein")
+    sizes = resolve_sizes(cascade, {})
+    assert "X" in restorable(cascade, sizes, empty_points(cascade, sizes))
+
+
+# A chunked state read backwards in one kernel: the loop runs the recurrence forwards and the
+# reader's chunks backwards (chunk N - 1 - it at step it). The chunk's rows were stored with the
+# bound of p alone (n * C + c < P), so a block of c wider than C wrote the next chunk's rows too,
+# which a later step (an earlier chunk) overwrote with its own values.
+CHUNK_BACKWARDS = """rank P = 7, E = 4, F = 3, C = 3
+rank M = P
+rank D = C
+split P = N * C
+input K[m, e], V[m, f], Q[p, e]
+output O[p, f]
+
+KVC[n, e, f] = sum[d] K[n * C + d, e] * V[n * C + d, f]
+S[0, e, f] = 0
+S[n + 1, e, f] = S[n, e, f] + KVC[n, e, f]
+XC[n, c, f] = sum[e] Q[n * C + c, e] * S[N - 1 - n, e, f]
+O[p, f] = XC[p / C, p % C, f]
+"""
+
+
+def test_a_chunks_rows_are_stored_within_the_chunk():
+    fn = _run_triton(loads(CHUNK_BACKWARDS, "chunk_backwards.ein"))
+    assert not isinstance(fn.last, Program)
+
+
+# ------------------------------------------------------------------ steps through memory
+
+# A running sum read backwards (S[N - 1 - n]), after each step (S[n + 1]) and at its end: one
+# kernel refuses (its loop has only the state at n and n + 1), and a kernel that reads the steps
+# cannot run the recurrence itself. The first kernel runs it and stores its steps, in the three
+# forms the reads take (before each step, after each step, the end); the second reads them.
+REVERSED = """rank P = 5, N = 6, F = 3
+input X[p, n, f]
+output Y[p, n, f]
+
+S[p, 0, f] = 0
+S[p, n + 1, f] = S[p, n, f] + X[p, n, f]
+Y[p, n, f] = S[p, N - 1 - n, f] * S[p, n + 1, f] + S[p, N, f]
+"""
+
+
+def test_one_kernel_refuses_a_recurrence_read_backwards():
+    fn = compile_cascade(loads(REVERSED, "reversed.ein"))
+    fn.multi = False
+    with pytest.raises(CascadeError, match="cannot map onto its recurrence loop"):
+        fn.source()
+
+
+def test_a_recurrences_steps_pass_to_a_later_kernel():
+    fn = _run_triton(loads(REVERSED, "reversed.ein"))
+    first, second = fn.last.groups
+    assert first.writes == ("S_steps", "S_next", "S_end")
+    assert "S" in second.reads and {d.name for d in second.cascade.inputs} == set(first.writes)
+    assert [st.tensor for st in second.steps] == ["S"]
+
+
+# Chunked: the state of linear attention over chunks of C = 3 positions (P = 7: the last chunk
+# partial), read by the chunks at the chunk before each (S[n]) and backwards (S[N - 1 - n]): one
+# kernel refuses; the later kernel reads steps 0 .. N - 1 only, so only those are stored.
+CHUNKED = """rank P = 7, E = 4, F = 3, C = 3
+rank M = P
+rank D = C
+split P = N * C
+input K[m, e], V[m, f], Q[p, e]
+output O[p, f]
+
+KVC[n, e, f] = sum[d] K[n * C + d, e] * V[n * C + d, f]
+S[0, e, f] = 0
+S[n + 1, e, f] = S[n, e, f] + KVC[n, e, f]
+XC[n, c, f] = sum[e] Q[n * C + c, e] * (S[N - 1 - n, e, f] + S[n, e, f])
+O[p, f] = XC[p / C, p % C, f]
+"""
+
+
+def test_chunked_state_read_backwards_passes_its_steps_only():
+    fn = _run_triton(loads(CHUNKED, "chunked.ein"))
+    assert [g.writes for g in fn.last.groups] == [("S_steps",), ()]
+
+
+def test_the_programs_module_stores_and_reads_the_steps():
+    from backends.triton.api import load_module
+
+    cascade = loads(REVERSED, "reversed.ein")
+    fn = compile_cascade(cascade)
+    source = fn.source()
+    assert "S_steps = torch.zeros" not in source and "S_steps" in source
+    inputs = random_inputs(cascade, resolve_sizes(cascade, {}), 1, np.float32)
+    want = evaluate(cascade, {k: v.astype(np.float64) for k, v in inputs.items()}, {})
+    got = load_module(source, cascade.name).forward(X=torch.from_numpy(inputs["X"]))
+    np.testing.assert_allclose(got["Y"].numpy(), want["Y"], rtol=1e-4, atol=1e-4)
+
+
+# ------------------------------------------------------------------ linear_causal_chunked
+
+LCC = Path(__file__).resolve().parent.parent / "examples" / "attention" / \
+    "linear_causal_chunked.ein"
+LCC_SIZES = dict(B=1, H=2, P=7, C=3, E=4, F=4)  # 3 chunks, the last one of 1 position
+
+
+def test_the_chunked_gradient_runs_as_kernels_and_matches_float64():
+    back = gradient(load(LCC)).backward
+    fn = _run_triton(back, LCC_SIZES)
+    assert isinstance(fn.last, Program)
+    # the suffix sums of the running sums' rule pass through memory, their last chunk restored
+    assert {"dS_after", "dZ_after"} & {t for g in fn.last.groups for t in g.writes}
+
+
+def test_the_chunked_op_runs_its_backward_on_triton_and_matches_autograd():
+    op = native_op(LCC, C=3)
+    assert "backward: Triton kernels (the cascade lowers as" in repr(op)
+    g = torch.Generator().manual_seed(3)
+    q, k, v = (torch.randn(1, 2, 7, 4, generator=g).requires_grad_() for _ in range(3))
+    out = op(q, k, v)
+    ref = torch_ref.chunked_causal_linear_attention(q, k, v, C=3)
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+    seed = torch.randn_like(out)
+    for a, b in zip(torch.autograd.grad(out, (q, k, v), seed),
+                    torch.autograd.grad(ref, (q, k, v), seed), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert "backward: Triton kernels" in repr(op)  # the call's sizes lowered too

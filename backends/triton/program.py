@@ -170,9 +170,10 @@ def restorable(cascade: Cascade, sizes: dict, holes: set[str]) -> dict:
         candidate = terms[0]
         for t in terms[1:]:
             candidate = Binary("and", candidate, t)
-        probe = Cascade(cascade.sizes, cascade.splits, (TensorDecl("X", axes),),
+        src = f"{name}_"  # any name but the tensor's own
+        probe = Cascade(cascade.sizes, cascade.splits, (TensorDecl(src, axes),),
                         (TensorDecl(name, axes),),
-                        (Einsum(out, Access("X", out.indices), where=candidate),))
+                        (Einsum(out, Access(src, out.indices), where=candidate),))
         mine, theirs = existence(analyze(probe), sizes).store[name], store[name]
         if mine is not None and np.array_equal(*np.broadcast_arrays(mine, theirs)):
             found[name] = candidate
