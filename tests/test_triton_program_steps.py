@@ -133,6 +133,16 @@ def test_a_recurrences_steps_pass_to_a_later_kernel():
     assert [st.tensor for st in second.steps] == ["S"]
 
 
+def test_a_recurrence_with_empty_points_does_not_pass():
+    # rows p >= 3 of every step after the first are empty: stored steps would hold zeros there
+    text = REVERSED.replace("+ X[p, n, f]\n", "+ X[p, n, f] where p < 3\n")
+    assert "where p < 3" in text
+    with pytest.raises(CascadeError) as info:
+        compile_cascade(loads(text, "holes.ein")).source()
+    # no cut passes S, so the single kernel's refusal stands
+    assert "S is read at an index the Triton lowering cannot map" in info.value.render()
+
+
 # Chunked: the state of linear attention over chunks of C = 3 positions (P = 7: the last chunk
 # partial), read by the chunks at the chunk before each (S[n]) and backwards (S[N - 1 - n]): one
 # kernel refuses; the later kernel reads steps 0 .. N - 1 only, so only those are stored.

@@ -278,9 +278,10 @@ def build_program(cascade: Cascade, sizes: dict, dtype: str,
     compiled: dict[int, object] = {}  # id(Group) -> its CompiledCascade
 
     def lowers(group: Group) -> None:
-        lossy = next((t for t in group.writes if t in holes and t not in restore), None)
+        written = [group.tensor_of(t) for t in group.writes]  # a recurrence's steps: itself
+        lossy = next((t for t in written if t in holes and t not in restore), None)
         if lossy is not None:
-            e = cascade.definitions(lossy)[0]
+            e = cascade.definitions(lossy)[-1]
             raise CascadeError(f"{lossy} has empty points, which a kernel boundary would turn "
                                "into values", e.span, source=cascade.source)
         stored = frozenset(d.name for d in group.cascade.inputs if cascade.input(d.name) is None)
