@@ -133,6 +133,25 @@ def test_a_recurrences_steps_pass_to_a_later_kernel():
     assert [st.tensor for st in second.steps] == ["S"]
 
 
+def test_the_stored_forms_are_those_the_readers_take():
+    from backends.gpu.steps import step_store
+
+    cascade = loads(REVERSED.replace("Y[p, n, f] = S[p, N - 1 - n, f] * S[p, n + 1, f] + "
+                                     "S[p, N, f]", "Y[p, n, f] = S[p, N, f] * X[p, n, f]"),
+                    "final.ein")
+    readers = [e for e in cascade.einsums if e.name != "S"]
+    store = step_store(cascade, "S", readers)
+    assert store.forms == (("end", "S_end"),)  # read at its end only: no step axis
+    assert [d.axes for d in store.decls()] == [("p", "f")]
+    bad = loads(REVERSED.replace("S[p, n + 1, f] + S[p, N, f]", "S[p, n + 1, f]")
+                .replace("S[p, N - 1 - n, f]", "S[p, N - n, f]"), "shifted.ein")
+    store = step_store(bad, "S", [e for e in bad.einsums if e.name != "S"])
+    assert store.forms == (("next", "S_next"),)  # N - n and n + 1 are both in 1 .. N
+    with pytest.raises(CascadeError, match="no stored form"):
+        two = loads(REVERSED.replace("S[p, N - 1 - n, f]", "S[p, n / 2, f]"), "half.ein")
+        step_store(two, "S", [e for e in two.einsums if e.name != "S"])
+
+
 def test_a_recurrence_with_empty_points_does_not_pass():
     # rows p >= 3 of every step after the first are empty: stored steps would hold zeros there
     text = REVERSED.replace("+ X[p, n, f]\n", "+ X[p, n, f] where p < 3\n")
