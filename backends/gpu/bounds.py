@@ -18,13 +18,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from einsum_ir.analysis.skipped_step import keeps_state
 from einsum_ir.affine import BoundExpr, CDiv, CeilDiv, FloorDiv, Linear, Max, Min, constraints_of
 from einsum_ir.data_masks import reads_tensors
 from einsum_ir.ir import Access, Binary, Call, Unary
 
 from .plan import Lowering
 from .schedule import Loop
-from .stationary import keeps_state
 
 PID = ("pid",)
 ZERO = Linear()
@@ -281,7 +281,7 @@ def loop_bounds(low: Lowering, loop: Loop) -> LoopBounds:
         deps = empties_einsum(low, e, own, cache)
         if deps is _TOP or not deps:
             return unbounded
-        if own and not keeps_state(low, e, states, deps):  # a skipped step would change it
+        if own and not _skip_keeps(low, e, states, deps):  # a skipped step would change it
             return unbounded
         ranges = _target_ranges(low, deps, loop, notes)
         if ranges == _ALL:
@@ -295,6 +295,17 @@ def loop_bounds(low: Lowering, loop: Loop) -> LoopBounds:
     parts = () if len(union) == 1 else tuple(
         (ZERO if r.lo is None else r.lo, count if r.hi is None else r.hi) for r in union)
     return LoopBounds(count, lo, hi, tuple(notes), parts)
+
+
+def _skip_keeps(low: Lowering, update, states: frozenset, deps) -> bool:
+    """Whether ``update`` keeps its state in a step where any one Einsum of ``deps`` is empty."""
+    def defs(tensor: str):
+        found = low.defs.get(tensor, ())
+        if tensor in low.inputs or tensor in low.stream_red_names or len(found) != 1:
+            return None  # finished before the loop, or a recurrence of another loop
+        return found[0]
+
+    return all(keeps_state(update, states, frozenset({d}), defs) for d in deps)
 
 
 def _sorted_fold(kind, items):
