@@ -154,7 +154,10 @@ class KernelGen:
         # a streamed reduction's facts for its final tile: (the identity marking an empty row of
         # a masked max/min, the validity terms that do not change in the loop)
         self.acc_facts: dict = {}
-        self.pad_terms: set = set()  # masks of tile padding (outside every iteration space)
+        # masks that bound an index value by a rank's extent: mask -> {(rank, value)}; padding
+        # for an Einsum one of whose index variables takes that value (masks.MaskGen.padding)
+        self.pad_bounds: dict = {}
+        self.evaluating: list = []  # the Einsums being evaluated, innermost (inlined) last
         self.bound_codes: dict = {}  # mask of a streamed rank's bound -> (rank, block)
 
     @property

@@ -329,7 +329,7 @@ class PhaseGen(StoreGen):
             # the loop does not change make the finished value's empty points
             # (a tile's padding is not a point: the store's mask leaves it out)
             kept = [tm for tm in ordered_terms(t.terms)
-                    if set(tm.axes) <= set(axes) and tm.mask not in self.pad_terms]
+                    if set(tm.axes) <= set(axes) and not self.padding(tm, u)]
             stepwise = [self.bcast(tm.mask, tm.axes, axes) for tm in kept if tm.variant]
             if stepwise:
                 part = Where(conj(stepwise), part, IDENTITY[u.reducer])
