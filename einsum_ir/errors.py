@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 
 from .ir import Span
 
@@ -64,13 +65,17 @@ def _window(text: str, column: int, width: int = 100) -> tuple[str, int]:
 
 
 class CascadeError(Exception):
-    """The one error type the project raises for bad user input (cascade files, specs, options)."""
+    """The one error type the project raises for bad user input (cascade files, specs, options).
+    ``reason``: what is refused, as data, where a caller may fall back on something else (a
+    backend's enum, e.g. backends.gpu.layout.Limit); never decided from the message's words."""
 
     def __init__(self, message: str, span: Span | None = None, hint: str | None = None,
-                 source: str | None = None, file: str | None = None):
+                 source: str | None = None, file: str | None = None, *,
+                 reason: Enum | None = None):
         self.diagnostic = Diagnostic(message, span, hint)
         self.source = source
         self.file = file
+        self.reason = reason
         super().__init__(message)
 
     @property

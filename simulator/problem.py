@@ -24,6 +24,7 @@ from functools import cached_property, lru_cache
 
 from einsum_ir import analyze
 from einsum_ir.analysis.opclasses import einsum_profile
+from einsum_ir.analysis.skipped_step import keeps_state
 from einsum_ir.analysis.work import existence_counts
 from einsum_ir.data_masks import reads_tensors
 from einsum_ir.ir import Role
@@ -111,22 +112,43 @@ class Problem:
 
 def _skip_empty_steps(infos: dict, recurrences: dict) -> dict:
     """A recurrence step where nothing from outside the recurrence exists (a fully masked key tile
-    of a causal cascade) leaves the running state unchanged: the model does not run it. Einsums of
-    the recurrence chain (updates, and Einsums reading a previous step) then cost the step density
-    of the Einsums that feed the recurrence, at most their own. Returns the updated infos."""
+    of a causal cascade) leaves the running state unchanged where every update keeps its state
+    with those feeders empty (``einsum_ir.analysis.skipped_step``, the rule the GPU lowering's
+    block skipping uses: a decay ``0.5 * T[n] + X`` changes the state on every step): the model
+    does not run it. Einsums of the recurrence chain (updates, and Einsums reading a previous
+    step) then cost the step density of the Einsums that feed the recurrence, at most their own.
+    Returns the updated infos."""
     out = dict(infos)
     for var in {v for _, v in recurrences.values()}:
         chain = {k for k, i in infos.items()
                  if var in i.vars and (i.carried or i.einsum.name in recurrences)}
-        feeders = [i.density for k, i in infos.items() if var in i.vars and k not in chain]
-        if not feeders:
+        feeders = [i for k, i in infos.items() if var in i.vars and k not in chain]
+        if not feeders or not _skip_keeps_states(infos, chain, feeders, recurrences, var):
             continue
-        step = max(feeders)
+        step = max(i.density for i in feeders)
         for k in chain:
             info = out[k]
             if info.density > step:
                 out[k] = replace(info, points=min(info.points, round(info.dense_points * step)))
     return out
+
+
+def _skip_keeps_states(infos: dict, chain: set, feeders: list, recurrences: dict, var) -> bool:
+    """Whether every update of the chain over ``var`` keeps its state in a step where no feeder
+    has a point."""
+    states = frozenset(t for t, (_, v) in recurrences.items() if v == var)
+    within: dict = {}
+    for i in infos.values():
+        if var in i.vars:
+            within.setdefault(i.einsum.output.tensor, []).append(i.einsum)
+
+    def defs(tensor: str):
+        found = within.get(tensor, ())
+        return found[0] if len(found) == 1 else None
+
+    empties = frozenset(i.einsum.name for i in feeders)
+    return all(keeps_state(infos[k].einsum, states, empties, defs) for k in chain
+               if infos[k].einsum.output.tensor in states)
 
 
 def _reads(einsum: Einsum, recurrences: dict):

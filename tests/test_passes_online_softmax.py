@@ -172,6 +172,29 @@ def test_tail_guard_when_nothing_empties_the_last_tile():
     assert_same_meaning(cascade, out, {})
 
 
+SUBTRACTED_BIAS = """
+# ALiBi's score: QK - bias is a union, so the bias alone exists in the last tile's tail where
+# QK's read is empty; the rewrite must guard it (the 741cfa0 fp16 failure's cause)
+rank P = 7, M = 9, E = 2, F = 2
+input  Q[p,e], K[m,e], V[m,f]
+output Y[p,f]
+QK[p,m] = sum[e] Q[p,e] * K[m,e]
+S[p,m]  = QK[p,m] - 0.5 * (p - m) where m <= p
+G[p]    = max[m] S[p,m]
+N[p,m]  = exp(S[p,m] - G[p])
+D[p]    = sum[m] N[p,m]
+A[p,m]  = N[p,m] / D[p]
+Y[p,f]  = sum[m] A[p,m] * V[m,f]
+"""
+
+
+def test_tail_guard_for_a_score_that_subtracts_a_bias_from_a_read():
+    cascade = loads(SUBTRACTED_BIAS)
+    out = rewrite(cascade, tile_size=4)
+    assert "m1 * M0 + m0 < M" in format_cascade(out)
+    assert_same_meaning(cascade, out, {})
+
+
 def test_score_with_other_readers_is_read_through_the_split():
     cascade = loads(Path(EX + "mha_3pass.ein").read_text().replace("output AV[b,h,p,f]",
                                                               "output AV[b,h,p,f], QK[b,h,p,m]"))

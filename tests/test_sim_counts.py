@@ -291,3 +291,26 @@ def test_a_unit_may_price_a_function_by_name():
     data["units"][0]["ops"]["tanhh"] = {"cycles": 2, "actions": {"mac": 2}}
     with pytest.raises(CascadeError, match="unknown operation class 'tanhh'"):
         arch_from_dict(data, "bad.yaml")
+
+
+_DECAY = """rank P = 64, M = 64, E = 8, M0 = 16
+split M = M1 * M0
+input Q[p, e], K[m, e]
+output Y[p]
+QK[p, m1, m0] = sum[e] Q[p, e] * K[m1*M0 + m0, e] where m1*M0 + m0 <= p
+X[p, m1] = sum[m0] QK[p, m1, m0]
+T[p, 0] = 0
+T[p, m1+1] = {update}
+Y[p] = T[p, M1]
+"""
+
+
+@pytest.mark.parametrize("update,steps", [("T[p, m1] + X[p, m1]", 130),
+                                          ("0.5 * T[p, m1] + X[p, m1]", 256)])
+def test_a_step_with_no_feeder_is_skipped_only_where_the_state_is_kept(update, steps):
+    """The running sum keeps its state on a step whose causally masked tile is empty (the model
+    skips the step: 130 of the 256 steps run); a decay changes the state on every step, so
+    every step runs (the rule of the GPU lowering's block skipping, einsum_ir.analysis.
+    skipped_step)."""
+    info = problem_for(loads(_DECAY.format(update=update), "decay.ein")).infos["T"]
+    assert (info.points, info.dense_points) == (steps, 256)

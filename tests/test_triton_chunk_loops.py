@@ -13,7 +13,7 @@ import torch  # noqa: E402
 from backends.gpu.bounds import loop_bounds  # noqa: E402
 from backends.gpu.plan import Lowering, lowering_sizes  # noqa: E402
 from backends.gpu.schedule import schedule  # noqa: E402
-from backends.gpu.stationary import EMPTY, Const, State, _binary, _call  # noqa: E402
+from einsum_ir.analysis.skipped_step import EMPTY, Const, State, _binary, _call  # noqa: E402
 from backends.triton import compile_cascade  # noqa: E402
 from einsum_ir import evaluate, random_inputs, resolve_sizes  # noqa: E402
 from einsum_ir.parser import parse  # noqa: E402

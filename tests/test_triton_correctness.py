@@ -256,6 +256,44 @@ O[m, e, f] = T[m, e, f] + T[m + 1, e, f] where f < m
     _close(got, ref)
 
 
+# ------------------------------------------------------------- a split's tail
+
+def test_a_read_in_a_splits_tail_is_empty_not_padding():
+    # T[m1, m0] has every (m1, m0); at m1 * M0 + m0 >= M the read is empty and the binary max
+    # keeps 1.5, where the min over m1 reduces no point (empty: 0, not inf)
+    text = """
+rank M = 5, M0 = 4, E = 2
+split M = M1 * M0
+input X[m], Y[m, e]
+output T[m1, m0], U[m0, e]
+T[m1, m0] = max(X[m1 * M0 + m0], 1.5)
+U[m0, e] = min[m1] Y[m1 * M0 + m0, e] where m1 >= 1
+"""
+    got, ref = _run(text)
+    np.testing.assert_array_equal(ref["T"][1, 1:], [1.5] * 3)
+    assert (ref["U"][1:] == 0).all()
+    _close(got, ref)
+
+
+def test_an_inlined_einsums_padding_is_an_empty_read_for_its_reader():
+    # T11 is stored by a first kernel, then inlined at m + 1 (T11_stored[m, m1, e] where
+    # m <= m1): the load's bound m + 1 < M is padding for T11 but, for T15 at m = M - 1, a read
+    # past T11's extent (min keeps T1); every index m of a split rank was taken for padding
+    text = """
+rank P = 1, M = 2, E = 1, M0 = 1
+split M = M1 * M0
+input X[m, e]
+output O[p, m1, m0, e]
+T1[e, m1, m0] = sum[m] X[m, e]
+T8[e, m1] = sum[m0] T1[e, m1, m0]
+T11[m, m1, e] = T8[e, m1] where m <= m1
+T15[m, m1, m0, e] = min(T11[m + 1, m1, e], T1[e, m1, m0])
+O[p, m1, m0, e] = sum[m] T15[m, m1, m0, e]
+"""
+    got, ref = _run(text)
+    _close(got, ref)
+
+
 # ------------------------------------------------------------- crashes
 
 def test_cascade_without_inputs_runs():

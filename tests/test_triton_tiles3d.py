@@ -17,6 +17,7 @@ from backends.triton import compile_cascade  # noqa: E402
 from backends.triton.api import CompiledCascade, generate_for, prepare_for  # noqa: E402
 from backends.triton.kernel import MAX_TILE_ELEMENTS, broadcast  # noqa: E402
 from backends.triton.render import expr  # noqa: E402
+from backends.triton.strategies import TILES_3D  # noqa: E402
 from backends.triton.tile_ir import Call, Expand, Insert, Permute, Var  # noqa: E402
 from einsum_ir import evaluate, load, loads, resolve_sizes  # noqa: E402
 from einsum_ir.errors import CascadeError  # noqa: E402
@@ -186,7 +187,7 @@ def test_fresh_cascades_that_need_a_3d_tile_match_the_interpreter(name, dtype):
     """With 3-D tiles asked for; where a 2-D lowering exists (a gate folded into one operand of
     tl.dot, rows past the first on the grid), the mapping keeps it and the values still match."""
     cascade = loads(FRESH[name], f"{name}.ein")
-    fn = _check(cascade, DTYPES[dtype], CompiledCascade(cascade, {}, {}, tiles3d=True))
+    fn = _check(cascade, DTYPES[dtype], CompiledCascade(cascade, {}, {}, resort=TILES_3D))
     source = fn.last.source
     assert "(3-D tiles)" in source
     assert bool(TILE_3D.search(source)) == (name in STILL_3D)
@@ -199,7 +200,7 @@ STILL_3D = {"windowed_split_kv", "outer"}  # the others lower in 2-D since the g
 def test_a_predicate_over_three_tiled_axes(dtype):
     """With the rows tiled (no rows on the grid): the validity of T spans p, m and f."""
     cascade = loads(MASKED_3D, "masked3d.ein")
-    fn = CompiledCascade(cascade, {}, {}, tiles3d=True)
+    fn = CompiledCascade(cascade, {}, {}, resort=TILES_3D)
     _check(cascade, DTYPES[dtype], fn)
     assert "rows on the grid" not in fn.last.source
     assert "[:, :, None]" in fn.last.source and "axis=1" in fn.last.source
@@ -208,7 +209,7 @@ def test_a_predicate_over_three_tiled_axes(dtype):
 @pytest.mark.parametrize("dtype", list(DTYPES))
 def test_a_store_over_three_tiled_axes(dtype):
     cascade = loads(STORE_3D, "store3d.ein")
-    fn = CompiledCascade(cascade, {}, {}, tiles3d=True)
+    fn = CompiledCascade(cascade, {}, {}, resort=TILES_3D)
     _check(cascade, DTYPES[dtype], fn)
     store = next(line for line in fn.last.source.splitlines() if "tl.store(O_ptr" in line)
     assert "rows on the grid" not in fn.last.source and TILE_3D.search(store)
@@ -241,7 +242,7 @@ def test_catalogue_rows_with_3d_tiles_asked_for(name):
     """The same rows with 3-D tiles as the mapping (X4 lowers with the rows on the grid first;
     here its pooling is a tile over np, ps, e)."""
     cascade = load(catalogue.FOLDER / f"{name}.ein")
-    fn = _check(cascade, torch.float32, CompiledCascade(cascade, {}, {}, tiles3d=True))
+    fn = _check(cascade, torch.float32, CompiledCascade(cascade, {}, {}, resort=TILES_3D))
     assert "(3-D tiles)" in fn.last.source
     # L2's chunk state is one tl.dot with the decay folded into an operand: no 3-D tile
     assert bool(TILE_3D.search(fn.last.source)) == (name != "L2_lightning_chunked")

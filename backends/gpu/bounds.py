@@ -6,7 +6,9 @@ operations propagate emptiness, union operations (``+``, ``max``, ``min``) only 
 are empty, and a recurrence's own carried value is neutral (an update whose local parts are empty
 keeps the state). The predicates of those Einsums, in the linear fragment, give the range of the
 loop counter by interval arithmetic over the block: causal attention stops at the diagonal, a
-sliding window visits only the window's blocks.
+sliding window visits only the window's blocks. A disjunction (a window plus sinks, ``m < S or
+p - W < m``) gives a union of ranges: the loop runs over their hull and the steps in the gaps are
+skipped (``LoopBounds.parts``), so the blocks visited are exactly those some part meets.
 
 Symbols of the bounds: ``("size", NAME)`` a size of the cascade, ``("block", var)`` the tile of an
 index variable, ``("pid",)`` the row block of the program, ``("idx", var)`` a grid index. The
@@ -16,13 +18,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from einsum_ir.analysis.skipped_step import keeps_state
 from einsum_ir.affine import BoundExpr, CDiv, CeilDiv, FloorDiv, Linear, Max, Min, constraints_of
 from einsum_ir.data_masks import reads_tensors
 from einsum_ir.ir import Access, Binary, Call, Unary
 
 from .plan import Lowering
 from .schedule import Loop
-from .stationary import keeps_state
 
 PID = ("pid",)
 ZERO = Linear()
@@ -92,12 +94,15 @@ class StepRange:
 
 @dataclass(frozen=True)
 class LoopBounds:
-    """``for it in range(lo, hi)``; ``notes``: the predicates the bounds come from."""
+    """``for it in range(lo, hi)``; ``notes``: the predicates the bounds come from; ``parts``:
+    where the steps visited are a union of ranges inside the hull ``[lo, hi)``, those ranges
+    as ``(lo, hi)`` pairs (empty: every step of the hull is visited)."""
 
     count: BoundExpr
     lo: BoundExpr
     hi: BoundExpr
     notes: tuple[str, ...] = ()
+    parts: tuple[tuple[BoundExpr, BoundExpr], ...] = ()
 
 
 def _baked(low: Lowering):
@@ -138,11 +143,31 @@ def _form_terms(low: Lowering, form, loop: Loop, full: bool):
 
 
 def pred_range(low: Lowering, einsum, loop: Loop, full: bool = False) -> StepRange | None:
-    """The loop counter range that may meet ``einsum``'s predicate; with ``full``, the range
-    where every point of the block meets it (None: unknown)."""
-    clauses = constraints_of(einsum.where, _baked(low))
-    if clauses is None or full and (len(clauses) != 1 or reads_tensors(einsum.where)):
+    """The loop counter range that may meet ``einsum``'s predicate (the hull of a
+    disjunction's parts); with ``full``, the range where every point of the block meets it
+    (None: unknown)."""
+    if full and reads_tensors(einsum.where):
         return None  # (a data-dependent part, dropped from an ``and``, can fail anywhere)
+    parts = pred_ranges(low, einsum, loop, full)
+    if parts is None or full and len(parts) != 1:
+        return None
+    return _hull(parts)
+
+
+def _hull(parts) -> StepRange:
+    if len(parts) == 1:
+        return parts[0]
+    los, his = [r.lo for r in parts], [r.hi for r in parts]
+    return StepRange(None if any(x is None for x in los) else _fold(Min, los),
+                     None if any(h is None for h in his) else _fold(Max, his))
+
+
+def pred_ranges(low: Lowering, einsum, loop: Loop, full: bool = False):
+    """The loop counter ranges that may meet ``einsum``'s predicate: one per part of its
+    disjunctive form (None: unknown)."""
+    clauses = constraints_of(einsum.where, _baked(low))
+    if clauses is None:
+        return None
     results = []
     for conj in clauses:
         lo_c, hi_c = [], []
@@ -166,12 +191,7 @@ def pred_range(low: Lowering, einsum, loop: Loop, full: bool = False) -> StepRan
             else:  # it >= ceil(rest / -A)
                 lo_c.append(CeilDiv(Linear.of(*terms, const=const), den))
         results.append(StepRange(_fold(Max, lo_c), _fold(Min, hi_c)))
-    if len(results) == 1:
-        return results[0]
-    # a disjunction: the hull of its parts
-    los, his = [r.lo for r in results], [r.hi for r in results]
-    return StepRange(None if any(x is None for x in los) else _fold(Min, los),
-                     None if any(h is None for h in his) else _fold(Max, his))
+    return tuple(results)
 
 
 def _fold(kind, items):
@@ -208,47 +228,88 @@ def _targets(low: Lowering, loop: Loop):
     return targets
 
 
-def loop_bounds(low: Lowering, loop: Loop) -> LoopBounds:
-    """The blocks a loop visits: those where some unit's contribution may be non-empty."""
+MAX_PARTS = 4  # ranges of a union kept apart; beyond, their hull (every step of it visited)
+
+_ALL = (StepRange(None, None),)
+
+
+def _intersect(a: tuple, b: tuple) -> tuple:
+    """Two unions of ranges intersected: the pairwise intersections of their parts."""
+    if a == _ALL:
+        return b
+    if b == _ALL:
+        return a
+    out = []
+    for x in a:
+        for y in b:
+            lo = _fold(Max, [v for v in (x.lo, y.lo) if v is not None])
+            hi = _fold(Min, [v for v in (x.hi, y.hi) if v is not None])
+            if StepRange(lo, hi) not in out:
+                out.append(StepRange(lo, hi))
+    return tuple(out) if len(out) <= MAX_PARTS else (_hull(out),)
+
+
+def _target_ranges(low: Lowering, deps, loop: Loop, notes: list) -> tuple:
+    """The steps where a unit whose contribution is empty where any of ``deps`` is may be
+    non-empty: the intersection of the ranges that meet each dep's predicate."""
     from einsum_ir.printer import format_expr
 
+    out = _ALL
+    for name in sorted(deps):
+        pe = low.defs[name][0]
+        parts = pred_ranges(low, pe, loop)
+        if parts is None or all(r.lo is None and r.hi is None for r in parts):
+            continue
+        note = f"{name}: where {format_expr(pe.where)}"
+        if note not in notes:
+            notes.append(note)
+        out = _intersect(out, parts if len(parts) <= MAX_PARTS else (_hull(parts),))
+    return out
+
+
+def loop_bounds(low: Lowering, loop: Loop) -> LoopBounds:
+    """The blocks a loop visits: those where some unit's contribution may be non-empty."""
     count = step_count(low, loop)
     unbounded = LoopBounds(count, ZERO, count)
     if loop.outputs or loop.reverse:  # (the predicates' ranges are of positions, not steps)
         return unbounded
     cache: dict = {}
-    los, his, notes = [], [], []
+    union, notes = [], []
     states = frozenset(e.name for kind, u in loop.units if kind == "rec" for e in u
                        if e.name in low.a.recurrences)
     for e, own in _targets(low, loop):
         deps = empties_einsum(low, e, own, cache)
         if deps is _TOP or not deps:
             return unbounded
-        if own and not keeps_state(low, e, states, deps):  # a skipped step would change it
+        if own and not _skip_keeps(low, e, states, deps):  # a skipped step would change it
             return unbounded
-        u_lo, u_hi = [], []
-        for name in sorted(deps):
-            pe = low.defs[name][0]
-            r = pred_range(low, pe, loop)
-            if r is None:
-                continue
-            note = f"{name}: where {format_expr(pe.where)}"
-            if note not in notes:
-                notes.append(note)
-            if r.lo is not None:
-                u_lo.append(r.lo)
-            if r.hi is not None:
-                u_hi.append(r.hi)
-        if not u_lo and not u_hi:
+        ranges = _target_ranges(low, deps, loop, notes)
+        if ranges == _ALL:
             return unbounded
-        los.append(_fold(Max, u_lo))
-        his.append(_fold(Min, u_hi))
-    lo, hi = ZERO, count
-    if los and all(x is not None for x in los):
-        lo = Max((_fold(Min, sorted(set(los), key=repr)), ZERO))
-    if his and all(x is not None for x in his):
-        hi = Min((_fold(Max, sorted(set(his), key=repr)), count))
-    return LoopBounds(count, lo, hi, tuple(notes))
+        union += [r for r in ranges if r not in union]
+    if len(union) > MAX_PARTS:
+        union = [_hull(union)]
+    hull = _hull(union)
+    lo = ZERO if hull.lo is None else Max((_sorted_fold(Min, [r.lo for r in union]), ZERO))
+    hi = count if hull.hi is None else Min((_sorted_fold(Max, [r.hi for r in union]), count))
+    parts = () if len(union) == 1 else tuple(
+        (ZERO if r.lo is None else r.lo, count if r.hi is None else r.hi) for r in union)
+    return LoopBounds(count, lo, hi, tuple(notes), parts)
+
+
+def _skip_keeps(low: Lowering, update, states: frozenset, deps) -> bool:
+    """Whether ``update`` keeps its state in a step where any one Einsum of ``deps`` is empty."""
+    def defs(tensor: str):
+        found = low.defs.get(tensor, ())
+        if tensor in low.inputs or tensor in low.stream_red_names or len(found) != 1:
+            return None  # finished before the loop, or a recurrence of another loop
+        return found[0]
+
+    return all(keeps_state(update, states, frozenset({d}), defs) for d in deps)
+
+
+def _sorted_fold(kind, items):
+    return _fold(kind, sorted(set(items), key=repr))
 
 
 def bound_env(low: Lowering, sizes: dict, row_block: int = 0) -> dict:
@@ -259,8 +320,21 @@ def bound_env(low: Lowering, sizes: dict, row_block: int = 0) -> dict:
     return env
 
 
-def visited(bounds: LoopBounds, env: dict) -> range:
-    """The loop counter values a program with these symbol values visits."""
+def visited(bounds: LoopBounds, env: dict):
+    """The loop counter values a program with these symbol values visits (ascending)."""
     from einsum_ir.affine import evaluate
 
-    return range(evaluate(bounds.lo, env), evaluate(bounds.hi, env))
+    hull = range(evaluate(bounds.lo, env), evaluate(bounds.hi, env))
+    if not bounds.parts:
+        return hull
+    spans = [(evaluate(lo, env), evaluate(hi, env)) for lo, hi in bounds.parts]
+    return [it for it in hull if any(lo <= it < hi for lo, hi in spans)]
+
+
+def visited_count(bounds: LoopBounds, env: dict) -> int:
+    """How many steps :func:`visited` gives, without listing them where the hull is enough."""
+    from einsum_ir.affine import evaluate
+
+    if not bounds.parts:
+        return max(0, evaluate(bounds.hi, env) - evaluate(bounds.lo, env))
+    return len(visited(bounds, env))

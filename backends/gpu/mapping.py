@@ -36,7 +36,7 @@ from einsum_ir.ir import Access, index_vars, walk
 from einsum_ir.passes import Prepared
 
 from .arch import GPUArch, load_gpu_arch
-from .bounds import PID, bound_env, loop_bounds
+from .bounds import PID, bound_env, loop_bounds, visited_count
 from .plan import Config, Lowering, lowering_sizes
 from .schedule import schedule
 
@@ -337,14 +337,16 @@ def _steps(low: Lowering, loop, full: dict, cfg: Config, n_row: int) -> int:
     env = bound_env(low, full)
     count = evaluate(bounds.count, env)
     used = symbols(bounds.lo) | symbols(bounds.hi)
+    for lo, hi in bounds.parts:
+        used |= symbols(lo) | symbols(hi)
     if used - set(env):  # bounds over grid indices: every block may be visited
         return count * n_row
     if PID not in used:
-        return max(0, evaluate(bounds.hi, env) - evaluate(bounds.lo, env)) * n_row
+        return visited_count(bounds, env) * n_row
     rows = range(n_row) if n_row <= ROW_SAMPLES else \
         sorted({round(k * (n_row - 1) / (ROW_SAMPLES - 1)) for k in range(ROW_SAMPLES)})
     total = 0
     for r in rows:
         env[PID] = r
-        total += max(0, evaluate(bounds.hi, env) - evaluate(bounds.lo, env))
+        total += visited_count(bounds, env)
     return total if n_row <= ROW_SAMPLES else round(total * n_row / len(rows))

@@ -23,13 +23,14 @@ from einsum_ir.passes import Prepared
 from einsum_ir.sizes import resolve_sizes
 from einsum_ir.verifier import Analysis
 
+from .layout import Limit
 
-# the refusal that rows past the first on the grid avoid (Config.grid_rows)
+# the refusal that rows past the first on the grid avoid (Config.grid_rows, Limit.ROW_RANKS)
 ROW_RANKS = "the Triton lowering tiles one rank per program besides the streamed one"
 
 
-def _err(msg, node=None, hint=None):
-    return CascadeError(msg, getattr(node, "span", None), hint)
+def _err(msg, node=None, hint=None, reason: Limit | None = None):
+    return CascadeError(msg, getattr(node, "span", None), hint, reason=reason)
 
 
 def pow2(n: int) -> int:
@@ -240,9 +241,10 @@ class Lowering:
     def _one_row(self, rows: list, role: dict, batch: list, vars_: dict) -> str | None:
         """The row rank the programs tile. With ``Config.grid_rows`` the others go on the grid
         (``role`` and ``batch`` updated); without it, a second row rank is refused."""
+        self.row_vars = tuple(rows)
         if len(rows) > 1 and not self.cfg.grid_rows:
             raise _err(f"more than one row rank ({', '.join(rows)}): {ROW_RANKS}",
-                       vars_[rows[1]])
+                       vars_[rows[1]], reason=Limit.ROW_RANKS)
         for v in rows[1:]:
             role[v] = Role.BATCH
             batch.append(v)
@@ -296,6 +298,17 @@ def stream_split_inner(prepared: Prepared, facts=None) -> str | None:
         if split is not None:
             return split.inner
     return None
+
+
+def row_ranks(prepared: Prepared, sizes: dict, config: Config) -> int:
+    """How many row ranks the roles give the prepared cascade at resolved ``sizes`` (the fact
+    :meth:`backends.gpu.layout.RowLayout.up_front` decides from). Where the roles refuse the
+    cascade for another reason, 1: tiled rows then refuse it the same way."""
+    try:
+        low = Lowering(prepared.cascade, sizes, replace(config, grid_rows=True), prepared.facts)
+    except CascadeError:
+        return 1
+    return len(low.row_vars)
 
 
 def lowering_sizes(prepared: Prepared, sizes: dict, block_c: int,

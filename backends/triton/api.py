@@ -19,7 +19,8 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from backends.gpu.plan import ROW_RANKS, Config, lowering_sizes
+from backends.gpu.layout import RowLayout, lay_out
+from backends.gpu.plan import Config, lowering_sizes, row_ranks
 from einsum_ir import Cascade, load, resolve_sizes
 from einsum_ir.errors import CascadeError
 from einsum_ir.passes import Prepared, prepare
@@ -28,11 +29,10 @@ from einsum_ir.support import refuse_infinite_factors
 
 from . import aot
 from .gathers import check_gather_indices
-from .kernel import is_tile_ranks_refusal
 from .lower import Generated, generate
+from .strategies import TILED, Attempt, Resort, Strategy, Tried, strategies
 
 _MODULES: dict = {}
-TILES_3D_NOTE = "values over three tile ranks (3-D tiles): row and streamed blocks of at most 16"
 
 
 def cache_dir() -> Path:
@@ -95,38 +95,25 @@ def mapping_note(prepared: Prepared, plan_note: str) -> str:
 
 def generate_for(prepared: Prepared, sizes: dict, config: Config, *,
                  user_params: dict | None = None, mapping_note: str = "",
-                 row_grid: bool = False, stored: frozenset = frozenset()) -> Generated:
-    """Lowers a prepared cascade for concrete sizes and a mapping. With ``row_grid`` (the last
+                 rows_on_grid: bool = False, stored: frozenset = frozenset()) -> Generated:
+    """Lowers a prepared cascade for concrete sizes and a mapping. With ``rows_on_grid`` (a last
     resort, once neither one kernel with tiled rows nor a cut into several lowers), rows go on
-    the grid where the refusal says so: all of them, one per program, where a value over the
-    row tile would span three tile ranks (``sum[m2] S[p,m2] > S[p,m]``, ``Config.row_grid``);
-    those past the first where the cascade has several row ranks (``Config.grid_rows``).
+    the grid as the plan's row layout says (backends/gpu/layout.py): those past the first where
+    the cascade has several row ranks (``Config.grid_rows``, decided up front); all of them, one
+    per program, where a value over the row tile would span three tile ranks (``sum[m2]
+    S[p,m2] > S[p,m]``, ``Config.row_grid``, on the emitter's ``Limit.TILE_RANKS`` refusal).
     ``stored``: the inputs that an earlier kernel of a program wrote (``Config.stored``)."""
     full = lowering_sizes(prepared, sizes, config.block_c, user_params)
     if stored:
         config = replace(config, stored=frozenset(stored))
-    try:
+    if not rows_on_grid:
         return generate(prepared, full, config, mapping_note=mapping_note)
-    except CascadeError as refusal:
-        if not row_grid:
-            raise
-        exc = refusal
-        while (retry := _rows_on_the_grid(config, exc)) is not None:
-            config, note = retry
-            try:
-                return generate(prepared, full, config, mapping_note=mapping_note + note)
-            except CascadeError as again:
-                exc = again
-        raise refusal from None
 
+    def lower(rows: RowLayout) -> Generated:
+        gen = generate(prepared, full, rows.config(config), mapping_note=mapping_note + rows.note)
+        return replace(gen, rows=rows)
 
-def _rows_on_the_grid(config: Config, refusal: CascadeError):
-    """The mapping with (more) rows on the grid that avoids ``refusal``, and its note; or None."""
-    if is_tile_ranks_refusal(refusal.message) and not config.row_grid:
-        return replace(config, row_grid=True), " (rows on the grid: one per program)"
-    if ROW_RANKS in refusal.message and not config.grid_rows and not config.row_grid:
-        return replace(config, grid_rows=True), " (rows past the first on the grid)"
-    return None
+    return lay_out(lower, RowLayout.up_front(row_ranks(prepared, full, config)))
 
 
 def load_module(source: str, name: str = "kernel"):
@@ -161,8 +148,9 @@ class CompiledCascade:
     # map for Triton's interpreter or not; None: as TRITON_INTERPRET says, for the device's GPU
     # (given, the cost model maps for ``arch`` or H100, as ``cascade compile`` does)
     interpret: bool | None = None
-    row_grid: bool = False  # lower with the rows on the grid where tiled rows need 3-D tiles
-    tiles3d: bool = False  # lower with values over three tile ranks (Config.with_3d_tiles)
+    # lower only in this layout (backends/triton/strategies.py): a group of a kernel program
+    # in its program's, or a last resort asked for (``LAST_RESORTS``); None: every one in turn
+    resort: Resort | None = None
     stored: frozenset = frozenset()  # inputs an earlier kernel wrote, in fp32 (Config.stored)
 
     def __post_init__(self):
@@ -170,9 +158,15 @@ class CompiledCascade:
                                     block_c=self.config.get("block_c"))
         self._cache: dict = {}
         self._shrink: dict = {}
-        self._programs: dict = {}  # (sizes, dtype) -> Program, for cascades cut into groups
+        self._programs: dict = {}  # (sizes, dtype, resort) -> Program, for cascades cut into groups
+        self._tried: dict = {}  # (sizes, dtype) -> Tried: the strategies a compile attempted
         self.last: Generated | None = None
         self.last_plan = None
+        self.tried = Tried()  # what the last compile attempted, in order, and why each refused
+
+    def __repr__(self) -> str:
+        tried = f"; {self.tried.describe()}" if self.tried.attempts else ""
+        return f"CompiledCascade({self.cascade.name}{tried})"
 
     # the sizes a call implies
     def sizes_of(self, tensors: dict) -> dict:
@@ -221,64 +215,58 @@ class CompiledCascade:
     def kernel(self, sizes: dict, dtype: str = "float16", shrink: int = 0):
         """The generated module for these sizes (``(Generated, module)``), or, where the cascade
         does not fuse into one kernel program, its multi-kernel :class:`Program` (twice: it is
-        both the source and the callable)."""
-        try:
-            return self._kernel(sizes, dtype, shrink)
-        except CascadeError as refusal:
-            if self.row_grid or self.tiles3d or not self.multi:
-                raise
-            # the last resorts (what lowers otherwise keeps its 2-D tiles, tiled rows and
-            # views): rows on the grid where a value over the row tile would span three tile
-            # ranks, then values over three tile ranks (small blocks)
-            for resort in ("row_grid", "tiles3d"):
-                setattr(self, resort, True)
-                try:
-                    return self._kernel(sizes, dtype, shrink)
-                except CascadeError as exc:
-                    last = exc
-                finally:
-                    setattr(self, resort, False)
-            # the 3-D attempt went further than a 2-D one refused: its refusal says what is left
-            raise (last if is_tile_ranks_refusal(refusal.message) else refusal) from None
-
-    def _kernel(self, sizes: dict, dtype: str, shrink: int):
+        both the source and the callable). The strategies are tried in their declared order
+        (``strategies.STRATEGIES``), each attempt recorded in ``tried``; a later call at the same
+        sizes starts at the one that lowered."""
         key = (tuple(sorted(sizes.items())), dtype)
-        if key in self._programs:
-            program = self._programs[key]
-        else:
+        order = strategies(self.resort, self.multi)
+        known = self._tried.get(key, Tried())
+        start = order.index(known.lowered) if known.lowered in order else 0
+        tried = Tried(known.attempts[:-1]) if start else Tried()
+        for strategy in order[start:]:
             try:
-                return self._single(sizes, dtype, shrink)
+                result = self._lower(strategy, sizes, dtype, shrink, tried)
             except CascadeError as refusal:
-                if not self.multi:
-                    raise
-                program = self._programs[key] = self._program(sizes, dtype, refusal)
+                tried = tried.then(Attempt(strategy, refusal))
+                continue
+            self.tried = self._tried[key] = tried.then(Attempt(strategy))
+            return result
+        self.tried = tried
+        raise tried.final_refusal() from None
+
+    def _lower(self, strategy: Strategy, sizes: dict, dtype: str, shrink: int, tried: Tried):
+        if not strategy.program:
+            return self._single(sizes, dtype, shrink, strategy.resort)
+        key = (tuple(sorted(sizes.items())), dtype, strategy.resort)
+        if key not in self._programs:
+            refusal = tried.refusal_of(Strategy(strategy.resort, program=False))
+            self._programs[key] = self._program(sizes, dtype, refusal, strategy.resort)
+        program = self._programs[key]
         self.last, self.last_plan = program, program.plan
         return program, program
 
     def program(self, sizes: dict, dtype: str, refusal: CascadeError):
         """The kernel program for these sizes, where one kernel program gave ``refusal``."""
-        return self._program(sizes, dtype, refusal)
+        return self._program(sizes, dtype, refusal, self.resort or TILED)
 
-    def _program(self, sizes: dict, dtype: str, refusal: CascadeError):
+    def _program(self, sizes: dict, dtype: str, refusal: CascadeError, resort: Resort):
         from backends.gpu.reassociate import split_reductions
 
         from .program import build_program, group_sizes
 
-        config = Config(**{k: v for k, v in self.config.items()})
-        config = config.with_3d_tiles() if self.tiles3d else config
+        config = resort.config(Config(**{k: v for k, v in self.config.items()}))
 
         def compile_group(sub: Cascade, stored: frozenset) -> CompiledCascade:
             params = {k: v for k, v in {**sizes, **self.params}.items()
                       if (d := sub.size_decl(k)) is not None and not d.index_of}
             return CompiledCascade(sub, params, self.config, self.rewrite, self.arch,
                                    self.check_spills, multi=False, interpret=self.interpret,
-                                   row_grid=self.row_grid, tiles3d=self.tiles3d,
-                                   stored=stored)
+                                   resort=resort, stored=stored)
 
         def probe(fn: CompiledCascade) -> None:  # the default mapping lowers: cheap, no search
             try:
                 generate_for(fn.prepared, group_sizes(fn.cascade, sizes), config,
-                             user_params=fn.params, row_grid=fn.row_grid or fn.tiles3d,
+                             user_params=fn.params, rows_on_grid=resort.rows_on_grid,
                              stored=fn.stored)
             except CascadeError:
                 raise
@@ -289,22 +277,19 @@ class CompiledCascade:
         return build_program(split_reductions(self.cascade), sizes, dtype, compile_group, probe,
                              refusal)
 
-    def _single(self, sizes: dict, dtype: str, shrink: int):
+    def _single(self, sizes: dict, dtype: str, shrink: int, resort: Resort):
         plan = self.plan(sizes, dtype)
-        cfg = plan.config
-        if self.tiles3d:
-            cfg = cfg.with_3d_tiles()
-            plan = replace(plan, config=cfg)
+        cfg = resort.config(plan.config)
         if shrink:  # the GPU refused the launch (shared memory): fewer stages, then smaller tiles
             cfg = _shrunk(cfg, shrink)
-            plan = replace(plan, config=cfg)
+        plan = replace(plan, config=cfg)
         key = (tuple(sorted(sizes.items())), cfg.block_r, cfg.block_c, cfg.num_warps,
-               cfg.num_stages, cfg.tile_ranks, dtype)
+               cfg.num_stages, cfg.tile_ranks, resort.rows_on_grid, dtype)
         if key not in self._cache:
-            note = plan.describe() + (f"\n{TILES_3D_NOTE}" if self.tiles3d else "")
             gen = generate_for(self.prepared, sizes, cfg, user_params=self.params,
-                               mapping_note=mapping_note(self.prepared, note),
-                               row_grid=self.row_grid or self.tiles3d, stored=self.stored)
+                               mapping_note=mapping_note(self.prepared,
+                                                         plan.describe() + resort.note),
+                               rows_on_grid=resort.rows_on_grid, stored=self.stored)
             module = load_module(gen.source, self.cascade.name)
             self._cache[key] = (gen, module, plan)
         gen, module, plan = self._cache[key]

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from backends.gpu.layout import Limit
 from backends.gpu.plan import Lowering
 from einsum_ir.errors import CascadeError
 from einsum_ir.exprs import rank_root
@@ -35,16 +35,10 @@ from .tiles import (
 
 
 TILE_RANKS = "the Triton lowering handles {}-D tiles"  # what rows on the grid or 3-D tiles avoid
-_TILE_RANKS = re.compile(r"the Triton lowering (handles \d-D tiles|keeps a 3-D tile within)")
 MAX_TILE_RANKS = 3  # Config.tile_ranks may allow up to this many
 # a 3-D tile's elements at most: its values live in registers (three blocks of 16 x 16 x 64)
 MAX_TILE_ELEMENTS = 16384
 _RANK_WORDS = {2: "two", 3: "three"}
-
-
-def is_tile_ranks_refusal(message: str) -> bool:
-    """Whether a refusal is for a value spanning more tile ranks than the lowering allowed."""
-    return bool(_TILE_RANKS.search(message))
 
 
 def broadcast(value: Node, axes, target) -> Node:
@@ -160,7 +154,10 @@ class KernelGen:
         # a streamed reduction's facts for its final tile: (the identity marking an empty row of
         # a masked max/min, the validity terms that do not change in the loop)
         self.acc_facts: dict = {}
-        self.pad_terms: set = set()  # masks of tile padding (outside every iteration space)
+        # masks that bound an index value by a rank's extent: mask -> {(rank, value)}; padding
+        # for an Einsum one of whose index variables takes that value (masks.MaskGen.padding)
+        self.pad_bounds: dict = {}
+        self.evaluating: list = []  # the Einsums being evaluated, innermost (inlined) last
         self.bound_codes: dict = {}  # mask of a streamed rank's bound -> (rank, block)
 
     @property
@@ -238,13 +235,14 @@ class KernelGen:
 
     def need2d(self, axes, node):
         """Refuses a value over more tile ranks than the mapping allows (``Config.tile_ranks``),
-        or a 3-D tile over more than MAX_TILE_ELEMENTS elements (registers), at ``node``."""
+        or a 3-D tile over more than MAX_TILE_ELEMENTS elements (registers), at ``node``: a
+        ``Limit.TILE_RANKS`` refusal, which rows on the grid or 3-D tiles may avoid."""
         limit = min(self.low.cfg.tile_ranks, MAX_TILE_RANKS)
         if len(axes) > limit:
             raise _err(f"this expression needs a {len(axes)}-D tile over "
                        f"{', '.join(axes)}; {TILE_RANKS.format(limit)}", node,
                        f"contract or reduce earlier so that each value spans at most "
-                       f"{_RANK_WORDS[limit]} tile ranks")
+                       f"{_RANK_WORDS[limit]} tile ranks", Limit.TILE_RANKS)
         if len(axes) > 2:
             blocks = [int(self.low.roles.block[a][1]) for a in axes if a in self.low.roles.block]
             if math.prod(blocks) > MAX_TILE_ELEMENTS:
@@ -252,7 +250,7 @@ class KernelGen:
                            f"{' x '.join(map(str, blocks))} elements; the Triton lowering keeps "
                            f"a 3-D tile within {MAX_TILE_ELEMENTS} elements", node,
                            "contract or reduce earlier so that each value spans at most two "
-                           "tile ranks")
+                           "tile ranks", Limit.TILE_RANKS)
 
     # ----------------------------------------------------------------- index values
     def default_bind(self, var: str, node=None) -> Idx:

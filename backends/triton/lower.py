@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from backends.gpu.layout import RowLayout
 from backends.gpu.plan import Config, Lowering, Roles
 from backends.gpu.schedule import Loop, schedule
 from einsum_ir.errors import CascadeError
@@ -59,6 +60,7 @@ class Generated:
     config: Config
     tunable: dict  # block constexpr name -> default
     host: HostModule | None = None  # the kernels' text and forward() as data (kernel programs)
+    rows: RowLayout = RowLayout()  # the plan's layout of the rows and why (backends/gpu/layout.py)
 
 
 def generate(prepared: Prepared, sizes: dict, config: Config | None = None, *,

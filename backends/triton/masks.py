@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from backends.gpu.extents import in_linear_fragment, reach
 from einsum_ir.exprs import rank_root
-from einsum_ir.ir import Access, Binary, Einsum, Name
+from einsum_ir.ir import Access, Einsum
 
 from .dots import DotGen
 from .tile_ir import BinOp, Int, Node, Var, Zeros
@@ -89,16 +89,14 @@ class MaskGen(DotGen):
             term = BinOp("|", BinOp("<", i.value, ext), Var(self.names.even(rank_k)))
             self.sig.evens.setdefault(rank_k, set()).add(self.cur_block)
             stream_bound = (rank_k, self.cur_block)
-        padding = not below and (len(i.axes) == 1 and _is_ident(i.value, i.axes[0], self.names)
-                                 or _split_point(low, index, rank_k))
         if not _simple(term):
             mkey = ("mask", term)
             memo = self.memo(i.variant)
             if mkey not in memo:
                 memo[mkey] = self.emit(f"in_{rank_k.lower()}", term, i.variant)
             term = memo[mkey]
-        if padding:
-            self.pad_terms.add(term)
+        if not below:  # ``value < extent``: padding where the value is an index variable's own
+            self.pad_bounds.setdefault(term, set()).add((rank_k, i.value))
         if stream_bound is not None:
             self.bound_codes[term] = stream_bound
         return Term(term, i.axes, i.variant)
@@ -129,10 +127,31 @@ class MaskGen(DotGen):
         memo = self.memo(b.variant)
         if mkey not in memo:
             memo[mkey] = self.emit(f"in_{rank.lower()}", code, b.variant)
-        self.pad_terms.add(memo[mkey])
+        self.pad_bounds.setdefault(memo[mkey], set()).add((rank, b.value))
         if role == "stream_plain" and self.cur_block:
             self.bound_codes[memo[mkey]] = (rank, self.cur_block)
         return Term(memo[mkey], b.axes, b.variant)
+
+    def padding(self, tm: Term, einsum: Einsum | None = None) -> bool:
+        """Whether ``tm`` masks only tile positions outside the iteration space of ``einsum``
+        (default: the Einsum being evaluated, an inlined one inside its reader): it bounds, by
+        its rank's extent, the value one of the Einsum's index variables of that rank takes here
+        (``offs_m < M`` for ``m``, the index a split loop rebuilds for ``m``). Such positions
+        are no point; any other bound is a read past an extent, whose points are empty: a
+        split's tail ``m1 * M0 + m0 >= M`` where the Einsum's indices are ``m1, m0``, a shifted
+        ``m + 1``, or an inlined Einsum's own padding seen from its reader."""
+        bounds = self.pad_bounds.get(tm.mask)
+        einsum = einsum if einsum is not None else (self.evaluating[-1] if self.evaluating
+                                                    else None)
+        if not bounds or einsum is None:
+            return False
+        c = self.low.c
+        for v in (*einsum.output_vars, *einsum.reduced):
+            value = self.bind[v].value if v in self.bind else Var(self.names.offs(v))
+            root = rank_root(c, v.upper())
+            if any(value == x and rank_root(c, r) == root for r, x in bounds):
+                return True
+        return False
 
     def mask_var(self, need, axes) -> Node:
         """The conjunction of validity terms over ``axes``, computed once per scope."""
@@ -151,19 +170,3 @@ class MaskGen(DotGen):
         return replace(t, terms=t.terms | {Term(pred.value, pred.axes, pred.variant)},
                        variant=t.variant or pred.variant)
 
-
-def _split_point(low, index, rank: str) -> bool:
-    """Whether ``index`` is a point of a split of ``rank`` (``m1 * M0 + m0``, or the index that
-    a split loop rebuilds): past the rank's extent, the split's last tile has no point (padding,
-    outside every iteration space), unlike a shifted read past the end (``m + 1``)."""
-    split = low.c.split_for(rank)
-    if split is None:
-        return False
-    if isinstance(index, Name):
-        return index.is_index and index.name.upper() == rank
-    if not (isinstance(index, Binary) and index.op == "+" and isinstance(index.rhs, Name)
-            and index.rhs.name == split.inner.lower() and isinstance(index.lhs, Binary)
-            and index.lhs.op == "*"):
-        return False
-    names = {getattr(index.lhs.lhs, "name", None), getattr(index.lhs.rhs, "name", None)}
-    return names == {split.outer.lower(), split.inner}

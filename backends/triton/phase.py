@@ -16,9 +16,11 @@ from .tile_ir import (
     Blank,
     Call,
     Comment,
+    Conj,
     Disj,
     For,
     Full,
+    If,
     Int,
     Op,
     ProgramId,
@@ -164,15 +166,34 @@ class PhaseGen(StoreGen):
         self._loop_comments(k, loop, bounds.notes)
         self.carried = {}
         accs = self._loop_state(loop)
-        lo, hi = self._loop_range(k, self.bound_code(bounds.lo), self.bound_code(bounds.hi))
+        visits, lo, hi = self._visited_parts(k, bounds)
+        lo, hi = self._loop_range(k, lo, hi)
         self.loop = LoopScope(loop, self._loop_block(loop))
         saved = dict(self.bind)
         self._bind_loop_var(loop)
         self._loop_body(loop, accs)
         body, self.loop = self.loop.body, None
+        if visits is not None:  # the gaps of a union of ranges: every unit is empty there
+            body = [If(visits, tuple(body), "a step in a part of the union of ranges")]
         self.lines.append(For(lo, hi, tuple(body)))
         self.bind = saved
         self._loop_finish(loop, accs)
+
+    def _visited_parts(self, k: int, bounds):
+        """(the condition "step ``it`` is in some part of the bounds' union", lo, hi): the
+        condition is None where every step of ``range(lo, hi)`` is visited; a union's hull is
+        spelled over its parts."""
+        lo, hi = self.bound_code(bounds.lo), self.bound_code(bounds.hi)
+        if not bounds.parts or self.mode.parallel:
+            return None, lo, hi
+        terms, los, his = [], [], []
+        for i, (lo_i, hi_i) in enumerate(bounds.parts):
+            los.append(self.emit(f"lo_{k}_{i}", self.bound_code(lo_i), False))
+            his.append(self.emit(f"hi_{k}_{i}", self.bound_code(hi_i), False))
+            terms.append(Conj((BinOp(">=", LOOP_VAR, los[-1]), BinOp("<", LOOP_VAR, his[-1]))))
+        lo = Call("maximum", (_chain("minimum", los), Int(0)))
+        hi = Call("minimum", (_chain("maximum", his), self.bound_code(bounds.count)))
+        return Disj(tuple(terms)), lo, hi
 
     def _loop_comments(self, k: int, loop: Loop, notes):
         units = {e.name for kind, u in loop.units for e in (u if kind == "rec" else [u])}
@@ -308,7 +329,7 @@ class PhaseGen(StoreGen):
             # the loop does not change make the finished value's empty points
             # (a tile's padding is not a point: the store's mask leaves it out)
             kept = [tm for tm in ordered_terms(t.terms)
-                    if set(tm.axes) <= set(axes) and tm.mask not in self.pad_terms]
+                    if set(tm.axes) <= set(axes) and not self.padding(tm, u)]
             stepwise = [self.bcast(tm.mask, tm.axes, axes) for tm in kept if tm.variant]
             if stepwise:
                 part = Where(conj(stepwise), part, IDENTITY[u.reducer])
@@ -336,3 +357,11 @@ class PhaseGen(StoreGen):
                 self.finals[u.name] = Tile(name, axes, "f32", terms,
                                            may_inf=u.reducer in ("max", "min"), empty_at=empty_at)
         self.carried = {}
+
+
+def _chain(fn: str, items: list):
+    """``fn(fn(a, b), c)``."""
+    out = items[0]
+    for x in items[1:]:
+        out = Call(fn, (out, x))
+    return out

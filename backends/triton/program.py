@@ -297,7 +297,7 @@ def build_program(cascade: Cascade, sizes: dict, dtype: str,
         hint = f"cut into several kernels, it still refuses: {exc.render()}"
         raise CascadeError(refusal.message, refusal.span,
                            f"{refusal.hint}; {hint}" if refusal.hint else hint,
-                           source=refusal.source or cascade.source) from None
+                           source=refusal.source or cascade.source, reason=refusal.reason) from None
     fns = [compiled[id(g)] for g in groups]
     program = Program(cascade, groups, fns, sizes, dtype)
     for g, fn in zip(groups, fns, strict=True):

@@ -244,8 +244,12 @@ class ReadGen(MaskGen):
     def einsum_value(self, einsum: Einsum, stream_var: str | None = None) -> Tile:
         """The value of ``einsum`` in the current bindings; a reduction over ``stream_var`` is
         reduced only along this block's tile (the caller accumulates across iterations)."""
-        with located(einsum):
-            return self._einsum_value(einsum)
+        self.evaluating.append(einsum)  # padding is relative to it (masks.MaskGen.padding)
+        try:
+            with located(einsum):
+                return self._einsum_value(einsum)
+        finally:
+            self.evaluating.pop()
 
     def _einsum_value(self, einsum: Einsum) -> Tile:
         pred = None
@@ -316,7 +320,7 @@ class ReadGen(MaskGen):
         if t.empty_at is not None and IDENTITY[einsum.reducer] != Const(t.empty_at):
             # an empty max/min read by another reducer contributes nothing
             x = Where(BinOp("==", x, Const(t.empty_at), wrap=False), IDENTITY[einsum.reducer], x)
-        masked = [tm for tm in need if tm.mask not in self.pad_terms]  # not the tile's padding
+        masked = [tm for tm in need if not self.padding(tm, einsum)]  # not the tile's padding
         empty_at = _EMPTY_AT.get(einsum.reducer) if (masked or t.ninf_terms or skips_nan) else None
         if need:
             m = self.mask_var(need, t.axes)

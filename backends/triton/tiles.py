@@ -35,8 +35,8 @@ def prefix_name(tensor: str) -> str:
     return f"{tensor}#pre"
 
 
-def _err(msg, node=None, hint=None):
-    return CascadeError(msg, getattr(node, "span", None), hint)
+def _err(msg, node=None, hint=None, reason=None):
+    return CascadeError(msg, getattr(node, "span", None), hint, reason=reason)
 
 
 @contextmanager
@@ -48,7 +48,8 @@ def located(einsum):
     except CascadeError as exc:
         if exc.span is not None or getattr(einsum, "span", None) is None:
             raise
-        raise CascadeError(exc.message, einsum.span, exc.hint, exc.source, exc.file) from None
+        raise CascadeError(exc.message, einsum.span, exc.hint, exc.source, exc.file,
+                           reason=exc.reason) from None
 
 
 # ------------------------------------------------------------------------------------------ values

@@ -273,7 +273,7 @@ class ValueGen(KernelGen):
                     may_nan=fractional)
 
     def _non_pad(self, t: Tile) -> set:
-        return {tm for tm in t.terms if tm.mask not in self.pad_terms}
+        return {tm for tm in t.terms if not self.padding(tm)}
 
     def _needs_union(self, a: Tile, b: Tile, cover) -> bool:
         """Whether ``a - b`` has other points than its operands' intersection (exprs.coverage)."""
@@ -305,8 +305,11 @@ class ValueGen(KernelGen):
             code, ninf = Where(BinOp("!=", x, x, wrap=False), lone_y, code), frozenset()
         if b.may_nan and cover[0]:
             code, ninf = Where(BinOp("!=", y, y, wrap=False), x, code), frozenset()
-        sa = [tm for tm in a.terms if tm.mask not in self.pad_terms]
-        sb = [tm for tm in b.terms if tm.mask not in self.pad_terms]
+        # a term both sides have is the union's own validity (where it fails neither side
+        # exists): only the others need a select
+        shared = a.terms & b.terms
+        sa = [tm for tm in a.terms if not self.padding(tm) and tm not in shared]
+        sb = [tm for tm in b.terms if not self.padding(tm) and tm not in shared]
         if not all(cover):  # the covering side's points; a missing other side is the identity
             if sa if cover[0] else sb:
                 terms = a.terms if cover[0] else b.terms
@@ -325,7 +328,7 @@ class ValueGen(KernelGen):
                 either = self.emit("either", Disj((ma, mb)), var and self.loop is not None)
                 terms = terms | {Term(either, tuple(axes), var)}
         # padding (past a rank's extent) is outside every iteration space: it stays masked
-        terms = terms | {tm for tm in a.terms | b.terms if tm.mask in self.pad_terms}
+        terms = terms | {tm for tm in a.terms | b.terms if self.padding(tm)}
         variant = a.variant or b.variant
         # NaN stays where both sides may be NaN, or where the NaN side's partner creates no point
         nan = (a.may_nan and (b.may_nan or not cover[1])) or (b.may_nan and not cover[0])

@@ -51,15 +51,15 @@
 # Mapping:
 #     launch grid: axis 0 = blocks of the row rank P, axis 1 = B x H
 #     streamed rank: M; full tiles: E, F
-#     tiles: BLOCK_M0=128, BLOCK_E=64, BLOCK_F=64, BLOCK_P=64; num_warps=4, num_stages=2
-#     mapping chosen by the GPU cost model for H100 SXM5, bfloat16: block_r=64, block_c=128, num_warps=4, num_stages=2 (36 candidates)
-#     predicted 0.0060 ms: tensor cores 0.0000 ms, vector 0.0000 ms (exp 0.0000 ms), memory 0.0001 ms, 8 programs, 12 loop steps, wave efficiency 0.06
+#     tiles: BLOCK_M0=64, BLOCK_E=64, BLOCK_F=64, BLOCK_P=64; num_warps=4, num_stages=2
+#     mapping chosen by the GPU cost model for H100 SXM5, bfloat16: block_r=64, block_c=64, num_warps=4, num_stages=2 (36 candidates)
+#     predicted 0.0058 ms: tensor cores 0.0000 ms, vector 0.0000 ms (exp 0.0000 ms), memory 0.0001 ms, 8 programs, 18 loop steps, wave efficiency 0.06
 import torch
 import triton
 import triton.language as tl
 
-BAKED_SIZES = {'E': 64, 'F': 64, 'W': 64, 'S': 4, 'M0': 128}  # sizes compiled into the kernels
-FIXED_BLOCKS = {'BLOCK_M0': 128, 'BLOCK_E': 64, 'BLOCK_F': 64}
+BAKED_SIZES = {'E': 64, 'F': 64, 'W': 64, 'S': 4, 'M0': 64}  # sizes compiled into the kernels
+FIXED_BLOCKS = {'BLOCK_M0': 64, 'BLOCK_E': 64, 'BLOCK_F': 64}
 CONFIG = {'BLOCK_P': 64, 'num_warps': 4, 'num_stages': 2}
 
 @triton.jit
@@ -107,32 +107,37 @@ def _phase1(
     rd = tl.zeros([BLOCK_P], tl.float32) + 0.0
     offs_f = tl.arange(0, BLOCK_F)
     rnv = tl.zeros([BLOCK_P, BLOCK_F], tl.float32) + 0.0
-    lo_0 = 0
-    hi_0 = tl.minimum(tl.maximum(tl.minimum((tl.maximum(pid_r * BLOCK_P + BLOCK_P + 127, 0) // 128), (tl.maximum(131, 0) // 128)), (tl.maximum(pid_r * BLOCK_P + BLOCK_P + 127, 0) // 128)), tl.cdiv(M, 128))
+    lo_0_0 = 0
+    hi_0_0 = tl.minimum((tl.maximum(pid_r * BLOCK_P + BLOCK_P + 63, 0) // 64), (tl.maximum(67, 0) // 64))
+    lo_0_1 = ((tl.maximum(pid_r * BLOCK_P - 126, 0) + 64 - 1) // 64)
+    hi_0_1 = (tl.maximum(pid_r * BLOCK_P + BLOCK_P + 63, 0) // 64)
+    lo_0 = tl.maximum(tl.minimum(lo_0_0, lo_0_1), 0)
+    hi_0 = tl.minimum(tl.maximum(hi_0_0, hi_0_1), tl.cdiv(M, 64))
     offs_m0 = tl.arange(0, BLOCK_M0)
     offs_e = tl.arange(0, BLOCK_E)
     in_p = (offs_p < P)
     q = tl.load(Q_ptr + b_idx * stride_Q_0 + h_idx * stride_Q_1 + offs_p[:, None] * stride_Q_2 + offs_e[None, :] * stride_Q_3, mask=in_p[:, None], other=0.0)
     for it in range(lo_0, hi_0):
-        in_m = ((((it * BLOCK_M0) + offs_m0) < M) | EVEN_M)
-        k = tl.load(K_ptr + b_idx * stride_K_0 + h_idx * stride_K_1 + ((it * BLOCK_M0) + offs_m0)[:, None] * stride_K_2 + offs_e[None, :] * stride_K_3, mask=in_m[:, None], other=0.0)
-        valid = ((((it * BLOCK_M0) + offs_m0)[None, :] <= offs_p[:, None]) & ((((it * BLOCK_M0) + offs_m0) < 4)[None, :] | ((offs_p - 64)[:, None] < ((it * BLOCK_M0) + offs_m0)[None, :]))) & in_m[None, :]
-        qk = tl.where(valid, tl.dot(q, tl.trans(k)), float('-inf'))
-        lm = (tl.max(qk, axis=1) * 0.125)
-        rm_next = tl.maximum(rm, lm)
-        exp_in = tl.where(rm == rm_next, 0.0, rm - rm_next)
-        prm = tl.exp2(exp_in * 1.4426950408889634)
-        spd = (prm * rd)
-        rm_next_safe = tl.where(rm_next == float('-inf'), 0.0, rm_next)
-        sln = tl.exp2(qk * 0.18033688011112042 - (rm_next_safe * 1.4426950408889634)[:, None])
-        sld = tl.sum(sln, axis=1)
-        rd_next = (spd + sld)
-        spnv = (prm[:, None] * rnv)
-        v = tl.load(V_ptr + b_idx * stride_V_0 + h_idx * stride_V_1 + ((it * BLOCK_M0) + offs_m0)[:, None] * stride_V_2 + offs_f[None, :] * stride_V_3, mask=in_m[:, None], other=0.0)
-        rnv_next = tl.dot(sln.to(V_ptr.dtype.element_ty), v, spnv)
-        rm = rm_next
-        rd = rd_next
-        rnv = rnv_next
+        if (it >= lo_0_0) & (it < hi_0_0) | (it >= lo_0_1) & (it < hi_0_1):  # a step in a part of the union of ranges
+            in_m = ((((it * BLOCK_M0) + offs_m0) < M) | EVEN_M)
+            k = tl.load(K_ptr + b_idx * stride_K_0 + h_idx * stride_K_1 + ((it * BLOCK_M0) + offs_m0)[:, None] * stride_K_2 + offs_e[None, :] * stride_K_3, mask=in_m[:, None], other=0.0)
+            valid = ((((it * BLOCK_M0) + offs_m0)[None, :] <= offs_p[:, None]) & ((((it * BLOCK_M0) + offs_m0) < 4)[None, :] | ((offs_p - 64)[:, None] < ((it * BLOCK_M0) + offs_m0)[None, :]))) & in_m[None, :]
+            qk = tl.where(valid, tl.dot(q, tl.trans(k)), float('-inf'))
+            lm = (tl.max(qk, axis=1) * 0.125)
+            rm_next = tl.maximum(rm, lm)
+            exp_in = tl.where(rm == rm_next, 0.0, rm - rm_next)
+            prm = tl.exp2(exp_in * 1.4426950408889634)
+            spd = (prm * rd)
+            rm_next_safe = tl.where(rm_next == float('-inf'), 0.0, rm_next)
+            sln = tl.exp2(qk * 0.18033688011112042 - (rm_next_safe * 1.4426950408889634)[:, None])
+            sld = tl.sum(sln, axis=1)
+            rd_next = (spd + sld)
+            spnv = (prm[:, None] * rnv)
+            v = tl.load(V_ptr + b_idx * stride_V_0 + h_idx * stride_V_1 + ((it * BLOCK_M0) + offs_m0)[:, None] * stride_V_2 + offs_f[None, :] * stride_V_3, mask=in_m[:, None], other=0.0)
+            rnv_next = tl.dot(sln.to(V_ptr.dtype.element_ty), v, spnv)
+            rm = rm_next
+            rd = rd_next
+            rnv = rnv_next
     av_out = (rnv / rd[:, None])
     av_val = tl.where(av_out == av_out, av_out, 0.0).to(AV_ptr.dtype.element_ty)
     tl.store(AV_ptr + b_idx * stride_AV_0 + h_idx * stride_AV_1 + offs_p[:, None] * stride_AV_2 + offs_f[None, :] * stride_AV_3, av_val, mask=(offs_p < P)[:, None])

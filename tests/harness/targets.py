@@ -12,7 +12,7 @@ import contextlib
 import os
 import signal
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -105,11 +105,12 @@ def _run_triton(cascade: Cascade, inputs: dict, sizes: dict, lowering: str | Non
     import torch
 
     from backends.triton import compile_cascade
+    from backends.triton.strategies import LAST_RESORTS
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     kernel = compile_cascade(cascade, **sizes)
-    if lowering:  # a last resort, asked for (CompiledCascade.row_grid or .tiles3d)
-        setattr(kernel, lowering, True)
+    if lowering:  # only a last resort, asked for (backends/triton/strategies.py)
+        kernel = replace(kernel, resort=LAST_RESORTS[lowering])
     tensors = {k: torch.tensor(v, dtype=torch.float32, device=device) for k, v in inputs.items()}
     return {k: v.detach().cpu().numpy().astype(np.float64) for k, v in kernel(**tensors).items()}
 

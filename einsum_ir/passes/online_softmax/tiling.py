@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from ...exprs import coverage
 from ...facts import Axis
 from ...ir import Access, Binary, Call, Expr, Name, Unary
 from ..rewrite import transform
@@ -81,7 +82,11 @@ class Tiling:
             if expr.op in ("and", "or"):
                 return False
             parts = [self.tail_safe(expr.lhs), self.tail_safe(expr.rhs)]
-            return all(parts) if expr.op == "+" else any(parts)
+            if expr.op in ("+", "-"):  # a union of the sides that create points (coverage)
+                cover = coverage(expr.lhs, expr.rhs)
+                if any(cover):
+                    return all(p for p, c in zip(parts, cover, strict=True) if c)
+            return any(parts)
         if isinstance(expr, Call):
             parts = [self.tail_safe(a) for a in expr.args]
             return all(parts) if expr.func in ("max", "min") and len(parts) == 2 else any(parts)

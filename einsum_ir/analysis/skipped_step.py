@@ -1,7 +1,9 @@
-"""Whether a skipped loop step keeps every recurrence's state: the soundness of block skipping.
+"""Whether a skipped step keeps every recurrence's state: the soundness of skipping empty steps.
 
-``bounds.loop_bounds`` skips the steps where some Einsum that a unit's contribution needs is empty
-over the whole block. Skipping keeps a recurrence's state, so it is right only where the update,
+The GPU lowering's loop bounds (``backends.gpu.bounds``) skip the steps where some Einsum that a
+unit's contribution needs is empty over the whole block; the accelerator model
+(``simulator.problem``) does not run a recurrence step where nothing that feeds it exists.
+Skipping keeps a recurrence's state, so it is right only where the update,
 evaluated with that Einsum empty, gives the carried value back: ``max(RM[n], LM)`` does, and so does
 the online softmax's ``PRM * RD[n] + SLD`` (``PRM = exp(RM[n] - RM[n + 1])`` is 1 once RM is kept);
 a decay ``0.5 * T[n] + X`` does not (the interpreter decays the state on every step).
@@ -16,9 +18,9 @@ import math
 import operator
 from dataclasses import dataclass
 
-from einsum_ir.ir import Access, Binary, Call, Einsum, Num, Unary
+from collections.abc import Callable
 
-from .plan import Lowering
+from einsum_ir.ir import Access, Binary, Call, Einsum, Num, Unary
 
 
 @dataclass(frozen=True)
@@ -43,22 +45,26 @@ _UNION = ("+", "max", "min")  # an empty side leaves the other
 _ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul}
 
 
-def keeps_state(low: Lowering, update: Einsum, states: frozenset, deps) -> bool:
-    """Whether ``update`` gives its recurrence's state back when any one Einsum of ``deps`` is
-    empty (the others unknown), with the recurrences ``states`` kept."""
-    kept = State(update.output.tensor)
-    return all(_Step(low, states, empty).einsum(update) == kept for empty in deps)
+Defs = Callable[[str], "Einsum | None"]  # the one Einsum of a tensor inside the step, or None
+
+
+def keeps_state(update: Einsum, states: frozenset, empties: frozenset, defs: Defs) -> bool:
+    """Whether ``update`` gives its recurrence's state back in a step where the Einsums
+    ``empties`` have no point (the others unknown), with the recurrences ``states`` kept.
+    ``defs(tensor)``: the Einsum computing ``tensor`` within the step, None where its value is
+    not known there (an input, a value finished before the step, a recurrence of another loop)."""
+    return _Step(defs, states, empties).einsum(update) == State(update.output.tensor)
 
 
 class _Step:
-    """One skipped step, where the Einsum ``empty`` has no point."""
+    """One skipped step, where the Einsums ``empties`` have no point."""
 
-    def __init__(self, low: Lowering, states: frozenset, empty: str):
-        self.low, self.states, self.empty = low, states, empty
+    def __init__(self, defs: Defs, states: frozenset, empties: frozenset):
+        self.defs, self.states, self.empties = defs, states, empties
         self.memo: dict = {}
 
     def einsum(self, e: Einsum):
-        if e.name == self.empty:
+        if e.name in self.empties:
             return EMPTY
         key = (e.name, e.output)
         if key not in self.memo:
@@ -87,11 +93,8 @@ class _Step:
     def access(self, tensor: str):
         if tensor in self.states:
             return State(tensor)
-        low = self.low
-        defs = low.defs.get(tensor, ())
-        if tensor in low.inputs or tensor in low.stream_red_names or len(defs) != 1:
-            return None  # finished before the loop, or a recurrence of another loop
-        return self.einsum(defs[0])
+        e = self.defs(tensor)
+        return None if e is None else self.einsum(e)
 
 
 def _binary(op: str, a, b):
