@@ -18,7 +18,7 @@ from typing import Callable
 
 from einsum_ir import Cascade
 from einsum_ir.errors import CascadeError
-from einsum_ir.ir import Access, Einsum, Expr, Name, Role, TensorDecl
+from einsum_ir.ir import Access, Binary, Einsum, Expr, Name, Num, Role, TensorDecl
 
 from .steps import read_steps, step_store
 from .views import permute_view, read_through, split_view
@@ -99,6 +99,30 @@ def fresh_name(cascade: Cascade, name: str) -> str:
     return name
 
 
+@dataclass(frozen=True)
+class StoredExistence:
+    """How a reading group restores an intermediate's empty points where no predicate over its
+    indices states them: the writing group also writes ``T_exists`` (1 where ``T`` has a point,
+    its empty 0 elsewhere), and the reader defines ``T = T_stored where T_exists > 0``."""
+
+
+STORED_EXISTENCE = StoredExistence()
+
+
+def exists_name(cascade: Cascade, tensor: str) -> str:
+    """The intermediate that holds where ``tensor`` has points (see :class:`StoredExistence`)."""
+    return fresh_name(cascade, f"{tensor}_exists")
+
+
+def _exists_einsum(cascade: Cascade, decl: TensorDecl, span) -> Einsum:
+    """``T_exists[..] = 1 where T[..] == T[..]``: a comparison with an empty operand is false
+    (and a NaN, which an operation makes only at an empty point, is unequal to itself)."""
+    axes = tuple(Name(a) for a in decl.axes)
+    read = Access(decl.name, axes)
+    return Einsum(Access(exists_name(cascade, decl.name), axes), Num(1),
+                  where=Binary("==", read, read), span=span)
+
+
 def stored_name(cascade: Cascade, tensor: str) -> str:
     """The group input that holds ``tensor`` as written to memory, before its predicate is
     applied again (see :func:`sub_cascade`)."""
@@ -135,7 +159,7 @@ def sub_cascade(cascade: Cascade, targets: list[str], available: set[str],
     read = list(dict.fromkeys(t for u in chosen for t in sorted(u.reads()) if t not in defined))
     finals = {d.name: d for d in cascade.outputs}
     restore = restore or {}
-    ins_mid, masked, sources, views = [], [], [], {}
+    ins_mid, masked, sources, views, flags_read = [], [], [], {}, []
     # recurrences pass through their stored steps (each form any other Einsum reads): read
     # here, or written here for later kernels
     steps = {t: step_store(cascade, t, [e for e in cascade.einsums if e.name != t])
@@ -156,8 +180,14 @@ def sub_cascade(cascade: Cascade, targets: list[str], available: set[str],
             decl = view.decl(decl)
         elif t in restore:
             axes = tuple(Name(a) for a in decl.axes)
+            where = restore[t]
+            if where is STORED_EXISTENCE:
+                flag = TensorDecl(exists_name(cascade, t), decl.axes, span=decl.span)
+                ins_mid.append(flag)
+                flags_read.append(flag.name)
+                where = Binary(">", Access(flag.name, axes), Num(0))
             masked.append(Einsum(Access(t, axes), Access(stored_name(cascade, t), axes),
-                                 where=restore[t], span=units[t].einsums[0].span))
+                                 where=where, span=units[t].einsums[0].span))
             decl = replace(decl, name=stored_name(cascade, t))
             sources.append((decl.name, t))
         ins_mid.append(decl)
@@ -170,13 +200,17 @@ def sub_cascade(cascade: Cascade, targets: list[str], available: set[str],
             copies += steps[t].writers()
         else:
             outs.append(finals[t] if t in finals else intermediate_decl(cascade, units[t]))
+            if restore.get(t) is STORED_EXISTENCE and t not in finals:
+                flag = _exists_einsum(cascade, outs[-1], units[t].einsums[0].span)
+                outs.append(TensorDecl(flag.output.tensor, outs[-1].axes, span=outs[-1].span))
+                copies.append(flag)
     read_here = {t: st for t, st in steps.items() if t in read}
     einsums = tuple(masked) + tuple(read_steps(read_through(e, views), read_here)
                                     for e in einsums) + tuple(copies)
     # intermediates first: the launcher takes the dtype of what it allocates from the first input
     sub = Cascade(cascade.sizes, cascade.splits, tuple(ins_mid + ins_orig), tuple(outs), einsums,
                   name=f"{cascade.name}_to_{'_'.join(targets)}", source=cascade.source)
-    return Group(sub, tuple(t for t in read if cascade.input(t) is None),
+    return Group(sub, tuple(t for t in read if cascade.input(t) is None) + tuple(flags_read),
                  tuple(d.name for d in outs if d.name not in finals), tuple(sources),
                  tuple(views.values()), tuple(steps.values()))
 

@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from backends.gpu.partition import Group, partition
+from backends.gpu.partition import STORED_EXISTENCE, Group, partition
 from backends.gpu.views import PermuteView
 from einsum_ir import Cascade
 from einsum_ir.analysis.data_atoms import atoms_of, is_data_dependent, structural_cascade
@@ -275,6 +275,9 @@ def build_program(cascade: Cascade, sizes: dict, dtype: str,
     where no partition lowers either."""
     holes = empty_points(cascade, sizes)
     restore = restorable(cascade, sizes, holes)
+    # the rest carry their existence through memory beside them
+    restore.update({t: STORED_EXISTENCE for t in sorted(holes - set(restore))
+                    if _plain_definition(cascade, t) and cascade.output(t) is None})
     compiled: dict[int, object] = {}  # id(Group) -> its CompiledCascade
 
     def lowers(group: Group) -> None:
@@ -305,6 +308,13 @@ def build_program(cascade: Cascade, sizes: dict, dtype: str,
         program.generated.append(gen)
         program.plans.append(fn.last_plan)
     return program
+
+
+def _plain_definition(cascade: Cascade, name: str) -> bool:
+    """Whether ``name`` has one definition, at plain indices (what a kernel writes whole)."""
+    defs = cascade.definitions(name)
+    return cascade.input(name) is None and len(defs) == 1 and all(
+        isinstance(i, Name) and i.is_index for i in defs[0].output.indices)
 
 
 def group_sizes(sub: Cascade, sizes: dict) -> dict:

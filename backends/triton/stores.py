@@ -14,6 +14,7 @@ from .tile_ir import (
     StoreStmt,
     Var,
     Where,
+    Zeros,
 )
 from .tiles import (
     Tile,
@@ -86,8 +87,10 @@ class StoreGen(ReadGen):
         if tuple(t.axes) != tuple(axes):
             if not set(t.axes) <= set(axes):
                 raise CascadeError(f"cannot store {name}: its value spans {t.axes}")
-            value = self.bcast(value, t.axes, axes) if t.axes else value
-            value = BroadcastTo(value, self.shape_of(axes)) if axes else value
+            if t.axes:
+                value = BroadcastTo(self.bcast(value, t.axes, axes), self.shape_of(axes))
+            elif axes:  # a scalar (a constant need not be a tensor: tl.broadcast_to refuses it)
+                value = BinOp("+", Zeros(self.shape_of(axes), "float32"), value)
         valid = [self.bcast(tm.mask, tm.axes, axes) for tm in ordered_terms(t.terms)
                  if set(tm.axes) <= set(axes)] if cast else []
         # an empty point is stored as the output's declared empty value (0 unless ``empty``)

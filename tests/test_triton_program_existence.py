@@ -1,0 +1,56 @@
+"""Kernel programs carry an intermediate's existence through memory where no predicate over its
+indices states it (backends.gpu.partition.StoredExistence): the writing kernel stores ``T_exists``
+beside ``T`` and the reading one restores ``T = T_stored where T_exists > 0``, so a cut is
+possible at any tensor whose empty points come from a reduction's mask or from the data."""
+import numpy as np
+import pytest
+import triton_lane  # noqa: F401 (skips without torch/triton; sets TRITON_INTERPRET first)
+
+from backends.triton import compile_cascade
+from backends.triton.program import Program
+from einsum_ir import evaluate, loads, random_inputs, resolve_sizes
+
+CASES = {
+    # T2[m] exists where some f >= M - 1 - m meets the mask of T1: a fact about T1's indices,
+    # not T2's; T4 reads T2 at m and at M - 1 - m, which one kernel cannot
+    "reduction_mask": """rank M = 11, E = 2, F = 5
+input I1[m, e, f]
+output T4[m]
+T1[m, e, f] = elu(I1[m, e, f]) where m <= f
+T2[m, e] = sum[f] T1[M - 1 - m, e, f] * T1[M - 1 - m, e, f]
+T3[m] = sum[e] T2[m, e] * 0.125
+T4[m] = tanh(T3[m] * T3[M - 1 - m]) + m * 0.25
+""",
+    # the data decides which rows of T3 exist (no predicate over indices can)
+    "data_mask": """rank M = 11, E = 2, F = 5
+input I1[m, e, f], V[m, f]
+output T4[m] empty -1
+T1[m, e, f] = I1[m, e, f] where V[m, f] > 0.8
+T2[m, e] = sum[f] T1[M - 1 - m, e, f]
+T3[m] = sum[e] T2[m, e]
+T4[m] = T3[m] - T3[M - 1 - m]
+""",
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_an_intermediate_whose_existence_only_memory_can_hold_is_cut_and_matches(name):
+    import torch
+
+    cascade = loads(CASES[name], f"{name}.ein")
+    fn = compile_cascade(cascade)
+    sizes = resolve_sizes(cascade, {})
+    inputs = random_inputs(cascade, sizes, 3, np.float64)
+    want = evaluate(cascade, inputs, sizes)
+    got = fn(**{k: torch.tensor(v, dtype=torch.float32) for k, v in inputs.items()})
+    assert isinstance(fn.last, Program)
+    flags = [w for g in fn.last.groups for w in g.writes if w.endswith("_exists")]
+    assert flags  # some intermediate passes with its existence beside it
+    source = fn.source()
+    assert all(f"where {f}[" in source for f in flags)  # and its reader restores it
+    assert "T4_exists" not in source  # an output keeps its declared empty value, no flag
+    for out, ref in want.items():
+        assert np.isnan(ref).sum() == 0
+        np.testing.assert_allclose(got[out].numpy(), ref, rtol=1e-4, atol=1e-5)
+    if name == "data_mask":  # some rows are empty, and they come back empty
+        assert (want["T4"] == -1).any()
