@@ -64,6 +64,9 @@ class DotGen(ValueGen):
             code, ninf = self.minus_inf_at_source(einsum, pred, code, axes, terms)
         t = Tile(code, axes, "f32", terms, frozenset(), False, variant, ninf_terms=ninf)
         t = self.materialize(t, einsum.name)
+        along = ka.terms | kb.terms | ({Term(pred.value, pred.axes, pred.variant)}
+                                       if pred is not None and ax in pred.axes else set())
+        t = self.with_points(t, einsum, along, ax)
         if not ninf and axes == out:  # the plain tl.dot(a, b): "+ acc" may accumulate in it
             t = replace(t, dot=(ca, cb))
         for k, (other, inv) in enumerate(tiles):

@@ -158,9 +158,13 @@ class KernelGen:
         self.carried: dict = {}  # recurrence -> local holding its carried (old) value
         self.finals: dict = {}  # tensor -> Tile of the finished value
         # a streamed reduction's facts for its final tile: (the identity marking an empty row of
-        # a masked max/min, the validity terms that do not change in the loop)
+        # a masked max/min, the validity terms that do not change in the loop, the local that
+        # counts whether a step met a point, or None)
         self.acc_facts: dict = {}
         self.pad_terms: set = set()  # masks of tile padding (outside every iteration space)
+        # masks that only say an additive reduction met a point (MaskGen.any_point): already
+        # implied by the masks of its parts, they make empty points but mask no value
+        self.point_masks: set = set()
         self.bound_codes: dict = {}  # mask of a streamed rank's bound -> (rank, block)
 
     @property

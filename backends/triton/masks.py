@@ -9,8 +9,8 @@ from einsum_ir.exprs import rank_root
 from einsum_ir.ir import Access, Binary, Einsum, Name
 
 from .dots import DotGen
-from .tile_ir import BinOp, Int, Node, Var, Zeros
-from .tiles import Idx, Term, Tile, _is_ident, _simple, conj, ordered_terms
+from .tile_ir import BinOp, Const, Int, Node, Reduce, Var, Where, Zeros
+from .tiles import IDENTITY, Idx, Term, Tile, _is_ident, _simple, conj, ordered_terms
 
 
 def _extent(size: Node, extra: int) -> Node:
@@ -146,6 +146,38 @@ class MaskGen(DotGen):
         if key not in memo:
             memo[key] = self.emit("valid", code, variant)
         return memo[key]
+
+    def with_points(self, out: Tile, einsum: Einsum, terms, ax: str) -> Tile:
+        """``out`` (``einsum`` reduced along ``ax`` over parts with validity ``terms``) empty
+        where no part exists: a sum over no point is the output's empty value, not its 0 (a
+        max/min marks that by its identity instead: ``empty_at``)."""
+        if einsum.reducer in ("max", "min"):
+            return out
+        along = [tm for tm in terms if ax in tm.axes]
+        bound = self.bound_term(einsum.reduced[0])
+        if bound is not None and bound not in along:
+            along.append(bound)
+        has = self.any_point(along, ax, einsum.name.lower())
+        if has is None:
+            return out
+        zero = {has} if IDENTITY[einsum.reducer] == Const(0.0) else set()  # (no part: 0)
+        return replace(out, terms=out.terms | {has}, zero_terms=out.zero_terms | zero,
+                       variant=out.variant or has.variant)
+
+    def any_point(self, terms, ax: str, hint: str) -> Term | None:
+        """Whether a reduction along ``ax`` meets a point, as a validity term over the other axes
+        of ``terms`` (its masks along ``ax``, the tile's padding among them): an additive
+        reduction's accumulator keeps no record of it. None where only padding masks the
+        points (every kept position has one), so unmasked reductions stay as they are."""
+        if not any(tm.mask not in self.pad_terms for tm in terms):
+            return None
+        axes = self.low.order(tuple({a for tm in terms for a in tm.axes}))
+        self.need2d(axes, None)
+        variant = any(tm.variant for tm in terms)
+        found = Reduce("max", Where(self.mask_var(terms, axes), Int(1), Int(0)), axes.index(ax))
+        has = self.emit(f"has_{hint}", BinOp(">", found, Int(0), wrap=False), variant)
+        self.point_masks.add(has)
+        return Term(has, tuple(a for a in axes if a != ax), variant)
 
     def mask(self, t: Tile, pred: Idx) -> Tile:
         return replace(t, terms=t.terms | {Term(pred.value, pred.axes, pred.variant)},

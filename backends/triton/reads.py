@@ -278,7 +278,8 @@ class ReadGen(MaskGen):
             t = self._spread(t, einsum)
         if ax not in t.axes:
             raise _err(f"the reduced index {r} does not vary in this tile", einsum)
-        return self._reduce(einsum, t, ax, self._reduction_mask(einsum, t, ax, r))
+        out = self._reduce(einsum, t, ax, self._reduction_mask(einsum, t, ax, r))
+        return self.with_points(out, einsum, t.terms, ax)
 
     def _spread(self, t: Tile, einsum: Einsum) -> Tile:
         """``t``'s value over the axes of its validity terms too (a full tile)."""
