@@ -83,3 +83,20 @@ def test_a_union_adds_an_empty_sum_without_a_select():
     # Y's points make T's: S adds its 0 where it has none, and its count is dead code
     source = _run(UNION)
     assert "has_" not in source
+
+
+# 0 / 0 (p <= 8) is an empty point: a row of them sums over no point (a tl.sum and a tl.dot)
+NAN_ROWS = """
+rank P = 16, M = 16, F = 16
+input X[p, m], V[m, f]
+output T[p] empty -1.5, U[p, f] empty -1.5
+
+N[p, m] = max(p - 8, 0) * X[p, m] / max(p - 8, 0)
+T[p] = sum[m] N[p, m]
+U[p, f] = sum[m] N[p, m] * V[m, f]
+"""
+
+
+def test_a_sum_of_nan_points_only_is_empty():
+    source = _run(NAN_ROWS)
+    assert "tl.dot(" in source and "has_t = " in source and "has_u = " in source

@@ -153,26 +153,27 @@ class MaskGen(DotGen):
         max/min marks that by its identity instead: ``empty_at``)."""
         if einsum.reducer in ("max", "min"):
             return out
-        along = [tm for tm in terms if ax in tm.axes]
+        along = [tm for tm in ordered_terms(terms) if ax in tm.axes]
         bound = self.bound_term(einsum.reduced[0])
         if bound is not None and bound not in along:
             along.append(bound)
-        has = self.any_point(along, ax, einsum.name.lower())
-        if has is None:
-            return out
-        zero = {has} if IDENTITY[einsum.reducer] == Const(0.0) else set()  # (no part: 0)
-        return replace(out, terms=out.terms | {has}, zero_terms=out.zero_terms | zero,
-                       variant=out.variant or has.variant)
+        if not any(tm.mask not in self.pad_terms for tm in along):
+            return out  # only padding masks the points: every kept position has one
+        axes = self.low.order(tuple({a for tm in along for a in tm.axes}))
+        groups = [along] if len(axes) <= 2 else \
+            [[tm for tm in along if tm.axes == k] for k in dict.fromkeys(tm.axes for tm in along)]
+        # (a 3-D existence, masks over both operands' other axes of a dot, is taken per mask:
+        # some point for each, which may miss an empty row but never empties a row with points)
+        has = frozenset(self.any_point(g, ax, einsum.name.lower()) for g in groups)
+        zero = has if IDENTITY[einsum.reducer] == Const(0.0) else frozenset()  # (no part: 0)
+        return replace(out, terms=out.terms | has, zero_terms=out.zero_terms | zero,
+                       variant=out.variant or any(tm.variant for tm in has))
 
-    def any_point(self, terms, ax: str, hint: str) -> Term | None:
-        """Whether a reduction along ``ax`` meets a point, as a validity term over the other axes
-        of ``terms`` (its masks along ``ax``, the tile's padding among them): an additive
-        reduction's accumulator keeps no record of it. None where only padding masks the
-        points (every kept position has one), so unmasked reductions stay as they are."""
-        if not any(tm.mask not in self.pad_terms for tm in terms):
-            return None
+    def any_point(self, terms, ax: str, hint: str) -> Term:
+        """Whether a reduction along ``ax`` meets a point of ``terms`` (its masks along ``ax``,
+        the tile's padding among them), as a validity term over their other axes: an additive
+        reduction's accumulator keeps no record of it."""
         axes = self.low.order(tuple({a for tm in terms for a in tm.axes}))
-        self.need2d(axes, None)
         variant = any(tm.variant for tm in terms)
         found = Reduce("max", Where(self.mask_var(terms, axes), Int(1), Int(0)), axes.index(ax))
         has = self.emit(f"has_{hint}", BinOp(">", found, Int(0), wrap=False), variant)
