@@ -100,3 +100,21 @@ U[p, f] = sum[m] N[p, m] * V[m, f]
 def test_a_sum_of_nan_points_only_is_empty():
     source = _run(NAN_ROWS)
     assert "tl.dot(" in source and "has_t = " in source and "has_u = " in source
+
+
+# masks over both tl.dot operands' other axes: one existence would need a 3-D tile, so each
+# operand's is taken (some m < p, some m < f; exact here, never an empty row that has points)
+BOTH_OPERANDS = """
+rank P = 16, M = 16, F = 16
+input X[p, m], V[m, f]
+output U[p, f] empty -1.5
+
+A[p, m] = X[p, m] where m < p
+B[m, f] = V[m, f] where m < f
+U[p, f] = sum[m] A[p, m] * B[m, f]
+"""
+
+
+def test_a_dot_masked_on_both_operands_takes_each_operands_points():
+    source = _run(BOTH_OPERANDS)
+    assert "tl.dot(" in source and "has_u = " in source and "has_u_1 = " in source

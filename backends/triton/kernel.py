@@ -162,9 +162,6 @@ class KernelGen:
         # counts whether a step met a point, or None)
         self.acc_facts: dict = {}
         self.pad_terms: set = set()  # masks of tile padding (outside every iteration space)
-        # masks that only say an additive reduction met a point (MaskGen.any_point): already
-        # implied by the masks of its parts, they make empty points but mask no value
-        self.point_masks: set = set()
         self.bound_codes: dict = {}  # mask of a streamed rank's bound -> (rank, block)
 
     @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from backends.gpu.extents import in_linear_fragment, reach
+from einsum_ir.errors import CascadeError
 from einsum_ir.exprs import rank_root
 from einsum_ir.ir import Access, Binary, Einsum, Name
 
@@ -159,15 +160,24 @@ class MaskGen(DotGen):
             along.append(bound)
         if not any(tm.mask not in self.pad_terms for tm in along):
             return out  # only padding masks the points: every kept position has one
-        axes = self.low.order(tuple({a for tm in along for a in tm.axes}))
-        groups = [along] if len(axes) <= 2 else \
-            [[tm for tm in along if tm.axes == k] for k in dict.fromkeys(tm.axes for tm in along)]
-        # (a 3-D existence, masks over both operands' other axes of a dot, is taken per mask:
-        # some point for each, which may miss an empty row but never empties a row with points)
-        has = frozenset(self.any_point(g, ax, einsum.name.lower()) for g in groups)
+        has = frozenset(self.any_point(g, ax, einsum.name.lower()) for g in self._point_groups(along))
         zero = has if IDENTITY[einsum.reducer] == Const(0.0) else frozenset()  # (no part: 0)
         return replace(out, terms=out.terms | has, zero_terms=out.zero_terms | zero,
                        variant=out.variant or any(tm.variant for tm in has))
+
+    def _point_groups(self, along: list) -> list:
+        """The masks whose existence is computed together: all of them, or, where that needs a
+        tile over more ranks than the mapping allows (masks over both operands' other axes of a
+        dot), those over the same axes: some point for each, which may miss an empty row but
+        never empties a row with points (a group of padding alone always has one)."""
+        axes = self.low.order(tuple({a for tm in along for a in tm.axes}))
+        try:
+            self.need2d(axes, None)
+            return [along]
+        except CascadeError:
+            groups = [[tm for tm in along if tm.axes == k]
+                      for k in dict.fromkeys(tm.axes for tm in along)]
+            return [g for g in groups if any(tm.mask not in self.pad_terms for tm in g)]
 
     def any_point(self, terms, ax: str, hint: str) -> Term:
         """Whether a reduction along ``ax`` meets a point of ``terms`` (its masks along ``ax``,
@@ -177,7 +187,6 @@ class MaskGen(DotGen):
         variant = any(tm.variant for tm in terms)
         found = Reduce("max", Where(self.mask_var(terms, axes), Int(1), Int(0)), axes.index(ax))
         has = self.emit(f"has_{hint}", BinOp(">", found, Int(0), wrap=False), variant)
-        self.point_masks.add(has)
         return Term(has, tuple(a for a in axes if a != ax), variant)
 
     def mask(self, t: Tile, pred: Idx) -> Tile:

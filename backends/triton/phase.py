@@ -310,8 +310,10 @@ class PhaseGen(StoreGen):
             # (a tile's padding is not a point: the store's mask leaves it out)
             kept = [tm for tm in ordered_terms(t.terms)
                     if set(tm.axes) <= set(axes) and tm.mask not in self.pad_terms]
+            # (a sum's step that is 0 outside a term adds nothing there: no select)
+            zero = t.zero_terms if u.reducer == "sum" else frozenset()
             stepwise = [self.bcast(tm.mask, tm.axes, axes) for tm in kept
-                        if tm.variant and tm.mask not in self.point_masks]
+                        if tm.variant and tm not in zero]
             if stepwise:
                 part = Where(conj(stepwise), part, IDENTITY[u.reducer])
             has = self._any_step(u, [tm for tm in kept if tm.variant], axes)
