@@ -3,7 +3,8 @@
 ``dead_assignments`` removes ``name = value`` statements whose name no other statement reads (the
 lowering materialises some values that its rewrites then bypass: a score scaled for a consumer
 that uses the unscaled dot and the scale instead, a dot that a later ``acc + dot`` accumulates in
-place, an accumulator whose finished value nothing reads). Triton would drop them too; removing them keeps the generated kernel readable.
+place, an accumulator whose finished value nothing reads). Triton would drop them too; removing
+them keeps the generated kernel readable.
 """
 from __future__ import annotations
 
