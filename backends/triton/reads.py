@@ -12,6 +12,7 @@ from .tile_ir import BinOp, BroadcastTo, Conj, Const, Load, Offset, Reduce, Var,
 from .tiles import (
     IDENTITY,
     STEP,
+    Term,
     Tile,
     _err,
     located,
@@ -282,7 +283,19 @@ class ReadGen(MaskGen):
             t = self._spread(t, einsum)
         if ax not in t.axes:
             raise _err(f"the reduced index {r} does not vary in this tile", einsum)
-        return self._reduce(einsum, t, ax, self._reduction_mask(einsum, t, ax, r))
+        need, terms, nan = self._reduction_mask(einsum, t, ax, r), t.terms, t.may_nan
+        if nan:  # a NaN an operation made is an empty point: the reduction skips it
+            t, seen = self._skip_nan(t, einsum.reducer)
+            terms = terms | {seen}
+        out = self._reduce(einsum, t, ax, need, nan)
+        return self.with_points(out, einsum, terms, ax)
+
+    def _skip_nan(self, t: Tile, reducer: str) -> tuple:
+        """``t`` with its NaNs as the reducer's identity, and the term where it has none."""
+        v = self.materialize(replace(t, value=self.f32(t), kind="f32"), "nan_in").value
+        seen = BinOp("==", v, v, wrap=False)
+        return (replace(t, value=Where(seen, v, IDENTITY[reducer]), kind="f32", lin=None,
+                        src=None, may_nan=False), Term(BinOp("==", v, v), t.axes, t.variant))
 
     def _spread(self, t: Tile, einsum: Einsum) -> Tile:
         """``t``'s value over the axes of its validity terms too (a full tile)."""
@@ -306,14 +319,10 @@ class ReadGen(MaskGen):
             need = [tm for tm in need if tm not in t.ninf_terms]
         return need
 
-    def _reduce(self, einsum: Einsum, t: Tile, ax: str, need: list) -> Tile:
-        """``tl.sum``/``tl.max``/``tl.min`` along ``ax``; the max of a positively scaled value is
-        the scaled max of the value (one multiply per row instead of per element)."""
-        skips_nan = t.may_nan
-        if t.may_nan:  # a NaN an operation made is an empty point: the reduction skips it
-            v = self.materialize(replace(t, value=self.f32(t), kind="f32"), "nan_in").value
-            t = replace(t, value=Where(BinOp("==", v, v, wrap=False), v, IDENTITY[einsum.reducer]),
-                        kind="f32", lin=None, src=None, may_nan=False)
+    def _reduce(self, einsum: Einsum, t: Tile, ax: str, need: list, skips_nan: bool) -> Tile:
+        """``tl.sum``/``tl.max``/``tl.min`` along ``ax`` (``skips_nan``: of a value whose NaNs
+        were replaced by the identity); the max of a positively scaled value is the scaled max
+        of the value (one multiply per row instead of per element)."""
         max_of = frozenset({t.value} | ({t.lin[0]} if t.lin else set())) \
             if einsum.reducer == "max" else frozenset()
         x = self.f32(t)

@@ -75,10 +75,12 @@ class StoreGen(ReadGen):
                 raise CascadeError(f"cannot store {name}: its value spans {t.axes}")
             value = self.bcast(value, t.axes, axes) if t.axes else value
             value = BroadcastTo(value, self.shape_of(axes)) if axes else value
-        valid = [self.bcast(tm.mask, tm.axes, axes) for tm in ordered_terms(t.terms)
-                 if set(tm.axes) <= set(axes)] if cast else []
         # an empty point is stored as the output's declared empty value (0 unless ``empty``)
         empty = const_tile(float(low.outputs[name].empty) if name in low.outputs else 0.0).value
+        # (where the value is 0 outside a term, an empty 0 needs no select there)
+        zero = t.zero_terms if empty == Const(0.0) else frozenset()
+        valid = [self.bcast(tm.mask, tm.axes, axes) for tm in ordered_terms(t.terms)
+                 if set(tm.axes) <= set(axes) and tm not in zero] if cast else []
         if valid:  # points outside the value's validity terms are empty
             value = Where(conj(valid), value, empty)
         if cast and t.empty_at is not None:  # a max/min over no point is empty
