@@ -43,6 +43,7 @@ from .names import Namespace
 from .empties import refuse_reductions_over_empty_finals
 from . import render
 from .phase import PhaseGen
+from .tile_ir import reducers_used
 from .tiles import NSPLIT_ARG, increments_name, prefix_name
 
 
@@ -164,6 +165,8 @@ def _assemble(low: Lowering, names: Namespace, kernels, scratch, config: Config,
     src.append(f"FIXED_BLOCKS = {fixed_blocks!r}")
     src.append(f"CONFIG = {dict(tunable, num_warps=config.num_warps, num_stages=config.num_stages)!r}")
     src.append("")
+    helpers = combines_used(lines for _, lines, _ in kernels)
+    src += render.combine_lines(helpers)
     metas, first_kernel = [], len(src)
     for gen, lines, _ in kernels:
         consts = sorted(gen.sig.blocks)
@@ -204,9 +207,16 @@ def _assemble(low: Lowering, names: Namespace, kernels, scratch, config: Config,
                          increments=increments_name, prefix=prefix_name)
     module = HostModule(tuple(src[first_kernel:]), baked, fixed_blocks,
                         dict(tunable, num_warps=config.num_warps, num_stages=config.num_stages),
-                        host)
+                        host, tuple(helpers))
     src += render_forward(host)
     return Generated("\n".join(src) + "\n", metas, roles, config, tunable, module)
+
+
+def combines_used(kernels_lines) -> list[str]:
+    """The reducers whose jitted combine functions the kernels call (``tl.reduce`` of a
+    product): the module defines each once, only where used."""
+    used = set().union(*(reducers_used(lines) for lines in kernels_lines))
+    return sorted(used & set(render.COMBINE))
 
 
 def _typed_args(low: Lowering, names: Namespace, gen, consts, evens) -> list:

@@ -345,7 +345,7 @@ class ReadGen(MaskGen):
             return Tile(BinOp("*", Reduce(einsum.reducer, inner, axis), Const(c)), out_axes, "f32", terms,
                         frozenset(), bool(need) or t.may_inf or bool(t.ninf_terms), t.variant,
                         max_of=max_of, empty_at=empty_at)
-        if einsum.reducer not in ("sum", "max", "min"):
+        if einsum.reducer not in ("sum", "max", "min", "prod"):
             raise _err(f"the reducer {einsum.reducer} is outside the Triton lowering's reach",
                        einsum)
         axis = t.axes.index(ax)
