@@ -49,8 +49,8 @@ def test_the_repr_says_what_runs_each_direction():
     assert "backward: Triton kernels (the cascade lowers as " in linear
     online = repr(native_op(EX / "mha_1pass.ein", M0=16))  # differentiated at its final values
     assert "backward: Triton kernels (the cascade lowers)" in online
-    refused = repr(native_op(EX / "linear_causal_chunked.ein"))  # a step of a recurrence
-    assert "backward: the reference interpreter (numpy) (the Triton lowering refused" in refused
+    chunked = repr(native_op(EX / "linear_causal_chunked.ein"))  # suffix sums through memory
+    assert "backward: Triton kernels (the cascade lowers as 6 kernel programs)" in chunked
     assert "reference interpreter" in repr(native_op(EX / "causal.ein", backend="reference"))
 
 

@@ -20,6 +20,7 @@ from einsum_ir import Cascade
 from einsum_ir.errors import CascadeError
 from einsum_ir.ir import Access, Einsum, Expr, Name, Role, TensorDecl
 
+from .steps import read_steps, step_store
 from .views import permute_view, read_through, split_view
 
 
@@ -52,6 +53,11 @@ class Group:
     writes: tuple[str, ...]
     sources: tuple[tuple[str, str], ...] = ()  # (input of the group, tensor it is), where renamed
     views: tuple = ()  # inputs that are views of an intermediate (SplitView, PermuteView)
+    steps: tuple = ()  # recurrences written or read through their stored steps (StepStore)
+
+    def tensor_of(self, written: str) -> str:
+        """The tensor of the cascade a write holds (``S`` for ``S_steps``)."""
+        return next((st.tensor for st in self.steps if written in st.names()), written)
 
     def source_of(self, name: str) -> str:
         """The tensor of the program a group input holds (``AV`` for ``AV_stored``)."""
@@ -71,7 +77,8 @@ def units_of(cascade: Cascade) -> list[Unit]:
 
 def intermediate_decl(cascade: Cascade, unit: Unit, empty: float = 0.0) -> TensorDecl:
     """The declaration of a unit's tensor as a group's input or output: its axes are the index
-    variables of its definition. A recurrence's history has no such declaration."""
+    variables of its definition. A recurrence has none: it passes as its steps
+    (:func:`backends.gpu.steps.step_store`)."""
     if unit.recurrent:
         raise CascadeError(f"{unit.tensor} is a recurrence: its steps cannot pass between kernels",
                            unit.einsums[-1].span, source=cascade.source)
@@ -122,7 +129,9 @@ def sub_cascade(cascade: Cascade, targets: list[str], available: set[str],
     exist: the group reads it as ``T_stored`` and defines ``T = T_stored where predicate`` first,
     so that its empty points are empty again. With ``sizes``, an intermediate read only at
     ``hk * G + g2`` on one axis is read through a view (:mod:`backends.gpu.views`); with
-    ``permute`` the others through a permuted view where one exists."""
+    ``permute`` the others through a permuted view where one exists. A recurrence passes as its
+    stored steps (:mod:`backends.gpu.steps`): written by the group that runs it, in the forms
+    the cascade's other Einsums read, and read in those forms."""
     chosen = closure(targets, available, units)
     einsums = [e for u in chosen for e in u.einsums]
     defined = {u.tensor for u in chosen}
@@ -130,7 +139,14 @@ def sub_cascade(cascade: Cascade, targets: list[str], available: set[str],
     finals = {d.name: d for d in cascade.outputs}
     restore = restore or {}
     ins_mid, masked, sources, views = [], [], [], {}
+    # recurrences pass through their stored steps (each form any other Einsum reads): read
+    # here, or written here for later kernels
+    steps = {t: step_store(cascade, t, [e for e in cascade.einsums if e.name != t])
+             for t in list(read) + list(targets) if t in units and units[t].recurrent}
     for t in read:
+        if t in steps:
+            ins_mid += steps[t].decls(_forms_read(steps[t], einsums))
+            continue
         if cascade.input(t) is not None:
             continue
         decl = intermediate_decl(cascade, units[t])
@@ -150,14 +166,29 @@ def sub_cascade(cascade: Cascade, targets: list[str], available: set[str],
         ins_mid.append(decl)
     ins_orig = [d for d in cascade.inputs if d.name in read]
     targets = sorted(targets, key=list(units).index)
-    outs = [finals[t] if t in finals else intermediate_decl(cascade, units[t]) for t in targets]
-    einsums = tuple(masked) + tuple(read_through(e, views) for e in einsums)
+    outs, copies = [], []
+    for t in targets:
+        if t in steps:
+            outs += steps[t].decls()
+            copies += steps[t].writers()
+        else:
+            outs.append(finals[t] if t in finals else intermediate_decl(cascade, units[t]))
+    read_here = {t: st for t, st in steps.items() if t in read}
+    einsums = tuple(masked) + tuple(read_steps(read_through(e, views), read_here)
+                                    for e in einsums) + tuple(copies)
     # intermediates first: the launcher takes the dtype of what it allocates from the first input
     sub = Cascade(cascade.sizes, cascade.splits, tuple(ins_mid + ins_orig), tuple(outs), einsums,
                   name=f"{cascade.name}_to_{'_'.join(targets)}", source=cascade.source)
     return Group(sub, tuple(t for t in read if cascade.input(t) is None),
                  tuple(d.name for d in outs if d.name not in finals), tuple(sources),
-                 tuple(views.values()))
+                 tuple(views.values()), tuple(steps.values()))
+
+
+def _forms_read(store, einsums) -> set[str]:
+    """The stored forms of a recurrence that ``einsums`` read."""
+    return {f for f, name in store.forms
+            if any(a.tensor == name for e in einsums
+                   for a in read_steps(e, {store.tensor: store}).reads())}
 
 
 Lowers = Callable[[Group], None]  # raises CascadeError where the group does not lower

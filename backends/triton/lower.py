@@ -103,9 +103,11 @@ def _generate(prepared: Prepared, sizes, config, mapping_note):
                                 and e.name not in store_finals:
                             store_finals.append(e.name)
         # a state phase made only of sums over the streamed rank splits that rank across
-        # programs (grid axis 0) and adds the partial sums atomically
+        # programs (grid axis 0) and adds the partial sums atomically; not where a sum does not
+        # vary along a grid rank (its programs along it would each add the same slice)
         split = not last and len(loops) == 1 and all(
-            kind == "sred" and u.reducer == "sum" for kind, u in loops[0].units)
+            kind == "sred" and u.reducer == "sum" and set(low.roles.batch) <= set(u.iteration_space)
+            for kind, u in loops[0].units)
         gen = PhaseGen(low, names, PhaseSpec(
             f"_phase{ph}", tuple(loops), tuple(post) if last else (), tuple(store_finals),
             phase_reads, PhaseMode(has_row=last, split_stream=split)))

@@ -163,16 +163,17 @@ def restorable(cascade: Cascade, sizes: dict, holes: set[str]) -> dict:
             continue
         out = defs[0].output
         axes = tuple(i.name for i in out.indices)
-        terms = [t for t in ancestor_terms(cascade, name)
+        terms = [t for t in ancestor_terms(cascade, name) + eliminated(cascade, defs[0])
                  if set(index_vars(t)) <= set(axes) and not reads_tensors(t)]
         if not terms:
             continue
         candidate = terms[0]
         for t in terms[1:]:
             candidate = Binary("and", candidate, t)
-        probe = Cascade(cascade.sizes, cascade.splits, (TensorDecl("X", axes),),
+        src = f"{name}_"  # any name but the tensor's own
+        probe = Cascade(cascade.sizes, cascade.splits, (TensorDecl(src, axes),),
                         (TensorDecl(name, axes),),
-                        (Einsum(out, Access("X", out.indices), where=candidate),))
+                        (Einsum(out, Access(src, out.indices), where=candidate),))
         mine, theirs = existence(analyze(probe), sizes).store[name], store[name]
         if mine is not None and np.array_equal(*np.broadcast_arrays(mine, theirs)):
             found[name] = candidate
@@ -194,6 +195,49 @@ def ancestor_terms(cascade: Cascade, name: str) -> list:
                 terms += _bounds(cascade, access)
                 todo.append(access.tensor)
     return list(dict.fromkeys(terms))
+
+
+def eliminated(cascade: Cascade, einsum: Einsum) -> list:
+    """Terms over the output's indices that say a reduction has a point: for each reduced index
+    ``r`` that the ``where`` bounds directly (``n2 > n``, ``r <= x``), every lower bound of ``r``
+    (and 0) is at most every upper bound (and ``R - 1``): ``exists n2 < N2: n2 > n`` is ``n + 1 <=
+    N2 - 1`` (one step of Fourier-Motzkin elimination). An index bounded in any other way gives
+    nothing."""
+    terms = _conjuncts(einsum.where)
+    out = []
+    for r in einsum.reduced:
+        rank = r.upper()
+        if cascade.size_decl(rank) is None and cascade.split_for(rank) is None:
+            continue
+        lows, highs = [Num(0)], [Binary("-", Name(rank), Num(1))]
+        for t in terms:
+            if r not in index_vars(t):
+                continue
+            bound = _bound_of(t, r, einsum.reduced)
+            if bound is None:
+                break
+            lows += bound[0]
+            highs += bound[1]
+        else:
+            out += [Binary("<=", lo, hi) for lo in lows for hi in highs
+                    if (lo, hi) != (lows[0], highs[0])]
+    return out
+
+
+def _bound_of(term, r: str, reduced: tuple) -> tuple[list, list] | None:
+    """``term`` as (lower bounds, upper bounds) of ``r``, where it compares ``r`` itself with an
+    expression free of reduced indices; else None."""
+    flip = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "=="}
+    if not isinstance(term, Binary) or term.op not in flip:
+        return None
+    op, lhs, rhs = term.op, term.lhs, term.rhs
+    if not (isinstance(lhs, Name) and lhs.name == r):
+        op, lhs, rhs = flip[op], rhs, lhs
+    if not (isinstance(lhs, Name) and lhs.name == r) or set(index_vars(rhs)) & set(reduced):
+        return None
+    one = Num(1)
+    return {"<": ([], [Binary("-", rhs, one)]), "<=": ([], [rhs]),
+            ">": ([Binary("+", rhs, one)], []), ">=": ([rhs], []), "==": ([rhs], [rhs])}[op]
 
 
 def _bounds(cascade: Cascade, access: Access) -> list:
@@ -234,9 +278,10 @@ def build_program(cascade: Cascade, sizes: dict, dtype: str,
     compiled: dict[int, object] = {}  # id(Group) -> its CompiledCascade
 
     def lowers(group: Group) -> None:
-        lossy = next((t for t in group.writes if t in holes and t not in restore), None)
+        written = [group.tensor_of(t) for t in group.writes]  # a recurrence's steps: itself
+        lossy = next((t for t in written if t in holes and t not in restore), None)
         if lossy is not None:
-            e = cascade.definitions(lossy)[0]
+            e = cascade.definitions(lossy)[-1]
             raise CascadeError(f"{lossy} has empty points, which a kernel boundary would turn "
                                "into values", e.span, source=cascade.source)
         stored = frozenset(d.name for d in group.cascade.inputs if cascade.input(d.name) is None)

@@ -50,6 +50,18 @@ class StoreGen(ReadGen):
                if name not in self.low.a.recurrences or k != self.low.a.recurrences[name].axis]
         self.store(name, idx, t, cast=False)
 
+    def _padding_terms(self, idx, axes) -> list:
+        """The padding of the tiles a computed index is made of (``n * C + c`` with a block of c
+        wider than C): the index's own bound (``< P``) lets the padded positions reach the next
+        chunk's points, which another step writes."""
+        out = []
+        for var in dict.fromkeys(v for i in idx for v in i.axes
+                                 if not _is_ident(i.value, v, self.names)):
+            term = self.bound_term(var)
+            if term is not None:
+                out.append(self.bcast(term.mask, term.axes, axes))
+        return out
+
     def store(self, name, indices, t: Tile, cast: bool, in_loop=False):
         low = self.low
         idx = [self.eval_int(i) for i in indices]
@@ -69,6 +81,7 @@ class StoreGen(ReadGen):
                 if b and not b[3] and str(b[1]) == str(low.sizes.get(ranks[k])):
                     continue
                 terms.append(self.bcast(BinOp("<", i.value, ext), i.axes, axes))
+        terms += self._padding_terms(idx, axes)
         value = self.f32(t)
         if tuple(t.axes) != tuple(axes):
             if not set(t.axes) <= set(axes):
