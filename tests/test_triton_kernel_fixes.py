@@ -81,3 +81,17 @@ def test_the_agent_attention_gradient_in_one_kernel_matches_the_interpreter():
     fn = _run_triton(gradient(load(DATA / "agent_attention.ein")).backward,
                      dict(P=10, M=13, N=5, E=8, F=8))
     assert not isinstance(fn.last, Program)  # one kernel program, the path reported wrong
+
+
+def test_an_integer_as_a_truth_value_is_nonzero_not_bitwise():
+    """``where p and m`` holds where both are nonzero; the kernel spelled it ``p & m``, which is
+    0 at p = 2, m = 1 (and tl.where took an int32 condition)."""
+    cascade = loads("rank P = 4, M = 3\ninput X[p, m]\noutput T[p, m]\n"
+                    "T[p, m] = X[p, m] + 1 where p and m\n", "truth.ein")
+    sizes = resolve_sizes(cascade, {})
+    inputs = random_inputs(cascade, sizes, 0, np.float64)
+    want = evaluate(cascade, inputs, sizes)["T"]
+    got = compile_cascade(cascade)(**{k: torch.tensor(v, dtype=torch.float32)
+                                      for k, v in inputs.items()})["T"]
+    assert want[2, 1] != 0
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-6)

@@ -208,12 +208,16 @@ def test_a_group_with_two_row_ranks_lowers_in_the_last_resort(dtype):
 
 # ------------------------------------------------------------------ what still refuses
 
-def test_recurrences_over_two_ranks_are_refused_at_the_first():
-    fn = compile_cascade(loads(TWO_RECURRENCES))
-    with pytest.raises(CascadeError) as info:
-        fn.source()
-    assert "recurrences over more than one index (m, p)" in info.value.message
-    assert info.value.span is not None and (info.value.span.line, info.value.span.column) == (6, 1)
+def test_recurrences_over_two_ranks_are_refused_by_one_kernel_at_the_first():
+    info = _single_kernel_refusal(TWO_RECURRENCES)
+    assert "recurrences over more than one index (m, p)" in info.message
+    assert info.span is not None and (info.span.line, info.span.column) == (6, 1)
+
+
+def test_recurrences_over_two_ranks_run_as_two_kernels_passing_an_end():
+    # U is read only at its end, so the first kernel writes U[M] alone (no step axis)
+    fn = _run(TWO_RECURRENCES, "fp32")
+    assert isinstance(fn.last, Program) and [g.writes for g in fn.last.groups] == [("U_end",), ()]
 
 
 # ------------------------------------------------------------------ the catalogue

@@ -147,6 +147,9 @@ def test_the_stored_forms_are_those_the_readers_take():
                 .replace("S[p, N - 1 - n, f]", "S[p, N - n, f]"), "shifted.ein")
     store = step_store(bad, "S", [e for e in bad.einsums if e.name != "S"])
     assert store.forms == (("next", "S_next"),)  # N - n and n + 1 are both in 1 .. N
+    last = loads(REVERSED.replace("S[p, N - 1 - n, f]", "S[p, N - 1, f]"), "last.ein")
+    store = step_store(last, "S", [e for e in last.einsums if e.name != "S"])
+    assert dict(store.forms).keys() == {"steps", "next", "end"}  # N - 1: a step before N
     with pytest.raises(CascadeError, match="no stored form"):
         two = loads(REVERSED.replace("S[p, N - 1 - n, f]", "S[p, n / 2, f]"), "half.ein")
         step_store(two, "S", [e for e in two.einsums if e.name != "S"])

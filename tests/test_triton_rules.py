@@ -22,13 +22,24 @@ def test_dead_assignments_go_and_what_is_read_stays():
                               "    acc = tl.dot(sln, v, acc)"]
 
 
-def test_a_block_keeps_its_first_statement_and_self_updates_are_reads():
+def test_a_block_keeps_its_first_statement_and_a_read_accumulator_stays():
     x = Var("x")
     stmts = [Comment("a comment reads nothing"),
              If(Var("cond"), (Assign("x", Where(Var("m"), x, Const(0.0))),), "a block"),
-             Assign("acc", BinOp("+", ACC, Const(1.0), wrap=False))]
+             Assign("acc", BinOp("+", ACC, Const(1.0), wrap=False)),
+             StoreStmt(Var("O_ptr"), Offset(((Var("offs_p"), Var("stride_O_0")),)), ACC)]
     assert dead_assignments(stmts) == stmts
     assert lines(stmts[1:2]) == ["if cond:  # a block", "    x = tl.where(m, x, 0.0)"]
+
+
+def test_an_accumulator_only_its_own_updates_read_is_dead():
+    # a sum's 'met a point' count whose finished value no store needs (an empty 0 is its 0)
+    has = Var("has")
+    stmts = [Assign("has", Const(0.0)),
+             For(Var("lo_0"), Var("hi_0"), (Assign("offs", LOOP_VAR),
+                                             Assign("has", Op("max", (has, Var("offs")))))),
+             Assign("found", BinOp(">", has, Const(0.0), wrap=False))]
+    assert dead_assignments(stmts) == [For(Var("lo_0"), Var("hi_0"), (stmts[1].body[0],))]
 
 
 def test_the_loop_bounds_and_a_reassigned_bound_are_reads():

@@ -77,7 +77,8 @@ def units_of(cascade: Cascade) -> list[Unit]:
 
 def intermediate_decl(cascade: Cascade, unit: Unit, empty: float = 0.0) -> TensorDecl:
     """The declaration of a unit's tensor as a group's input or output: its axes are the index
-    variables of its definition. A recurrence's history has no such declaration."""
+    variables of its definition. A recurrence has none: it passes as its steps
+    (:func:`backends.gpu.steps.step_store`)."""
     if unit.recurrent:
         raise CascadeError(f"{unit.tensor} is a recurrence: its steps cannot pass between kernels",
                            unit.einsums[-1].span, source=cascade.source)
@@ -152,7 +153,9 @@ def sub_cascade(cascade: Cascade, targets: list[str], available: set[str],
     exist: the group reads it as ``T_stored`` and defines ``T = T_stored where predicate`` first,
     so that its empty points are empty again. With ``sizes``, an intermediate read only at
     ``hk * G + g2`` on one axis is read through a view (:mod:`backends.gpu.views`); with
-    ``permute`` the others through a permuted view where one exists."""
+    ``permute`` the others through a permuted view where one exists. A recurrence passes as its
+    stored steps (:mod:`backends.gpu.steps`): written by the group that runs it, in the forms
+    the cascade's other Einsums read, and read in those forms."""
     chosen = closure(targets, available, units)
     einsums = [e for u in chosen for e in u.einsums]
     defined = {u.tensor for u in chosen}

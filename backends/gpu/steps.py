@@ -175,15 +175,18 @@ def _form(aliases: dict, index, rank: str) -> str | None:
             low_c -= coef
     if not form.indices and low == {n: 1} and low_c == 0:
         return "end"
-    # low >= lo_bound and high <= N - 1 + shift, with every size term cancelling
-    if low == {} and high == {n: 1}:
-        if low_c >= 0 and high_c <= -1:
-            return "steps"
-        if low_c >= 1 and high_c <= 0:
-            return "next"
-    if low == {} and high == {} and low_c == high_c == 0:  # the initial value (N >= 1)
+    # each bound as (size terms, constant); below N - 1 means N - 1 - high >= 0
+    room = _add({n: 1}, {k: -v for k, v in high.items()})
+    if _nonnegative(low, low_c) and _nonnegative(room, -1 - high_c):
         return "steps"
+    if _nonnegative(low, low_c - 1) and _nonnegative(room, -high_c):
+        return "next"
     return None
+
+
+def _nonnegative(terms: dict, const: int) -> bool:
+    """Whether ``sum(c * size) + const >= 0`` at every size >= 1."""
+    return all(c >= 0 for c in terms.values()) and const + sum(terms.values()) >= 0
 
 
 def _sizes(aliases: dict, terms) -> dict:

@@ -64,6 +64,10 @@ class DotGen(ValueGen):
             code, ninf = self.minus_inf_at_source(einsum, pred, code, axes, terms)
         t = Tile(code, axes, "f32", terms, frozenset(), False, variant, ninf_terms=ninf)
         t = self.materialize(t, einsum.name)
+        # (``zeroed``: the masks the operands applied, where a NaN they had is, among them)
+        along = ka.terms | kb.terms | zeroed | ({Term(pred.value, pred.axes, pred.variant)}
+                                                if pred is not None and ax in pred.axes else set())
+        t = self.with_points(t, einsum, along, ax)
         if not ninf and axes == out:  # the plain tl.dot(a, b): "+ acc" may accumulate in it
             t = replace(t, dot=(ca, cb))
         for k, (other, inv) in enumerate(tiles):
@@ -129,6 +133,7 @@ class DotGen(ValueGen):
         code = Cast(t.value) if t.kind == "int" else t.value
         if t.may_nan:  # a NaN an operation made is an empty point: it contributes nothing
             code = code if _simple(code) else self.emit("nan_in", code, t.variant)
+            zeroed.add(Term(BinOp("==", code, code), t.axes, t.variant))
             code = Where(BinOp("==", code, code, wrap=False), code, Const(0.0))
         if need:
             code = Where(self.mask_var(need, t.axes), code, Const(0.0))

@@ -141,6 +141,7 @@ class HostModule:
     fixed: dict
     config: dict
     function: HostFunction
+    helpers: tuple[str, ...] = ()  # reducers whose module-level combine functions it calls
 
 
 def render_forward(fn: HostFunction, sections: dict | None = None) -> list[str]:

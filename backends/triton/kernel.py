@@ -152,7 +152,8 @@ class KernelGen:
         self.carried: dict = {}  # recurrence -> local holding its carried (old) value
         self.finals: dict = {}  # tensor -> Tile of the finished value
         # a streamed reduction's facts for its final tile: (the identity marking an empty row of
-        # a masked max/min, the validity terms that do not change in the loop)
+        # a masked max/min, the validity terms that do not change in the loop, the local that
+        # counts whether a step met a point, or None)
         self.acc_facts: dict = {}
         # masks that bound an index value by a rank's extent: mask -> {(rank, value)}; padding
         # for an Einsum one of whose index variables takes that value (masks.MaskGen.padding)

@@ -19,7 +19,9 @@ and turns every Einsum into tile operations:
 * affine index expressions -> pointer arithmetic (``h // G``, ``n*C + c``).
 
 Empty points follow the interpreter: reductions see only existing points, a reduction over nothing
-leaves the reducer's identity, ``inf - inf`` is guarded, and an empty output element is stored as 0.
+is empty (a max/min keeps its identity as the mark, a sum whose points can all be masked a
+'met a point' term beside it), ``inf - inf`` is guarded, and an empty output element is stored as
+the output's declared empty value (0 unless ``empty``).
 
 Reductions that do not involve the row rank (the state of linear attention) go to a first kernel
 (phase 0) whose results are written to scratch memory and read by the main kernel.
@@ -41,6 +43,7 @@ from .names import Namespace
 from .empties import refuse_reductions_over_empty_finals
 from . import render
 from .phase import PhaseGen
+from .tile_ir import reducers_used
 from .tiles import NSPLIT_ARG, increments_name, prefix_name
 
 
@@ -164,6 +167,8 @@ def _assemble(low: Lowering, names: Namespace, kernels, scratch, config: Config,
     src.append(f"FIXED_BLOCKS = {fixed_blocks!r}")
     src.append(f"CONFIG = {dict(tunable, num_warps=config.num_warps, num_stages=config.num_stages)!r}")
     src.append("")
+    helpers = combines_used(lines for _, lines, _ in kernels)
+    src += render.combine_lines(helpers)
     metas, first_kernel = [], len(src)
     for gen, lines, _ in kernels:
         consts = sorted(gen.sig.blocks)
@@ -204,9 +209,16 @@ def _assemble(low: Lowering, names: Namespace, kernels, scratch, config: Config,
                          increments=increments_name, prefix=prefix_name)
     module = HostModule(tuple(src[first_kernel:]), baked, fixed_blocks,
                         dict(tunable, num_warps=config.num_warps, num_stages=config.num_stages),
-                        host)
+                        host, tuple(helpers))
     src += render_forward(host)
     return Generated("\n".join(src) + "\n", metas, roles, config, tunable, module)
+
+
+def combines_used(kernels_lines) -> list[str]:
+    """The reducers whose jitted combine functions the kernels call (``tl.reduce`` of a
+    product): the module defines each once, only where used."""
+    used = set().union(*(reducers_used(lines) for lines in kernels_lines))
+    return sorted(used & set(render.COMBINE))
 
 
 def _typed_args(low: Lowering, names: Namespace, gen, consts, evens) -> list:

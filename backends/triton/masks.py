@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 from backends.gpu.extents import in_linear_fragment, reach
+from einsum_ir.errors import CascadeError
 from einsum_ir.exprs import rank_root
 from einsum_ir.ir import Access, Einsum
 
 from .dots import DotGen
-from .tile_ir import BinOp, Int, Node, Var, Zeros
-from .tiles import Idx, Term, Tile, _is_ident, _simple, conj, ordered_terms
+from .tile_ir import BinOp, Const, Int, Node, Reduce, Var, Where, Zeros
+from .tiles import IDENTITY, Idx, Term, Tile, _is_ident, _simple, conj, ordered_terms
 
 
 def _extent(size: Node, extra: int) -> Node:
@@ -165,6 +166,48 @@ class MaskGen(DotGen):
         if key not in memo:
             memo[key] = self.emit("valid", code, variant)
         return memo[key]
+
+    def with_points(self, out: Tile, einsum: Einsum, terms, ax: str) -> Tile:
+        """``out`` (``einsum`` reduced along ``ax`` over parts with validity ``terms``) empty
+        where no part exists: a sum over no point is the output's empty value, not its 0 (a
+        max/min marks that by its identity instead: ``empty_at``)."""
+        if einsum.reducer in ("max", "min"):
+            return out
+        along = [tm for tm in ordered_terms(terms) if ax in tm.axes]
+        bound = self.bound_term(einsum.reduced[0])
+        if bound is not None and bound not in along:
+            along.append(bound)
+        if all(self.padding(tm, einsum) for tm in along):
+            return out  # only padding masks the points: every kept position has one
+        has = frozenset(self.any_point(g, ax, einsum.name.lower())
+                        for g in self._point_groups(along, einsum))
+        zero = has if IDENTITY[einsum.reducer] == Const(0.0) else frozenset()  # (no part: 0)
+        return replace(out, terms=out.terms | has, zero_terms=out.zero_terms | zero,
+                       variant=out.variant or any(tm.variant for tm in has))
+
+    def _point_groups(self, along: list, einsum: Einsum) -> list:
+        """The masks whose existence is computed together: all of them, or, where that needs a
+        tile over more ranks than the mapping allows (masks over both operands' other axes of a
+        dot), those over the same axes: some point for each, which may miss an empty row but
+        never empties a row with points (a group of padding alone always has one)."""
+        axes = self.low.order(tuple({a for tm in along for a in tm.axes}))
+        try:
+            self.need2d(axes, None)
+            return [along]
+        except CascadeError:
+            groups = [[tm for tm in along if tm.axes == k]
+                      for k in dict.fromkeys(tm.axes for tm in along)]
+            return [g for g in groups if not all(self.padding(tm, einsum) for tm in g)]
+
+    def any_point(self, terms, ax: str, hint: str) -> Term:
+        """Whether a reduction along ``ax`` meets a point of ``terms`` (its masks along ``ax``,
+        the tile's padding among them), as a validity term over their other axes: an additive
+        reduction's accumulator keeps no record of it."""
+        axes = self.low.order(tuple({a for tm in terms for a in tm.axes}))
+        variant = any(tm.variant for tm in terms)
+        found = Reduce("max", Where(self.mask_var(terms, axes), Int(1), Int(0)), axes.index(ax))
+        has = self.emit(f"has_{hint}", BinOp(">", found, Int(0), wrap=False), variant)
+        return Term(has, tuple(a for a in axes if a != ax), variant)
 
     def mask(self, t: Tile, pred: Idx) -> Tile:
         return replace(t, terms=t.terms | {Term(pred.value, pred.axes, pred.variant)},

@@ -33,6 +33,7 @@ from .tiles import (
     NSPLIT_ARG,
     STEP,
     Idx,
+    Term,
     Tile,
     _err,
     increments_name,
@@ -330,10 +331,15 @@ class PhaseGen(StoreGen):
             # (a tile's padding is not a point: the store's mask leaves it out)
             kept = [tm for tm in ordered_terms(t.terms)
                     if set(tm.axes) <= set(axes) and not self.padding(tm, u)]
-            stepwise = [self.bcast(tm.mask, tm.axes, axes) for tm in kept if tm.variant]
+            # (a sum's step that is 0 outside a term adds nothing there: no select)
+            zero = t.zero_terms if u.reducer == "sum" else frozenset()
+            stepwise = [self.bcast(tm.mask, tm.axes, axes) for tm in kept
+                        if tm.variant and tm not in zero]
             if stepwise:
                 part = Where(conj(stepwise), part, IDENTITY[u.reducer])
-            self.acc_facts[u.name] = (t.empty_at, frozenset(tm for tm in kept if not tm.variant))
+            has = self._any_step(u, [tm for tm in kept if tm.variant], axes)
+            self.acc_facts[u.name] = (t.empty_at, frozenset(tm for tm in kept if not tm.variant),
+                                      has)
             self.loop.body.append(Assign(name.name, _accumulate(u.reducer, name, part)))
         for name, upd, inc in self.mode.scan_inc:
             rec = low.a.recurrences[name]
@@ -345,6 +351,20 @@ class PhaseGen(StoreGen):
             if name in self.loop.newval:
                 self.loop.body.append(Assign(var, self.loop.newval[name].value))
 
+    def _any_step(self, u, stepwise: list, axes) -> Var | None:
+        """Beside an additive accumulator whose steps may all be empty (the terms of a step
+        that vary in the loop), a count of whether some step met a point: what the sum keeps
+        no record of (a max/min keeps its identity, ``empty_at``). None where no step is
+        masked."""
+        if not stepwise or u.reducer in ("max", "min"):
+            return None
+        has = Var(self.fresh(f"{u.name.lower()}_has"))
+        self.lines.append(Assign(has.name, Zeros(self.shape_of(axes), "int32") if axes
+                                 else Int(0)))
+        step = Where(conj(self.bcast(tm.mask, tm.axes, axes) for tm in stepwise), Int(1), Int(0))
+        self.loop.body.append(Assign(has.name, Call("maximum", (has, step))))
+        return has
+
     def _loop_finish(self, loop: Loop, accs: dict):
         """The finished values: the carried state and the accumulators after the loop."""
         for name, var in self.carried.items():
@@ -353,8 +373,13 @@ class PhaseGen(StoreGen):
         for kind, u in loop.units:
             if kind == "sred":
                 name, axes = accs[u.name]
-                empty_at, terms = self.acc_facts.get(u.name, (None, frozenset()))
-                self.finals[u.name] = Tile(name, axes, "f32", terms,
+                empty_at, terms, has = self.acc_facts.get(u.name, (None, frozenset(), None))
+                zero = frozenset()
+                if has is not None:  # a row no step met a point of is empty (its sum is 0)
+                    found = self.emit(f"has_{u.name.lower()}", _bare(">", has, Int(0)), False)
+                    terms = terms | {Term(found, axes, False)}
+                    zero = frozenset({Term(found, axes, False)}) if u.reducer == "sum" else zero
+                self.finals[u.name] = Tile(name, axes, "f32", terms, zero,
                                            may_inf=u.reducer in ("max", "min"), empty_at=empty_at)
         self.carried = {}
 

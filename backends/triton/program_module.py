@@ -18,6 +18,7 @@ from .host import Allocation, HostFunction, SizeArg, render_forward
 from .module import TITLE, cascade_text, header
 from .names import Namespace, comment_lines, comment_safe
 from .program import Program
+from .render import combine_lines
 
 
 def program_source(program: Program, mapping_notes: list[str]) -> str:
@@ -35,6 +36,7 @@ def program_source(program: Program, mapping_notes: list[str]) -> str:
     for gen in program.generated:
         baked.update(gen.host.baked)
     src += [f"BAKED_SIZES = {dict(sorted(baked.items()))!r}  # sizes compiled into the kernels"]
+    src += combine_lines(sorted({fn for gen in program.generated for fn in gen.host.helpers}))
     launches, sections = [], {}
     for k, (group, gen, fn) in enumerate(zip(program.groups, program.generated, program.compiled,
                                              strict=True), 1):

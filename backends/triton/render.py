@@ -84,6 +84,14 @@ CALLS = {"maximum": "tl.maximum", "minimum": "tl.minimum", "abs": "tl.abs", "cdi
          "exp2": "tl.exp2", "log2": "tl.log2", "floor": "tl.floor", "sqrt": "tl.sqrt",
          "trans": "tl.trans", "program_id": "tl.program_id", "min": "min", "max": "max"}
 REDUCE = {"sum": "tl.sum", "max": "tl.max", "min": "tl.min"}
+# reducers Triton has no builtin for: tl.reduce with a combine function the module defines
+COMBINE = {"prod": "_product"}
+COMBINE_LINES = {"prod": ("@triton.jit", "def _product(a, b):", "    return a * b", "", "")}
+
+
+def combine_lines(reducers) -> list[str]:
+    """The module-level definitions of the combine functions of ``reducers``."""
+    return [line for fn in reducers for line in COMBINE_LINES[fn]]
 
 
 def const_text(value: float) -> str:
@@ -143,7 +151,8 @@ SPELL = {
     Disj: lambda n: " | ".join(expr(x) for x in n.items),
     Load: _load,
     Dot: _dot,
-    Reduce: lambda n: f"{REDUCE[n.fn]}({expr(n.x)}, axis={n.axis})",
+    Reduce: lambda n: f"tl.reduce({expr(n.x)}, {n.axis}, {COMBINE[n.fn]})" if n.fn in COMBINE
+    else f"{REDUCE[n.fn]}({expr(n.x)}, axis={n.axis})",
     Shape: lambda n: "[" + ", ".join(expr(b) for b in n.blocks) + "]",
     Full: lambda n: f"tl.full({expr(n.shape)}, {expr(n.value)}, tl.float32)",
     Zeros: lambda n: f"tl.zeros({expr(n.shape)}, tl.{n.dtype})",

@@ -3,7 +3,8 @@
 ``dead_assignments`` removes ``name = value`` statements whose name no other statement reads (the
 lowering materialises some values that its rewrites then bypass: a score scaled for a consumer
 that uses the unscaled dot and the scale instead, a dot that a later ``acc + dot`` accumulates in
-place). Triton would drop them too; removing them keeps the generated kernel readable.
+place, an accumulator whose finished value nothing reads). Triton would drop them too; removing
+them keeps the generated kernel readable.
 """
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ def _statements(stmts):
 
 def _own_reads(s) -> list[str]:
     """The names a statement itself reads (a block: its header, not its body)."""
-    if isinstance(s, Assign):
-        return names_read(s.value)
+    if isinstance(s, Assign):  # (``x = f(x)`` alone keeps no x alive: an unread accumulator)
+        return [n for n in names_read(s.value) if n != s.target]
     if isinstance(s, For):
         return names_read(s.lo) + names_read(s.hi)
     if isinstance(s, If):

@@ -91,10 +91,12 @@ class StoreGen(ReadGen):
                 value = BroadcastTo(self.bcast(value, t.axes, axes), self.shape_of(axes))
             elif axes:  # a scalar (a constant need not be a tensor: tl.broadcast_to refuses it)
                 value = BinOp("+", Zeros(self.shape_of(axes), "float32"), value)
-        valid = [self.bcast(tm.mask, tm.axes, axes) for tm in ordered_terms(t.terms)
-                 if set(tm.axes) <= set(axes)] if cast else []
         # an empty point is stored as the output's declared empty value (0 unless ``empty``)
         empty = const_tile(float(low.outputs[name].empty) if name in low.outputs else 0.0).value
+        # (where the value is 0 outside a term, an empty 0 needs no select there)
+        zero = t.zero_terms if empty == Const(0.0) else frozenset()
+        valid = [self.bcast(tm.mask, tm.axes, axes) for tm in ordered_terms(t.terms)
+                 if set(tm.axes) <= set(axes) and tm not in zero] if cast else []
         if valid:  # points outside the value's validity terms are empty
             value = Where(conj(valid), value, empty)
         if cast and t.empty_at is not None:  # a max/min over no point is empty

@@ -282,3 +282,14 @@ def names_read(node) -> list[str]:
         else:
             stack.extend(children(n))
     return out
+
+
+def reducers_used(statements) -> set[str]:
+    """The reducers of every :class:`Reduce` in ``statements`` (what helpers a module needs)."""
+    out, stack = set(), list(statements)
+    while stack:
+        n = stack.pop()
+        if isinstance(n, Reduce):
+            out.add(n.fn)
+        stack.extend(children(n))
+    return out

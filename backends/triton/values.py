@@ -47,6 +47,12 @@ def _makes_nan(op: str, a: Tile, b: Tile) -> bool:
     return False  # (0 * inf is not flagged: carried state is conservatively "may be inf")
 
 
+def _selected(terms: list, zero_terms, op: str) -> list:
+    """The terms of a union's side whose missing points need a select: in ``+`` / ``-`` not
+    those outside which the side is 0 (it adds nothing there)."""
+    return [tm for tm in terms if tm not in zero_terms] if op in ("+", "-") else terms
+
+
 def _scaled(steps, k: int):
     return None if steps is None else tuple(k * x for x in steps)
 
@@ -106,7 +112,8 @@ class ValueGen(KernelGen):
             op = {"and": "&", "or": "|"}.get(expr.op, expr.op)
             value = BinOp(op, self.bcast(a.value, a.axes, axes), self.bcast(b.value, b.axes, axes))
             return Idx(value, axes, a.variant or b.variant)
-        return self.eval_int(expr)
+        i = self.eval_int(expr)  # an integer as a truth value: nonzero (``&`` would be bitwise)
+        return Idx(BinOp("!=", i.value, Int(0)), i.axes, i.variant)
 
     # ----------------------------------------------------------------- values
     def f32(self, t: Tile) -> Node:
@@ -310,23 +317,26 @@ class ValueGen(KernelGen):
         shared = a.terms & b.terms
         sa = [tm for tm in a.terms if not self.padding(tm) and tm not in shared]
         sb = [tm for tm in b.terms if not self.padding(tm) and tm not in shared]
+        # a missing side that is 0 there (a sum over no point) needs no select in a + or -
+        za, zb = (_selected(s, t.zero_terms, op) for s, t in ((sa, a), (sb, b)))
         if not all(cover):  # the covering side's points; a missing other side is the identity
             if sa if cover[0] else sb:
                 terms = a.terms if cover[0] else b.terms
-            other, keep = (sb, x) if cover[0] else (sa, lone_y)
+            other, keep = (zb, x) if cover[0] else (za, lone_y)
             if other:
                 code, ninf = Where(self.mask_var(other, axes), code, keep), frozenset()
-        elif sa and not sb:
-            code, ninf = Where(self.mask_var(sa, axes), code, lone_y), frozenset()
-        elif sb and not sa:
-            code, ninf = Where(self.mask_var(sb, axes), code, x), frozenset()
-        elif sa and sb:
-            ma, mb = self.mask_var(sa, axes), self.mask_var(sb, axes)
+        elif za and not zb:
+            code, ninf = Where(self.mask_var(za, axes), code, lone_y), frozenset()
+        elif zb and not za:
+            code, ninf = Where(self.mask_var(zb, axes), code, x), frozenset()
+        elif za and zb:
+            ma, mb = self.mask_var(za, axes), self.mask_var(zb, axes)
             code, ninf = Where(Conj((ma, mb)), code, Where(ma, x, lone_y)), frozenset()
-            if set(sa) != set(sb):  # the union exists where either side does
-                var = a.variant or b.variant
-                either = self.emit("either", Disj((ma, mb)), var and self.loop is not None)
-                terms = terms | {Term(either, tuple(axes), var)}
+        if all(cover) and sa and sb and set(sa) != set(sb):  # exists where either side does
+            ma, mb = self.mask_var(sa, axes), self.mask_var(sb, axes)
+            var = a.variant or b.variant
+            either = self.emit("either", Disj((ma, mb)), var and self.loop is not None)
+            terms = terms | {Term(either, tuple(axes), var)}
         # padding (past a rank's extent) is outside every iteration space: it stays masked
         terms = terms | {tm for tm in a.terms | b.terms if self.padding(tm)}
         variant = a.variant or b.variant
@@ -338,7 +348,7 @@ class ValueGen(KernelGen):
         if op != "+":
             return Tile(code, axes, "f32", terms, frozenset(), a.may_inf and b.may_inf, variant,
                         max_of=a.max_of | b.max_of if op == "max" else frozenset(), may_nan=nan)
-        if not sa and not sb and not (a.may_nan or b.may_nan):
+        if not za and not zb and not (a.may_nan or b.may_nan):
             code = dot_accumulate(a, b, x, y, axes) or code
         return Tile(code, axes, "f32", terms, frozenset(), a.may_inf or b.may_inf, variant,
                     ninf_terms=ninf, may_nan=nan)
