@@ -238,15 +238,14 @@ def test_the_gqa_op_runs_its_backward_on_triton_and_matches_autograd():
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
-def test_a_gradient_still_refused_says_where():
+def test_a_gradient_differentiated_as_written_runs_as_a_program():
     # differentiated as written (not at its final values): reverse recurrences (dRD_rev, ...);
-    # the cut can pass recurrences' steps between kernels now, and stops later, at a gradient
-    # Einsum (derived, so without a span of its own): the refusal names the tensor
-    fn = compile_cascade(gradient(load(EX / "mha_1pass.ein"), save_lse=False).backward)
-    with pytest.raises(CascadeError) as info:
-        fn.source(P=10, M=40, E=8, F=8, M0=16)
-    assert info.value.render().startswith("error: dRNV_rev is read at an index the Triton "
-                                          "lowering cannot map onto its recurrence loop")
+    # the cut passes recurrences' steps between kernels and the existence of intermediates
+    # whose empty points no predicate over their indices states (T_exists), so it lowers
+    fn = _run_triton(gradient(load(EX / "mha_1pass.ein"), save_lse=False).backward,
+                     dict(P=10, M=40, E=8, F=8, M0=16))
+    assert isinstance(fn.last, Program)
+    assert any(w.endswith("_exists") for g in fn.last.groups for w in g.writes)
 
 
 def test_a_program_runs_in_fp16_with_fp32_intermediates():
