@@ -10,9 +10,9 @@ Empty points: a tensor read from memory exists at every point, so an intermediat
 points (a ``where`` that removes some, a split's tail) would come back with values there and
 change what the interpreter computes. Where a predicate over the tensor's own indices states
 exactly which points exist (:func:`restorable`), the reading group applies it again
-(``T = T_stored where predicate``); any other such tensor is never written: a group that would is
-refused, and the partition keeps the tensor inside one group (or the cascade refuses, at the
-tensor). Which points exist is decided at the call's sizes by the existence analysis; emptiness
+(``T = T_stored where predicate``); any other such intermediate carries its existence beside it
+(``T_exists``, see :class:`backends.gpu.partition.StoredExistence`), and the reading group applies
+that (``T = T_stored where T_exists > 0``). Which points exist is decided at the call's sizes by the existence analysis; emptiness
 that depends on values (``-inf - -inf``) is not modelled by it and not restored.
 """
 from __future__ import annotations
