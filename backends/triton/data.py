@@ -27,7 +27,8 @@ def _valid(gen, t: Tile, axes: tuple) -> list:
 def value_predicate(gen, expr: Expr) -> Idx:
     """A predicate over tensor values as a boolean tile; false where an operand is empty."""
     if isinstance(expr, Binary) and expr.op in COMPARISONS:
-        a, b = gen.eval_value(expr.lhs), gen.eval_value(expr.rhs)
+        # (a max/min over no point, marked by its identity, is an empty operand: a term)
+        a, b = gen.settle_empty(gen.eval_value(expr.lhs)), gen.settle_empty(gen.eval_value(expr.rhs))
         axes = gen.low.order(a.axes + b.axes)
         gen.need2d(axes, expr)
         x, y = gen.bcast(gen.f32(a), a.axes, axes), gen.bcast(gen.f32(b), b.axes, axes)
@@ -36,7 +37,7 @@ def value_predicate(gen, expr: Expr) -> Idx:
             if t.may_nan:  # a NaN is the interpreter's empty point: it compares false, also !=
                 parts.append(BinOp("==", v, v))
     else:  # a value used as a truth value: non-zero where it exists
-        a = gen.eval_value(expr)
+        a = gen.settle_empty(gen.eval_value(expr))
         axes, b = a.axes, a
         parts = [BinOp("!=", gen.f32(a), Int(0))]
     terms = a.terms | b.terms
