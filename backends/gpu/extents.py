@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from einsum_ir.affine import Affine, affine_of
+from einsum_ir.exprs import rank_root
 from einsum_ir.ir import Expr, Num
 
 from .plan import Lowering
@@ -71,3 +72,24 @@ def reach(low: Lowering, index: Expr, rank: str, extra: int = 0, padded: bool = 
         lo, hi = (lo + span, hi) if c < 0 else (lo, hi + span)
     last = size_form(low, rank) + Affine(const=extra - 1)
     return Reach(not _nonneg(lo), padded and bool(form.indices) or not _nonneg(last - hi))
+
+
+def within_own_position(low: Lowering, index: Expr, rank: str) -> bool:
+    """Whether ``index`` is at most the position of ``rank``'s own index (``m``, or a split's
+    ``m1 * M0 + m0``) plus a constant <= 0: where the tile divides the rank (the ``EVEN_``
+    shortcut), such an index never passes the extent. ``m + 1`` may (a read past the end)."""
+    form = affine_of(index, _baked(low))
+    if form is None or form.const > 0 or form.sizes:
+        return False
+    coef = dict(form.indices)
+    root = rank_root(low.c, rank)
+    if len(coef) == 1 and list(coef.values()) == [1] \
+            and rank_root(low.c, next(iter(coef)).upper()) == root:
+        return True
+    split = next((s for s in low.c.splits if rank_root(low.c, s.rank) == root), None)
+    if split is None or len(coef) != 2:
+        return False
+    roots = {rank_root(low.c, v.upper()): c for v, c in coef.items()}
+    inner = _baked(low)(split.inner)
+    return inner is not None and roots.get(rank_root(low.c, split.outer)) == inner \
+        and roots.get(rank_root(low.c, split.inner)) == 1

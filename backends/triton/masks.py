@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from backends.gpu.extents import in_linear_fragment, reach
+from backends.gpu.extents import in_linear_fragment, reach, within_own_position
 from einsum_ir.errors import CascadeError
 from einsum_ir.exprs import rank_root
 from einsum_ir.ir import Access, Einsum
@@ -86,7 +86,7 @@ class MaskGen(DotGen):
             term = BinOp("&", BinOp(">=", i.value, Int(0)), term)
         stream = low.roles.stream_rank  # an alias of the streamed rank has its extent
         if (stream and rank_root(low.c, rank_k) == rank_root(low.c, stream) and self.cur_block
-                and i.variant and not below):
+                and i.variant and not below and within_own_position(low, index, rank_k)):
             term = BinOp("|", BinOp("<", i.value, ext), Var(self.names.even(rank_k)))
             self.sig.evens.setdefault(rank_k, set()).add(self.cur_block)
             stream_bound = (rank_k, self.cur_block)
