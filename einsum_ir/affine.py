@@ -87,16 +87,19 @@ def affine_of(expr: Expr, baked: Callable[[str], int | None]) -> Affine | None:
 Conjunction = tuple[Affine, ...]  # every form <= 0
 
 
-def constraints_of(pred: Expr, baked: Callable[[str], int | None]) -> tuple[Conjunction, ...] | None:
+def constraints_of(pred: Expr, baked: Callable[[str], int | None],
+                   relax: bool = False) -> tuple[Conjunction, ...] | None:
     """A predicate as a disjunction of conjunctions of ``form <= 0``; ``None`` outside the linear
-    fragment. An ``and`` with one non-linear side keeps the other (a necessary condition)."""
+    fragment. An ``and`` with one non-linear side keeps the other (a necessary condition). With
+    ``relax``, a comparison with floor division or modulo by constants gives a necessary linear
+    condition (einsum_ir.relaxed): the forms then hold on a superset of the points."""
     if isinstance(pred, Binary) and pred.op == "and":
-        a, b = constraints_of(pred.lhs, baked), constraints_of(pred.rhs, baked)
+        a, b = constraints_of(pred.lhs, baked, relax), constraints_of(pred.rhs, baked, relax)
         if a is None or b is None:
             return a if b is None else b
         return tuple(x + y for x in a for y in b)
     if isinstance(pred, Binary) and pred.op == "or":
-        a, b = constraints_of(pred.lhs, baked), constraints_of(pred.rhs, baked)
+        a, b = constraints_of(pred.lhs, baked, relax), constraints_of(pred.rhs, baked, relax)
         return None if a is None or b is None else a + b
     if isinstance(pred, Binary) and pred.op in ("<", "<=", ">", ">=", "=="):
         lhs, rhs, op = pred.lhs, pred.rhs, pred.op
@@ -105,10 +108,10 @@ def constraints_of(pred: Expr, baked: Callable[[str], int | None]) -> tuple[Conj
         if isinstance(lhs, Call) and lhs.func == "abs" and op in ("<", "<="):
             x = lhs.args[0]
             both = Binary("and", Binary(op, x, rhs), Binary(op, Unary("-", x), rhs))
-            return constraints_of(both, baked)
+            return constraints_of(both, baked, relax)
         a, b = affine_of(lhs, baked), affine_of(rhs, baked)
         if a is None or b is None:
-            return None
+            return _relaxed(lhs, rhs, op, baked) if relax else None
         f = a - b
         if op == "<":  # integers: a < b  <=>  a - b + 1 <= 0
             f = f + Affine(const=1)
@@ -116,6 +119,16 @@ def constraints_of(pred: Expr, baked: Callable[[str], int | None]) -> tuple[Conj
             return ((f, -f),)
         return ((f,),)
     return None
+
+
+def _relaxed(lhs: Expr, rhs: Expr, op: str, baked) -> tuple[Conjunction, ...] | None:
+    from .relaxed import relaxed_le
+
+    diff = Binary("-", lhs, rhs)
+    forms = [relaxed_le(diff, baked, strict=op == "<")]
+    if op == "==":
+        forms.append(relaxed_le(Binary("-", rhs, lhs), baked))
+    return None if any(f is None for f in forms) else (tuple(forms),)
 
 
 # ----------------------------------------------------------------------------- bound expressions

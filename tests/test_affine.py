@@ -47,3 +47,26 @@ def test_bound_expressions_evaluate_with_floor_and_ceiling_division():
     assert evaluate(Max((Linear(const=3), Linear(const=7))), {}) == 7
     assert symbols(hi) == {("pid",), ("block", "p"), ("size", "M")}
     assert Linear.of(((("a",), 2)), ((("a",), -2))) == Linear()  # terms merge, zeros drop
+
+
+def _holds(form, env):
+    return sum(c * env[v] for v, c in form.indices) + form.const <= 0
+
+
+def test_floor_division_and_modulo_relax_to_necessary_linear_conditions():
+    # every point of the predicate satisfies the relaxed forms (a superset), and the forms are
+    # not trivial: the neighbourhood's rows bound |p - m| < (R + 1) * X
+    texts = ["abs(p / 4 - m / 4) <= 1 and abs(p % 4 - m % 4) <= 1", "p / 3 == m / 3",
+             "m / 5 < p / 5", "2 * (m / 3) - p % 4 >= 1"]
+    for text in texts:
+        pred = parse_pred(text)
+        assert constraints_of(pred, BAKED) is None  # not linear as written
+        (conj,) = constraints_of(pred, BAKED, relax=True)
+        points = [(p, m) for p in range(40) for m in range(40)
+                  if eval(text.replace("/", "//").replace("abs", "abs"), {}, {"p": p, "m": m})]
+        assert points and all(_holds(f, {"p": p, "m": m}) for p, m in points for f in conj)
+        assert not all(_holds(f, {"p": p, "m": m}) for p in range(40) for m in range(40)
+                       for f in conj) or text.startswith("2 *")
+    (conj,) = constraints_of(parse_pred("abs(p / 4 - m / 4) <= 1"), BAKED, relax=True)
+    assert not all(_holds(f, {"p": 0, "m": 8}) for f in conj)  # two rows apart: outside
+    assert constraints_of(parse_pred("p / W <= m"), BAKED, relax=True) is None  # W not baked

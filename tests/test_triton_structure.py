@@ -184,3 +184,34 @@ def test_sinks_visit_the_sinks_and_the_window_and_skip_the_gap_between(W, S):
     ref = evaluate(cascade, inputs, {**fn.params, **sizes})["AV"]
     out = fn(**{k: torch.tensor(v, dtype=torch.float32) for k, v in inputs.items()})
     assert np.abs(out["AV"].cpu().numpy() - ref).max() < 1e-4
+
+
+def test_a_2d_neighbourhood_visits_the_rows_of_the_window_only():
+    """``abs(p / X - m / X) <= R and ...``: floor divisions by a constant relax to the
+    necessary ``abs(p - m) < (R + 1) * X`` (einsum_ir.relaxed), so the loop visits a superset of
+    the key blocks the predicate meets, and far fewer than all; the kernel agrees with the
+    interpreter."""
+    import numpy as np
+    import torch
+
+    from einsum_ir import evaluate, random_inputs
+
+    P = M = 100
+    fn = compile_cascade("examples/attention/neighborhood_2d.ein", block_r=16, block_c=16,
+                         X=10, R=1)
+    plan = _plan(fn, P=P, M=M)
+    X, R = 10, 1
+    total = 0
+    for pid in range(math.ceil(P / 16)):
+        steps = _visited(plan, pid)
+        want = _expected(lambda p, m: abs(p // X - m // X) <= R and abs(p % X - m % X) <= R,
+                         pid * 16, pid * 16 + 15, P, M, 16)
+        assert want <= steps
+        total += len(steps)
+    assert total < math.ceil(P / 16) * math.ceil(M / 16) * 0.6
+    cascade = fn.prepared.source
+    sizes = dict(B=1, H=1, P=P, M=M, E=16, F=16)
+    inputs = random_inputs(cascade, resolve_sizes(cascade, {**fn.params, **sizes}), 0, np.float64)
+    ref = evaluate(cascade, inputs, {**fn.params, **sizes})["AV"]
+    out = fn(**{k: torch.tensor(v, dtype=torch.float32) for k, v in inputs.items()})
+    assert np.abs(out["AV"].cpu().numpy() - ref).max() < 1e-4

@@ -165,7 +165,8 @@ def _hull(parts) -> StepRange:
 def pred_ranges(low: Lowering, einsum, loop: Loop, full: bool = False):
     """The loop counter ranges that may meet ``einsum``'s predicate: one per part of its
     disjunctive form (None: unknown)."""
-    clauses = constraints_of(einsum.where, _baked(low))
+    # (the steps that may meet it: a necessary condition will do, not for ``full``)
+    clauses = constraints_of(einsum.where, _baked(low), relax=not full)
     if clauses is None:
         return None
     results = []
