@@ -110,13 +110,16 @@ def test_a_crashed_and_a_hung_case_keep_the_results_and_the_step_goes_on(tmp_pat
                        env_extra={"CASCADE_LANE_FAULTS": faults})
     assert r.returncode == 1  # the lane reports the problems
     status = {rec["item"]: rec["status"] for rec in results.records("backward")}
+    # (the chunked backward runs as six kernel programs: under the interpreter it may take longer
+    # than the item timeout; the faults are the point here)
+    chunked = status.pop("linear_causal-N64-D32")
+    assert chunked in ("ok", "timeout")
     assert status == {"causal-N64-D32": "ok", "dense-N64-D32": "crashed",
-                      "sliding1024-N64-D32": "timeout", "linear-N64-D32": "ok",
-                      "linear_causal-N64-D32": "ok"}
+                      "sliding1024-N64-D32": "timeout", "linear-N64-D32": "ok"}
     crashed = next(rec for rec in results.records("backward") if rec["status"] == "crashed")
     assert set(TIMING_KEYS) <= set(crashed) and "exit 70" in crashed["error"]
     (step,) = results.records("lane")
-    assert step["status"] == "ok" and step["attempts"] == 3
+    assert step["status"] == "ok" and step["attempts"] == 3 + (chunked == "timeout")
     assert "problem: backward dense-N64-D32: crashed" in r.stderr
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from einsum_ir.data_masks import reads_tensors
 from einsum_ir.ir import COMPARISONS, Binary, Expr
 
-from .tile_ir import BinOp, Int, Op
+from .tile_ir import BinOp, Int, Op, scalar_test
 from .tiles import Idx, Term, Tile, conj, ordered_terms
 
 
@@ -32,7 +32,7 @@ def value_predicate(gen, expr: Expr) -> Idx:
         axes = gen.low.order(a.axes + b.axes)
         gen.need2d(axes, expr)
         x, y = gen.bcast(gen.f32(a), a.axes, axes), gen.bcast(gen.f32(b), b.axes, axes)
-        parts = [BinOp(expr.op, x, y)]
+        parts = [BinOp(expr.op, x, y) if axes else scalar_test(BinOp(expr.op, x, y))]
         for t, v in ((a, x), (b, y)):
             if t.may_nan:  # a NaN is the interpreter's empty point: it compares false, also !=
                 parts.append(BinOp("==", v, v))

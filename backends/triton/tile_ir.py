@@ -47,6 +47,19 @@ class Const(Node):
 
 
 @dataclass(frozen=True)
+class Bool(Node):
+    """``True`` / ``False``."""
+
+    value: bool
+
+
+def scalar_test(cmp: Node) -> Node:
+    """A comparison of a scalar as ``tl.where(cmp, True, False)``: Triton's interpreter mistypes
+    a compared scalar that a reduction made once ``&`` broadcasts it over a tile."""
+    return Where(cmp, Bool(True), Bool(False))
+
+
+@dataclass(frozen=True)
 class ProgramId(Node):
     axis: int
 
@@ -255,7 +268,7 @@ def is_simple(node: Node) -> bool:
 
 def children(node) -> tuple:
     """The nodes a node or statement reads (in order)."""
-    if isinstance(node, (Var, Int, Const, ProgramId, Comment, Blank)) or node is None:
+    if isinstance(node, (Var, Int, Const, Bool, ProgramId, Comment, Blank)) or node is None:
         return ()
     if isinstance(node, (Op, Call)):
         return node.args

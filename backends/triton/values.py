@@ -14,7 +14,7 @@ from .kernel import KernelGen
 from .peepholes import dot_accumulate, fold_exp2_scale, safe_running_max, scaled_product
 from .powers import pow_node
 from .render import OPS
-from .tile_ir import BinOp, Cast, Conj, Const, Disj, Int, Node, Op, Select, Where
+from .tile_ir import BinOp, Cast, Conj, Const, Disj, Int, Node, Op, Select, Where, scalar_test
 from .tile_ir import Call as TlCall
 from .tiles import (
     _UNION,
@@ -167,7 +167,8 @@ class ValueGen(KernelGen):
         if t.empty_at is None:
             return t
         t = self.materialize(t, "red")
-        term = Term(BinOp("!=", t.value, Const(t.empty_at)), t.axes, t.variant)
+        test = BinOp("!=", t.value, Const(t.empty_at))
+        term = Term(test if t.axes else scalar_test(test), t.axes, t.variant)
         return replace(t, terms=t.terms | {term}, empty_at=None)
 
     def negate(self, t: Tile) -> Tile:
