@@ -1,6 +1,8 @@
 """One kernel (phase): program ids, the loops over the streamed rank, stores."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from backends.gpu.bounds import loop_bounds, pred_range
 from backends.gpu.schedule import Loop
 from einsum_ir.ir import Name
@@ -17,6 +19,7 @@ from .tile_ir import (
     Call,
     Comment,
     Conj,
+    Const,
     Disj,
     For,
     Full,
@@ -27,6 +30,7 @@ from .tile_ir import (
     Var,
     Where,
     Zeros,
+    chain_calls,
 )
 from .tiles import (
     IDENTITY,
@@ -192,8 +196,8 @@ class PhaseGen(StoreGen):
             los.append(self.emit(f"lo_{k}_{i}", self.bound_code(lo_i), False))
             his.append(self.emit(f"hi_{k}_{i}", self.bound_code(hi_i), False))
             terms.append(Conj((BinOp(">=", LOOP_VAR, los[-1]), BinOp("<", LOOP_VAR, his[-1]))))
-        lo = Call("maximum", (_chain("minimum", los), Int(0)))
-        hi = Call("minimum", (_chain("maximum", his), self.bound_code(bounds.count)))
+        lo = Call("maximum", (chain_calls("minimum", los), Int(0)))
+        hi = Call("minimum", (chain_calls("maximum", his), self.bound_code(bounds.count)))
         return Disj(tuple(terms)), lo, hi
 
     def _loop_comments(self, k: int, loop: Loop, notes):
@@ -344,12 +348,24 @@ class PhaseGen(StoreGen):
         for name, upd, inc in self.mode.scan_inc:
             rec = low.a.recurrences[name]
             idx = [Name(rec.var) if k == rec.axis else i for k, i in enumerate(upd.output.indices)]
-            self.store(increments_name(name), idx, self.eval_value(inc), cast=False, in_loop=True)
+            self.store(increments_name(name), idx, self._increment(self.eval_value(inc), upd),
+                       cast=False, in_loop=True)
         for e in loop.outputs:
             self.store_einsum(e, in_loop=True)
         for name, var in self.carried.items():
             if name in self.loop.newval:
                 self.loop.body.append(Assign(var, self.loop.newval[name].value))
+
+    def _increment(self, t: Tile, upd) -> Tile:
+        """A running sum's increment as stored for the scan: 0 where it is empty (an empty
+        increment leaves the state), not the value the tile has there."""
+        masks = [self.bcast(tm.mask, tm.axes, t.axes) for tm in ordered_terms(t.terms)
+                 if set(tm.axes) <= set(t.axes) and not self.padding(tm, upd)
+                 and tm not in t.zero_terms]
+        if not masks:
+            return t
+        return replace(t, value=Where(conj(masks), self.f32(t), Const(0.0)), kind="f32",
+                       terms=frozenset(), src=None, lin=None)
 
     def _any_step(self, u, stepwise: list, axes) -> Var | None:
         """Beside an additive accumulator whose steps may all be empty (the terms of a step
@@ -382,11 +398,3 @@ class PhaseGen(StoreGen):
                 self.finals[u.name] = Tile(name, axes, "f32", terms, zero,
                                            may_inf=u.reducer in ("max", "min"), empty_at=empty_at)
         self.carried = {}
-
-
-def _chain(fn: str, items: list):
-    """``fn(fn(a, b), c)``."""
-    out = items[0]
-    for x in items[1:]:
-        out = Call(fn, (out, x))
-    return out

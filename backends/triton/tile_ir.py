@@ -306,3 +306,11 @@ def reducers_used(statements) -> set[str]:
             out.add(n.fn)
         stack.extend(children(n))
     return out
+
+
+def chain_calls(fn: str, items: list) -> Node:
+    """``fn(fn(a, b), c)``: a call folded over its items, as the code reads."""
+    out = items[0]
+    for x in items[1:]:
+        out = Call(fn, (out, x))
+    return out
