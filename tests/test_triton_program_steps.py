@@ -18,23 +18,11 @@ from einsum_ir import evaluate, load, loads, random_inputs, resolve_sizes
 from einsum_ir.autodiff import gradient
 from einsum_ir.errors import CascadeError
 from einsum_ir.printer import format_expr
+from test_triton_program import _run_triton
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
 CHUNKS = "rank P = 7, E = 4, C = 3\nrank M = P\nrank D = C\nrank N2 = N\nsplit P = N * C\n"
-
-
-def _run_triton(cascade, sizes=None, **mapping):
-    sizes = sizes or {}
-    inputs = random_inputs(cascade, resolve_sizes(cascade, sizes), 0, np.float32)
-    want = evaluate(cascade, {k: v.astype(np.float64) for k, v in inputs.items()}, sizes)
-    fn = compile_cascade(cascade, **sizes, **mapping)
-    got = fn(**{k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in inputs.items()})
-    for name, ref in want.items():  # fp32 sums: an error relative to the output's scale
-        scale = max(1.0, float(np.abs(ref).max(initial=0.0)))
-        np.testing.assert_allclose(got[name].numpy(), ref, rtol=1e-4, atol=1e-5 * scale,
-                                   err_msg=name)
-    return fn
 
 
 # A sum over chunks that does not vary along the key rank m, which the grid also spans (m and n
@@ -49,7 +37,7 @@ dK[m, e] = T[m / C, m % C, e]
 
 
 def test_a_state_sum_that_a_grid_rank_does_not_index_is_added_once():
-    fn = _run_triton(loads(SUM_ACROSS_A_GRID_RANK, "grid_rank.ein"))
+    fn = _run_triton(loads(SUM_ACROSS_A_GRID_RANK, "grid_rank.ein"), {})
     assert not isinstance(fn.last, Program)  # one kernel program: the state phase, then dK
 
 
@@ -98,7 +86,7 @@ O[p, f] = XC[p / C, p % C, f]
 
 
 def test_a_chunks_rows_are_stored_within_the_chunk():
-    fn = _run_triton(loads(CHUNK_BACKWARDS, "chunk_backwards.ein"))
+    fn = _run_triton(loads(CHUNK_BACKWARDS, "chunk_backwards.ein"), {})
     assert not isinstance(fn.last, Program)
 
 
@@ -126,7 +114,7 @@ def test_one_kernel_refuses_a_recurrence_read_backwards():
 
 
 def test_a_recurrences_steps_pass_to_a_later_kernel():
-    fn = _run_triton(loads(REVERSED, "reversed.ein"))
+    fn = _run_triton(loads(REVERSED, "reversed.ein"), {})
     first, second = fn.last.groups
     assert first.writes == ("S_steps", "S_next", "S_end")
     assert "S" in second.reads and {d.name for d in second.cascade.inputs} == set(first.writes)
@@ -184,7 +172,7 @@ O[p, f] = XC[p / C, p % C, f]
 
 
 def test_chunked_state_read_backwards_passes_its_steps_only():
-    fn = _run_triton(loads(CHUNKED, "chunked.ein"))
+    fn = _run_triton(loads(CHUNKED, "chunked.ein"), {})
     assert [g.writes for g in fn.last.groups] == [("S_steps",), ()]
 
 

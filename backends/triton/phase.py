@@ -359,9 +359,7 @@ class PhaseGen(StoreGen):
     def _increment(self, t: Tile, upd) -> Tile:
         """A running sum's increment as stored for the scan: 0 where it is empty (an empty
         increment leaves the state), not the value the tile has there."""
-        masks = [self.bcast(tm.mask, tm.axes, t.axes) for tm in ordered_terms(t.terms)
-                 if set(tm.axes) <= set(t.axes) and not self.padding(tm, upd)
-                 and tm not in t.zero_terms]
+        masks = self.validity_masks(t, t.axes, t.zero_terms, upd)
         if not masks:
             return t
         return replace(t, value=Where(conj(masks), self.f32(t), Const(0.0)), kind="f32",

@@ -95,8 +95,7 @@ class StoreGen(ReadGen):
         empty = const_tile(float(low.outputs[name].empty) if name in low.outputs else 0.0).value
         # (where the value is 0 outside a term, an empty 0 needs no select there)
         zero = t.zero_terms if empty == Const(0.0) else frozenset()
-        valid = [self.bcast(tm.mask, tm.axes, axes) for tm in ordered_terms(t.terms)
-                 if set(tm.axes) <= set(axes) and tm not in zero] if cast else []
+        valid = self.validity_masks(t, axes, zero) if cast else []
         if valid:  # points outside the value's validity terms are empty
             value = Where(conj(valid), value, empty)
         if cast and t.empty_at is not None:  # a max/min over no point is empty
@@ -112,3 +111,9 @@ class StoreGen(ReadGen):
         self.stmt(StoreStmt(ptr, Offset(tuple(parts)), v2, conj(terms) if terms else None,
                             atomic=self.mode.split_stream and not cast), in_loop)
 
+    def validity_masks(self, t: Tile, axes, zero=frozenset(), einsum=None) -> list:
+        """The masks over ``axes`` outside which ``t`` is empty, in a stable order: not the
+        terms outside which it is already 0 (``zero``), nor, for ``einsum``, its padding."""
+        return [self.bcast(tm.mask, tm.axes, axes) for tm in ordered_terms(t.terms)
+                if set(tm.axes) <= set(axes) and tm not in zero
+                and not (einsum is not None and self.padding(tm, einsum))]
