@@ -139,8 +139,7 @@ def test_a_refused_launch_retries_with_a_smaller_mapping(monkeypatch):
     q = torch.randn(1, 1, 40, 16, device=DEVICE)
     ref = fn(Q=q, K=q, V=q)["AV"]
 
-    class OutOfResources(Exception):
-        pass
+    from triton.runtime.errors import OutOfResources
 
     calls = []
     orig = fn.kernel
@@ -152,7 +151,7 @@ def test_a_refused_launch_retries_with_a_smaller_mapping(monkeypatch):
             class Refuses:
                 @staticmethod
                 def forward(**t):
-                    raise OutOfResources("shared memory")
+                    raise OutOfResources(262144, 232448, "shared memory")
             return gen, Refuses
         return gen, module
 

@@ -303,6 +303,7 @@ class CompiledCascade:
 
     def __call__(self, **tensors):
         import torch
+        from triton.runtime.errors import OutOfResources
 
         sizes = self.sizes_of(tensors)
         first = next(iter(tensors.values()), None)  # a cascade may have no input
@@ -319,8 +320,8 @@ class CompiledCascade:
             try:
                 with torch.no_grad():
                     return module.forward(**ins)
-            except Exception as exc:  # Triton's OutOfResources: the model misjudged the limits
-                if type(exc).__name__ != "OutOfResources" or shrink >= 6:
+            except OutOfResources:  # the model misjudged the limits: a smaller launch
+                if shrink >= 6:
                     raise
                 shrink += 1
                 self._shrink[(tuple(sorted(sizes.items())), dtype)] = shrink

@@ -109,6 +109,7 @@ class PhaseSpec:
     post: tuple = ()  # Einsums computed and stored after the loops
     store_finals: tuple = ()  # tensors this phase finishes into scratch for a later one
     phase_reads: Mapping = field(default_factory=dict)  # tensor -> ranks, read from scratch
+    nan_reads: frozenset = frozenset()  # of those, the ones holding NaN at their empty points
     mode: PhaseMode = PhaseMode()
 
 
@@ -151,6 +152,7 @@ class KernelGen:
         self.home_bind: dict | None = None  # the bindings outside inlined Einsums, inside one
         self.carried: dict = {}  # recurrence -> local holding its carried (old) value
         self.finals: dict = {}  # tensor -> Tile of the finished value
+        self.nan_finals: set = set()  # finals stored to scratch with NaN at their empty points
         # a streamed reduction's facts for its final tile: (the identity marking an empty row of
         # a masked max/min, the validity terms that do not change in the loop, the local that
         # counts whether a step met a point, or None)

@@ -28,7 +28,7 @@ Reductions that do not involve the row rank (the state of linear attention) go t
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from backends.gpu.layout import RowLayout
 from backends.gpu.plan import Config, Lowering, Roles
@@ -85,7 +85,7 @@ def _generate(prepared: Prepared, sizes, config, mapping_note):
     if plan.scan is not None:  # the schedule chose the parallel scan (backends/gpu/schedule.py)
         return _generate_scan(low, names, phases, post, plan.scan, config, mapping_note, prepared)
     kernels = []
-    finals_from = {}
+    finals_from, nan_finals = {}, set()
     phase_keys = sorted(phases)
     for ph in phase_keys:
         loops = phases[ph]
@@ -108,10 +108,10 @@ def _generate(prepared: Prepared, sizes, config, mapping_note):
         split = not last and len(loops) == 1 and all(
             kind == "sred" and u.reducer == "sum" and set(low.roles.batch) <= set(u.iteration_space)
             for kind, u in loops[0].units)
-        gen = PhaseGen(low, names, PhaseSpec(
+        gen, lines = _phase_gen(low, names, PhaseSpec(
             f"_phase{ph}", tuple(loops), tuple(post) if last else (), tuple(store_finals),
-            phase_reads, PhaseMode(has_row=last, split_stream=split)))
-        lines = gen.run()
+            phase_reads, frozenset(nan_finals), PhaseMode(has_row=last, split_stream=split)))
+        nan_finals |= gen.nan_finals
         if not last:
             for name in store_finals:
                 rec = low.a.recurrences.get(name)
@@ -120,6 +120,17 @@ def _generate(prepared: Prepared, sizes, config, mapping_note):
                 finals_from[name] = [i.name.upper() for i in axes]
         kernels.append((gen, lines, store_finals))
     return _assemble(low, names, kernels, finals_from, config, mapping_note, prepared)
+
+
+def _phase_gen(low, names, spec: PhaseSpec) -> tuple:
+    """The phase's generator, run; a split stream whose sum may have no point in some slices
+    is not split (the atomically added partial sums keep no record of which slices had one)."""
+    gen = PhaseGen(low, names, spec)
+    lines = gen.run()
+    if spec.mode.split_stream and any(gen.acc_facts.get(n, (None, None, None))[2] is not None
+                                      for n in spec.store_finals):
+        return _phase_gen(low, names, replace(spec, mode=replace(spec.mode, split_stream=False)))
+    return gen, lines
 
 
 def _generate_scan(low, names, phases, post, scan, config, mapping_note, prepared):

@@ -209,7 +209,7 @@ class ReadGen(ReduceGen):
         var = self.emit(name, Load(ptr, Offset(tuple(parts)), mask), variant)
         kind = "native" if name in low.inputs else "f32"
         t = Tile(var, axes, kind, frozenset(terms), frozenset(terms), False, variant,
-                 src=ptr if kind == "native" else None)
+                 src=ptr if kind == "native" else None, may_nan=name in self.spec.nan_reads)
         (self.memo(variant))[key] = t
         return t
 

@@ -27,6 +27,9 @@ from .tiles import (
 
 
 
+_NAN = Const(float("nan"))
+
+
 def _bare(op: str, x, y) -> BinOp:
     return BinOp(op, x, y, wrap=False)
 
@@ -49,7 +52,24 @@ class StoreGen(ReadGen):
         t = self.finals[name]
         idx = [i for k, i in enumerate(e.output.indices)
                if name not in self.low.a.recurrences or k != self.low.a.recurrences[name].axis]
+        t, empty = self._empty_as_nan(t, e)
+        if empty:
+            self.nan_finals.add(name)
         self.store(name, idx, t, cast=False)
+
+    def _empty_as_nan(self, t: Tile, einsum: Einsum) -> tuple:
+        """``t`` with NaN at its empty points, and whether it has any: the later phase that
+        loads the scratch copy knows no validity terms, but a NaN there is an empty point to
+        every reader (``Tile.may_nan``). Padding is left out: no store reaches it."""
+        valid = self.validity_masks(t, t.axes, einsum=einsum)
+        if not valid and t.empty_at is None:
+            return t, False
+        value = t.value
+        if t.empty_at is not None:  # a max/min over no point
+            value = Where(_bare("==", value, Const(t.empty_at)), _NAN, value)
+        if valid:
+            value = Where(conj(valid), value, _NAN)
+        return Tile(value, t.axes, "f32", may_inf=t.may_inf, may_nan=True), True
 
     def _padding_terms(self, idx, axes) -> list:
         """The padding of the tiles a computed index is made of (``n * C + c`` with a block of c
