@@ -249,6 +249,8 @@ def test_two_softmaxes_are_both_rewritten():
      + "VM[b,h,m,f] = V[b,h,m,f] where m >= 2\n", "VM exists only where m >= 2"),
     (lambda t: t.replace("A[b,h,p,m] * V[b,h,m,f]", "A[b,h,p,m] * V[b,h,m + 1,f]"),
      "outside its extent"),
+    (lambda t: t.replace("A[b,h,p,m] * V[b,h,m,f]", "A[b,h,p,m] * VM[b,h,m,f]")
+     + "VM[b,h,m,f] = max[e] V[b,h,m,f] * K[b,h,m,e] where e + m < 2\n", "masked range"),
 ])
 def test_not_applicable_leaves_the_cascade_alone_and_says_why(edit, reason):
     cascade = loads(edit(Path(EX + "mha_3pass.ein").read_text()))

@@ -20,7 +20,7 @@ the correction factor is empty), so they need no condition.
 """
 from __future__ import annotations
 
-from ...ir import Access, Binary, Call, Cascade, Expr, Name, Unary, accesses
+from ...ir import Access, Binary, Call, Cascade, Expr, Name, Unary, accesses, index_vars
 from ..rewrite import conjuncts, mentions, transform
 from .match import PLACEHOLDER, Form, Match, NotApplicable
 from .tiling import Tiling
@@ -91,6 +91,10 @@ def _sparse_read(cascade, shapes, acc: Access, sn: set, score_reads: set, seen: 
     if len(defs) != 1 or not all(isinstance(i, Name) and i.is_index for i in defs[0].output.indices):
         return f"{acc.tensor} has no single plain definition"
     d = defs[0]
+    if any(mentions(c, r) for c in conjuncts(d.where) for r in d.reduced):
+        return f"{acc.tensor} reduces over a masked range"
+    if set(d.reduced) & {v for i in acc.indices for v in index_vars(i)}:
+        return f"{acc.tensor} is read at an index named like one it reduces over"
     at = {o.name: i for o, i in zip(d.output.indices, acc.indices, strict=True)}
     renamed = lambda e: transform(e, lambda n: at.get(n.name) if isinstance(n, Name)  # noqa: E731
                                   and n.name in at else None)
@@ -115,11 +119,12 @@ def _required(cascade, shapes, expr: Expr, seen: set) -> set:
         if (len(defs) == 1 and expr.tensor not in seen and defs[0].output == expr
                 and defs[0].reducer in (None, "sum")):
             d = defs[0]
-            out |= {("where", c) for c in conjuncts(d.where)
-                    if not any(mentions(c, r) for r in d.reduced)}
-            out |= _required(cascade, shapes, d.body, seen | {expr.tensor})
+            inner = {("where", c) for c in conjuncts(d.where)}
+            inner |= _required(cascade, shapes, d.body, seen | {expr.tensor})
+            # a reduction's point implies only what holds at each of its reduced points
+            out |= {f for f in inner if not any(mentions(f[-1], r) for r in d.reduced)}
         return out
-    if isinstance(expr, Binary):
+    if isinstance(expr, Binary) and expr.op not in ("and", "or"):  # and/or exist everywhere
         lhs = _required(cascade, shapes, expr.lhs, seen)
         rhs = _required(cascade, shapes, expr.rhs, seen)
         return lhs | rhs if expr.op in ("*", "/") else lhs & rhs
