@@ -242,6 +242,15 @@ def test_two_softmaxes_are_both_rewritten():
     (lambda t: t.replace("max[m] QK[b,h,p,m]", "max[m] QK[b,h,p,m] where m < p"),
      "masked at least like GM"),
     (lambda t: t.replace("sum[m] SN[b,h,p,m]", "sum[m] SN[b,h,p,m] where m < p"), "subset"),
+    # the numerator has no point in rows p < 1 where the denominator has some
+    (lambda t: t.replace("A[b,h,p,m] * V[b,h,m,f]", "A[b,h,p,m] * V[b,h,m,f] where m < p"),
+     "numerator may have no point"),
+    (lambda t: t.replace("A[b,h,p,m] * V[b,h,m,f]", "A[b,h,p,m] * VM[b,h,m,f]")
+     + "VM[b,h,m,f] = V[b,h,m,f] where m >= 2\n", "VM exists only where m >= 2"),
+    (lambda t: t.replace("A[b,h,p,m] * V[b,h,m,f]", "A[b,h,p,m] * V[b,h,m + 1,f]"),
+     "outside its extent"),
+    (lambda t: t.replace("A[b,h,p,m] * V[b,h,m,f]", "A[b,h,p,m] * VM[b,h,m,f]")
+     + "VM[b,h,m,f] = max[e] V[b,h,m,f] * K[b,h,m,e] where e + m < 2\n", "masked range"),
 ])
 def test_not_applicable_leaves_the_cascade_alone_and_says_why(edit, reason):
     cascade = loads(edit(Path(EX + "mha_3pass.ein").read_text()))
@@ -251,6 +260,28 @@ def test_not_applicable_leaves_the_cascade_alone_and_says_why(edit, reason):
     assert online_softmax(cascade) is cascade
     with pytest.raises(CascadeError, match="does not apply"):
         run_named_pass(cascade, "online-softmax")
+
+
+CAUSAL_VALUES = """
+rank P = 5, M = 7, F = 2
+input  Q[p], K[m], V[m,f]
+output Y[p,f]
+S[p,m]  = Q[p] * K[m] where m <= p
+G[p]    = max[m] S[p,m]
+N[p,m]  = exp(S[p,m] - G[p])
+D[p]    = sum[m] N[p,m]
+A[p,m]  = N[p,m] / D[p]
+VM[p,m,f] = V[m,f] * 2 where m <= p
+Y[p,f]  = sum[m] A[p,m] * VM[p,m,f] where m <= p
+"""
+
+
+def test_a_numerator_masked_like_the_score_is_rewritten():
+    # VM and the contraction are masked like the score: the numerator has SN's points
+    cascade = loads(CAUSAL_VALUES)
+    out = rewrite(cascade, tile_size=3)
+    assert_same_meaning(cascade, out, {})
+    assert_same_meaning(cascade, out, {"P": 9, "M": 4})
 
 
 def test_reasons_for_non_softmax_cascades():
@@ -311,6 +342,12 @@ def attention_cascades(draw):
     bias = draw(st.sampled_from(["", f" + Bq[{r}]", f" - 0.5 * ({r} - {k})", f" + Bk[{k}]"]))
     on_all = draw(st.booleans())
     deferred = draw(st.booleans())
+    # the values may be masked like the score, or otherwise (then the numerator may have no
+    # point where the denominator has some, and the rewrite must keep that point empty)
+    vmask = draw(st.sampled_from([None, "score", f"{k} >= 2", f"{k} % 2 == 1", f"{k} < {r}"]))
+    if vmask == "score":
+        vmask = mask
+    empty = draw(st.sampled_from(["", " empty -1"]))  # shows an empty point apart from a 0
     sizes = {row: draw(st.integers(1, 7)), key: draw(st.integers(1, 9)),
              dim: draw(st.integers(1, 3)), val: draw(st.integers(1, 3)), "W": draw(st.integers(1, 4))}
     tile = draw(st.integers(1, 10))
@@ -322,25 +359,29 @@ def attention_cascades(draw):
         f"rank {row} = 4, {key} = 5, {dim} = 2, {val} = 2",
         "param W = 2",
         f"input Qt[{r},{d}], Kt[{k},{d}], Vt[{k},{v}], Bq[{r}], Bk[{k}]",
-        f"output Out[{r},{v}]" + (f", Pr[{r},{k}]" if leak else ""),
+        f"output Out[{r},{v}]{empty}" + (f", Pr[{r},{k}]" if leak else ""),
         f"Sc[{r},{k}] = sum[{d}] Qt[{r},{d}] * Kt[{k},{d}]{bias}{w_qk}",
         f"Mx[{r}] = max[{k}] Sc[{r},{k}]{w_all}",
         f"Nm[{r},{k}] = exp(Sc[{r},{k}] - Mx[{r}]){w_all}",
         f"Dn[{r}] = sum[{k}] Nm[{r},{k}]{w_all}",
     ]
+    vals = f"Vt[{k},{v}]"
+    if vmask:
+        lines.append(f"Vm[{r},{k},{v}] = Vt[{k},{v}] where {vmask}")
+        vals = f"Vm[{r},{k},{v}]"
     if deferred:
-        lines += [f"NV[{r},{v}] = sum[{k}] Nm[{r},{k}] * Vt[{k},{v}]{w_all}",
+        lines += [f"NV[{r},{v}] = sum[{k}] Nm[{r},{k}] * {vals}{w_all}",
                   f"Out[{r},{v}] = NV[{r},{v}] / Dn[{r}]"]
     else:
         lines += [f"Pr[{r},{k}] = Nm[{r},{k}] / Dn[{r}]{w_all}",
-                  f"Out[{r},{v}] = sum[{k}] Pr[{r},{k}] * Vt[{k},{v}]{w_all}"]
-    return loads("\n".join(lines) + "\n"), sizes, tile, leak
+                  f"Out[{r},{v}] = sum[{k}] Pr[{r},{k}] * {vals}{w_all}"]
+    return loads("\n".join(lines) + "\n"), sizes, tile, leak, vmask not in (None, mask)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(attention_cascades(), st.integers(0, 2 ** 16))
 def test_random_cascades_keep_their_meaning_under_every_pass(case, seed):
-    cascade, sizes, tile, leak = case
+    cascade, sizes, tile, leak, sparse_values = case
     passes = [get_pass(name) for name in sorted(REGISTRY)] + [OnlineSoftmax(tile_size=tile)]
     for p in passes:
         out = run_pipeline(cascade, [p], verify=True)
@@ -349,6 +390,8 @@ def test_random_cascades_keep_their_meaning_under_every_pass(case, seed):
     rewritten = OnlineSoftmax(tile_size=tile)(cascade)
     if leak:
         assert rewritten is cascade and "output" in online_softmax_reason(cascade)
+    elif sparse_values:  # values masked otherwise than the score: refused (with the reason)
+        assert rewritten is cascade and "numerator" in online_softmax_reason(cascade)
     else:
         assert count_passes(rewritten).passes == 1
 

@@ -61,6 +61,7 @@ from ...ir import Cascade
 from ...verifier import analyze
 from .build import DEFAULT_TILE, build
 from .match import Form, Match, NotApplicable, find
+from .points import check_points
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ def rewrite_online_softmax(cascade: Cascade, tile_rank: str | None = None,
         analysis = analyze(current)
         try:
             match = find(analysis, tile_rank)
+            check_points(analysis, match)
             current = build(analysis, match, tile_size)
         except NotApplicable as exc:
             if not done:
