@@ -55,7 +55,9 @@ class ReduceGen(MaskGen):
             # an empty max/min read by another reducer contributes nothing
             x = Where(BinOp("==", x, Const(t.empty_at), wrap=False), IDENTITY[einsum.reducer], x)
         masked = [tm for tm in need if not self.padding(tm, einsum)]  # not the tile's padding
-        empty_at = _EMPTY_AT.get(einsum.reducer) if (masked or t.ninf_terms or skips_nan) else None
+        # (an operand's own empty points, a max/min of a max/min over no point, make empty ones)
+        empty_at = _EMPTY_AT.get(einsum.reducer) if (masked or t.ninf_terms or skips_nan
+                                                      or t.empty_at is not None) else None
         if need:
             m = self.mask_var(need, t.axes)
             x = Where(m, x, IDENTITY[einsum.reducer])
