@@ -115,9 +115,7 @@ def _sum_of(cascade: Cascade, rec, rm, sln_body: Expr) -> _Sum | None:
     if not (isinstance(body, Binary) and body.op == "+"):
         return None
     prev = _at(upd.output, rec.axis, Name(rec.var))
-    k1 = Binary("+", Name(rm.var), Num(1))
-    rm_out = rm.update.output
-    prm = Call("exp", (Binary("-", _at(rm_out, rm.axis, Name(rm.var)), _at(rm_out, rm.axis, k1)),))
+    prm = Call("exp", (_step_difference(rm),))
     scaled = [t for t in (body.lhs, body.rhs) if _is_rescaled(cascade, t, prev, prm, used)]
     if len(scaled) != 1:
         return None
@@ -172,15 +170,23 @@ def rescaled_maxes(cascade: Cascade, recurrences) -> dict[str, Binary]:
         sums = [s for other in recurrences.values() if other.tensor != rm.tensor
                 for s in [_sum_of(cascade, other, rm, sln_body)] if s is not None]
         diff = _step_difference(rm)
-        inner = frozenset().union(*(s.rescale for s in sums))
-        within = inner | {s.state for s in sums}
-        if sums and not any(cascade.output(t) is not None for t in inner) and all(
-                e.name in within for t in inner for e in readers(cascade, t)) and all(
-                e.name in within for e in cascade.einsums
-                if any(x == diff for part in (e.body, e.where) if part is not None
-                       for x in walk(part))):
+        if sums and _read_only_to_rescale(cascade, sums, diff):
             out[rm.tensor] = diff
     return out
+
+
+def _read_only_to_rescale(cascade: Cascade, sums: list[_Sum], diff: Binary) -> bool:
+    """The maps the sums rescale through (PRM, SPD) are no outputs and are read only by them, and
+    only they (and the sums' updates) read ``diff``."""
+    inner = frozenset().union(*(s.rescale for s in sums))
+    within = inner | {s.state for s in sums}
+    if any(cascade.output(t) is not None for t in inner):
+        return False
+    if any(e.name not in within for t in inner for e in readers(cascade, t)):
+        return False
+    return all(e.name in within for e in cascade.einsums
+               if any(x == diff for part in (e.body, e.where) if part is not None
+                      for x in walk(part)))
 
 
 def _collapse_one(cascade: Cascade, rm, recurrences):
