@@ -17,6 +17,7 @@ from typing import Callable
 
 from einsum_ir.errors import CascadeError
 from einsum_ir.exprs import rank_root
+from einsum_ir.autodiff.online import rescaled_maxes
 from einsum_ir.data_masks import reads_tensors
 from einsum_ir.ir import Access, Cascade, Num, index_vars, walk
 from einsum_ir.passes import Prepared
@@ -100,6 +101,8 @@ class Lowering:
         self.inputs = {d.name: d for d in cascade.inputs}
         self.outputs = {d.name: d for d in cascade.outputs}
         self.block_name = block_name
+        # the running maxes whose step difference is only an online softmax's rescale exponent
+        self.rescaled = rescaled_maxes(cascade, facts.recurrences)
         self._roles()
 
     def sole_definition(self, name: str, node=None):

@@ -20,8 +20,9 @@ and turns every Einsum into tile operations:
 
 Empty points follow the interpreter: reductions see only existing points, a reduction over nothing
 is empty (a max/min keeps its identity as the mark, a sum whose points can all be masked a
-'met a point' term beside it), ``inf - inf`` is guarded, and an empty output element is stored as
-the output's declared empty value (0 unless ``empty``).
+'met a point' term beside it), ``inf - inf`` is NaN, an empty point (0 only as an online softmax's
+rescale exponent, where the factor of 1 meets a zero state), and an empty output element is stored
+as the output's declared empty value (0 unless ``empty``).
 
 Reductions that do not involve the row rank (the state of linear attention) go to a first kernel
 (phase 0) whose results are written to scratch memory and read by the main kernel.

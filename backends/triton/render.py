@@ -70,7 +70,7 @@ OPS = {
     "%": "({x} % {y})",
     "max": "tl.maximum({x}, {y})",
     "min": "tl.minimum({x}, {y})",
-    "safe_sub": "tl.where({x} == {y}, 0.0, {x} - {y})",  # inf - inf: an empty history gives 0
+    "safe_sub": "tl.where({x} == {y}, 0.0, {x} - {y})",  # an online softmax: empty max - empty max
     **{c: "tl.where({x} " + c + " {y}, 1.0, 0.0)" for c in ("<", "<=", ">", ">=", "==", "!=")},
     # index and mask operations
     "neg": "(-{x})",

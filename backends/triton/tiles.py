@@ -93,7 +93,7 @@ class Tile:
     variant: bool = False
     src: Node | None = None  # pointer whose element type a native tile has
     lin: tuple | None = None  # (base node, c): the value is base * c (c a constant)
-    diff: tuple | None = None  # (a, b): the value is a - b (no inf - inf guard needed)
+    diff: tuple | None = None  # (a, b): the value is a - b
     ninf_terms: frozenset = frozenset()  # conjuncts outside which the value is -inf
     max_of: frozenset = frozenset()  # values of tiles this row value bounds from above (a max)
     dot: tuple | None = None  # (a, b): the value is tl.dot(a, b), so "+ acc" can accumulate in it

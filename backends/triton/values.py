@@ -239,12 +239,14 @@ class ValueGen(KernelGen):
         x, y = self.bcast(self.f32(a), a.axes, axes), self.bcast(self.f32(b), b.axes, axes)
         variant = a.variant or b.variant
         may_inf = a.may_inf or b.may_inf
-        if op == "-" and a.may_inf and b.may_inf:  # inf - inf: an empty history contributes 0
+        if op == "-" and a.may_inf and b.may_inf and node in self.low.rescaled.values():
+            # an online softmax's RM[k] - RM[k+1], both -inf: 0, a factor of 1 on a zero state
+            # (einsum_ir.autodiff.online.rescaled_maxes)
             return Tile(Op("safe_sub", (x, y)), axes, "f32", terms, frozenset(), may_inf,
                         variant)
-        if op == "-":
+        if op == "-":  # inf - inf is NaN, the interpreter's empty point
             return Tile(Op("-", (x, y)), axes, "f32", terms, frozenset(), may_inf, variant,
-                        ninf_terms=ninf, diff=(a, b))
+                        ninf_terms=ninf, diff=(a, b), may_nan=a.may_inf and b.may_inf)
         if op == "*":
             return scaled_product(a, b, Op("*", (x, y)), axes, terms, may_inf)
         if op == "/" and not b.axes and b.const:
@@ -277,7 +279,9 @@ class ValueGen(KernelGen):
             y = self.emit("pow_exp", _index_f32(y_int, exponent.axes) if y_int else y, variant)
         zero = a.zero_terms if n is not None and n > 0 else frozenset()
         fractional = y_int is None and (n is None or not float(n).is_integer())  # (-2) ** 0.5
-        return Tile(pow_node(x, y, n, y_int), axes, "f32", terms, zero, True, variant,
+        # a finite base to a constant power >= 0 is finite (as a product is: no overflow)
+        may_inf = a.may_inf or n is None or n < 0
+        return Tile(pow_node(x, y, n, y_int), axes, "f32", terms, zero, may_inf, variant,
                     may_nan=fractional)
 
     def _non_pad(self, t: Tile) -> set:

@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ..exprs import product_factors
-from ..ir import Access, Binary, Call, Cascade, Einsum, Expr, Name, Num, Role, Unary
+from ..ir import Access, Binary, Call, Cascade, Einsum, Expr, Name, Num, Role, Unary, walk
 from ..passes.rewrite import fresh, readers, taken_names, transform
 from .unsplit import merge_split
 
@@ -51,6 +51,7 @@ class _Sum:
     axis: int  # the stepped axis of the state
     local: Einsum  # sum[r] SLN * rest (the Einsum holding it)
     members: frozenset[str]  # the tensors only this sum uses (SPD, SLD, ...)
+    rescale: frozenset[str] = frozenset()  # the maps its update computes through (SPD, PRM)
 
 
 def collapse(cascade: Cascade, analysis) -> Collapsed | None:
@@ -114,9 +115,7 @@ def _sum_of(cascade: Cascade, rec, rm, sln_body: Expr) -> _Sum | None:
     if not (isinstance(body, Binary) and body.op == "+"):
         return None
     prev = _at(upd.output, rec.axis, Name(rec.var))
-    k1 = Binary("+", Name(rm.var), Num(1))
-    rm_out = rm.update.output
-    prm = Call("exp", (Binary("-", _at(rm_out, rm.axis, Name(rm.var)), _at(rm_out, rm.axis, k1)),))
+    prm = Call("exp", (_step_difference(rm),))
     scaled = [t for t in (body.lhs, body.rhs) if _is_rescaled(cascade, t, prev, prm, used)]
     if len(scaled) != 1:
         return None
@@ -129,7 +128,8 @@ def _sum_of(cascade: Cascade, rec, rm, sln_body: Expr) -> _Sum | None:
                                                        None) == sln_body]
     if len(hits) != 1 or local.output.indices != prev.indices:
         return None
-    return _Sum(rec.tensor, rec.axis, local, frozenset(used | {local.name, hits[0].tensor}))
+    return _Sum(rec.tensor, rec.axis, local, frozenset(used | {local.name, hits[0].tensor}),
+                frozenset(used))
 
 
 def _is_rescaled(cascade: Cascade, term: Expr, prev: Access, prm: Expr, used: set[str]) -> bool:
@@ -145,6 +145,48 @@ def _is_rescaled(cascade: Cascade, term: Expr, prev: Access, prm: Expr, used: se
         return False
     used |= seen
     return True
+
+
+def _step_difference(rm) -> Binary:
+    """``RM[o, k] - RM[o, k+1]``: the exponent of the rescale factor of a running max ``rm``."""
+    out, k = rm.update.output, rm.var
+    return Binary("-", _at(out, rm.axis, Name(k)), _at(out, rm.axis, Binary("+", Name(k), Num(1))))
+
+
+def rescaled_maxes(cascade: Cascade, recurrences) -> dict[str, Binary]:
+    """The running maxes of the pattern above whose step difference ``RM[o, k] - RM[o, k+1]``
+    (the value) is read only as the exponent of the rescale factor of its running sums: by
+    tensor. Where ``RM[o, k] = RM[o, k+1] = -inf`` the difference is an empty point and so is
+    the factor, which leaves the sum's step contribution; a kernel may take the difference as 0
+    there (a factor of 1): every term the state holds is exp(-inf - ..) = 0, so the state is 0 and
+    the sum is the step's contribution either way. Any other reader of the difference (an
+    output, a sum not of the pattern) sees the empty point."""
+    out = {}
+    for rm in recurrences.values():
+        lm = _running_max(cascade, rm)
+        if lm is None:
+            continue
+        sln_body = Call("exp", (Binary("-", lm.body, rm.update.output),))
+        sums = [s for other in recurrences.values() if other.tensor != rm.tensor
+                for s in [_sum_of(cascade, other, rm, sln_body)] if s is not None]
+        diff = _step_difference(rm)
+        if sums and _read_only_to_rescale(cascade, sums, diff):
+            out[rm.tensor] = diff
+    return out
+
+
+def _read_only_to_rescale(cascade: Cascade, sums: list[_Sum], diff: Binary) -> bool:
+    """The maps the sums rescale through (PRM, SPD) are no outputs and are read only by them, and
+    only they (and the sums' updates) read ``diff``."""
+    inner = frozenset().union(*(s.rescale for s in sums))
+    within = inner | {s.state for s in sums}
+    if any(cascade.output(t) is not None for t in inner):
+        return False
+    if any(e.name not in within for t in inner for e in readers(cascade, t)):
+        return False
+    return all(e.name in within for e in cascade.einsums
+               if any(x == diff for part in (e.body, e.where) if part is not None
+                      for x in walk(part)))
 
 
 def _collapse_one(cascade: Cascade, rm, recurrences):

@@ -122,7 +122,7 @@ def _phase1(
         qk = tl.dot(q, tl.trans(k))
         pow_base_3 = k.to(tl.float32)
         kn = tl.sum((pow_base_3 * pow_base_3), axis=1)
-        s = (tl.where(((2.0 * qk) - qn[:, None]) == kn[None, :], 0.0, ((2.0 * qk) - qn[:, None]) - kn[None, :]) * 0.125)
+        s = ((((2.0 * qk) - qn[:, None]) - kn[None, :]) * 0.125)
         valid = in_m[None, :]
         lm = tl.max(tl.where(valid, s, float('-inf')), axis=1)
         rm_next = tl.maximum(rm, lm)
