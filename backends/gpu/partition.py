@@ -13,14 +13,14 @@ Nothing here knows about Triton: the callback is the lowering, so the partition 
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from typing import Callable
 
 from einsum_ir import Cascade
 from einsum_ir.errors import CascadeError
-from einsum_ir.ir import Access, Binary, Call, Einsum, Expr, Name, Num, Role, TensorDecl, walk
+from einsum_ir.ir import Access, Binary, Einsum, Expr, Name, Num, Role, TensorDecl
 
+from .nans import empty_in_memory
 from .steps import read_steps, step_store
 from .views import permute_view, read_through, split_view
 
@@ -80,7 +80,7 @@ def intermediate_decl(cascade: Cascade, unit: Unit) -> TensorDecl:
     """The declaration of a unit's tensor as a group's input or output: its axes are the index
     variables of its definition. A recurrence has none: it passes as its steps
     (:func:`backends.gpu.steps.step_store`). A tensor that may hold a NaN an operation makes
-    (:func:`may_make_nan`) is declared ``empty nan``: the writer stores its empty points as NaN
+    (:func:`backends.gpu.nans.may_make_nan`) is declared ``empty nan``: the writer stores its empty points as NaN
     and the reader takes a NaN it loads for an empty point, as within one kernel (a 0 in memory
     would be read as a value)."""
     if unit.recurrent:
@@ -93,34 +93,7 @@ def intermediate_decl(cascade: Cascade, unit: Unit) -> TensorDecl:
             raise CascadeError(f"{unit.tensor} is written at computed indices: it cannot pass "
                                "between kernels", e.span, source=cascade.source)
         axes.append(index.name)
-    empty = math.nan if may_make_nan(cascade, unit.tensor) else 0.0
-    return TensorDecl(unit.tensor, tuple(axes), empty, e.span)
-
-
-def may_make_nan(cascade: Cascade, tensor: str) -> bool:
-    """Whether an operation on the way to ``tensor`` may make a NaN (the interpreter's empty
-    point, where its emptiness comes from values): a division or remainder by other than a
-    nonzero constant, ``log``, ``sqrt``, or ``pow`` to other than an integer constant."""
-    seen, todo = set(), [tensor]
-    while todo:
-        t = todo.pop()
-        if t in seen:
-            continue
-        seen.add(t)
-        for e in cascade.definitions(t):
-            parts = [e.body] + ([e.where] if e.where is not None else [])
-            if any(_makes_nan(n) for part in parts for n in walk(part)):
-                return True
-            todo += [a.tensor for a in e.reads()]
-    return False
-
-
-def _makes_nan(node: Expr) -> bool:
-    if isinstance(node, Binary) and node.op in ("/", "%"):
-        return not (isinstance(node.rhs, Num) and node.rhs.value != 0)
-    if isinstance(node, Call) and node.func == "pow":
-        return not (isinstance(node.args[1], Num) and float(node.args[1].value).is_integer())
-    return isinstance(node, Call) and node.func in ("log", "sqrt")
+    return TensorDecl(unit.tensor, tuple(axes), empty_in_memory(cascade, unit.tensor), e.span)
 
 
 def fresh_name(cascade: Cascade, name: str) -> str:
