@@ -82,7 +82,7 @@ def intermediate_decl(cascade: Cascade, unit: Unit) -> TensorDecl:
     (:func:`backends.gpu.steps.step_store`). A tensor that may hold a NaN an operation makes
     (:func:`backends.gpu.nans.may_make_nan`) is declared ``empty nan``: the writer stores its empty points as NaN
     and the reader takes a NaN it loads for an empty point, as within one kernel (a 0 in memory
-    would be read as a value)."""
+    would be read as a value); an output is read as it is stored, with its declared empty value."""
     if unit.recurrent:
         raise CascadeError(f"{unit.tensor} is a recurrence: its steps cannot pass between kernels",
                            unit.einsums[-1].span, source=cascade.source)
@@ -93,7 +93,9 @@ def intermediate_decl(cascade: Cascade, unit: Unit) -> TensorDecl:
             raise CascadeError(f"{unit.tensor} is written at computed indices: it cannot pass "
                                "between kernels", e.span, source=cascade.source)
         axes.append(index.name)
-    return TensorDecl(unit.tensor, tuple(axes), empty_in_memory(cascade, unit.tensor), e.span)
+    final = cascade.output(unit.tensor)  # an output is in memory as declared
+    empty = final.empty if final is not None else empty_in_memory(cascade, unit.tensor)
+    return TensorDecl(unit.tensor, tuple(axes), empty, e.span)
 
 
 def fresh_name(cascade: Cascade, name: str) -> str:
