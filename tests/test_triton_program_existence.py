@@ -54,3 +54,36 @@ def test_an_intermediate_whose_existence_only_memory_can_hold_is_cut_and_matches
         np.testing.assert_allclose(got[out].numpy(), ref, rtol=1e-4, atol=1e-5)
     if name == "data_mask":  # some rows are empty, and they come back empty
         assert (want["T4"] == -1).any()
+
+
+# T3 = T2 / T2 is 0 / 0 (an empty point) where T2 = relu(..) is 0: values make the emptiness,
+# which no existence analysis sees; T4 reads T3 at [p / 2, M - 1 - m], so T3 passes through memory
+NAN_MADE = """rank P = 6, M = 5, F = 2
+input I1[p, m, f]
+output T5[m, f] empty -1.5
+T1[p, f] = max[m] I1[p, m, f]
+T2[p, m, f] = relu(I1[p, m, f] - T1[p, f] + 0.5)
+T3[p, m, f] = T2[p, m, f] / T2[p, m, f]
+T4[p, m, f] = T3[p / 2, M - 1 - m, f]
+T5[m, f] = sum[p] T4[p, m, f]
+"""
+
+
+def test_an_intermediate_an_operation_may_make_nan_in_stays_nan_in_memory():
+    import math
+
+    import torch
+
+    cascade = loads(NAN_MADE, "nan_made.ein")
+    fn = compile_cascade(cascade)
+    sizes = resolve_sizes(cascade, {})
+    inputs = random_inputs(cascade, sizes, 3, np.float64)
+    want = evaluate(cascade, inputs, sizes)
+    got = fn(**{k: torch.tensor(v, dtype=torch.float32) for k, v in inputs.items()})
+    assert isinstance(fn.last, Program)
+    decls = {d.name: d for g in fn.last.groups for d in g.cascade.inputs + g.cascade.outputs}
+    written = [t for g in fn.last.groups for t in g.writes]
+    assert written and all(math.isnan(decls[t].empty) for t in written if t.startswith("T3"))
+    assert decls["T5"].empty == -1.5  # an output keeps its declared empty value
+    assert (want["T5"] == -1.5).any()  # some sums meet only NaN-made empty points
+    np.testing.assert_allclose(got["T5"].numpy(), want["T5"], rtol=1e-4, atol=1e-5)

@@ -20,6 +20,7 @@ from einsum_ir import Cascade
 from einsum_ir.errors import CascadeError
 from einsum_ir.ir import Access, Binary, Einsum, Expr, Name, Num, Role, TensorDecl
 
+from .nans import empty_in_memory
 from .steps import read_steps, step_store
 from .views import permute_view, read_through, split_view
 
@@ -75,10 +76,13 @@ def units_of(cascade: Cascade) -> list[Unit]:
     return [Unit(name, tuple(es)) for name, es in order.items()]
 
 
-def intermediate_decl(cascade: Cascade, unit: Unit, empty: float = 0.0) -> TensorDecl:
+def intermediate_decl(cascade: Cascade, unit: Unit) -> TensorDecl:
     """The declaration of a unit's tensor as a group's input or output: its axes are the index
     variables of its definition. A recurrence has none: it passes as its steps
-    (:func:`backends.gpu.steps.step_store`)."""
+    (:func:`backends.gpu.steps.step_store`). A tensor that may hold a NaN an operation makes
+    (:func:`backends.gpu.nans.may_make_nan`) is declared ``empty nan``: the writer stores its empty points as NaN
+    and the reader takes a NaN it loads for an empty point, as within one kernel (a 0 in memory
+    would be read as a value); an output is read as it is stored, with its declared empty value."""
     if unit.recurrent:
         raise CascadeError(f"{unit.tensor} is a recurrence: its steps cannot pass between kernels",
                            unit.einsums[-1].span, source=cascade.source)
@@ -89,6 +93,8 @@ def intermediate_decl(cascade: Cascade, unit: Unit, empty: float = 0.0) -> Tenso
             raise CascadeError(f"{unit.tensor} is written at computed indices: it cannot pass "
                                "between kernels", e.span, source=cascade.source)
         axes.append(index.name)
+    final = cascade.output(unit.tensor)  # an output is in memory as declared
+    empty = final.empty if final is not None else empty_in_memory(cascade, unit.tensor)
     return TensorDecl(unit.tensor, tuple(axes), empty, e.span)
 
 

@@ -29,6 +29,8 @@ from einsum_ir.errors import CascadeError
 from einsum_ir.ir import Access, Binary, Einsum, Name, Num, Role, Span, TensorDecl
 from einsum_ir.passes.rewrite import transform
 
+from .nans import empty_in_memory
+
 FORMS = ("steps", "next", "end")
 
 
@@ -44,6 +46,7 @@ class StepStore:
     forms: tuple[tuple[str, str], ...]
     aliases: tuple[tuple[str, str], ...] = ()  # rank -> the rank it is an alias of
     span: Span | None = None  # the recurrence's update: where a refusal of a copy points
+    empty: float = 0.0  # its empty points in memory (backends.gpu.nans.empty_in_memory)
 
     @property
     def rank(self) -> str:
@@ -59,7 +62,7 @@ class StepStore:
             if only is None or form in only:
                 axes = self.axes if form != "end" else \
                     tuple(a for k, a in enumerate(self.axes) if k != self.axis)
-                out.append(TensorDecl(name, axes))
+                out.append(TensorDecl(name, axes, self.empty))
         return out
 
     def writers(self, only=None) -> list[Einsum]:
@@ -126,7 +129,7 @@ def step_store(cascade: Cascade, tensor: str, readers) -> StepStore:
                 name += "_"
             names.append((f, name))
     return StepStore(tensor, axis, step.lhs.name, tuple(axes), tuple(names),
-                     tuple(sorted(ranks.items())), update.span)
+                     tuple(sorted(ranks.items())), update.span, empty_in_memory(cascade, tensor))
 
 
 def read_steps(einsum: Einsum, stores: dict) -> Einsum:

@@ -12,8 +12,11 @@ change what the interpreter computes. Where a predicate over the tensor's own in
 exactly which points exist (:func:`restorable`), the reading group applies it again
 (``T = T_stored where predicate``); any other such intermediate carries its existence beside it
 (``T_exists``, see :class:`backends.gpu.partition.StoredExistence`), and the reading group applies
-that (``T = T_stored where T_exists > 0``). Which points exist is decided at the call's sizes by the existence analysis; emptiness
-that depends on values (``-inf - -inf``) is not modelled by it and not restored.
+that (``T = T_stored where T_exists > 0``). Which points exist is decided at the call's sizes by
+the existence analysis. Emptiness that values make (a NaN of ``0 / 0``) is not modelled by it:
+an intermediate that may hold such a NaN is declared ``empty nan`` (see
+:func:`backends.gpu.partition.intermediate_decl`), so it stays NaN in memory and the reading
+kernel takes it for an empty point, as the kernel that made it would have.
 """
 from __future__ import annotations
 

@@ -2,6 +2,8 @@
 reductions themselves are in reductions.py, the validity masks of the reads in masks.py."""
 from __future__ import annotations
 
+import math
+
 from dataclasses import replace
 
 from einsum_ir.ir import Access, Binary, Einsum, Name, Num
@@ -208,8 +210,13 @@ class ReadGen(ReduceGen):
         mask = Conj(tuple(mask_parts)) if mask_parts else None
         var = self.emit(name, Load(ptr, Offset(tuple(parts)), mask), variant)
         kind = "native" if name in low.inputs else "f32"
+        # an ``empty nan`` input (an intermediate an earlier kernel wrote, backends/gpu/
+        # partition.py intermediate_decl) or a scratch final of an earlier phase: a NaN in
+        # memory is an empty point
+        nan = name in low.inputs and math.isnan(low.inputs[name].empty)
         t = Tile(var, axes, kind, frozenset(terms), frozenset(terms), False, variant,
-                 src=ptr if kind == "native" else None, may_nan=name in self.spec.nan_reads)
+                 src=ptr if kind == "native" else None,
+                 may_nan=nan or name in self.spec.nan_reads)
         (self.memo(variant))[key] = t
         return t
 

@@ -1,6 +1,8 @@
 """Stores of finished values: outputs with their empty points, and the scratch intermediates."""
 from __future__ import annotations
 
+import math
+
 from einsum_ir.errors import CascadeError
 from einsum_ir.ir import Einsum
 
@@ -112,7 +114,8 @@ class StoreGen(ReadGen):
             elif axes:  # a scalar (a constant need not be a tensor: tl.broadcast_to refuses it)
                 value = BinOp("+", Zeros(self.shape_of(axes), "float32"), value)
         # an empty point is stored as the output's declared empty value (0 unless ``empty``)
-        empty = const_tile(float(low.outputs[name].empty) if name in low.outputs else 0.0).value
+        declared = float(low.outputs[name].empty) if name in low.outputs else 0.0
+        empty = const_tile(declared).value
         # (where the value is 0 outside a term, an empty 0 needs no select there)
         zero = t.zero_terms if empty == Const(0.0) else frozenset()
         valid = self.validity_masks(t, axes, zero) if cast else []
@@ -121,9 +124,10 @@ class StoreGen(ReadGen):
         if cast and t.empty_at is not None:  # a max/min over no point is empty
             value = Where(_bare("==", value, Const(t.empty_at)), empty, value)
         v = self.emit(name.lower() + "_out", value, in_loop)
-        if cast:
+        if cast and not math.isnan(declared):
             # a NaN an operation makes (0 / 0 of an empty row or a zero normaliser, inf - inf,
-            # a negative base to a fractional power) is the interpreter's empty point
+            # a negative base to a fractional power) is the interpreter's empty point (an
+            # ``empty nan`` intermediate keeps it: its reader takes it for one)
             v2 = self.emit(name.lower() + "_val", Cast(Where(_bare("==", v, v), v, empty), ptr),
                            in_loop)
         else:

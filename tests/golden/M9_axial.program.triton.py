@@ -33,7 +33,7 @@ BAKED_SIZES = {'E': 3}  # sizes compiled into the kernels
 #     index x2 : X
 #     index y2 : Y
 #     input T[y, x, e]
-#     output R[y, x, e]
+#     output R[y, x, e] empty nan
 #
 #     SR[y, x, x2] = sum[e] T[y, x, e] * T[y, x2, e] / sqrt(E)
 #     NR_max1[y, x] = max[x2] SR[y, x, x2]
@@ -120,8 +120,7 @@ def _k1_phase1(
         r = tl.dot(tl.where(valid_2, nr_1, 0.0).to(T_ptr.dtype.element_ty), t_3)
         r_acc = r_acc + (r / r_sum1_acc[:, None])
     r_out = r_acc
-    r_val = tl.where(r_out == r_out, r_out, 0.0).to(R_ptr.dtype.element_ty)
-    tl.store(R_ptr + y_idx * stride_R_0 + offs_x[:, None] * stride_R_1 + offs_e[None, :] * stride_R_2, r_val, mask=(offs_x < X)[:, None] & (offs_e < 3)[None, :])
+    tl.store(R_ptr + y_idx * stride_R_0 + offs_x[:, None] * stride_R_1 + offs_e[None, :] * stride_R_2, r_out, mask=(offs_x < X)[:, None] & (offs_e < 3)[None, :])
 
 
 # ======================================== kernel program 2 of 2: O from R
@@ -131,7 +130,7 @@ def _k1_phase1(
 #     rank E = 3
 #     index x2 : X
 #     index y2 : Y
-#     input R_t[x, y, e]
+#     input R_t[x, y, e] empty nan
 #     output O[y, x, e]
 #
 #     SC[y, x, y2] = sum[e] R_t[x, y, e] * R_t[x, y2, e] / sqrt(E)
@@ -181,44 +180,64 @@ def _k2_phase1(
     in_y = (offs_y < Y)
     in_e = (offs_e < 3)
     r_t = tl.load(R_t_ptr + x_idx * stride_R_t_0 + offs_y[:, None] * stride_R_t_1 + offs_e[None, :] * stride_R_t_2, mask=in_y[:, None] & in_e[None, :], other=0.0)
+    valid = (r_t == r_t)
+    has_sc = tl.max(tl.where(valid, 1, 0), axis=1) > 0
     for it in range(lo_0, hi_0):
         offs_y2 = it * BLOCK_Y2 + tl.arange(0, BLOCK_Y2)
         in_y_1 = ((offs_y2 < Y) | EVEN_Y)
         r_t_1 = tl.load(R_t_ptr + x_idx * stride_R_t_0 + offs_y2[:, None] * stride_R_t_1 + offs_e[None, :] * stride_R_t_2, mask=in_y_1[:, None] & in_e[None, :], other=0.0)
-        sc = tl.dot(r_t, tl.trans(r_t_1))
+        sc = tl.dot(tl.where(r_t == r_t, r_t, 0.0), tl.trans(tl.where(r_t_1 == r_t_1, r_t_1, 0.0)))
+        valid_1 = (r_t_1 == r_t_1)
+        has_sc_1 = tl.max(tl.where(valid_1, 1, 0), axis=1) > 0
         in_y2 = ((offs_y2 < Y) | EVEN_Y2)
-        valid = in_y2[None, :] & in_y_1[None, :]
-        nc_max1_acc = tl.maximum(nc_max1_acc, (tl.max(tl.where(valid, sc, float('-inf')), axis=1) * 0.5773502691896258))
+        valid_2 = has_sc_1[None, :] & in_y2[None, :] & in_y_1[None, :]
+        nc_max1_acc = tl.maximum(nc_max1_acc, (tl.max(tl.where(valid_2, sc, float('-inf')), axis=1) * 0.5773502691896258))
 
     # loop 1 over the streamed rank (y2, plain): O_sum1
     o_sum1_acc = tl.full([BLOCK_Y], 0.0, tl.float32)
     lo_1 = 0
     hi_1 = tl.cdiv(Y, BLOCK_Y2)
+    has_sc_2 = tl.max(tl.where(valid, 1, 0), axis=1) > 0
+    valid_4 = (nc_max1_acc != float('-inf'))[:, None] & has_sc[:, None]
+    o_sum1_has = tl.zeros([BLOCK_Y], tl.int32)
     for it in range(lo_1, hi_1):
         offs_y2 = it * BLOCK_Y2 + tl.arange(0, BLOCK_Y2)
         in_y_2 = ((offs_y2 < Y) | EVEN_Y)
         r_t_2 = tl.load(R_t_ptr + x_idx * stride_R_t_0 + offs_y2[:, None] * stride_R_t_1 + offs_e[None, :] * stride_R_t_2, mask=in_y_2[:, None] & in_e[None, :], other=0.0)
-        sc_2 = tl.dot(r_t, tl.trans(r_t_2))
-        nc = tl.exp2(sc_2 * 0.8329403702157813 - (nc_max1_acc * 1.4426950408889634)[:, None])
+        sc_2 = tl.dot(tl.where(r_t == r_t, r_t, 0.0), tl.trans(tl.where(r_t_2 == r_t_2, r_t_2, 0.0)))
+        valid_3 = (r_t_2 == r_t_2)
+        has_sc_3 = tl.max(tl.where(valid_3, 1, 0), axis=1) > 0
+        sc_3 = (sc_2 * 0.5773502691896258)
+        exp_in = tl.where(valid_4, (sc_3 - nc_max1_acc[:, None]), sc_3)
+        nc = tl.exp2(exp_in * 1.4426950408889634)
         in_y2_1 = ((offs_y2 < Y) | EVEN_Y2)
-        valid_1 = in_y2_1[None, :] & in_y_2[None, :]
-        o_sum1_acc = o_sum1_acc + tl.sum(tl.where(valid_1, nc, 0.0), axis=1)
+        valid_5 = has_sc_3[None, :] & in_y2_1[None, :] & in_y_2[None, :]
+        valid_6 = has_sc_3 & in_y2_1 & in_y_2
+        has_o_sum1 = tl.max(tl.where(valid_6, 1, 0), axis=0) > 0
+        o_sum1_has = tl.maximum(o_sum1_has, tl.where(has_o_sum1, 1, 0))
+        o_sum1_acc = o_sum1_acc + tl.sum(tl.where(valid_5, nc, 0.0), axis=1)
+    has_o_sum1_1 = o_sum1_has > 0
 
     # loop 2 over the streamed rank (y2, plain): O
     o_acc = tl.full([BLOCK_Y, BLOCK_E], 0.0, tl.float32)
     lo_2 = 0
     hi_2 = tl.cdiv(Y, BLOCK_Y2)
+    has_sc_4 = tl.max(tl.where(valid, 1, 0), axis=1) > 0
     for it in range(lo_2, hi_2):
         offs_y2 = it * BLOCK_Y2 + tl.arange(0, BLOCK_Y2)
         in_y_3 = ((offs_y2 < Y) | EVEN_Y)
         r_t_3 = tl.load(R_t_ptr + x_idx * stride_R_t_0 + offs_y2[:, None] * stride_R_t_1 + offs_e[None, :] * stride_R_t_2, mask=in_y_3[:, None] & in_e[None, :], other=0.0)
-        sc_4 = tl.dot(r_t, tl.trans(r_t_3))
-        nc_1 = tl.exp2(sc_4 * 0.8329403702157813 - (nc_max1_acc * 1.4426950408889634)[:, None])
+        sc_4 = tl.dot(tl.where(r_t == r_t, r_t, 0.0), tl.trans(tl.where(r_t_3 == r_t_3, r_t_3, 0.0)))
+        valid_7 = (r_t_3 == r_t_3)
+        has_sc_5 = tl.max(tl.where(valid_7, 1, 0), axis=1) > 0
+        sc_5 = (sc_4 * 0.5773502691896258)
+        exp_in_1 = tl.where(valid_4, (sc_5 - nc_max1_acc[:, None]), sc_5)
+        nc_1 = tl.exp2(exp_in_1 * 1.4426950408889634)
         in_y2_2 = ((offs_y2 < Y) | EVEN_Y2)
-        valid_2 = in_y2_2[None, :] & in_y_3[None, :]
-        o = tl.dot(tl.where(valid_2, nc_1, 0.0).to(R_t_ptr.dtype.element_ty), r_t_3)
+        valid_8 = has_sc_5[None, :] & in_y2_2[None, :] & in_y_3[None, :]
+        o = tl.dot(tl.where(valid_8, nc_1, 0.0).to(R_t_ptr.dtype.element_ty), tl.where(r_t_3 == r_t_3, r_t_3, 0.0))
         o_acc = o_acc + (o / o_sum1_acc[:, None])
-    o_out = o_acc
+    o_out = tl.where(has_o_sum1_1[:, None] & has_sc_2[:, None] & has_sc_4[:, None], o_acc, 0.0)
     o_val = tl.where(o_out == o_out, o_out, 0.0).to(O_ptr.dtype.element_ty)
     tl.store(O_ptr + offs_y[:, None] * stride_O_0 + x_idx * stride_O_1 + offs_e[None, :] * stride_O_2, o_val, mask=(offs_y < Y)[:, None] & (offs_e < 3)[None, :])
 
