@@ -87,3 +87,43 @@ def test_an_intermediate_an_operation_may_make_nan_in_stays_nan_in_memory():
     assert decls["T5"].empty == -1.5  # an output keeps its declared empty value
     assert (want["T5"] == -1.5).any()  # some sums meet only NaN-made empty points
     np.testing.assert_allclose(got["T5"].numpy(), want["T5"], rtol=1e-4, atol=1e-5)
+
+
+def test_infinities_that_meet_may_make_nan_and_a_read_output_carries_its_existence():
+    """``inf + -inf`` in a running sum is NaN (an empty point) by the cascade's meaning: the
+    analysis says so from the infinite literal, and an output a later kernel reads carries
+    ``T_exists`` beside it (memory holds its declared empty value, which would read as a value)."""
+    import torch
+
+    from backends.gpu.nans import may_be_infinite, may_make_nan
+    from einsum_ir.ir import Access, Name
+
+    from pathlib import Path
+
+    text = Path("tests/harness/regressions/"
+                "triton_inf_plus_ninf_output_read_by_a_later_kernel.ein").read_text()
+    cascade = loads(text, "inf_meets.ein")
+    assert may_be_infinite(cascade, Access("T3", (Name("e"), Name("f"), Name("m1"))))
+    assert may_make_nan(cascade, "T10") and not may_make_nan(cascade, "T3")
+    fn = compile_cascade(cascade)
+    sizes = resolve_sizes(cascade, {})
+    inputs = random_inputs(cascade, sizes, 0, np.float64)
+    want = evaluate(cascade, inputs, {})
+    got = fn(**{k: torch.tensor(v, dtype=torch.float32) for k, v in inputs.items()})
+    assert isinstance(fn.last, Program)
+    assert any(t.startswith("T10_exists") for g in fn.last.groups for t in g.writes)
+    for name, ref in want.items():
+        np.testing.assert_allclose(got[name].numpy(), ref, rtol=1e-5, atol=1e-6)
+
+
+def test_softmax_is_not_thought_to_make_nan_before_its_division():
+    """A divisor made of sizes (``sqrt(E)``) is a positive constant, and the max's -inf meets
+    no other infinity in ``s - m``: the 3-pass softmax's scores, max, numerator and denominator
+    stay ``empty 0`` in memory; the division by the denominator (0 / 0 of an empty row) may
+    make a NaN."""
+    from backends.gpu.nans import may_make_nan
+    from einsum_ir import load
+
+    cascade = load("examples/attention/mha_3pass.ein")
+    assert {e.name: may_make_nan(cascade, e.name) for e in cascade.einsums} == {
+        "QK": False, "GM": False, "SN": False, "SD": False, "A": True, "AV": True}

@@ -209,7 +209,7 @@ def sub_cascade(cascade: Cascade, targets: list[str], available: set[str],
             copies += steps[t].writers()
         else:
             outs.append(finals[t] if t in finals else intermediate_decl(cascade, units[t]))
-            if restore.get(t) is STORED_EXISTENCE and t not in finals:
+            if restore.get(t) is STORED_EXISTENCE:
                 flag = _exists_einsum(cascade, outs[-1], units[t].einsums[0].span)
                 outs.append(TensorDecl(flag.output.tensor, outs[-1].axes, span=outs[-1].span))
                 copies.append(flag)

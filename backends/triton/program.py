@@ -25,6 +25,7 @@ from typing import Callable
 
 import numpy as np
 
+from backends.gpu.nans import may_make_nan
 from backends.gpu.partition import STORED_EXISTENCE, Group, partition
 from backends.gpu.views import PermuteView
 from einsum_ir import Cascade
@@ -278,9 +279,14 @@ def build_program(cascade: Cascade, sizes: dict, dtype: str,
     where no partition lowers either."""
     holes = empty_points(cascade, sizes)
     restore = restorable(cascade, sizes, holes)
-    # the rest carry their existence through memory beside them
-    restore.update({t: STORED_EXISTENCE for t in sorted(holes - set(restore))
-                    if _plain_definition(cascade, t) and cascade.output(t) is None})
+    # the rest carry their existence through memory beside them; so does an output another
+    # Einsum reads that has empty points or may hold a NaN an operation makes: memory holds its
+    # declared empty value there, which a reader would take for a value
+    read = {a.tensor for e in cascade.einsums for a in e.reads()}
+    flagged = (holes - set(restore)) | {d.name for d in cascade.outputs if d.name not in restore
+                                        and may_make_nan(cascade, d.name)}
+    restore.update({t: STORED_EXISTENCE for t in sorted(flagged) if _plain_definition(cascade, t)
+                    and (cascade.output(t) is None or t in read)})
     compiled: dict[int, object] = {}  # id(Group) -> its CompiledCascade
 
     def lowers(group: Group) -> None:
