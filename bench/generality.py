@@ -50,9 +50,10 @@ class Tally:
             if outcome.failed and keep is not None:  # every failing case, for triage
                 keep.mkdir(parents=True, exist_ok=True)
                 name = f"{target.replace('/', '-')}-{self.cases:04d}.ein"
+                scale = result.case.sim_scale  # the simulator's sizes: P, M times this
                 (keep / name).write_text(f"# {outcome.kind.value}: {outcome.group}: "
                                          f"{outcome.detail}\n".replace("\n", " ").rstrip()
-                                         + "\n" + result.case.text)
+                                         + f"\n# sim-scale: {scale}\n" + result.case.text)
             if outcome.failed:
                 kinds = t["failed"].setdefault(outcome.kind.value, {})
                 kinds[outcome.group] = kinds.get(outcome.group, 0) + 1

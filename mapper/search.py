@@ -25,11 +25,14 @@ from simulator.problem import problem_for
 from .evaluate import Form, candidate_mapping, evaluate_space
 from .fusion import FUSION, cut_points, partitions, placed
 from .levels import with_level_splits
-from .select import front_points, rank, report_key
+from .select import front_points, pareto_front, rank, report_key
 from .space import batch_ranks, capable_units, spatial_options, tilings
 
 MODES = ("pipelined", "sequential")
 SPILL_LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
+# candidates each evaluated pool keeps beside its Pareto front, the best by the objective: the
+# re-simulation walks the global order until it has its reports (some candidates fail it)
+KEEP_PER_POOL = 64
 
 
 @dataclass(frozen=True)
@@ -101,8 +104,11 @@ def _no_unit(arch, missing) -> CascadeError:
     return CascadeError(f"no unit of {arch.name} can run this cascade")
 
 
-def _evaluate(forms, arch, spill_levels, min_parallelism, progress, imperfect=True) -> list:
-    """Every candidate of every form, as a list of ``Candidates``."""
+def _evaluate(forms, arch, spill_levels, min_parallelism, progress, imperfect=True,
+              objective: str = "latency", keep: int | None = KEEP_PER_POOL) -> tuple[list, int, int]:
+    """Every candidate of every form, as a list of ``Candidates`` each reduced to what the search
+    may still choose (:func:`_kept`; ``keep=None``: all), and the numbers evaluated and
+    feasible."""
     spaces = [(form, spatial, tile_sizes) for form in forms
               for spatial, tile_sizes in spatial_options(form.prepared.cascade, form.prob.sizes, arch)]
     bar = None
@@ -110,19 +116,36 @@ def _evaluate(forms, arch, spill_levels, min_parallelism, progress, imperfect=Tr
         from tqdm import tqdm
 
         bar = tqdm(total=len(spaces), desc="mapping", unit="space", leave=False)
-    pools, memo = [], {}
+    pools, memo, evaluated, feasible = [], {}, 0, 0
     for form, spatial, tile_sizes in spaces:
         casc = form.prepared.cascade
         found = tilings(casc, form.prob, form.keys, tile_sizes, batch_ranks(casc), spill_levels)
         for group in with_level_splits(casc, form.prob, form.keys, arch, found, spatial,
                                        imperfect):
-            pools.extend(_placed_only(c, arch)
-                         for c in evaluate_space(form, arch, spatial, group, memo, min_parallelism))
+            for c in evaluate_space(form, arch, spatial, group, memo, min_parallelism):
+                c = _placed_only(c, arch)
+                evaluated += len(c.cycles)
+                feasible += int(np.isfinite(c.cycles).sum())
+                pools.append(c if keep is None else _kept(c, objective, keep))
         if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
-    return pools
+    return pools, evaluated, feasible
+
+
+def _kept(cand, objective: str, keep: int = KEEP_PER_POOL):
+    """``cand`` without the candidates the search can no longer choose: the global Pareto
+    front and best candidates by the objective are among each pool's front and best ``keep``
+    (so the result is the same; a pool of millions of tilings and bindings stays small)."""
+    if len(cand.cycles) <= keep:
+        return cand
+    fin = np.flatnonzero(np.isfinite(cand.cycles))
+    front = fin[pareto_front(cand.cycles[fin], cand.energy[fin])]
+    best = rank(cand.cycles, cand.energy, objective)[:keep]
+    idx = np.union1d(front, best[np.isfinite(cand.cycles[best])])
+    return dataclasses.replace(cand, cycles=cand.cycles[idx], energy=cand.energy[idx],
+                               bindings=cand.bindings[idx])
 
 
 def _placed_only(cand, arch):
@@ -227,14 +250,15 @@ def search(cascade, arch, sizes: dict | None = None, objective: str = "latency",
     if not forms:
         raise _no_unit(arch, missing)
     single = forms if fusion != "none" else [f for f in forms if not cut_points(f.prob, f.keys)]
-    pools = _evaluate(single, arch, spill_levels, min_parallelism, progress, imperfect_factors)
+    pools, evaluated, feasible = _evaluate(single, arch, spill_levels, min_parallelism, progress,
+                                           imperfect_factors, objective)
     found, seg_evaluated = _partitioned(forms, arch, fusion, spill_levels, min_parallelism)
     p_lat = np.array([p.cycles for p in found])
     p_en = np.array([p.energy for p in found])
     lat = np.concatenate([p.cycles for p in pools] + [p_lat])
     en = np.concatenate([p.energy for p in pools] + [p_en])
-    evaluated = sum(len(p.cycles) for p in pools) + seg_evaluated
-    feasible = int(np.isfinite(lat).sum())
+    evaluated += seg_evaluated
+    feasible += int(np.isfinite(p_lat).sum())
     if feasible == 0:
         raise CascadeError(f"no mapping of this cascade fits {arch.name}",
                            hint="every candidate exceeds the buffer capacity; try a larger buffer "

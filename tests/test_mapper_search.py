@@ -178,3 +178,26 @@ def test_vectorised_cost_is_the_models_to_the_last_bit(name, arch_name):
                     assert (rep.cycles, rep.energy_pJ) == (cand.cycles[r], cand.energy[r])
                     checked += 1
     assert checked >= 10
+
+
+def test_pools_keep_only_what_the_search_may_choose(monkeypatch):
+    """Each evaluated pool keeps its Pareto front and its best candidates by the objective: the
+    best mappings, the front and the counts are those of keeping every candidate, and no pool
+    keeps more than the front and KEEP_PER_POOL (the edge mapper held 17M candidates, 1.4 GB,
+    for a 14-Einsum harness cascade)."""
+    import mapper.search as ms
+    from einsum_ir import load
+    from simulator.arch import resolve_arch
+
+    cascade, arch = load("examples/attention/mha_1pass.ein"), resolve_arch("edge")
+
+    def summary():
+        r = ms.search(cascade, arch, {"P": 200, "M": 200}, top=3)
+        return [(m[1].cycles, m[1].energy_pJ) for m in r.best], r.front, r.evaluated, r.feasible
+
+    kept = summary()
+    forms, _ = ms.forms_for(cascade, arch, {"P": 200, "M": 200})
+    pools, evaluated, _ = ms._evaluate(forms, arch, ms.SPILL_LEVELS, 1.0, False)
+    assert sum(len(p.cycles) for p in pools) < evaluated
+    monkeypatch.setattr(ms, "_kept", lambda cand, objective, keep: cand)
+    assert summary() == kept

@@ -22,7 +22,7 @@ def _predicted_and_simulated(arch, casc, sizes=None, sample: int = 0):
     feasible candidate in the mapper's latency ranking (``sample``: the best ``sample`` and as
     many more evenly spread over the ranking)."""
     forms, _ = forms_for(casc, arch, sizes)
-    pools = _evaluate(forms, arch, (0.0,), 1.0, False)
+    pools, _, _ = _evaluate(forms, arch, (0.0,), 1.0, False, keep=None)
     names = [u.name for u in arch.units]
     rows = [(p, i) for p in pools for i in range(len(p.cycles))]
     lat = np.concatenate([p.cycles for p in pools])
