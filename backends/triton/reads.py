@@ -133,6 +133,17 @@ class ReadGen(ReduceGen):
         if captured:  # one tile axis cannot be both the reader's index and the reduced one
             raise _err(f"{einsum.name} reduces over {captured[0]}, which the positions it is read "
                        f"at here also vary along; one kernel cannot inline it", acc)
+        t = self._inlined_at(einsum, bound)
+        # points read past the intermediate's extent do not exist: this access's own bounds
+        # (the same positions read as ``T[m]`` at ``m = n + 1`` and as ``T[n + 1]`` differ)
+        outside = self._extent_terms(einsum, acc, t.axes)
+        if outside:
+            t = replace(t, terms=t.terms | outside,
+                        variant=t.variant or any(tm.variant for tm in outside))
+        return t
+
+    def _inlined_at(self, einsum: Einsum, bound: dict) -> Tile:
+        """``einsum``'s value at the ``bound`` positions, computed once per positions."""
         key = (einsum.name, tuple((v, b.value, b.axes) for v, b in sorted(bound.items())))
         for memo in (self.memo(True), self.memo(False)):
             if key in memo:
@@ -153,9 +164,6 @@ class ReadGen(ReduceGen):
             t = self.einsum_value(einsum)
         finally:
             self.bind, self.home_bind = saved, home
-        outside = self._extent_terms(einsum, acc, t.axes)
-        if outside:  # points read past the intermediate's extent do not exist
-            t = replace(t, terms=t.terms | outside, variant=t.variant or any(tm.variant for tm in outside))
         t = self.materialize(t, einsum.name)
         (self.memo(t.variant))[key] = t
         self.memo(t.variant).setdefault(canon, (t, axis_of))
@@ -188,10 +196,6 @@ class ReadGen(ReduceGen):
                for k, i in enumerate(acc.indices)]
         axes = low.order(sum((i.axes for i in idx), ()))
         self.need2d(axes, acc)
-        key = ("load", name, tuple((i.value, i.axes) for i in idx))
-        for memo in (self.memo(True), self.memo(False)):
-            if key in memo:
-                return memo[key]
         ptr = self.pointer(name)
         strides = self.sig.strides[name]
         parts, terms = [], []
@@ -205,6 +209,11 @@ class ReadGen(ReduceGen):
                     terms.append(term)
             elif (term := self._tile_extent_term(acc.indices[k], i, ranks[k])) is not None:
                 terms.append(term)
+        # (the same position read with other bounds: an inlined Einsum's own padding here)
+        key = ("load", name, tuple((i.value, i.axes) for i in idx), tuple(terms))
+        for memo in (self.memo(True), self.memo(False)):
+            if key in memo:
+                return memo[key]
         mask_parts = [self.bcast(tm.mask, tm.axes, axes) for tm in terms]
         variant = any(i.variant for i in idx) or any(tm.variant for tm in terms)
         mask = Conj(tuple(mask_parts)) if mask_parts else None

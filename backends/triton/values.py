@@ -190,8 +190,8 @@ class ValueGen(KernelGen):
             raise _err(f"function {fn!r} is outside the Triton lowering's reach", node)
         if not t.axes and not t.variant and t.const is not None:
             value = _const_fold(fn, t.const)
-            if value is not None:
-                return const_tile(value)
+            if value is not None:  # (a constant read where its tensor may be empty keeps it)
+                return replace(const_tile(value), terms=t.terms)
         x = self.f32(t)
         if t.axes or t.variant:
             x = self.emit(fn + "_in", x, t.variant) if not _simple(x) else x
@@ -222,7 +222,7 @@ class ValueGen(KernelGen):
         if op not in BINARY_OPS:
             raise _err(f"operator {op!r} is outside the Triton lowering's reach", node)
         if not a.axes and not b.axes and not a.variant and not b.variant \
-                and a.const is not None and b.const is not None:
+                and a.const is not None and b.const is not None and not a.terms and not b.terms:
             try:
                 return const_tile(_const_binary(op, a.const, b.const))
             except (ZeroDivisionError, ValueError, OverflowError):
