@@ -97,20 +97,25 @@ class Call:
 Expr = Union[Num, Name, Access, Unary, Binary, Call]
 
 
-def walk(expr: Expr) -> Iterator[Expr]:
-    """Pre-order traversal of an expression tree."""
-    yield expr
+def children(expr: Expr, indices: bool = True) -> tuple[Expr, ...]:
+    """The direct subexpressions of ``expr`` (``indices=False``: not a read's indices, the
+    integer positions, only what computes values)."""
     if isinstance(expr, Access):
-        for index in expr.indices:
-            yield from walk(index)
-    elif isinstance(expr, Unary):
-        yield from walk(expr.operand)
-    elif isinstance(expr, Binary):
-        yield from walk(expr.lhs)
-        yield from walk(expr.rhs)
-    elif isinstance(expr, Call):
-        for arg in expr.args:
-            yield from walk(arg)
+        return tuple(expr.indices) if indices else ()
+    if isinstance(expr, Unary):
+        return (expr.operand,)
+    if isinstance(expr, Binary):
+        return (expr.lhs, expr.rhs)
+    if isinstance(expr, Call):
+        return tuple(expr.args)
+    return ()
+
+
+def walk(expr: Expr, indices: bool = True) -> Iterator[Expr]:
+    """Pre-order traversal of an expression tree (``indices=False``: not into reads' indices)."""
+    yield expr
+    for child in children(expr, indices):
+        yield from walk(child, indices)
 
 
 def index_vars(expr: Expr | None) -> tuple[str, ...]:

@@ -33,16 +33,23 @@ T4[m] = T3[m] - T3[M - 1 - m]
 }
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_an_intermediate_whose_existence_only_memory_can_hold_is_cut_and_matches(name):
+def _run(cascade, seed: int, user_sizes=None):
+    """(the compiled cascade, the interpreter's outputs, the kernels' outputs) on fp32 inputs."""
     import torch
 
-    cascade = loads(CASES[name], f"{name}.ein")
     fn = compile_cascade(cascade)
     sizes = resolve_sizes(cascade, {})
-    inputs = random_inputs(cascade, sizes, 3, np.float64)
-    want = evaluate(cascade, inputs, sizes)
+    inputs = random_inputs(cascade, sizes, seed, np.float64)
+    want = evaluate(cascade, inputs, sizes if user_sizes is None else user_sizes)
     got = fn(**{k: torch.tensor(v, dtype=torch.float32) for k, v in inputs.items()})
+    return fn, want, got
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_an_intermediate_whose_existence_only_memory_can_hold_is_cut_and_matches(name):
+
+    cascade = loads(CASES[name], f"{name}.ein")
+    fn, want, got = _run(cascade, 3)
     assert isinstance(fn.last, Program)
     flags = [w for g in fn.last.groups for w in g.writes if w.endswith("_exists")]
     assert flags  # some intermediate passes with its existence beside it
@@ -72,14 +79,9 @@ T5[m, f] = sum[p] T4[p, m, f]
 def test_an_intermediate_an_operation_may_make_nan_in_stays_nan_in_memory():
     import math
 
-    import torch
 
     cascade = loads(NAN_MADE, "nan_made.ein")
-    fn = compile_cascade(cascade)
-    sizes = resolve_sizes(cascade, {})
-    inputs = random_inputs(cascade, sizes, 3, np.float64)
-    want = evaluate(cascade, inputs, sizes)
-    got = fn(**{k: torch.tensor(v, dtype=torch.float32) for k, v in inputs.items()})
+    fn, want, got = _run(cascade, 3)
     assert isinstance(fn.last, Program)
     decls = {d.name: d for g in fn.last.groups for d in g.cascade.inputs + g.cascade.outputs}
     written = [t for g in fn.last.groups for t in g.writes]
@@ -93,7 +95,6 @@ def test_infinities_that_meet_may_make_nan_and_a_read_output_carries_its_existen
     """``inf + -inf`` in a running sum is NaN (an empty point) by the cascade's meaning: the
     analysis says so from the infinite literal, and an output a later kernel reads carries
     ``T_exists`` beside it (memory holds its declared empty value, which would read as a value)."""
-    import torch
 
     from backends.gpu.nans import may_be_infinite, may_make_nan
     from einsum_ir.ir import Access, Name
@@ -105,11 +106,7 @@ def test_infinities_that_meet_may_make_nan_and_a_read_output_carries_its_existen
     cascade = loads(text, "inf_meets.ein")
     assert may_be_infinite(cascade, Access("T3", (Name("e"), Name("f"), Name("m1"))))
     assert may_make_nan(cascade, "T10") and not may_make_nan(cascade, "T3")
-    fn = compile_cascade(cascade)
-    sizes = resolve_sizes(cascade, {})
-    inputs = random_inputs(cascade, sizes, 0, np.float64)
-    want = evaluate(cascade, inputs, {})
-    got = fn(**{k: torch.tensor(v, dtype=torch.float32) for k, v in inputs.items()})
+    fn, want, got = _run(cascade, 0, {})
     assert isinstance(fn.last, Program)
     assert any(t.startswith("T10_exists") for g in fn.last.groups for t in g.writes)
     for name, ref in want.items():

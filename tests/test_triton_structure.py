@@ -17,6 +17,21 @@ from backends.triton import compile_cascade  # noqa: E402
 from einsum_ir import resolve_sizes  # noqa: E402
 
 
+def _attention_error(fn, P, M) -> float:
+    """The largest difference of the kernel's AV from the interpreter's, at P x M (fp32)."""
+    import numpy as np
+    import torch
+
+    from einsum_ir import evaluate, random_inputs
+
+    cascade = fn.prepared.source
+    sizes = {**fn.params, **dict(B=1, H=1, P=P, M=M, E=16, F=16)}
+    inputs = random_inputs(cascade, resolve_sizes(cascade, sizes), 0, np.float64)
+    ref = evaluate(cascade, inputs, sizes)["AV"]
+    out = fn(**{k: torch.tensor(v, dtype=torch.float32) for k, v in inputs.items()})
+    return float(np.abs(out["AV"].cpu().numpy() - ref).max())
+
+
 def _plan(fn, **sizes):
     """The plan and the bounds of the last phase's first loop of ``fn`` compiled for ``sizes``."""
     fn.source(**sizes)
@@ -154,11 +169,8 @@ def test_sinks_visit_the_sinks_and_the_window_and_skip_the_gap_between(W, S):
     and skips the steps between them, so the visited blocks are exactly those the predicate
     meets (P = 200: ragged blocks); the GPU cost model counts the same blocks; the kernel
     agrees with the interpreter."""
-    import numpy as np
-    import torch
 
     from backends.gpu.mapping import _steps
-    from einsum_ir import evaluate, random_inputs
 
     P = M = 200
     fn = compile_cascade("examples/attention/sliding_window_sinks.ein", block_r=32,
@@ -178,12 +190,7 @@ def test_sinks_visit_the_sinks_and_the_window_and_skip_the_gap_between(W, S):
     assert seen < rows * (rows + 1) // 2  # fewer than causal's blocks: the gap is skipped
     phases = schedule(low, fn.last.config).phases
     assert _steps(low, phases[max(phases)][0], full, fn.last.config, rows) == seen
-    cascade = fn.prepared.source
-    sizes = dict(B=1, H=1, P=P, M=M, E=16, F=16)
-    inputs = random_inputs(cascade, resolve_sizes(cascade, {**fn.params, **sizes}), 0, np.float64)
-    ref = evaluate(cascade, inputs, {**fn.params, **sizes})["AV"]
-    out = fn(**{k: torch.tensor(v, dtype=torch.float32) for k, v in inputs.items()})
-    assert np.abs(out["AV"].cpu().numpy() - ref).max() < 1e-4
+    assert _attention_error(fn, P, M) < 1e-4
 
 
 def test_a_2d_neighbourhood_visits_the_rows_of_the_window_only():
@@ -191,10 +198,7 @@ def test_a_2d_neighbourhood_visits_the_rows_of_the_window_only():
     necessary ``abs(p - m) < (R + 1) * X`` (einsum_ir.relaxed), so the loop visits a superset of
     the key blocks the predicate meets, and far fewer than all; the kernel agrees with the
     interpreter."""
-    import numpy as np
-    import torch
 
-    from einsum_ir import evaluate, random_inputs
 
     P = M = 100
     fn = compile_cascade("examples/attention/neighborhood_2d.ein", block_r=16, block_c=16,
@@ -209,9 +213,4 @@ def test_a_2d_neighbourhood_visits_the_rows_of_the_window_only():
         assert want <= steps
         total += len(steps)
     assert total < math.ceil(P / 16) * math.ceil(M / 16) * 0.6
-    cascade = fn.prepared.source
-    sizes = dict(B=1, H=1, P=P, M=M, E=16, F=16)
-    inputs = random_inputs(cascade, resolve_sizes(cascade, {**fn.params, **sizes}), 0, np.float64)
-    ref = evaluate(cascade, inputs, {**fn.params, **sizes})["AV"]
-    out = fn(**{k: torch.tensor(v, dtype=torch.float32) for k, v in inputs.items()})
-    assert np.abs(out["AV"].cpu().numpy() - ref).max() < 1e-4
+    assert _attention_error(fn, P, M) < 1e-4

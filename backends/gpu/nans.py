@@ -12,7 +12,7 @@ import math
 from functools import lru_cache
 
 from einsum_ir import Cascade
-from einsum_ir.ir import Access, Binary, Call, Expr, Num, Unary
+from einsum_ir.ir import Access, Binary, Call, Expr, Num, accesses, children, walk
 
 
 def empty_in_memory(cascade: Cascade, tensor: str) -> float:
@@ -33,32 +33,18 @@ def may_make_nan(cascade: Cascade, tensor: str) -> bool:
         seen.add(t)
         for e in cascade.definitions(t):  # (a NaN in a ``where`` removes points, see
             # backends.triton.program.data_decided: it makes no NaN in the value)
-            nodes = list(_values(e.body))
+            nodes = list(walk(e.body, indices=False))
             if any(_makes_nan(n) or _infinities_meet(cascade, n) for n in nodes):
                 return True
             todo += [n.tensor for n in nodes if isinstance(n, Access)]
     return False
 
 
-def _values(expr: Expr):
-    """The nodes of ``expr`` that compute values: not the indices of its reads (integers)."""
-    yield expr
-    if isinstance(expr, Unary):
-        yield from _values(expr.operand)
-    elif isinstance(expr, Binary):
-        yield from _values(expr.lhs)
-        yield from _values(expr.rhs)
-    elif isinstance(expr, Call):
-        for arg in expr.args:
-            yield from _values(arg)
-
-
 def _makes_nan(node: Expr) -> bool:
-    if not any(isinstance(n, Access) for n in _values(node)):  # a constant of sizes: sqrt(E)
+    if not accesses(node):  # a constant of sizes: sqrt(E)
         return False
     if isinstance(node, Binary) and node.op in ("/", "%"):  # by what may be 0: a tensor's value
-        return isinstance(node.rhs, Num) and node.rhs.value == 0 or any(
-            isinstance(n, Access) for n in _values(node.rhs))
+        return isinstance(node.rhs, Num) and node.rhs.value == 0 or bool(accesses(node.rhs))
     if isinstance(node, Call) and node.func == "pow":
         return not (isinstance(node.args[1], Num) and float(node.args[1].value).is_integer())
     return isinstance(node, Call) and node.func in ("log", "sqrt")
@@ -86,7 +72,7 @@ def _may_be_infinite(expr: Expr, infinite: frozenset) -> bool:
         return expr.tensor in infinite
     if isinstance(expr, Binary) and _makes_nan(expr) and expr.op in ("/", "%"):
         return True
-    return any(_may_be_infinite(n, infinite) for n in _children(expr))
+    return any(_may_be_infinite(n, infinite) for n in children(expr, indices=False))
 
 
 @lru_cache(maxsize=64)
@@ -100,12 +86,3 @@ def _infinite_tensors(cascade: Cascade) -> frozenset:
             return infinite
         infinite = frozenset(grown)
 
-
-def _children(expr: Expr):
-    if isinstance(expr, Unary):
-        return (expr.operand,)
-    if isinstance(expr, Binary):
-        return (expr.lhs, expr.rhs)
-    if isinstance(expr, Call):
-        return tuple(expr.args)
-    return ()
