@@ -33,6 +33,7 @@ from einsum_ir.analysis.data_atoms import atoms_of, is_data_dependent, structura
 from einsum_ir.analysis.existence import existence
 from einsum_ir.data_masks import reads_tensors
 from einsum_ir.errors import CascadeError
+from einsum_ir.passes.rewrite import conjuncts
 from einsum_ir.ir import Access, Binary, Einsum, Name, Num, TensorDecl, index_vars
 from einsum_ir.verifier import analyze
 
@@ -194,7 +195,7 @@ def ancestor_terms(cascade: Cascade, name: str) -> list:
             continue
         seen.add(t)
         for e in cascade.definitions(t):
-            terms += _conjuncts(e.where)
+            terms += conjuncts(e.where)
             for access in e.reads():
                 terms += _bounds(cascade, access)
                 todo.append(access.tensor)
@@ -207,7 +208,7 @@ def eliminated(cascade: Cascade, einsum: Einsum) -> list:
     (and 0) is at most every upper bound (and ``R - 1``): ``exists n2 < N2: n2 > n`` is ``n + 1 <=
     N2 - 1`` (one step of Fourier-Motzkin elimination). An index bounded in any other way gives
     nothing."""
-    terms = _conjuncts(einsum.where)
+    terms = conjuncts(einsum.where)
     out = []
     for r in einsum.reduced:
         rank = r.upper()
@@ -259,14 +260,6 @@ def _bounds(cascade: Cascade, access: Access) -> list:
         if not isinstance(index, Name):
             out += [Binary("<", index, Name(rank)), Binary(">=", index, Num(0))]
     return out
-
-
-def _conjuncts(expr) -> list:
-    if expr is None:
-        return []
-    if isinstance(expr, Binary) and expr.op == "and":
-        return _conjuncts(expr.lhs) + _conjuncts(expr.rhs)
-    return [expr]
 
 
 def build_program(cascade: Cascade, sizes: dict, dtype: str,
